@@ -1,0 +1,29 @@
+#pragma once
+// Structured JSON log lines on stdout (one object per line, pino-like levels,
+// contract §9.3). Tokens are never logged: callers pass redacted values.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+namespace sluice::log {
+
+enum class Level { trace = 10, debug = 20, info = 30, warn = 40, error = 50, fatal = 60 };
+
+// Reads LOG_LEVEL (fatal,error,warn,info,debug,trace; default debug when
+// NODE_ENV is development, else info). Throws ConfigError on an unknown value.
+void configure(std::string_view component, std::string_view log_level, std::string_view node_env);
+void set_level(Level level);
+bool enabled(Level level);
+
+void write(Level level, std::string_view message, const nlohmann::json& fields = nullptr);
+
+inline void trace(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::trace, m, f); }
+inline void debug(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::debug, m, f); }
+inline void info(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::info, m, f); }
+inline void warn(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::warn, m, f); }
+inline void error(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::error, m, f); }
+
+// Replaces the value of access_token=… in a URL with [Redacted] (contract §9.3).
+std::string redact_url(std::string_view url);
+
+}  // namespace sluice::log

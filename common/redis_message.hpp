@@ -1,0 +1,27 @@
+#pragma once
+// One Redis pub/sub message as Mastodon's Rails side publishes it (contract §6.2),
+// parsed ONCE by the broker into what every gateway needs.
+#include <string>
+#include <string_view>
+
+#include "sluice/v1/broker.pb.h"
+
+namespace sluice {
+
+enum class RedisMessageVerdict {
+  deliver,         // event and payload are truthy: forward to stream subscribers
+  system_only,     // has a truthy event but no usable payload: only system channels react (kill, filters_changed)
+  invalid_json,    // not JSON: logged and dropped
+  not_an_object,   // array/number/string/…: dropped
+  no_event,        // missing or falsy event: dropped
+};
+
+// Parses `text` published on `channel` (namespace already stripped) into `out`:
+// channel, event, payload exactly as clients receive it (JS JSON.stringify of an
+// object payload, the raw string of a string payload, §6.4), and for
+// update/status.update with an object payload the StatusFacts of §7.3, including
+// the custom-filter search text of §7.4. Never throws; never crashes on any input.
+RedisMessageVerdict parse_redis_message(std::string_view channel, std::string_view text,
+                                        sluice::v1::ChannelEvent& out);
+
+}  // namespace sluice

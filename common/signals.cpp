@@ -1,0 +1,31 @@
+#include "common/signals.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+namespace sluice {
+namespace {
+sigset_t termination_set() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+}  // namespace
+
+void block_termination_signals() {
+  sigset_t set = termination_set();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // A client that goes away mid-write must not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int wait_for_termination_signal() {
+  sigset_t set = termination_set();
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+}  // namespace sluice

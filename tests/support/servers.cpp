@@ -1,0 +1,210 @@
+#include "tests/support/servers.hpp"
+
+#include <hiredis/hiredis.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <pqxx/pqxx>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace sluice::testing {
+namespace {
+
+std::string reply_text(const redisReply* reply) {
+  if (!reply) return "(error)";
+  switch (reply->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      return std::string(reply->str, reply->len);
+    case REDIS_REPLY_INTEGER:
+      return std::to_string(reply->integer);
+    case REDIS_REPLY_NIL:
+      return "(nil)";
+    case REDIS_REPLY_ARRAY: {
+      std::string out;
+      for (size_t i = 0; i < reply->elements; ++i) {
+        if (i) out += ' ';
+        out += reply_text(reply->element[i]);
+      }
+      return out;
+    }
+  }
+  return {};
+}
+
+std::string find_pg_binary(const std::string& name) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib/postgresql", ec)) {
+    auto candidate = entry.path() / "bin" / name;
+    if (std::filesystem::exists(candidate)) return candidate.string();
+  }
+  return name;  // rely on PATH
+}
+
+// PostgreSQL refuses to run as root: use the `postgres` account then.
+std::vector<std::string> as_postgres_user(std::vector<std::string> argv) {
+  if (::geteuid() != 0) return argv;
+  std::vector<std::string> wrapped = {"runuser", "-u", "postgres", "--"};
+  wrapped.insert(wrapped.end(), argv.begin(), argv.end());
+  return wrapped;
+}
+
+void chown_to_postgres(const std::string& path) {
+  if (::geteuid() != 0) return;
+  passwd* pw = ::getpwnam("postgres");
+  if (!pw) throw std::runtime_error("running as root but there is no 'postgres' user to run PostgreSQL");
+  if (::chown(path.c_str(), pw->pw_uid, pw->pw_gid) != 0) throw std::runtime_error("chown " + path + " failed");
+}
+
+}  // namespace
+
+RedisServer::RedisServer() : port_(free_port()) { start(); }
+
+RedisServer::~RedisServer() { stop(); }
+
+void RedisServer::start() {
+  process_ = std::make_unique<Process>(
+      std::vector<std::string>{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", dir_.path(), "--logfile",
+                               dir_.path() + "/redis.log"},
+      std::map<std::string, std::string>{}, dir_.path() + "/redis.out");
+  if (!wait_for_port(port_, std::chrono::seconds(20))) throw std::runtime_error("redis-server did not start");
+}
+
+void RedisServer::stop() {
+  if (process_) process_->stop(SIGTERM);
+  process_.reset();
+}
+
+std::string RedisServer::command(const std::vector<std::string>& args) {
+  redisContext* ctx = redisConnect("127.0.0.1", port_);
+  if (!ctx || ctx->err) {
+    if (ctx) redisFree(ctx);
+    throw std::runtime_error("cannot connect to test redis");
+  }
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* reply = static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  std::string text = reply_text(reply);
+  if (reply) freeReplyObject(reply);
+  redisFree(ctx);
+  return text;
+}
+
+long long RedisServer::integer(const std::vector<std::string>& args) { return std::stoll(command(args)); }
+
+long long RedisServer::numsub(const std::string& channel) {
+  std::string text = command({"PUBSUB", "NUMSUB", channel});
+  auto space = text.rfind(' ');
+  return std::stoll(text.substr(space + 1));
+}
+
+long long RedisServer::publish(const std::string& channel, const std::string& message) {
+  return integer({"PUBLISH", channel, message});
+}
+
+PostgresServer::PostgresServer() : port_(free_port()) {
+  data_dir_ = dir_.path() + "/data";
+  std::filesystem::create_directory(data_dir_);
+  chown_to_postgres(dir_.path());
+  chown_to_postgres(data_dir_);
+  std::string output;
+  int rc = run_command(as_postgres_user({find_pg_binary("initdb"), "-D", data_dir_, "-U", "postgres", "--auth=trust",
+                                         "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"}),
+                       &output);
+  if (rc != 0) throw std::runtime_error("initdb failed: " + output);
+  start();
+  std::string createdb_out;
+  {
+    pqxx::connection admin("host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres");
+    pqxx::nontransaction tx(admin);
+    tx.exec("CREATE DATABASE mastodon_test");
+  }
+  std::ifstream schema(source_dir() + "/sql/mastodon-schema.sql");
+  std::stringstream text;
+  text << schema.rdbuf();
+  pqxx::connection conn(conninfo());
+  pqxx::nontransaction tx(conn);
+  tx.exec(text.str());
+}
+
+PostgresServer::~PostgresServer() { stop(); }
+
+void PostgresServer::start() {
+  process_ = std::make_unique<Process>(
+      as_postgres_user({find_pg_binary("postgres"), "-D", data_dir_, "-p", std::to_string(port_), "-k", dir_.path(),
+                        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                        "-c", "full_page_writes=off", "-c", "max_connections=200", "-c",
+                        "shared_preload_libraries=pg_stat_statements"}),
+      std::map<std::string, std::string>{}, dir_.path() + "/postgres.log");
+  if (!wait_for_port(port_, std::chrono::seconds(30))) throw std::runtime_error("postgres did not start");
+  // Accepting TCP is not the same as accepting queries: wait for a real login.
+  for (int i = 0; i < 300; ++i) {
+    try {
+      pqxx::connection probe("host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=postgres");
+      return;
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  throw std::runtime_error("postgres does not accept logins");
+}
+
+void PostgresServer::stop() {
+  // SIGINT is PostgreSQL's "fast shutdown".
+  if (process_) process_->stop(SIGINT, std::chrono::seconds(20));
+  process_.reset();
+}
+
+std::string PostgresServer::conninfo() const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=mastodon_test";
+}
+
+std::string PostgresServer::url() const {
+  return "postgres://postgres@127.0.0.1:" + std::to_string(port_) + "/mastodon_test";
+}
+
+void PostgresServer::exec(const std::string& sql) {
+  pqxx::connection conn(conninfo());
+  pqxx::work tx(conn);
+  tx.exec(sql);
+  tx.commit();
+}
+
+std::string PostgresServer::query_value(const std::string& sql) {
+  pqxx::connection conn(conninfo());
+  pqxx::nontransaction tx(conn);
+  auto result = tx.exec(sql);
+  if (result.empty() || result[0].empty() || result[0][0].is_null()) return {};
+  return result[0][0].c_str();
+}
+
+TestAccount create_account(PostgresServer& pg, const std::string& username, const std::string& scopes,
+                           const std::string& domain) {
+  static std::atomic<int> counter{0};
+  int n = ++counter;
+  TestAccount account{};
+  account.account_id = std::stoll(pg.query_value(
+      "INSERT INTO accounts (username, domain) VALUES ('" + username + "', " +
+      (domain.empty() ? std::string("NULL") : "'" + domain + "'") + ") RETURNING id"));
+  account.user_id = std::stoll(pg.query_value("INSERT INTO users (email, account_id) VALUES ('" + username + "-" +
+                                              std::to_string(n) + "@example.test', " +
+                                              std::to_string(account.account_id) + ") RETURNING id"));
+  account.token = "token-" + username + "-" + std::to_string(n) + "-" + std::to_string(::getpid());
+  account.token_id = std::stoll(pg.query_value(
+      "INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id) VALUES ('" + account.token + "', '" +
+      scopes + "', " + std::to_string(account.user_id) + ") RETURNING id"));
+  return account;
+}
+
+}  // namespace sluice::testing

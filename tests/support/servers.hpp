@@ -1,0 +1,76 @@
+#pragma once
+// Real redis-server and PostgreSQL instances for tests: temporary data
+// directories, loopback only, free ports, stopped on destruction.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.hpp"
+
+namespace sluice::testing {
+
+class RedisServer {
+ public:
+  RedisServer();
+  ~RedisServer();
+  int port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+  // Runs one command on a fresh connection; the reply rendered as text
+  // (integers in decimal, arrays as space-joined elements, nil as "(nil)").
+  std::string command(const std::vector<std::string>& args);
+  long long integer(const std::vector<std::string>& args);
+  // Number of subscribers of `channel` (PUBSUB NUMSUB).
+  long long numsub(const std::string& channel);
+  long long publish(const std::string& channel, const std::string& message);
+
+  void stop();
+  void start();
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::unique_ptr<Process> process_;
+};
+
+class PostgresServer {
+ public:
+  // initdb into a temporary directory (as the `postgres` user when run as root),
+  // start on a free port, create database `mastodon_test` and load
+  // sql/mastodon-schema.sql.
+  PostgresServer();
+  ~PostgresServer();
+  int port() const { return port_; }
+  std::string database() const { return "mastodon_test"; }
+  std::string user() const { return "postgres"; }
+  // libpq connection string for the test database.
+  std::string conninfo() const;
+  // postgres:// URL form, for DATABASE_URL.
+  std::string url() const;
+
+  // Executes SQL (any number of statements) in one transaction.
+  void exec(const std::string& sql);
+  // First column of the first row, or "" when there is none (NULL → "").
+  std::string query_value(const std::string& sql);
+
+  void stop();
+  void start();
+
+ private:
+  TempDir dir_;
+  std::string data_dir_;
+  int port_;
+  std::unique_ptr<Process> process_;
+};
+
+// Rows the tests keep reusing: an account with a user and a token.
+struct TestAccount {
+  long long account_id;
+  long long user_id;
+  long long token_id;
+  std::string token;
+};
+TestAccount create_account(PostgresServer& pg, const std::string& username, const std::string& scopes = "read",
+                           const std::string& domain = "");
+
+}  // namespace sluice::testing
