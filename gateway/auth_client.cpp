@@ -1,0 +1,86 @@
+#include "gateway/auth_client.hpp"
+
+#include <chrono>
+
+#include "common/grpc_auth.hpp"
+#include "common/log.hpp"
+
+namespace sluice::gateway {
+
+namespace v1 = sluice::v1;
+
+// One in-flight unary call: its context, request and reply must outlive the call.
+template <typename Request, typename Reply>
+struct AuthClient::Call {
+  grpc::ClientContext context;
+  Request request;
+  Reply reply;
+};
+
+namespace {
+// The reference waits up to 15 s for a pool connection; allow for that and the query.
+constexpr auto kDeadline = std::chrono::seconds(20);
+}  // namespace
+
+AuthClient::AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token)
+    : stub_(v1::Auth::NewStub(std::move(channel))), internal_token_(std::move(internal_token)) {}
+
+void AuthClient::lookup_token(const std::string& token, std::function<void(TokenResult)> done) {
+  auto call = std::make_shared<Call<v1::TokenRequest, v1::TokenReply>>();
+  call->request.set_token(token);
+  call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
+  attach_internal_token(call->context, internal_token_);
+  stub_->async()->LookupToken(&call->context, &call->request, &call->reply,
+                              [call, done = std::move(done)](grpc::Status status) {
+                                TokenResult result;
+                                if (!status.ok()) {
+                                  log::warn("token lookup failed", {{"grpc_status", static_cast<int>(status.error_code())},
+                                                                    {"detail", status.error_message()}});
+                                  result.status = LookupStatus::error;
+                                } else if (!call->reply.found()) {
+                                  result.status = LookupStatus::not_found;
+                                } else {
+                                  auto info = std::make_shared<AuthInfo>();
+                                  const auto& r = call->reply;
+                                  info->access_token_id = r.access_token_id();
+                                  info->account_id = r.account_id();
+                                  info->permissions = r.permissions();
+                                  info->scopes.assign(r.scopes().begin(), r.scopes().end());
+                                  if (r.has_chosen_languages()) {
+                                    info->chosen_languages.emplace(r.chosen_languages().begin(),
+                                                                   r.chosen_languages().end());
+                                  }
+                                  result.status = LookupStatus::ok;
+                                  result.info = std::move(info);
+                                }
+                                done(std::move(result));
+                              });
+}
+
+void AuthClient::check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done) {
+  auto call = std::make_shared<Call<v1::ListOwnershipRequest, v1::ListOwnershipReply>>();
+  call->request.set_list_id(list_id);
+  call->request.set_account_id(account_id);
+  call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
+  attach_internal_token(call->context, internal_token_);
+  stub_->async()->CheckListOwnership(&call->context, &call->request, &call->reply,
+                                     [call, done = std::move(done)](grpc::Status status) {
+                                       if (!status.ok()) return done(LookupStatus::error);
+                                       done(call->reply.owned() ? LookupStatus::ok : LookupStatus::not_found);
+                                     });
+}
+
+void AuthClient::feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done) {
+  auto call = std::make_shared<Call<v1::FeedAccessRequest, v1::FeedAccessReply>>();
+  call->request.set_kind(kind == FeedKind::topic ? v1::FEED_KIND_TOPIC : v1::FEED_KIND_LIVE);
+  call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
+  attach_internal_token(call->context, internal_token_);
+  stub_->async()->GetFeedAccess(&call->context, &call->request, &call->reply,
+                                [call, done = std::move(done)](grpc::Status status) {
+                                  if (!status.ok()) return done(LookupStatus::error, FeedAccess{});
+                                  done(LookupStatus::ok,
+                                       FeedAccess{call->reply.local_access(), call->reply.remote_access()});
+                                });
+}
+
+}  // namespace sluice::gateway

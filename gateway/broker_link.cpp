@@ -1,0 +1,197 @@
+#include "gateway/broker_link.hpp"
+
+#include <deque>
+#include <random>
+
+#include "common/grpc_auth.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+
+namespace sluice::gateway {
+
+namespace v1 = sluice::v1;
+
+// One Events call. Reads run continuously; writes go one at a time from a queue.
+class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
+ public:
+  Stream(BrokerLink& link, v1::Broker::Stub& stub) : link_(link) {
+    attach_internal_token(context_, link.internal_token_);
+    stub.async()->Events(&context_, this);
+  }
+
+  // Called with link.mutex_ held, before start(): queues Hello and the current set.
+  void queue_initial(const std::unordered_map<std::string, Wanted>& channels) {
+    v1::GatewayMessage hello;
+    hello.mutable_hello()->set_gateway_id(link_.gateway_id_);
+    outgoing_.push_back(std::move(hello));
+    v1::GatewayMessage with_heartbeat, without_heartbeat;
+    for (const auto& [channel, wanted] : channels) {
+      auto& message = wanted.heartbeat ? with_heartbeat : without_heartbeat;
+      message.mutable_subscribe()->add_channels(channel);
+    }
+    with_heartbeat.mutable_subscribe()->set_heartbeat(true);
+    if (with_heartbeat.subscribe().channels_size() > 0) outgoing_.push_back(std::move(with_heartbeat));
+    if (without_heartbeat.has_subscribe()) outgoing_.push_back(std::move(without_heartbeat));
+  }
+
+  void start() {
+    StartRead(&incoming_);
+    std::lock_guard lock(write_mutex_);
+    if (!outgoing_.empty()) {
+      writing_ = true;
+      StartWrite(&outgoing_.front());
+    }
+    StartCall();
+  }
+
+  void send(v1::GatewayMessage message) {
+    std::lock_guard lock(write_mutex_);
+    if (done_) return;
+    outgoing_.push_back(std::move(message));
+    if (!writing_) {
+      writing_ = true;
+      StartWrite(&outgoing_.front());
+    }
+  }
+
+  void cancel() { context_.TryCancel(); }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(write_mutex_);
+    outgoing_.pop_front();
+    writing_ = false;
+    if (!ok || done_) return;
+    if (!outgoing_.empty()) {
+      writing_ = true;
+      StartWrite(&outgoing_.front());
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    if (incoming_.has_event()) {
+      auto event = std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()));
+      link_.sink_(std::move(event));
+    } else if (incoming_.has_ready()) {
+      link_.on_stream_ready();
+    }
+    incoming_.Clear();
+    StartRead(&incoming_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    {
+      std::lock_guard lock(write_mutex_);
+      done_ = true;
+    }
+    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+      log::warn("broker stream ended", {{"grpc_status", static_cast<int>(status.error_code())},
+                                        {"detail", status.error_message()}});
+    }
+    link_.on_stream_done();
+  }
+
+ private:
+  BrokerLink& link_;
+  grpc::ClientContext context_;
+  v1::BrokerMessage incoming_;
+  std::mutex write_mutex_;
+  std::deque<v1::GatewayMessage> outgoing_;
+  bool writing_ = false;
+  bool done_ = false;
+};
+
+BrokerLink::BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
+                       EventSink sink)
+    : stub_(v1::Broker::NewStub(std::move(channel))),
+      internal_token_(std::move(internal_token)),
+      gateway_id_(std::move(gateway_id)),
+      sink_(std::move(sink)) {}
+
+BrokerLink::~BrokerLink() { stop(); }
+
+void BrokerLink::start() { supervisor_ = std::thread([this] { supervise(); }); }
+
+void BrokerLink::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && !supervisor_.joinable()) return;
+    stopping_ = true;
+    if (stream_) stream_->cancel();
+  }
+  wake_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();
+}
+
+// Owns the stream's lifecycle: open, wait for it to end, back off, open again.
+void BrokerLink::supervise() {
+  static auto& reconnects = metrics::Registry::global().counter(
+      "sluice_gateway_broker_reconnects_total", "Times the gateway reopened its stream to the broker");
+  std::mt19937 rng{std::random_device{}()};
+  auto backoff = std::chrono::milliseconds(100);
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    stream_done_ = false;
+    stream_ = std::make_unique<Stream>(*this, *stub_);
+    stream_->queue_initial(channels_);
+    generation_.fetch_add(1, std::memory_order_acq_rel);
+    auto opened_at = std::chrono::steady_clock::now();
+    stream_->start();
+    wake_.wait(lock, [&] { return stream_done_ || stopping_; });
+    if (!stream_done_) {
+      stream_->cancel();
+      wake_.wait(lock, [&] { return stream_done_; });
+    }
+    stream_.reset();
+    connected_.store(false, std::memory_order_release);
+    if (stopping_) break;
+    reconnects.inc();
+    // A stream that lived a while was healthy: start the backoff again.
+    if (std::chrono::steady_clock::now() - opened_at > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
+    auto jitter = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, static_cast<int>(backoff.count() / 2))(rng));
+    wake_.wait_for(lock, backoff + jitter, [&] { return stopping_; });
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+void BrokerLink::on_stream_ready() {
+  if (!connected_.exchange(true)) log::info("broker stream ready");
+}
+
+void BrokerLink::on_stream_done() {
+  {
+    std::lock_guard lock(mutex_);
+    stream_done_ = true;
+  }
+  wake_.notify_all();
+}
+
+void BrokerLink::acquire(const std::string& channel, bool heartbeat) {
+  std::lock_guard lock(mutex_);
+  auto& wanted = channels_[channel];
+  wanted.heartbeat = wanted.heartbeat || heartbeat;
+  if (++wanted.count > 1 || !stream_ || stream_done_) return;
+  v1::GatewayMessage message;
+  message.mutable_subscribe()->add_channels(channel);
+  message.mutable_subscribe()->set_heartbeat(heartbeat);
+  stream_->send(std::move(message));
+}
+
+void BrokerLink::release(const std::string& channel) {
+  std::lock_guard lock(mutex_);
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  if (--it->second.count > 0) return;
+  channels_.erase(it);
+  if (!stream_ || stream_done_) return;
+  v1::GatewayMessage message;
+  message.mutable_unsubscribe()->add_channels(channel);
+  stream_->send(std::move(message));
+}
+
+size_t BrokerLink::channel_count() const {
+  std::lock_guard lock(mutex_);
+  return channels_.size();
+}
+
+}  // namespace sluice::gateway

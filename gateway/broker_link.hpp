@@ -1,0 +1,69 @@
+#pragma once
+// The gateway's ONE long-lived Events stream to the broker (design: "one stream
+// per broker, not one per client"). It reference-counts the channels this gateway
+// process needs, sends Subscribe on the first user and Unsubscribe after the last,
+// and after any break reconnects with backoff and re-sends the whole set while
+// clients stay connected.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "sluice/v1/broker.grpc.pb.h"
+
+namespace sluice::gateway {
+
+class BrokerLink {
+ public:
+  using EventSink = std::function<void(std::shared_ptr<const sluice::v1::ChannelEvent>)>;
+
+  BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
+             EventSink sink);
+  ~BrokerLink();
+
+  void start();
+  void stop();
+
+  void acquire(const std::string& channel, bool heartbeat);
+  void release(const std::string& channel);
+
+  // True while a stream is open and the broker has said Ready.
+  bool connected() const { return connected_.load(std::memory_order_acquire); }
+  size_t channel_count() const;
+  // How many times the stream was (re)opened: lets tests wait for a reconnect.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+ private:
+  class Stream;
+  struct Wanted {
+    int count = 0;
+    bool heartbeat = false;
+  };
+
+  void supervise();
+  void on_stream_ready();
+  void on_stream_done();
+
+  std::unique_ptr<sluice::v1::Broker::Stub> stub_;
+  std::string internal_token_;
+  std::string gateway_id_;
+  EventSink sink_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::unordered_map<std::string, Wanted> channels_;
+  std::unique_ptr<Stream> stream_;
+  bool stream_done_ = false;
+  bool stopping_ = false;
+  std::thread supervisor_;
+  std::atomic<bool> connected_{false};
+  std::atomic<uint64_t> generation_{0};
+};
+
+}  // namespace sluice::gateway

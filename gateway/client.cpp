@@ -1,0 +1,131 @@
+#include "gateway/client.hpp"
+
+#include <boost/asio/write.hpp>
+#include <boost/container/static_vector.hpp>
+
+#include "gateway/gateway_context.hpp"
+#include "gateway/worker.hpp"
+
+namespace sluice::gateway {
+
+namespace {
+// Frames gathered into one write: enough to drain a burst in one syscall.
+constexpr size_t kMaxGather = 32;
+}  // namespace
+
+Client::Client(Worker& worker, Socket socket, ClientKind kind, std::shared_ptr<const AuthInfo> auth)
+    : worker_(worker), socket_(std::move(socket)), auth_(std::move(auth)), kind_(kind) {}
+
+Client::~Client() = default;
+
+void Client::send(const Frame& frame) {
+  if (closed_ || close_when_flushed_ || over_limit_) return;
+  if (queued_bytes_ + frame->bytes.size() > worker_.context().config.client_queue_bytes) {
+    // Never close inside the fan-out loop that called us: it iterates listener lists.
+    over_limit_ = true;
+    worker_.context().metrics.slow_client_disconnects[static_cast<int>(kind_)]->inc();
+    asio::post(worker_.io(), [self = shared_from_this()] { self->close_now(); });
+    return;
+  }
+  queued_bytes_ += frame->bytes.size();
+  queue_.push_back(frame);
+  if (!writing_) flush();
+}
+
+void Client::flush() {
+  if (closed_ || writing_) return;
+  if (queue_.empty()) {
+    if (close_when_flushed_) close_now();
+    return;
+  }
+  size_t count = std::min(queue_.size(), kMaxGather);
+  in_flight_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + count));
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
+  boost::container::static_vector<asio::const_buffer, kMaxGather> buffers;
+  for (const auto& frame : in_flight_) buffers.emplace_back(frame->bytes.data(), frame->bytes.size());
+  writing_ = true;
+  asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t written) {
+    self->writing_ = false;
+    self->queued_bytes_ -= std::min(self->queued_bytes_, written);
+    self->in_flight_.clear();
+    if (ec) {
+      self->close_now();
+      return;
+    }
+    if (self->queue_.empty() && self->queue_.capacity() > 64) self->queue_.shrink_to_fit();
+    self->flush();
+  });
+}
+
+void Client::close_after_flush() {
+  close_when_flushed_ = true;
+  if (!writing_) flush();
+}
+
+void Client::start_reading() {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  wait_readable();
+}
+
+// Waits for readability instead of reading into a buffer of our own, so an idle
+// connection holds no read buffer at all; bytes are read into the worker's.
+void Client::wait_readable() {
+  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec) {
+      self->close_now();
+      return;
+    }
+    self->on_readable();
+  });
+}
+
+void Client::on_readable() {
+  auto& buffer = worker_.read_buffer();
+  for (;;) {
+    if (closed_) return;
+    boost::system::error_code ec;
+    size_t n = socket_.read_some(asio::buffer(buffer), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec) {  // EOF or reset: the client left (§5: release everything)
+      close_now();
+      return;
+    }
+    on_bytes(buffer.data(), n);
+    if (n < buffer.size()) break;
+  }
+  if (!closed_) wait_readable();
+}
+
+void Client::add_subscription(std::unique_ptr<Subscription> subscription) {
+  subscription->client = this;
+  worker_.attach(*subscription);
+  subscriptions_.push_back(std::move(subscription));
+}
+
+void Client::remove_subscription(Subscription* subscription) {
+  for (auto it = subscriptions_.begin(); it != subscriptions_.end(); ++it) {
+    if (it->get() != subscription) continue;
+    worker_.detach(**it);
+    subscriptions_.erase(it);
+    return;
+  }
+}
+
+void Client::release_subscriptions() {
+  for (auto& subscription : subscriptions_) worker_.detach(*subscription);
+  subscriptions_.clear();
+}
+
+void Client::close_now() {
+  if (closed_) return;
+  closed_ = true;
+  release_subscriptions();
+  boost::system::error_code ignored;
+  socket_.shutdown(Socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  queue_.clear();
+  worker_.remove_client(*this);
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,96 @@
+#pragma once
+// What SSE and WebSocket connections share once the HTTP exchange is over: the
+// socket, the bounded write queue of shared frames, the subscriptions, and the
+// read loop that uses no per-connection buffer while idle.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/auth_client.hpp"
+#include "gateway/frame.hpp"
+#include "gateway/socket.hpp"
+#include "gateway/streams.hpp"
+
+namespace sluice::gateway {
+
+class Worker;
+class Client;
+
+// One stream subscription of one client (contract §2.4: a listener per
+// connection/subscription pair).
+struct Subscription {
+  Client* client = nullptr;
+  StreamPlan plan;
+  // §7.5: drop local/remote statuses when the feed settings deny access.
+  bool filter_local = false;
+  bool filter_remote = false;
+  // Position of this subscription in its worker's list for each plan channel.
+  std::vector<uint32_t> slots;
+};
+
+enum class ClientKind : uint8_t { eventsource = 0, websocket = 1 };
+inline const char* kind_label(ClientKind kind) { return kind == ClientKind::eventsource ? "eventsource" : "websocket"; }
+
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  Client(Worker& worker, Socket socket, ClientKind kind, std::shared_ptr<const AuthInfo> auth);
+  virtual ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  ClientKind kind() const { return kind_; }
+  const AuthInfo& auth() const { return *auth_; }
+  bool open() const { return !closed_ && !ending_; }
+
+  // Queues a frame. A client whose queue would pass the bound is disconnected
+  // (later, never inside a fan-out loop) and counted.
+  void send(const Frame& frame);
+  // Abrupt close: the socket is closed and everything released.
+  void close_now();
+  // `kill` (§2.3): SSE ends the response, WebSocket closes with no status code.
+  virtual void end_gracefully() = 0;
+  // `filters_changed` (§2.3, §7.4).
+  virtual void on_filters_changed() {}
+  // The worker's periodic keep-alive: SSE `:thump` (§5), WebSocket ping (§4.6).
+  virtual void heartbeat() = 0;
+
+  // Heartbeat bookkeeping, owned by the worker.
+  uint32_t worker_slot = 0;
+  uint32_t heartbeat_bucket = 0;
+  uint32_t heartbeat_slot = 0;
+
+ protected:
+  // Called with bytes the client sent; may close the client.
+  virtual void on_bytes(const char* data, size_t size) = 0;
+
+  void start_reading();
+  // Closes once everything queued has been written.
+  void close_after_flush();
+  void add_subscription(std::unique_ptr<Subscription> subscription);
+  void remove_subscription(Subscription* subscription);
+  void release_subscriptions();
+  const std::vector<std::unique_ptr<Subscription>>& subscriptions() const { return subscriptions_; }
+
+  Worker& worker_;
+  Socket socket_;
+  std::shared_ptr<const AuthInfo> auth_;
+  bool ending_ = false;
+
+ private:
+  void wait_readable();
+  void on_readable();
+  void flush();
+
+  ClientKind kind_;
+  bool closed_ = false;
+  bool close_when_flushed_ = false;
+  bool writing_ = false;
+  bool over_limit_ = false;
+  size_t queued_bytes_ = 0;
+  std::vector<Frame> queue_;
+  std::vector<Frame> in_flight_;
+  std::vector<std::unique_ptr<Subscription>> subscriptions_;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,86 @@
+#include "gateway/gateway.hpp"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/log.hpp"
+#include "gateway/listener.hpp"
+#include "gateway/worker.hpp"
+
+namespace sluice::gateway {
+
+grpc::ChannelArguments internal_channel_arguments() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 * 1024 * 1024);
+  return args;
+}
+
+namespace {
+std::string make_gateway_id() {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+}  // namespace
+
+Gateway::Gateway(GatewayConfig config, std::shared_ptr<grpc::Channel> broker_channel,
+                 std::shared_ptr<grpc::Channel> auth_channel)
+    : auth_(std::move(auth_channel), config.internal_token),
+      broker_(std::move(broker_channel), config.internal_token, make_gateway_id(),
+              [this](std::shared_ptr<const sluice::v1::ChannelEvent> event) { on_event(std::move(event)); }),
+      context_(std::move(config), auth_, broker_) {
+  for (unsigned i = 0; i < context_.config.threads; ++i) workers_.push_back(std::make_unique<Worker>(context_, i));
+}
+
+Gateway::~Gateway() { stop(std::chrono::milliseconds(0)); }
+
+void Gateway::start() {
+  std::vector<Worker*> workers;
+  for (auto& worker : workers_) workers.push_back(worker.get());
+  listener_ = std::make_unique<Listener>(workers_.front()->io(), workers);
+  listener_->open(context_.config);
+  for (auto& worker : workers_) worker->start();
+  broker_.start();
+  listener_->start();
+  started_ = true;
+}
+
+void Gateway::stop(std::chrono::milliseconds drain) {
+  if (!started_) return;
+  started_ = false;
+  listener_->close();
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    asio::post(w->io(), [w] { w->end_all_clients(); });
+  }
+  auto deadline = std::chrono::steady_clock::now() + drain;
+  while (client_count() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& worker : workers_) worker->stop();
+  broker_.stop();
+}
+
+size_t Gateway::client_count() const {
+  size_t total = 0;
+  for (const auto& worker : workers_) total += worker->client_count_relaxed();
+  return total;
+}
+
+int Gateway::port() const { return listener_ ? listener_->port() : 0; }
+
+void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {
+  auto prepared = GatewayEvent::prepare(std::move(event));
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    asio::post(w->io(), [w, prepared] { w->deliver(*prepared); });
+  }
+}
+
+}  // namespace sluice::gateway

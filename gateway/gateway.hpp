@@ -1,0 +1,50 @@
+#pragma once
+// The gateway tier: client connections in, one stream to the broker, lookups to
+// the auth service. Used by sluice-gateway and by the all-in-one binary.
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <vector>
+
+#include "gateway/auth_client.hpp"
+#include "gateway/broker_link.hpp"
+#include "gateway/gateway_config.hpp"
+#include "gateway/gateway_context.hpp"
+
+namespace sluice::gateway {
+
+class Worker;
+class Listener;
+
+class Gateway {
+ public:
+  Gateway(GatewayConfig config, std::shared_ptr<grpc::Channel> broker_channel,
+          std::shared_ptr<grpc::Channel> auth_channel);
+  ~Gateway();
+
+  // Binds (throws ConfigError when it cannot), starts the workers and the broker stream.
+  void start();
+  // Stops accepting, ends every client cleanly (waiting up to `drain`), stops.
+  void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(2000));
+
+  int port() const;
+  bool ready() const { return broker_.connected(); }
+  const BrokerLink& broker_link() const { return broker_; }
+  size_t client_count() const;
+
+ private:
+  void on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event);
+
+  AuthClient auth_;
+  BrokerLink broker_;
+  GatewayContext context_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<Listener> listener_;
+  bool started_ = false;
+};
+
+// Channel arguments for links between tiers: keepalives notice a dead peer in
+// seconds, and reconnect backoff stays short.
+grpc::ChannelArguments internal_channel_arguments();
+
+}  // namespace sluice::gateway

@@ -1,0 +1,72 @@
+#include "gateway/gateway_config.hpp"
+
+#include <thread>
+
+#include "common/config_error.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string current;
+  for (char c : text) {
+    if (c == ',' || c == ' ' || c == '\t' || c == '\n') {
+      if (!current.empty()) out.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  if (!current.empty()) out.push_back(current);
+  return out;
+}
+
+int positive_seconds(const Env& env, const char* name, int fallback) {
+  int64_t value = env.non_negative(name, fallback);
+  if (value < 1 || value > 86400) {
+    throw ConfigError(std::string("Invalid ") + name + " environment variable: expected 1 to 86400 seconds");
+  }
+  return static_cast<int>(value);
+}
+
+}  // namespace
+
+GatewayConfig GatewayConfig::from_env(const Env& env) {
+  GatewayConfig config;
+  config.socket_path = env.get_or("SOCKET", "");
+  int64_t port = env.integer("PORT", 4000);
+  if (port < 0 || port > 65535) throw ConfigError("Invalid PORT environment variable: " + env.get_or("PORT", ""));
+  config.port = static_cast<int>(port);
+  if (auto bind = env.get("BIND")) {
+    std::string value = *bind;
+    // §9.1: "[::1]" style brackets are stripped.
+    if (value.size() >= 2 && value.front() == '[' && value.back() == ']') value = value.substr(1, value.size() - 2);
+    config.bind = value;
+  }
+  config.trusted_proxies = split_list(env.get_or("TRUSTED_PROXY_IP", "loopback,uniquelocal"));
+
+  if (auto v = env.non_empty("SLUICE_BROKER_ADDR")) config.broker_address = *v;
+  if (auto v = env.non_empty("SLUICE_AUTH_ADDR")) config.auth_address = *v;
+  config.internal_token = env.get_or("SLUICE_INTERNAL_TOKEN", "");
+  config.admin_listen = env.get_or("SLUICE_GATEWAY_ADMIN_LISTEN", "");
+
+  int64_t threads = env.non_negative("SLUICE_GATEWAY_THREADS", 0);
+  if (threads > 256) throw ConfigError("Invalid SLUICE_GATEWAY_THREADS environment variable: at most 256");
+  config.threads = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
+  config.reuse_port = env.flag("SLUICE_REUSE_PORT", false);
+  config.client_queue_bytes = static_cast<size_t>(env.non_negative("SLUICE_CLIENT_QUEUE_BYTES", 4 << 20));
+  if (config.client_queue_bytes < 64 * 1024) {
+    throw ConfigError("Invalid SLUICE_CLIENT_QUEUE_BYTES environment variable: at least 65536");
+  }
+  config.websocket_max_message = static_cast<size_t>(env.non_negative("SLUICE_WS_MAX_MESSAGE_BYTES", 1 << 20));
+  if (config.websocket_max_message < 1024) {
+    throw ConfigError("Invalid SLUICE_WS_MAX_MESSAGE_BYTES environment variable: at least 1024");
+  }
+  config.sse_heartbeat_seconds = positive_seconds(env, "SLUICE_SSE_HEARTBEAT_SECONDS", 15);
+  config.websocket_ping_seconds = positive_seconds(env, "SLUICE_WS_PING_SECONDS", 30);
+  config.request_timeout_seconds = positive_seconds(env, "SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS", 30);
+  return config;
+}
+
+}  // namespace sluice::gateway

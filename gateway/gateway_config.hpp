@@ -1,0 +1,36 @@
+#pragma once
+// The gateway's settings: Mastodon's own variables (PORT, BIND, SOCKET,
+// TRUSTED_PROXY_IP, contract §9) and Sluice's SLUICE_* ones.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "common/env.hpp"
+
+namespace sluice::gateway {
+
+struct GatewayConfig {
+  // Contract §9.1: SOCKET wins over PORT/BIND.
+  std::string socket_path;
+  std::string bind = "127.0.0.1";
+  int port = 4000;
+  std::vector<std::string> trusted_proxies;
+
+  std::string broker_address = "127.0.0.1:50051";  // SLUICE_BROKER_ADDR
+  std::string auth_address = "127.0.0.1:50052";    // SLUICE_AUTH_ADDR
+  std::string internal_token;                      // SLUICE_INTERNAL_TOKEN
+  std::string admin_listen;                        // SLUICE_GATEWAY_ADMIN_LISTEN (empty: off)
+
+  unsigned threads = 0;                 // SLUICE_GATEWAY_THREADS (0: one per core)
+  bool reuse_port = false;              // SLUICE_REUSE_PORT: several gateways on one port
+  size_t client_queue_bytes = 4 << 20;  // SLUICE_CLIENT_QUEUE_BYTES: slow-client bound
+  size_t websocket_max_message = 1 << 20;  // SLUICE_WS_MAX_MESSAGE_BYTES
+  int sse_heartbeat_seconds = 15;       // SLUICE_SSE_HEARTBEAT_SECONDS (§5: 15)
+  int websocket_ping_seconds = 30;      // SLUICE_WS_PING_SECONDS (§4.6: 30)
+  int request_timeout_seconds = 30;     // SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS
+  int keep_alive_seconds = 5;           // idle keep-alive between plain requests (Node's 5 s)
+
+  static GatewayConfig from_env(const Env& env);
+};
+
+}  // namespace sluice::gateway

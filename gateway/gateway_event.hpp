@@ -1,0 +1,38 @@
+#pragma once
+// An event from the broker, prepared ONCE for every worker thread: the pieces of
+// SSE and WebSocket frames that do not depend on the stream name are built here,
+// on the gRPC thread that received it, and shared read-only.
+#include <memory>
+#include <string>
+
+#include "sluice/v1/broker.pb.h"
+
+namespace sluice::gateway {
+
+struct GatewayEvent {
+  std::shared_ptr<const sluice::v1::ChannelEvent> source;
+  // update/status.update with an object payload: the §7 steps apply on filtered streams.
+  bool is_status = false;
+  // timeline:access_token:<id> or timeline:system:<account> (§2.3).
+  bool is_system = false;
+  int64_t system_id = 0;
+
+  // For streams without filtering (§7.1): the payload untouched.
+  std::string sse_plain;      // whole SSE chunk
+  std::string ws_tail_plain;  // `,"event":…,"payload":…}` after `{"stream":<echo>`
+  // For filtered streams when the status has no `filtered` key: `"filtered":[]`
+  // appended as the last key (§7.4). Empty when not needed.
+  std::string sse_filtered;
+  std::string ws_tail_filtered;
+  // The payload without its closing brace, for per-client `filtered` entries.
+  std::string payload_open;
+
+  static std::shared_ptr<const GatewayEvent> prepare(std::shared_ptr<const sluice::v1::ChannelEvent> source);
+};
+
+// `,"event":<event>,"payload":<payload as a JSON string>}`
+std::string websocket_tail(std::string_view event, std::string_view payload);
+// The whole WebSocket text frame for one stream echo.
+std::string websocket_event_frame(std::string_view echo_json, std::string_view tail);
+
+}  // namespace sluice::gateway

@@ -1,0 +1,206 @@
+#include "gateway/http_responses.hpp"
+
+#include <ctime>
+#include <random>
+
+namespace sluice::gateway {
+namespace {
+
+std::string http_date() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+std::string status_line(int status) {
+  return "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) + "\r\n";
+}
+
+std::string common_headers(std::string_view request_id) {
+  std::string out = "X-Request-Id: ";
+  out += request_id;
+  out += "\r\nAccess-Control-Allow-Origin: *\r\nDate: ";
+  out += http_date();
+  out += "\r\n";
+  return out;
+}
+
+std::string connection_header(bool keep_alive) {
+  return keep_alive ? "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n" : "Connection: close\r\n";
+}
+
+bool is_token_char(char c) {
+  // RFC 7230 tchar.
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         kExtra.find(c) != std::string_view::npos;
+}
+
+}  // namespace
+
+std::string make_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  uint64_t a = rng(), b = rng();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
+  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xFFFF), static_cast<unsigned>(a & 0xFFFF),
+                static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xFFFFFFFFFFFFULL));
+  return buf;
+}
+
+const char* status_reason(int status) {
+  switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+std::string json_error_response(int status, std::string_view message, std::string_view request_id,
+                                bool keep_alive) {
+  std::string body = "{\"error\":\"";
+  for (char c : message) {
+    if (c == '"' || c == '\\') body += '\\';
+    body += c;
+  }
+  body += "\"}";
+  std::string out = status_line(status);
+  out += common_headers(request_id);
+  out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  out += connection_header(keep_alive);
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+std::string cors_preflight_response(std::string_view request_id, std::optional<std::string_view> request_headers,
+                                    bool keep_alive) {
+  std::string out = status_line(204);
+  out += common_headers(request_id);
+  out += "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n";
+  if (request_headers) {
+    out += "Vary: Access-Control-Request-Headers\r\nAccess-Control-Allow-Headers: ";
+    out += *request_headers;
+    out += "\r\n";
+  }
+  out += "Content-Length: 0\r\n";
+  out += connection_header(keep_alive);
+  out += "\r\n";
+  return out;
+}
+
+std::string plain_response(int status, std::string_view content_type, std::string_view body,
+                           std::string_view request_id, bool keep_alive, bool head_only, bool no_store) {
+  std::string out = status_line(status);
+  out += common_headers(request_id);
+  if (!content_type.empty()) {
+    out += "Content-Type: ";
+    out += content_type;
+    out += "\r\n";
+  }
+  if (no_store) out += "Cache-Control: private, no-store\r\n";
+  out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  out += connection_header(keep_alive);
+  out += "\r\n";
+  if (!head_only) out += body;
+  return out;
+}
+
+std::string websocket_rejection(int status, std::string_view message, std::string_view request_id) {
+  std::string out = status_line(status);
+  out += "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: ";
+  out += request_id;
+  out += "\r\nX-Error-Message: ";
+  out += message;
+  out += "\r\n\r\n";
+  return out;
+}
+
+std::string websocket_accept_response(std::string_view accept_key, std::optional<std::string_view> protocol,
+                                      std::string_view request_id) {
+  std::string out = status_line(101);
+  out += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+  out += accept_key;
+  out += "\r\n";
+  if (protocol) {
+    out += "Sec-WebSocket-Protocol: ";
+    out += *protocol;
+    out += "\r\n";
+  }
+  out += "X-Request-Id: ";
+  out += request_id;
+  out += "\r\n\r\n";
+  return out;
+}
+
+std::string sse_response_head(std::string_view request_id) {
+  std::string out = status_line(200);
+  out += common_headers(request_id);
+  out += "Content-Type: text/event-stream\r\nCache-Control: private, no-store\r\nTransfer-Encoding: chunked\r\n";
+  out += connection_header(true);
+  out += "\r\n";
+  out += chunk(":)\n");
+  return out;
+}
+
+std::string chunk(std::string_view data) {
+  char size[20];
+  int n = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+  std::string out;
+  out.reserve(static_cast<size_t>(n) + data.size() + 2);
+  out.append(size, static_cast<size_t>(n));
+  out.append(data);
+  out += "\r\n";
+  return out;
+}
+
+std::string sse_event_chunk(std::string_view event, std::string_view payload) {
+  std::string body;
+  body.reserve(event.size() + payload.size() + 16);
+  body += "event: ";
+  body += event;
+  body += "\ndata: ";
+  body += payload;
+  body += "\n\n";
+  return chunk(body);
+}
+
+std::optional<std::string> first_subprotocol(std::string_view header) {
+  // Like node ws: comma-separated tokens, optional whitespace around commas.
+  std::optional<std::string> first;
+  size_t pos = 0;
+  while (pos <= header.size()) {
+    size_t comma = header.find(',', pos);
+    if (comma == std::string_view::npos) comma = header.size();
+    std::string_view item = header.substr(pos, comma - pos);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.empty()) return std::nullopt;
+    for (char c : item) {
+      if (!is_token_char(c)) return std::nullopt;
+    }
+    if (!first) first = std::string(item);
+    if (comma == header.size()) break;
+    pos = comma + 1;
+  }
+  return first;
+}
+
+}  // namespace sluice::gateway

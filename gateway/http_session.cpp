@@ -1,0 +1,287 @@
+#include "gateway/http_session.hpp"
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/websocket_protocol.hpp"
+#include "gateway/gateway_context.hpp"
+#include "gateway/http_responses.hpp"
+#include "gateway/sse_session.hpp"
+#include "gateway/websocket_session.hpp"
+#include "gateway/worker.hpp"
+
+namespace sluice::gateway {
+
+namespace beast = boost::beast;
+
+namespace {
+
+constexpr size_t kHeaderLimit = 16 * 1024;  // Node's default maximum header size
+constexpr size_t kBodyLimit = 64 * 1024;
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+// Express route matching for the unauthenticated routes: case-insensitive, one
+// optional trailing slash (§1.1 step 3).
+bool route_matches(std::string_view path, std::string_view route) {
+  if (path.size() == route.size() + 1 && path.back() == '/') path.remove_suffix(1);
+  return iequals(path, route);
+}
+
+bool header_lists_token(std::string_view value, std::string_view token) {
+  size_t pos = 0;
+  while (pos <= value.size()) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view item = value.substr(pos, comma - pos);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (iequals(item, token)) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+// ws's abortHandshake: a small text/html response, then the socket is destroyed.
+std::string handshake_abort(int status, std::string_view message, std::string_view extra_header = {}) {
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) + "\r\n";
+  out += "Connection: close\r\nContent-Type: text/html\r\nContent-Length: " + std::to_string(message.size()) + "\r\n";
+  out += extra_header;
+  out += "\r\n";
+  out += message;
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> token_from_request(const Request& request, const Params& query) {
+  std::string_view authorization = sv(request[http::field::authorization]);
+  if (!authorization.empty()) {
+    if (authorization.substr(0, 7) == "Bearer ") authorization.remove_prefix(7);
+    return std::string(authorization);
+  }
+  std::string access_token = first_string(query, "access_token");
+  if (!access_token.empty()) return access_token;
+  std::string_view protocol = sv(request[http::field::sec_websocket_protocol]);
+  if (!protocol.empty()) return std::string(protocol);
+  return std::nullopt;
+}
+
+bool is_upgrade_request(const Request& request) {
+  return !request[http::field::upgrade].empty() &&
+         header_lists_token(sv(request[http::field::connection]), "upgrade");
+}
+
+std::optional<std::string> websocket_handshake_error(const Request& request) {
+  if (request.method() != http::verb::get) return handshake_abort(405, "Invalid HTTP method");
+  if (!iequals(sv(request[http::field::upgrade]), "websocket")) return handshake_abort(400, "Invalid Upgrade header");
+  if (!is_valid_websocket_key(sv(request[http::field::sec_websocket_key]))) {
+    return handshake_abort(400, "Missing or invalid Sec-WebSocket-Key header");
+  }
+  std::string_view version = sv(request[http::field::sec_websocket_version]);
+  if (version != "13" && version != "8") {
+    return handshake_abort(400, "Missing or invalid Sec-WebSocket-Version header", "Sec-WebSocket-Version: 13, 8\r\n");
+  }
+  if (request.count(http::field::sec_websocket_protocol) &&
+      !first_subprotocol(sv(request[http::field::sec_websocket_protocol]))) {
+    return handshake_abort(400, "Invalid Sec-WebSocket-Protocol header");
+  }
+  return std::nullopt;
+}
+
+HttpSession::HttpSession(Worker& worker, Socket socket)
+    : worker_(worker), socket_(std::move(socket)), timer_(worker.io()) {}
+
+void HttpSession::start() { read_request(); }
+
+void HttpSession::read_request() {
+  parser_.emplace();
+  parser_->header_limit(kHeaderLimit);
+  parser_->body_limit(kBodyLimit);
+  timer_.expires_after(std::chrono::seconds(worker_.context().config.request_timeout_seconds));
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) {
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);
+    }
+  });
+  http::async_read(socket_, buffer_, *parser_,
+                   [self = shared_from_this()](const boost::system::error_code& ec, size_t) { self->on_request(ec); });
+}
+
+void HttpSession::on_request(const boost::system::error_code& ec) {
+  timer_.cancel();
+  if (ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
+      return;  // the client left, or the timeout closed the socket
+    }
+    worker_.context().metrics.http_bad_requests->inc();
+    int status = ec == http::error::header_limit ? 431 : ec == http::error::body_limit ? 413 : 400;
+    // Node answers malformed requests with a bare status line and closes.
+    write_raw_and_close("HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) +
+                        "\r\nConnection: close\r\n\r\n");
+    return;
+  }
+  request_ = parser_->release();
+  parser_.reset();
+  request_id_ = make_request_id();
+  route();
+}
+
+void HttpSession::route() {
+  auto [path, query_text] = split_target(sv(request_.target()));
+  const auto method = request_.method();
+  if (is_upgrade_request(request_)) return handle_upgrade();
+
+  // §1.1 step 2: CORS answers any OPTIONS before routing and without auth.
+  if (method == http::verb::options) {
+    std::optional<std::string_view> requested;
+    if (request_.count(http::field::access_control_request_headers)) {
+      requested = sv(request_[http::field::access_control_request_headers]);
+    }
+    return respond(cors_preflight_response(request_id_, requested, request_.keep_alive()), request_.keep_alive());
+  }
+  // §1.1 step 3: routes without authentication.
+  if (method == http::verb::get || method == http::verb::head) {
+    bool head = method == http::verb::head;
+    bool keep_alive = request_.keep_alive();
+    if (route_matches(path, "/favicon.ico")) {
+      return respond(plain_response(404, "", "", request_id_, keep_alive, head), keep_alive);
+    }
+    if (route_matches(path, "/api/v1/streaming/health")) {
+      return respond(plain_response(200, "text/plain", "OK", request_id_, keep_alive, head, /*no_store=*/true),
+                     keep_alive);
+    }
+    if (route_matches(path, "/metrics")) {
+      return respond(plain_response(200, "text/plain; version=0.0.4; charset=utf-8",
+                                    metrics::Registry::global().render(), request_id_, keep_alive, head, true),
+                     keep_alive);
+    }
+  }
+  // §1.1 step 4.1: the path must name a stream, for every method and path.
+  Params query = parse_query(query_text);
+  auto stream_name = stream_name_for_path(path, query);
+  if (!stream_name) return respond_error(400, "Unknown channel requested");
+  handle_stream_request(std::move(*stream_name), std::move(query));
+}
+
+void HttpSession::handle_stream_request(std::string stream_name, Params query) {
+  auto token = token_from_request(request_, query);
+  if (!token) return respond_error(401, "Missing access token");
+  auto self = shared_from_this();
+  auto& io = worker_.io();
+  worker_.context().auth.lookup_token(*token, [self, &io, stream_name, query](TokenResult result) {
+    asio::post(io, [self, stream_name, query, result = std::move(result)] {
+      auto& context = self->worker_.context();
+      if (result.status == LookupStatus::not_found) return self->respond_error(401, "Invalid access token");
+      if (result.status != LookupStatus::ok) return self->respond_error(500, "An unexpected error occurred");
+      const auto& auth = *result.info;
+      if (!scopes_allow_stream(stream_name, auth.scopes)) {
+        return self->respond_error(401, "Access token does not have the required scopes");
+      }
+      // §1.1 step 6: only GET reaches the SSE route; Express answers the rest 404.
+      if (self->request_.method() != http::verb::get) {
+        std::string body = "Cannot " + std::string(http::to_string(self->request_.method())) + " " +
+                           std::string(split_target(sv(self->request_.target())).first);
+        return self->respond(plain_response(404, "text/html; charset=utf-8", body, self->request_id_,
+                                            self->request_.keep_alive()),
+                             self->request_.keep_alive());
+      }
+      auto planned = plan_stream(stream_name, query, Viewer{auth.account_id, auth.scopes});
+      if (auto* error = std::get_if<StreamError>(&planned)) return self->respond_error(error->status, error->message);
+      auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
+      auto info = result.info;
+      auto& io = self->worker_.io();
+      auto after_list = [self, plan, info, &context, &io] {
+        if (plan->feed_kind == FeedKind::none || (info->permissions & kPermissionViewFeeds)) {
+          return self->open_event_stream(info, plan, false, false);
+        }
+        context.auth.feed_access(plan->feed_kind, [self, plan, info, &io](LookupStatus status, FeedAccess access) {
+          asio::post(io, [self, plan, info, status, access] {
+            if (status != LookupStatus::ok) return self->respond_error(500, "An unexpected error occurred");
+            self->open_event_stream(info, plan, !access.local, !access.remote);
+          });
+        });
+      };
+      if (!plan->list_id) return after_list();
+      context.auth.check_list(*plan->list_id, auth.account_id, [self, after_list, &io](LookupStatus status) {
+        asio::post(io, [self, after_list, status] {
+          if (status != LookupStatus::ok) return self->respond_error(401, "Not authorized to stream this list");
+          after_list();
+        });
+      });
+    });
+  });
+}
+
+void HttpSession::open_event_stream(std::shared_ptr<const AuthInfo> auth, std::shared_ptr<StreamPlan> plan,
+                                    bool filter_local, bool filter_remote) {
+  auto subscription = std::make_unique<Subscription>();
+  subscription->plan = std::move(*plan);
+  subscription->filter_local = filter_local;
+  subscription->filter_remote = filter_remote;
+  auto session = std::make_shared<SseSession>(worker_, std::move(socket_), std::move(auth));
+  session->start(request_id_, std::move(subscription));
+}
+
+void HttpSession::handle_upgrade() {
+  auto [path, query_text] = split_target(sv(request_.target()));
+  Params query = parse_query(query_text);
+  auto token = token_from_request(request_, query);
+  if (!token) return write_raw_and_close(websocket_rejection(401, "Missing access token", request_id_));
+  auto self = shared_from_this();
+  auto& io = worker_.io();
+  worker_.context().auth.lookup_token(*token, [self, &io, query](TokenResult result) {
+    asio::post(io, [self, query, result = std::move(result)] {
+      if (result.status == LookupStatus::not_found) {
+        return self->write_raw_and_close(websocket_rejection(401, "Invalid access token", self->request_id_));
+      }
+      if (result.status != LookupStatus::ok) {
+        return self->write_raw_and_close(websocket_rejection(500, "An unexpected error occurred", self->request_id_));
+      }
+      if (auto refusal = websocket_handshake_error(self->request_)) return self->write_raw_and_close(*refusal);
+      std::optional<std::string> protocol;
+      if (self->request_.count(http::field::sec_websocket_protocol)) {
+        protocol = first_subprotocol(sv(self->request_[http::field::sec_websocket_protocol]));
+      }
+      std::string handshake = websocket_accept_response(
+          websocket_accept_key(sv(self->request_[http::field::sec_websocket_key])),
+          protocol ? std::optional<std::string_view>(*protocol) : std::nullopt, self->request_id_);
+      std::string early(static_cast<const char*>(self->buffer_.data().data()), self->buffer_.size());
+      auto session = std::make_shared<WebSocketSession>(self->worker_, std::move(self->socket_), result.info);
+      session->start(std::move(handshake), query, early);
+    });
+  });
+}
+
+void HttpSession::respond_error(int status, std::string_view message) {
+  bool keep_alive = request_.keep_alive();
+  respond(json_error_response(status, message, request_id_, keep_alive), keep_alive);
+}
+
+void HttpSession::respond(std::string bytes, bool keep_alive) {
+  auto data = std::make_shared<std::string>(std::move(bytes));
+  asio::async_write(socket_, asio::buffer(*data),
+                    [self = shared_from_this(), data, keep_alive](const boost::system::error_code& ec, size_t) {
+                      if (ec) return;
+                      if (keep_alive) return self->read_request();
+                      boost::system::error_code ignored;
+                      self->socket_.shutdown(Socket::shutdown_both, ignored);
+                      self->socket_.close(ignored);
+                    });
+}
+
+void HttpSession::write_raw_and_close(std::string bytes) { respond(std::move(bytes), /*keep_alive=*/false); }
+
+}  // namespace sluice::gateway

@@ -1,0 +1,70 @@
+#pragma once
+// The contract's stream table (§1.2, §2.1, §2.2, §3.4, §4.3): which stream a path
+// names, which scopes it needs, and which Redis channels it listens to. Pure
+// functions: no I/O, no database (ownership and feed-access checks are described
+// in the result for the caller to run).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "gateway/query_string.hpp"
+
+namespace sluice::gateway {
+
+// Contract §1.2: the SSE stream name for a request path, or nullopt for
+// "Unknown channel requested". `only_media` picks the :media variants.
+std::optional<std::string> stream_name_for_path(std::string_view path, const Params& query);
+
+// Contract §1.2: present, non-empty and not one of 0 f F false FALSE off OFF;
+// a repeated parameter (array) is truthy.
+bool only_media_truthy(const Params& query);
+
+// Contract §3.4: `read`, or `read:notifications` for user:notification and
+// `read:statuses` for every other name (unknown names included).
+bool scopes_allow_stream(std::string_view stream_name, const std::vector<std::string>& scopes);
+bool scopes_include_notifications(const std::vector<std::string>& scopes);
+
+enum class FeedKind { none, live, topic };
+
+// What a subscription to one stream needs.
+struct StreamPlan {
+  std::string name;                  // stream name, also the connected_channels label
+  std::vector<std::string> channels;  // Redis channels without namespace, in order
+  std::string echo_json;             // the WebSocket `stream` field, e.g. ["hashtag","Café"]
+  bool filtered = false;             // §7: public and hashtag streams
+  FeedKind feed_kind = FeedKind::none;
+  std::optional<std::string> list_id;  // list ownership to check (§8.2 query 2)
+
+  // §4.3 step 3: a socket keeps one subscription per channel-id list.
+  std::string key() const;
+};
+
+struct StreamError {
+  int status;
+  std::string message;
+};
+
+struct Viewer {
+  int64_t account_id = 0;
+  std::vector<std::string> scopes;
+};
+
+// Contract §2.1/§2.2: channels for `stream_name` with `params` (query parameters
+// or the fields of a WebSocket subscribe message). Errors use the contract's
+// messages: "Unknown stream type" 400, "Missing tag name parameter" 400,
+// "Missing list name parameter" 400, "An unexpected error occurred" 500.
+std::variant<StreamPlan, StreamError> plan_stream(std::string_view stream_name, const Params& params,
+                                                  const Viewer& viewer);
+
+// JavaScript truthiness of a JSON value.
+bool js_truthy(const nlohmann::ordered_json& value);
+// JavaScript String(value) of a JSON value.
+std::string js_to_string(const nlohmann::ordered_json& value);
+
+// Every stream name the reference primes in its metrics (§9.4), in its order.
+const std::vector<std::string>& metric_stream_names();
+
+}  // namespace sluice::gateway

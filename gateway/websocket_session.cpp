@@ -1,0 +1,213 @@
+#include "gateway/websocket_session.hpp"
+
+#include "common/js_json.hpp"
+#include "common/log.hpp"
+#include "gateway/gateway_context.hpp"
+#include "gateway/worker.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+constexpr std::string_view kBinaryRefused = "The mastodon streaming server does not support binary messages";
+
+// nlohmann's DOM is recursive: refuse absurd nesting before parsing.
+bool nesting_within(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+std::string stream_field(const nlohmann::ordered_json& message) {
+  auto it = message.find("stream");
+  if (it == message.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_array() && !it->empty()) return js_to_string((*it)[0]);
+  return js_to_string(*it);
+}
+
+}  // namespace
+
+WebSocketSession::WebSocketSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth)
+    : Client(worker, std::move(socket), ClientKind::websocket, std::move(auth)),
+      parser_(worker.context().config.websocket_max_message) {}
+
+void WebSocketSession::start(std::string handshake, const Params& query, std::string_view early_bytes) {
+  worker_.add_client(shared_from_this());
+  send(make_frame(std::move(handshake)));
+  start_reading();
+  std::string stream = first_string(query, "stream");
+  if (!stream.empty()) subscribe(stream, query);
+  // Frames the client sent right behind its handshake request.
+  if (!early_bytes.empty()) on_bytes(early_bytes.data(), early_bytes.size());
+}
+
+void WebSocketSession::on_bytes(const char* data, size_t size) {
+  std::vector<WebSocketEvent> events;
+  parser_.feed(data, size, events);
+  for (auto& event : events) {
+    if (!open()) return;
+    switch (event.kind) {
+      case WebSocketEvent::Kind::text:
+        handle_message(event.data);
+        break;
+      case WebSocketEvent::Kind::binary:
+        close_with(websocket_close::unsupported_data, kBinaryRefused);
+        break;
+      case WebSocketEvent::Kind::ping:
+        send(make_frame(encode_pong_frame(event.data)));
+        break;
+      case WebSocketEvent::Kind::pong:
+        alive_ = true;
+        break;
+      case WebSocketEvent::Kind::close:
+        // Answer with the client's code, as node ws does; 1005 means none was sent.
+        ending_ = true;
+        release_subscriptions();
+        send(make_frame(event.code == websocket_close::no_status ? encode_close_frame()
+                                                                 : encode_close_frame(event.code)));
+        close_after_flush();
+        break;
+      case WebSocketEvent::Kind::protocol_error:
+        worker_.context().metrics.websocket_protocol_errors->inc();
+        log::debug("websocket protocol error", {{"reason", event.data}});
+        close_with(event.code, {});
+        break;
+    }
+  }
+}
+
+void WebSocketSession::close_with(uint16_t code, std::string_view reason) {
+  if (!open()) return;
+  ending_ = true;
+  release_subscriptions();
+  send(make_frame(encode_close_frame(code, reason)));
+  close_after_flush();
+}
+
+void WebSocketSession::end_gracefully() {
+  if (!open()) return;
+  ending_ = true;
+  release_subscriptions();
+  send(make_frame(encode_close_frame()));  // §2.3: no status code
+  close_after_flush();
+}
+
+// §4.6: a socket that did not answer the previous ping is terminated.
+void WebSocketSession::heartbeat() {
+  if (!open()) return;
+  if (!alive_) {
+    close_now();
+    return;
+  }
+  alive_ = false;
+  send(worker_.ping_frame());
+}
+
+void WebSocketSession::handle_message(std::string_view text) {
+  if (!nesting_within(text, 256)) {
+    log::debug("websocket message nested too deeply; ignored");
+    return;
+  }
+  auto message = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (message.is_discarded()) {
+    log::debug("websocket message is not JSON; ignored");  // §4.2: logged, no reply
+    return;
+  }
+  if (!message.is_object()) return;  // falsy values and non-objects carry no fields
+  auto type = message.find("type");
+  if (type == message.end() || !type->is_string()) return;
+  const auto& kind = type->get_ref<const std::string&>();
+  if (kind == "subscribe") subscribe(stream_field(message), message);
+  else if (kind == "unsubscribe") unsubscribe(stream_field(message), message);
+}
+
+void WebSocketSession::check_plan(
+    std::shared_ptr<StreamPlan> plan,
+    std::function<void(int status, std::string message, bool filter_local, bool filter_remote)> done) {
+  auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
+  auto& context = worker_.context();
+  auto& io = worker_.io();
+  auto after_list = [self, plan, done, &context, &io](bool) {
+    if (plan->feed_kind == FeedKind::none || (self->auth().permissions & kPermissionViewFeeds)) {
+      return done(0, {}, false, false);
+    }
+    context.auth.feed_access(plan->feed_kind, [self, done, &io](LookupStatus status, FeedAccess access) {
+      asio::post(io, [done, status, access] {
+        if (status != LookupStatus::ok) return done(500, "An unexpected error occurred", false, false);
+        done(0, {}, !access.local, !access.remote);
+      });
+    });
+  };
+  if (!plan->list_id) return after_list(true);
+  context.auth.check_list(*plan->list_id, auth().account_id, [self, done, after_list, &io](LookupStatus status) {
+    asio::post(io, [status, done, after_list] {
+      if (status != LookupStatus::ok) return done(401, "Not authorized to stream this list", false, false);
+      after_list(true);
+    });
+  });
+}
+
+void WebSocketSession::subscribe(const std::string& stream_name, const Params& params) {
+  if (!scopes_allow_stream(stream_name, auth().scopes)) {
+    return send_error("Access token does not have the required scopes", 401);
+  }
+  auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
+  if (auto* error = std::get_if<StreamError>(&planned)) return send_error(error->message, error->status);
+  auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
+  auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
+  check_plan(plan, [self, plan](int status, std::string message, bool filter_local, bool filter_remote) {
+    if (!self->open()) return;
+    if (status != 0) return self->send_error(message, status);
+    std::string key = plan->key();
+    for (const auto& existing : self->subscriptions()) {
+      if (existing->plan.key() == key) return;  // §4.3 step 3: already subscribed
+    }
+    auto subscription = std::make_unique<Subscription>();
+    subscription->plan = std::move(*plan);
+    subscription->filter_local = filter_local;
+    subscription->filter_remote = filter_remote;
+    self->add_subscription(std::move(subscription));
+  });
+}
+
+void WebSocketSession::unsubscribe(const std::string& stream_name, const Params& params) {
+  auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
+  if (std::holds_alternative<StreamError>(planned)) return send_error("Error unsubscribing from channel", std::nullopt);
+  auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
+  auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
+  check_plan(plan, [self, plan](int status, std::string, bool, bool) {
+    if (!self->open()) return;
+    if (status != 0) return self->send_error("Error unsubscribing from channel", std::nullopt);
+    std::string key = plan->key();
+    for (const auto& existing : self->subscriptions()) {
+      if (existing->plan.key() == key) {
+        self->remove_subscription(existing.get());
+        return;
+      }
+    }
+  });
+}
+
+void WebSocketSession::send_error(std::string_view message, std::optional<int> status) {
+  if (!open() || !alive_) return;
+  std::string body = "{\"error\":";
+  append_js_string_literal(body, message);
+  if (status) body += ",\"status\":" + std::to_string(*status);
+  body += '}';
+  send(make_frame(encode_text_frame(body)));
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,43 @@
+#pragma once
+// A streaming WebSocket (contract §4): any number of subscriptions managed with
+// subscribe/unsubscribe messages, server pings every 30 s, binary frames refused.
+#include <string>
+
+#include "common/websocket_protocol.hpp"
+#include "gateway/client.hpp"
+
+namespace sluice::gateway {
+
+class WebSocketSession final : public Client {
+ public:
+  WebSocketSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth);
+
+  // Writes the 101 handshake (bytes already built), registers with the worker, and
+  // subscribes `?stream=` when the URL had one (§4.1). Runs on the worker's thread.
+  void start(std::string handshake, const Params& query, std::string_view early_bytes);
+
+  void end_gracefully() override;
+  void heartbeat() override;
+
+  // §4.2: one client text message.
+  void handle_message(std::string_view text);
+
+ protected:
+  void on_bytes(const char* data, size_t size) override;
+
+ private:
+  void subscribe(const std::string& stream_name, const Params& params);
+  void unsubscribe(const std::string& stream_name, const Params& params);
+  // Runs the list-ownership and feed-access checks a plan needs, then `done` on
+  // this worker's thread with an error status (0 when fine).
+  void check_plan(std::shared_ptr<StreamPlan> plan,
+                  std::function<void(int status, std::string message, bool filter_local, bool filter_remote)> done);
+  // §4.3: error frames go out only while the socket is open and not awaiting a pong.
+  void send_error(std::string_view message, std::optional<int> status);
+  void close_with(uint16_t code, std::string_view reason);
+
+  WebSocketFrameParser parser_;
+  bool alive_ = true;
+};
+
+}  // namespace sluice::gateway

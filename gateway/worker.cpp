@@ -1,0 +1,254 @@
+#include "gateway/worker.hpp"
+
+#include <algorithm>
+
+#include "common/log.hpp"
+#include "common/websocket_protocol.hpp"
+#include "gateway/gateway_context.hpp"
+#include "gateway/http_responses.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+template <typename T>
+void erase_value(std::vector<T>& items, const T& value) {
+  auto it = std::find(items.begin(), items.end(), value);
+  if (it == items.end()) return;
+  *it = items.back();
+  items.pop_back();
+}
+
+}  // namespace
+
+// Frames built for one event on this worker: one SSE chunk per payload variant,
+// one WebSocket frame per (stream echo, payload variant). Few distinct echoes
+// exist per channel, so a short vector beats a map.
+struct Worker::FrameCache {
+  const GatewayEvent& event;
+  Frame sse[2];
+  std::vector<std::pair<std::pair<const std::string*, bool>, Frame>> websocket;
+
+  const Frame& for_client(ClientKind kind, const std::string& echo, bool filtered_variant) {
+    if (kind == ClientKind::eventsource) {
+      Frame& frame = sse[filtered_variant];
+      if (!frame) frame = make_frame(filtered_variant ? event.sse_filtered : event.sse_plain);
+      return frame;
+    }
+    for (auto& [key, frame] : websocket) {
+      if (key.second == filtered_variant && (key.first == &echo || *key.first == echo)) return frame;
+    }
+    websocket.emplace_back(std::make_pair(&echo, filtered_variant),
+                           make_frame(websocket_event_frame(
+                               echo, filtered_variant ? event.ws_tail_filtered : event.ws_tail_plain)));
+    return websocket.back().second;
+  }
+};
+
+Worker::Worker(GatewayContext& context, unsigned index)
+    : context_(context),
+      index_(index),
+      heartbeat_buckets_(static_cast<size_t>(context.config.sse_heartbeat_seconds)),
+      thump_frame_(make_frame(chunk(":thump\n\n"))),
+      ping_frame_(make_frame(encode_ping_frame())),
+      read_buffer_(64 * 1024) {}
+
+Worker::~Worker() { stop(); }
+
+void Worker::start() {
+  schedule_tick();
+  thread_ = std::thread([this] {
+    for (;;) {
+      try {
+        io_.run();
+        break;
+      } catch (const std::exception& e) {
+        // A handler threw: log it and keep serving the other clients.
+        log::error("worker handler failed", {{"worker", index_}, {"error", e.what()}});
+      }
+    }
+  });
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  asio::post(io_, [this] {
+    ticker_.cancel();
+    auto clients = clients_;
+    for (auto& client : clients) client->close_now();
+  });
+  // Let the close handlers run, then stop.
+  asio::post(io_, [this] { io_.stop(); });
+  thread_.join();
+}
+
+void Worker::end_all_clients() {
+  auto clients = clients_;
+  for (auto& client : clients) client->end_gracefully();
+}
+
+void Worker::schedule_tick() {
+  ticker_.expires_after(std::chrono::seconds(1));
+  ticker_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void Worker::tick() {
+  ++tick_;
+  // Copies: a heartbeat can close a client, which edits these lists.
+  auto due = heartbeat_buckets_[tick_ % heartbeat_buckets_.size()];
+  for (Client* client : due) client->heartbeat();
+  if (tick_ % static_cast<uint64_t>(context_.config.websocket_ping_seconds) == 0) {
+    auto sockets = websockets_;
+    for (Client* client : sockets) client->heartbeat();
+  }
+}
+
+void Worker::add_client(std::shared_ptr<Client> client) {
+  Client& c = *client;
+  c.worker_slot = static_cast<uint32_t>(clients_.size());
+  clients_.push_back(std::move(client));
+  client_count_.store(clients_.size(), std::memory_order_relaxed);
+  by_access_token_[c.auth().access_token_id].push_back(&c);
+  by_account_[c.auth().account_id].push_back(&c);
+  if (c.kind() == ClientKind::eventsource) {
+    c.heartbeat_bucket = static_cast<uint32_t>(tick_ % heartbeat_buckets_.size());
+    auto& bucket = heartbeat_buckets_[c.heartbeat_bucket];
+    c.heartbeat_slot = static_cast<uint32_t>(bucket.size());
+    bucket.push_back(&c);
+  } else {
+    c.heartbeat_slot = static_cast<uint32_t>(websockets_.size());
+    websockets_.push_back(&c);
+  }
+  context_.metrics.clients(c.kind()).inc();
+  // §9.4: each connection counts two system channels.
+  context_.metrics.channels(c.kind(), "system").add(2);
+}
+
+void Worker::remove_client(Client& c) {
+  auto remove_slot = [](std::vector<Client*>& list, uint32_t slot, auto set_slot) {
+    if (slot >= list.size()) return;
+    list[slot] = list.back();
+    set_slot(*list[slot], slot);
+    list.pop_back();
+  };
+  if (c.kind() == ClientKind::eventsource) {
+    remove_slot(heartbeat_buckets_[c.heartbeat_bucket], c.heartbeat_slot,
+                [](Client& moved, uint32_t slot) { moved.heartbeat_slot = slot; });
+  } else {
+    remove_slot(websockets_, c.heartbeat_slot, [](Client& moved, uint32_t slot) { moved.heartbeat_slot = slot; });
+  }
+  for (auto* index : {&by_access_token_, &by_account_}) {
+    int64_t key = index == &by_access_token_ ? c.auth().access_token_id : c.auth().account_id;
+    auto it = index->find(key);
+    if (it == index->end()) continue;
+    erase_value(it->second, &c);
+    if (it->second.empty()) index->erase(it);
+  }
+  context_.metrics.clients(c.kind()).dec();
+  context_.metrics.channels(c.kind(), "system").add(-2);
+  // Last: this may drop the final reference to the client.
+  uint32_t slot = c.worker_slot;
+  if (slot < clients_.size() && clients_[slot].get() == &c) {
+    auto keep_alive = std::move(clients_[slot]);
+    if (slot + 1 != clients_.size()) {
+      clients_[slot] = std::move(clients_.back());
+      clients_[slot]->worker_slot = slot;
+    }
+    clients_.pop_back();
+    client_count_.store(clients_.size(), std::memory_order_relaxed);
+    asio::post(io_, [keep_alive = std::move(keep_alive)] {});
+  }
+}
+
+void Worker::attach(Subscription& subscription) {
+  const auto& channels = subscription.plan.channels;
+  subscription.slots.resize(channels.size());
+  for (size_t i = 0; i < channels.size(); ++i) {
+    auto& list = listeners_[channels[i]];
+    subscription.slots[i] = static_cast<uint32_t>(list.size());
+    list.push_back(Listener{&subscription, static_cast<uint32_t>(i)});
+    if (list.size() == 1) context_.broker.acquire(channels[i], /*heartbeat=*/true);
+  }
+  context_.metrics.channels(subscription.client->kind(), subscription.plan.name).inc();
+}
+
+void Worker::detach(Subscription& subscription) {
+  const auto& channels = subscription.plan.channels;
+  for (size_t i = 0; i < channels.size() && i < subscription.slots.size(); ++i) {
+    auto it = listeners_.find(channels[i]);
+    if (it == listeners_.end()) continue;
+    auto& list = it->second;
+    uint32_t slot = subscription.slots[i];
+    if (slot >= list.size() || list[slot].subscription != &subscription) continue;
+    list[slot] = list.back();
+    list[slot].subscription->slots[list[slot].channel_index] = slot;
+    list.pop_back();
+    if (list.empty()) {
+      listeners_.erase(it);
+      context_.broker.release(channels[i]);
+    }
+  }
+  subscription.slots.clear();
+  context_.metrics.channels(subscription.client->kind(), subscription.plan.name).dec();
+}
+
+// §7.2 steps 1 and 2 for update/status.update on public and hashtag streams.
+bool Worker::passes_filters(const Subscription& subscription, const GatewayEvent& event) {
+  const auto& status = event.source->status();
+  if (!status.well_formed()) {
+    context_.metrics.malformed_statuses->inc();
+    return false;
+  }
+  bool local = status.account_username() == status.account_acct();
+  if ((local && subscription.filter_local) || (!local && subscription.filter_remote)) return false;
+  const auto& languages = subscription.client->auth().chosen_languages;
+  if (languages) {
+    if (!status.has_language()) return false;
+    if (std::find(languages->begin(), languages->end(), status.language()) == languages->end()) return false;
+  }
+  return true;
+}
+
+void Worker::deliver(const GatewayEvent& event) {
+  if (event.is_system) return deliver_system(event);
+  if (event.source->payload().empty()) return;  // §6.2: no payload, nothing to forward
+  auto it = listeners_.find(event.source->channel());
+  if (it == listeners_.end()) return;
+  FrameCache frames{event, {}, {}};
+  uint64_t sent[2] = {0, 0};
+  for (const Listener& listener : it->second) {
+    Subscription& subscription = *listener.subscription;
+    Client& client = *subscription.client;
+    if (!client.open()) continue;
+    bool filtered_variant = false;
+    if (subscription.plan.filtered && event.is_status) {
+      if (!passes_filters(subscription, event)) continue;
+      filtered_variant = !event.sse_filtered.empty();
+    }
+    client.send(frames.for_client(client.kind(), subscription.plan.echo_json, filtered_variant));
+    ++sent[static_cast<int>(client.kind())];
+  }
+  if (sent[0]) context_.metrics.sent(ClientKind::eventsource).inc(sent[0]);
+  if (sent[1]) context_.metrics.sent(ClientKind::websocket).inc(sent[1]);
+}
+
+// §2.3: kill closes, filters_changed clears filter caches, the rest is ignored.
+void Worker::deliver_system(const GatewayEvent& event) {
+  const auto& name = event.source->event();
+  bool kill = name == "kill";
+  if (!kill && name != "filters_changed") return;
+  bool by_token = event.source->channel().rfind("timeline:access_token:", 0) == 0;
+  auto& index = by_token ? by_access_token_ : by_account_;
+  auto it = index.find(event.system_id);
+  if (it == index.end()) return;
+  auto clients = it->second;  // ending a client edits the index
+  for (Client* client : clients) {
+    if (kill) client->end_gracefully();
+    else client->on_filters_changed();
+  }
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,88 @@
+#pragma once
+// One thread, one io_context, and the clients it owns. Each worker keeps its own
+// channel → subscriptions table, so fan-out of an event runs on every core in
+// parallel with no lock shared between threads.
+#include <array>
+#include <atomic>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "gateway/client.hpp"
+#include "gateway/gateway_event.hpp"
+#include "gateway/socket.hpp"
+
+namespace sluice::gateway {
+
+class GatewayContext;
+
+class Worker {
+ public:
+  Worker(GatewayContext& context, unsigned index);
+  ~Worker();
+
+  asio::io_context& io() { return io_; }
+  GatewayContext& context() { return context_; }
+  unsigned index() const { return index_; }
+
+  void start();
+  // Closes every client and stops the thread.
+  void stop();
+
+  // All below run on this worker's thread.
+  void add_client(std::shared_ptr<Client> client);
+  void remove_client(Client& client);
+  void attach(Subscription& subscription);
+  void detach(Subscription& subscription);
+  void deliver(const GatewayEvent& event);
+
+  // Frames every client of this worker shares.
+  const Frame& thump_frame() const { return thump_frame_; }
+  const Frame& ping_frame() const { return ping_frame_; }
+  // Scratch space for socket reads: idle clients hold no read buffer.
+  std::vector<char>& read_buffer() { return read_buffer_; }
+
+  size_t client_count() const { return clients_.size(); }
+  // Readable from any thread (for draining and metrics).
+  size_t client_count_relaxed() const { return client_count_.load(std::memory_order_relaxed); }
+  // Graceful shutdown: every client ends as on `kill`.
+  void end_all_clients();
+
+ private:
+  struct Listener {
+    Subscription* subscription;
+    uint32_t channel_index;
+  };
+  struct FrameCache;
+
+  void tick();
+  void schedule_tick();
+  void deliver_system(const GatewayEvent& event);
+  bool passes_filters(const Subscription& subscription, const GatewayEvent& event);
+
+  GatewayContext& context_;
+  unsigned index_;
+  asio::io_context io_{1};
+  std::thread thread_;
+  asio::steady_timer ticker_{io_};
+  uint64_t tick_ = 0;
+
+  std::vector<std::shared_ptr<Client>> clients_;
+  std::atomic<size_t> client_count_{0};
+  std::unordered_map<std::string, std::vector<Listener>> listeners_;
+  std::unordered_map<int64_t, std::vector<Client*>> by_access_token_;
+  std::unordered_map<int64_t, std::vector<Client*>> by_account_;
+  // SSE clients spread over one bucket per second of the heartbeat period, so
+  // each gets `:thump` about every 15 s after it opened (§5) from one timer.
+  std::vector<std::vector<Client*>> heartbeat_buckets_;
+  std::vector<Client*> websockets_;
+
+  Frame thump_frame_;
+  Frame ping_frame_;
+  std::vector<char> read_buffer_;
+};
+
+}  // namespace sluice::gateway
