@@ -1,0 +1,67 @@
+#pragma once
+// The broker's gRPC service: one GatewayStream per gateway Events stream.
+// Checks the optional shared secret (SLUICE_INTERNAL_TOKEN) first.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "broker/redis_subscriber.hpp"
+#include "broker/subscription_heartbeat.hpp"
+#include "broker/subscription_registry.hpp"
+#include "common/metrics.hpp"
+#include "sluice/v1/broker.grpc.pb.h"
+
+namespace sluice::broker {
+
+class GatewayStream;
+
+class BrokerService final : public v1::Broker::CallbackService {
+ public:
+  struct Options {
+    std::string internal_token;
+    size_t gateway_queue = 65536;
+    std::string broker_id;
+  };
+
+  BrokerService(SubscriptionRegistry& registry, RedisSubscriber& subscriber, SubscriptionHeartbeat& heartbeat,
+                Options options);
+
+  grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>* Events(
+      grpc::CallbackServerContext* context) override;
+
+  // Finishes every stream with UNAVAILABLE and refuses new ones (shutdown).
+  void close_all();
+
+  SubscriptionRegistry& registry() { return registry_; }
+  RedisSubscriber& subscriber() { return subscriber_; }
+  SubscriptionHeartbeat& heartbeat() { return heartbeat_; }
+  const Options& options() const { return options_; }
+  metrics::Counter& events_sent() { return events_sent_; }
+  metrics::Counter& overflows() { return overflows_; }
+  metrics::Gauge& streams_gauge() { return streams_gauge_; }
+
+  // A stream's OnDone.
+  void stream_done(uint64_t id);
+
+ private:
+  SubscriptionRegistry& registry_;
+  RedisSubscriber& subscriber_;
+  SubscriptionHeartbeat& heartbeat_;
+  Options options_;
+
+  std::mutex mutex_;
+  std::unordered_map<uint64_t, std::weak_ptr<GatewayStream>> live_;
+  bool closing_ = false;
+  std::atomic<uint64_t> next_id_{1};
+
+  metrics::Counter& events_sent_;
+  metrics::Counter& overflows_;
+  metrics::Gauge& streams_gauge_;
+};
+
+}  // namespace sluice::broker

@@ -1,0 +1,92 @@
+#include "broker/broker_tier.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+
+#include "common/config_error.hpp"
+#include "common/log.hpp"
+
+namespace sluice {
+namespace {
+
+std::string make_broker_id() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+}  // namespace
+
+BrokerConfig BrokerConfig::from_env(const Env& env) {
+  BrokerConfig config;
+  config.redis = redis_config_from_env(env);
+  config.listen = env.get_or("SLUICE_BROKER_LISTEN", "127.0.0.1:50051");
+  if (config.listen.empty()) throw ConfigError("Invalid SLUICE_BROKER_LISTEN environment variable: empty");
+  config.admin_listen = env.get_or("SLUICE_BROKER_ADMIN_LISTEN", "127.0.0.1:9091");
+  config.internal_token = env.get_or("SLUICE_INTERNAL_TOKEN", "");
+  int64_t queue = env.non_negative("SLUICE_BROKER_GATEWAY_QUEUE", 65536);
+  if (queue < 1) {
+    throw ConfigError("Invalid SLUICE_BROKER_GATEWAY_QUEUE environment variable: must be at least 1, got '" +
+                      std::to_string(queue) + "'");
+  }
+  config.gateway_queue = static_cast<size_t>(queue);
+  return config;
+}
+
+BrokerTier::BrokerTier(BrokerConfig config)
+    : config_(std::move(config)),
+      subscriber_(io_, config_.redis, registry_),
+      heartbeat_(io_, config_.redis, registry_),
+      service_(registry_, subscriber_, heartbeat_,
+               broker::BrokerService::Options{config_.internal_token, config_.gateway_queue, make_broker_id()}) {}
+
+BrokerTier::~BrokerTier() { stop(); }
+
+grpc::Service* BrokerTier::service() { return &service_; }
+
+void BrokerTier::start() {
+  if (started_) return;
+  started_ = true;
+  work_.emplace(io_.get_executor());
+  boost::asio::post(io_, [this] {
+    subscriber_.start();
+    heartbeat_.start();
+  });
+  thread_ = std::thread([this] {
+    // One dedicated thread for all Redis I/O. A handler that throws is a bug, but
+    // must not take the broker down with it.
+    while (true) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& error) {
+        log::error("Redis thread caught an exception", {{"error", error.what()}});
+      }
+    }
+  });
+}
+
+void BrokerTier::stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  service_.close_all();
+  boost::asio::post(io_, [this] {
+    subscriber_.stop();
+    heartbeat_.stop();
+  });
+  work_.reset();
+  thread_.join();
+}
+
+bool BrokerTier::ready() const { return subscriber_.ready(); }
+
+void BrokerTier::set_readiness_callback(std::function<void(bool)> callback) {
+  subscriber_.set_readiness_callback(std::move(callback));
+}
+
+void BrokerTier::add_system_listener(std::function<void(const sluice::v1::ChannelEvent&)> listener) {
+  subscriber_.add_system_listener(std::move(listener));
+}
+
+}  // namespace sluice

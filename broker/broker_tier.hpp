@@ -1,0 +1,73 @@
+#pragma once
+// The broker tier as a component: Redis subscriptions (one subscriber and one
+// command connection on a dedicated Redis thread) behind the gRPC Broker service.
+// It owns no grpc::Server: the sluice-broker binary and the all-in-one binary
+// register service() on their own server. Shut that server down before
+// destroying the tier.
+#include <grpcpp/grpcpp.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "broker/broker_service.hpp"
+#include "broker/redis_subscriber.hpp"
+#include "broker/subscription_heartbeat.hpp"
+#include "broker/subscription_registry.hpp"
+#include "common/env.hpp"
+#include "common/redis_config.hpp"
+#include "sluice/v1/broker.pb.h"
+
+namespace sluice {
+
+struct BrokerConfig {
+  RedisConfig redis;
+  std::string listen = "127.0.0.1:50051";       // SLUICE_BROKER_LISTEN
+  std::string admin_listen = "127.0.0.1:9091";  // SLUICE_BROKER_ADMIN_LISTEN; empty disables
+  std::string internal_token;                   // SLUICE_INTERNAL_TOKEN; empty: no check
+  size_t gateway_queue = 65536;                 // SLUICE_BROKER_GATEWAY_QUEUE (messages per stream)
+
+  // Throws ConfigError naming the variable.
+  static BrokerConfig from_env(const Env& env);
+};
+
+class BrokerTier {
+ public:
+  explicit BrokerTier(BrokerConfig config);
+  ~BrokerTier();
+  BrokerTier(const BrokerTier&) = delete;
+  BrokerTier& operator=(const BrokerTier&) = delete;
+
+  grpc::Service* service();
+  // Starts the Redis thread and connects (never waits for Redis).
+  void start();
+  // Finishes every gateway stream with UNAVAILABLE, closes Redis, joins the thread.
+  void stop();
+  // The subscriber connection is up and subscribed.
+  bool ready() const;
+  // Called (on the Redis thread) on every readiness change.
+  void set_readiness_callback(std::function<void(bool)> callback);
+  // Called (on the Redis thread) for every system-channel event (kill,
+  // filters_changed on timeline:access_token:* and timeline:system:*).
+  void add_system_listener(std::function<void(const sluice::v1::ChannelEvent&)> listener);
+
+  const BrokerConfig& config() const { return config_; }
+
+ private:
+  BrokerConfig config_;
+  boost::asio::io_context io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::thread thread_;
+  bool started_ = false;
+  bool stopped_ = false;
+  broker::SubscriptionRegistry registry_;
+  broker::RedisSubscriber subscriber_;
+  broker::SubscriptionHeartbeat heartbeat_;
+  broker::BrokerService service_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,180 @@
+#include "broker/gateway_stream.hpp"
+
+#include <vector>
+
+#include "broker/broker_service.hpp"
+#include "common/log.hpp"
+
+namespace sluice::broker {
+namespace {
+
+std::vector<std::string> channel_names(const google::protobuf::RepeatedPtrField<std::string>& channels) {
+  std::vector<std::string> out;
+  out.reserve(channels.size());
+  for (const auto& channel : channels) {
+    if (!channel.empty()) out.push_back(channel);
+  }
+  return out;
+}
+
+}  // namespace
+
+GatewayStream::GatewayStream(BrokerService& service, uint64_t id, std::string peer)
+    : service_(service), id_(id), peer_(std::move(peer)) {}
+
+void GatewayStream::begin() {
+  self_ = shared_from_this();
+  service_.streams_gauge().inc();
+  std::lock_guard lock(mutex_);
+  StartRead(&request_);
+}
+
+void GatewayStream::join_locked() {
+  if (joined_ || released_) return;
+  joined_ = true;
+  service_.registry().add_stream(id_, shared_from_this());
+}
+
+void GatewayStream::release() {
+  SubscriptionRegistry::Change change;
+  {
+    std::lock_guard lock(mutex_);
+    if (released_) return;
+    released_ = true;
+    if (joined_) change = service_.registry().remove_stream(id_);
+  }
+  // The last gateway leaving a channel UNSUBSCRIBEs it; its key is left to expire (§6.3).
+  service_.subscriber().channels_changed(std::move(change.toggled));
+}
+
+void GatewayStream::handle(const v1::GatewayMessage& message) {
+  SubscriptionRegistry::Change change;
+  switch (message.kind_case()) {
+    case v1::GatewayMessage::kHello: {
+      log::info("Gateway stream opened", {{"gateway", message.hello().gateway_id()}, {"peer", peer_}});
+      std::lock_guard lock(mutex_);
+      gateway_id_ = message.hello().gateway_id();
+      if (hello_seen_) return;
+      hello_seen_ = true;
+      // Ready first, so that it precedes any event on the stream.
+      auto ready = std::make_shared<v1::BrokerMessage>();
+      ready->mutable_ready()->set_broker_id(service_.options().broker_id);
+      if (!finished_ && !write_failed_) {
+        if (in_flight_) {
+          queue_.push_back(std::move(ready));
+        } else {
+          start_write_locked(std::move(ready));
+        }
+      }
+      join_locked();
+      return;
+    }
+    case v1::GatewayMessage::kSubscribe: {
+      std::lock_guard lock(mutex_);
+      if (released_) return;
+      join_locked();
+      change = service_.registry().subscribe(id_, channel_names(message.subscribe().channels()),
+                                             message.subscribe().heartbeat());
+      break;
+    }
+    case v1::GatewayMessage::kUnsubscribe: {
+      std::lock_guard lock(mutex_);
+      if (released_) return;
+      change = service_.registry().unsubscribe(id_, channel_names(message.unsubscribe().channels()));
+      break;
+    }
+    case v1::GatewayMessage::KIND_NOT_SET:
+      return;  // a newer gateway's message kind: ignored
+  }
+  service_.subscriber().channels_changed(std::move(change.toggled));
+  service_.heartbeat().touch(std::move(change.heartbeat));
+}
+
+void GatewayStream::OnReadDone(bool ok) {
+  if (!ok) {
+    // The gateway closed its side (or the stream broke): nothing more will come.
+    release();
+    finish(grpc::Status::OK);
+    return;
+  }
+  handle(request_);
+  std::lock_guard lock(mutex_);
+  if (finished_) return;
+  StartRead(&request_);
+}
+
+void GatewayStream::start_write_locked(std::shared_ptr<const v1::BrokerMessage> message) {
+  in_flight_ = std::move(message);
+  if (in_flight_->has_event()) service_.events_sent().inc();
+  StartWrite(in_flight_.get());
+}
+
+void GatewayStream::deliver(const std::shared_ptr<const v1::BrokerMessage>& message) {
+  size_t queued = 0;
+  std::string gateway;
+  {
+    std::lock_guard lock(mutex_);
+    if (finished_ || write_failed_) return;
+    if (!in_flight_) {
+      start_write_locked(message);
+      return;
+    }
+    if (queue_.size() < service_.options().gateway_queue) {
+      queue_.push_back(message);
+      return;
+    }
+    queued = queue_.size();
+    gateway = gateway_id_;
+  }
+  service_.overflows().inc();
+  log::warn("Gateway stream fell behind; closing it",
+            {{"gateway", gateway}, {"peer", peer_}, {"queued", queued}});
+  release();
+  finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      "gateway stream fell behind: more than " + std::to_string(service_.options().gateway_queue) +
+                          " messages queued"));
+}
+
+void GatewayStream::OnWriteDone(bool ok) {
+  std::lock_guard lock(mutex_);
+  in_flight_.reset();
+  if (!ok) {
+    // The stream is broken; OnDone follows.
+    write_failed_ = true;
+    queue_.clear();
+    return;
+  }
+  if (finished_ || queue_.empty()) return;
+  auto next = std::move(queue_.front());
+  queue_.pop_front();
+  start_write_locked(std::move(next));
+}
+
+void GatewayStream::finish(const grpc::Status& status) {
+  std::lock_guard lock(mutex_);
+  if (finished_) return;
+  finished_ = true;
+  queue_.clear();
+  Finish(status);
+}
+
+void GatewayStream::OnCancel() {
+  release();
+  finish(grpc::Status::CANCELLED);
+}
+
+void GatewayStream::OnDone() {
+  release();
+  service_.streams_gauge().dec();
+  {
+    std::lock_guard lock(mutex_);
+    log::info("Gateway stream closed", {{"gateway", gateway_id_}, {"peer", peer_}});
+    queue_.clear();
+    in_flight_.reset();
+  }
+  service_.stream_done(id_);
+  // gRPC is done with the reactor; the Redis thread may still hold a reference.
+  auto last = std::move(self_);
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,69 @@
+#pragma once
+// One gateway's long-lived Events stream (proto/sluice/v1/broker.proto): reads
+// Hello/Subscribe/Unsubscribe, and writes the events of the channels it asked for
+// plus every system-channel event. Exactly one write is in flight; the rest wait
+// in a bounded queue. A gateway that falls behind past the bound is finished with
+// RESOURCE_EXHAUSTED (it reconnects and re-subscribes) instead of growing memory.
+//
+// Thread-safety: deliver() runs on the Redis thread, reactions on gRPC threads.
+// A per-stream mutex guards the queue and the Start*/Finish calls; it is
+// recursive because gRPC may run OnWriteDone inline from StartWrite.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "broker/event_sink.hpp"
+#include "sluice/v1/broker.grpc.pb.h"
+
+namespace sluice::broker {
+
+class BrokerService;
+
+class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>,
+                            public EventSink,
+                            public std::enable_shared_from_this<GatewayStream> {
+ public:
+  GatewayStream(BrokerService& service, uint64_t id, std::string peer);
+
+  // Starts reading; the stream keeps itself alive until OnDone.
+  void begin();
+  void deliver(const std::shared_ptr<const v1::BrokerMessage>& message) override;
+  // Finishes the stream once; later calls do nothing.
+  void finish(const grpc::Status& status);
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  void handle(const v1::GatewayMessage& message);
+  // Registers with the registry (system broadcasts start) unless released.
+  void join_locked();
+  // Gives back every channel the stream held.
+  void release();
+  void start_write_locked(std::shared_ptr<const v1::BrokerMessage> message);
+
+  BrokerService& service_;
+  const uint64_t id_;
+  const std::string peer_;
+  v1::GatewayMessage request_;
+
+  std::recursive_mutex mutex_;
+  std::string gateway_id_;  // from Hello, for logs
+  std::deque<std::shared_ptr<const v1::BrokerMessage>> queue_;
+  std::shared_ptr<const v1::BrokerMessage> in_flight_;
+  bool hello_seen_ = false;
+  bool joined_ = false;
+  bool released_ = false;
+  bool finished_ = false;
+  bool write_failed_ = false;
+
+  std::shared_ptr<GatewayStream> self_;
+};
+
+}  // namespace sluice::broker

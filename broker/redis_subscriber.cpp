@@ -1,0 +1,250 @@
+#include "broker/redis_subscriber.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "common/log.hpp"
+
+namespace sluice::broker {
+namespace {
+
+// Arguments per SUBSCRIBE/UNSUBSCRIBE command when many channels go at once
+// (after a reconnect): keeps each command a reasonable size.
+constexpr size_t kChannelsPerCommand = 512;
+constexpr auto kDropWarningInterval = std::chrono::seconds(10);
+
+std::string_view text_of(const redisReply* reply) {
+  if (!reply || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS)) return {};
+  return {reply->str, reply->len};
+}
+
+// REDIS_NAMESPACE is literal text in a PSUBSCRIBE pattern.
+std::string glob_escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const char* reason_of(RedisMessageVerdict verdict) {
+  switch (verdict) {
+    case RedisMessageVerdict::invalid_json: return "invalid_json";
+    case RedisMessageVerdict::not_an_object: return "not_an_object";
+    case RedisMessageVerdict::no_event: return "no_event";
+    case RedisMessageVerdict::system_only: return "no_payload";
+    case RedisMessageVerdict::deliver: return "deliver";
+  }
+  return "unknown";
+}
+
+metrics::Counter& dropped(const char* reason) {
+  return metrics::Registry::global().counter("sluice_redis_dropped_messages_total",
+                                             "Redis messages dropped before delivery, by reason",
+                                             {{"reason", reason}});
+}
+
+}  // namespace
+
+RedisSubscriber::RedisSubscriber(boost::asio::io_context& io, const RedisConfig& config,
+                                 SubscriptionRegistry& registry)
+    : io_(io),
+      config_(config),
+      registry_(registry),
+      connection_(io, config, "subscriber",
+                  RedisConnection::Callbacks{[this] { on_ready(); }, [this] { on_lost(); },
+                                             [this](redisReply* reply) { on_push(reply); }}),
+      subscriptions_(metrics::Registry::global().gauge(
+          "redis_subscriptions", "The number of Redis channels the streaming server is subscribed to")),
+      messages_received_(metrics::Registry::global().counter(
+          "redis_messages_received_total",
+          "The total number of messages the streaming server has received from redis subscriptions")),
+      dropped_invalid_json_(dropped("invalid_json")),
+      dropped_not_an_object_(dropped("not_an_object")),
+      dropped_no_event_(dropped("no_event")),
+      dropped_no_payload_(dropped("no_payload")) {}
+
+void RedisSubscriber::start() { connection_.start(); }
+
+void RedisSubscriber::stop() {
+  bool was_ready = ready_.exchange(false);
+  connection_.stop();
+  subscribed_.clear();
+  if (was_ready) notify_readiness(false);
+}
+
+void RedisSubscriber::set_readiness_callback(std::function<void(bool)> callback) {
+  std::lock_guard lock(callbacks_mutex_);
+  readiness_callback_ = std::move(callback);
+}
+
+void RedisSubscriber::add_system_listener(SystemListener listener) {
+  std::lock_guard lock(callbacks_mutex_);
+  system_listeners_.push_back(std::move(listener));
+}
+
+void RedisSubscriber::notify_readiness(bool ready) {
+  std::function<void(bool)> callback;
+  {
+    std::lock_guard lock(callbacks_mutex_);
+    callback = readiness_callback_;
+  }
+  if (callback) callback(ready);
+}
+
+void RedisSubscriber::channels_changed(std::vector<std::string> channels) {
+  if (channels.empty()) return;
+  boost::asio::post(io_, [this, channels = std::move(channels)] { reconcile(channels); });
+}
+
+void RedisSubscriber::send_in_batches(const char* command, const std::vector<std::string>& channels) {
+  for (size_t start = 0; start < channels.size(); start += kChannelsPerCommand) {
+    std::vector<std::string> args = {command};
+    size_t end = std::min(channels.size(), start + kChannelsPerCommand);
+    for (size_t i = start; i < end; ++i) args.push_back(config_.with_namespace(channels[i]));
+    connection_.subscription_command(args);
+  }
+}
+
+// Compares what the gateways want now with what this connection has asked for, so
+// that the order in which changes were posted does not matter.
+void RedisSubscriber::reconcile(const std::vector<std::string>& channels) {
+  if (!connection_.ready()) return;  // on_ready() subscribes everything wanted
+  std::vector<std::string> subscribe, unsubscribe;
+  for (const auto& channel : channels) {
+    bool wanted = registry_.wanted(channel);
+    bool held = subscribed_.count(channel) > 0;
+    if (wanted && !held) {
+      subscribed_.insert(channel);
+      subscribe.push_back(channel);
+    } else if (!wanted && held) {
+      subscribed_.erase(channel);
+      unsubscribe.push_back(channel);
+    }
+  }
+  send_in_batches("SUBSCRIBE", subscribe);
+  send_in_batches("UNSUBSCRIBE", unsubscribe);
+}
+
+void RedisSubscriber::on_ready() {
+  subscribed_.clear();
+  // The system channels of every connection, as two patterns held for good.
+  std::string prefix = glob_escape(config_.with_namespace(""));
+  if (config_.redis_namespace.empty()) prefix.clear();
+  connection_.subscription_command(
+      {"PSUBSCRIBE", prefix + "timeline:access_token:*", prefix + "timeline:system:*"});
+  std::vector<std::string> wanted = registry_.wanted_channels();
+  subscribed_.insert(wanted.begin(), wanted.end());
+  send_in_batches("SUBSCRIBE", wanted);
+  log::info("Redis subscriptions restored", {{"channels", wanted.size()}});
+  ready_.store(true, std::memory_order_release);
+  notify_readiness(true);
+}
+
+void RedisSubscriber::on_lost() {
+  // Messages published while disconnected are lost (§6.1); gateways stay connected.
+  subscribed_.clear();
+  subscriptions_.set(0);
+  ready_.store(false, std::memory_order_release);
+  notify_readiness(false);
+}
+
+void RedisSubscriber::on_push(redisReply* reply) {
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+  std::string_view kind = text_of(reply->element[0]);
+  if (kind == "message") {
+    messages_received_.inc();
+    deliver(text_of(reply->element[1]), text_of(reply->element[2]));
+  } else if (kind == "pmessage" && reply->elements >= 4) {
+    messages_received_.inc();
+    deliver_system(text_of(reply->element[2]), text_of(reply->element[3]));
+  } else if (kind == "subscribe" || kind == "unsubscribe" || kind == "psubscribe" || kind == "punsubscribe") {
+    // Redis' count covers channels and patterns of this connection, so the two
+    // system-channel patterns are included.
+    if (reply->element[2]->type == REDIS_REPLY_INTEGER) subscriptions_.set(reply->element[2]->integer);
+  }
+}
+
+void RedisSubscriber::deliver(std::string_view redis_channel, std::string_view text) {
+  int64_t received_at = now_us();
+  std::string_view channel = config_.without_namespace(redis_channel);
+  auto message = std::make_shared<v1::BrokerMessage>();
+  v1::ChannelEvent& event = *message->mutable_event();
+  RedisMessageVerdict verdict = parse_redis_message(channel, text, event);
+  // Only messages with a truthy event and payload reach streams (§6.2); e.g.
+  // filters_changed on timeline:<id> is for the system channel only.
+  if (verdict != RedisMessageVerdict::deliver) {
+    drop(verdict, channel, text);
+    return;
+  }
+  if (event.channel().empty()) event.set_channel(std::string(channel));
+  event.set_received_at_us(received_at);
+  std::shared_ptr<const v1::BrokerMessage> shared = std::move(message);
+  auto listeners = registry_.listeners(channel);
+  for (const auto& sink : *listeners) sink->deliver(shared);
+}
+
+void RedisSubscriber::deliver_system(std::string_view redis_channel, std::string_view text) {
+  int64_t received_at = now_us();
+  std::string_view channel = config_.without_namespace(redis_channel);
+  auto message = std::make_shared<v1::BrokerMessage>();
+  v1::ChannelEvent& event = *message->mutable_event();
+  RedisMessageVerdict verdict = parse_redis_message(channel, text, event);
+  // A system channel needs an event but no payload (§2.3).
+  if (verdict != RedisMessageVerdict::deliver && verdict != RedisMessageVerdict::system_only) {
+    drop(verdict, channel, text);
+    return;
+  }
+  if (event.channel().empty()) event.set_channel(std::string(channel));
+  // Clients never see system-channel payloads; gateways only need the event.
+  event.clear_payload();
+  event.clear_status();
+  event.set_received_at_us(received_at);
+  std::shared_ptr<const v1::BrokerMessage> shared = std::move(message);
+  auto streams = registry_.streams();
+  for (const auto& sink : *streams) sink->deliver(shared);
+  std::vector<SystemListener> listeners;
+  {
+    std::lock_guard lock(callbacks_mutex_);
+    listeners = system_listeners_;
+  }
+  for (const auto& listener : listeners) listener(shared->event());
+}
+
+void RedisSubscriber::drop(RedisMessageVerdict verdict, std::string_view channel, std::string_view text) {
+  switch (verdict) {
+    case RedisMessageVerdict::invalid_json: dropped_invalid_json_.inc(); break;
+    case RedisMessageVerdict::not_an_object: dropped_not_an_object_.inc(); break;
+    case RedisMessageVerdict::no_event: dropped_no_event_.inc(); break;
+    case RedisMessageVerdict::system_only: dropped_no_payload_.inc(); break;
+    case RedisMessageVerdict::deliver: return;
+  }
+  // A message without payload on a normal channel is expected (Rails sends
+  // filters_changed to timeline:<id> too): debug only.
+  if (verdict == RedisMessageVerdict::system_only) {
+    log::debug("Redis message without payload not forwarded", {{"channel", channel}});
+    return;
+  }
+  constexpr size_t kExcerpt = 200;
+  nlohmann::json fields = {{"channel", channel},
+                           {"reason", reason_of(verdict)},
+                           {"message", std::string(text.substr(0, kExcerpt))}};
+  log::debug("Redis message dropped", fields);
+  // Warn at most once per interval so that a misbehaving publisher cannot flood the log.
+  ++drops_since_warning_;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_drop_warning_ >= kDropWarningInterval) {
+    fields["dropped_since_last_warning"] = drops_since_warning_;
+    log::warn("Dropped an invalid Redis message", fields);
+    last_drop_warning_ = now;
+    drops_since_warning_ = 0;
+  }
+}
+
+}  // namespace sluice::broker

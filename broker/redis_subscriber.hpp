@@ -1,0 +1,82 @@
+#pragma once
+// The broker's one subscriber connection (contract §2.4): keeps Redis' SUBSCRIBEs in
+// line with what the gateways want, holds the two system-channel patterns for good
+// (design "Channels worth sharing"), parses every message once and hands the same
+// immutable BrokerMessage to every interested gateway stream.
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "broker/redis_connection.hpp"
+#include "broker/subscription_registry.hpp"
+#include "common/metrics.hpp"
+#include "common/redis_message.hpp"
+#include "common/redis_config.hpp"
+#include "sluice/v1/broker.pb.h"
+
+namespace sluice::broker {
+
+class RedisSubscriber {
+ public:
+  using SystemListener = std::function<void(const v1::ChannelEvent&)>;
+
+  RedisSubscriber(boost::asio::io_context& io, const RedisConfig& config, SubscriptionRegistry& registry);
+
+  // start() and stop() run on the Redis thread.
+  void start();
+  void stop();
+
+  // Any thread: bring Redis in line with the registry for these channels.
+  void channels_changed(std::vector<std::string> channels);
+  // True while the subscriber connection is up and subscribed.
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // Called on the Redis thread on every readiness change.
+  void set_readiness_callback(std::function<void(bool)> callback);
+  // Called on the Redis thread for every system-channel message (kill, filters_changed).
+  void add_system_listener(SystemListener listener);
+
+ private:
+  void on_ready();
+  void on_lost();
+  void on_push(redisReply* reply);
+  void reconcile(const std::vector<std::string>& channels);
+  void send_in_batches(const char* command, const std::vector<std::string>& channels);
+  void deliver(std::string_view redis_channel, std::string_view text);
+  void deliver_system(std::string_view redis_channel, std::string_view text);
+  // Counts and logs a message that cannot be delivered.
+  void drop(RedisMessageVerdict verdict, std::string_view channel, std::string_view text);
+  void notify_readiness(bool ready);
+
+  boost::asio::io_context& io_;
+  const RedisConfig& config_;
+  SubscriptionRegistry& registry_;
+  RedisConnection connection_;
+
+  // Channels (without namespace) SUBSCRIBEd on the current connection and not
+  // UNSUBSCRIBEd since. Redis thread only.
+  std::unordered_set<std::string> subscribed_;
+  std::atomic<bool> ready_{false};
+
+  std::mutex callbacks_mutex_;
+  std::function<void(bool)> readiness_callback_;
+  std::vector<SystemListener> system_listeners_;
+
+  // Rate limit for warnings about dropped messages (one per interval).
+  std::chrono::steady_clock::time_point last_drop_warning_{};
+  uint64_t drops_since_warning_ = 0;
+
+  metrics::Gauge& subscriptions_;
+  metrics::Counter& messages_received_;
+  metrics::Counter& dropped_invalid_json_;
+  metrics::Counter& dropped_not_an_object_;
+  metrics::Counter& dropped_no_event_;
+  metrics::Counter& dropped_no_payload_;
+};
+
+}  // namespace sluice::broker

@@ -1,0 +1,58 @@
+#include "broker/subscription_heartbeat.hpp"
+
+#include <boost/asio/post.hpp>
+
+namespace sluice::broker {
+
+SubscriptionHeartbeat::SubscriptionHeartbeat(boost::asio::io_context& io, const RedisConfig& config,
+                                             SubscriptionRegistry& registry, std::chrono::milliseconds interval)
+    : io_(io),
+      config_(config),
+      registry_(registry),
+      interval_(interval),
+      connection_(io, config, "command", RedisConnection::Callbacks{[this] { on_ready(); }, {}, {}}),
+      timer_(io) {}
+
+void SubscriptionHeartbeat::start() {
+  connection_.start();
+  arm_timer();
+}
+
+void SubscriptionHeartbeat::stop() {
+  stopping_ = true;
+  timer_.cancel();
+  connection_.stop();
+}
+
+void SubscriptionHeartbeat::arm_timer() {
+  timer_.expires_after(interval_);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    set_keys(registry_.heartbeat_channels());
+    arm_timer();
+  });
+}
+
+void SubscriptionHeartbeat::touch(std::vector<std::string> channels) {
+  if (channels.empty()) return;
+  boost::asio::post(io_, [this, channels = std::move(channels)] { set_keys(channels); });
+}
+
+void SubscriptionHeartbeat::set_keys(const std::vector<std::string>& channels) {
+  const std::string ttl = std::to_string(kTtlSeconds);
+  for (const auto& channel : channels) {
+    // Replies are ignored, as in the reference.
+    if (!connection_.command({"SET", config_.with_namespace("subscribed:" + channel), "1", "EX", ttl})) {
+      owed_.insert(channel);
+    }
+  }
+}
+
+void SubscriptionHeartbeat::on_ready() {
+  std::unordered_set<std::string> due = std::move(owed_);
+  owed_.clear();
+  for (auto& channel : registry_.heartbeat_channels()) due.insert(std::move(channel));
+  set_keys(std::vector<std::string>(due.begin(), due.end()));
+}
+
+}  // namespace sluice::broker

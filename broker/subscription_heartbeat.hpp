@@ -1,0 +1,50 @@
+#pragma once
+// Keeps `subscribed:<channel>` keys alive (contract §6.3) on the broker's command
+// connection (§2.4: a separate connection does the SETs). Rails reads them to
+// decide whether to publish home, list, notification and direct events at all.
+// One timer for every channel; keys are never deleted, they expire by themselves.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "broker/redis_connection.hpp"
+#include "broker/subscription_registry.hpp"
+#include "common/redis_config.hpp"
+
+namespace sluice::broker {
+
+class SubscriptionHeartbeat {
+ public:
+  static constexpr std::chrono::seconds kInterval{360};
+  static constexpr int kTtlSeconds = 1080;
+
+  SubscriptionHeartbeat(boost::asio::io_context& io, const RedisConfig& config, SubscriptionRegistry& registry,
+                        std::chrono::milliseconds interval = kInterval);
+
+  // start() and stop() run on the Redis thread.
+  void start();
+  void stop();
+  // Any thread: SET the keys of these channels now (a Subscribe named them).
+  void touch(std::vector<std::string> channels);
+  bool ready() const { return connection_.ready(); }
+
+ private:
+  void set_keys(const std::vector<std::string>& channels);
+  void on_ready();
+  void arm_timer();
+
+  boost::asio::io_context& io_;
+  const RedisConfig& config_;
+  SubscriptionRegistry& registry_;
+  std::chrono::milliseconds interval_;
+  RedisConnection connection_;
+  boost::asio::steady_timer timer_;
+  // SETs owed while Redis is down; done on reconnect (§11 "queued offline").
+  std::unordered_set<std::string> owed_;
+  bool stopping_ = false;
+};
+
+}  // namespace sluice::broker

@@ -1,0 +1,50 @@
+#pragma once
+// Where Redis is and how names are written there (contract §6.1).
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/env.hpp"
+
+namespace sluice {
+
+struct RedisEndpoint {
+  std::string host;
+  int port = 0;
+};
+
+struct RedisConfig {
+  enum class Mode { tcp, unix_socket, sentinel };
+
+  Mode mode = Mode::tcp;
+  // Mode::tcp
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  // Mode::unix_socket
+  std::string path;
+  // Mode::sentinel: the sentinels are asked for the master's address on every connect.
+  std::vector<RedisEndpoint> sentinels;
+  std::string sentinel_master;
+  std::string sentinel_username;
+  std::string sentinel_password;
+  // The data connection, in every mode.
+  int db = 0;
+  std::string username;
+  std::string password;
+  // REDIS_NAMESPACE; empty means none.
+  std::string redis_namespace;
+
+  // "<namespace>:<name>", or `name` when there is no namespace.
+  std::string with_namespace(std::string_view name) const;
+  // Cuts len(namespace)+1 characters off an incoming channel name without checking
+  // what they are, as the reference does (§6.1).
+  std::string_view without_namespace(std::string_view channel) const;
+  // Where this connects, for logs (never includes a password).
+  std::string describe() const;
+};
+
+// Reads §6.1's variables: REDIS_URL, else Sentinel, else REDIS_HOST/PORT/DB. Throws
+// ConfigError with one line naming the variable.
+RedisConfig redis_config_from_env(const Env& env);
+
+}  // namespace sluice

@@ -1,0 +1,544 @@
+// The broker tier against a real redis-server, with gateways simulated by real
+// gRPC Events streams over an in-process channel (contract §2.3, §2.4, §6).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/broker_tier.hpp"
+#include "common/metrics.hpp"
+#include "tests/broker/gateway_client.hpp"
+#include "tests/support/servers.hpp"
+
+namespace sluice {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::GatewayClient;
+using testing::RedisServer;
+
+RedisServer& redis() {
+  static RedisServer server;
+  return server;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+uint64_t counter(const std::string& name, const metrics::Labels& labels = {}) {
+  return metrics::Registry::global().counter(name, "", labels).value();
+}
+int64_t gauge(const std::string& name, const metrics::Labels& labels = {}) {
+  return metrics::Registry::global().gauge(name, "", labels).value();
+}
+
+// How many times Redis executed `command` (INFO commandstats).
+long long command_calls(RedisServer& server, const std::string& command) {
+  std::string info = server.command({"INFO", "commandstats"});
+  std::string key = "cmdstat_" + command + ":calls=";
+  auto at = info.find(key);
+  if (at == std::string::npos) return 0;
+  return std::stoll(info.substr(at + key.size()));
+}
+
+long long ttl(RedisServer& server, const std::string& key) { return server.integer({"TTL", key}); }
+
+// A broker tier registered on an in-process gRPC server, as the all-in-one binary does.
+class Broker {
+ public:
+  explicit Broker(std::map<std::string, std::string> vars) {
+    if (!vars.count("REDIS_URL") && !vars.count("REDIS_SENTINELS")) vars["REDIS_URL"] = redis().url();
+    tier_ = std::make_unique<BrokerTier>(BrokerConfig::from_env(Env::from_map(vars)));
+    grpc::ServerBuilder builder;
+    builder.RegisterService(tier_->service());
+    server_ = builder.BuildAndStart();
+    tier_->start();
+  }
+  Broker() : Broker(std::map<std::string, std::string>{}) {}
+  ~Broker() {
+    tier_->stop();
+    server_->Shutdown(std::chrono::system_clock::now() + 5s);
+    server_.reset();
+    tier_.reset();
+  }
+
+  BrokerTier& tier() { return *tier_; }
+  std::shared_ptr<grpc::Channel> channel() { return server_->InProcessChannel(grpc::ChannelArguments()); }
+  // A gateway stream that said Hello and got Ready.
+  std::unique_ptr<GatewayClient> gateway(const std::string& id = "gw") {
+    auto client = std::make_unique<GatewayClient>(channel());
+    client->hello(id);
+    EXPECT_TRUE(client->wait_ready()) << "no Ready after Hello";
+    return client;
+  }
+  bool wait_ready(std::chrono::milliseconds timeout = 10s) {
+    return eventually([this] { return tier_->ready(); }, timeout);
+  }
+
+ private:
+  std::unique_ptr<BrokerTier> tier_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+std::string unique_channel(const std::string& base) {
+  static std::atomic<int> counter{0};
+  return base + ":" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+TEST(Broker, FirstSubscribeSubscribesRedisOnce) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:hashtag:once");
+  auto a = broker.gateway("a");
+  auto b = broker.gateway("b");
+  long long before = command_calls(redis(), "subscribe");
+
+  ASSERT_TRUE(a->subscribe({channel}));
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  // One channel and the two system-channel patterns.
+  EXPECT_TRUE(eventually([] { return gauge("redis_subscriptions") == 3; }));
+
+  ASSERT_TRUE(b->subscribe({channel}));
+  // b's subscription is in place once an event reaches it.
+  ASSERT_EQ(redis().publish(channel, R"({"event":"delete","payload":"1"})"), 1);
+  ASSERT_TRUE(b->next_event().has_value());
+  EXPECT_EQ(redis().numsub(channel), 1);
+  EXPECT_EQ(command_calls(redis(), "subscribe") - before, 1);
+}
+
+TEST(Broker, ReadyComesOnceAfterHello) {
+  Broker broker;
+  GatewayClient client(broker.channel());
+  client.hello("first");
+  ASSERT_TRUE(client.wait_ready());
+  client.hello("again");
+  std::string channel = unique_channel("timeline:public");
+  client.subscribe({channel});
+  ASSERT_TRUE(broker.wait_ready());
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  redis().publish(channel, R"({"event":"delete","payload":"7"})");
+  auto message = client.next();
+  ASSERT_TRUE(message.has_value());
+  EXPECT_TRUE(message->has_event()) << "a second Ready was sent";
+}
+
+TEST(Broker, LastUnsubscribeUnsubscribesRedis) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:public:local");
+  auto a = broker.gateway("a");
+  auto b = broker.gateway("b");
+  a->subscribe({channel});
+  b->subscribe({channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+
+  a->unsubscribe({channel});
+  // Still subscribed for b: a message published after a left reaches b.
+  std::string other = unique_channel("timeline:marker");
+  a->subscribe({other});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(other) == 1; }));
+  EXPECT_EQ(redis().numsub(channel), 1);
+  ASSERT_EQ(redis().publish(channel, R"({"event":"delete","payload":"2"})"), 1);
+  auto event = b->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->payload(), "2");
+
+  b->unsubscribe({channel});
+  EXPECT_TRUE(eventually([&] { return redis().numsub(channel) == 0; }));
+  EXPECT_EQ(redis().numsub(other), 1);
+}
+
+TEST(Broker, CancelledStreamsReleaseTheirChannels) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:list");
+  auto a = broker.gateway("a");
+  auto b = broker.gateway("b");
+  a->subscribe({channel});
+  b->subscribe({channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  int64_t streams = gauge("sluice_broker_gateway_streams");
+
+  a->cancel();
+  ASSERT_TRUE(eventually([&] { return gauge("sluice_broker_gateway_streams") == streams - 1; }));
+  EXPECT_EQ(redis().numsub(channel), 1);
+  redis().publish(channel, R"({"event":"delete","payload":"3"})");
+  ASSERT_TRUE(b->next_event().has_value());
+
+  b->cancel();
+  EXPECT_TRUE(eventually([&] { return redis().numsub(channel) == 0; }));
+  EXPECT_TRUE(eventually([&] { return gauge("sluice_broker_gateway_streams") == streams - 2; }));
+}
+
+TEST(Broker, ClosedStreamReleasesItsChannels) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:direct");
+  auto a = broker.gateway("a");
+  a->subscribe({channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  a->writes_done();
+  auto status = a->status();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->ok()) << status->error_message();
+  EXPECT_TRUE(eventually([&] { return redis().numsub(channel) == 0; }));
+}
+
+TEST(Broker, EventsReachOnlyInterestedStreams) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string public_channel = unique_channel("timeline:public");
+  std::string hashtag_channel = unique_channel("timeline:hashtag:cafe");
+  auto a = broker.gateway("a");
+  auto b = broker.gateway("b");
+  auto c = broker.gateway("c");
+  a->subscribe({public_channel});
+  c->subscribe({public_channel});
+  b->subscribe({hashtag_channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(public_channel) == 1 && redis().numsub(hashtag_channel) == 1; }));
+  uint64_t sent = counter("sluice_broker_events_sent_total");
+
+  // Rails escapes like this; clients get JSON.stringify's output (§6.4) and never queued_at.
+  redis().publish(public_channel,
+                  R"({"event":"update","payload":{"id":"1","content":"\u003cp\u003eHi\u003c/p\u003e","n":1.0},"queued_at":1})");
+  redis().publish(hashtag_channel, R"({"event":"delete","payload":"99"})");
+
+  for (auto* client : {a.get(), c.get()}) {
+    auto event = client->next_event();
+    ASSERT_TRUE(event.has_value());
+    EXPECT_EQ(event->channel(), public_channel);
+    EXPECT_EQ(event->event(), "update");
+    EXPECT_EQ(event->payload(), R"({"id":"1","content":"<p>Hi</p>","n":1})");
+    EXPECT_GT(event->received_at_us(), 0);
+  }
+  // b's first event is its own channel's: the public update never reached it.
+  auto event = b->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->channel(), hashtag_channel);
+  EXPECT_EQ(event->event(), "delete");
+  EXPECT_EQ(event->payload(), "99");
+  // And a did not get the hashtag event: its next one is the next public event.
+  redis().publish(public_channel, R"({"event":"delete","payload":"100"})");
+  auto next = a->next_event();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->payload(), "100");
+  EXPECT_GE(counter("sluice_broker_events_sent_total") - sent, 4u);
+}
+
+TEST(Broker, SystemChannelEventsGoToEveryStreamWithoutSubscribing) {
+  Broker broker;
+  std::mutex mutex;
+  std::vector<std::string> heard;
+  broker.tier().add_system_listener([&](const v1::ChannelEvent& event) {
+    std::lock_guard lock(mutex);
+    heard.push_back(event.channel() + " " + event.event());
+  });
+  ASSERT_TRUE(broker.wait_ready());
+  auto a = broker.gateway("a");
+  auto b = broker.gateway("b");
+  long long subscribes = command_calls(redis(), "subscribe");
+
+  // Rails' kill carries no payload (§2.3); a status-free payload is never forwarded.
+  EXPECT_EQ(redis().publish("timeline:access_token:4242", R"({"event":"kill"})"), 1);
+  redis().publish("timeline:system:77", R"({"event":"filters_changed","payload":"x"})");
+  for (auto* client : {a.get(), b.get()}) {
+    auto kill = client->next_event();
+    ASSERT_TRUE(kill.has_value());
+    EXPECT_EQ(kill->channel(), "timeline:access_token:4242");
+    EXPECT_EQ(kill->event(), "kill");
+    EXPECT_EQ(kill->payload(), "");
+    auto filters = client->next_event();
+    ASSERT_TRUE(filters.has_value());
+    EXPECT_EQ(filters->channel(), "timeline:system:77");
+    EXPECT_EQ(filters->event(), "filters_changed");
+    EXPECT_EQ(filters->payload(), "");
+  }
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return heard == std::vector<std::string>{"timeline:access_token:4242 kill", "timeline:system:77 filters_changed"};
+  }));
+  // No SUBSCRIBE per system channel.
+  EXPECT_EQ(command_calls(redis(), "subscribe"), subscribes);
+}
+
+TEST(Broker, InvalidMessagesAreDroppedAndCounted) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:public");
+  auto a = broker.gateway("a");
+  a->subscribe({channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  uint64_t received = counter("redis_messages_received_total");
+  uint64_t invalid_json = counter("sluice_redis_dropped_messages_total", {{"reason", "invalid_json"}});
+  uint64_t not_object = counter("sluice_redis_dropped_messages_total", {{"reason", "not_an_object"}});
+  uint64_t no_event = counter("sluice_redis_dropped_messages_total", {{"reason", "no_event"}});
+  uint64_t no_payload = counter("sluice_redis_dropped_messages_total", {{"reason", "no_payload"}});
+
+  redis().publish(channel, "this is not json");
+  redis().publish(channel, "[1,2,3]");
+  redis().publish(channel, R"({"payload":"1"})");
+  redis().publish(channel, R"({"event":"filters_changed"})");
+  redis().publish("timeline:system:1", "{broken");
+  redis().publish(channel, R"({"event":"delete","payload":"5"})");
+
+  auto event = a->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->payload(), "5") << "an invalid message was forwarded";
+  EXPECT_EQ(counter("redis_messages_received_total") - received, 6u);
+  EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "invalid_json"}}) - invalid_json, 2u);
+  EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "not_an_object"}}) - not_object, 1u);
+  EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "no_event"}}) - no_event, 1u);
+  EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "no_payload"}}) - no_payload, 1u);
+}
+
+TEST(Broker, HeartbeatKeysAreSetWithTtlAndRefreshedOnSubscribe) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string quiet = unique_channel("timeline:public");
+  std::string home = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  a->subscribe({quiet}, /*heartbeat=*/false);
+  a->subscribe({home}, /*heartbeat=*/true);
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + home}) == 1; }));
+  long long first = ttl(redis(), "subscribed:" + home);
+  EXPECT_GT(first, 1070);
+  EXPECT_LE(first, 1080);
+  EXPECT_EQ(redis().command({"GET", "subscribed:" + home}), "1");
+  // SETs run in order, so the quiet channel's key would exist by now.
+  EXPECT_EQ(redis().integer({"EXISTS", "subscribed:" + quiet}), 0);
+
+  // A second Subscribe naming the channel (another client of the same gateway) SETs it again.
+  redis().command({"EXPIRE", "subscribed:" + home, "100"});
+  ASSERT_LE(ttl(redis(), "subscribed:" + home), 100);
+  auto b = broker.gateway("b");
+  b->subscribe({home}, true);
+  EXPECT_TRUE(eventually([&] { return ttl(redis(), "subscribed:" + home) > 1070; }));
+  redis().command({"EXPIRE", "subscribed:" + home, "100"});
+  a->subscribe({home}, true);
+  EXPECT_TRUE(eventually([&] { return ttl(redis(), "subscribed:" + home) > 1070; }));
+
+  // Leaving never deletes the key (§6.3).
+  a->unsubscribe({home});
+  b->unsubscribe({home});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(home) == 0; }));
+  EXPECT_EQ(redis().integer({"EXISTS", "subscribed:" + home}), 1);
+}
+
+TEST(Broker, NamespacePrefixesChannelsAndKeysAndIsStrippedFromEvents) {
+  Broker broker({{"REDIS_URL", redis().url()}, {"REDIS_NAMESPACE", "ns1"}});
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  a->subscribe({channel}, true);
+  ASSERT_TRUE(eventually([&] { return redis().numsub("ns1:" + channel) == 1; }));
+  EXPECT_EQ(redis().numsub(channel), 0);
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "ns1:subscribed:" + channel}) == 1; }));
+  EXPECT_EQ(redis().integer({"EXISTS", "subscribed:" + channel}), 0);
+
+  redis().publish(channel, R"({"event":"delete","payload":"no namespace"})");
+  redis().publish("ns1:" + channel, R"({"event":"delete","payload":"8"})");
+  auto event = a->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->channel(), channel);
+  EXPECT_EQ(event->payload(), "8");
+
+  EXPECT_EQ(redis().publish("timeline:access_token:1", R"({"event":"kill"})"), 0);
+  EXPECT_EQ(redis().publish("ns1:timeline:access_token:1", R"({"event":"kill"})"), 1);
+  auto kill = a->next_event();
+  ASSERT_TRUE(kill.has_value());
+  EXPECT_EQ(kill->channel(), "timeline:access_token:1");
+  EXPECT_EQ(kill->event(), "kill");
+}
+
+TEST(Broker, RefusesStreamsWithoutTheInternalToken) {
+  Broker broker({{"REDIS_URL", redis().url()}, {"SLUICE_INTERNAL_TOKEN", "s3cret"}});
+  GatewayClient anonymous(broker.channel());
+  anonymous.hello();
+  auto status = anonymous.status();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  GatewayClient wrong(broker.channel(), "wrong");
+  wrong.hello();
+  status = wrong.status();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  GatewayClient trusted(broker.channel(), "s3cret");
+  trusted.hello();
+  EXPECT_TRUE(trusted.wait_ready());
+}
+
+TEST(Broker, SlowGatewayIsFinishedWithResourceExhausted) {
+  Broker broker({{"REDIS_URL", redis().url()}, {"SLUICE_BROKER_GATEWAY_QUEUE", "4"}});
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:public");
+  GatewayClient slow(broker.channel(), {}, /*start_reading=*/false);
+  auto fast = broker.gateway("fast");
+  slow.hello("slow");
+  slow.subscribe({channel});
+  fast->subscribe({channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  uint64_t overflows = counter("sluice_broker_gateway_overflows_total");
+
+  int published = 0;
+  EXPECT_TRUE(eventually([&] {
+    redis().publish(channel, R"({"event":"delete","payload":")" + std::to_string(++published) + "\"}");
+    return counter("sluice_broker_gateway_overflows_total") > overflows;
+  }));
+  EXPECT_LT(published, 1000) << "the queue bound did not apply";
+  slow.start_reading();
+  auto status = slow.status();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status->error_message();
+  EXPECT_EQ(counter("sluice_broker_gateway_overflows_total") - overflows, 1u);
+  // The reading gateway keeps its stream and its channel.
+  for (int i = 1; i <= published; ++i) {
+    auto event = fast->next_event();
+    ASSERT_TRUE(event.has_value());
+    EXPECT_EQ(event->payload(), std::to_string(i));
+  }
+  EXPECT_EQ(redis().numsub(channel), 1);
+}
+
+TEST(Broker, ReconnectsAndResubscribesAfterRedisRestart) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  a->subscribe({channel}, true);
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + channel}) == 1; }));
+  uint64_t reconnects = counter("sluice_redis_reconnects_total", {{"connection", "subscriber"}});
+
+  redis().stop();
+  ASSERT_TRUE(eventually([&] { return !broker.tier().ready(); }));
+  EXPECT_EQ(gauge("sluice_redis_connected", {{"connection", "subscriber"}}), 0);
+  redis().start();
+
+  ASSERT_TRUE(broker.wait_ready(20s));
+  EXPECT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  EXPECT_GT(counter("sluice_redis_reconnects_total", {{"connection", "subscriber"}}), reconnects);
+  EXPECT_EQ(gauge("sluice_redis_connected", {{"connection", "subscriber"}}), 1);
+  // The restarted Redis lost its keys: the wanted channel's key is SET again on reconnect.
+  EXPECT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + channel}) == 1; }));
+  redis().publish(channel, R"({"event":"delete","payload":"after restart"})");
+  auto event = a->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->payload(), "after restart");
+}
+
+TEST(Broker, BecomesReadyWhenRedisAppearsAfterStart) {
+  RedisServer late;
+  late.stop();
+  Broker broker({{"REDIS_URL", late.url()}});
+  std::atomic<int> became_ready{0};
+  broker.tier().set_readiness_callback([&](bool ready) {
+    if (ready) ++became_ready;
+  });
+  std::string channel = unique_channel("timeline");
+  auto a = broker.gateway("a");  // the gRPC side serves while Redis is down
+  a->subscribe({channel}, true);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(broker.tier().ready());
+
+  late.start();
+  ASSERT_TRUE(broker.wait_ready(20s));
+  EXPECT_EQ(became_ready.load(), 1);
+  EXPECT_TRUE(eventually([&] { return late.numsub(channel) == 1; }));
+  // The heartbeat asked for while Redis was down is done on connect.
+  EXPECT_TRUE(eventually([&] { return late.integer({"EXISTS", "subscribed:" + channel}) == 1; }));
+  late.publish(channel, R"({"event":"delete","payload":"late"})");
+  auto event = a->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->payload(), "late");
+}
+
+TEST(Broker, UnixSocketAndDatabaseSelection) {
+  testing::TempDir dir;
+  std::string socket = dir.path() + "/redis.sock";
+  int port = testing::free_port();
+  testing::Process server({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--unixsocket",
+                           socket, "--save", "", "--appendonly", "no", "--dir", dir.path()});
+  ASSERT_TRUE(testing::wait_for_port(port, 20s));
+  Broker broker({{"REDIS_URL", "unix://" + socket + "?db=3"}});
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  a->subscribe({channel}, true);
+  // The key lands in database 3, not 0.
+  auto redis_cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"redis-cli", "-s", socket};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string output;
+    testing::run_command(argv, &output);
+    while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+    return output;
+  };
+  EXPECT_TRUE(eventually([&] { return redis_cli({"-n", "3", "EXISTS", "subscribed:" + channel}) == "1"; }));
+  EXPECT_EQ(redis_cli({"-n", "0", "EXISTS", "subscribed:" + channel}), "0");
+  redis_cli({"PUBLISH", channel, R"({"event":"delete","payload":"unix"})"});
+  auto event = a->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->payload(), "unix");
+}
+
+TEST(Broker, PasswordIsSentWithAuth) {
+  testing::TempDir dir;
+  int port = testing::free_port();
+  testing::Process server({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--requirepass",
+                           "pw", "--save", "", "--appendonly", "no", "--dir", dir.path()});
+  ASSERT_TRUE(testing::wait_for_port(port, 20s));
+  {
+    Broker wrong({{"REDIS_URL", "redis://:nope@127.0.0.1:" + std::to_string(port)}});
+    std::this_thread::sleep_for(500ms);
+    EXPECT_FALSE(wrong.tier().ready());
+  }
+  Broker broker({{"REDIS_URL", "redis://:pw@127.0.0.1:" + std::to_string(port) + "/2"}});
+  EXPECT_TRUE(broker.wait_ready());
+}
+
+TEST(Broker, AsksSentinelForTheMaster) {
+  testing::TempDir dir;
+  int sentinel_port = testing::free_port();
+  int dead_port = testing::free_port();
+  std::string conf = dir.path() + "/sentinel.conf";
+  {
+    std::ofstream out(conf);
+    out << "port " << sentinel_port << "\nbind 127.0.0.1\ndir " << dir.path()
+        << "\nsentinel monitor mymaster 127.0.0.1 " << redis().port() << " 1\n";
+  }
+  testing::Process sentinel({"redis-server", conf, "--sentinel"}, {}, dir.path() + "/sentinel.log");
+  ASSERT_TRUE(testing::wait_for_port(sentinel_port, 20s));
+  // The first sentinel is down: the broker asks the next one.
+  Broker broker({{"REDIS_SENTINELS", "127.0.0.1:" + std::to_string(dead_port) + ",127.0.0.1"},
+                 {"REDIS_SENTINEL_PORT", std::to_string(sentinel_port)},
+                 {"REDIS_SENTINEL_MASTER", "mymaster"}});
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:public");
+  auto a = broker.gateway("a");
+  a->subscribe({channel});
+  EXPECT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  redis().publish(channel, R"({"event":"delete","payload":"via sentinel"})");
+  auto event = a->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->payload(), "via sentinel");
+}
+
+}  // namespace
+}  // namespace sluice
