@@ -1,4 +1,4 @@
-#include "gateway/broker_link.hpp"
+#include "common/broker_link.hpp"
 
 #include <deque>
 #include <random>
@@ -7,7 +7,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 
-namespace sluice::gateway {
+namespace sluice {
 
 namespace v1 = sluice::v1;
 
@@ -126,7 +126,7 @@ void BrokerLink::stop() {
 // Owns the stream's lifecycle: open, wait for it to end, back off, open again.
 void BrokerLink::supervise() {
   static auto& reconnects = metrics::Registry::global().counter(
-      "sluice_gateway_broker_reconnects_total", "Times the gateway reopened its stream to the broker");
+      "sluice_broker_link_reconnects_total", "Times this process reopened its stream to the broker");
   std::mt19937 rng{std::random_device{}()};
   auto backoff = std::chrono::milliseconds(100);
   std::unique_lock lock(mutex_);
@@ -194,4 +194,4 @@ size_t BrokerLink::channel_count() const {
   return channels_.size();
 }
 
-}  // namespace sluice::gateway
+}  // namespace sluice

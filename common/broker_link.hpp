@@ -1,7 +1,8 @@
 #pragma once
-// The gateway's ONE long-lived Events stream to the broker (design: "one stream
-// per broker, not one per client"). It reference-counts the channels this gateway
-// process needs, sends Subscribe on the first user and Unsubscribe after the last,
+// A process's ONE long-lived Events stream to the broker (design: "one stream
+// per broker, not one per client"). It reference-counts the channels this
+// process needs (gateways; the auth tier needs none and only follows the
+// broadcast system channels), sends Subscribe on the first user and Unsubscribe after the last,
 // and after any break reconnects with backoff and re-sends the whole set while
 // clients stay connected.
 #include <grpcpp/grpcpp.h>
@@ -17,7 +18,7 @@
 
 #include "sluice/v1/broker.grpc.pb.h"
 
-namespace sluice::gateway {
+namespace sluice {
 
 class BrokerLink {
  public:
@@ -66,4 +67,4 @@ class BrokerLink {
   std::atomic<uint64_t> generation_{0};
 };
 
-}  // namespace sluice::gateway
+}  // namespace sluice

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gateway/auth_client.hpp"
-#include "gateway/broker_link.hpp"
+#include "common/broker_link.hpp"
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_context.hpp"
 

@@ -1,7 +1,7 @@
 #pragma once
 // What every worker and session of one gateway process shares.
 #include "gateway/auth_client.hpp"
-#include "gateway/broker_link.hpp"
+#include "common/broker_link.hpp"
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_metrics.hpp"
 

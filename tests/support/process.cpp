@@ -78,7 +78,8 @@ int Process::wait(std::chrono::milliseconds timeout) {
 
 int Process::stop(int signal, std::chrono::milliseconds timeout) {
   if (!running()) return status_;
-  ::kill(pid_, signal);
+  // The whole group: wrappers such as runuser do not forward every signal.
+  ::kill(-pid_, signal);
   return wait(timeout);
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <pqxx/pqxx>
@@ -194,8 +195,10 @@ TestAccount create_account(PostgresServer& pg, const std::string& username, cons
   static std::atomic<int> counter{0};
   int n = ++counter;
   TestAccount account{};
+  // Usernames are unique per domain: suffix a counter so tests may reuse names.
+  std::string unique_name = username + "_" + std::to_string(n);
   account.account_id = std::stoll(pg.query_value(
-      "INSERT INTO accounts (username, domain) VALUES ('" + username + "', " +
+      "INSERT INTO accounts (username, domain) VALUES ('" + unique_name + "', " +
       (domain.empty() ? std::string("NULL") : "'" + domain + "'") + ") RETURNING id"));
   account.user_id = std::stoll(pg.query_value("INSERT INTO users (email, account_id) VALUES ('" + username + "-" +
                                               std::to_string(n) + "@example.test', " +

@@ -1,0 +1,78 @@
+// Event frames are built once per event from what the broker parsed (§4.5, §5, §7.4).
+#include "gateway/gateway_event.hpp"
+
+#include <gtest/gtest.h>
+
+#include "common/websocket_protocol.hpp"
+#include "gateway/http_responses.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+std::shared_ptr<const GatewayEvent> prepare(const std::string& channel, const std::string& event,
+                                            const std::string& payload, bool status, bool has_filtered = false) {
+  auto source = std::make_shared<sluice::v1::ChannelEvent>();
+  source->set_channel(channel);
+  source->set_event(event);
+  source->set_payload(payload);
+  if (status) {
+    source->mutable_status()->set_well_formed(true);
+    source->mutable_status()->set_has_filtered(has_filtered);
+  }
+  return GatewayEvent::prepare(source);
+}
+
+std::string frame_text(const std::string& frame) {
+  WebSocketFrameParser parser;
+  // Server frames are unmasked; re-mask with a zero key so the client-side parser accepts them.
+  std::string masked = frame;
+  size_t header = (static_cast<unsigned char>(masked[1]) & 0x7F) == 126 ? 4 : 2;
+  masked[1] = static_cast<char>(masked[1] | 0x80);
+  masked.insert(header, std::string(4, '\0'));
+  auto events = parser.feed(masked);
+  EXPECT_EQ(events.size(), 1u);
+  return events.empty() ? "" : events[0].data;
+}
+
+TEST(GatewayEvent, StringPayloadGoesOutRaw) {
+  auto e = prepare("timeline:public", "delete", "109876543210", false);
+  EXPECT_EQ(e->sse_plain, "22\r\nevent: delete\ndata: 109876543210\n\n\r\n");
+  EXPECT_EQ(frame_text(websocket_event_frame(R"(["public"])", e->ws_tail_plain)),
+            R"({"stream":["public"],"event":"delete","payload":"109876543210"})");
+  EXPECT_TRUE(e->sse_filtered.empty());
+}
+
+TEST(GatewayEvent, ObjectPayloadIsAJsonStringInWebSocketFrames) {
+  auto e = prepare("timeline:1", "notification", R"({"id":"1","content":"<p>\"hi\"</p>"})", false);
+  EXPECT_EQ(frame_text(websocket_event_frame(R"(["user"])", e->ws_tail_plain)),
+            R"({"stream":["user"],"event":"notification","payload":"{\"id\":\"1\",\"content\":\"<p>\\\"hi\\\"</p>\"}"})");
+}
+
+TEST(GatewayEvent, StatusWithoutFilteredGetsEmptyFilteredLast) {
+  auto e = prepare("timeline:public", "update", R"({"id":"110","language":"en"})", true);
+  EXPECT_EQ(e->sse_filtered,
+            sse_event_chunk("update", R"({"id":"110","language":"en","filtered":[]})"));
+  EXPECT_EQ(e->payload_open, R"({"id":"110","language":"en")");
+  auto empty = prepare("timeline:public", "update", "{}", true);
+  EXPECT_EQ(empty->sse_filtered, sse_event_chunk("update", R"({"filtered":[]})"));
+}
+
+TEST(GatewayEvent, StatusThatHasFilteredIsLeftAlone) {
+  auto e = prepare("timeline:public", "update", R"({"id":"1","filtered":[]})", true, /*has_filtered=*/true);
+  EXPECT_TRUE(e->sse_filtered.empty());
+}
+
+TEST(GatewayEvent, SystemChannelsCarryTheirId) {
+  auto token = prepare("timeline:access_token:77", "kill", "", false);
+  EXPECT_TRUE(token->is_system);
+  EXPECT_EQ(token->system_id, 77);
+  auto account = prepare("timeline:system:910001", "filters_changed", "", false);
+  EXPECT_TRUE(account->is_system);
+  EXPECT_EQ(account->system_id, 910001);
+  auto normal = prepare("timeline:910001", "filters_changed", "", false);
+  EXPECT_FALSE(normal->is_system);
+  EXPECT_TRUE(normal->sse_plain.empty());
+}
+
+}  // namespace
+}  // namespace sluice::gateway

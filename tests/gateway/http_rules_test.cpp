@@ -1,0 +1,136 @@
+// Exact response bytes and request rules of contract §1, §3.1 and §5.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "gateway/http_responses.hpp"
+#include "gateway/http_session.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+std::string head_of(const std::string& response) { return response.substr(0, response.find("\r\n\r\n") + 4); }
+std::string body_of(const std::string& response) { return response.substr(response.find("\r\n\r\n") + 4); }
+
+TEST(Responses, JsonErrorIsCompactWithJsonContentType) {
+  auto response = json_error_response(401, "Missing access token", "rid", true);
+  EXPECT_EQ(response.rfind("HTTP/1.1 401 Unauthorized\r\n", 0), 0u);
+  EXPECT_NE(head_of(response).find("Content-Type: application/json\r\n"), std::string::npos);
+  EXPECT_NE(head_of(response).find("X-Request-Id: rid\r\n"), std::string::npos);
+  EXPECT_NE(head_of(response).find("Access-Control-Allow-Origin: *\r\n"), std::string::npos);
+  EXPECT_EQ(body_of(response), R"({"error":"Missing access token"})");
+}
+
+TEST(Responses, CorsPreflightEchoesRequestedHeaders) {
+  auto response = cors_preflight_response("rid", std::string_view("authorization"), true);
+  EXPECT_EQ(response.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u);
+  EXPECT_NE(response.find("Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n"), std::string::npos);
+  EXPECT_NE(response.find("Vary: Access-Control-Request-Headers\r\n"), std::string::npos);
+  EXPECT_NE(response.find("Access-Control-Allow-Headers: authorization\r\n"), std::string::npos);
+  EXPECT_NE(response.find("Content-Length: 0\r\n"), std::string::npos);
+  EXPECT_EQ(body_of(response), "");
+  auto bare = cors_preflight_response("rid", std::nullopt, true);
+  EXPECT_EQ(bare.find("Access-Control-Allow-Headers"), std::string::npos);
+  EXPECT_EQ(bare.find("Vary:"), std::string::npos);
+}
+
+TEST(Responses, WebSocketRejectionIsTheRawReferenceShape) {
+  EXPECT_EQ(websocket_rejection(401, "Invalid access token", "rid"),
+            "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
+            "X-Request-Id: rid\r\nX-Error-Message: Invalid access token\r\n\r\n");
+  EXPECT_EQ(websocket_rejection(500, "An unexpected error occurred", "r").rfind(
+                "HTTP/1.1 500 Internal Server Error\r\n", 0),
+            0u);
+}
+
+TEST(Responses, WebSocketAcceptEchoesSubprotocol) {
+  auto response = websocket_accept_response("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", std::string_view("tok"), "rid");
+  EXPECT_EQ(response,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: tok\r\n"
+            "X-Request-Id: rid\r\n\r\n");
+  EXPECT_EQ(websocket_accept_response("k", std::nullopt, "rid").find("Sec-WebSocket-Protocol"), std::string::npos);
+}
+
+TEST(Responses, SseHeadThenSmileChunk) {
+  auto head = sse_response_head("rid");
+  EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
+  EXPECT_NE(head.find("Content-Type: text/event-stream\r\n"), std::string::npos);
+  EXPECT_NE(head.find("Cache-Control: private, no-store\r\n"), std::string::npos);
+  EXPECT_NE(head.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+  EXPECT_EQ(body_of(head), "3\r\n:)\n\r\n");
+}
+
+TEST(Responses, SseEventChunk) {
+  EXPECT_EQ(sse_event_chunk("delete", "109"), "19\r\nevent: delete\ndata: 109\n\n\r\n");
+  EXPECT_EQ(chunk(":thump\n\n"), "8\r\n:thump\n\n\r\n");
+}
+
+TEST(Responses, RequestIdsAreUuidV4) {
+  std::regex uuid("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  auto a = make_request_id(), b = make_request_id();
+  EXPECT_TRUE(std::regex_match(a, uuid)) << a;
+  EXPECT_NE(a, b);
+}
+
+TEST(Subprotocol, FirstTokenOrNothingWhenMalformed) {
+  EXPECT_EQ(first_subprotocol("abc"), "abc");
+  EXPECT_EQ(first_subprotocol("abc, def"), "abc");
+  EXPECT_FALSE(first_subprotocol("abc,,def"));
+  EXPECT_FALSE(first_subprotocol("a b"));
+  EXPECT_FALSE(first_subprotocol(""));
+}
+
+Request make_request(std::initializer_list<std::pair<http::field, std::string>> headers,
+                     std::string target = "/api/v1/streaming/user") {
+  Request request{http::verb::get, target, 11};
+  for (const auto& [field, value] : headers) request.set(field, value);
+  return request;
+}
+
+TEST(TokenSource, HeaderThenQueryThenSubprotocol) {
+  Params query = parse_query("access_token=fromquery");
+  EXPECT_EQ(token_from_request(make_request({{http::field::authorization, "Bearer abc"}}), query), "abc");
+  EXPECT_EQ(token_from_request(make_request({{http::field::authorization, "bearer abc"}}), query), "bearer abc");
+  // Header values lose trailing whitespace (as in Node), so "Bearer " is looked up as "Bearer".
+  EXPECT_EQ(token_from_request(make_request({{http::field::authorization, "Bearer "}}), query), "Bearer");
+  EXPECT_EQ(token_from_request(make_request({}), query), "fromquery");
+  EXPECT_EQ(token_from_request(make_request({{http::field::sec_websocket_protocol, "proto"}}), parse_query("")),
+            "proto");
+  EXPECT_EQ(token_from_request(make_request({{http::field::sec_websocket_protocol, "proto"}}), query), "fromquery");
+  EXPECT_FALSE(token_from_request(make_request({}), parse_query("access_token=")));
+  EXPECT_EQ(token_from_request(make_request({}), parse_query("access_token=a&access_token=b")), "a");
+}
+
+TEST(Upgrade, NeedsConnectionUpgradeAndUpgradeHeader) {
+  EXPECT_TRUE(is_upgrade_request(
+      make_request({{http::field::connection, "keep-alive, Upgrade"}, {http::field::upgrade, "websocket"}})));
+  EXPECT_FALSE(is_upgrade_request(make_request({{http::field::upgrade, "websocket"}})));
+  EXPECT_FALSE(is_upgrade_request(make_request({{http::field::connection, "upgrade"}})));
+}
+
+TEST(Upgrade, HandshakeChecksOfNodeWs) {
+  auto good = make_request({{http::field::connection, "Upgrade"},
+                            {http::field::upgrade, "websocket"},
+                            {http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ=="},
+                            {http::field::sec_websocket_version, "13"}});
+  EXPECT_FALSE(websocket_handshake_error(good));
+  auto bad_key = good;
+  bad_key.set(http::field::sec_websocket_key, "short");
+  EXPECT_NE(websocket_handshake_error(bad_key)->find("Missing or invalid Sec-WebSocket-Key header"),
+            std::string::npos);
+  auto bad_version = good;
+  bad_version.set(http::field::sec_websocket_version, "12");
+  auto refusal = *websocket_handshake_error(bad_version);
+  EXPECT_NE(refusal.find("Sec-WebSocket-Version: 13, 8"), std::string::npos);
+  auto bad_protocol = good;
+  bad_protocol.set(http::field::sec_websocket_protocol, "a,,b");
+  EXPECT_NE(websocket_handshake_error(bad_protocol)->find("Invalid Sec-WebSocket-Protocol header"),
+            std::string::npos);
+  auto post = good;
+  post.method(http::verb::post);
+  EXPECT_EQ(websocket_handshake_error(post)->rfind("HTTP/1.1 405", 0), 0u);
+}
+
+}  // namespace
+}  // namespace sluice::gateway
