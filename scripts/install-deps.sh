@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libboost-system-dev libpqxx-dev libhiredis-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libicu-dev libpcre2-dev libgumbo-dev libssl-dev
-  redis-server redis-tools postgresql postgresql-contrib curl ca-certificates
+  redis-server redis-tools postgresql postgresql-contrib curl ca-certificates python3 python3-yaml
 )
 
 missing=()
