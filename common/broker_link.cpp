@@ -9,7 +9,6 @@
 
 namespace sluice {
 
-namespace v1 = sluice::v1;
 
 // One Events call. Reads run continuously; writes go one at a time from a queue.
 class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {

@@ -1,0 +1,117 @@
+#include "auth/auth_cache.hpp"
+
+#include <algorithm>
+
+namespace sluice {
+namespace {
+
+// Tags of a cached token, so that a kill can find it by id.
+constexpr int kAccessTokenTag = 0;
+constexpr int kAccountTag = 1;
+
+using std::chrono::milliseconds;
+
+}  // namespace
+
+AuthCacheSettings AuthCacheSettings::from_env(const Env& env) {
+  AuthCacheSettings settings;
+  settings.token_ttl = milliseconds(env.non_negative("SLUICE_TOKEN_CACHE_TTL_MS", 30000));
+  settings.token_negative_ttl = milliseconds(env.non_negative("SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS", 1000));
+  settings.relations_max_staleness = milliseconds(env.non_negative("SLUICE_RELATIONS_MAX_STALENESS_MS", 5000));
+  settings.filters_ttl = milliseconds(env.non_negative("SLUICE_FILTERS_CACHE_TTL_MS", 60000));
+  settings.settings_ttl = milliseconds(env.non_negative("SLUICE_SETTINGS_CACHE_TTL_MS", 5000));
+  settings.max_entries = static_cast<size_t>(env.non_negative("SLUICE_AUTH_CACHE_MAX_ENTRIES", 100000));
+  return settings;
+}
+
+AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSettings settings)
+    : queries_(queries),
+      workers_(workers),
+      settings_(std::move(settings)),
+      tokens_(
+          "token", settings_.max_entries,
+          [this](const v1::TokenReply& reply) {
+            return reply.found() ? settings_.token_ttl : settings_.token_negative_ttl;
+          },
+          settings_.token_ttl.count() > 0 || settings_.token_negative_ttl.count() > 0, settings_.now,
+          [](const v1::TokenReply& reply) {
+            std::vector<CacheTag> tags;
+            if (reply.found()) {
+              tags.emplace_back(kAccessTokenTag, reply.access_token_id());
+              tags.emplace_back(kAccountTag, reply.account_id());
+            }
+            return tags;
+          }),
+      feed_access_(
+          "settings", settings_.max_entries, [this](const v1::FeedAccessReply&) { return settings_.settings_ttl; },
+          settings_.settings_ttl.count() > 0, settings_.now),
+      relations_(
+          "relations", settings_.max_entries,
+          [this](const v1::RelationsReply&) { return settings_.relations_max_staleness; },
+          settings_.relations_max_staleness.count() > 0, settings_.now),
+      filters_(
+          "filters", settings_.max_entries, [this](const v1::FiltersReply&) { return settings_.filters_ttl; },
+          settings_.filters_ttl.count() > 0, settings_.now) {}
+
+template <class Key, class T>
+void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done) {
+  auto run = [this](std::function<void()> task) { return workers_.submit(std::move(task)); };
+  auto now = settings_.now;
+  cache.get(key, std::move(load), run,
+            [done = std::move(done), now](const typename TtlCache<Key, T>::Result& result) {
+              AuthAnswer<T> answer{result.value, result.error, milliseconds(0)};
+              if (result.value) {
+                answer.age = std::max(milliseconds(0),
+                                      std::chrono::duration_cast<milliseconds>(now() - result.loaded_at));
+              }
+              done(answer);
+            });
+}
+
+void AuthCache::lookup_token(const std::string& token, Done<v1::TokenReply> done) {
+  get<std::string, v1::TokenReply>(
+      tokens_, token, [this, token] { return queries_.token(token); }, std::move(done));
+}
+
+void AuthCache::check_list_ownership(const std::string& list_id, int64_t account_id, Done<bool> done) {
+  auto task = [this, list_id, account_id, done] {
+    AuthAnswer<bool> answer;
+    try {
+      answer.value = std::make_shared<const bool>(queries_.list_owned(list_id, account_id));
+    } catch (...) {
+      answer.error = std::current_exception();
+    }
+    done(answer);
+  };
+  if (!workers_.submit(task)) {
+    done(AuthAnswer<bool>{nullptr, std::make_exception_ptr(std::runtime_error("the auth service is shutting down")),
+                          milliseconds(0)});
+  }
+}
+
+void AuthCache::feed_access(v1::FeedKind kind, Done<v1::FeedAccessReply> done) {
+  get<int, v1::FeedAccessReply>(
+      feed_access_, static_cast<int>(kind), [this, kind] { return queries_.feed_access(kind); }, std::move(done));
+}
+
+void AuthCache::relations(int64_t account_id, Done<v1::RelationsReply> done) {
+  get<int64_t, v1::RelationsReply>(
+      relations_, account_id, [this, account_id] { return queries_.relations(account_id); }, std::move(done));
+}
+
+void AuthCache::filters(int64_t account_id, Done<v1::FiltersReply> done) {
+  get<int64_t, v1::FiltersReply>(
+      filters_, account_id, [this, account_id] { return queries_.filters(account_id); }, std::move(done));
+}
+
+void AuthCache::forget_access_token(int64_t access_token_id) { tokens_.erase_tag({kAccessTokenTag, access_token_id}); }
+
+void AuthCache::forget_account(int64_t account_id) {
+  tokens_.erase_tag({kAccountTag, account_id});
+  relations_.erase(account_id);
+  filters_.erase(account_id);
+}
+
+void AuthCache::forget_filters(int64_t account_id) { filters_.erase(account_id); }
+
+}  // namespace sluice

@@ -1,0 +1,91 @@
+#pragma once
+// Time-bounded caches in front of AuthQueries, with single-flight coalescing of
+// concurrent misses and the invalidations Redis asks for (contract §2.3).
+//
+// Settings (SLUICE_* durations in milliseconds, plain non-negative integers; 0 turns
+// the cache off and every request queries PostgreSQL, like the reference):
+//   SLUICE_TOKEN_CACHE_TTL_MS           30000   found tokens (§3.2)
+//   SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS   1000   unknown / revoked / disabled tokens
+//   SLUICE_RELATIONS_MAX_STALENESS_MS    5000   blocks, mutes, domain blocks (§7.2 (a), (b))
+//   SLUICE_FILTERS_CACHE_TTL_MS         60000   custom filters (§7.2 (c), §7.4)
+//   SLUICE_SETTINGS_CACHE_TTL_MS         5000   feed-access settings (§7.5)
+//   SLUICE_AUTH_CACHE_MAX_ENTRIES      100000   entries per cache, least recently used dropped
+// List ownership (§8.2 query 2) is not cached: it runs on every list subscribe and
+// unsubscribe, as in the reference. Database errors are never cached.
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "auth/auth_queries.hpp"
+#include "auth/ttl_cache.hpp"
+#include "auth/worker_pool.hpp"
+#include "common/env.hpp"
+#include "sluice/v1/auth.pb.h"
+
+namespace sluice {
+
+struct AuthCacheSettings {
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds token_ttl{30000};
+  std::chrono::milliseconds token_negative_ttl{1000};
+  std::chrono::milliseconds relations_max_staleness{5000};
+  std::chrono::milliseconds filters_ttl{60000};
+  std::chrono::milliseconds settings_ttl{5000};
+  size_t max_entries = 100000;
+  // The clock entries age by (tests substitute their own).
+  std::function<Clock::time_point()> now = [] { return Clock::now(); };
+
+  static AuthCacheSettings from_env(const Env& env);
+};
+
+// One answer: `value` set, or `error` (DatabaseError, NullScopesError, shutdown).
+template <class T>
+struct AuthAnswer {
+  std::shared_ptr<const T> value;
+  std::exception_ptr error;
+  // How old the answer is: the time since the query that produced it was sent.
+  std::chrono::milliseconds age{0};
+};
+
+class AuthCache {
+ public:
+  template <class T>
+  using Done = std::function<void(const AuthAnswer<T>&)>;
+
+  // Misses are queried on `workers`; `queries` and `workers` must outlive the cache.
+  AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSettings settings);
+
+  // Each calls `done` exactly once: inline for a cache hit, on a worker thread otherwise.
+  void lookup_token(const std::string& token, Done<v1::TokenReply> done);
+  void check_list_ownership(const std::string& list_id, int64_t account_id, Done<bool> done);
+  void feed_access(v1::FeedKind kind, Done<v1::FeedAccessReply> done);
+  void relations(int64_t account_id, Done<v1::RelationsReply> done);
+  void filters(int64_t account_id, Done<v1::FiltersReply> done);
+
+  // `kill` on timeline:access_token:<id>: the token is refused from now on.
+  void forget_access_token(int64_t access_token_id);
+  // `kill` on timeline:system:<account>: every token of the account, its relations and
+  // its filters.
+  void forget_account(int64_t account_id);
+  // `filters_changed`: the account's filters are read again on next use.
+  void forget_filters(int64_t account_id);
+
+  const AuthCacheSettings& settings() const { return settings_; }
+
+ private:
+  template <class Key, class T>
+  void get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done);
+
+  AuthQueries& queries_;
+  WorkerPool& workers_;
+  const AuthCacheSettings settings_;
+  TtlCache<std::string, v1::TokenReply> tokens_;
+  TtlCache<int, v1::FeedAccessReply> feed_access_;
+  TtlCache<int64_t, v1::RelationsReply> relations_;
+  TtlCache<int64_t, v1::FiltersReply> filters_;
+};
+
+}  // namespace sluice

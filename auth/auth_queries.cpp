@@ -1,0 +1,278 @@
+#include "auth/auth_queries.hpp"
+
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace sluice {
+namespace {
+
+// Contract §3.2, verbatim.
+constexpr const char* kTokenSql = R"(SELECT oauth_access_tokens.id, oauth_access_tokens.resource_owner_id, users.account_id,
+       users.chosen_languages, oauth_access_tokens.scopes,
+       COALESCE(user_roles.permissions, 0) AS permissions
+FROM oauth_access_tokens
+INNER JOIN users ON oauth_access_tokens.resource_owner_id = users.id
+INNER JOIN accounts ON accounts.id = users.account_id
+LEFT OUTER JOIN user_roles ON user_roles.id = users.role_id
+WHERE oauth_access_tokens.token = $1
+  AND oauth_access_tokens.revoked_at IS NULL
+  AND users.disabled IS FALSE
+  AND accounts.suspended_at IS NULL
+LIMIT 1)";
+
+// Contract §8.2 query 2; $1 is the raw list parameter as text.
+constexpr const char* kListSql = "SELECT id, account_id FROM lists WHERE id = $1 AND account_id = $2 LIMIT 1";
+
+// Contract §7.5.
+constexpr const char* kSettingsSql = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
+
+// Contract §7.2 step 3 (a) and (b) turned around: instead of asking per event whether
+// these accounts are related, fetch every relation of the viewer once. Mutes count
+// whatever their expires_at and hide_notifications, as in the reference.
+constexpr const char* kRelationsSql = R"(SELECT 0 AS kind, target_account_id AS id, NULL::character varying AS domain
+  FROM blocks WHERE account_id = $1
+UNION ALL
+SELECT 1, account_id, NULL FROM blocks WHERE target_account_id = $1
+UNION ALL
+SELECT 2, target_account_id, NULL FROM mutes WHERE account_id = $1
+UNION ALL
+SELECT 3, NULL, domain FROM account_domain_blocks WHERE account_id = $1)";
+
+// Contract §7.2 step 3 (c), with expires_at delivered as Unix milliseconds (the
+// timestamp is stored in UTC without a zone, read as node-pg's Date would be on a
+// UTC host; fractional milliseconds are cut as Date does).
+constexpr const char* kFiltersSql = R"(SELECT filter.id AS id, filter.phrase AS title, filter.context AS context,
+       floor(EXTRACT(EPOCH FROM filter.expires_at) * 1000)::bigint AS expires_at, filter.action AS filter_action,
+       keyword.keyword AS keyword, keyword.whole_word AS whole_word
+FROM custom_filter_keywords keyword
+JOIN custom_filters filter ON keyword.custom_filter_id = filter.id
+WHERE filter.account_id = $1
+  AND (filter.expires_at IS NULL OR filter.expires_at > NOW()))";
+
+constexpr const char* kToken = "sluice_token";
+constexpr const char* kList = "sluice_list";
+constexpr const char* kSettings = "sluice_settings";
+constexpr const char* kRelations = "sluice_relations";
+constexpr const char* kFilters = "sluice_filters";
+
+constexpr std::string_view kDisabled = "--- disabled\n";
+
+// A one-dimensional PostgreSQL text array; NULL elements are skipped (Rails never
+// writes them).
+std::vector<std::string> text_array(const pqxx::field& field) {
+  std::vector<std::string> out;
+  auto parser = field.as_array();
+  for (;;) {
+    auto [juncture, value] = parser.get_next();
+    if (juncture == pqxx::array_parser::done) break;
+    if (juncture == pqxx::array_parser::string_value) out.push_back(std::move(value));
+  }
+  return out;
+}
+
+// Characters that can appear in a bigint literal some PostgreSQL version accepts
+// (digits, sign, blanks; 16+ adds 0x/0o/0b prefixes and '_' separators). Anything else
+// makes `id = $1` fail, so it cannot be an owned list: no need to send it.
+bool could_be_bigint(const std::string& text) {
+  if (text.empty()) return false;
+  for (char c : text) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == 'x' ||
+              c == 'X' || c == 'o' || c == 'O' || c == '_' || c == '+' || c == '-' || c == ' ' || c == '\t' ||
+              c == '\n' || c == '\r' || c == '\v' || c == '\f';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> split_scopes(const std::string& scopes) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t space = scopes.find(' ', start);
+    if (space == std::string::npos) {
+      out.push_back(scopes.substr(start));
+      return out;
+    }
+    out.push_back(scopes.substr(start, space - start));
+    start = space + 1;
+  }
+}
+
+AuthQueries::AuthQueries(PgPool& pool)
+    : pool_(pool),
+      token_queries_(counter("token")),
+      list_queries_(counter("list")),
+      settings_queries_(counter("settings")),
+      relations_queries_(counter("relations")),
+      filters_queries_(counter("filters")) {}
+
+metrics::Counter& AuthQueries::counter(const char* query) {
+  return metrics::Registry::global().counter("sluice_auth_queries_total", "Queries sent to PostgreSQL by the auth tier",
+                                             {{"query", query}});
+}
+
+void AuthQueries::prepare(pqxx::connection& connection) {
+  connection.prepare(kToken, kTokenSql);
+  connection.prepare(kList, kListSql);
+  connection.prepare(kSettings, kSettingsSql);
+  connection.prepare(kRelations, kRelationsSql);
+  connection.prepare(kFilters, kFiltersSql);
+}
+
+v1::TokenReply AuthQueries::token(const std::string& token) {
+  pqxx::result rows;
+  try {
+    rows = pool_.run([&](pqxx::connection& connection) {
+      token_queries_.inc();
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(kToken, token);
+    });
+  } catch (const pqxx::sql_error& e) {
+    throw DatabaseError(e.what());
+  }
+  v1::TokenReply reply;
+  if (rows.empty()) return reply;
+  const auto& row = rows[0];
+  if (row["scopes"].is_null()) throw NullScopesError("oauth_access_tokens.scopes is NULL");
+  reply.set_found(true);
+  reply.set_access_token_id(row["id"].as<int64_t>());
+  reply.set_user_id(row["resource_owner_id"].as<int64_t>());
+  reply.set_account_id(row["account_id"].as<int64_t>());
+  for (auto& scope : split_scopes(row["scopes"].as<std::string>())) reply.add_scopes(std::move(scope));
+  // NULL: no language filter. Any array, even an empty one, is a filter (§7.2 step 2).
+  if (!row["chosen_languages"].is_null()) {
+    reply.set_has_chosen_languages(true);
+    for (auto& language : text_array(row["chosen_languages"])) reply.add_chosen_languages(std::move(language));
+  }
+  reply.set_permissions(row["permissions"].as<int64_t>());
+  return reply;
+}
+
+bool AuthQueries::list_owned(const std::string& list_id, int64_t account_id) {
+  if (!could_be_bigint(list_id)) return false;
+  try {
+    return pool_.run([&](pqxx::connection& connection) {
+      list_queries_.inc();
+      pqxx::nontransaction tx(connection);
+      return !tx.exec_prepared(kList, list_id, account_id).empty();
+    });
+  } catch (const pqxx::data_exception&) {
+    // invalid_text_representation / numeric_value_out_of_range: the reference's query
+    // fails the same way and the list counts as not owned.
+    return false;
+  } catch (const pqxx::sql_error& e) {
+    throw DatabaseError(e.what());
+  }
+}
+
+v1::FeedAccessReply AuthQueries::feed_access(v1::FeedKind kind) {
+  const bool topic = kind == v1::FEED_KIND_TOPIC;
+  const std::string local_var = topic ? "local_topic_feed_access" : "local_live_feed_access";
+  const std::string remote_var = topic ? "remote_topic_feed_access" : "remote_live_feed_access";
+  pqxx::result rows;
+  try {
+    rows = pool_.run([&](pqxx::connection& connection) {
+      settings_queries_.inc();
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(kSettings, local_var, remote_var);
+    });
+  } catch (const pqxx::sql_error& e) {
+    throw DatabaseError(e.what());
+  }
+  v1::FeedAccessReply reply;
+  reply.set_local_access(true);
+  reply.set_remote_access(true);
+  for (const auto& row : rows) {
+    bool access = row["value"].is_null() || row["value"].as<std::string>() != kDisabled;
+    const std::string var = row["var"].as<std::string>();
+    if (var == local_var) reply.set_local_access(access);
+    if (var == remote_var) reply.set_remote_access(access);
+  }
+  return reply;
+}
+
+v1::RelationsReply AuthQueries::relations(int64_t account_id) {
+  pqxx::result rows;
+  try {
+    rows = pool_.run([&](pqxx::connection& connection) {
+      relations_queries_.inc();
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(kRelations, account_id);
+    });
+  } catch (const pqxx::sql_error& e) {
+    throw DatabaseError(e.what());
+  }
+  v1::RelationsReply reply;
+  for (const auto& row : rows) {
+    switch (row[0].as<int>()) {
+      case 0:
+        reply.add_blocking(row[1].as<int64_t>());
+        break;
+      case 1:
+        reply.add_blocked_by(row[1].as<int64_t>());
+        break;
+      case 2:
+        reply.add_muting(row[1].as<int64_t>());
+        break;
+      case 3:
+        reply.add_blocked_domains(row[2].as<std::string>());
+        break;
+    }
+  }
+  return reply;
+}
+
+v1::FiltersReply AuthQueries::filters(int64_t account_id) {
+  pqxx::result rows;
+  try {
+    rows = pool_.run([&](pqxx::connection& connection) {
+      filters_queries_.inc();
+      pqxx::nontransaction tx(connection);
+      return tx.exec_prepared(kFilters, account_id);
+    });
+  } catch (const pqxx::sql_error& e) {
+    throw DatabaseError(e.what());
+  }
+  // §7.4: one filter per id in first-seen row order, its keywords in row order.
+  v1::FiltersReply reply;
+  std::unordered_map<std::string, int> index_of;
+  for (const auto& row : rows) {
+    std::string id = row["id"].as<std::string>();
+    auto [it, inserted] = index_of.emplace(id, reply.filters_size());
+    v1::CustomFilter* filter;
+    if (inserted) {
+      filter = reply.add_filters();
+      filter->set_id(id);
+      filter->set_title(row["title"].as<std::string>());
+      for (auto& context : text_array(row["context"])) filter->add_context(std::move(context));
+      if (!row["expires_at"].is_null()) {
+        filter->set_has_expires_at(true);
+        filter->set_expires_at_ms(row["expires_at"].as<int64_t>());
+      }
+      filter->set_action(row["filter_action"].as<int32_t>());
+    } else {
+      filter = reply.mutable_filters(it->second);
+    }
+    auto* keyword = filter->add_keywords();
+    keyword->set_keyword(row["keyword"].as<std::string>());
+    keyword->set_whole_word(row["whole_word"].as<bool>());
+  }
+  return reply;
+}
+
+void AuthQueries::ping() {
+  try {
+    pool_.run([](pqxx::connection& connection) {
+      pqxx::nontransaction tx(connection);
+      tx.exec("SELECT 1");
+    });
+  } catch (const pqxx::sql_error& e) {
+    throw DatabaseError(e.what());
+  }
+}
+
+}  // namespace sluice

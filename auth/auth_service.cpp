@@ -1,0 +1,101 @@
+#include "auth/auth_service.hpp"
+
+#include "auth/auth_queries.hpp"
+#include "common/grpc_auth.hpp"
+#include "common/log.hpp"
+
+namespace sluice {
+
+grpc::Status status_for_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const NullScopesError& e) {
+    log::error("token lookup failed", {{"error", e.what()}});
+    return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+  } catch (const std::exception& e) {
+    log::warn("database query failed", {{"error", e.what()}});
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.what());
+  } catch (...) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "database query failed");
+  }
+}
+
+AuthService::AuthService(AuthCache& cache, std::string internal_token)
+    : cache_(cache), internal_token_(std::move(internal_token)) {}
+
+grpc::ServerUnaryReactor* AuthService::refuse_unless_internal(grpc::CallbackServerContext* context) {
+  if (internal_token_ok(*context, internal_token_)) return nullptr;
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong internal token"));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* context,
+                                                   const v1::TokenRequest* request, v1::TokenReply* reply) {
+  if (auto* refused = refuse_unless_internal(context)) return refused;
+  auto* reactor = context->DefaultReactor();
+  cache_.lookup_token(request->token(), [reactor, reply](const AuthAnswer<v1::TokenReply>& answer) {
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    *reply = *answer.value;
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthService::CheckListOwnership(grpc::CallbackServerContext* context,
+                                                          const v1::ListOwnershipRequest* request,
+                                                          v1::ListOwnershipReply* reply) {
+  if (auto* refused = refuse_unless_internal(context)) return refused;
+  auto* reactor = context->DefaultReactor();
+  cache_.check_list_ownership(request->list_id(), request->account_id(),
+                              [reactor, reply](const AuthAnswer<bool>& answer) {
+                                if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+                                reply->set_owned(*answer.value);
+                                reactor->Finish(grpc::Status::OK);
+                              });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthService::GetFeedAccess(grpc::CallbackServerContext* context,
+                                                     const v1::FeedAccessRequest* request,
+                                                     v1::FeedAccessReply* reply) {
+  if (auto* refused = refuse_unless_internal(context)) return refused;
+  auto* reactor = context->DefaultReactor();
+  if (request->kind() != v1::FEED_KIND_LIVE && request->kind() != v1::FEED_KIND_TOPIC) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "feed kind must be LIVE or TOPIC"));
+    return reactor;
+  }
+  cache_.feed_access(request->kind(), [reactor, reply](const AuthAnswer<v1::FeedAccessReply>& answer) {
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    *reply = *answer.value;
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext* context,
+                                                    const v1::RelationsRequest* request, v1::RelationsReply* reply) {
+  if (auto* refused = refuse_unless_internal(context)) return refused;
+  auto* reactor = context->DefaultReactor();
+  cache_.relations(request->account_id(), [reactor, reply](const AuthAnswer<v1::RelationsReply>& answer) {
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    *reply = *answer.value;
+    reply->set_age_ms(answer.age.count());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthService::GetFilters(grpc::CallbackServerContext* context,
+                                                  const v1::FiltersRequest* request, v1::FiltersReply* reply) {
+  if (auto* refused = refuse_unless_internal(context)) return refused;
+  auto* reactor = context->DefaultReactor();
+  cache_.filters(request->account_id(), [reactor, reply](const AuthAnswer<v1::FiltersReply>& answer) {
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    *reply = *answer.value;
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+}  // namespace sluice

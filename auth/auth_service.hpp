@@ -1,0 +1,44 @@
+#pragma once
+// The gRPC face of the auth tier (proto/sluice/v1/auth.proto), on gRPC's callback API:
+// a cached answer finishes the call on gRPC's thread at once; a miss is answered later
+// from a worker thread, so gRPC's threads never wait for PostgreSQL.
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "auth/auth_cache.hpp"
+#include "sluice/v1/auth.grpc.pb.h"
+
+namespace sluice {
+
+class AuthService final : public v1::Auth::CallbackService {
+ public:
+  // `internal_token`: SLUICE_INTERNAL_TOKEN; calls without it get UNAUTHENTICATED
+  // (empty: no check).
+  AuthService(AuthCache& cache, std::string internal_token);
+
+  grpc::ServerUnaryReactor* LookupToken(grpc::CallbackServerContext* context, const v1::TokenRequest* request,
+                                        v1::TokenReply* reply) override;
+  grpc::ServerUnaryReactor* CheckListOwnership(grpc::CallbackServerContext* context,
+                                               const v1::ListOwnershipRequest* request,
+                                               v1::ListOwnershipReply* reply) override;
+  grpc::ServerUnaryReactor* GetFeedAccess(grpc::CallbackServerContext* context, const v1::FeedAccessRequest* request,
+                                          v1::FeedAccessReply* reply) override;
+  grpc::ServerUnaryReactor* GetRelations(grpc::CallbackServerContext* context, const v1::RelationsRequest* request,
+                                         v1::RelationsReply* reply) override;
+  grpc::ServerUnaryReactor* GetFilters(grpc::CallbackServerContext* context, const v1::FiltersRequest* request,
+                                       v1::FiltersReply* reply) override;
+
+ private:
+  // The reactor finished with UNAUTHENTICATED when the shared secret is missing, else null.
+  grpc::ServerUnaryReactor* refuse_unless_internal(grpc::CallbackServerContext* context);
+
+  AuthCache& cache_;
+  const std::string internal_token_;
+};
+
+// Database failure (and shutdown) → UNAVAILABLE; NULL scopes → INTERNAL (contract §3.2:
+// both are 500 for the client, only the first is worth retrying elsewhere).
+grpc::Status status_for_error(std::exception_ptr error);
+
+}  // namespace sluice

@@ -1,0 +1,107 @@
+// sluice-auth: the auth tier on its own (gRPC service sluice.v1.Auth, the standard
+// grpc.health.v1.Health service, and an admin HTTP listener for /metrics and probes).
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "auth/auth_tier.hpp"
+#include "auth/system_events.hpp"
+#include "common/broker_link.hpp"
+#include "common/grpc_channel.hpp"
+#include "common/admin_http.hpp"
+#include "common/config_error.hpp"
+#include "common/env.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/signals.hpp"
+
+namespace {
+
+constexpr const char* kServiceName = "sluice.v1.Auth";
+
+int run() {
+  using namespace sluice;
+  // Before any thread exists, so that every thread inherits the blocked mask.
+  block_termination_signals();
+
+  const char* env_dir = std::getenv("SLUICE_ENV_DIR");
+  std::string dotenv = load_dotenv_into_process(env_dir ? env_dir : "");
+  Env env = Env::from_process();
+  log::configure("sluice-auth", env.get_or("LOG_LEVEL", ""), env.non_empty("NODE_ENV").value_or("development"));
+  AuthConfig config = AuthConfig::from_env(env);
+  if (!dotenv.empty()) log::info("loaded environment file", {{"path", dotenv}});
+
+  metrics::register_process_metrics(metrics::Registry::global());
+  AuthTier tier(std::move(config));
+  const AuthConfig& settings = tier.config();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(settings.listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.RegisterService(tier.service());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || bound_port == 0) {
+    throw ConfigError("Cannot listen on SLUICE_AUTH_LISTEN address " + settings.listen);
+  }
+  // The probe thread must stop calling into the server's health service before the
+  // server goes away, on every path out of here.
+  struct ForgetCallback {
+    AuthTier& tier;
+    ~ForgetCallback() { tier.set_readiness_callback(nullptr); }
+  } forget_callback{tier};
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  // Serving only while PostgreSQL answers (design: readiness means the tier can serve).
+  tier.set_readiness_callback([health](bool ready) {
+    health->SetServingStatus(kServiceName, ready);
+    health->SetServingStatus("", ready);
+  });
+
+  // Revocations (kill) and filter changes reach this cache through the broker's
+  // broadcast of the system channels; without SLUICE_BROKER_ADDR a revoked token is
+  // refused at the latest when its cache entry expires (SLUICE_TOKEN_CACHE_TTL_MS).
+  std::unique_ptr<BrokerLink> system_events;
+  if (auto broker = env.non_empty("SLUICE_BROKER_ADDR")) {
+    system_events = std::make_unique<BrokerLink>(
+        internal_channel(*broker), settings.internal_token, "sluice-auth",
+        [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.cache(), *event); });
+    system_events->start();
+  }
+
+  AdminHttpServer admin(settings.admin_listen, [&tier] { return tier.ready(); });
+  admin.start();
+  log::info("sluice-auth listening",
+            {{"grpc", settings.listen}, {"admin", settings.admin_listen}, {"database", settings.pg.describe()}});
+
+  int signal = wait_for_termination_signal();
+  log::info("shutting down", {{"signal", signal}});
+  tier.set_readiness_callback(nullptr);
+  health->SetServingStatus(kServiceName, false);
+  health->SetServingStatus("", false);
+  // Fail queued database work first so that in-flight calls finish quickly, then stop
+  // the server with a short deadline.
+  if (system_events) system_events->stop();
+  tier.stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
+  admin.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main() {
+  try {
+    return run();
+  } catch (const sluice::ConfigError& e) {
+    std::cerr << "sluice-auth: " << e.what() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "sluice-auth: " << e.what() << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,225 @@
+#pragma once
+// A thread-safe, size-bounded (LRU) cache of answers with a time to live, which also
+// coalesces concurrent misses for one key into a single load ("single flight"): a
+// reconnect storm sends thousands of lookups of the same token at once, and PostgreSQL
+// should see one query. Failed loads are handed to every waiter and never cached.
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "common/metrics.hpp"
+
+namespace sluice {
+
+// A secondary key entries can be dropped by (e.g. {kind, access token id}).
+using CacheTag = std::pair<int, int64_t>;
+
+struct CacheTagHash {
+  size_t operator()(const CacheTag& tag) const noexcept {
+    return std::hash<int64_t>()(tag.second) * 31 + static_cast<size_t>(tag.first);
+  }
+};
+
+template <class Key, class Value, class Hash = std::hash<Key>>
+class TtlCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Result {
+    std::shared_ptr<const Value> value;  // null when the load failed
+    std::exception_ptr error;
+    Clock::time_point loaded_at;  // when the load that produced `value` started
+  };
+  using Done = std::function<void(const Result&)>;
+  using Load = std::function<Value()>;
+  // Hands a load to a worker; returns false when it cannot (shutting down).
+  using Run = std::function<bool(std::function<void()>)>;
+  using Ttl = std::function<std::chrono::milliseconds(const Value&)>;
+  using Tags = std::function<std::vector<CacheTag>(const Value&)>;
+  using Now = std::function<Clock::time_point()>;
+
+  // `name` labels the sluice_auth_cache_{hits,misses}_total series. When `coalesce` is
+  // false every miss loads on its own (a zero TTL means "ask every time").
+  TtlCache(const std::string& name, size_t max_entries, Ttl ttl, bool coalesce, Now now, Tags tags = {})
+      : max_entries_(max_entries),
+        ttl_(std::move(ttl)),
+        coalesce_(coalesce),
+        now_(std::move(now)),
+        tags_(std::move(tags)),
+        hits_(metrics::Registry::global().counter("sluice_auth_cache_hits_total",
+                                                  "Auth lookups answered from the auth tier's cache",
+                                                  {{"cache", name}})),
+        misses_(metrics::Registry::global().counter("sluice_auth_cache_misses_total",
+                                                    "Auth lookups that had to wait for PostgreSQL",
+                                                    {{"cache", name}})) {}
+
+  // Answers from the cache inline, or joins the load already running for `key`, or
+  // starts `load` through `run`. `done` runs on the calling thread for a hit and on the
+  // loading thread otherwise; it must not throw.
+  void get(const Key& key, Load load, const Run& run, Done done) {
+    std::shared_ptr<Flight> flight;
+    std::optional<Result> hit;
+    {
+      std::lock_guard lock(mutex_);
+      hit = find_locked(key);
+      if (!hit) {
+        misses_.inc();
+        auto running = coalesce_ ? in_flight_.find(key) : in_flight_.end();
+        if (running != in_flight_.end()) {
+          running->second->waiters.push_back(std::move(done));
+          return;
+        }
+        flight = std::make_shared<Flight>();
+        flight->epoch = epoch_;
+        flight->waiters.push_back(std::move(done));
+        if (coalesce_) in_flight_.emplace(key, flight);
+      }
+    }
+    if (hit) {
+      done(*hit);
+      return;
+    }
+    auto task = [this, key, flight, load = std::move(load)] {
+      Result result;
+      result.loaded_at = now_();
+      try {
+        result.value = std::make_shared<const Value>(load());
+      } catch (...) {
+        result.error = std::current_exception();
+      }
+      complete(key, flight, result);
+    };
+    if (!run(task)) {
+      Result refused;
+      refused.loaded_at = now_();
+      refused.error = std::make_exception_ptr(std::runtime_error("the auth service is shutting down"));
+      complete(key, flight, refused);
+    }
+  }
+
+  void erase(const Key& key) {
+    std::lock_guard lock(mutex_);
+    remove_locked(key);
+    detach_flights_locked();
+  }
+
+  // Drops every entry carrying `tag`.
+  void erase_tag(const CacheTag& tag) {
+    std::lock_guard lock(mutex_);
+    if (auto it = by_tag_.find(tag); it != by_tag_.end()) {
+      auto keys = it->second;  // remove_locked edits the index
+      for (const auto& key : keys) remove_locked(key);
+    }
+    detach_flights_locked();
+  }
+
+  void clear() {
+    std::lock_guard lock(mutex_);
+    entries_.clear();
+    lru_.clear();
+    by_tag_.clear();
+    detach_flights_locked();
+  }
+
+  size_t size() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+  }
+
+ private:
+  struct Entry {
+    std::shared_ptr<const Value> value;
+    Clock::time_point loaded_at;
+    Clock::time_point expires_at;
+    std::vector<CacheTag> tags;
+    typename std::list<Key>::iterator lru_position;
+  };
+  struct Flight {
+    uint64_t epoch = 0;
+    std::vector<Done> waiters;
+  };
+
+  std::optional<Result> find_locked(const Key& key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return std::nullopt;
+    if (now_() >= it->second.expires_at) {
+      remove_locked(key);
+      return std::nullopt;
+    }
+    lru_.splice(lru_.begin(), lru_, it->second.lru_position);
+    hits_.inc();
+    return Result{it->second.value, nullptr, it->second.loaded_at};
+  }
+
+  void complete(const Key& key, const std::shared_ptr<Flight>& flight, const Result& result) {
+    std::vector<Done> waiters;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = in_flight_.find(key); it != in_flight_.end() && it->second == flight) in_flight_.erase(it);
+      // An invalidation while the query ran may have made this answer stale: hand it to
+      // the callers that asked before, but do not keep it.
+      if (result.value && flight->epoch == epoch_) insert_locked(key, result);
+      waiters = std::move(flight->waiters);
+    }
+    for (auto& waiter : waiters) waiter(result);
+  }
+
+  void insert_locked(const Key& key, const Result& result) {
+    auto ttl = ttl_(*result.value);
+    if (ttl.count() <= 0 || max_entries_ == 0) return;
+    remove_locked(key);
+    lru_.push_front(key);
+    Entry entry{result.value, result.loaded_at, result.loaded_at + ttl, {}, lru_.begin()};
+    if (tags_) entry.tags = tags_(*result.value);
+    for (const auto& tag : entry.tags) by_tag_[tag].insert(key);
+    entries_.emplace(key, std::move(entry));
+    while (entries_.size() > max_entries_) remove_locked(lru_.back());
+  }
+
+  void remove_locked(const Key& key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    for (const auto& tag : it->second.tags) {
+      auto tagged = by_tag_.find(tag);
+      if (tagged == by_tag_.end()) continue;
+      tagged->second.erase(key);
+      if (tagged->second.empty()) by_tag_.erase(tagged);
+    }
+    lru_.erase(it->second.lru_position);
+    entries_.erase(it);
+  }
+
+  // Loads already running started before the invalidation: later callers must not join
+  // them, and their answers must not be stored.
+  void detach_flights_locked() {
+    ++epoch_;
+    in_flight_.clear();
+  }
+
+  const size_t max_entries_;
+  const Ttl ttl_;
+  const bool coalesce_;
+  const Now now_;
+  const Tags tags_;
+  metrics::Counter& hits_;
+  metrics::Counter& misses_;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<Key, Entry, Hash> entries_;
+  std::list<Key> lru_;  // most recently used first
+  std::unordered_map<CacheTag, std::unordered_set<Key, Hash>, CacheTagHash> by_tag_;
+  std::unordered_map<Key, std::shared_ptr<Flight>, Hash> in_flight_;
+  uint64_t epoch_ = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,324 @@
+#include "common/pg_config.hpp"
+
+#include <cctype>
+#include <map>
+
+#include "common/config_error.hpp"
+
+namespace sluice {
+namespace {
+
+// Node verifies server certificates against the public CAs it ships; libpq 15 has no
+// "system" root store keyword, so point verify-full at Debian's bundle unless the URL
+// names its own root certificate.
+constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
+
+constexpr const char* kInvalidPort = "Invalid port specified in DATABASE_URL environment variable";
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// decodeURIComponent (component=true) or decodeURI (component=false, which keeps the
+// escapes of reserved characters). Malformed escapes stay as written, as they do after
+// pg-connection-string's encodeURI pass.
+std::string percent_decode(std::string_view text, bool component, bool plus_is_space = false) {
+  static constexpr std::string_view kReserved = ";/?:@&=+$,#";
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+      char decoded = static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+      if (!component && kReserved.find(decoded) != std::string_view::npos) {
+        out.append(text.substr(i, 3));
+      } else {
+        out += decoded;
+      }
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+struct ParsedUrl {
+  std::map<std::string, std::string> query;  // URLSearchParams, later duplicates win
+  std::string user, password, host, port, database;
+  bool has_database = false;
+};
+
+std::map<std::string, std::string> parse_query(std::string_view query) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos <= query.size() && !query.empty()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view pair = query.substr(pos, amp - pos);
+    if (!pair.empty()) {
+      size_t eq = pair.find('=');
+      std::string key = percent_decode(pair.substr(0, eq), true, true);
+      std::string value = eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1), true, true);
+      out[key] = value;
+    }
+    pos = amp + 1;
+  }
+  return out;
+}
+
+std::string query_value(const ParsedUrl& url, const std::string& key) {
+  auto it = url.query.find(key);
+  return it == url.query.end() ? std::string() : it->second;
+}
+
+// The parts of pg-connection-string's parse() that the reference copies into its pool
+// configuration: user, password, host, port, database, options and the TLS settings.
+ParsedUrl parse_database_url(const std::string& text) {
+  ParsedUrl url;
+  // "/socket/dir dbname": a Unix socket directory and an optional database.
+  if (!text.empty() && text.front() == '/') {
+    auto space = text.find(' ');
+    url.host = text.substr(0, space);
+    if (space != std::string::npos) {
+      auto rest = text.substr(space + 1);
+      url.database = rest.substr(0, rest.find(' '));
+      url.has_database = true;
+    }
+    return url;
+  }
+
+  auto colon = text.find(':');
+  if (colon == std::string::npos || colon == 0) throw ConfigError("Invalid DATABASE_URL environment variable");
+  std::string scheme = text.substr(0, colon);
+  for (char c : scheme) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
+      throw ConfigError("Invalid DATABASE_URL environment variable");
+    }
+  }
+  std::string_view rest = std::string_view(text).substr(colon + 1);
+  if (auto hash = rest.find('#'); hash != std::string_view::npos) rest = rest.substr(0, hash);
+  std::string_view query;
+  if (auto question = rest.find('?'); question != std::string_view::npos) {
+    query = rest.substr(question + 1);
+    rest = rest.substr(0, question);
+  }
+  url.query = parse_query(query);
+
+  std::string_view authority;
+  std::string_view path;
+  if (rest.substr(0, 2) == "//") {
+    rest.remove_prefix(2);
+    size_t slash = rest.find('/');
+    authority = rest.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  } else if (scheme == "socket") {
+    path = rest;
+  } else {
+    throw ConfigError("Invalid DATABASE_URL environment variable");
+  }
+
+  std::string_view userinfo;
+  std::string_view hostport = authority;
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+    userinfo = authority.substr(0, at);
+    hostport = authority.substr(at + 1);
+  }
+  std::string_view username = userinfo.substr(0, userinfo.find(':'));
+  std::string_view password =
+      userinfo.find(':') == std::string_view::npos ? std::string_view() : userinfo.substr(userinfo.find(':') + 1);
+
+  std::string_view hostname = hostport;
+  std::string_view port;
+  if (!hostport.empty() && hostport.front() == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) throw ConfigError("Invalid DATABASE_URL environment variable");
+    hostname = hostport.substr(1, close - 1);  // libpq wants IPv6 literals without brackets
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') throw ConfigError("Invalid DATABASE_URL environment variable");
+      port = after.substr(1);
+    }
+  } else if (auto c = hostport.find(':'); c != std::string_view::npos) {
+    hostname = hostport.substr(0, c);
+    port = hostport.substr(c + 1);
+  }
+  // A URL port is digits only and at most 65535; anything else fails URL parsing.
+  if (!port.empty()) {
+    bool digits = port.size() <= 5;
+    for (char ch : port) digits = digits && std::isdigit(static_cast<unsigned char>(ch));
+    if (!digits || std::stoi(std::string(port)) > 65535) throw ConfigError(kInvalidPort);
+  }
+
+  url.user = query_value(url, "user");
+  if (url.user.empty()) url.user = percent_decode(username, true);
+  url.password = query_value(url, "password");
+  if (url.password.empty()) url.password = percent_decode(password, true);
+
+  if (scheme == "socket") {
+    url.host = percent_decode(path, false);
+    if (url.query.count("db")) {
+      url.database = url.query["db"];
+      url.has_database = true;
+    }
+    return url;
+  }
+
+  url.host = query_value(url, "host");
+  if (url.host.empty()) url.host = percent_decode(hostname, true);
+  url.port = query_value(url, "port");
+  if (url.port.empty()) url.port = std::string(port);
+  if (path.size() > 1) {
+    url.database = percent_decode(path.substr(1), false);
+    url.has_database = true;
+  }
+  return url;
+}
+
+enum class Tls { none, verified, unverified };
+
+// DB_SSLMODE and the URL's sslmode: `disable` → no TLS, `no-verify` → TLS without
+// certificate checks, anything else → TLS with verification (contract §8.1).
+Tls tls_for_sslmode(const std::string& mode) {
+  if (mode.empty() || mode == "disable") return Tls::none;
+  if (mode == "no-verify") return Tls::unverified;
+  return Tls::verified;
+}
+
+void add_tls(PgConfig& config, Tls tls, const std::string& rootcert) {
+  switch (tls) {
+    case Tls::none:
+      config.params.emplace_back("sslmode", "disable");
+      break;
+    case Tls::unverified:
+      config.params.emplace_back("sslmode", "require");
+      break;
+    case Tls::verified:
+      config.params.emplace_back("sslmode", "verify-full");
+      config.params.emplace_back("sslrootcert", rootcert.empty() ? kSystemCaBundle : rootcert);
+      break;
+  }
+}
+
+void from_url(PgConfig& config, const Env& env, const std::string& text) {
+  ParsedUrl url = parse_database_url(text);
+  std::string password = url.password;
+  // Contract §8.1: DB_PASS fills in a password the URL does not have.
+  if (password.empty()) password = env.get_or("DB_PASS", "");
+
+  config.params.emplace_back("host", url.host.empty() ? env.get_or("PGHOST", "localhost") : url.host);
+  if (!url.port.empty()) {
+    auto port = parse_leading_integer(url.port);
+    if (!port || *port < 1 || *port > 65535) throw ConfigError(kInvalidPort);
+    config.params.emplace_back("port", std::to_string(*port));
+  }
+  if (!url.user.empty()) config.params.emplace_back("user", url.user);
+  if (!password.empty()) config.params.emplace_back("password", password);
+  if (url.has_database && !url.database.empty()) config.params.emplace_back("dbname", url.database);
+  if (auto options = url.query.find("options"); options != url.query.end()) {
+    config.params.emplace_back("options", options->second);
+  }
+
+  // pg-connection-string: ssl=true/1 → TLS, ssl=0 → none; any of sslmode, sslcert, sslkey,
+  // sslrootcert turns TLS on (verified unless sslmode says otherwise).
+  std::string ssl = query_value(url, "ssl");
+  std::string sslmode = query_value(url, "sslmode");
+  std::string sslcert = query_value(url, "sslcert");
+  std::string sslkey = query_value(url, "sslkey");
+  std::string sslrootcert = query_value(url, "sslrootcert");
+  Tls tls = (ssl == "true" || ssl == "1") ? Tls::verified : Tls::none;
+  if (!sslmode.empty() || !sslcert.empty() || !sslkey.empty() || !sslrootcert.empty()) {
+    tls = sslmode.empty() ? Tls::verified : tls_for_sslmode(sslmode);
+  }
+  add_tls(config, tls, tls == Tls::verified ? sslrootcert : std::string());
+  if (tls != Tls::none) {
+    if (!sslcert.empty()) config.params.emplace_back("sslcert", sslcert);
+    if (!sslkey.empty()) config.params.emplace_back("sslkey", sslkey);
+  }
+}
+
+void from_node_env(PgConfig& config, const Env& env, const std::string& node_env) {
+  const bool production = node_env == "production";
+  auto value_or = [&](const char* name, const std::string& fallback) {
+    auto value = env.non_empty(name);
+    return value ? *value : fallback;
+  };
+  // pg's defaults in development: $USER, localhost, 5432; libpq supplies the rest.
+  std::string user = value_or("DB_USER", production ? "mastodon" : env.get_or("USER", ""));
+  std::string password = value_or("DB_PASS", "");
+  std::string database = value_or("DB_NAME", production ? "mastodon_production" : "mastodon_development");
+  std::string host = value_or("DB_HOST", "localhost");
+  int64_t port = env.integer("DB_PORT", 5432);
+
+  config.params.emplace_back("host", host);  // a leading '/' is a socket directory for libpq too
+  config.params.emplace_back("port", std::to_string(port));
+  if (!user.empty()) config.params.emplace_back("user", user);
+  if (!password.empty()) config.params.emplace_back("password", password);
+  config.params.emplace_back("dbname", database);
+  add_tls(config, tls_for_sslmode(env.get_or("DB_SSLMODE", "")), std::string());
+}
+
+void append_quoted(std::string& out, const std::string& key, const std::string& value) {
+  if (!out.empty()) out += ' ';
+  out += key;
+  out += "='";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '\'';
+}
+
+}  // namespace
+
+std::string PgConfig::conninfo() const {
+  std::string out;
+  for (const auto& [key, value] : params) append_quoted(out, key, value);
+  return out;
+}
+
+std::string PgConfig::describe() const {
+  std::string out;
+  for (const auto& [key, value] : params) {
+    if (key != "password") append_quoted(out, key, value);
+  }
+  out += " pool=" + std::to_string(pool_size);
+  return out;
+}
+
+std::optional<std::string> PgConfig::param(std::string_view keyword) const {
+  for (const auto& [key, value] : params) {
+    if (key == keyword) return value;
+  }
+  return std::nullopt;
+}
+
+PgConfig pg_config_from_env(const Env& env) {
+  PgConfig config;
+  if (auto url = env.non_empty("DATABASE_URL")) {
+    from_url(config, env, *url);
+  } else {
+    std::string node_env = env.non_empty("NODE_ENV").value_or("development");
+    if (node_env != "development" && node_env != "production") {
+      throw ConfigError("Unable to resolve postgresql database configuration.");
+    }
+    from_node_env(config, env, node_env);
+  }
+  // Contract §8.1: connect timeout 15 000 ms, application_name set to the empty string.
+  config.params.emplace_back("connect_timeout", "15");
+  config.params.emplace_back("application_name", "");
+  config.params.emplace_back("client_encoding", "UTF8");
+
+  int64_t pool = env.integer("DB_POOL", 10);
+  // A pool of zero connections could never answer; say so at startup instead.
+  if (pool < 1 || pool > 10000) throw ConfigError("Invalid DB_POOL environment variable: " + env.get_or("DB_POOL", ""));
+  config.pool_size = static_cast<int>(pool);
+  return config;
+}
+
+}  // namespace sluice

@@ -1,0 +1,382 @@
+// LookupToken through a real gRPC channel against a real PostgreSQL (contract §3.2),
+// with the token cache, its invalidations, single flight, and database failures.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <pqxx/pqxx>
+#include <thread>
+
+#include "common/config_error.hpp"
+#include "tests/auth/auth_test_support.hpp"
+
+namespace sluice {
+namespace {
+
+using auth_test::AuthHarness;
+using auth_test::eventually;
+using auth_test::queries_sent;
+using auth_test::shared_pg;
+using auth_test::test_config;
+using std::chrono::milliseconds;
+using testing::TestAccount;
+
+std::string unique_name(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return prefix + std::to_string(++counter);
+}
+
+TestAccount account(const std::string& scopes = "read") {
+  return testing::create_account(shared_pg(), unique_name("tok"), scopes);
+}
+
+// Each test gets its own tier: caches start empty.
+class TokenLookupTest : public ::testing::Test {
+ protected:
+  TokenLookupTest() : harness(test_config()) {}
+  AuthHarness harness;
+};
+
+TEST_F(TokenLookupTest, FoundTokenCarriesEveryField) {
+  auto a = account("read write:statuses");
+  auto reply = harness.lookup_ok(a.token);
+  EXPECT_TRUE(reply.found());
+  EXPECT_EQ(reply.access_token_id(), a.token_id);
+  EXPECT_EQ(reply.account_id(), a.account_id);
+  EXPECT_EQ(reply.user_id(), a.user_id);
+  ASSERT_EQ(reply.scopes_size(), 2);
+  EXPECT_EQ(reply.scopes(0), "read");
+  EXPECT_EQ(reply.scopes(1), "write:statuses");
+  EXPECT_FALSE(reply.has_chosen_languages());
+  EXPECT_EQ(reply.permissions(), 0);
+}
+
+TEST_F(TokenLookupTest, UnknownTokenIsNotFound) {
+  EXPECT_FALSE(harness.lookup_ok("no-such-token").found());
+  EXPECT_FALSE(harness.lookup_ok("").found());
+}
+
+TEST_F(TokenLookupTest, RevokedTokenIsNotFound) {
+  auto a = account();
+  shared_pg().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " + std::to_string(a.token_id));
+  EXPECT_FALSE(harness.lookup_ok(a.token).found());
+}
+
+TEST_F(TokenLookupTest, DisabledUserIsNotFound) {
+  auto a = account();
+  shared_pg().exec("UPDATE users SET disabled = true WHERE id = " + std::to_string(a.user_id));
+  EXPECT_FALSE(harness.lookup_ok(a.token).found());
+}
+
+TEST_F(TokenLookupTest, SuspendedAccountIsNotFound) {
+  auto a = account();
+  shared_pg().exec("UPDATE accounts SET suspended_at = now() WHERE id = " + std::to_string(a.account_id));
+  EXPECT_FALSE(harness.lookup_ok(a.token).found());
+}
+
+TEST_F(TokenLookupTest, SilencedUnconfirmedUnapprovedAndExpiredAreStillFound) {
+  // Contract §3.2 "Not checked".
+  auto a = account();
+  shared_pg().exec("UPDATE accounts SET silenced_at = now() WHERE id = " + std::to_string(a.account_id) +
+                   "; UPDATE users SET confirmed_at = NULL, approved = false WHERE id = " +
+                   std::to_string(a.user_id) +
+                   "; UPDATE oauth_access_tokens SET expires_in = 1, created_at = now() - interval '1 day' WHERE id = " +
+                   std::to_string(a.token_id));
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+}
+
+TEST_F(TokenLookupTest, ApplicationOnlyTokenIsNotFound) {
+  std::string token = unique_name("app-token-");
+  shared_pg().exec(
+      "INSERT INTO oauth_applications (name, uid, secret, redirect_uri) VALUES ('app', '" + token + "', 's', 'urn:x');"
+      "INSERT INTO oauth_access_tokens (token, scopes, application_id, resource_owner_id) "
+      "SELECT '" + token + "', 'read', id, NULL FROM oauth_applications WHERE uid = '" + token + "'");
+  EXPECT_FALSE(harness.lookup_ok(token).found());
+}
+
+TEST_F(TokenLookupTest, ScopesAreSplitOnSingleSpaces) {
+  auto a = account("read  write ");
+  auto reply = harness.lookup_ok(a.token);
+  ASSERT_EQ(reply.scopes_size(), 4);
+  EXPECT_EQ(reply.scopes(0), "read");
+  EXPECT_EQ(reply.scopes(1), "");
+  EXPECT_EQ(reply.scopes(2), "write");
+  EXPECT_EQ(reply.scopes(3), "");
+
+  auto empty = account("");
+  auto empty_reply = harness.lookup_ok(empty.token);
+  ASSERT_EQ(empty_reply.scopes_size(), 1);
+  EXPECT_EQ(empty_reply.scopes(0), "");
+}
+
+TEST_F(TokenLookupTest, NullScopesIsInternalAndNotCached) {
+  auto a = account();
+  shared_pg().exec("UPDATE oauth_access_tokens SET scopes = NULL WHERE id = " + std::to_string(a.token_id));
+  const uint64_t before = queries_sent("token");
+  v1::TokenReply reply;
+  EXPECT_EQ(harness.lookup(a.token, &reply).error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(harness.lookup(a.token, &reply).error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(queries_sent("token") - before, 2u);
+}
+
+TEST_F(TokenLookupTest, ChosenLanguages) {
+  auto none = account();
+  auto empty = account();
+  auto two = account();
+  shared_pg().exec("UPDATE users SET chosen_languages = '{}' WHERE id = " + std::to_string(empty.user_id) +
+                   "; UPDATE users SET chosen_languages = '{en,de}' WHERE id = " + std::to_string(two.user_id));
+  auto r_none = harness.lookup_ok(none.token);
+  EXPECT_FALSE(r_none.has_chosen_languages());
+  EXPECT_EQ(r_none.chosen_languages_size(), 0);
+  auto r_empty = harness.lookup_ok(empty.token);
+  EXPECT_TRUE(r_empty.has_chosen_languages());
+  EXPECT_EQ(r_empty.chosen_languages_size(), 0);
+  auto r_two = harness.lookup_ok(two.token);
+  EXPECT_TRUE(r_two.has_chosen_languages());
+  ASSERT_EQ(r_two.chosen_languages_size(), 2);
+  EXPECT_EQ(r_two.chosen_languages(0), "en");
+  EXPECT_EQ(r_two.chosen_languages(1), "de");
+}
+
+TEST_F(TokenLookupTest, PermissionsComeFromTheRoleOnly) {
+  auto with_role = account();
+  auto without_role = account();
+  std::string role = shared_pg().query_value(
+      "INSERT INTO user_roles (name, permissions) VALUES ('" + unique_name("role") + "', 1048577) RETURNING id");
+  // The `everyone` role (id -99) is not looked at.
+  shared_pg().exec(
+      "INSERT INTO user_roles (id, name, permissions) VALUES (-99, 'everyone', 65536) ON CONFLICT (id) DO NOTHING;"
+      "UPDATE users SET role_id = " + role + " WHERE id = " + std::to_string(with_role.user_id));
+  EXPECT_EQ(harness.lookup_ok(with_role.token).permissions(), 1048577);
+  EXPECT_EQ(harness.lookup_ok(without_role.token).permissions(), 0);
+}
+
+TEST_F(TokenLookupTest, SecondLookupIsACacheHit) {
+  auto a = account();
+  const uint64_t before = queries_sent("token");
+  const uint64_t hits = auth_test::cache_hits("token");
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+  EXPECT_EQ(queries_sent("token") - before, 1u);
+  auto again = harness.lookup_ok(a.token);
+  EXPECT_TRUE(again.found());
+  EXPECT_EQ(again.access_token_id(), a.token_id);
+  EXPECT_EQ(queries_sent("token") - before, 1u);
+  EXPECT_EQ(auth_test::cache_hits("token") - hits, 1u);
+}
+
+TEST(TokenCacheTest, NegativeAnswersExpire) {
+  auth_test::ManualClock clock;
+  auto config = test_config();
+  config.cache.now = clock.function();
+  AuthHarness harness(config);
+  const std::string token = unique_name("later-token-");
+  const uint64_t before = queries_sent("token");
+  EXPECT_FALSE(harness.lookup_ok(token).found());
+  // The token appears, but the negative answer holds for SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS.
+  auto a = account();
+  shared_pg().exec("UPDATE oauth_access_tokens SET token = '" + token + "' WHERE id = " + std::to_string(a.token_id));
+  clock.advance(milliseconds(999));
+  EXPECT_FALSE(harness.lookup_ok(token).found());
+  EXPECT_EQ(queries_sent("token") - before, 1u);
+  clock.advance(milliseconds(1));
+  EXPECT_TRUE(harness.lookup_ok(token).found());
+  EXPECT_EQ(queries_sent("token") - before, 2u);
+}
+
+TEST(TokenCacheTest, PositiveAnswersExpire) {
+  auth_test::ManualClock clock;
+  auto config = test_config();
+  config.cache.now = clock.function();
+  config.cache.token_ttl = milliseconds(30000);
+  AuthHarness harness(config);
+  auto a = account();
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+  shared_pg().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " + std::to_string(a.token_id));
+  clock.advance(milliseconds(29999));
+  EXPECT_TRUE(harness.lookup_ok(a.token).found()) << "no kill was received: cached until the TTL";
+  clock.advance(milliseconds(1));
+  EXPECT_FALSE(harness.lookup_ok(a.token).found());
+}
+
+TEST(TokenCacheTest, ZeroTtlQueriesEveryTime) {
+  auto config = test_config();
+  config.cache.token_ttl = milliseconds(0);
+  config.cache.token_negative_ttl = milliseconds(0);
+  AuthHarness harness(config);
+  auto a = account();
+  const uint64_t before = queries_sent("token");
+  harness.lookup_ok(a.token);
+  harness.lookup_ok(a.token);
+  harness.lookup_ok("unknown");
+  harness.lookup_ok("unknown");
+  EXPECT_EQ(queries_sent("token") - before, 4u);
+}
+
+TEST_F(TokenLookupTest, ForgetAccessTokenRefusesARevokedTokenAtOnce) {
+  auto a = account();
+  auto other = account();
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+  EXPECT_TRUE(harness.lookup_ok(other.token).found());
+  shared_pg().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " + std::to_string(a.token_id));
+  EXPECT_TRUE(harness.lookup_ok(a.token).found()) << "still cached before the kill";
+  harness.tier().cache().forget_access_token(a.token_id);
+  const uint64_t before = queries_sent("token");
+  EXPECT_FALSE(harness.lookup_ok(a.token).found());
+  EXPECT_TRUE(harness.lookup_ok(other.token).found());
+  EXPECT_EQ(queries_sent("token") - before, 1u) << "the other token stayed cached";
+}
+
+TEST_F(TokenLookupTest, ForgetAccountDropsEveryTokenOfTheAccount) {
+  auto a = account();
+  std::string second_token = unique_name("second-token-");
+  std::string second_id = shared_pg().query_value(
+      "INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id) VALUES ('" + second_token + "', 'read', " +
+      std::to_string(a.user_id) + ") RETURNING id");
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+  EXPECT_TRUE(harness.lookup_ok(second_token).found());
+  harness.relations(a.account_id);
+  harness.filters(a.account_id);
+  shared_pg().exec("UPDATE users SET disabled = true WHERE id = " + std::to_string(a.user_id));
+  harness.tier().cache().forget_account(a.account_id);
+  EXPECT_FALSE(harness.lookup_ok(a.token).found());
+  EXPECT_FALSE(harness.lookup_ok(second_token).found());
+  const uint64_t relations = queries_sent("relations"), filters = queries_sent("filters");
+  harness.relations(a.account_id);
+  harness.filters(a.account_id);
+  EXPECT_EQ(queries_sent("relations") - relations, 1u);
+  EXPECT_EQ(queries_sent("filters") - filters, 1u);
+}
+
+TEST_F(TokenLookupTest, ConcurrentLookupsOfOneTokenSendOneQuery) {
+  auto a = account();
+  constexpr int kCallers = 40;
+  // Hold the table so the first query waits inside PostgreSQL while the others arrive.
+  pqxx::connection blocker(shared_pg().conninfo());
+  pqxx::work lock(blocker);
+  lock.exec("LOCK TABLE oauth_access_tokens IN ACCESS EXCLUSIVE MODE");
+
+  const uint64_t before = queries_sent("token");
+  const uint64_t misses = auth_test::cache_misses("token");
+  std::atomic<int> found{0};
+  std::vector<std::thread> callers;
+  for (int i = 0; i < kCallers; ++i) {
+    callers.emplace_back([&] {
+      if (harness.lookup_ok(a.token).found()) ++found;
+    });
+  }
+  ASSERT_TRUE(eventually([&] { return auth_test::cache_misses("token") - misses == kCallers; }));
+  EXPECT_EQ(queries_sent("token") - before, 1u);
+  lock.abort();
+  for (auto& caller : callers) caller.join();
+  EXPECT_EQ(found, kCallers);
+  EXPECT_EQ(queries_sent("token") - before, 1u);
+}
+
+TEST(TokenDatabaseTest, PostgresDownIsUnavailableThenRecovers) {
+  auto config = test_config();
+  AuthHarness harness(config);
+  auto a = account();
+  ASSERT_TRUE(eventually([&] { return harness.tier().ready(); }));
+  std::atomic<int> changes_to_false{0}, changes_to_true{0};
+  harness.tier().set_readiness_callback([&](bool ready) { ++(ready ? changes_to_true : changes_to_false); });
+  EXPECT_FALSE(harness.lookup_ok("warm-the-pool").found());  // leaves an idle connection to break
+
+  auth_test::stop_shared_pg();
+  v1::TokenReply reply;
+  grpc::Status status = harness.lookup(a.token, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_FALSE(reply.found());
+  EXPECT_TRUE(eventually([&] { return !harness.tier().ready(); }));
+  EXPECT_GE(changes_to_false.load(), 1);
+
+  shared_pg().start();
+  // The failure was not cached: the same token is found once PostgreSQL is back.
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+  EXPECT_TRUE(eventually([&] { return harness.tier().ready(); }));
+  EXPECT_GE(changes_to_true.load(), 2);  // the initial report, then the recovery
+  harness.tier().set_readiness_callback(nullptr);
+}
+
+TEST(InternalTokenTest, EveryMethodNeedsTheSharedSecret) {
+  auto config = test_config();
+  config.internal_token = "s3cret";
+  AuthHarness harness(config);
+  auto a = account();
+  v1::TokenReply reply;
+  EXPECT_EQ(harness.lookup(a.token, &reply).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(harness.lookup(a.token, &reply, "wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(harness.lookup(a.token, &reply, "s3cre").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(harness.lookup(a.token, &reply, "s3cret").ok());
+  EXPECT_TRUE(reply.found());
+
+  auto& stub = harness.stub();
+  {
+    grpc::ClientContext context;
+    v1::ListOwnershipReply r;
+    v1::ListOwnershipRequest request;
+    request.set_list_id("1");
+    EXPECT_EQ(stub.CheckListOwnership(&context, request, &r).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    v1::FeedAccessReply r;
+    v1::FeedAccessRequest request;
+    request.set_kind(v1::FEED_KIND_LIVE);
+    EXPECT_EQ(stub.GetFeedAccess(&context, request, &r).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    v1::RelationsReply r;
+    EXPECT_EQ(stub.GetRelations(&context, v1::RelationsRequest(), &r).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    v1::FiltersReply r;
+    EXPECT_EQ(stub.GetFilters(&context, v1::FiltersRequest(), &r).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("x-sluice-internal-token", "s3cret");
+    v1::FiltersReply r;
+    EXPECT_TRUE(stub.GetFilters(&context, v1::FiltersRequest(), &r).ok());
+  }
+}
+
+TEST(AuthConfigTest, FromEnvironment) {
+  auto config = AuthConfig::from_env(Env::from_map({{"SLUICE_TOKEN_CACHE_TTL_MS", "10"},
+                                                    {"SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS", "20"},
+                                                    {"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"},
+                                                    {"SLUICE_FILTERS_CACHE_TTL_MS", "40"},
+                                                    {"SLUICE_SETTINGS_CACHE_TTL_MS", "50"},
+                                                    {"SLUICE_AUTH_CACHE_MAX_ENTRIES", "60"},
+                                                    {"SLUICE_AUTH_LISTEN", "0.0.0.0:6000"},
+                                                    {"SLUICE_AUTH_ADMIN_LISTEN", ""},
+                                                    {"SLUICE_INTERNAL_TOKEN", "t"},
+                                                    {"DB_POOL", "3"}}));
+  EXPECT_EQ(config.cache.token_ttl, milliseconds(10));
+  EXPECT_EQ(config.cache.token_negative_ttl, milliseconds(20));
+  EXPECT_EQ(config.cache.relations_max_staleness, milliseconds(0));
+  EXPECT_EQ(config.cache.filters_ttl, milliseconds(40));
+  EXPECT_EQ(config.cache.settings_ttl, milliseconds(50));
+  EXPECT_EQ(config.cache.max_entries, 60u);
+  EXPECT_EQ(config.listen, "0.0.0.0:6000");
+  EXPECT_EQ(config.admin_listen, "");
+  EXPECT_EQ(config.internal_token, "t");
+  EXPECT_EQ(config.pg.pool_size, 3);
+
+  auto defaults = AuthConfig::from_env(Env::from_map({}));
+  EXPECT_EQ(defaults.cache.token_ttl, milliseconds(30000));
+  EXPECT_EQ(defaults.cache.token_negative_ttl, milliseconds(1000));
+  EXPECT_EQ(defaults.cache.relations_max_staleness, milliseconds(5000));
+  EXPECT_EQ(defaults.cache.filters_ttl, milliseconds(60000));
+  EXPECT_EQ(defaults.cache.settings_ttl, milliseconds(5000));
+  EXPECT_EQ(defaults.cache.max_entries, 100000u);
+  EXPECT_EQ(defaults.listen, "127.0.0.1:50052");
+  EXPECT_EQ(defaults.admin_listen, "127.0.0.1:9092");
+  EXPECT_EQ(defaults.internal_token, "");
+
+  EXPECT_THROW(AuthConfig::from_env(Env::from_map({{"SLUICE_TOKEN_CACHE_TTL_MS", "-1"}})), ConfigError);
+  EXPECT_THROW(AuthConfig::from_env(Env::from_map({{"SLUICE_AUTH_CACHE_MAX_ENTRIES", "lots"}})), ConfigError);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,197 @@
+// Contract §8.1: how the PostgreSQL configuration is resolved from the environment.
+#include "common/pg_config.hpp"
+
+#include <gtest/gtest.h>
+
+#include "common/config_error.hpp"
+
+namespace sluice {
+namespace {
+
+PgConfig resolve(std::map<std::string, std::string> vars) { return pg_config_from_env(Env::from_map(std::move(vars))); }
+
+std::string param(const PgConfig& config, const std::string& key) { return config.param(key).value_or("<unset>"); }
+
+void expect_error(std::map<std::string, std::string> vars, const std::string& message) {
+  try {
+    resolve(std::move(vars));
+    ADD_FAILURE() << "expected ConfigError: " << message;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.what(), message);
+  }
+}
+
+TEST(PgConfigTest, DevelopmentDefaults) {
+  auto config = resolve({{"USER", "alice"}});
+  EXPECT_EQ(param(config, "host"), "localhost");
+  EXPECT_EQ(param(config, "port"), "5432");
+  EXPECT_EQ(param(config, "user"), "alice");
+  EXPECT_EQ(param(config, "dbname"), "mastodon_development");
+  EXPECT_EQ(param(config, "password"), "<unset>");
+  EXPECT_EQ(param(config, "sslmode"), "disable");
+  EXPECT_EQ(param(config, "connect_timeout"), "15");
+  EXPECT_EQ(param(config, "application_name"), "");
+  EXPECT_EQ(config.pool_size, 10);
+}
+
+TEST(PgConfigTest, EmptyNodeEnvMeansDevelopment) {
+  EXPECT_EQ(param(resolve({{"NODE_ENV", ""}}), "dbname"), "mastodon_development");
+}
+
+TEST(PgConfigTest, ProductionDefaults) {
+  auto config = resolve({{"NODE_ENV", "production"}, {"USER", "alice"}});
+  EXPECT_EQ(param(config, "host"), "localhost");
+  EXPECT_EQ(param(config, "port"), "5432");
+  EXPECT_EQ(param(config, "user"), "mastodon");
+  EXPECT_EQ(param(config, "dbname"), "mastodon_production");
+  EXPECT_EQ(param(config, "password"), "<unset>");  // '' means no password
+}
+
+TEST(PgConfigTest, DbVariablesOverrideDefaults) {
+  auto config = resolve({{"NODE_ENV", "production"},
+                         {"DB_USER", "u"},
+                         {"DB_PASS", "p w'd"},
+                         {"DB_NAME", "db"},
+                         {"DB_HOST", "pg.internal"},
+                         {"DB_PORT", "6543"},
+                         {"DB_POOL", "25"}});
+  EXPECT_EQ(param(config, "user"), "u");
+  EXPECT_EQ(param(config, "password"), "p w'd");
+  EXPECT_EQ(param(config, "dbname"), "db");
+  EXPECT_EQ(param(config, "host"), "pg.internal");
+  EXPECT_EQ(param(config, "port"), "6543");
+  EXPECT_EQ(config.pool_size, 25);
+}
+
+TEST(PgConfigTest, SocketDirectoryHost) {
+  EXPECT_EQ(param(resolve({{"DB_HOST", "/var/run/postgresql"}}), "host"), "/var/run/postgresql");
+}
+
+TEST(PgConfigTest, OtherNodeEnvWithoutUrlFails) {
+  expect_error({{"NODE_ENV", "test"}}, "Unable to resolve postgresql database configuration.");
+  expect_error({{"NODE_ENV", "staging"}}, "Unable to resolve postgresql database configuration.");
+}
+
+TEST(PgConfigTest, OtherNodeEnvWithUrlWorks) {
+  auto config = resolve({{"NODE_ENV", "test"}, {"DATABASE_URL", "postgres://u@h/d"}});
+  EXPECT_EQ(param(config, "host"), "h");
+  EXPECT_EQ(param(config, "dbname"), "d");
+}
+
+TEST(PgConfigTest, IntegersUseLeadingIntegerParse) {
+  auto config = resolve({{"DB_PORT", "6380abc"}, {"DB_POOL", "7x"}});
+  EXPECT_EQ(param(config, "port"), "6380");
+  EXPECT_EQ(config.pool_size, 7);
+  EXPECT_EQ(resolve({{"DB_PORT", ""}, {"DB_POOL", ""}}).pool_size, 10);
+  expect_error({{"DB_PORT", "abc"}}, "Invalid DB_PORT environment variable: abc");
+  expect_error({{"DB_POOL", "many"}}, "Invalid DB_POOL environment variable: many");
+  expect_error({{"DB_POOL", "0"}}, "Invalid DB_POOL environment variable: 0");
+}
+
+TEST(PgConfigTest, SslModes) {
+  EXPECT_EQ(param(resolve({{"DB_SSLMODE", "disable"}}), "sslmode"), "disable");
+  EXPECT_EQ(param(resolve({{"DB_SSLMODE", ""}}), "sslmode"), "disable");
+  auto no_verify = resolve({{"DB_SSLMODE", "no-verify"}});
+  EXPECT_EQ(param(no_verify, "sslmode"), "require");
+  EXPECT_EQ(param(no_verify, "sslrootcert"), "<unset>");
+  for (const char* mode : {"require", "prefer", "verify-full", "verify-ca", "allow"}) {
+    auto verified = resolve({{"DB_SSLMODE", mode}});
+    EXPECT_EQ(param(verified, "sslmode"), "verify-full") << mode;
+    EXPECT_EQ(param(verified, "sslrootcert"), "/etc/ssl/certs/ca-certificates.crt") << mode;
+  }
+}
+
+TEST(PgConfigTest, UrlParts) {
+  auto config = resolve({{"DATABASE_URL", "postgresql://bob:s%40cr%2Ft@db.example:6000/mastodon%20prod?sslmode=disable"}});
+  EXPECT_EQ(param(config, "user"), "bob");
+  EXPECT_EQ(param(config, "password"), "s@cr/t");
+  EXPECT_EQ(param(config, "host"), "db.example");
+  EXPECT_EQ(param(config, "port"), "6000");
+  EXPECT_EQ(param(config, "dbname"), "mastodon prod");
+  EXPECT_EQ(param(config, "sslmode"), "disable");
+}
+
+TEST(PgConfigTest, UrlIgnoresDbVariablesExceptPassword) {
+  auto config = resolve({{"DATABASE_URL", "postgres://u@h:5433/d"},
+                         {"DB_USER", "x"},
+                         {"DB_HOST", "y"},
+                         {"DB_NAME", "z"},
+                         {"DB_PORT", "1"},
+                         {"DB_SSLMODE", "require"},
+                         {"DB_PASS", "from-env"}});
+  EXPECT_EQ(param(config, "user"), "u");
+  EXPECT_EQ(param(config, "host"), "h");
+  EXPECT_EQ(param(config, "dbname"), "d");
+  EXPECT_EQ(param(config, "port"), "5433");
+  EXPECT_EQ(param(config, "sslmode"), "disable");
+  EXPECT_EQ(param(config, "password"), "from-env");
+  // A password in the URL wins over DB_PASS.
+  EXPECT_EQ(param(resolve({{"DATABASE_URL", "postgres://u:inurl@h/d"}, {"DB_PASS", "env"}}), "password"), "inurl");
+}
+
+TEST(PgConfigTest, UrlWithoutPortOrHost) {
+  auto config = resolve({{"DATABASE_URL", "postgres:///d"}});
+  EXPECT_EQ(param(config, "host"), "localhost");
+  EXPECT_EQ(param(config, "port"), "<unset>");
+  EXPECT_EQ(param(config, "dbname"), "d");
+  EXPECT_EQ(param(resolve({{"DATABASE_URL", "postgres://u:p@/d"}}), "host"), "localhost");
+  EXPECT_EQ(param(resolve({{"DATABASE_URL", "postgres://h"}}), "dbname"), "<unset>");
+}
+
+TEST(PgConfigTest, UrlQueryParameters) {
+  auto config = resolve({{"DATABASE_URL", "postgres://u@h/d?host=%2Fvar%2Frun%2Fpostgresql&port=5434&options=-c%20x%3Dy"}});
+  EXPECT_EQ(param(config, "host"), "/var/run/postgresql");
+  EXPECT_EQ(param(config, "port"), "5434");
+  EXPECT_EQ(param(config, "options"), "-c x=y");
+  // A percent-encoded host is a socket directory.
+  EXPECT_EQ(param(resolve({{"DATABASE_URL", "postgres://u@%2Ftmp%2Fpg/d"}}), "host"), "/tmp/pg");
+  EXPECT_EQ(param(resolve({{"DATABASE_URL", "postgres://u@[::1]:5432/d"}}), "host"), "::1");
+}
+
+TEST(PgConfigTest, UrlSsl) {
+  auto ssl_of = [](const std::string& query) { return param(resolve({{"DATABASE_URL", "postgres://h/d" + query}}), "sslmode"); };
+  EXPECT_EQ(ssl_of(""), "disable");
+  EXPECT_EQ(ssl_of("?sslmode=disable"), "disable");
+  EXPECT_EQ(ssl_of("?sslmode=no-verify"), "require");
+  EXPECT_EQ(ssl_of("?sslmode=require"), "verify-full");
+  EXPECT_EQ(ssl_of("?sslmode=prefer"), "verify-full");
+  EXPECT_EQ(ssl_of("?sslmode=verify-ca"), "verify-full");
+  EXPECT_EQ(ssl_of("?ssl=true"), "verify-full");
+  EXPECT_EQ(ssl_of("?ssl=1"), "verify-full");
+  EXPECT_EQ(ssl_of("?ssl=0"), "disable");
+  auto with_certs = resolve({{"DATABASE_URL", "postgres://h/d?sslrootcert=/ca.pem&sslcert=/c.pem&sslkey=/k.pem"}});
+  EXPECT_EQ(param(with_certs, "sslmode"), "verify-full");
+  EXPECT_EQ(param(with_certs, "sslrootcert"), "/ca.pem");
+  EXPECT_EQ(param(with_certs, "sslcert"), "/c.pem");
+  EXPECT_EQ(param(with_certs, "sslkey"), "/k.pem");
+}
+
+TEST(PgConfigTest, UrlInvalidPort) {
+  const std::string message = "Invalid port specified in DATABASE_URL environment variable";
+  expect_error({{"DATABASE_URL", "postgres://u@h:abc/d"}}, message);
+  expect_error({{"DATABASE_URL", "postgres://u@h:99999/d"}}, message);
+  expect_error({{"DATABASE_URL", "postgres://u@h/d?port=abc"}}, message);
+  // The query's port is read with parseInt.
+  EXPECT_EQ(param(resolve({{"DATABASE_URL", "postgres://u@h/d?port=5999x"}}), "port"), "5999");
+}
+
+TEST(PgConfigTest, SocketPathForm) {
+  auto config = resolve({{"DATABASE_URL", "/var/run/postgresql mastodon"}});
+  EXPECT_EQ(param(config, "host"), "/var/run/postgresql");
+  EXPECT_EQ(param(config, "dbname"), "mastodon");
+}
+
+TEST(PgConfigTest, ConninfoQuotesAndDescribeHidesPassword) {
+  auto config = resolve({{"DATABASE_URL", "postgres://u:it's%5Csecret@h/d"}});
+  const std::string conninfo = config.conninfo();
+  EXPECT_NE(conninfo.find("password='it\\'s\\\\secret'"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("application_name=''"), std::string::npos) << conninfo;
+  EXPECT_NE(conninfo.find("connect_timeout='15'"), std::string::npos) << conninfo;
+  const std::string description = config.describe();
+  EXPECT_EQ(description.find("secret"), std::string::npos) << description;
+  EXPECT_EQ(description.find("password"), std::string::npos) << description;
+  EXPECT_NE(description.find("host='h'"), std::string::npos) << description;
+}
+
+}  // namespace
+}  // namespace sluice

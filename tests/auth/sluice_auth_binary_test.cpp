@@ -1,0 +1,112 @@
+// The sluice-auth executable: configuration errors, serving over TCP with the health
+// service following readiness, and a clean exit on SIGTERM.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+
+#include "tests/auth/auth_test_support.hpp"
+#include "tests/support/process.hpp"
+
+namespace sluice {
+namespace {
+
+std::string binary() { return testing::bin_dir() + "/sluice-auth"; }
+
+// grpc.health.v1.Health/Check by hand: request {service}, reply {status} (1 = SERVING).
+int health_status(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
+  std::string request;
+  request.push_back(0x0A);
+  request.push_back(static_cast<char>(service.size()));
+  request += service;
+  grpc::Slice slice(request);
+  grpc::ByteBuffer request_buffer(&slice, 1), response_buffer;
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request_buffer, &response_buffer,
+                 [&](grpc::Status status) { done.set_value(status); });
+  grpc::Status status = done.get_future().get();
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  response_buffer.Dump(&slices);
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  if (bytes.empty()) return 0;  // UNKNOWN is the default value: not written
+  return bytes.size() >= 2 && bytes[0] == 0x08 ? bytes[1] : -2;
+}
+
+TEST(SluiceAuthBinaryTest, ConfigurationErrorIsOneLineAndExitCode1) {
+  if (!std::filesystem::exists(binary())) GTEST_SKIP() << "build the sluice-auth target first";
+  testing::TempDir dir;
+  std::string output;
+  int rc = testing::run_command({"env", "-i", "NODE_ENV=staging", "SLUICE_ENV_DIR=" + dir.path(), binary()}, &output);
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(output, "sluice-auth: Unable to resolve postgresql database configuration.\n");
+
+  rc = testing::run_command(
+      {"env", "-i", "DATABASE_URL=postgres://u@h:port/d", "SLUICE_ENV_DIR=" + dir.path(), binary()}, &output);
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(output, "sluice-auth: Invalid port specified in DATABASE_URL environment variable\n");
+
+  rc = testing::run_command(
+      {"env", "-i", "SLUICE_TOKEN_CACHE_TTL_MS=soon", "SLUICE_ENV_DIR=" + dir.path(), binary()}, &output);
+  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(output.rfind("sluice-auth: Invalid SLUICE_TOKEN_CACHE_TTL_MS environment variable", 0), 0u) << output;
+}
+
+TEST(SluiceAuthBinaryTest, ServesTokensAndHealthThenStopsOnSigterm) {
+  if (!std::filesystem::exists(binary())) GTEST_SKIP() << "build the sluice-auth target first";
+  auto& pg = auth_test::shared_pg();
+  auto account = testing::create_account(pg, "binary_user", "read");
+  testing::TempDir dir;
+  // A .env file fills what the environment does not set.
+  {
+    std::ofstream env(dir.path() + "/.env");
+    env << "DATABASE_URL=" << pg.url() << "\nSLUICE_INTERNAL_TOKEN=from-dotenv\n";
+  }
+  const int port = testing::free_port();
+  const int admin_port = testing::free_port();
+  testing::Process process({binary()},
+                           {{"SLUICE_ENV_DIR", dir.path()},
+                            {"NODE_ENV", "development"},
+                            {"LOG_LEVEL", "warn"},
+                            {"SLUICE_AUTH_LISTEN", "127.0.0.1:" + std::to_string(port)},
+                            {"SLUICE_AUTH_ADMIN_LISTEN", "127.0.0.1:" + std::to_string(admin_port)}},
+                           dir.path() + "/auth.log");
+  ASSERT_TRUE(testing::wait_for_port(port, std::chrono::seconds(30)));
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  EXPECT_TRUE(auth_test::eventually([&] { return health_status(channel, "sluice.v1.Auth") == 1; }));
+  EXPECT_EQ(health_status(channel, ""), 1);
+  EXPECT_TRUE(testing::wait_for_port(admin_port, std::chrono::seconds(10)));
+
+  auto stub = v1::Auth::NewStub(channel);
+  v1::TokenRequest request;
+  request.set_token(account.token);
+  {
+    grpc::ClientContext context;
+    v1::TokenReply reply;
+    EXPECT_EQ(stub->LookupToken(&context, request, &reply).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("x-sluice-internal-token", "from-dotenv");
+    v1::TokenReply reply;
+    ASSERT_TRUE(stub->LookupToken(&context, request, &reply).ok());
+    EXPECT_TRUE(reply.found());
+    EXPECT_EQ(reply.account_id(), account.account_id);
+  }
+
+  const auto started = std::chrono::steady_clock::now();
+  int status = process.stop(SIGTERM, std::chrono::seconds(10));
+  ASSERT_NE(status, -1) << "sluice-auth did not exit after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,196 @@
+// TtlCache on its own: expiry, LRU bound, single flight, errors, invalidation races.
+// Loads are handed to a queue the test runs by hand, so every interleaving is explicit.
+#include "auth/ttl_cache.hpp"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "tests/auth/auth_test_support.hpp"
+
+namespace sluice {
+namespace {
+
+using std::chrono::milliseconds;
+using Cache = TtlCache<std::string, int>;
+
+struct Harness {
+  auth_test::ManualClock clock;
+  std::deque<std::function<void()>> queued;
+  int loads = 0;
+  bool accept = true;
+
+  Cache::Run run() {
+    return [this](std::function<void()> task) {
+      if (!accept) return false;
+      queued.push_back(std::move(task));
+      return true;
+    };
+  }
+  void run_all() {
+    while (!queued.empty()) {
+      auto task = std::move(queued.front());
+      queued.pop_front();
+      task();
+    }
+  }
+  // Asks for `key`; the answer lands in *out (-1 for an error, -2 while pending).
+  void get(Cache& cache, const std::string& key, int value, int* out) {
+    *out = -2;
+    cache.get(
+        key,
+        [this, value] {
+          ++loads;
+          if (value < 0) throw std::runtime_error("database down");
+          return value;
+        },
+        run(), [out](const Cache::Result& result) { *out = result.value ? *result.value : -1; });
+  }
+};
+
+Cache make(Harness& h, size_t max_entries = 100, milliseconds ttl = milliseconds(1000), bool coalesce = true,
+           Cache::Tags tags = {}) {
+  return Cache("test", max_entries, [ttl](const int&) { return ttl; }, coalesce, h.clock.function(), std::move(tags));
+}
+
+TEST(TtlCacheTest, HitWithinTtlAndReloadAfter) {
+  Harness h;
+  auto cache = make(h);
+  int out;
+  h.get(cache, "a", 1, &out);
+  EXPECT_EQ(out, -2);
+  h.run_all();
+  EXPECT_EQ(out, 1);
+  h.get(cache, "a", 2, &out);
+  EXPECT_EQ(out, 1) << "a hit is answered inline";
+  EXPECT_TRUE(h.queued.empty());
+  h.clock.advance(milliseconds(999));
+  h.get(cache, "a", 2, &out);
+  EXPECT_EQ(out, 1);
+  h.clock.advance(milliseconds(1));
+  h.get(cache, "a", 2, &out);
+  EXPECT_EQ(out, -2);
+  h.run_all();
+  EXPECT_EQ(out, 2);
+  EXPECT_EQ(h.loads, 2);
+}
+
+TEST(TtlCacheTest, ConcurrentMissesShareOneLoad) {
+  Harness h;
+  auto cache = make(h);
+  std::vector<int> outs(50);
+  for (auto& out : outs) h.get(cache, "token", 7, &out);
+  EXPECT_EQ(h.queued.size(), 1u);
+  h.run_all();
+  EXPECT_EQ(h.loads, 1);
+  for (int out : outs) EXPECT_EQ(out, 7);
+}
+
+TEST(TtlCacheTest, ZeroTtlWithoutCoalescingLoadsEveryTime) {
+  Harness h;
+  auto cache = make(h, 100, milliseconds(0), false);
+  int a, b;
+  h.get(cache, "k", 1, &a);
+  h.get(cache, "k", 1, &b);
+  EXPECT_EQ(h.queued.size(), 2u);
+  h.run_all();
+  h.get(cache, "k", 1, &a);
+  h.run_all();
+  EXPECT_EQ(h.loads, 3);
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(TtlCacheTest, ErrorsAreDeliveredAndNotCached) {
+  Harness h;
+  auto cache = make(h);
+  int a, b;
+  h.get(cache, "k", -1, &a);
+  h.get(cache, "k", -1, &b);
+  h.run_all();
+  EXPECT_EQ(a, -1);
+  EXPECT_EQ(b, -1);
+  EXPECT_EQ(h.loads, 1);
+  h.get(cache, "k", 5, &a);
+  h.run_all();
+  EXPECT_EQ(a, 5);
+  EXPECT_EQ(h.loads, 2);
+}
+
+TEST(TtlCacheTest, LeastRecentlyUsedIsEvicted) {
+  Harness h;
+  auto cache = make(h, 2);
+  int out;
+  h.get(cache, "a", 1, &out);
+  h.get(cache, "b", 2, &out);
+  h.run_all();
+  h.get(cache, "a", 1, &out);  // a is now the most recent
+  h.get(cache, "c", 3, &out);
+  h.run_all();
+  EXPECT_EQ(cache.size(), 2u);
+  int loads = h.loads;
+  h.get(cache, "a", 1, &out);
+  EXPECT_EQ(h.loads, loads) << "a stayed";
+  h.get(cache, "b", 2, &out);
+  h.run_all();
+  EXPECT_EQ(h.loads, loads + 1) << "b was evicted";
+}
+
+TEST(TtlCacheTest, EraseByTag) {
+  Harness h;
+  auto cache = make(h, 100, milliseconds(1000), true,
+                    [](const int& v) { return std::vector<CacheTag>{{0, v % 2}}; });
+  int out;
+  for (auto [key, value] : std::vector<std::pair<std::string, int>>{{"a", 1}, {"b", 2}, {"c", 3}}) {
+    h.get(cache, key, value, &out);
+  }
+  h.run_all();
+  cache.erase_tag({0, 1});  // odd values: a and c
+  EXPECT_EQ(cache.size(), 1u);
+  int loads = h.loads;
+  h.get(cache, "b", 2, &out);
+  EXPECT_EQ(h.loads, loads);
+  h.get(cache, "a", 1, &out);
+  h.run_all();
+  EXPECT_EQ(h.loads, loads + 1);
+}
+
+TEST(TtlCacheTest, InvalidationDuringLoadIsNotOverwritten) {
+  Harness h;
+  auto cache = make(h);
+  int before, after;
+  h.get(cache, "token", 1, &before);  // load started before the kill
+  cache.erase("token");
+  h.get(cache, "token", 2, &after);  // asked after the kill: must not join the old load
+  EXPECT_EQ(h.queued.size(), 2u);
+  h.run_all();
+  EXPECT_EQ(before, 1);
+  EXPECT_EQ(after, 2);
+  int again;
+  h.get(cache, "token", 3, &again);
+  EXPECT_EQ(again, 2) << "only the load started after the kill is kept";
+}
+
+TEST(TtlCacheTest, RefusedRunAnswersWithError) {
+  Harness h;
+  h.accept = false;
+  auto cache = make(h);
+  int out;
+  h.get(cache, "k", 1, &out);
+  EXPECT_EQ(out, -1);
+  EXPECT_EQ(h.loads, 0);
+}
+
+TEST(TtlCacheTest, CountsHitsAndMisses) {
+  Harness h;
+  Cache cache("counted", 100, [](const int&) { return milliseconds(1000); }, true, h.clock.function());
+  uint64_t hits = auth_test::cache_hits("counted"), misses = auth_test::cache_misses("counted");
+  int out;
+  h.get(cache, "k", 1, &out);
+  h.run_all();
+  h.get(cache, "k", 1, &out);
+  EXPECT_EQ(auth_test::cache_hits("counted") - hits, 1u);
+  EXPECT_EQ(auth_test::cache_misses("counted") - misses, 1u);
+}
+
+}  // namespace
+}  // namespace sluice
