@@ -43,8 +43,4 @@ class Gateway {
   bool started_ = false;
 };
 
-// Channel arguments for links between tiers: keepalives notice a dead peer in
-// seconds, and reconnect backoff stays short.
-grpc::ChannelArguments internal_channel_arguments();
-
 }  // namespace sluice::gateway

@@ -5,6 +5,7 @@
 #include "common/admin_http.hpp"
 #include "common/config_error.hpp"
 #include "common/env.hpp"
+#include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/signals.hpp"
@@ -19,10 +20,8 @@ int main() {
     Env env = Env::from_process();
     log::configure("sluice-gateway", env.get_or("LOG_LEVEL", ""), env.get_or("NODE_ENV", "development"));
     auto config = gateway::GatewayConfig::from_env(env);
-    auto args = gateway::internal_channel_arguments();
-    auto broker_channel =
-        grpc::CreateCustomChannel(config.broker_address, grpc::InsecureChannelCredentials(), args);
-    auto auth_channel = grpc::CreateCustomChannel(config.auth_address, grpc::InsecureChannelCredentials(), args);
+    auto broker_channel = internal_channel(config.broker_address);
+    auto auth_channel = internal_channel(config.auth_address);
     metrics::register_process_metrics(metrics::Registry::global());
     std::string admin_listen = config.admin_listen;
     gateway::Gateway gateway(std::move(config), broker_channel, auth_channel);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 
 #include "common/hashtag.hpp"
 #include "common/js_json.hpp"
@@ -37,54 +36,6 @@ bool is_public_family(std::string_view name) {
 }
 
 }  // namespace
-
-bool js_truthy(const nlohmann::ordered_json& value) {
-  switch (value.type()) {
-    case nlohmann::ordered_json::value_t::null:
-    case nlohmann::ordered_json::value_t::discarded:
-      return false;
-    case nlohmann::ordered_json::value_t::boolean:
-      return value.get<bool>();
-    case nlohmann::ordered_json::value_t::number_integer:
-    case nlohmann::ordered_json::value_t::number_unsigned:
-    case nlohmann::ordered_json::value_t::number_float: {
-      double d = value.get<double>();
-      return d != 0 && !std::isnan(d);
-    }
-    case nlohmann::ordered_json::value_t::string:
-      return !value.get_ref<const std::string&>().empty();
-    default:
-      return true;  // objects, arrays, binary
-  }
-}
-
-std::string js_to_string(const nlohmann::ordered_json& value) {
-  switch (value.type()) {
-    case nlohmann::ordered_json::value_t::string:
-      return value.get<std::string>();
-    case nlohmann::ordered_json::value_t::null:
-      return "null";
-    case nlohmann::ordered_json::value_t::boolean:
-      return value.get<bool>() ? "true" : "false";
-    case nlohmann::ordered_json::value_t::number_integer:
-    case nlohmann::ordered_json::value_t::number_unsigned:
-    case nlohmann::ordered_json::value_t::number_float: {
-      std::string out;
-      append_js_number(out, value.get<double>());
-      return out;
-    }
-    case nlohmann::ordered_json::value_t::array: {
-      std::string out;
-      for (size_t i = 0; i < value.size(); ++i) {
-        if (i) out += ',';
-        if (!value[i].is_null()) out += js_to_string(value[i]);
-      }
-      return out;
-    }
-    default:
-      return "[object Object]";
-  }
-}
 
 bool only_media_truthy(const Params& query) {
   auto it = query.find("only_media");

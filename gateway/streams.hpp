@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/js_json.hpp"
 #include "gateway/query_string.hpp"
 
 namespace sluice::gateway {
@@ -58,11 +59,6 @@ struct Viewer {
 // "Missing list name parameter" 400, "An unexpected error occurred" 500.
 std::variant<StreamPlan, StreamError> plan_stream(std::string_view stream_name, const Params& params,
                                                   const Viewer& viewer);
-
-// JavaScript truthiness of a JSON value.
-bool js_truthy(const nlohmann::ordered_json& value);
-// JavaScript String(value) of a JSON value.
-std::string js_to_string(const nlohmann::ordered_json& value);
 
 // Every stream name the reference primes in its metrics (§9.4), in its order.
 const std::vector<std::string>& metric_stream_names();

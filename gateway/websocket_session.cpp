@@ -10,26 +10,6 @@ namespace {
 
 constexpr std::string_view kBinaryRefused = "The mastodon streaming server does not support binary messages";
 
-// nlohmann's DOM is recursive: refuse absurd nesting before parsing.
-bool nesting_within(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
-
 std::string stream_field(const nlohmann::ordered_json& message) {
   auto it = message.find("stream");
   if (it == message.end()) return {};
@@ -117,7 +97,8 @@ void WebSocketSession::heartbeat() {
 }
 
 void WebSocketSession::handle_message(std::string_view text) {
-  if (!nesting_within(text, 256)) {
+  // nlohmann's DOM is recursive: refuse absurd nesting before parsing.
+  if (json_nesting_exceeds(text, 256)) {
     log::debug("websocket message nested too deeply; ignored");
     return;
   }

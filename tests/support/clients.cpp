@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,6 +80,17 @@ Connection::Connection(const std::string& host, int port) {
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+Connection::Connection(const std::string& unix_path) {
+  fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, unix_path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("connect to " + unix_path + " failed");
+  }
+}
+
 Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
 }
@@ -119,6 +131,19 @@ bool Connection::wait_closed(std::chrono::milliseconds timeout) {
 }
 
 void Connection::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout) {
+  Connection connection("127.0.0.1", port);
+  connection.send(bytes);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string out;
+  while (!connection.closed() && std::chrono::steady_clock::now() < deadline) {
+    connection.fill(50ms);
+    out += connection.buffer();
+    connection.buffer().clear();
+  }
+  return out;
+}
 
 HttpResponse http_request(int port, const std::string& method, const std::string& target,
                           const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
@@ -272,6 +297,10 @@ WsClient::WsClient(int port, const std::string& target, const std::map<std::stri
 }
 
 void WsClient::send_frame(int opcode, const std::string& payload, bool fin, bool masked) {
+  connection_->send(encode_frame(opcode, payload, fin, masked));
+}
+
+std::string WsClient::encode_frame(int opcode, const std::string& payload, bool fin, bool masked) {
   std::string frame;
   frame += static_cast<char>((fin ? 0x80 : 0) | opcode);
   unsigned char mask_bit = masked ? 0x80 : 0;
@@ -292,7 +321,7 @@ void WsClient::send_frame(int opcode, const std::string& payload, bool fin, bool
   for (size_t i = 0; i < payload.size(); ++i) {
     frame += masked ? static_cast<char>(payload[i] ^ key[i % 4]) : payload[i];
   }
-  connection_->send(frame);
+  return frame;
 }
 
 void WsClient::send_text(const std::string& text) { send_frame(1, text); }

@@ -24,6 +24,8 @@ struct HttpResponse {
 class Connection {
  public:
   Connection(const std::string& host, int port);
+  // A Unix-domain stream socket.
+  explicit Connection(const std::string& unix_path);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -44,6 +46,10 @@ class Connection {
   bool closed_ = false;
   std::string buffer_;
 };
+
+// Sends raw bytes on a fresh connection and returns everything the server sends
+// back until it closes or `timeout` passes.
+std::string raw_exchange(int port, const std::string& bytes, std::chrono::milliseconds timeout = 5s);
 
 // One request; reads the whole response (Content-Length or chunked or close).
 HttpResponse http_request(int port, const std::string& method, const std::string& target,
@@ -94,6 +100,8 @@ class WsClient {
   void send_text(const std::string& text);
   void send_binary(const std::string& data);
   void send_frame(int opcode, const std::string& payload, bool fin = true, bool masked = true);
+  // The bytes of one client frame, for tests that need several in one TCP write.
+  static std::string encode_frame(int opcode, const std::string& payload, bool fin = true, bool masked = true);
   void send_close(std::optional<int> code = std::nullopt);
   // The next frame of any kind (pings included), or nullopt on timeout/EOF.
   std::optional<WsMessage> next_frame(std::chrono::milliseconds timeout = 5s);

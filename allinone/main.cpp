@@ -1,0 +1,87 @@
+// sluice: gateway, broker and auth in one process, wired through in-process gRPC
+// channels (no internal ports), serving clients on PORT/BIND or SOCKET. The
+// default deployment for a single-host Mastodon instance and for the quick start.
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "auth/auth_tier.hpp"
+#include "auth/system_events.hpp"
+#include "broker/broker_tier.hpp"
+#include "common/admin_http.hpp"
+#include "common/config_error.hpp"
+#include "common/env.hpp"
+#include "common/grpc_channel.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/signals.hpp"
+#include "gateway/gateway.hpp"
+
+namespace {
+
+int run() {
+  using namespace sluice;
+  block_termination_signals();
+  const char* env_dir = std::getenv("SLUICE_ENV_DIR");
+  std::string dotenv = load_dotenv_into_process(env_dir ? env_dir : "");
+  Env env = Env::from_process();
+  log::configure("sluice", env.get_or("LOG_LEVEL", ""), env.non_empty("NODE_ENV").value_or("development"));
+  // Read every tier's settings first so that any mistake stops us before we start.
+  AuthConfig auth_config = AuthConfig::from_env(env);
+  BrokerConfig broker_config = BrokerConfig::from_env(env);
+  auto gateway_config = gateway::GatewayConfig::from_env(env);
+  if (!dotenv.empty()) log::info("loaded environment file", {{"path", dotenv}});
+  metrics::register_process_metrics(metrics::Registry::global());
+
+  AuthTier auth(std::move(auth_config));
+  BrokerTier broker(std::move(broker_config));
+  broker.add_system_listener([&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.cache(), event); });
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.RegisterService(auth.service());
+  builder.RegisterService(broker.service());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server) throw ConfigError("cannot start the in-process gRPC server");
+  auto* health = server->GetHealthCheckService();
+  auth.set_readiness_callback([health](bool ready) { health->SetServingStatus("sluice.v1.Auth", ready); });
+  broker.set_readiness_callback([health](bool ready) { health->SetServingStatus("sluice.v1.Broker", ready); });
+  broker.start();
+
+  auto channel_args = internal_channel_arguments();
+  std::string admin_listen = gateway_config.admin_listen;
+  gateway::Gateway gateway(std::move(gateway_config), server->InProcessChannel(channel_args),
+                           server->InProcessChannel(channel_args));
+  gateway.start();
+  AdminHttpServer admin(admin_listen, [&] { return gateway.ready() && broker.ready() && auth.ready(); });
+  admin.start();
+
+  int signal = wait_for_termination_signal();
+  log::info("shutting down", {{"signal", signal}});
+  admin.stop();
+  gateway.stop();
+  auth.set_readiness_callback(nullptr);
+  broker.set_readiness_callback(nullptr);
+  auth.stop();
+  broker.stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
+  return 0;
+}
+
+}  // namespace
+
+int main() {
+  try {
+    return run();
+  } catch (const sluice::ConfigError& e) {
+    std::fprintf(stderr, "sluice: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sluice: %s\n", e.what());
+    return 1;
+  }
+}

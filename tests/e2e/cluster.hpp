@@ -1,0 +1,70 @@
+#pragma once
+// Sluice as the tests run it: the all-in-one binary, or the three split tiers as
+// separate processes, against the suite's real Redis and PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "tests/support/clients.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/servers.hpp"
+
+namespace sluice::testing {
+
+enum class Deployment { all_in_one, split };
+
+inline std::string deployment_name(const ::testing::TestParamInfo<Deployment>& info) {
+  return info.param == Deployment::all_in_one ? "AllInOne" : "Split";
+}
+
+// The suite's shared servers, started once for the whole e2e binary.
+RedisServer& suite_redis();
+PostgresServer& suite_postgres();
+
+class Cluster {
+ public:
+  Cluster(Deployment deployment, std::map<std::string, std::string> extra_env = {});
+  ~Cluster();
+
+  int port() const { return port_; }
+  Deployment deployment() const { return deployment_; }
+  // The split broker process (nullptr for the all-in-one).
+  void restart_broker();
+  void stop_gateway(int signal, int* exit_status);
+  std::string logs() const;
+  pid_t gateway_pid() const;
+  std::map<std::string, std::string> env() const { return env_; }
+
+ private:
+  void start_broker();
+  void wait_ready();
+
+  Deployment deployment_;
+  TempDir dir_;
+  int port_;
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<Process> gateway_;
+  std::unique_ptr<Process> broker_;
+  std::unique_ptr<Process> auth_;
+};
+
+// Polls until `PUBSUB NUMSUB channel` reaches `count` (the broker really subscribed).
+bool wait_numsub(const std::string& channel, long long count, std::chrono::milliseconds timeout = 10s);
+
+// Polls `predicate` until it holds.
+template <typename Predicate>
+bool eventually(Predicate predicate, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return predicate();
+}
+
+std::map<std::string, std::string> bearer(const std::string& token);
+
+}  // namespace sluice::testing

@@ -1,0 +1,138 @@
+// Contract §6.1, §8.1, §9: the environment variables Mastodon admins already set,
+// startup errors with the contract's messages, SOCKET, .env loading.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+#include "tests/e2e/cluster.hpp"
+
+namespace sluice::testing {
+namespace {
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Runs a binary that is expected to refuse its configuration and exit by itself.
+Outcome run_binary(const std::string& name, std::map<std::string, std::string> env) {
+  TempDir dir;
+  env.emplace("SLUICE_ENV_DIR", dir.path());
+  env.emplace("SLUICE_BROKER_ADMIN_LISTEN", "");
+  env.emplace("SLUICE_AUTH_ADMIN_LISTEN", "");
+  std::string log = dir.path() + "/out.log";
+  Process process({bin_dir() + "/" + name}, env, log);
+  int status = process.wait(std::chrono::seconds(20));
+  Outcome outcome;
+  if (status != -1 && WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
+  std::ifstream in(log);
+  std::getline(in, outcome.output, '\0');
+  return outcome;
+}
+
+struct BadConfig {
+  std::string binary;
+  std::map<std::string, std::string> env;
+  std::string message;
+};
+
+TEST(Configuration, BadSettingsStopEveryBinaryWithOneClearLine) {
+  std::vector<BadConfig> cases = {
+      {"sluice", {{"PORT", "abc"}}, "sluice: Invalid PORT environment variable: abc"},
+      {"sluice", {{"REDIS_PORT", "x6379"}}, "sluice: Invalid REDIS_PORT environment variable: x6379"},
+      {"sluice", {{"REDIS_DB", "db"}}, "sluice: Invalid REDIS_DB environment variable: db"},
+      {"sluice", {{"DB_POOL", "many"}}, "sluice: Invalid DB_POOL environment variable: many"},
+      {"sluice", {{"DB_PORT", "five"}}, "sluice: Invalid DB_PORT environment variable: five"},
+      {"sluice", {{"NODE_ENV", "staging"}}, "sluice: Unable to resolve postgresql database configuration."},
+      {"sluice",
+       {{"DATABASE_URL", "postgres://u@localhost:notaport/db"}},
+       "sluice: Invalid port specified in DATABASE_URL environment variable"},
+      {"sluice", {{"LOG_LEVEL", "loud"}}, "sluice: Invalid LOG_LEVEL environment variable: loud"},
+      {"sluice-gateway", {{"PORT", "abc"}}, "sluice-gateway: Invalid PORT environment variable: abc"},
+      {"sluice-broker", {{"REDIS_PORT", "x"}}, "sluice-broker: Invalid REDIS_PORT environment variable: x"},
+      {"sluice-auth", {{"DB_POOL", "x"}}, "sluice-auth: Invalid DB_POOL environment variable: x"},
+      {"sluice-gateway",
+       {{"SLUICE_CLIENT_QUEUE_BYTES", "-1"}},
+       "sluice-gateway: Invalid SLUICE_CLIENT_QUEUE_BYTES environment variable"},
+  };
+  for (const auto& c : cases) {
+    auto env = c.env;
+    // REDIS_URL would make every other REDIS_* variable unread (§6.1).
+    env.emplace("REDIS_URL", c.env.count("REDIS_PORT") || c.env.count("REDIS_DB") ? "" : suite_redis().url());
+    env.emplace("PORT", std::to_string(free_port()));
+    auto outcome = run_binary(c.binary, env);
+    EXPECT_EQ(outcome.exit_code, 1) << c.binary << " " << c.message << "\n" << outcome.output;
+    EXPECT_EQ(outcome.output.rfind(c.message, 0), 0u) << "expected: " << c.message << "\ngot: " << outcome.output;
+    EXPECT_EQ(std::count(outcome.output.begin(), outcome.output.end(), '\n'), 1) << outcome.output;
+  }
+}
+
+TEST(Configuration, LeadingIntegersAreAcceptedLikeParseInt) {
+  int port = free_port();
+  Cluster cluster(Deployment::all_in_one, {{"PORT", std::to_string(port) + "abc"}, {"DB_POOL", "3x"}});
+  EXPECT_EQ(http_request(port, "GET", "/api/v1/streaming/health").status, 200);
+}
+
+TEST(Configuration, DbVariablesAndRedisHostPortWork) {
+  auto& pg = suite_postgres();
+  Cluster cluster(Deployment::all_in_one, {{"DATABASE_URL", ""},
+                                           {"NODE_ENV", "development"},
+                                           {"DB_HOST", "127.0.0.1"},
+                                           {"DB_PORT", std::to_string(pg.port())},
+                                           {"DB_USER", pg.user()},
+                                           {"DB_NAME", pg.database()},
+                                           {"DB_SSLMODE", "disable"},
+                                           {"REDIS_URL", ""},
+                                           {"REDIS_HOST", "127.0.0.1"},
+                                           {"REDIS_PORT", std::to_string(suite_redis().port())}});
+  auto viewer = create_account(pg, "db_vars");
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200) << cluster.logs();
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  ASSERT_TRUE(wait_numsub(channel, 1));
+  suite_redis().publish(channel, R"({"event":"delete","payload":"env"})");
+  auto event = sse.next_event();
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->data, "env");
+}
+
+TEST(Configuration, DotEnvFillsUnsetVariablesOnly) {
+  TempDir dir;
+  int port = free_port();
+  {
+    std::ofstream env(dir.path() + "/.env.production");
+    env << "# Mastodon's .env.production\nREDIS_NAMESPACE=fromdotenv\nPORT=1\nexport LOG_LEVEL=\"warn\"\n";
+  }
+  Cluster cluster(Deployment::all_in_one, {{"SLUICE_ENV_DIR", dir.path()}, {"PORT", std::to_string(port)}});
+  ASSERT_EQ(cluster.port(), port);  // the set PORT won over the file's
+  auto viewer = create_account(suite_postgres(), "dotenv");
+  SseClient sse(port, "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200);
+  EXPECT_TRUE(wait_numsub("fromdotenv:timeline:" + std::to_string(viewer.account_id), 1)) << cluster.logs();
+}
+
+TEST(Configuration, SocketListensOnAUnixSocketWithMode0666) {
+  TempDir dir;
+  std::string path = dir.path() + "/streaming.sock";
+  std::map<std::string, std::string> env = {{"REDIS_URL", suite_redis().url()},
+                                            {"DATABASE_URL", suite_postgres().url()},
+                                            {"SOCKET", path},
+                                            {"SLUICE_ENV_DIR", dir.path()},
+                                            {"SLUICE_BROKER_ADMIN_LISTEN", ""},
+                                            {"SLUICE_AUTH_ADMIN_LISTEN", ""}};
+  Process sluice({bin_dir() + "/sluice"}, env, dir.path() + "/sluice.log");
+  struct stat info{};
+  ASSERT_TRUE(eventually([&] { return ::stat(path.c_str(), &info) == 0; }, 20s));
+  EXPECT_EQ(info.st_mode & 0777, 0666);
+  Connection connection(path);
+  connection.send("GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string response;
+  while (connection.fill(2s)) response += connection.buffer(), connection.buffer().clear();
+  EXPECT_EQ(response.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << response;
+  EXPECT_NE(response.find("\r\n\r\nOK"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::testing

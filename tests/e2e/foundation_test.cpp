@@ -1,0 +1,156 @@
+// End to end, run against the all-in-one binary and the three split tiers: real
+// clients, real Redis, real PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <sys/wait.h>
+
+#include "tests/e2e/cluster.hpp"
+
+namespace sluice::testing {
+namespace {
+
+class Foundation : public ::testing::TestWithParam<Deployment> {};
+
+TEST_P(Foundation, SseUserStreamDeliversEventsWithExactFraming) {
+  Cluster cluster(GetParam());
+  auto alice = create_account(suite_postgres(), "sse_alice");
+  SseClient client(cluster.port(), "/api/v1/streaming/user", bearer(alice.token));
+  ASSERT_EQ(client.response().status, 200) << cluster.logs();
+  EXPECT_EQ(client.response().header("content-type"), "text/event-stream");
+  EXPECT_EQ(client.response().header("cache-control"), "private, no-store");
+  EXPECT_EQ(client.response().header("transfer-encoding"), "chunked");
+  EXPECT_EQ(client.response().header("access-control-allow-origin"), "*");
+  EXPECT_EQ(client.response().header("x-request-id").size(), 36u);
+  EXPECT_EQ(client.next_block(), ":)");
+
+  std::string channel = "timeline:" + std::to_string(alice.account_id);
+  ASSERT_TRUE(wait_numsub(channel, 1)) << cluster.logs();
+  suite_redis().publish(channel, R"({"event":"delete","payload":"109"})");
+  suite_redis().publish(channel,
+                        R"({"event":"update","payload":{"id":"110","content":"\u003cp\u003ecaf\u00e9 \u0026amp; tea\u003c/p\u003e","language":"en","account":{"id":"910002","username":"a","acct":"a"},"mentions":[],"media_attachments":[],"filtered":[]},"queued_at":1})");
+  EXPECT_EQ(client.next_block(), "event: delete\ndata: 109");
+  EXPECT_EQ(client.next_block(),
+            "event: update\ndata: {\"id\":\"110\",\"content\":\"<p>café &amp; tea</p>\",\"language\":\"en\","
+            "\"account\":{\"id\":\"910002\",\"username\":\"a\",\"acct\":\"a\"},\"mentions\":[],"
+            "\"media_attachments\":[],\"filtered\":[]}");
+}
+
+TEST_P(Foundation, WebSocketUserStreamDeliversEventsWithExactFraming) {
+  Cluster cluster(GetParam());
+  auto bob = create_account(suite_postgres(), "ws_bob");
+  WsClient client(cluster.port(), "/api/v1/streaming?stream=user&access_token=" + bob.token);
+  ASSERT_TRUE(client.upgraded()) << client.response().head << cluster.logs();
+  EXPECT_EQ(client.response().header("x-request-id").size(), 36u);
+  EXPECT_EQ(client.response().header("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  std::string channel = "timeline:" + std::to_string(bob.account_id);
+  ASSERT_TRUE(wait_numsub(channel, 1)) << cluster.logs();
+  suite_redis().publish(channel, R"({"event":"delete","payload":"109"})");
+  suite_redis().publish(channel + ":notifications", R"({"event":"notifications_merged","payload":"1"})");
+  EXPECT_EQ(client.next_text(), R"({"stream":["user"],"event":"delete","payload":"109"})");
+  EXPECT_EQ(client.next_text(), R"({"stream":["user"],"event":"notifications_merged","payload":"1"})");
+  suite_redis().publish(channel, R"({"event":"announcement","payload":{"id":"1","text":"a/b"}})");
+  EXPECT_EQ(client.next_text(),
+            R"({"stream":["user"],"event":"announcement","payload":"{\"id\":\"1\",\"text\":\"a/b\"}"})");
+}
+
+TEST_P(Foundation, PublicStreamAppendsEmptyFiltered) {
+  Cluster cluster(GetParam());
+  auto carol = create_account(suite_postgres(), "public_carol");
+  SseClient client(cluster.port(), "/api/v1/streaming/public", bearer(carol.token));
+  ASSERT_EQ(client.response().status, 200);
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  suite_redis().publish(
+      "timeline:public",
+      R"({"event":"update","payload":{"id":"1","language":"en","account":{"id":"5","username":"x","acct":"x"},"mentions":[],"media_attachments":[]}})");
+  auto event = client.next_event();
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->event, "update");
+  EXPECT_EQ(event->data,
+            R"({"id":"1","language":"en","account":{"id":"5","username":"x","acct":"x"},"mentions":[],"media_attachments":[],"filtered":[]})");
+}
+
+TEST_P(Foundation, MissingAndRevokedTokensAreRefused) {
+  Cluster cluster(GetParam());
+  auto missing = http_request(cluster.port(), "GET", "/api/v1/streaming/public");
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(missing.header("content-type"), "application/json");
+  EXPECT_EQ(missing.body, R"({"error":"Missing access token"})");
+
+  auto dave = create_account(suite_postgres(), "revoked_dave");
+  suite_postgres().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " +
+                        std::to_string(dave.token_id));
+  auto revoked = http_request(cluster.port(), "GET", "/api/v1/streaming/public", bearer(dave.token));
+  EXPECT_EQ(revoked.status, 401);
+  EXPECT_EQ(revoked.body, R"({"error":"Invalid access token"})");
+
+  WsClient no_token(cluster.port(), "/api/v1/streaming?stream=public");
+  EXPECT_EQ(no_token.response().status, 401);
+  EXPECT_EQ(no_token.response().header("x-error-message"), "Missing access token");
+  EXPECT_EQ(no_token.response().header("content-length"), "0");
+  EXPECT_EQ(no_token.response().header("connection"), "close");
+  WsClient bad_token(cluster.port(), "/api/v1/streaming?stream=public&access_token=" + dave.token);
+  EXPECT_EQ(bad_token.response().status, 401);
+  EXPECT_EQ(bad_token.response().header("x-error-message"), "Invalid access token");
+}
+
+TEST_P(Foundation, TwoClientsShareOneRedisSubscriptionReleasedWhenBothLeave) {
+  Cluster cluster(GetParam());
+  auto erin = create_account(suite_postgres(), "share_erin");
+  std::string channel = "timeline:hashtag:sharedtag";
+  {
+    SseClient first(cluster.port(), "/api/v1/streaming/hashtag?tag=SharedTag", bearer(erin.token));
+    WsClient second(cluster.port(), "/api/v1/streaming?stream=hashtag&tag=sharedtag&access_token=" + erin.token);
+    ASSERT_EQ(first.response().status, 200);
+    ASSERT_TRUE(second.upgraded());
+    ASSERT_TRUE(wait_numsub(channel, 1)) << cluster.logs();
+    // Give a second SUBSCRIBE (the bug this pins) time to show up.
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(suite_redis().numsub(channel), 1);
+    suite_redis().publish(channel, R"({"event":"delete","payload":"7"})");
+    auto sse = first.next_event();
+    ASSERT_TRUE(sse);
+    EXPECT_EQ(sse->data, "7");
+    EXPECT_EQ(second.next_text(), R"({"stream":["hashtag","sharedtag"],"event":"delete","payload":"7"})");
+  }
+  EXPECT_TRUE(wait_numsub(channel, 0)) << cluster.logs();
+}
+
+TEST_P(Foundation, EventsFlowAgainAfterRedisRestarts) {
+  Cluster cluster(GetParam());
+  auto fay = create_account(suite_postgres(), "restart_fay");
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(fay.token));
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=user&access_token=" + fay.token);
+  ASSERT_EQ(sse.response().status, 200);
+  ASSERT_TRUE(ws.upgraded());
+  std::string channel = "timeline:" + std::to_string(fay.account_id);
+  ASSERT_TRUE(wait_numsub(channel, 1));
+
+  suite_redis().stop();
+  suite_redis().start();
+  ASSERT_TRUE(wait_numsub(channel, 1, 20s)) << cluster.logs();
+  suite_redis().publish(channel, R"({"event":"delete","payload":"after-restart"})");
+  auto event = sse.next_event(10s);
+  ASSERT_TRUE(event) << cluster.logs();
+  EXPECT_EQ(event->data, "after-restart");
+  EXPECT_EQ(ws.next_text(10s), R"({"stream":["user"],"event":"delete","payload":"after-restart"})");
+}
+
+TEST_P(Foundation, StopsCleanlyOnSigterm) {
+  Cluster cluster(GetParam());
+  auto gus = create_account(suite_postgres(), "sigterm_gus");
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(gus.token));
+  ASSERT_EQ(sse.response().status, 200);
+  int status = -1;
+  cluster.stop_gateway(SIGTERM, &status);
+  ASSERT_NE(status, -1) << "did not exit within 15 s";
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(sse.wait_end(5s));
+}
+
+INSTANTIATE_TEST_SUITE_P(Deployments, Foundation, ::testing::Values(Deployment::all_in_one, Deployment::split),
+                         deployment_name);
+
+}  // namespace
+}  // namespace sluice::testing

@@ -1,0 +1,132 @@
+// Contract §9.4 (metrics) and §11 (bad input and faults).
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "tests/e2e/cluster.hpp"
+
+namespace sluice::testing {
+namespace {
+
+class MetricsAndEdges : public ::testing::TestWithParam<Deployment> {};
+
+double sample(const std::string& text, const std::string& series) {
+  auto pos = text.find("\n" + series + " ");
+  if (pos == std::string::npos) return -1;
+  return std::stod(text.substr(pos + series.size() + 2));
+}
+
+TEST_P(MetricsAndEdges, ReferenceMetricsArePrimedAndMove) {
+  Cluster cluster(GetParam());
+  auto before = http_request(cluster.port(), "GET", "/metrics").body;
+  for (const char* header :
+       {"# HELP connected_clients The number of clients connected to the streaming server",
+        "# TYPE connected_clients gauge",
+        "# HELP connected_channels The number of channels the streaming server is streaming to",
+        "# HELP messages_sent_total The total number of messages the streaming server sent to clients per connection type",
+        "# TYPE messages_sent_total counter", "# TYPE process_cpu_seconds_total counter",
+        "# TYPE process_resident_memory_bytes gauge", "# TYPE process_open_fds gauge"}) {
+    EXPECT_NE(before.find(header), std::string::npos) << header;
+  }
+  for (const char* type : {"websocket", "eventsource"}) {
+    for (const char* channel : {"system", "user", "user:notification", "list", "direct", "public", "public:media",
+                                "public:local", "public:local:media", "public:remote", "public:remote:media",
+                                "hashtag", "hashtag:local"}) {
+      std::string series = std::string("connected_channels{type=\"") + type + "\",channel=\"" + channel + "\"}";
+      EXPECT_EQ(sample(before, series), 0) << series;
+    }
+    EXPECT_EQ(sample(before, std::string("connected_clients{type=\"") + type + "\"}"), 0);
+  }
+  if (GetParam() == Deployment::all_in_one) {
+    // One process exposes what the reference's single process did.
+    for (const char* name : {"redis_subscriptions", "redis_messages_received_total", "pg_pool_total_connections",
+                             "pg_pool_idle_connections", "pg_pool_waiting_queries"}) {
+      EXPECT_NE(before.find(std::string("# HELP ") + name + " "), std::string::npos) << name;
+    }
+  }
+
+  auto viewer = create_account(suite_postgres(), "metrics");
+  SseClient sse(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=public&access_token=" + viewer.token);
+  ws.send_text(R"({"type":"subscribe","stream":"hashtag","tag":"metric"})");
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:metric", 1));
+  suite_redis().publish("timeline:public", R"({"event":"delete","payload":"1"})");
+  ASSERT_TRUE(sse.next_event());
+  ASSERT_TRUE(ws.next_text());
+  auto after = http_request(cluster.port(), "GET", "/metrics").body;
+  EXPECT_EQ(sample(after, R"(connected_clients{type="eventsource"})"), 1);
+  EXPECT_EQ(sample(after, R"(connected_clients{type="websocket"})"), 1);
+  EXPECT_EQ(sample(after, R"(connected_channels{type="eventsource",channel="system"})"), 2);
+  EXPECT_EQ(sample(after, R"(connected_channels{type="websocket",channel="system"})"), 2);
+  EXPECT_EQ(sample(after, R"(connected_channels{type="eventsource",channel="public"})"), 1);
+  EXPECT_EQ(sample(after, R"(connected_channels{type="websocket",channel="public"})"), 1);
+  EXPECT_EQ(sample(after, R"(connected_channels{type="websocket",channel="hashtag"})"), 1);
+  EXPECT_EQ(sample(after, R"(messages_sent_total{type="eventsource"})"), 1);
+  EXPECT_EQ(sample(after, R"(messages_sent_total{type="websocket"})"), 1);
+}
+
+TEST_P(MetricsAndEdges, MalformedHttpGetsAnErrorAndTheServerCarriesOn) {
+  Cluster cluster(GetParam());
+  EXPECT_EQ(raw_exchange(cluster.port(), "NOT HTTP AT ALL\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(raw_exchange(cluster.port(), "GET / HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n").rfind("HTTP/1.1 400", 0),
+            0u);
+  std::string huge = "GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
+  EXPECT_EQ(raw_exchange(cluster.port(), huge).rfind("HTTP/1.1 431", 0), 0u);
+  EXPECT_EQ(raw_exchange(cluster.port(), std::string("\0\1\2\3\xff\xfe", 6) + "\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  // A client that connects and says nothing is dropped after the request timeout; meanwhile, all is well.
+  Connection idle("127.0.0.1", cluster.port());
+  EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/health").status, 200);
+}
+
+TEST_P(MetricsAndEdges, KeepAliveServesSeveralRequestsOnOneConnection) {
+  Cluster cluster(GetParam());
+  Connection connection("127.0.0.1", cluster.port());
+  connection.send("GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string all;
+  while (all.find("Unknown channel requested") == std::string::npos && connection.fill(2s)) {
+    all += connection.buffer();
+    connection.buffer().clear();
+  }
+  EXPECT_EQ(all.rfind("HTTP/1.1 200 OK", 0), 0u);
+  EXPECT_NE(all.find("HTTP/1.1 400 Bad Request"), std::string::npos);
+}
+
+TEST_P(MetricsAndEdges, StatusWithoutAccountIsDroppedOnFilteredStreamsOnly) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "malformed_status");
+  SseClient sse(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  std::string home = "timeline:" + std::to_string(viewer.account_id);
+  SseClient user(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  ASSERT_TRUE(wait_numsub(home, 1));
+  suite_redis().publish("timeline:public", R"({"event":"update","payload":{"id":"1","language":"en"}})");
+  suite_redis().publish("timeline:public", R"({"event":"delete","payload":"after"})");
+  auto event = sse.next_event();
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->event, "delete");
+  // Streams without filtering forward it untouched (§7.1).
+  suite_redis().publish(home, R"({"event":"update","payload":{"id":"1","language":"en"}})");
+  auto home_event = user.next_event();
+  ASSERT_TRUE(home_event);
+  EXPECT_EQ(home_event->data, R"({"id":"1","language":"en"})");
+}
+
+TEST_P(MetricsAndEdges, VeryLongAndUnusualHashtags) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "long_tag");
+  std::string tag(4000, 'x');
+  SseClient sse(cluster.port(), "/api/v1/streaming/hashtag?tag=" + tag, bearer(viewer.token));
+  EXPECT_EQ(sse.response().status, 200);
+  EXPECT_TRUE(wait_numsub("timeline:hashtag:" + tag, 1));
+  SseClient empty(cluster.port(), "/api/v1/streaming/hashtag?tag=%21%21", bearer(viewer.token));
+  EXPECT_EQ(empty.response().status, 200);
+  EXPECT_TRUE(wait_numsub("timeline:hashtag:", 1));
+  SseClient turkish(cluster.port(), "/api/v1/streaming/hashtag?tag=%C4%B0stanbul", bearer(viewer.token));
+  EXPECT_TRUE(wait_numsub("timeline:hashtag:istanbul", 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Deployments, MetricsAndEdges, ::testing::Values(Deployment::all_in_one, Deployment::split),
+                         deployment_name);
+
+}  // namespace
+}  // namespace sluice::testing

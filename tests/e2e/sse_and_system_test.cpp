@@ -1,0 +1,108 @@
+// Contract §5 (SSE), §2.3 (system channels) and §6 (Redis) as clients see them.
+#include <gtest/gtest.h>
+
+#include "tests/e2e/cluster.hpp"
+
+namespace sluice::testing {
+namespace {
+
+class SseAndSystem : public ::testing::TestWithParam<Deployment> {};
+
+TEST_P(SseAndSystem, ThumpHeartbeats) {
+  Cluster cluster(GetParam(), {{"SLUICE_SSE_HEARTBEAT_SECONDS", "1"}});
+  auto viewer = create_account(suite_postgres(), "thump");
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(sse.next_block(), ":)");
+  EXPECT_EQ(sse.next_block(3s), ":thump");
+  EXPECT_EQ(sse.next_block(3s), ":thump");
+}
+
+TEST_P(SseAndSystem, KillOnTheTokenChannelEndsTheStreamAndRefusesTheToken) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "sse_kill");
+  // Warm every cache with the token first.
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200);
+  ASSERT_TRUE(wait_numsub("timeline:" + std::to_string(viewer.account_id), 1));
+  suite_postgres().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " +
+                        std::to_string(viewer.token_id));
+  suite_redis().publish("timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
+  EXPECT_TRUE(sse.wait_end(5s));
+  auto again = http_request(cluster.port(), "GET", "/api/v1/streaming/user", bearer(viewer.token));
+  EXPECT_EQ(again.status, 401);
+  EXPECT_EQ(again.body, R"({"error":"Invalid access token"})");
+}
+
+TEST_P(SseAndSystem, KillOnTheAccountChannelEndsEveryConnectionOfTheAccount) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "account_kill");
+  auto bystander = create_account(suite_postgres(), "bystander");
+  SseClient sse(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=public&access_token=" + viewer.token);
+  SseClient other(cluster.port(), "/api/v1/streaming/public", bearer(bystander.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  suite_postgres().exec("UPDATE users SET disabled = true WHERE id = " + std::to_string(viewer.user_id));
+  suite_redis().publish("timeline:system:" + std::to_string(viewer.account_id), R"({"event":"kill"})");
+  EXPECT_TRUE(sse.wait_end(5s));
+  auto close = ws.next_frame();
+  ASSERT_TRUE(close);
+  EXPECT_EQ(close->close_code, 1005);
+  EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/public", bearer(viewer.token)).status, 401);
+  // Others are untouched.
+  suite_redis().publish("timeline:public", R"({"event":"delete","payload":"5"})");
+  auto event = other.next_event();
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->data, "5");
+}
+
+TEST_P(SseAndSystem, MessagesWithoutEventOrPayloadAreNotForwarded) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "no_payload");
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub(channel, 1));
+  for (const char* junk : {R"({"event":"filters_changed"})", "not json", "[1,2]", "\"str\"", "42",
+                           R"({"payload":"x"})", R"({"event":"","payload":"x"})", R"({"event":"update","payload":""})",
+                           R"({"event":"update","payload":0})", R"({"event":"update","payload":null})",
+                           R"({"event":"update","payload":false})"}) {
+    suite_redis().publish(channel, junk);
+  }
+  suite_redis().publish(channel, R"({"event":"delete","payload":"the-real-one"})");
+  auto event = sse.next_event();
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->event, "delete");
+  EXPECT_EQ(event->data, "the-real-one");
+}
+
+TEST_P(SseAndSystem, ClientLeavingReleasesTheChannel) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "leaver");
+  std::string channel = "timeline:direct:" + std::to_string(viewer.account_id);
+  {
+    SseClient sse(cluster.port(), "/api/v1/streaming/direct", bearer(viewer.token));
+    ASSERT_TRUE(wait_numsub(channel, 1));
+  }
+  EXPECT_TRUE(wait_numsub(channel, 0));
+}
+
+TEST_P(SseAndSystem, NamespacePrefixesChannelsAndKeys) {
+  Cluster cluster(GetParam(), {{"REDIS_NAMESPACE", "ns"}});
+  auto viewer = create_account(suite_postgres(), "namespaced");
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("ns:" + channel, 1)) << cluster.logs();
+  EXPECT_EQ(suite_redis().numsub(channel), 0);
+  EXPECT_EQ(suite_redis().command({"GET", "ns:subscribed:" + channel}), "1");
+  suite_redis().publish("ns:" + channel, R"({"event":"delete","payload":"ns"})");
+  auto event = sse.next_event();
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->data, "ns");
+  suite_redis().publish("ns:timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
+  EXPECT_TRUE(sse.wait_end(5s));
+}
+
+INSTANTIATE_TEST_SUITE_P(Deployments, SseAndSystem, ::testing::Values(Deployment::all_in_one, Deployment::split),
+                         deployment_name);
+
+}  // namespace
+}  // namespace sluice::testing

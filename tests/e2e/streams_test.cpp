@@ -1,0 +1,159 @@
+// Contract §2: every stream of the table over SSE and WebSocket, its Redis
+// channel, its `stream` echo, and one delivery per subscription.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "tests/e2e/cluster.hpp"
+
+namespace sluice::testing {
+namespace {
+
+class Streams : public ::testing::TestWithParam<Deployment> {};
+
+struct Row {
+  std::string sse_target;   // path and query for SSE
+  std::string ws_query;     // query for the WebSocket ?stream=
+  std::string channel;      // Redis channel it must listen to
+  std::string echo;         // WebSocket `stream` field
+};
+
+std::string with_token(const std::string& target, const std::string& token) {
+  return target + (target.find('?') == std::string::npos ? "?" : "&") + "access_token=" + token;
+}
+
+TEST_P(Streams, EveryRowOfTheTableOverSseAndWebSocket) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "rows");
+  std::string id = std::to_string(viewer.account_id);
+  std::string list_id = suite_postgres().query_value("INSERT INTO lists (account_id, title) VALUES (" + id +
+                                                     ", 'friends') RETURNING id");
+  std::vector<Row> rows = {
+      {"/api/v1/streaming/user", "stream=user", "timeline:" + id, R"(["user"])"},
+      {"/api/v1/streaming/user/notification", "stream=user:notification", "timeline:" + id + ":notifications",
+       R"(["user:notification"])"},
+      {"/api/v1/streaming/public", "stream=public", "timeline:public", R"(["public"])"},
+      {"/api/v1/streaming/public?only_media=true", "stream=public:media", "timeline:public:media",
+       R"(["public:media"])"},
+      {"/api/v1/streaming/public/local", "stream=public:local", "timeline:public:local", R"(["public:local"])"},
+      {"/api/v1/streaming/public/local?only_media=1", "stream=public:local:media", "timeline:public:local:media",
+       R"(["public:local:media"])"},
+      {"/api/v1/streaming/public/remote", "stream=public:remote", "timeline:public:remote", R"(["public:remote"])"},
+      {"/api/v1/streaming/public/remote?only_media=yes", "stream=public:remote:media", "timeline:public:remote:media",
+       R"(["public:remote:media"])"},
+      {"/api/v1/streaming/hashtag?tag=%23Caf%C3%A9", "stream=hashtag&tag=%23Caf%C3%A9", "timeline:hashtag:cafe",
+       R"(["hashtag","#Café"])"},
+      {"/api/v1/streaming/hashtag/local?tag=%EF%BC%B4%EF%BC%A5%EF%BC%B3%EF%BC%B4",
+       "stream=hashtag:local&tag=%EF%BC%B4%EF%BC%A5%EF%BC%B3%EF%BC%B4", "timeline:hashtag:test:local",
+       R"(["hashtag","ＴＥＳＴ"])"},
+      {"/api/v1/streaming/list?list=" + list_id, "stream=list&list=" + list_id, "timeline:list:" + list_id,
+       R"(["list",")" + list_id + R"("])"},
+      {"/api/v1/streaming/direct", "stream=direct", "timeline:direct:" + id, R"(["direct"])"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.sse_target);
+    // The WebSocket first: its subscription has no acknowledgement, so the Redis
+    // SUBSCRIBE it causes is the sign that it is in place.
+    WsClient ws(cluster.port(), with_token("/api/v1/streaming?" + row.ws_query, viewer.token));
+    ASSERT_TRUE(ws.upgraded());
+    ASSERT_TRUE(wait_numsub(row.channel, 1)) << cluster.logs();
+    SseClient sse(cluster.port(), row.sse_target, bearer(viewer.token));
+    ASSERT_EQ(sse.response().status, 200) << sse.response().body;
+    suite_redis().publish(row.channel, R"({"event":"delete","payload":"42"})");
+    auto event = sse.next_event();
+    ASSERT_TRUE(event);
+    EXPECT_EQ(event->event, "delete");
+    EXPECT_EQ(event->data, "42");
+    EXPECT_EQ(ws.next_text(), R"({"stream":)" + row.echo + R"(,"event":"delete","payload":"42"})");
+    // heartbeat key for every stream channel (§6.3)
+    EXPECT_EQ(suite_redis().command({"GET", "subscribed:" + row.channel}), "1");
+    long long ttl = suite_redis().integer({"TTL", "subscribed:" + row.channel});
+    EXPECT_GT(ttl, 1000);
+    EXPECT_LE(ttl, 1080);
+  }
+}
+
+TEST_P(Streams, UserStreamWithoutNotificationScopeSkipsNotifications) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "statuses_only", "read:statuses");
+  std::string id = std::to_string(viewer.account_id);
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200);
+  ASSERT_TRUE(wait_numsub("timeline:" + id, 1));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(suite_redis().numsub("timeline:" + id + ":notifications"), 0);
+  auto denied = http_request(cluster.port(), "GET", "/api/v1/streaming/user/notification", bearer(viewer.token));
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_EQ(denied.body, R"({"error":"Access token does not have the required scopes"})");
+}
+
+TEST_P(Streams, NotificationScopeAloneOpensOnlyTheNotificationStream) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "notif_only", "read:notifications");
+  auto user = http_request(cluster.port(), "GET", "/api/v1/streaming/user", bearer(viewer.token));
+  EXPECT_EQ(user.status, 401);
+  EXPECT_EQ(user.body, R"({"error":"Access token does not have the required scopes"})");
+  SseClient sse(cluster.port(), "/api/v1/streaming/user/notification", bearer(viewer.token));
+  EXPECT_EQ(sse.response().status, 200);
+}
+
+TEST_P(Streams, OneEventIsDeliveredOncePerSubscription) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "twice");
+  std::string id = std::to_string(viewer.account_id);
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  ASSERT_TRUE(ws.upgraded());
+  ws.send_text(R"({"type":"subscribe","stream":"user"})");
+  ws.send_text(R"({"type":"subscribe","stream":"user:notification"})");
+  ws.send_text(R"({"type":"subscribe","stream":"user"})");  // duplicate: ignored
+  ASSERT_TRUE(wait_numsub("timeline:" + id + ":notifications", 1));
+  std::this_thread::sleep_for(200ms);
+  suite_redis().publish("timeline:" + id + ":notifications", R"({"event":"notifications_merged","payload":"1"})");
+  std::set<std::string> got;
+  for (int i = 0; i < 2; ++i) {
+    auto text = ws.next_text();
+    ASSERT_TRUE(text);
+    got.insert(*text);
+  }
+  EXPECT_EQ(got, (std::set<std::string>{R"({"stream":["user"],"event":"notifications_merged","payload":"1"})",
+                                        R"({"stream":["user:notification"],"event":"notifications_merged","payload":"1"})"}));
+  EXPECT_FALSE(ws.next_text(500ms)) << "a third copy arrived";
+}
+
+TEST_P(Streams, SameHashtagSpelledTwiceKeepsTheFirstSpelling) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "spelling");
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  ws.send_text(R"({"type":"subscribe","stream":"hashtag","tag":"Straße"})");
+  ws.send_text(R"({"type":"subscribe","stream":"hashtag","tag":"straße"})");
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:straße", 1));
+  std::this_thread::sleep_for(200ms);
+  suite_redis().publish("timeline:hashtag:straße", R"({"event":"delete","payload":"9"})");
+  EXPECT_EQ(ws.next_text(), R"({"stream":["hashtag","Straße"],"event":"delete","payload":"9"})");
+  EXPECT_FALSE(ws.next_text(500ms));
+}
+
+TEST_P(Streams, ListOwnershipIsCheckedOnSubscribeAndUnsubscribe) {
+  Cluster cluster(GetParam());
+  auto owner = create_account(suite_postgres(), "list_owner");
+  auto other = create_account(suite_postgres(), "list_other");
+  std::string list_id = suite_postgres().query_value("INSERT INTO lists (account_id, title) VALUES (" +
+                                                     std::to_string(owner.account_id) + ", 'l') RETURNING id");
+  WsClient intruder(cluster.port(), "/api/v1/streaming?access_token=" + other.token);
+  intruder.send_text(R"({"type":"subscribe","stream":"list","list":")" + list_id + R"("})");
+  EXPECT_EQ(intruder.next_text(), R"({"error":"Not authorized to stream this list","status":401})");
+  intruder.send_text(R"({"type":"unsubscribe","stream":"list","list":")" + list_id + R"("})");
+  EXPECT_EQ(intruder.next_text(), R"({"error":"Error unsubscribing from channel"})");
+
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + owner.token);
+  ws.send_text(R"({"type":"subscribe","stream":"list","list":")" + list_id + R"("})");
+  ASSERT_TRUE(wait_numsub("timeline:list:" + list_id, 1));
+  ws.send_text(R"({"type":"unsubscribe","stream":"list","list":")" + list_id + R"("})");
+  EXPECT_TRUE(wait_numsub("timeline:list:" + list_id, 0));
+}
+
+INSTANTIATE_TEST_SUITE_P(Deployments, Streams, ::testing::Values(Deployment::all_in_one, Deployment::split),
+                         deployment_name);
+
+}  // namespace
+}  // namespace sluice::testing

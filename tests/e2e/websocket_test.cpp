@@ -1,0 +1,201 @@
+// Contract §3 and §4 over WebSocket: token sources, the handshake, subscribe and
+// unsubscribe messages and their errors, bad input, keep-alive and kill.
+#include <gtest/gtest.h>
+
+#include "tests/e2e/cluster.hpp"
+
+namespace sluice::testing {
+namespace {
+
+class WebSocket : public ::testing::TestWithParam<Deployment> {};
+
+TEST_P(WebSocket, TokenSourcesAndSubprotocolEcho) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_tokens");
+  WsClient by_header(cluster.port(), "/api/v1/streaming/", bearer(viewer.token));
+  EXPECT_TRUE(by_header.upgraded());
+  EXPECT_EQ(by_header.response().header("sec-websocket-protocol"), "");
+  WsClient by_protocol(cluster.port(), "/any/path/at/all", {{"Sec-WebSocket-Protocol", viewer.token}});
+  EXPECT_TRUE(by_protocol.upgraded());
+  EXPECT_EQ(by_protocol.response().header("sec-websocket-protocol"), viewer.token);
+  // The header wins even when it is wrong (§11).
+  WsClient header_wins(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token, bearer("wrong"));
+  EXPECT_EQ(header_wins.response().status, 401);
+  EXPECT_EQ(header_wins.response().header("x-error-message"), "Invalid access token");
+  // SSE accepts the subprotocol header too.
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", {{"Sec-WebSocket-Protocol", viewer.token}});
+  EXPECT_EQ(sse.response().status, 200);
+}
+
+TEST_P(WebSocket, ScopesAreCheckedPerSubscriptionNotAtUpgrade) {
+  Cluster cluster(GetParam());
+  auto writer = create_account(suite_postgres(), "ws_writer", "write follow");
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=public&access_token=" + writer.token);
+  ASSERT_TRUE(ws.upgraded());
+  EXPECT_EQ(ws.next_text(), R"({"error":"Access token does not have the required scopes","status":401})");
+  ws.send_text(R"({"type":"subscribe","stream":"foo"})");
+  EXPECT_EQ(ws.next_text(), R"({"error":"Access token does not have the required scopes","status":401})");
+}
+
+TEST_P(WebSocket, SubscribeErrorsCarryTheContractMessages) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_errors");
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=foo&access_token=" + viewer.token);
+  ASSERT_TRUE(ws.upgraded());
+  EXPECT_EQ(ws.next_text(), R"({"error":"Unknown stream type","status":400})");
+  ws.send_text(R"({"type":"subscribe"})");
+  EXPECT_EQ(ws.next_text(), R"({"error":"Unknown stream type","status":400})");
+  ws.send_text(R"({"type":"subscribe","stream":"hashtag"})");
+  EXPECT_EQ(ws.next_text(), R"({"error":"Missing tag name parameter","status":400})");
+  ws.send_text(R"({"type":"subscribe","stream":"hashtag:local","tag":""})");
+  EXPECT_EQ(ws.next_text(), R"({"error":"Missing tag name parameter","status":400})");
+  ws.send_text(R"({"type":"subscribe","stream":"list"})");
+  EXPECT_EQ(ws.next_text(), R"({"error":"Missing list name parameter","status":400})");
+  ws.send_text(R"({"type":"subscribe","stream":"list","list":"abc"})");
+  EXPECT_EQ(ws.next_text(), R"({"error":"Not authorized to stream this list","status":401})");
+  ws.send_text(R"({"type":"unsubscribe","stream":"nope"})");
+  EXPECT_EQ(ws.next_text(), R"({"error":"Error unsubscribing from channel"})");
+  // Unknown keys on unsubscribe are a silent no-op.
+  ws.send_text(R"({"type":"unsubscribe","stream":"public"})");
+  EXPECT_FALSE(ws.next_text(300ms));
+}
+
+TEST_P(WebSocket, MalformedMessagesAreIgnoredAndTheSocketStays) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_garbage");
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  ASSERT_TRUE(ws.upgraded());
+  for (const char* junk : {"not json", "{", "null", "0", "\"\"", "[1,2]", "42", "true", R"({"type":"dance"})",
+                           R"({"stream":"public"})", R"({"type":5,"stream":"public"})"}) {
+    ws.send_text(junk);
+  }
+  ws.send_text(std::string(300, '[') + std::string(300, ']'));
+  EXPECT_FALSE(ws.next_text(300ms));
+  ws.send_text(R"({"type":"subscribe","stream":["hashtag","ignored"],"tag":"garbage"})");
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:garbage", 1)) << cluster.logs();
+  suite_redis().publish("timeline:hashtag:garbage", R"({"event":"delete","payload":"1"})");
+  EXPECT_EQ(ws.next_text(), R"({"stream":["hashtag","garbage"],"event":"delete","payload":"1"})");
+}
+
+TEST_P(WebSocket, BinaryFramesCloseWith1003) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_binary");
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  ASSERT_TRUE(ws.upgraded());
+  ws.send_binary("\x01\x02");
+  auto frame = ws.next_frame();
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->opcode, 8);
+  EXPECT_EQ(frame->close_code, 1003);
+  EXPECT_EQ(frame->close_reason, "The mastodon streaming server does not support binary messages");
+  EXPECT_TRUE(ws.wait_closed(5s));
+}
+
+TEST_P(WebSocket, ProtocolViolationsCloseTheSocketAndNothingElse) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_protocol");
+  WsClient unmasked(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  unmasked.send_frame(1, R"({"type":"subscribe","stream":"public"})", true, /*masked=*/false);
+  auto frame = unmasked.next_frame();
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->opcode, 8);
+  EXPECT_EQ(frame->close_code, 1002);
+  WsClient bad_utf8(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  bad_utf8.send_text("\xff\xfe");
+  auto close = bad_utf8.next_frame();
+  ASSERT_TRUE(close);
+  EXPECT_EQ(close->close_code, 1007);
+  // The server is still fine.
+  EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/health").status, 200);
+}
+
+TEST_P(WebSocket, ClientCloseIsAnsweredAndReleasesChannels) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_close");
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=hashtag&tag=closing&access_token=" + viewer.token);
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:closing", 1));
+  ws.send_close(1000);
+  auto frame = ws.next_frame();
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->opcode, 8);
+  EXPECT_EQ(frame->close_code, 1000);
+  EXPECT_TRUE(wait_numsub("timeline:hashtag:closing", 0));
+}
+
+TEST_P(WebSocket, PingsKeepAnsweringClientsAndDropSilentOnes) {
+  Cluster cluster(GetParam(), {{"SLUICE_WS_PING_SECONDS", "1"}});
+  auto viewer = create_account(suite_postgres(), "ws_ping");
+  WsClient polite(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  WsClient silent(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  ASSERT_TRUE(polite.upgraded());
+  ASSERT_TRUE(silent.upgraded());
+  auto ping = silent.next_frame(3s);
+  ASSERT_TRUE(ping);
+  EXPECT_EQ(ping->opcode, 9);
+  EXPECT_EQ(ping->data, "");
+  // The silent one never answers: it is terminated at the next sweep, without a close frame.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool saw_close_frame = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto frame = silent.next_frame(200ms);
+    if (frame && frame->opcode == 8) saw_close_frame = true;
+    if (silent.connection().closed()) break;
+    // The polite one answers every ping (next_text does).
+    polite.next_text(10ms);
+  }
+  EXPECT_TRUE(silent.connection().closed());
+  EXPECT_FALSE(saw_close_frame);
+  for (int i = 0; i < 20; ++i) polite.next_text(100ms);
+  EXPECT_FALSE(polite.connection().closed());
+}
+
+TEST_P(WebSocket, ErrorFramesAreDroppedWhileAPingIsUnanswered) {
+  Cluster cluster(GetParam(), {{"SLUICE_WS_PING_SECONDS", "1"}});
+  auto viewer = create_account(suite_postgres(), "ws_quirk");
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  auto ping = ws.next_frame(3s);
+  ASSERT_TRUE(ping);
+  ASSERT_EQ(ping->opcode, 9);
+  ws.send_text(R"({"type":"subscribe","stream":"nope"})");
+  auto frame = ws.next_frame(300ms);
+  EXPECT_FALSE(frame && frame->opcode == 1) << "error frame sent during a pending ping";
+  // A pong makes the socket alive again; send it with the next subscribe in one
+  // write so that no ping sweep can fall between them.
+  ws.connection().send(WsClient::encode_frame(10, "") +
+                       WsClient::encode_frame(1, R"({"type":"subscribe","stream":"nope"})"));
+  EXPECT_EQ(ws.next_text(2s), R"({"error":"Unknown stream type","status":400})");
+}
+
+TEST_P(WebSocket, KillClosesWithoutStatusCode) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_kill");
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=user&access_token=" + viewer.token);
+  ASSERT_TRUE(wait_numsub("timeline:" + std::to_string(viewer.account_id), 1));
+  suite_redis().publish("timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
+  auto frame = ws.next_frame();
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->opcode, 8);
+  EXPECT_EQ(frame->close_code, 1005);
+  EXPECT_TRUE(ws.wait_closed(5s));
+}
+
+TEST_P(WebSocket, HandshakeErrorsAfterAuthentication) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_handshake");
+  auto version = raw_exchange(cluster.port(),
+                              "GET /api/v1/streaming?access_token=" + viewer.token +
+                                  " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n\r\n");
+  EXPECT_EQ(version.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << version;
+  EXPECT_NE(version.find("Sec-WebSocket-Version: 13, 8"), std::string::npos);
+  auto key = raw_exchange(cluster.port(), "GET /api/v1/streaming?access_token=" + viewer.token +
+                                              " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                              "Sec-WebSocket-Key: nope\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  EXPECT_NE(key.find("Missing or invalid Sec-WebSocket-Key header"), std::string::npos) << key;
+}
+
+INSTANTIATE_TEST_SUITE_P(Deployments, WebSocket, ::testing::Values(Deployment::all_in_one, Deployment::split),
+                         deployment_name);
+
+}  // namespace
+}  // namespace sluice::testing
