@@ -90,6 +90,7 @@ grpc::ServerUnaryReactor* AuthService::GetFilters(grpc::CallbackServerContext* c
                                                   const v1::FiltersRequest* request, v1::FiltersReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
+  if (request->fresh()) cache_.forget_filters(request->account_id());
   cache_.filters(request->account_id(), [reactor, reply](const AuthAnswer<v1::FiltersReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;

@@ -83,4 +83,32 @@ void AuthClient::feed_access(FeedKind kind, std::function<void(LookupStatus, Fee
                                 });
 }
 
+void AuthClient::relations(int64_t account_id,
+                           std::function<void(LookupStatus, std::shared_ptr<const v1::RelationsReply>)> done) {
+  auto call = std::make_shared<Call<v1::RelationsRequest, v1::RelationsReply>>();
+  call->request.set_account_id(account_id);
+  call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
+  attach_internal_token(call->context, internal_token_);
+  stub_->async()->GetRelations(&call->context, &call->request, &call->reply,
+                               [call, done = std::move(done)](grpc::Status status) {
+                                 if (!status.ok()) return done(LookupStatus::error, nullptr);
+                                 // The reply lives in `call`: share it without a copy.
+                                 done(LookupStatus::ok, std::shared_ptr<const v1::RelationsReply>(call, &call->reply));
+                               });
+}
+
+void AuthClient::filters(int64_t account_id, bool fresh,
+                         std::function<void(LookupStatus, std::shared_ptr<const v1::FiltersReply>)> done) {
+  auto call = std::make_shared<Call<v1::FiltersRequest, v1::FiltersReply>>();
+  call->request.set_account_id(account_id);
+  call->request.set_fresh(fresh);
+  call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
+  attach_internal_token(call->context, internal_token_);
+  stub_->async()->GetFilters(&call->context, &call->request, &call->reply,
+                             [call, done = std::move(done)](grpc::Status status) {
+                               if (!status.ok()) return done(LookupStatus::error, nullptr);
+                               done(LookupStatus::ok, std::shared_ptr<const v1::FiltersReply>(call, &call->reply));
+                             });
+}
+
 }  // namespace sluice::gateway

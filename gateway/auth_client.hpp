@@ -46,6 +46,11 @@ class AuthClient {
   // status ok + owned, not_found (not owned), or error.
   void check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done);
   void feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done);
+  // §7.2 step 3 and §7.4: one viewer's relations and keyword filters.
+  void relations(int64_t account_id,
+                 std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
+  void filters(int64_t account_id, bool fresh,
+               std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::FiltersReply>)> done);
 
  private:
   template <typename Request, typename Reply>

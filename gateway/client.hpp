@@ -50,8 +50,6 @@ class Client : public std::enable_shared_from_this<Client> {
   void close_now();
   // `kill` (§2.3): SSE ends the response, WebSocket closes with no status code.
   virtual void end_gracefully() = 0;
-  // `filters_changed` (§2.3, §7.4).
-  virtual void on_filters_changed() {}
   // The worker's periodic keep-alive: SSE `:thump` (§5), WebSocket ping (§4.6).
   virtual void heartbeat() = 0;
 

@@ -68,7 +68,7 @@ void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {
   auto prepared = GatewayEvent::prepare(std::move(event));
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    asio::post(w->io(), [w, prepared] { w->deliver(*prepared); });
+    asio::post(w->io(), [w, prepared] { w->deliver(prepared); });
   }
 }
 

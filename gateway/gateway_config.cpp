@@ -66,6 +66,7 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.sse_heartbeat_seconds = positive_seconds(env, "SLUICE_SSE_HEARTBEAT_SECONDS", 15);
   config.websocket_ping_seconds = positive_seconds(env, "SLUICE_WS_PING_SECONDS", 30);
   config.request_timeout_seconds = positive_seconds(env, "SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS", 30);
+  config.relations_max_staleness_ms = env.non_negative("SLUICE_RELATIONS_MAX_STALENESS_MS", 5000);
   return config;
 }
 

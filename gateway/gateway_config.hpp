@@ -29,6 +29,10 @@ struct GatewayConfig {
   int websocket_ping_seconds = 30;      // SLUICE_WS_PING_SECONDS (§4.6: 30)
   int request_timeout_seconds = 30;     // SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS
   int keep_alive_seconds = 5;           // idle keep-alive between plain requests (Node's 5 s)
+  // How old the blocks, mutes and domain blocks used for a status may be (§7.2 step 3);
+  // 0 asks the auth service for every status, like the reference's query per event.
+  // The auth service reads the same variable for its own cache.
+  int64_t relations_max_staleness_ms = 5000;  // SLUICE_RELATIONS_MAX_STALENESS_MS
 
   static GatewayConfig from_env(const Env& env);
 };

@@ -27,6 +27,8 @@ struct Worker::FrameCache {
   const GatewayEvent& event;
   Frame sse[2];
   std::vector<std::pair<std::pair<const std::string*, bool>, Frame>> websocket;
+  // Keyword-filter results per filter set: accounts share one evaluation.
+  std::vector<std::pair<const CompiledFilters*, std::string>> evaluations;
 
   const Frame& for_client(ClientKind kind, const std::string& echo, bool filtered_variant) {
     if (kind == ClientKind::eventsource) {
@@ -48,6 +50,7 @@ Worker::Worker(GatewayContext& context, unsigned index)
     : context_(context),
       index_(index),
       heartbeat_buckets_(static_cast<size_t>(context.config.sse_heartbeat_seconds)),
+      viewers_(*this, std::chrono::milliseconds(context.config.relations_max_staleness_ms)),
       thump_frame_(make_frame(chunk(":thump\n\n"))),
       ping_frame_(make_frame(encode_ping_frame())),
       read_buffer_(64 * 1024) {}
@@ -172,6 +175,7 @@ void Worker::attach(Subscription& subscription) {
     list.push_back(Listener{&subscription, static_cast<uint32_t>(i)});
     if (list.size() == 1) context_.broker.acquire(channels[i], /*heartbeat=*/true);
   }
+  if (subscription.plan.filtered) viewers_.retain(subscription.client->auth().account_id);
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).inc();
 }
 
@@ -192,11 +196,12 @@ void Worker::detach(Subscription& subscription) {
     }
   }
   subscription.slots.clear();
+  if (subscription.plan.filtered) viewers_.release(subscription.client->auth().account_id);
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).dec();
 }
 
 // §7.2 steps 1 and 2 for update/status.update on public and hashtag streams.
-bool Worker::passes_filters(const Subscription& subscription, const GatewayEvent& event) {
+bool Worker::passes_feed_and_language(const Subscription& subscription, const GatewayEvent& event) {
   const auto& status = event.source->status();
   if (!status.well_formed()) {
     context_.metrics.malformed_statuses->inc();
@@ -212,23 +217,92 @@ bool Worker::passes_filters(const Subscription& subscription, const GatewayEvent
   return true;
 }
 
-void Worker::deliver(const GatewayEvent& event) {
+namespace {
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+std::optional<std::string> Worker::decide(const Client& client, const GatewayEvent& event,
+                                          const ViewerCache::Viewer& viewer) {
+  const auto& status = event.source->status();
+  if (relations_drop(*viewer.relations, client.auth().account_id, status)) return std::nullopt;
+  if (status.has_filtered()) return std::string();  // §7.2 step 5: forwarded unchanged
+  if (viewer.filters->empty()) return std::string("[]");
+  return viewer.filters->evaluate(status.filter_text(), unix_ms_now());
+}
+
+void Worker::deliver_decided(Client& client, const std::string& echo_json, const GatewayEvent& event,
+                             const ViewerCache::Viewer& viewer) {
+  if (!client.open()) return;
+  auto filtered = decide(client, event, viewer);
+  if (!filtered) return;
+  const std::string& payload_source = event.source->payload();
+  std::string payload = filtered->empty() ? payload_source : payload_with_filtered(event.payload_open, *filtered);
+  if (client.kind() == ClientKind::eventsource) {
+    client.send(make_frame(sse_event_chunk(event.source->event(), payload)));
+  } else {
+    client.send(make_frame(websocket_event_frame(echo_json, websocket_tail(event.source->event(), payload))));
+  }
+  context_.metrics.sent(client.kind()).inc();
+}
+
+void Worker::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
+  const GatewayEvent& event = *shared_event;
   if (event.is_system) return deliver_system(event);
   if (event.source->payload().empty()) return;  // §6.2: no payload, nothing to forward
   auto it = listeners_.find(event.source->channel());
   if (it == listeners_.end()) return;
-  FrameCache frames{event, {}, {}};
+  FrameCache frames{event, {}, {}, {}};
   uint64_t sent[2] = {0, 0};
+  auto now = ViewerCache::Clock::now();
+  int64_t now_ms = 0;
   for (const Listener& listener : it->second) {
     Subscription& subscription = *listener.subscription;
     Client& client = *subscription.client;
     if (!client.open()) continue;
-    bool filtered_variant = false;
-    if (subscription.plan.filtered && event.is_status) {
-      if (!passes_filters(subscription, event)) continue;
-      filtered_variant = !event.sse_filtered.empty();
+    if (!subscription.plan.filtered || !event.is_status) {
+      client.send(frames.for_client(client.kind(), subscription.plan.echo_json, false));
+      ++sent[static_cast<int>(client.kind())];
+      continue;
     }
-    client.send(frames.for_client(client.kind(), subscription.plan.echo_json, filtered_variant));
+    if (!passes_feed_and_language(subscription, event)) continue;
+    const auto* viewer = viewers_.ready(client.auth().account_id, now);
+    if (!viewer) {
+      viewers_.defer(client.auth().account_id, client.shared_from_this(), subscription.plan.echo_json, shared_event,
+                     now);
+      continue;
+    }
+    const auto& status = event.source->status();
+    if (relations_drop(*viewer->relations, client.auth().account_id, status)) continue;
+    if (status.has_filtered()) {
+      client.send(frames.for_client(client.kind(), subscription.plan.echo_json, false));
+    } else if (viewer->filters->empty()) {
+      client.send(frames.for_client(client.kind(), subscription.plan.echo_json, true));
+    } else {
+      // Evaluate each distinct filter set once per event.
+      const std::string* filtered = nullptr;
+      for (const auto& [filters, json] : frames.evaluations) {
+        if (filters == viewer->filters.get()) filtered = &json;
+      }
+      if (!filtered) {
+        if (!now_ms) now_ms = unix_ms_now();
+        frames.evaluations.emplace_back(viewer->filters.get(),
+                                        viewer->filters->evaluate(status.filter_text(), now_ms));
+        filtered = &frames.evaluations.back().second;
+      }
+      if (*filtered == "[]") {
+        client.send(frames.for_client(client.kind(), subscription.plan.echo_json, true));
+      } else {
+        // Only a client whose filters match pays for its own payload (design).
+        std::string payload = payload_with_filtered(event.payload_open, *filtered);
+        client.send(make_frame(client.kind() == ClientKind::eventsource
+                                   ? sse_event_chunk(event.source->event(), payload)
+                                   : websocket_event_frame(subscription.plan.echo_json,
+                                                           websocket_tail(event.source->event(), payload))));
+      }
+    }
     ++sent[static_cast<int>(client.kind())];
   }
   if (sent[0]) context_.metrics.sent(ClientKind::eventsource).inc(sent[0]);
@@ -245,10 +319,13 @@ void Worker::deliver_system(const GatewayEvent& event) {
   auto it = index.find(event.system_id);
   if (it == index.end()) return;
   auto clients = it->second;  // ending a client edits the index
-  for (Client* client : clients) {
-    if (kill) client->end_gracefully();
-    else client->on_filters_changed();
+  if (!kill) {
+    // Filter caches are kept per account on this worker: one refresh serves every
+    // connection of the account.
+    for (Client* client : clients) viewers_.filters_changed(client->auth().account_id);
+    return;
   }
+  for (Client* client : clients) client->end_gracefully();
 }
 
 }  // namespace sluice::gateway

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -14,6 +15,7 @@
 #include "gateway/client.hpp"
 #include "gateway/gateway_event.hpp"
 #include "gateway/socket.hpp"
+#include "gateway/viewer_cache.hpp"
 
 namespace sluice::gateway {
 
@@ -37,7 +39,10 @@ class Worker {
   void remove_client(Client& client);
   void attach(Subscription& subscription);
   void detach(Subscription& subscription);
-  void deliver(const GatewayEvent& event);
+  void deliver(const std::shared_ptr<const GatewayEvent>& event);
+  // A status on a filtered stream whose viewer data arrived after it (§7.2 step 3 on).
+  void deliver_decided(Client& client, const std::string& echo_json, const GatewayEvent& event,
+                       const ViewerCache::Viewer& viewer);
 
   // Frames every client of this worker shares.
   const Frame& thump_frame() const { return thump_frame_; }
@@ -61,7 +66,12 @@ class Worker {
   void tick();
   void schedule_tick();
   void deliver_system(const GatewayEvent& event);
-  bool passes_filters(const Subscription& subscription, const GatewayEvent& event);
+  // §7.2 steps 1 and 2, decided from the subscription and the token alone.
+  bool passes_feed_and_language(const Subscription& subscription, const GatewayEvent& event);
+  // §7.2 steps 3–6 with the viewer's data in memory: the `filtered` array, or
+  // nullopt when the status is dropped.
+  std::optional<std::string> decide(const Client& client, const GatewayEvent& event,
+                                    const ViewerCache::Viewer& viewer);
 
   GatewayContext& context_;
   unsigned index_;
@@ -80,6 +90,7 @@ class Worker {
   std::vector<std::vector<Client*>> heartbeat_buckets_;
   std::vector<Client*> websockets_;
 
+  ViewerCache viewers_;
   Frame thump_frame_;
   Frame ping_frame_;
   std::vector<char> read_buffer_;

@@ -1,0 +1,101 @@
+#pragma once
+// Per-viewer rules for update/status.update on public and hashtag streams
+// (contract §7.2 steps 3–4 and §7.4): blocks, mutes, domain blocks, and the
+// viewer's keyword filters. Pure code, no I/O: the worker fetches the inputs
+// from the auth service and calls these per event.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "sluice/v1/auth.pb.h"
+#include "sluice/v1/broker.pb.h"
+
+namespace sluice::gateway {
+
+// One viewer's relations (§7.2 step 3), built from the auth service's reply.
+struct Relations {
+  std::unordered_set<int64_t> blocking;             // accounts the viewer blocks
+  std::unordered_set<int64_t> blocked_by;           // accounts that block the viewer
+  std::unordered_set<int64_t> muting;               // accounts the viewer mutes
+  std::unordered_set<std::string> blocked_domains;  // exact, case-sensitive
+  static std::shared_ptr<const Relations> from_reply(const sluice::v1::RelationsReply& reply);
+};
+
+// §7.2 steps 3–4: true when the status must be dropped for this viewer: the viewer
+// blocks or mutes the author or any mentioned account, or the author blocks the
+// viewer, or the viewer blocks the domain of the author's acct (text after the first
+// '@', exact; an empty domain, like no '@', checks nothing, as the reference's
+// falsy test does). A non-numeric author or mention id (account_id_num /
+// mention_ids_num 0) also drops, as PostgreSQL would fail the reference's query and
+// it drops the message.
+bool relations_drop(const Relations& relations, int64_t viewer_account_id, const sluice::v1::StatusFacts& status);
+
+// One connection's keyword filters (§7.4), compiled once.
+//
+// Matching follows JavaScript's non-unicode `new RegExp(source, 'i')` exactly:
+// both the keywords and the searched text are mapped through ECMAScript's
+// Canonicalize (a UTF-16 code unit becomes its full Unicode uppercase when that is
+// one code unit, and a non-ASCII unit never becomes ASCII), then matched case-
+// sensitively by PCRE2 in UTF mode without UCP, so `\b` stays ASCII. The matched
+// substring is then cut from the original text. PCRE2_CASELESS alone would be
+// close but wrong for some letters (it equates `ſ` with `s`, `K` (Kelvin) with `k`,
+// `ẞ` with `ß`, and folds astral letters, none of which JavaScript does).
+class CompiledFilters {
+ public:
+  static std::shared_ptr<const CompiledFilters> compile(const sluice::v1::FiltersReply& reply);
+  ~CompiledFilters();
+  CompiledFilters(const CompiledFilters&) = delete;
+  CompiledFilters& operator=(const CompiledFilters&) = delete;
+
+  bool empty() const;
+  // The JSON array to put under "filtered" for a status whose searched text is
+  // `filter_text`, at time `now_ms` (unix ms): "[]" when nothing matches, else
+  // [{"filter":{"id":…,"title":…,"context":[…],"expires_at":…,"filter_action":…},"keyword_matches":["…"],"status_matches":null},…]
+  std::string evaluate(std::string_view filter_text, int64_t now_ms) const;
+
+  struct Filter;
+
+ private:
+  CompiledFilters() = default;
+  std::vector<Filter> filters_;
+};
+
+namespace detail {
+
+// ECMAScript Canonicalize(ch) for a non-unicode, ignoreCase RegExp (ECMA-262
+// §22.2.2.7.3) of one UTF-16 code unit.
+char16_t js_canonicalize(char16_t unit);
+
+// `well_formed` (valid UTF-8; callers replace ill-formed bytes with U+FFFD first,
+// as Node decodes them) with every BMP character replaced by its canonical form;
+// an astral character is two code units for JavaScript, each its own canonical
+// form, so it stays as is. When the byte layout changed, `offsets` receives, for
+// every byte index of the result plus one past its end, the byte index in
+// `well_formed` of the character it belongs to; otherwise it is left empty.
+std::string js_canonical_text(std::string_view well_formed, std::vector<uint32_t>* offsets);
+
+// The pattern source the reference builds for one filter (§7.4): escaped keywords,
+// `\b` on word-character ends of whole-word keywords, joined with `|`.
+std::string filter_regex_source(const sluice::v1::CustomFilter& filter);
+
+// A straightforward leftmost-first literal search over the same canonicalized
+// strings, used when PCRE2 cannot compile a filter (e.g. a pattern too large for
+// its link size) and by tests as an independent cross-check of the PCRE2 path.
+// Returns [start, end) byte offsets in the well-formed text, or nullopt.
+std::optional<std::pair<size_t, size_t>> literal_first_match(const sluice::v1::CustomFilter& filter,
+                                                             std::string_view text);
+
+// The first match as PCRE2 finds it, for the same cross-check.
+std::optional<std::pair<size_t, size_t>> pcre2_first_match(const sluice::v1::CustomFilter& filter,
+                                                           std::string_view text);
+
+// Date.prototype.toISOString of unix milliseconds.
+std::string js_iso_string(int64_t ms);
+
+}  // namespace detail
+
+}  // namespace sluice::gateway

@@ -1,0 +1,152 @@
+#include "gateway/viewer_cache.hpp"
+
+#include "common/log.hpp"
+#include "gateway/client.hpp"
+#include "gateway/gateway_context.hpp"
+#include "gateway/worker.hpp"
+
+namespace sluice::gateway {
+
+std::string payload_with_filtered(const std::string& payload_open, const std::string& filtered_json) {
+  std::string out;
+  out.reserve(payload_open.size() + filtered_json.size() + 14);
+  out += payload_open;
+  out += payload_open.size() > 1 ? ",\"filtered\":" : "\"filtered\":";
+  out += filtered_json;
+  out += '}';
+  return out;
+}
+
+ViewerCache::ViewerCache(Worker& worker, std::chrono::milliseconds relations_max_staleness)
+    : worker_(worker), max_staleness_(relations_max_staleness) {}
+
+void ViewerCache::retain(int64_t account) {
+  Viewer& viewer = viewers_[account];
+  if (viewer.subscriptions++ > 0) return;
+  // Fetch ahead, so the first status does not wait.
+  load_relations(account);
+  load_filters(account, false);
+}
+
+void ViewerCache::release(int64_t account) {
+  auto it = viewers_.find(account);
+  if (it == viewers_.end()) return;
+  if (--it->second.subscriptions > 0) return;
+  // Keep the entry while fetches are in flight; their completion erases it.
+  if (!it->second.relations_loading && !it->second.filters_loading) viewers_.erase(it);
+}
+
+void ViewerCache::filters_changed(int64_t account) {
+  auto it = viewers_.find(account);
+  if (it == viewers_.end()) return;
+  it->second.filters_stale = true;
+  load_filters(account, true);
+}
+
+bool ViewerCache::relations_fresh(const Viewer& viewer, Clock::time_point arrived) const {
+  if (!viewer.relations) return false;
+  return viewer.relations_taken_at >= arrived - max_staleness_;
+}
+
+const ViewerCache::Viewer* ViewerCache::ready(int64_t account, Clock::time_point now) {
+  auto it = viewers_.find(account);
+  if (it == viewers_.end()) return nullptr;
+  const Viewer& viewer = it->second;
+  if (!viewer.waiting.empty() || !viewer.filters || viewer.filters_stale) return nullptr;
+  // With a zero bound every status needs its own fetch, started after it arrived.
+  if (max_staleness_.count() == 0 || !relations_fresh(viewer, now)) return nullptr;
+  return &viewer;
+}
+
+void ViewerCache::defer(int64_t account, std::shared_ptr<Client> client, const std::string& echo_json,
+                        std::shared_ptr<const GatewayEvent> event, Clock::time_point now) {
+  Viewer& viewer = viewers_[account];
+  viewer.waiting.push_back(Viewer::Waiting{std::move(client), echo_json, std::move(event), now});
+  if (!viewer.relations_loading && !relations_fresh(viewer, now)) load_relations(account);
+  if (!viewer.filters_loading && (!viewer.filters || viewer.filters_stale)) load_filters(account, viewer.filters_stale);
+  drain(account);
+}
+
+void ViewerCache::load_relations(int64_t account) {
+  Viewer& viewer = viewers_[account];
+  viewer.relations_loading = true;
+  auto started = Clock::now();
+  auto& io = worker_.io();
+  worker_.context().auth.relations(account, [this, account, started, &io](
+                                                LookupStatus status,
+                                                std::shared_ptr<const sluice::v1::RelationsReply> reply) {
+    asio::post(io, [this, account, started, status, reply] {
+      auto it = viewers_.find(account);
+      if (it == viewers_.end()) return;
+      Viewer& viewer = it->second;
+      viewer.relations_loading = false;
+      if (status == LookupStatus::ok) {
+        viewer.relations = Relations::from_reply(*reply);
+        // Its age: the auth service may have answered from its own cache.
+        viewer.relations_taken_at = started - std::chrono::milliseconds(reply->age_ms());
+      } else {
+        // §7.2: a failed query drops the statuses that needed it.
+        log::warn("relations lookup failed; dropping waiting statuses", {{"account_id", account}});
+        std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
+      }
+      if (viewer.subscriptions == 0 && !viewer.filters_loading) {
+        viewers_.erase(it);
+        return;
+      }
+      drain(account);
+    });
+  });
+}
+
+void ViewerCache::load_filters(int64_t account, bool fresh) {
+  Viewer& viewer = viewers_[account];
+  viewer.filters_loading = true;
+  viewer.filters_stale = false;
+  auto& io = worker_.io();
+  auto started = Clock::now();
+  worker_.context().auth.filters(account, fresh, [this, account, started, &io](
+                                                     LookupStatus status,
+                                                     std::shared_ptr<const sluice::v1::FiltersReply> reply) {
+    asio::post(io, [this, account, started, status, reply] {
+      auto it = viewers_.find(account);
+      if (it == viewers_.end()) return;
+      Viewer& viewer = it->second;
+      viewer.filters_loading = false;
+      if (status == LookupStatus::ok) {
+        if (!viewer.filters_stale) viewer.filters = CompiledFilters::compile(*reply);
+      } else {
+        log::warn("filters lookup failed; dropping waiting statuses", {{"account_id", account}});
+        std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
+      }
+      if (viewer.subscriptions == 0 && !viewer.relations_loading) {
+        viewers_.erase(it);
+        return;
+      }
+      // A filters_changed arrived while this fetch was running: fetch again.
+      if (viewer.filters_stale) load_filters(account, true);
+      drain(account);
+    });
+  });
+}
+
+// Decides waiting statuses in arrival order, as far as the data allows.
+void ViewerCache::drain(int64_t account) {
+  auto it = viewers_.find(account);
+  if (it == viewers_.end()) return;
+  Viewer& viewer = it->second;
+  while (!viewer.waiting.empty()) {
+    auto& next = viewer.waiting.front();
+    if (!viewer.filters || viewer.filters_stale || viewer.filters_loading) break;
+    bool fresh = viewer.relations && (max_staleness_.count() == 0 ? viewer.relations_taken_at >= next.arrived
+                                                                  : relations_fresh(viewer, next.arrived));
+    if (!fresh) {
+      if (!viewer.relations_loading) load_relations(account);
+      break;
+    }
+    Viewer::Waiting waiting = std::move(next);
+    viewer.waiting.pop_front();
+    worker_.deliver_decided(*waiting.client, waiting.echo_json, *waiting.event, viewer);
+  }
+}
+
+}  // namespace sluice::gateway

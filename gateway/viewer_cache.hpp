@@ -1,0 +1,81 @@
+#pragma once
+// What per-client filtering (§7.2 step 3, §7.4) needs to know about each viewer
+// account with a filtered subscription on this worker: its relations and its
+// keyword filters, fetched from the auth service and kept in memory, so that no
+// status costs a database query per client. Relations are at most
+// SLUICE_RELATIONS_MAX_STALENESS_MS old when used (0: fetched for every status,
+// like the reference); filters are kept until `filters_changed` (like the
+// reference's per-connection cache). A status that arrives while the data it
+// needs is being fetched waits, in order, for that fetch.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "gateway/gateway_event.hpp"
+#include "gateway/status_filter.hpp"
+
+namespace sluice::gateway {
+
+class Worker;
+class Client;
+
+class ViewerCache {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Called with the `filtered` array for a status that passed (e.g. "[]").
+  using Verdict = std::function<void(const std::string& filtered_json)>;
+
+  ViewerCache(Worker& worker, std::chrono::milliseconds relations_max_staleness);
+
+  // A filtered subscription of `account` appeared / went away on this worker.
+  void retain(int64_t account);
+  void release(int64_t account);
+  // §2.3: the account's filters are fetched again before its next status.
+  void filters_changed(int64_t account);
+
+  struct Viewer {
+    std::shared_ptr<const Relations> relations;
+    Clock::time_point relations_taken_at{};
+    std::shared_ptr<const CompiledFilters> filters;
+    bool relations_loading = false;
+    bool filters_loading = false;
+    bool filters_stale = false;
+    int subscriptions = 0;
+    struct Waiting {
+      std::shared_ptr<Client> client;
+      std::string echo_json;
+      std::shared_ptr<const GatewayEvent> event;
+      Clock::time_point arrived;
+    };
+    std::deque<Waiting> waiting;
+  };
+
+  // The viewer when everything a status arriving now needs is in memory and no
+  // earlier status of this viewer is still waiting; nullptr otherwise.
+  const Viewer* ready(int64_t account, Clock::time_point now);
+  // Queues a status for `client` until the viewer's data is fresh enough.
+  void defer(int64_t account, std::shared_ptr<Client> client, const std::string& echo_json,
+             std::shared_ptr<const GatewayEvent> event, Clock::time_point now);
+
+  size_t viewer_count() const { return viewers_.size(); }
+
+ private:
+  bool relations_fresh(const Viewer& viewer, Clock::time_point arrived) const;
+  void load_relations(int64_t account);
+  void load_filters(int64_t account, bool fresh);
+  void drain(int64_t account);
+
+  Worker& worker_;
+  std::chrono::milliseconds max_staleness_;
+  std::unordered_map<int64_t, Viewer> viewers_;
+};
+
+// §7.4: the payload `payload_open` (an object without its closing brace) with
+// `"filtered":<filtered_json>` appended as its last key.
+std::string payload_with_filtered(const std::string& payload_open, const std::string& filtered_json);
+
+}  // namespace sluice::gateway

@@ -1,0 +1,258 @@
+// Contract §7: per-client decisions on public and hashtag streams, made from
+// memory (relations and filters fetched per viewer, not per status).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/cluster.hpp"
+
+namespace sluice::testing {
+namespace {
+
+class Filtering : public ::testing::TestWithParam<Deployment> {};
+
+std::string status_json(const std::string& id, const std::string& author_id, const std::string& username,
+                        const std::string& acct, const std::string& language = "\"en\"",
+                        const std::string& mentions = "[]", const std::string& content = "<p>hello</p>",
+                        const std::string& extra = "") {
+  return R"({"id":")" + id + R"(","language":)" + language + R"(,"spoiler_text":"","content":")" + content +
+         R"(","account":{"id":")" + author_id + R"(","username":")" + username + R"(","acct":")" + acct +
+         R"("},"mentions":)" + mentions + R"(,"media_attachments":[],"poll":null)" + extra + "}";
+}
+
+std::string update(const std::string& status) { return R"({"event":"update","payload":)" + status + "}"; }
+
+// Publishes `statuses` then a marker status every viewer may see; returns the ids of
+// the statuses the client got before the marker. The marker is a status too because
+// statuses may reach a client after later deletes (§7.2), never after later statuses.
+std::vector<std::string> delivered_ids(SseClient& client, const std::string& channel,
+                                       const std::vector<std::string>& statuses) {
+  for (const auto& status : statuses) suite_redis().publish(channel, update(status));
+  suite_redis().publish(channel, update(R"({"id":"marker","language":"en","content":"","account":{"id":"900099",)"
+                                        R"("username":"marker","acct":"marker@marker.example"},"mentions":[],"media_attachments":[]})"));
+  std::vector<std::string> ids;
+  for (;;) {
+    auto event = client.next_event(5s);
+    if (!event) {
+      ADD_FAILURE() << "marker never arrived";
+      return ids;
+    }
+    auto id = nlohmann::json::parse(event->data)["id"].get<std::string>();
+    if (id == "marker") return ids;
+    ids.push_back(id);
+  }
+}
+
+TEST_P(Filtering, LanguagesFollowChosenLanguages) {
+  Cluster cluster(GetParam());
+  auto english = create_account(suite_postgres(), "lang_en");
+  auto none = create_account(suite_postgres(), "lang_none");
+  suite_postgres().exec("UPDATE users SET chosen_languages = '{en}' WHERE id = " + std::to_string(english.user_id));
+  suite_postgres().exec("UPDATE users SET chosen_languages = '{}' WHERE id = " + std::to_string(none.user_id));
+  SseClient en(cluster.port(), "/api/v1/streaming/public", bearer(english.token));
+  SseClient nothing(cluster.port(), "/api/v1/streaming/public", bearer(none.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  std::vector<std::string> statuses = {status_json("1", "900001", "a", "a", "\"en\""),
+                                       status_json("2", "900001", "a", "a", "\"de\""),
+                                       status_json("3", "900001", "a", "a", "null")};
+  EXPECT_EQ(delivered_ids(en, "timeline:public", statuses), (std::vector<std::string>{"1"}));
+  // An empty list drops every status, so this viewer sees only the delete.
+  suite_redis().publish("timeline:public", R"({"event":"delete","payload":"after"})");
+  auto event = nothing.next_event();
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->event, "delete");
+}
+
+TEST_P(Filtering, FeedAccessSettingsAndViewFeeds) {
+  Cluster cluster(GetParam(), {{"SLUICE_SETTINGS_CACHE_TTL_MS", "0"}});
+  suite_postgres().exec(
+      "DELETE FROM settings; INSERT INTO settings (var, value) VALUES ('local_live_feed_access', E'--- disabled\\n'), "
+      "('remote_live_feed_access', E'--- public\\n')");
+  auto viewer = create_account(suite_postgres(), "feed_viewer");
+  auto moderator = create_account(suite_postgres(), "feed_moderator");
+  std::string role = suite_postgres().query_value("INSERT INTO user_roles (name, permissions) VALUES ('mod', " +
+                                                  std::to_string(0x100000 | 0x1) + ") RETURNING id");
+  suite_postgres().exec("UPDATE users SET role_id = " + role + " WHERE id = " + std::to_string(moderator.user_id));
+  SseClient plain(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  SseClient privileged(cluster.port(), "/api/v1/streaming/public", bearer(moderator.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  std::vector<std::string> statuses = {status_json("10", "900002", "loc", "loc"),
+                                       status_json("11", "900003", "rem", "rem@remote.example")};
+  EXPECT_EQ(delivered_ids(plain, "timeline:public", statuses), (std::vector<std::string>{"11"}));
+  EXPECT_EQ(delivered_ids(privileged, "timeline:public", {}), (std::vector<std::string>{"10", "11"}));
+  suite_postgres().exec("DELETE FROM settings");
+}
+
+TEST_P(Filtering, BlocksMutesAndDomainBlocks) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "relations_viewer");
+  auto blocked = create_account(suite_postgres(), "blocked_author");
+  auto muted = create_account(suite_postgres(), "muted_author");
+  auto blocker = create_account(suite_postgres(), "blocking_author");
+  auto mentioned = create_account(suite_postgres(), "blocked_mention");
+  auto fine = create_account(suite_postgres(), "fine_author");
+  std::string v = std::to_string(viewer.account_id);
+  suite_postgres().exec(
+      "INSERT INTO blocks (account_id, target_account_id) VALUES (" + v + "," + std::to_string(blocked.account_id) +
+      "), (" + v + "," + std::to_string(mentioned.account_id) + "), (" + std::to_string(blocker.account_id) + "," + v +
+      "); INSERT INTO mutes (account_id, target_account_id, hide_notifications, expires_at) VALUES (" + v + "," +
+      std::to_string(muted.account_id) + ", false, now() - interval '1 day');"
+      "INSERT INTO account_domain_blocks (account_id, domain) VALUES (" + v + ", 'bad.example')");
+  SseClient client(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  auto id = [](const TestAccount& a) { return std::to_string(a.account_id); };
+  std::string mention_of_blocked = R"([{"id":")" + id(mentioned) + R"(","username":"m","acct":"m"}])";
+  std::vector<std::string> statuses = {
+      status_json("20", id(blocked), "b", "b"),
+      status_json("21", id(muted), "m", "m"),
+      status_json("22", id(blocker), "x", "x"),
+      status_json("23", id(fine), "f", "f", "\"en\"", mention_of_blocked),
+      status_json("24", id(fine), "f", "f@bad.example"),
+      status_json("25", id(fine), "f", "f@BAD.example"),  // domains compare case-sensitively
+      status_json("26", id(fine), "f", "f"),
+  };
+  EXPECT_EQ(delivered_ids(client, "timeline:public", statuses), (std::vector<std::string>{"25", "26"}));
+}
+
+TEST_P(Filtering, KeywordFiltersAnnotatePerClient) {
+  Cluster cluster(GetParam());
+  auto filtering = create_account(suite_postgres(), "kw_viewer");
+  auto other = create_account(suite_postgres(), "kw_other");
+  std::string filter_id = suite_postgres().query_value(
+      "INSERT INTO custom_filters (account_id, phrase, context, action) VALUES (" +
+      std::to_string(filtering.account_id) + ", 'Spoilers', '{home}', 1) RETURNING id");
+  suite_postgres().exec("INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word) VALUES (" +
+                        filter_id + ", 'café', true)");
+  SseClient annotated(cluster.port(), "/api/v1/streaming/hashtag?tag=kw", bearer(filtering.token));
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=hashtag&tag=kw&access_token=" + filtering.token);
+  SseClient plain(cluster.port(), "/api/v1/streaming/hashtag?tag=kw", bearer(other.token));
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:kw", 1));
+  std::this_thread::sleep_for(300ms);  // the WebSocket subscription has no acknowledgement
+  std::string status = status_json("30", "900010", "a", "a", "\"en\"", "[]", "<p>Un CAFÉ &amp; tea</p>");
+  suite_redis().publish("timeline:hashtag:kw", update(status));
+  std::string expected_filtered =
+      R"([{"filter":{"id":")" + filter_id +
+      R"(","title":"Spoilers","context":["home"],"expires_at":null,"filter_action":"hide"},"keyword_matches":["CAFÉ"],"status_matches":null}])";
+  std::string base = status.substr(0, status.size() - 1);
+  auto got = annotated.next_event();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->data, base + R"(,"filtered":)" + expected_filtered + "}");
+  auto frame = ws.next_text();
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(nlohmann::json::parse(*frame)["payload"], base + R"(,"filtered":)" + expected_filtered + "}");
+  auto unfiltered = plain.next_event();
+  ASSERT_TRUE(unfiltered);
+  EXPECT_EQ(unfiltered->data, base + R"(,"filtered":[]})");
+
+  // A status that already has `filtered` passes unchanged (§7.2 step 5).
+  std::string prefiltered = status_json("31", "900010", "a", "a", "\"en\"", "[]", "café", R"(,"filtered":[1])");
+  suite_redis().publish("timeline:hashtag:kw", update(prefiltered));
+  auto unchanged = annotated.next_event();
+  ASSERT_TRUE(unchanged);
+  EXPECT_EQ(unchanged->data, prefiltered);
+}
+
+TEST_P(Filtering, FiltersChangedMakesTheNextStatusUseFreshFilters) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "fc_viewer");
+  SseClient client(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  std::string status = status_json("40", "900011", "a", "a", "\"en\"", "[]", "<p>breaking news</p>");
+  suite_redis().publish("timeline:public", update(status));
+  auto before = client.next_event();
+  ASSERT_TRUE(before);
+  EXPECT_NE(before->data.find(R"("filtered":[]})"), std::string::npos);
+
+  std::string filter_id = suite_postgres().query_value(
+      "INSERT INTO custom_filters (account_id, phrase, context, action) VALUES (" +
+      std::to_string(viewer.account_id) + ", 'News', '{public}', 0) RETURNING id");
+  suite_postgres().exec("INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word) VALUES (" +
+                        filter_id + ", 'news', false)");
+  suite_redis().publish("timeline:system:" + std::to_string(viewer.account_id), R"({"event":"filters_changed"})");
+  std::this_thread::sleep_for(200ms);
+  suite_redis().publish("timeline:public", update(status));
+  auto after = client.next_event();
+  ASSERT_TRUE(after);
+  EXPECT_NE(after->data.find(R"("keyword_matches":["news"])"), std::string::npos) << after->data;
+  EXPECT_NE(after->data.find(R"("filter_action":"warn")"), std::string::npos) << after->data;
+}
+
+// The bound of SLUICE_RELATIONS_MAX_STALENESS_MS, both ways: a block starts and
+// stops counting within it.
+TEST_P(Filtering, RelationChangesTakeEffectWithinTheStalenessBound) {
+  Cluster cluster(GetParam(), {{"SLUICE_RELATIONS_MAX_STALENESS_MS", "1000"}});
+  auto viewer = create_account(suite_postgres(), "stale_viewer");
+  auto author = create_account(suite_postgres(), "stale_author");
+  SseClient client(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  std::string a = std::to_string(author.account_id);
+  EXPECT_EQ(delivered_ids(client, "timeline:public", {status_json("50", a, "s", "s")}),
+            (std::vector<std::string>{"50"}));
+  suite_postgres().exec("INSERT INTO blocks (account_id, target_account_id) VALUES (" +
+                        std::to_string(viewer.account_id) + "," + a + ")");
+  std::this_thread::sleep_for(1300ms);
+  EXPECT_EQ(delivered_ids(client, "timeline:public", {status_json("51", a, "s", "s")}),
+            (std::vector<std::string>{}));
+  suite_postgres().exec("DELETE FROM blocks WHERE account_id = " + std::to_string(viewer.account_id));
+  std::this_thread::sleep_for(1300ms);
+  EXPECT_EQ(delivered_ids(client, "timeline:public", {status_json("52", a, "s", "s")}),
+            (std::vector<std::string>{"52"}));
+}
+
+TEST_P(Filtering, ZeroBoundSeesEveryChangeAtOnceLikeTheReference) {
+  Cluster cluster(GetParam(), {{"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"}});
+  auto viewer = create_account(suite_postgres(), "zero_viewer");
+  auto author = create_account(suite_postgres(), "zero_author");
+  SseClient client(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  std::string a = std::to_string(author.account_id);
+  EXPECT_EQ(delivered_ids(client, "timeline:public", {status_json("60", a, "z", "z")}),
+            (std::vector<std::string>{"60"}));
+  suite_postgres().exec("INSERT INTO mutes (account_id, target_account_id) VALUES (" +
+                        std::to_string(viewer.account_id) + "," + a + ")");
+  EXPECT_EQ(delivered_ids(client, "timeline:public", {status_json("61", a, "z", "z")}),
+            (std::vector<std::string>{}));
+  suite_postgres().exec("DELETE FROM mutes WHERE account_id = " + std::to_string(viewer.account_id));
+  EXPECT_EQ(delivered_ids(client, "timeline:public", {status_json("62", a, "z", "z")}),
+            (std::vector<std::string>{"62"}));
+}
+
+double metric(int port, const std::string& series) {
+  auto text = http_request(port, "GET", "/metrics").body;
+  auto pos = text.find("\n" + series + " ");
+  return pos == std::string::npos ? 0 : std::stod(text.substr(pos + series.size() + 2));
+}
+
+TEST(FilteringCost, NoDatabaseQueryPerStatusPerClient) {
+  Cluster cluster(Deployment::all_in_one);
+  const int kClients = 20, kStatuses = 100;
+  std::vector<TestAccount> viewers;
+  std::vector<std::unique_ptr<SseClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    viewers.push_back(create_account(suite_postgres(), "cost_viewer"));
+    clients.push_back(std::make_unique<SseClient>(cluster.port(), "/api/v1/streaming/public", bearer(viewers.back().token)));
+  }
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  std::this_thread::sleep_for(300ms);
+  auto series = [](const char* query) { return std::string("sluice_auth_queries_total{query=\"") + query + "\"}"; };
+  double relations_before = metric(cluster.port(), series("relations"));
+  double filters_before = metric(cluster.port(), series("filters"));
+  for (int i = 0; i < kStatuses; ++i) {
+    suite_redis().publish("timeline:public", update(status_json(std::to_string(1000 + i), "900020", "c", "c")));
+  }
+  for (auto& client : clients) {
+    for (int i = 0; i < kStatuses; ++i) ASSERT_TRUE(client->next_event()) << "status " << i;
+  }
+  double relations = metric(cluster.port(), series("relations")) - relations_before;
+  double filters = metric(cluster.port(), series("filters")) - filters_before;
+  // The reference would have run kClients × kStatuses = 2,000 relation queries.
+  EXPECT_LE(relations, kClients) << "relations queries grew with statuses";
+  EXPECT_EQ(filters, 0);
+  RecordProperty("relations_queries_per_1000_deliveries", std::to_string(relations * 1000.0 / (kClients * kStatuses)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Deployments, Filtering, ::testing::Values(Deployment::all_in_one, Deployment::split),
+                         deployment_name);
+
+}  // namespace
+}  // namespace sluice::testing
