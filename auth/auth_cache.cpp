@@ -114,4 +114,9 @@ void AuthCache::forget_account(int64_t account_id) {
 
 void AuthCache::forget_filters(int64_t account_id) { filters_.erase(account_id); }
 
+void AuthCache::forget_tokens_and_filters() {
+  tokens_.clear();
+  filters_.clear();
+}
+
 }  // namespace sluice

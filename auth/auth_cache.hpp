@@ -72,6 +72,9 @@ class AuthCache {
   void forget_account(int64_t account_id);
   // `filters_changed`: the account's filters are read again on next use.
   void forget_filters(int64_t account_id);
+  // The stream of kill/filters_changed events was (re)opened: anything may have been
+  // missed while it was down, so nothing cached that those events invalidate is kept.
+  void forget_tokens_and_filters();
 
   const AuthCacheSettings& settings() const { return settings_; }
 

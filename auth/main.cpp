@@ -68,7 +68,9 @@ int run() {
   if (auto broker = env.non_empty("SLUICE_BROKER_ADDR")) {
     system_events = std::make_unique<BrokerLink>(
         internal_channel(*broker), settings.internal_token, "sluice-auth",
-        [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.cache(), *event); });
+        [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.cache(), *event); },
+        // Kills published while the stream was down were missed: forget what they would have.
+        [&tier] { tier.cache().forget_tokens_and_filters(); });
     system_events->start();
   }
 

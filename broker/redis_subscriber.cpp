@@ -207,14 +207,16 @@ void RedisSubscriber::deliver_system(std::string_view redis_channel, std::string
   event.clear_status();
   event.set_received_at_us(received_at);
   std::shared_ptr<const v1::BrokerMessage> shared = std::move(message);
-  auto streams = registry_.streams();
-  for (const auto& sink : *streams) sink->deliver(shared);
+  // Listeners (the all-in-one's auth cache) first: once a gateway has closed a
+  // killed connection, a reconnect with the same token must already be refused.
   std::vector<SystemListener> listeners;
   {
     std::lock_guard lock(callbacks_mutex_);
     listeners = system_listeners_;
   }
   for (const auto& listener : listeners) listener(shared->event());
+  auto streams = registry_.streams();
+  for (const auto& sink : *streams) sink->deliver(shared);
 }
 
 void RedisSubscriber::drop(RedisMessageVerdict verdict, std::string_view channel, std::string_view text) {

@@ -101,11 +101,12 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
 };
 
 BrokerLink::BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-                       EventSink sink)
+                       EventSink sink, std::function<void()> on_ready)
     : stub_(v1::Broker::NewStub(std::move(channel))),
       internal_token_(std::move(internal_token)),
       gateway_id_(std::move(gateway_id)),
-      sink_(std::move(sink)) {}
+      sink_(std::move(sink)),
+      on_ready_(std::move(on_ready)) {}
 
 BrokerLink::~BrokerLink() { stop(); }
 
@@ -155,6 +156,7 @@ void BrokerLink::supervise() {
 
 void BrokerLink::on_stream_ready() {
   if (!connected_.exchange(true)) log::info("broker stream ready");
+  if (on_ready_) on_ready_();
 }
 
 void BrokerLink::on_stream_done() {

@@ -24,8 +24,10 @@ class BrokerLink {
  public:
   using EventSink = std::function<void(std::shared_ptr<const sluice::v1::ChannelEvent>)>;
 
+  // `on_ready` (optional) runs each time the broker confirms a (re)opened stream:
+  // events published while the stream was down are lost, as with Redis itself.
   BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-             EventSink sink);
+             EventSink sink, std::function<void()> on_ready = {});
   ~BrokerLink();
 
   void start();
@@ -55,6 +57,7 @@ class BrokerLink {
   std::string internal_token_;
   std::string gateway_id_;
   EventSink sink_;
+  std::function<void()> on_ready_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -68,9 +68,9 @@ Cluster::Cluster(Deployment deployment, std::map<std::string, std::string> extra
     env_["SLUICE_BROKER_ADDR"] = broker_address;
     env_["SLUICE_AUTH_LISTEN"] = auth_address;
     env_["SLUICE_AUTH_ADDR"] = auth_address;
+    start_broker();
     auth_ = std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-auth"}, env_,
                                       dir_.path() + "/auth.log");
-    start_broker();
     gateway_ = std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-gateway"}, env_,
                                          dir_.path() + "/gateway.log");
   } else {
@@ -113,6 +113,15 @@ void Cluster::wait_ready() {
   // path works end to end.
   auto health = http_request(port_, "GET", "/api/v1/streaming/health");
   EXPECT_EQ(health.status, 200) << logs();
+  // Both broker streams (gateway's and, split, auth's) must be up before a test
+  // publishes anything: events published before would be lost, as with Redis.
+  std::vector<std::string> followers = {deployment_ == Deployment::split ? "gateway.log" : "sluice.log"};
+  if (deployment_ == Deployment::split) followers.push_back("auth.log");
+  for (const auto& log : followers) {
+    EXPECT_TRUE(eventually([&] { return read_file(dir_.path() + "/" + log).find("broker stream ready") != std::string::npos; },
+                           20s))
+        << log << " never reported its broker stream\n" << logs();
+  }
 }
 
 std::string Cluster::logs() const {
