@@ -37,7 +37,7 @@ BrokerConfig BrokerConfig::from_env(const Env& env) {
 BrokerTier::BrokerTier(BrokerConfig config)
     : config_(std::move(config)),
       subscriber_(io_, config_.redis, registry_),
-      heartbeat_(io_, config_.redis, registry_),
+      heartbeat_(io_, config_.redis, registry_, config_.heartbeat_interval),
       service_(registry_, subscriber_, heartbeat_,
                broker::BrokerService::Options{config_.internal_token, config_.gateway_queue, make_broker_id()}) {}
 

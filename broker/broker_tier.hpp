@@ -8,6 +8,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -30,6 +31,8 @@ struct BrokerConfig {
   std::string admin_listen = "127.0.0.1:9091";  // SLUICE_BROKER_ADMIN_LISTEN; empty disables
   std::string internal_token;                   // SLUICE_INTERNAL_TOKEN; empty: no check
   size_t gateway_queue = 65536;                 // SLUICE_BROKER_GATEWAY_QUEUE (messages per stream)
+  // How often `subscribed:` keys are SET again while wanted (§6.3: 360 s). Tests shorten it.
+  std::chrono::milliseconds heartbeat_interval = std::chrono::seconds(360);
 
   // Throws ConfigError naming the variable.
   static BrokerConfig from_env(const Env& env);

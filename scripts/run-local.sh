@@ -18,6 +18,11 @@ scratch="$(mktemp -d /tmp/sluice-local-XXXXXX)"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # postgres runs under runuser in a subshell: stop the postmaster itself (fast shutdown).
+  if [ -f "$scratch/pg/postmaster.pid" ]; then
+    kill -INT "$(head -n 1 "$scratch/pg/postmaster.pid")" 2>/dev/null || true
+    for _ in $(seq 1 100); do [ -f "$scratch/pg/postmaster.pid" ] || break; sleep 0.1; done
+  fi
   wait 2>/dev/null || true
   rm -rf "$scratch"
 }

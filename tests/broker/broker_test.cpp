@@ -61,9 +61,11 @@ long long ttl(RedisServer& server, const std::string& key) { return server.integ
 // A broker tier registered on an in-process gRPC server, as the all-in-one binary does.
 class Broker {
  public:
-  explicit Broker(std::map<std::string, std::string> vars) {
+  explicit Broker(std::map<std::string, std::string> vars, std::function<void(BrokerConfig&)> adjust = {}) {
     if (!vars.count("REDIS_URL") && !vars.count("REDIS_SENTINELS")) vars["REDIS_URL"] = redis().url();
-    tier_ = std::make_unique<BrokerTier>(BrokerConfig::from_env(Env::from_map(vars)));
+    BrokerConfig config = BrokerConfig::from_env(Env::from_map(vars));
+    if (adjust) adjust(config);
+    tier_ = std::make_unique<BrokerTier>(std::move(config));
     grpc::ServerBuilder builder;
     builder.RegisterService(tier_->service());
     server_ = builder.BuildAndStart();
@@ -337,6 +339,24 @@ TEST(Broker, HeartbeatKeysAreSetWithTtlAndRefreshedOnSubscribe) {
   b->unsubscribe({home});
   ASSERT_TRUE(eventually([&] { return redis().numsub(home) == 0; }));
   EXPECT_EQ(redis().integer({"EXISTS", "subscribed:" + home}), 1);
+}
+
+// §6.3: the key is SET again every interval while any gateway wants the channel,
+// and no longer once the last one has left.
+TEST(Broker, HeartbeatKeysAreRefreshedPeriodicallyWhileWanted) {
+  Broker broker({}, [](BrokerConfig& config) { config.heartbeat_interval = 200ms; });
+  ASSERT_TRUE(broker.wait_ready());
+  std::string home = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  a->subscribe({home}, /*heartbeat=*/true);
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + home}) == 1; }));
+  redis().command({"EXPIRE", "subscribed:" + home, "100"});
+  EXPECT_TRUE(eventually([&] { return ttl(redis(), "subscribed:" + home) > 1070; }, 3s));
+  a->unsubscribe({home});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(home) == 0; }));
+  redis().command({"EXPIRE", "subscribed:" + home, "100"});
+  std::this_thread::sleep_for(800ms);  // four intervals
+  EXPECT_LE(ttl(redis(), "subscribed:" + home), 100);
 }
 
 TEST(Broker, NamespacePrefixesChannelsAndKeysAndIsStrippedFromEvents) {

@@ -102,6 +102,12 @@ void Cluster::stop_gateway(int signal, int* exit_status) {
   *exit_status = gateway_->stop(signal, std::chrono::seconds(15));
 }
 
+int Cluster::stop_tier(const std::string& tier, int signal) {
+  auto& process = tier == "broker" ? broker_ : auth_;
+  if (!process) return -1;
+  return process->stop(signal, std::chrono::seconds(15));
+}
+
 pid_t Cluster::gateway_pid() const { return gateway_->pid(); }
 
 void Cluster::wait_ready() {

@@ -34,6 +34,8 @@ class Cluster {
   // The split broker process (nullptr for the all-in-one).
   void restart_broker();
   void stop_gateway(int signal, int* exit_status);
+  // Split only: signals the broker or the auth process ("broker", "auth"); returns its wait status.
+  int stop_tier(const std::string& tier, int signal);
   std::string logs() const;
   pid_t gateway_pid() const;
   std::map<std::string, std::string> env() const { return env_; }

@@ -147,6 +147,32 @@ TEST_P(Foundation, StopsCleanlyOnSigterm) {
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_TRUE(sse.wait_end(5s));
+  if (GetParam() == Deployment::split) {
+    for (const char* tier : {"broker", "auth"}) {
+      int tier_status = cluster.stop_tier(tier, SIGTERM);
+      ASSERT_NE(tier_status, -1) << tier << " did not exit within 15 s";
+      EXPECT_TRUE(WIFEXITED(tier_status)) << tier;
+      EXPECT_EQ(WEXITSTATUS(tier_status), 0) << tier;
+    }
+  }
+}
+
+TEST_P(Foundation, GatewaysKeepTheirClientsWhileTheBrokerRestarts) {
+  if (GetParam() != Deployment::split) GTEST_SKIP() << "the all-in-one has no separate broker";
+  Cluster cluster(GetParam());
+  auto ivy = create_account(suite_postgres(), "broker_restart_ivy");
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(ivy.token));
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=user&access_token=" + ivy.token);
+  std::string channel = "timeline:" + std::to_string(ivy.account_id);
+  ASSERT_TRUE(wait_numsub(channel, 1));
+  cluster.restart_broker();
+  // The gateway re-sends its channel set to the new broker, which subscribes again.
+  ASSERT_TRUE(wait_numsub(channel, 1, 20s)) << cluster.logs();
+  suite_redis().publish(channel, R"({"event":"delete","payload":"after-broker-restart"})");
+  auto event = sse.next_event(10s);
+  ASSERT_TRUE(event) << cluster.logs();
+  EXPECT_EQ(event->data, "after-broker-restart");
+  EXPECT_EQ(ws.next_text(10s), R"({"stream":["user"],"event":"delete","payload":"after-broker-restart"})");
 }
 
 INSTANTIATE_TEST_SUITE_P(Deployments, Foundation, ::testing::Values(Deployment::all_in_one, Deployment::split),

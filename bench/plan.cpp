@@ -1,0 +1,150 @@
+#include "bench/plan.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include "bench/util.hpp"
+
+namespace sluice_bench {
+
+namespace {
+
+bool simple_tag(const std::string& tag) {
+  if (tag.empty()) return false;
+  for (unsigned char c : tag) {
+    if (!std::isalnum(c) && c != '_') return false;
+  }
+  return true;
+}
+
+std::string ascii_lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+StreamSpec parse_stream(const std::string& text) {
+  static const char* const plain[] = {"user",          "user:notification",  "public",        "public:media",
+                                      "public:local",  "public:local:media", "public:remote", "public:remote:media",
+                                      "direct"};
+  for (const char* name : plain) {
+    if (text == name) return {text, text, "", text == "user" || text == "user:notification" || text == "direct"};
+  }
+  auto with_param = [&](const std::string& prefix, const std::string& name) -> std::optional<StreamSpec> {
+    if (text.rfind(prefix, 0) != 0) return std::nullopt;
+    return StreamSpec{text, name, text.substr(prefix.size()), false};
+  };
+  if (auto s = with_param("hashtag:local:", "hashtag:local")) {
+    if (!simple_tag(s->param)) throw UsageError("--stream " + text + ": the tag must be ASCII letters, digits or _");
+    return *s;
+  }
+  if (auto s = with_param("hashtag:", "hashtag")) {
+    if (!simple_tag(s->param)) throw UsageError("--stream " + text + ": the tag must be ASCII letters, digits or _");
+    return *s;
+  }
+  if (auto s = with_param("list:", "list")) {
+    if (s->param.empty() || s->param.find_first_not_of("0123456789") != std::string::npos) {
+      throw UsageError("--stream " + text + ": the list id must be a number");
+    }
+    return *s;
+  }
+  throw UsageError("--stream: unknown stream '" + text + "' (see --help)");
+}
+
+static std::string channel_of(const StreamSpec& s, const TokenEntry& token) {
+  if (s.name == "user") return "timeline:" + token.account_id;
+  if (s.name == "user:notification") return "timeline:" + token.account_id + ":notifications";
+  if (s.name == "direct") return "timeline:direct:" + token.account_id;
+  if (s.name == "hashtag") return "timeline:hashtag:" + ascii_lower(s.param);
+  if (s.name == "hashtag:local") return "timeline:hashtag:" + ascii_lower(s.param) + ":local";
+  if (s.name == "list") return "timeline:list:" + s.param;
+  return "timeline:" + s.name;  // public, public:media, public:local, ...
+}
+
+Plan build_plan(const Options& o) {
+  Plan plan;
+  for (const auto& text : o.streams) plan.streams.push_back(parse_stream(text));
+  plan.tokens = o.tokens;
+  for (const auto& s : plan.streams) {
+    if (!s.needs_account) continue;
+    for (const auto& t : plan.tokens) {
+      if (t.account_id.empty()) {
+        throw UsageError("stream '" + s.text + "' needs the account id of every token (--account-id or a tokens file)");
+      }
+    }
+  }
+
+  std::map<std::string, uint32_t> channel_index;
+  plan.clients.reserve(o.clients);
+  for (uint32_t i = 0; i < o.clients; ++i) {
+    ClientSpec c{};
+    c.stream = i % static_cast<uint32_t>(plan.streams.size());
+    // Tokens advance once per full round of streams, so every stream is used with
+    // every token whenever there are at least streams x tokens clients.
+    c.token = (i / static_cast<uint32_t>(plan.streams.size())) % static_cast<uint32_t>(plan.tokens.size());
+    // Transport: within each (stream, token) combination, its k-th client is SSE when
+    // floor((k+1)s + phase) > floor(k s + phase). That gives every combination its share
+    // of SSE clients (so transports never line up with tokens or streams), and the
+    // golden-ratio phase per combination keeps the total share right even when there
+    // are fewer clients than combinations.
+    const uint32_t combos = static_cast<uint32_t>(plan.streams.size() * plan.tokens.size());
+    const uint32_t combo = i % combos;
+    const double k = static_cast<double>(i / combos);
+    const double phase = std::fmod(combo * 0.6180339887498949, 1.0);
+    c.sse = std::floor((k + 1) * o.sse_share + phase + 1e-9) > std::floor(k * o.sse_share + phase + 1e-9);
+    std::string channel = channel_of(plan.streams[c.stream], plan.tokens[c.token]);
+    auto [it, inserted] = channel_index.emplace(channel, static_cast<uint32_t>(plan.channels.size()));
+    if (inserted) {
+      plan.channels.push_back(channel);
+      plan.clients_per_channel.push_back(0);
+      plan.remote_channel.push_back(plan.streams[c.stream].name.find("remote") != std::string::npos);
+    }
+    c.channel = it->second;
+    ++plan.clients_per_channel[c.channel];
+    (c.sse ? plan.sse_clients : plan.ws_clients)++;
+    plan.clients.push_back(c);
+  }
+  return plan;
+}
+
+std::string Plan::request_for(uint32_t client, const std::string& host_header, const std::string& ws_key) const {
+  const ClientSpec& c = clients[client];
+  const StreamSpec& s = streams[c.stream];
+  const std::string& token = tokens[c.token].token;
+  std::string target;
+  if (c.sse) {
+    std::string base = s.name;
+    bool media = false;
+    if (base.size() > 6 && base.compare(base.size() - 6, 6, ":media") == 0) {
+      base.resize(base.size() - 6);
+      media = true;
+    }
+    target = "/api/v1/streaming/";
+    for (char ch : base) target += ch == ':' ? '/' : ch;  // user:notification -> user/notification
+    std::string query;
+    if (media) query = "only_media=true";
+    if (s.name == "hashtag" || s.name == "hashtag:local") query = "tag=" + url_encode(s.param);
+    if (s.name == "list") query = "list=" + url_encode(s.param);
+    if (!query.empty()) target += "?" + query;
+  } else {
+    target = "/api/v1/streaming?stream=" + url_encode(s.name);
+    if (s.name == "hashtag" || s.name == "hashtag:local") target += "&tag=" + url_encode(s.param);
+    if (s.name == "list") target += "&list=" + url_encode(s.param);
+  }
+
+  std::string req;
+  req.reserve(256 + token.size());
+  req += "GET " + target + " HTTP/1.1\r\nHost: " + host_header + "\r\nAuthorization: Bearer " + token + "\r\n";
+  if (c.sse) {
+    req += "Accept: text/event-stream\r\n\r\n";
+  } else {
+    req += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + ws_key +
+           "\r\n\r\n";
+  }
+  return req;
+}
+
+}  // namespace sluice_bench

@@ -1,0 +1,46 @@
+// sluice-bench: what each client does (transport, stream, token) and which
+// Redis channel feeds it. Built once in the coordinator before the workers are
+// forked, so every process shares the same plan.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/options.hpp"
+
+namespace sluice_bench {
+
+struct StreamSpec {
+  std::string text;    // as given on the command line, e.g. "hashtag:local:cafe"
+  std::string name;    // contract stream name, e.g. "hashtag:local"
+  std::string param;   // tag or list id, if the stream needs one
+  bool needs_account;  // channel contains the token's account id
+};
+
+StreamSpec parse_stream(const std::string& text);  // throws UsageError
+
+struct ClientSpec {
+  uint32_t stream;   // index into Plan::streams
+  uint32_t token;    // index into Plan::tokens
+  uint32_t channel;  // index into Plan::channels
+  bool sse;
+};
+
+struct Plan {
+  std::vector<StreamSpec> streams;
+  std::vector<TokenEntry> tokens;
+  std::vector<std::string> channels;             // without namespace
+  std::vector<uint32_t> clients_per_channel;     // planned listeners of each channel
+  std::vector<bool> remote_channel;              // events need a remote author (public:remote*)
+  std::vector<ClientSpec> clients;
+  uint32_t sse_clients = 0;
+  uint32_t ws_clients = 0;
+
+  // HTTP request that opens client i's stream ("Host" is the target's host:port).
+  std::string request_for(uint32_t client, const std::string& host_header, const std::string& ws_key) const;
+};
+
+Plan build_plan(const Options& options);  // throws UsageError
+
+}  // namespace sluice_bench

@@ -1,0 +1,246 @@
+#include "bench/publisher.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace sluice_bench {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr const char* kLorem =
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et "
+    "dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip "
+    "ex ea commodo consequat. Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu "
+    "fugiat nulla pariatur. ";
+
+ojson make_status(const std::string& content, bool remote) {
+  const std::string username = remote ? "carol" : "alice";
+  const std::string acct = remote ? "carol@remote.example" : "alice";
+  const std::string origin = remote ? "https://remote.example" : "https://social.example";
+  const std::string account_id = remote ? "109500000000000003" : "109000000000000001";
+  ojson account = {
+      {"id", account_id},
+      {"username", username},
+      {"acct", acct},
+      {"display_name", remote ? "Carol" : "Alice"},
+      {"locked", false},
+      {"bot", false},
+      {"discoverable", true},
+      {"indexable", false},
+      {"group", false},
+      {"created_at", "2022-11-01T00:00:00.000Z"},
+      {"note", "<p>Hi</p>"},
+      {"url", origin + "/@" + username},
+      {"uri", origin + "/users/" + username},
+      {"avatar", "https://social.example/avatars/original/missing.png"},
+      {"avatar_static", "https://social.example/avatars/original/missing.png"},
+      {"header", "https://social.example/headers/original/missing.png"},
+      {"header_static", "https://social.example/headers/original/missing.png"},
+      {"followers_count", 12},
+      {"following_count", 7},
+      {"statuses_count", 345},
+      {"last_status_at", "2026-01-15"},
+      {"hide_collections", nullptr},
+      {"noindex", false},
+      {"emojis", ojson::array()},
+      {"roles", ojson::array()},
+      {"fields", ojson::array()},
+  };
+  ojson media = {
+      {"id", "113999000000000010"},
+      {"type", "image"},
+      {"url", "https://social.example/system/media_attachments/files/113/999/000/000/000/010/original/x.jpg"},
+      {"preview_url", "https://social.example/system/media_attachments/files/113/999/000/000/000/010/small/x.jpg"},
+      {"remote_url", nullptr},
+      {"preview_remote_url", nullptr},
+      {"text_url", nullptr},
+      {"meta", {{"original", {{"width", 1600}, {"height", 900}, {"size", "1600x900"}, {"aspect", 1.7777777777777777}}}}},
+      {"description", "A cup of coffee"},
+      {"blurhash", "UFGRx8~q9FIU00xu%MRj_3ofWBt7-;of%MWB"},
+  };
+  return {
+      {"id", "113999000000000001"},
+      {"created_at", "2026-01-15T10:20:30.000Z"},
+      {"in_reply_to_id", nullptr},
+      {"in_reply_to_account_id", nullptr},
+      {"sensitive", false},
+      {"spoiler_text", ""},
+      {"visibility", "public"},
+      {"language", "en"},
+      {"uri", origin + "/users/" + username + "/statuses/113999000000000001"},
+      {"url", origin + "/@" + username + "/113999000000000001"},
+      {"replies_count", 0},
+      {"reblogs_count", 0},
+      {"favourites_count", 0},
+      {"quotes_count", 0},
+      {"edited_at", nullptr},
+      {"content", content},
+      {"reblog", nullptr},
+      {"application", {{"name", "Web"}, {"website", nullptr}}},
+      {"account", account},
+      {"media_attachments", ojson::array({media})},
+      {"mentions", ojson::array()},
+      {"tags", ojson::array({{{"name", "cafe"}, {"url", "https://social.example/tags/cafe"}}})},
+      {"emojis", ojson::array()},
+      {"quote", nullptr},
+      {"card", nullptr},
+      {"poll", nullptr},
+  };
+}
+
+// Rails' JSON encoder escapes <, > and & in strings; do the same so that the
+// server sees what Mastodon really sends (it re-serialises them raw).
+std::string rails_escape(const std::string& json) {
+  std::string out;
+  out.reserve(json.size() + json.size() / 8);
+  for (char c : json) {
+    switch (c) {
+      case '<': out += "\\u003c"; break;
+      case '>': out += "\\u003e"; break;
+      case '&': out += "\\u0026"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+const std::string kTimeHole(19, '0');
+const std::string kSeqHole(10, '0');
+
+}  // namespace
+
+EventTemplate::EventTemplate(const std::string& marker_prefix, uint32_t target_bytes, bool remote) {
+  const std::string head = "<p>Benchmark status " + marker_prefix;
+  const std::string marker_body = kTimeHole + "_S" + kSeqHole + "_ ";
+  auto render = [&](const std::string& filler) {
+    ojson message = {{"event", "update"}, {"payload", make_status(head + marker_body + filler + "</p>", remote)}};
+    return rails_escape(message.dump());
+  };
+  const std::string bare = render("");
+  std::string filler;
+  if (bare.size() < target_bytes) {
+    // Filler is plain ASCII (no escapes), so one character adds one byte.
+    const size_t want = target_bytes - bare.size();
+    const size_t lorem = std::strlen(kLorem);
+    while (filler.size() < want) filler.append(kLorem, std::min(lorem, want - filler.size()));
+  }
+  text_ = render(filler);
+  const size_t marker_at = text_.find(marker_prefix);
+  if (marker_at == std::string::npos) throw std::logic_error("event template lost its marker");
+  time_pos_ = marker_at + marker_prefix.size();
+  seq_pos_ = time_pos_ + kTimeHole.size() + 2;
+}
+
+const std::string& EventTemplate::stamp(uint64_t sent_ns, uint64_t seq) {
+  for (int i = 18; i >= 0; --i) {
+    text_[time_pos_ + static_cast<size_t>(i)] = static_cast<char>('0' + sent_ns % 10);
+    sent_ns /= 10;
+  }
+  for (int i = 9; i >= 0; --i) {
+    text_[seq_pos_ + static_cast<size_t>(i)] = static_cast<char>('0' + seq % 10);
+    seq /= 10;
+  }
+  return text_;
+}
+
+RedisPublisher::RedisPublisher(const std::string& host, int port, const std::string& user,
+                               const std::string& password, const std::string& ns)
+    : prefix_(ns.empty() ? std::string() : ns + ":") {
+  timeval timeout{5, 0};
+  ctx_ = redisConnectWithTimeout(host.c_str(), port, timeout);
+  if (!ctx_) throw std::runtime_error("Redis: out of memory");
+  if (ctx_->err) {
+    std::string msg = "Redis " + host + ":" + std::to_string(port) + ": " + ctx_->errstr;
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    throw std::runtime_error(msg);
+  }
+  redisSetTimeout(ctx_, timeout);
+  if (!password.empty()) {
+    redisReply* r = user.empty()
+                        ? static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b", password.data(), password.size()))
+                        : static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b %b", user.data(), user.size(),
+                                                                password.data(), password.size()));
+    if (!r) check("AUTH");
+    bool bad = r->type == REDIS_REPLY_ERROR;
+    std::string err = bad ? std::string(r->str, r->len) : "";
+    freeReplyObject(r);
+    if (bad) throw std::runtime_error("Redis AUTH: " + err);
+  }
+  redisReply* r = static_cast<redisReply*>(redisCommand(ctx_, "PING"));
+  if (!r) check("PING");
+  freeReplyObject(r);
+}
+
+RedisPublisher::~RedisPublisher() {
+  if (ctx_) redisFree(ctx_);
+}
+
+void RedisPublisher::check(const char* what) {
+  throw std::runtime_error(std::string("Redis ") + what + ": " + (ctx_->err ? ctx_->errstr : "no reply"));
+}
+
+long long RedisPublisher::publish(const std::string& channel, const std::string& message) {
+  const std::string name = prefix_ + channel;
+  redisReply* r = static_cast<redisReply*>(
+      redisCommand(ctx_, "PUBLISH %b %b", name.data(), name.size(), message.data(), message.size()));
+  if (!r) check("PUBLISH");
+  long long receivers = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+  std::string err = r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "";
+  freeReplyObject(r);
+  if (!err.empty()) throw std::runtime_error("Redis PUBLISH: " + err);
+  return receivers;
+}
+
+void RedisPublisher::append_publish(const std::string& channel, const std::string& message) {
+  const std::string name = prefix_ + channel;
+  if (redisAppendCommand(ctx_, "PUBLISH %b %b", name.data(), name.size(), message.data(), message.size()) != REDIS_OK) {
+    check("PUBLISH");
+  }
+}
+
+std::vector<long long> RedisPublisher::collect_replies(size_t count) {
+  std::vector<long long> out;
+  out.reserve(count);
+  std::string err;
+  for (size_t i = 0; i < count; ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || !raw) check("PUBLISH");
+    auto* r = static_cast<redisReply*>(raw);
+    out.push_back(r->type == REDIS_REPLY_INTEGER ? r->integer : -1);
+    if (r->type == REDIS_REPLY_ERROR && err.empty()) err.assign(r->str, r->len);
+    freeReplyObject(r);
+  }
+  if (!err.empty()) throw std::runtime_error("Redis PUBLISH: " + err);
+  return out;
+}
+
+std::vector<long long> RedisPublisher::numsub(const std::vector<std::string>& channels) {
+  std::vector<const char*> argv{"PUBSUB", "NUMSUB"};
+  std::vector<size_t> lens{6, 6};
+  std::vector<std::string> names;
+  names.reserve(channels.size());
+  for (const auto& c : channels) names.push_back(prefix_ + c);
+  for (const auto& n : names) {
+    argv.push_back(n.data());
+    lens.push_back(n.size());
+  }
+  redisReply* r = static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (!r) check("PUBSUB NUMSUB");
+  std::vector<long long> out(channels.size(), 0);
+  if (r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i + 1 < r->elements && i / 2 < out.size(); i += 2) {
+      if (r->element[i + 1]->type == REDIS_REPLY_INTEGER) out[i / 2] = r->element[i + 1]->integer;
+    }
+  }
+  freeReplyObject(r);
+  return out;
+}
+
+}  // namespace sluice_bench

@@ -1,0 +1,302 @@
+#include "bench/report.hpp"
+
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "bench/histogram.hpp"
+
+namespace sluice_bench {
+
+using json = nlohmann::json;
+
+namespace {
+
+double round_to(double v, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::round(v * scale) / scale;
+}
+
+json latency_json(const LogHistogram& h) {
+  auto ms = [](uint64_t ns) { return round_to(static_cast<double>(ns) / 1e6, 3); };
+  return {{"count", h.count()},
+          {"p50", ms(h.percentile(0.50))},
+          {"p90", ms(h.percentile(0.90))},
+          {"p99", ms(h.percentile(0.99))},
+          {"p99_9", ms(h.percentile(0.999))},
+          {"max", ms(h.max())},
+          {"min", ms(h.min())},
+          {"mean", round_to(h.mean() / 1e6, 3)}};
+}
+
+void add_reasons(std::map<std::string, uint64_t>& into, const json& from) {
+  if (!from.is_object()) return;
+  for (auto it = from.begin(); it != from.end(); ++it) into[it.key()] += it.value().get<uint64_t>();
+}
+
+}  // namespace
+
+double read_loadavg() {
+  std::ifstream in("/proc/loadavg");
+  double one = -1;
+  if (!(in >> one)) return -1;
+  return one;
+}
+
+json Report::to_json() const {
+  const Options& o = *options;
+  LogHistogram latency, connect;
+  uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0, expected = 0;
+  uint64_t complete = 0, short_clients = 0, silent = 0, over = 0, foreign = 0, pings = 0, bytes_in = 0;
+  uint64_t last_rx = 0;
+  double client_cpu = 0;
+  std::map<std::string, uint64_t> fail_reasons, drop_reasons;
+  std::string error_sample;
+  for (const json& f : finals) {
+    latency.merge(LogHistogram::from_json(f.at("latency")));
+    connect.merge(LogHistogram::from_json(f.at("connect")));
+    ok += f.value("ok", uint64_t{0});
+    failed += f.value("failed", uint64_t{0});
+    dropped += f.value("dropped", uint64_t{0});
+    not_started += f.value("not_started", uint64_t{0});
+    pending += f.value("pending", uint64_t{0});
+    delivered += f.value("delivered", uint64_t{0});
+    expected += f.value("expected", uint64_t{0});
+    complete += f.value("clients_complete", uint64_t{0});
+    short_clients += f.value("clients_short", uint64_t{0});
+    silent += f.value("clients_silent", uint64_t{0});
+    over += f.value("clients_over", uint64_t{0});
+    foreign += f.value("foreign_messages", uint64_t{0});
+    pings += f.value("pings", uint64_t{0});
+    bytes_in += f.value("bytes_in", uint64_t{0});
+    last_rx = std::max(last_rx, f.value("last_rx_ns", uint64_t{0}));
+    client_cpu += f.value("cpu_seconds", 0.0);
+    add_reasons(fail_reasons, f.value("fail_reasons", json::object()));
+    add_reasons(drop_reasons, f.value("drop_reasons", json::object()));
+    if (error_sample.empty()) error_sample = f.value("error_sample", "");
+  }
+  // Clients that never got an answer (the run was cut short) count as failed.
+  failed += pending;
+  if (pending > 0) fail_reasons["no answer before the run ended"] += pending;
+
+  json j;
+  j["tool"] = "sluice-bench";
+  j["format"] = 1;
+  j["run_id"] = run_id;
+  j["target"] = o.host + ":" + std::to_string(o.port);
+  j["aborted"] = aborted.empty() ? json(nullptr) : json(aborted);
+
+  json streams = json::array();
+  for (const auto& s : plan->streams) streams.push_back(s.text);
+  j["clients"] = {{"requested", o.clients},
+                  {"sse", plan->sse_clients},
+                  {"ws", plan->ws_clients},
+                  {"streams", streams},
+                  {"tokens", plan->tokens.size()},
+                  {"workers", workers},
+                  {"connect_rate", o.connect_rate},
+                  {"cpu_seconds", round_to(client_cpu, 2)}};
+
+  j["connections"] = {{"ok", ok},
+                      {"failed", failed},
+                      {"not_attempted", not_started},
+                      {"dropped", dropped},
+                      {"fail_reasons", fail_reasons},
+                      {"drop_reasons", drop_reasons},
+                      {"connect_seconds", round_to(connect_seconds, 3)},
+                      {"connections_per_second", connect_seconds > 0 ? round_to(ok / connect_seconds, 1) : 0.0}};
+  j["connect_latency_ms"] = latency_json(connect);
+
+  j["events"] = {{"requested", o.events},
+                 {"published", published_events},
+                 {"rate", o.rate},
+                 {"achieved_rate", publish_seconds > 0 && published_events > 1
+                                       ? round_to((published_events - 1) / publish_seconds, 2)
+                                       : 0.0},
+                 {"channels", plan->channels.size()},
+                 {"channels_subscribed", subscribed_channels},
+                 {"channels_not_subscribed", unsubscribed_examples},
+                 {"channel_mode", o.round_robin_channels ? "round-robin" : "all"},
+                 {"publishes", publishes},
+                 {"publishes_without_subscriber", publishes_without_subscriber},
+                 {"message_bytes", message_bytes}};
+
+  const uint64_t lost = expected > delivered ? expected - delivered : 0;
+  j["delivery"] = {{"delivered", delivered},
+                   {"expected", expected},
+                   {"lost", lost},
+                   {"ratio", expected ? round_to(static_cast<double>(delivered) / expected, 6) : 0.0},
+                   {"clients_complete", complete},
+                   {"clients_short", short_clients},
+                   {"clients_silent", silent},
+                   {"clients_over", over},
+                   {"foreign_messages", foreign},
+                   {"error_sample", error_sample},
+                   {"ws_pings_answered", pings},
+                   {"bytes_received", bytes_in}};
+  j["latency_ms"] = latency_json(latency);
+  const double window = last_rx > first_publish_realtime_ns && delivered > 0
+                            ? static_cast<double>(last_rx - first_publish_realtime_ns) / 1e9
+                            : 0.0;
+  j["throughput"] = {{"delivered_per_second", window > 0 ? round_to(delivered / window, 1) : 0.0},
+                     {"window_seconds", round_to(window, 3)}};
+
+  if (o.server_pids.empty()) {
+    j["server"] = nullptr;
+  } else {
+    const double rss_delta = static_cast<double>(proc_after_connect.rss_bytes) - static_cast<double>(proc_before_connect.rss_bytes);
+    const double cpu_connect = proc_after_connect_cpu.cpu_seconds - proc_before_connect.cpu_seconds;
+    const double cpu_publish = proc_after_run.cpu_seconds - proc_before_publish.cpu_seconds;
+    j["server"] = {
+        {"pids", o.server_pids},
+        {"pids_missing_at_end", proc_after_run.missing},
+        {"rss_before_connect_bytes", proc_before_connect.rss_bytes},
+        {"rss_after_connect_bytes", proc_after_connect.rss_bytes},
+        {"rss_after_run_bytes", proc_after_run.rss_bytes},
+        {"rss_bytes_per_connection", ok ? round_to(rss_delta / ok, 1) : 0.0},
+        {"cpu_seconds_connect", round_to(cpu_connect, 2)},
+        {"cpu_ms_per_connection", ok ? round_to(cpu_connect * 1000.0 / ok, 4) : 0.0},
+        {"cpu_seconds_publish", round_to(cpu_publish, 2)},
+        {"cpu_seconds_per_million_deliveries", delivered ? round_to(cpu_publish / delivered * 1e6, 3) : 0.0},
+    };
+    // A process that exited takes its counters with it: differences would be meaningless.
+    if (proc_after_connect.missing > proc_before_connect.missing ||
+        proc_after_connect_cpu.missing > proc_before_connect.missing) {
+      j["server"]["rss_bytes_per_connection"] = nullptr;
+      j["server"]["cpu_seconds_connect"] = nullptr;
+      j["server"]["cpu_ms_per_connection"] = nullptr;
+    }
+    if (proc_after_run.missing > proc_before_publish.missing) {
+      j["server"]["cpu_seconds_publish"] = nullptr;
+      j["server"]["cpu_seconds_per_million_deliveries"] = nullptr;
+    }
+  }
+  j["host"] = {{"cpus", std::thread::hardware_concurrency()},
+               {"loadavg_1m_start", round_to(loadavg_start, 2)},
+               {"loadavg_1m_end", round_to(loadavg_end, 2)}};
+  j["phases_seconds"] = {{"connect", round_to(connect_seconds, 3)}, {"settle", round_to(settle_seconds, 3)},
+                         {"subscribe", round_to(subscribe_seconds, 3)}, {"publish", round_to(publish_seconds, 3)},
+                         {"drain", round_to(drain_seconds, 3)}, {"total", round_to(total_seconds, 3)}};
+  j["ok"] = aborted.empty() && failed == 0 && dropped == 0 && not_started == 0 && workers_lost == 0;
+  return j;
+}
+
+namespace {
+
+std::string ms_text(double ms) {
+  char buf[32];
+  if (ms < 10) {
+    std::snprintf(buf, sizeof buf, "%.2f ms", ms);
+  } else if (ms < 1000) {
+    std::snprintf(buf, sizeof buf, "%.1f ms", ms);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.2f s", ms / 1000);
+  }
+  return buf;
+}
+
+std::string bytes_text(double b) {
+  char buf[32];
+  const double a = std::fabs(b);
+  if (a >= 1024.0 * 1024 * 1024) {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+  } else if (a >= 1024.0 * 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
+  } else if (a >= 1024.0) {
+    std::snprintf(buf, sizeof buf, "%.2f KiB", b / 1024.0);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f B", b);
+  }
+  return buf;
+}
+
+std::string percentiles(const json& l) {
+  return "p50 " + ms_text(l["p50"]) + "  p90 " + ms_text(l["p90"]) + "  p99 " + ms_text(l["p99"]) + "  p99.9 " +
+         ms_text(l["p99_9"]) + "  max " + ms_text(l["max"]);
+}
+
+std::string reasons(const json& r) {
+  std::string out;
+  for (auto it = r.begin(); it != r.end(); ++it) {
+    out += out.empty() ? "" : "; ";
+    out += it.key() + " x" + std::to_string(it.value().get<uint64_t>());
+  }
+  return out;
+}
+
+}  // namespace
+
+void print_table(const json& j) {
+  const json& c = j["clients"];
+  const json& conn = j["connections"];
+  const json& ev = j["events"];
+  const json& d = j["delivery"];
+  std::string streams;
+  for (const auto& s : c["streams"]) {
+    if (!streams.empty()) streams += ',';
+    streams += s.get<std::string>();
+  }
+
+  std::printf("sluice-bench %s  target %s%s\n", j["run_id"].get<std::string>().c_str(),
+              j["target"].get<std::string>().c_str(),
+              j["aborted"].is_null() ? "" : ("  ABORTED: " + j["aborted"].get<std::string>()).c_str());
+  std::printf("  %-18s %" PRIu64 " (%" PRIu64 " SSE, %" PRIu64 " WS) on %s, %" PRIu64 " token(s), %" PRIu64 " worker(s)\n",
+              "clients", c["requested"].get<uint64_t>(), c["sse"].get<uint64_t>(), c["ws"].get<uint64_t>(),
+              streams.c_str(), c["tokens"].get<uint64_t>(), c["workers"].get<uint64_t>());
+  std::printf("  %-18s %" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64 " dropped during the run", "connections",
+              conn["ok"].get<uint64_t>(), conn["failed"].get<uint64_t>(), conn["dropped"].get<uint64_t>());
+  if (conn["not_attempted"].get<uint64_t>() > 0) std::printf(", %" PRIu64 " not attempted", conn["not_attempted"].get<uint64_t>());
+  std::printf("\n");
+  if (!conn["fail_reasons"].empty()) std::printf("  %-18s %s\n", "  failures", reasons(conn["fail_reasons"]).c_str());
+  if (!conn["drop_reasons"].empty()) std::printf("  %-18s %s\n", "  drops", reasons(conn["drop_reasons"]).c_str());
+  std::printf("  %-18s %s   (%.0f conn/s over %.2f s)\n", "connect latency", percentiles(j["connect_latency_ms"]).c_str(),
+              conn["connections_per_second"].get<double>(), conn["connect_seconds"].get<double>());
+  std::printf("  %-18s %" PRIu64 "/%" PRIu64 " at %.1f/s (asked %.1f/s) on %" PRIu64 " channel(s), %" PRIu64 " B each\n",
+              "events", ev["published"].get<uint64_t>(), ev["requested"].get<uint64_t>(), ev["achieved_rate"].get<double>(),
+              ev["rate"].get<double>(), ev["channels"].get<uint64_t>(), ev["message_bytes"].get<uint64_t>());
+  if (!ev["channels_not_subscribed"].empty()) {
+    std::printf("  %-18s %s\n", "  NOT subscribed", ev["channels_not_subscribed"].dump().c_str());
+  }
+  std::printf("  %-18s %" PRIu64 " / %" PRIu64 " (%.3f%%), %" PRIu64 " lost; clients complete %" PRIu64 ", short %" PRIu64
+              " (%" PRIu64 " got nothing)\n",
+              "delivered", d["delivered"].get<uint64_t>(), d["expected"].get<uint64_t>(), d["ratio"].get<double>() * 100,
+              d["lost"].get<uint64_t>(), d["clients_complete"].get<uint64_t>(), d["clients_short"].get<uint64_t>(),
+              d["clients_silent"].get<uint64_t>());
+  if (!d["error_sample"].get<std::string>().empty()) {
+    std::printf("  %-18s %s\n", "  server said", d["error_sample"].get<std::string>().c_str());
+  }
+  std::printf("  %-18s %s\n", "latency", percentiles(j["latency_ms"]).c_str());
+  std::printf("  %-18s %.0f deliveries/s (first publish to last receive, %.2f s)\n", "throughput",
+              j["throughput"]["delivered_per_second"].get<double>(), j["throughput"]["window_seconds"].get<double>());
+  std::printf("  %-18s %.2f s CPU in %" PRIu64 " client worker(s) over %.1f s; host load %.2f -> %.2f on %" PRIu64 " CPUs\n",
+              "bench host", c["cpu_seconds"].get<double>(), c["workers"].get<uint64_t>(),
+              j["phases_seconds"]["total"].get<double>(), j["host"]["loadavg_1m_start"].get<double>(),
+              j["host"]["loadavg_1m_end"].get<double>(), j["host"]["cpus"].get<uint64_t>());
+  if (!j["server"].is_null() && j["server"]["pids_missing_at_end"].get<uint64_t>() > 0) {
+    std::printf("  %-18s %" PRIu64 " server process(es) EXITED during the run; figures that need them are n/a\n",
+                "server", j["server"]["pids_missing_at_end"].get<uint64_t>());
+  }
+  if (!j["server"].is_null()) {
+    const json& s = j["server"];
+    auto num = [&s](const char* key) { return s[key].is_null() ? std::nan("") : s[key].get<double>(); };
+    std::printf("  %-18s %s before, %s after connecting: %s per connection\n", "server RSS",
+                bytes_text(s["rss_before_connect_bytes"].get<double>()).c_str(),
+                bytes_text(s["rss_after_connect_bytes"].get<double>()).c_str(),
+                s["rss_bytes_per_connection"].is_null() ? "n/a" : bytes_text(num("rss_bytes_per_connection")).c_str());
+    auto fixed = [](double v, int digits) {
+      if (std::isnan(v)) return std::string("n/a");
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+      return std::string(buf);
+    };
+    std::printf("  %-18s %s s while publishing: %s s per million deliveries; %s ms per connection\n", "server CPU",
+                fixed(num("cpu_seconds_publish"), 2).c_str(), fixed(num("cpu_seconds_per_million_deliveries"), 2).c_str(),
+                fixed(num("cpu_ms_per_connection"), 3).c_str());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace sluice_bench

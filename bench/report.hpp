@@ -1,0 +1,56 @@
+// sluice-bench: turns the coordinator's measurements and the workers' final
+// reports into the result JSON and the human table.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/options.hpp"
+#include "bench/plan.hpp"
+#include "bench/proc_stats.hpp"
+
+namespace sluice_bench {
+
+struct Report {
+  const Options* options = nullptr;
+  const Plan* plan = nullptr;
+  std::string run_id;
+  std::string aborted;
+  uint32_t workers = 0;
+  uint32_t workers_lost = 0;
+  size_t message_bytes = 0;
+
+  double connect_seconds = 0;
+  double settle_seconds = 0;
+  double subscribe_seconds = 0;
+  double publish_seconds = 0;
+  double drain_seconds = 0;
+  double total_seconds = 0;
+
+  uint64_t published_events = 0;
+  uint64_t publishes = 0;
+  uint64_t publishes_without_subscriber = 0;
+  uint64_t first_publish_realtime_ns = 0;
+  uint32_t subscribed_channels = 0;
+  std::vector<std::string> unsubscribed_examples;
+
+  ProcTotals proc_before_connect;
+  ProcTotals proc_after_connect_cpu;  // right after the last connection
+  ProcTotals proc_after_connect;      // after the settle delay (memory figure)
+  ProcTotals proc_before_publish;
+  ProcTotals proc_after_run;
+
+  std::vector<nlohmann::json> finals;  // one per worker
+  double loadavg_start = -1;  // 1-minute load average of the host, from /proc/loadavg
+  double loadavg_end = -1;
+
+  nlohmann::json to_json() const;
+};
+
+void print_table(const nlohmann::json& result);
+double read_loadavg();  // -1 when unavailable
+
+}  // namespace sluice_bench

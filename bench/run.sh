@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Runs one sluice-bench scenario against a freshly started Sluice:
+#   - a throwaway Redis and PostgreSQL on free loopback ports (temp dir, removed on exit),
+#   - Mastodon's tables (sql/mastodon-schema.sql), N accounts with one token each,
+#     optionally a realistic filtering profile,
+#   - the Release server: all-in-one (default), --split (gateway + broker + auth), or
+#     --gateways K (K sluice-gateway processes sharing the port with SO_REUSEPORT in
+#     front of one broker and one auth),
+#   - sluice-bench with the tokens, Redis, target and --server-pid for every Sluice process
+#     added; every other argument is passed to sluice-bench as it stands.
+# Everything it started is stopped on exit. The exit status is sluice-bench's.
+#
+#   bench/run.sh [run.sh options] [sluice-bench options]
+#
+# run.sh options:
+#   --split               three tiers instead of the all-in-one
+#   --gateways K          K gateway processes (implies --split; SLUICE_REUSE_PORT=true)
+#   --gateway-threads T   SLUICE_GATEWAY_THREADS for each gateway / the all-in-one
+#   --accounts N          accounts, one token each (default 1); clients use them round-robin
+#   --filter-profile      chosen_languages {en}, blocks, mutes, a domain block and a keyword
+#                         filter (none of which matches the bench payload)
+#   --build-dir DIR       where bin/sluice* are (default build-release)
+#   --no-build            do not (re)build; use what is in --build-dir
+#   --log-level L         server LOG_LEVEL (default warn: one log line per connection
+#                         would measure the logger)
+#   --server-env K=V      extra environment for the server processes (repeatable)
+#   --logs DIR            keep the server / Redis / PostgreSQL logs in DIR
+#   --bench-wrapper CMD   run sluice-bench under CMD (e.g. "taskset -c 1")
+#   -h, --help
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+split=0
+gateways=1
+gateway_threads=""
+accounts=1
+filter_profile=0
+build_dir="$root/build-release"
+build=1
+log_level="warn"
+keep_logs=""
+bench_wrapper=""
+server_env=()
+bench_args=()
+
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --split) split=1 ;;
+    --gateways) gateways="$2"; split=1; shift ;;
+    --gateway-threads) gateway_threads="$2"; shift ;;
+    --accounts) accounts="$2"; shift ;;
+    --filter-profile) filter_profile=1 ;;
+    --build-dir) build_dir="$(cd "$2" && pwd)"; shift ;;
+    --no-build) build=0 ;;
+    --log-level) log_level="$2"; shift ;;
+    --server-env) server_env+=("$2"); shift ;;
+    --logs) keep_logs="$2"; shift ;;
+    --bench-wrapper) bench_wrapper="$2"; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; bench_args+=("$@"); break ;;
+    *) bench_args+=("$1") ;;
+  esac
+  shift
+done
+
+case "$gateways" in ''|*[!0-9]*) echo "run.sh: --gateways needs a number" >&2; exit 2 ;; esac
+case "$accounts" in ''|*[!0-9]*) echo "run.sh: --accounts needs a number" >&2; exit 2 ;; esac
+[ "$gateways" -ge 1 ] && [ "$accounts" -ge 1 ] || { echo "run.sh: --gateways and --accounts must be >= 1" >&2; exit 2; }
+
+if [ "$build" -eq 1 ]; then
+  targets=(sluice-bench)
+  if [ "$split" -eq 1 ]; then targets+=(sluice-gateway sluice-broker sluice-auth); else targets+=(sluice); fi
+  if [ ! -f "$build_dir/build.ninja" ]; then
+    nice cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF >/dev/null
+  fi
+  nice cmake --build "$build_dir" --target "${targets[@]}" >&2
+fi
+bin="$build_dir/bin"
+for exe in sluice-bench $([ "$split" -eq 1 ] && echo "sluice-gateway sluice-broker sluice-auth" || echo sluice); do
+  [ -x "$bin/$exe" ] || { echo "run.sh: $bin/$exe is missing (build it, or drop --no-build)" >&2; exit 2; }
+done
+
+scratch="$(mktemp -d /tmp/sluice-bench-XXXXXX)"
+pids=()        # every process we started, stopped in reverse order on exit
+server_pids=() # the Sluice processes (measured by sluice-bench)
+
+stop_pid() { # pid signal: signal it, wait up to 10 s, then SIGKILL
+  kill "-$2" "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  # Newest first: Sluice before its databases. PostgreSQL is stopped through its
+  # postmaster (fast shutdown), not through the runuser wrapper that started it.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    if [ "${pids[$i]}" = "${pg_wrapper_pid:-}" ] && [ -n "${postmaster_pid:-}" ]; then
+      stop_pid "$postmaster_pid" INT
+    fi
+    stop_pid "${pids[$i]}" TERM
+  done
+  wait 2>/dev/null || true
+  if [ -n "$keep_logs" ]; then
+    mkdir -p "$keep_logs"
+    cp "$scratch"/*.log "$keep_logs"/ 2>/dev/null || true
+  fi
+  rm -rf "$scratch"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+wait_for_port() { # port what
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "run.sh: $2 is not listening on port $1" >&2
+  return 1
+}
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Servers and clients may need many descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# --- Redis ---------------------------------------------------------------
+redis_port="$(free_port)"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$scratch" \
+  --logfile "$scratch/redis.log" &
+pids+=($!)
+wait_for_port "$redis_port" Redis
+
+# --- PostgreSQL ----------------------------------------------------------
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+pg_port="$(free_port)"
+mkdir -p "$scratch/pg"
+if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$scratch"; fi
+as_postgres "$pg_bin/initdb" -D "$scratch/pg" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+  --no-sync >"$scratch/initdb.log"
+# Started directly (not through the as_postgres function, whose background subshell
+# would hide the real pid).
+pg_cmd=("$pg_bin/postgres" -D "$scratch/pg" -p "$pg_port" -k "$scratch" -c listen_addresses=127.0.0.1
+  -c fsync=off -c max_connections=200)
+if [ "$(id -u)" -eq 0 ]; then
+  runuser -u postgres -- "${pg_cmd[@]}" >"$scratch/postgres.log" 2>&1 &
+else
+  "${pg_cmd[@]}" >"$scratch/postgres.log" 2>&1 &
+fi
+pg_wrapper_pid=$!
+pids+=($!)
+wait_for_port "$pg_port" PostgreSQL
+postmaster_pid="$(head -n 1 "$scratch/pg/postmaster.pid" 2>/dev/null || true)"
+for _ in $(seq 1 100); do
+  psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qtAc "SELECT 1" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+psql_db() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -d mastodon_bench -q -v ON_ERROR_STOP=1 "$@"; }
+psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc "CREATE DATABASE mastodon_bench" >/dev/null
+psql_db -f "$root/sql/mastodon-schema.sql" >/dev/null
+
+# Accounts 1..N ('bench1'...), one user and one token ('read write follow') each.
+psql_db >/dev/null <<SQL
+INSERT INTO accounts (id, username) SELECT i, 'bench' || i FROM generate_series(1, $accounts) AS i;
+INSERT INTO users (id, email, account_id) SELECT i, 'bench' || i || '@localhost', i FROM generate_series(1, $accounts) AS i;
+INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
+  SELECT md5(random()::text || clock_timestamp()::text || i) || md5(i::text || random()::text), 'read write follow', i
+  FROM generate_series(1, $accounts) AS i;
+SELECT setval('accounts_id_seq', $accounts); SELECT setval('users_id_seq', $accounts);
+SQL
+if [ "$filter_profile" -eq 1 ]; then
+  # Three other accounts, each blocked, muted and (one) on a blocked domain; a keyword
+  # filter in every context. The bench payload's author (alice / carol@remote.example),
+  # language (en) and text match none of them, so every event must still be delivered
+  # after the server has checked all of it.
+  psql_db >/dev/null <<SQL
+UPDATE users SET chosen_languages = '{en}';
+INSERT INTO accounts (username, domain) VALUES ('spammer', NULL), ('troll', NULL), ('loud', 'blocked.example');
+INSERT INTO blocks (account_id, target_account_id)
+  SELECT u.account_id, a.id FROM users u CROSS JOIN accounts a WHERE a.username IN ('spammer', 'troll');
+INSERT INTO mutes (account_id, target_account_id)
+  SELECT u.account_id, a.id FROM users u CROSS JOIN accounts a WHERE a.username IN ('troll', 'loud');
+INSERT INTO account_domain_blocks (account_id, domain) SELECT account_id, 'blocked.example' FROM users;
+INSERT INTO custom_filters (account_id, phrase, context, action)
+  SELECT account_id, 'Bench filter', '{home,notifications,public,thread,account}', 0 FROM users;
+INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word)
+  SELECT id, 'zzqxneverinbenchpayload', true FROM custom_filters;
+SQL
+fi
+tokens_file="$scratch/tokens.txt"
+psql_db -tA -F ' ' -c "SELECT t.token, u.account_id FROM oauth_access_tokens t JOIN users u ON u.id = t.resource_owner_id ORDER BY u.account_id" >"$tokens_file"
+database_url="postgres://postgres@127.0.0.1:$pg_port/mastodon_bench"
+
+# --- Sluice --------------------------------------------------------------
+port="$(free_port)"
+common_env=(REDIS_HOST=127.0.0.1 REDIS_PORT="$redis_port" LOG_LEVEL="$log_level" NODE_ENV=production)
+gateway_env=(PORT="$port" BIND=127.0.0.1)
+[ -n "$gateway_threads" ] && gateway_env+=(SLUICE_GATEWAY_THREADS="$gateway_threads")
+
+start_server() { # name env... -- command
+  local name="$1"; shift
+  local envs=()
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" "${server_env[@]}" "$@" >"$scratch/$name.log" 2>&1 &
+  pids+=($!)
+  server_pids+=($!)
+}
+
+if [ "$split" -eq 0 ]; then
+  start_server sluice "${common_env[@]}" "${gateway_env[@]}" DATABASE_URL="$database_url" \
+    SLUICE_BROKER_ADMIN_LISTEN= SLUICE_AUTH_ADMIN_LISTEN= SLUICE_GATEWAY_ADMIN_LISTEN= -- "$bin/sluice"
+  topology="all-in-one"
+else
+  broker_port="$(free_port)"
+  auth_port="$(free_port)"
+  start_server broker "${common_env[@]}" SLUICE_BROKER_LISTEN="127.0.0.1:$broker_port" SLUICE_BROKER_ADMIN_LISTEN= \
+    -- "$bin/sluice-broker"
+  start_server auth "${common_env[@]}" DATABASE_URL="$database_url" SLUICE_AUTH_LISTEN="127.0.0.1:$auth_port" \
+    SLUICE_AUTH_ADMIN_LISTEN= SLUICE_BROKER_ADDR="127.0.0.1:$broker_port" -- "$bin/sluice-auth"
+  wait_for_port "$broker_port" sluice-broker
+  wait_for_port "$auth_port" sluice-auth
+  reuse=()
+  [ "$gateways" -gt 1 ] && reuse=(SLUICE_REUSE_PORT=true)
+  for g in $(seq 1 "$gateways"); do
+    start_server "gateway$g" "${common_env[@]}" "${gateway_env[@]}" "${reuse[@]}" SLUICE_GATEWAY_ADMIN_LISTEN= \
+      SLUICE_BROKER_ADDR="127.0.0.1:$broker_port" SLUICE_AUTH_ADDR="127.0.0.1:$auth_port" -- "$bin/sluice-gateway"
+  done
+  topology="split: $gateways gateway(s) + broker + auth"
+fi
+wait_for_port "$port" Sluice
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$port/api/v1/streaming/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+for pid in "${server_pids[@]}"; do
+  kill -0 "$pid" 2>/dev/null || { echo "run.sh: a Sluice process exited at start:" >&2; tail -n 20 "$scratch"/*.log >&2; exit 3; }
+done
+echo "run.sh: Sluice ($topology) on 127.0.0.1:$port, pids ${server_pids[*]}; Redis :$redis_port; PostgreSQL :$pg_port; $accounts account(s)$([ "$filter_profile" -eq 1 ] && echo ", filtering profile")" >&2
+
+# --- Bench -----------------------------------------------------------------
+pid_args=()
+for pid in "${server_pids[@]}"; do pid_args+=(--server-pid "$pid"); done
+set +e
+# shellcheck disable=SC2086 # the wrapper is a command line on purpose
+$bench_wrapper "$bin/sluice-bench" --host 127.0.0.1 --port "$port" --redis-host 127.0.0.1 --redis-port "$redis_port" \
+  --tokens-file "$tokens_file" "${pid_args[@]}" "${bench_args[@]}"
+status=$?
+set -e
+
+# --- Server health after the run --------------------------------------------
+for pid in "${server_pids[@]}"; do
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "run.sh: Sluice process $pid DIED during the run" >&2
+    status=$((status == 0 ? 1 : status))
+  fi
+done
+problems="$(grep -hiE '"level":"(warn|error|fatal)"|\b(warn|error|fatal)\b|AddressSanitizer|runtime error' "$scratch"/sluice*.log "$scratch"/gateway*.log "$scratch"/broker.log "$scratch"/auth.log 2>/dev/null | head -n 20 || true)"
+if [ -n "$problems" ]; then
+  echo "run.sh: server log warnings/errors (first 20):" >&2
+  echo "$problems" >&2
+fi
+exit "$status"

@@ -1,0 +1,871 @@
+#include "bench/worker.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/histogram.hpp"
+#include "bench/util.hpp"
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+namespace sluice_bench {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint32_t kControlTag = UINT32_MAX;
+constexpr size_t kMaxHeaderBytes = 16 * 1024;
+constexpr size_t kMaxMessageBytes = 64u << 20;
+constexpr uint64_t kReportIntervalNs = 200'000'000;
+constexpr int kReadsPerWakeup = 4;
+
+enum class State : uint8_t { kIdle, kConnecting, kSending, kHeaders, kStreaming, kClosed };
+enum class Body : uint8_t { kChunkSize, kChunkData, kChunkCrlf, kIdentity, kWebSocket };
+
+struct Conn {
+  int fd = -1;
+  uint32_t client = 0;  // index into Plan::clients
+  State state = State::kIdle;
+  Body body = Body::kChunkSize;
+  bool sse = true;
+  bool established = false;  // reached the streaming state at some point
+  bool writable_armed = false;
+  uint8_t ws_opcode = 0;  // opcode of the fragmented WebSocket message being collected
+  uint8_t crlf_left = 0;
+  uint64_t chunk_left = 0;
+  uint64_t started_ns = 0;  // monotonic, at connect()
+  uint32_t delivered = 0;
+  size_t out_off = 0;
+  std::string out;  // bytes still to send
+  std::string in;   // unparsed input: response head, partial chunk-size line, partial WS frame
+  std::string msg;  // partial SSE line or fragmented WS message
+};
+
+struct Stats {
+  uint64_t ok = 0;
+  uint64_t failed = 0;
+  uint64_t dropped = 0;
+  uint64_t delivered = 0;
+  uint64_t foreign = 0;  // messages without this run's marker (other traffic, error frames)
+  uint64_t bytes_in = 0;
+  uint64_t pings = 0;
+  uint64_t first_rx_ns = 0;  // realtime
+  uint64_t last_rx_ns = 0;
+  std::map<std::string, uint64_t> fail_reasons;
+  std::map<std::string, uint64_t> drop_reasons;
+  std::string error_sample;  // first {"error":...} frame seen
+  LogHistogram latency;
+  LogHistogram connect;
+};
+
+class Worker {
+ public:
+  explicit Worker(const WorkerConfig& cfg) : cfg_(cfg), rng_(cfg.seed) {
+    const uint32_t total = static_cast<uint32_t>(cfg.plan->clients.size());
+    for (uint32_t i = cfg.id; i < total; i += cfg.count) {
+      conns_.emplace_back();
+      conns_.back().client = i;
+      conns_.back().sse = cfg.plan->clients[i].sse;
+    }
+    rate_per_ns_ = cfg.options->connect_rate / cfg.count / 1e9;
+    scratch_.resize(64 * 1024);
+  }
+
+  int run();
+
+ private:
+  // connection lifecycle
+  void start_connect(Conn& c, uint32_t slot);
+  void on_connected(Conn& c, uint32_t slot);
+  void on_event(uint32_t slot, uint32_t events);
+  void on_readable(Conn& c, uint32_t slot);
+  void flush(Conn& c, uint32_t slot);
+  void fail(Conn& c, const std::string& reason);
+  void drop(Conn& c, const std::string& reason);
+  void close_conn(Conn& c);
+  void set_events(Conn& c, uint32_t slot, bool want_write);
+
+  // protocol
+  void feed(Conn& c, uint32_t slot, const char* data, size_t size);
+  bool parse_head(Conn& c, uint32_t slot);
+  void feed_sse(Conn& c, const char* data, size_t size);
+  void feed_chunked(Conn& c, const char* data, size_t size);
+  void feed_ws(Conn& c, uint32_t slot, const char* data, size_t size);
+  size_t parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t size);
+  void on_message(Conn& c, const char* data, size_t size);
+  void queue_ws_frame(Conn& c, uint8_t opcode, const char* payload, size_t size);
+  std::string ws_key(uint32_t client) const;
+
+  // coordinator link
+  void read_commands();
+  void handle_command(const std::string& line);
+  void send_line(const json& j);
+  void report_progress(bool final);
+  void sweep_timeouts(uint64_t now);
+
+  const WorkerConfig& cfg_;
+  uint64_t rng_;
+  std::vector<Conn> conns_;
+  std::vector<char> scratch_;
+  Stats stats_;
+  int epoll_ = -1;
+  uint32_t next_ = 0;  // next conns_ slot to connect
+  uint32_t pending_ = 0;  // connections between connect() and response headers
+  double rate_per_ns_ = 0;
+  uint64_t started_ns_ = 0;
+  bool finishing_ = false;
+  bool parent_gone_ = false;
+  std::string commands_;
+  std::vector<uint64_t> expected_per_channel_;
+  bool expect_known_ = false;
+};
+
+void Worker::send_line(const json& j) {
+  std::string line = j.dump();
+  line += '\n';
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(cfg_.to_parent, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      parent_gone_ = true;
+      return;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+std::string Worker::ws_key(uint32_t client) const {
+  unsigned char raw[16];
+  uint64_t a = splitmix64(cfg_.seed ^ (0xA5A5ull << 32) ^ client);
+  uint64_t b = splitmix64(a);
+  std::memcpy(raw, &a, 8);
+  std::memcpy(raw + 8, &b, 8);
+  return base64_encode(raw, sizeof raw);
+}
+
+void Worker::set_events(Conn& c, uint32_t slot, bool want_write) {
+  if (c.writable_armed == want_write) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | (want_write ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  ev.data.u32 = slot;
+  epoll_ctl(epoll_, EPOLL_CTL_MOD, c.fd, &ev);
+  c.writable_armed = want_write;
+}
+
+void Worker::close_conn(Conn& c) {
+  if (c.fd >= 0) {
+    ::close(c.fd);  // also removes it from the epoll set
+    c.fd = -1;
+  }
+  if (c.state == State::kConnecting || c.state == State::kSending || c.state == State::kHeaders) --pending_;
+  c.state = State::kClosed;
+  std::string().swap(c.out);
+  std::string().swap(c.in);
+  std::string().swap(c.msg);
+}
+
+void Worker::fail(Conn& c, const std::string& reason) {
+  ++stats_.failed;
+  ++stats_.fail_reasons[reason];
+  close_conn(c);
+}
+
+void Worker::drop(Conn& c, const std::string& reason) {
+  if (!finishing_) {
+    ++stats_.dropped;
+    ++stats_.drop_reasons[reason];
+  }
+  close_conn(c);
+}
+
+void Worker::start_connect(Conn& c, uint32_t slot) {
+  c.started_ns = monotonic_ns();
+  const sockaddr* target = reinterpret_cast<const sockaddr*>(&cfg_.target);
+  int fd = ::socket(target->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ++stats_.failed;
+    ++stats_.fail_reasons[std::string("socket: ") + std::strerror(errno)];
+    c.state = State::kClosed;
+    return;
+  }
+  c.fd = fd;
+  c.state = State::kConnecting;
+  ++pending_;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (cfg_.spread_sources) {
+    // Defer the port choice to connect() so the 4-tuple, not the source port
+    // alone, must be unique; several source addresses multiply the port space.
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_port = 0;
+    src.sin_addr.s_addr = htonl(0x7F000002u + (c.client % cfg_.options->source_pool));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      fail(c, std::string("bind: ") + std::strerror(errno));
+      return;
+    }
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+  ev.data.u32 = slot;
+  if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    fail(c, std::string("epoll_ctl: ") + std::strerror(errno));
+    return;
+  }
+  c.writable_armed = true;
+  int rc = ::connect(fd, target, cfg_.target_len);
+  if (rc == 0) {
+    on_connected(c, slot);
+  } else if (errno != EINPROGRESS) {
+    fail(c, std::string("connect: ") + std::strerror(errno));
+  }
+}
+
+void Worker::on_connected(Conn& c, uint32_t slot) {
+  c.state = State::kSending;
+  std::string key = c.sse ? std::string() : ws_key(c.client);
+  c.out = cfg_.plan->request_for(c.client, cfg_.host_header, key);
+  c.out_off = 0;
+  flush(c, slot);
+}
+
+void Worker::flush(Conn& c, uint32_t slot) {
+  while (c.out_off < c.out.size()) {
+    ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        set_events(c, slot, true);
+        return;
+      }
+      std::string reason = std::string("send: ") + std::strerror(errno);
+      if (c.state == State::kStreaming) {
+        drop(c, reason);
+      } else {
+        fail(c, reason);
+      }
+      return;
+    }
+    c.out_off += static_cast<size_t>(n);
+  }
+  std::string().swap(c.out);
+  c.out_off = 0;
+  if (c.state == State::kSending) c.state = State::kHeaders;
+  set_events(c, slot, false);
+}
+
+void Worker::on_event(uint32_t slot, uint32_t events) {
+  Conn& c = conns_[slot];
+  if (c.fd < 0) return;
+  if (c.state == State::kConnecting) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      fail(c, std::string("connect: ") + std::strerror(err));
+      return;
+    }
+    on_connected(c, slot);
+    if (c.fd < 0) return;
+  } else if ((events & EPOLLOUT) && !c.out.empty()) {
+    flush(c, slot);
+    if (c.fd < 0) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c, slot);
+}
+
+void Worker::on_readable(Conn& c, uint32_t slot) {
+  for (int round = 0; round < kReadsPerWakeup && c.fd >= 0; ++round) {
+    ssize_t n = ::recv(c.fd, scratch_.data(), scratch_.size(), 0);
+    if (n > 0) {
+      stats_.bytes_in += static_cast<uint64_t>(n);
+      feed(c, slot, scratch_.data(), static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < scratch_.size()) return;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EINTR) continue;
+    std::string reason = n == 0 ? "closed by server" : std::string("recv: ") + std::strerror(errno);
+    if (c.state == State::kStreaming) {
+      drop(c, reason);
+    } else {
+      fail(c, reason + " before the response");
+    }
+    return;
+  }
+}
+
+void Worker::feed(Conn& c, uint32_t slot, const char* data, size_t size) {
+  if (c.state == State::kConnecting || c.state == State::kSending || c.state == State::kHeaders) {
+    c.in.append(data, size);
+    if (c.in.size() > kMaxHeaderBytes && c.in.find("\r\n\r\n") == std::string::npos) {
+      fail(c, "response head too large");
+      return;
+    }
+    if (!parse_head(c, slot)) return;
+    return;
+  }
+  if (c.state != State::kStreaming) return;
+  switch (c.body) {
+    case Body::kWebSocket:
+      feed_ws(c, slot, data, size);
+      break;
+    case Body::kIdentity:
+      feed_sse(c, data, size);
+      break;
+    default:
+      feed_chunked(c, data, size);
+      break;
+  }
+}
+
+// Returns true when the head was complete and accepted (the body, if any, was fed).
+bool Worker::parse_head(Conn& c, uint32_t slot) {
+  size_t end = c.in.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  std::string_view head(c.in.data(), end);
+  size_t line_end = head.find("\r\n");
+  std::string_view status_line = head.substr(0, line_end);
+  int code = 0;
+  if (status_line.size() >= 12 && status_line.substr(0, 5) == "HTTP/") {
+    size_t sp = status_line.find(' ');
+    if (sp != std::string_view::npos && sp + 4 <= status_line.size()) {
+      for (size_t i = sp + 1; i < sp + 4; ++i) {
+        char ch = status_line[i];
+        if (ch < '0' || ch > '9') {
+          code = 0;
+          break;
+        }
+        code = code * 10 + (ch - '0');
+      }
+    }
+  }
+  if (code == 0) {
+    fail(c, "malformed HTTP response");
+    return false;
+  }
+  bool chunked = false;
+  std::string_view accept;
+  std::string_view error_message;
+  size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
+  while (pos < head.size()) {
+    size_t next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    std::string_view line = head.substr(pos, next - pos);
+    pos = next + 2;
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view name = trim(line.substr(0, colon));
+    std::string_view value = trim(line.substr(colon + 1));
+    if (iequals(name, "transfer-encoding")) {
+      chunked = value.size() >= 7 && iequals(value.substr(value.size() - 7), "chunked");
+    } else if (iequals(name, "sec-websocket-accept")) {
+      accept = value;
+    } else if (iequals(name, "x-error-message")) {
+      error_message = value;
+    }
+  }
+  const int want = c.sse ? 200 : 101;
+  if (code != want) {
+    std::string reason = "HTTP " + std::to_string(code);
+    if (error_message.empty()) {
+      // SSE errors carry {"error":"<message>"} in the body, usually in the same segment.
+      static constexpr std::string_view kKey = "\"error\":\"";
+      std::string_view body(c.in.data() + end + 4, c.in.size() - end - 4);
+      if (size_t at = body.find(kKey); at != std::string_view::npos) {
+        std::string_view rest = body.substr(at + kKey.size());
+        error_message = rest.substr(0, std::min<size_t>(rest.find('"'), 120));
+      }
+    }
+    if (!error_message.empty()) reason += " " + std::string(error_message);
+    fail(c, reason);
+    return false;
+  }
+  if (!c.sse && accept != websocket_accept_for(ws_key(c.client))) {
+    fail(c, "wrong Sec-WebSocket-Accept");
+    return false;
+  }
+  c.body = c.sse ? (chunked ? Body::kChunkSize : Body::kIdentity) : Body::kWebSocket;
+  c.state = State::kStreaming;
+  c.established = true;
+  --pending_;
+  ++stats_.ok;
+  stats_.connect.record(monotonic_ns() - c.started_ns);
+  std::string rest = c.in.substr(end + 4);
+  std::string().swap(c.in);
+  if (!rest.empty()) feed(c, slot, rest.data(), rest.size());
+  return true;
+}
+
+void Worker::feed_chunked(Conn& c, const char* data, size_t size) {
+  while (size > 0 && c.fd >= 0) {
+    switch (c.body) {
+      case Body::kChunkSize: {
+        const char* nl = static_cast<const char*>(std::memchr(data, '\n', size));
+        if (!nl) {
+          c.in.append(data, size);
+          if (c.in.size() > 256) drop(c, "bad chunk size line");
+          return;
+        }
+        c.in.append(data, static_cast<size_t>(nl - data));
+        size -= static_cast<size_t>(nl - data) + 1;
+        data = nl + 1;
+        uint64_t chunk = 0;
+        size_t digits = 0;
+        for (char ch : c.in) {
+          int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+          if (v < 0) break;
+          chunk = chunk * 16 + static_cast<uint64_t>(v);
+          if (++digits > 15) break;
+        }
+        c.in.clear();
+        if (digits == 0 || digits > 15) {
+          drop(c, "bad chunk size line");
+          return;
+        }
+        if (chunk == 0) {
+          drop(c, "SSE stream ended by server");
+          return;
+        }
+        c.chunk_left = chunk;
+        c.body = Body::kChunkData;
+        break;
+      }
+      case Body::kChunkData: {
+        size_t take = static_cast<size_t>(std::min<uint64_t>(c.chunk_left, size));
+        feed_sse(c, data, take);
+        data += take;
+        size -= take;
+        c.chunk_left -= take;
+        if (c.chunk_left == 0) {
+          c.body = Body::kChunkCrlf;
+          c.crlf_left = 2;
+        }
+        break;
+      }
+      case Body::kChunkCrlf: {
+        // Expect "\r\n"; tolerate a bare "\n".
+        while (size > 0 && c.crlf_left > 0) {
+          char ch = *data;
+          if (ch == '\n') {
+            c.crlf_left = 0;
+          } else if (ch == '\r' && c.crlf_left == 2) {
+            c.crlf_left = 1;
+          } else {
+            drop(c, "bad chunk terminator");
+            return;
+          }
+          ++data;
+          --size;
+        }
+        if (c.crlf_left == 0) c.body = Body::kChunkSize;
+        break;
+      }
+      default:
+        return;
+    }
+  }
+}
+
+void Worker::feed_sse(Conn& c, const char* data, size_t size) {
+  while (size > 0) {
+    const char* nl = static_cast<const char*>(std::memchr(data, '\n', size));
+    if (!nl) {
+      c.msg.append(data, size);
+      if (c.msg.size() > kMaxMessageBytes) drop(c, "SSE line too long");
+      return;
+    }
+    size_t len = static_cast<size_t>(nl - data);
+    const char* line = data;
+    if (!c.msg.empty()) {
+      c.msg.append(data, len);
+      line = c.msg.data();
+      len = c.msg.size();
+    }
+    if (len >= 5 && std::memcmp(line, "data:", 5) == 0) on_message(c, line + 5, len - 5);
+    if (!c.msg.empty()) c.msg.clear();
+    size -= static_cast<size_t>(nl - data) + 1;
+    data = nl + 1;
+  }
+  if (c.msg.capacity() > 4096 && c.msg.empty()) std::string().swap(c.msg);
+}
+
+void Worker::feed_ws(Conn& c, uint32_t slot, const char* data, size_t size) {
+  if (c.in.empty()) {
+    size_t used = parse_ws_frames(c, slot, data, size);
+    if (c.fd >= 0 && used < size) c.in.assign(data + used, size - used);
+    return;
+  }
+  c.in.append(data, size);
+  size_t used = parse_ws_frames(c, slot, c.in.data(), c.in.size());
+  if (c.fd < 0) return;
+  if (used == c.in.size()) {
+    if (c.in.capacity() > 4096) {
+      std::string().swap(c.in);
+    } else {
+      c.in.clear();
+    }
+  } else {
+    c.in.erase(0, used);
+  }
+}
+
+size_t Worker::parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t size) {
+  size_t off = 0;
+  while (c.fd >= 0 && size - off >= 2) {
+    const auto* p = reinterpret_cast<const unsigned char*>(data + off);
+    const bool fin = p[0] & 0x80;
+    const uint8_t opcode = p[0] & 0x0F;
+    const bool masked = p[1] & 0x80;
+    uint64_t len = p[1] & 0x7F;
+    size_t header = 2;
+    if (len == 126) {
+      if (size - off < 4) break;
+      len = (uint64_t{p[2]} << 8) | p[3];
+      header = 4;
+    } else if (len == 127) {
+      if (size - off < 10) break;
+      len = 0;
+      for (int i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
+      header = 10;
+    }
+    if (masked) header += 4;
+    if (len > kMaxMessageBytes) {
+      drop(c, "WebSocket frame too large");
+      break;
+    }
+    if (size - off < header + len) break;
+    const char* payload = data + off + header;
+    std::string unmasked;
+    if (masked) {  // servers must not mask; accept it anyway
+      unmasked.assign(payload, static_cast<size_t>(len));
+      const unsigned char* key = p + header - 4;
+      for (size_t i = 0; i < unmasked.size(); ++i) unmasked[i] = static_cast<char>(unmasked[i] ^ key[i & 3]);
+      payload = unmasked.data();
+    }
+    off += header + static_cast<size_t>(len);
+    const size_t n = static_cast<size_t>(len);
+    switch (opcode) {
+      case 0x1:
+      case 0x2:
+        if (fin) {
+          if (opcode == 0x1) {
+            on_message(c, payload, n);
+          } else {
+            ++stats_.foreign;
+          }
+        } else {
+          c.ws_opcode = opcode;
+          c.msg.assign(payload, n);
+        }
+        break;
+      case 0x0:
+        if (c.ws_opcode == 0) {
+          drop(c, "WebSocket continuation without a start");
+          break;
+        }
+        c.msg.append(payload, n);
+        if (c.msg.size() > kMaxMessageBytes) {
+          drop(c, "WebSocket message too large");
+          break;
+        }
+        if (fin) {
+          if (c.ws_opcode == 0x1) {
+            on_message(c, c.msg.data(), c.msg.size());
+          } else {
+            ++stats_.foreign;
+          }
+          std::string().swap(c.msg);
+          c.ws_opcode = 0;
+        }
+        break;
+      case 0x8: {
+        unsigned code = n >= 2 ? (static_cast<unsigned>(static_cast<unsigned char>(payload[0])) << 8) |
+                                     static_cast<unsigned char>(payload[1])
+                               : 1005;
+        queue_ws_frame(c, 0x8, payload, std::min<size_t>(n, 2));
+        flush(c, slot);
+        if (c.fd >= 0) drop(c, "WebSocket close " + std::to_string(code));
+        break;
+      }
+      case 0x9:
+        ++stats_.pings;
+        queue_ws_frame(c, 0xA, payload, std::min<size_t>(n, 125));
+        flush(c, slot);
+        break;
+      case 0xA:
+        break;
+      default:
+        drop(c, "WebSocket opcode " + std::to_string(opcode));
+        break;
+    }
+  }
+  return off;
+}
+
+void Worker::queue_ws_frame(Conn& c, uint8_t opcode, const char* payload, size_t size) {
+  // Client frames are always masked (RFC 6455 §5.3); control payloads are <= 125 bytes.
+  rng_ = splitmix64(rng_);
+  unsigned char mask[4];
+  std::memcpy(mask, &rng_, 4);
+  if (c.out_off > 0 && c.out_off == c.out.size()) {
+    c.out.clear();
+    c.out_off = 0;
+  }
+  c.out += static_cast<char>(0x80 | opcode);
+  if (size < 126) {
+    c.out += static_cast<char>(0x80 | size);
+  } else {
+    c.out += static_cast<char>(0x80 | 126);
+    c.out += static_cast<char>((size >> 8) & 0xFF);
+    c.out += static_cast<char>(size & 0xFF);
+  }
+  c.out.append(reinterpret_cast<const char*>(mask), 4);
+  for (size_t i = 0; i < size; ++i) c.out += static_cast<char>(payload[i] ^ mask[i & 3]);
+}
+
+void Worker::on_message(Conn& c, const char* data, size_t size) {
+  const std::string& marker = cfg_.marker;
+  const char* hit = static_cast<const char*>(memmem(data, size, marker.data(), marker.size()));
+  if (!hit) {
+    ++stats_.foreign;
+    std::string_view text(data, size);
+    if (stats_.error_sample.empty() && text.substr(0, 9) == "{\"error\":") stats_.error_sample = std::string(text.substr(0, 200));
+    return;
+  }
+  const char* p = hit + marker.size();
+  const char* end = data + size;
+  uint64_t sent = 0;
+  int digits = 0;
+  while (p < end && *p >= '0' && *p <= '9' && digits < 20) {
+    sent = sent * 10 + static_cast<uint64_t>(*p - '0');
+    ++p;
+    ++digits;
+  }
+  if (digits == 0) {
+    ++stats_.foreign;
+    return;
+  }
+  const uint64_t now = realtime_ns();
+  stats_.latency.record(now > sent ? now - sent : 0);
+  ++c.delivered;
+  ++stats_.delivered;
+  if (stats_.first_rx_ns == 0) stats_.first_rx_ns = now;
+  stats_.last_rx_ns = now;
+}
+
+void Worker::sweep_timeouts(uint64_t now) {
+  if (pending_ == 0) return;
+  const uint64_t limit = uint64_t{cfg_.options->connect_timeout_ms} * 1'000'000;
+  for (uint32_t slot = 0; slot < next_ && pending_ > 0; ++slot) {
+    Conn& c = conns_[slot];
+    if ((c.state == State::kConnecting || c.state == State::kSending || c.state == State::kHeaders) &&
+        now - c.started_ns > limit) {
+      fail(c, c.state == State::kConnecting ? "connect timeout" : "response timeout");
+    }
+  }
+}
+
+void Worker::read_commands() {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(cfg_.from_parent, buf, sizeof buf);
+    if (n > 0) {
+      commands_.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    parent_gone_ = true;  // EOF or error: the coordinator is gone
+    break;
+  }
+  size_t nl;
+  while ((nl = commands_.find('\n')) != std::string::npos) {
+    std::string line = commands_.substr(0, nl);
+    commands_.erase(0, nl + 1);
+    handle_command(line);
+  }
+}
+
+void Worker::handle_command(const std::string& line) {
+  if (line == "finish") {
+    finishing_ = true;
+  } else if (line.rfind("expect ", 0) == 0) {
+    try {
+      json counts = json::parse(line.substr(7));
+      expected_per_channel_.clear();
+      for (const auto& v : counts) expected_per_channel_.push_back(v.get<uint64_t>());
+      expect_known_ = true;
+    } catch (const std::exception&) {
+      // Malformed command: ignore; the final report then has no per-client loss figures.
+    }
+  }
+}
+
+void Worker::report_progress(bool final) {
+  json j;
+  j["t"] = final ? "f" : "p";
+  j["w"] = cfg_.id;
+  j["ok"] = stats_.ok;
+  j["failed"] = stats_.failed;
+  j["pending"] = pending_;
+  j["not_started"] = static_cast<uint64_t>(conns_.size() - next_);
+  j["dropped"] = stats_.dropped;
+  j["delivered"] = stats_.delivered;
+  j["connecting_done"] = next_ == conns_.size() && pending_ == 0;
+  uint64_t expected = 0;
+  uint64_t complete = 0, short_clients = 0, over = 0, silent = 0;
+  if (expect_known_) {
+    for (const Conn& c : conns_) {
+      if (!c.established) continue;
+      const uint32_t ch = cfg_.plan->clients[c.client].channel;
+      const uint64_t want = ch < expected_per_channel_.size() ? expected_per_channel_[ch] : 0;
+      expected += want;
+      if (final) {
+        if (c.delivered == want) {
+          ++complete;
+        } else if (c.delivered < want) {
+          ++short_clients;
+          if (c.delivered == 0) ++silent;
+        } else {
+          ++over;
+        }
+      }
+    }
+    j["expected"] = expected;
+  }
+  if (final) {
+    j["clients_complete"] = complete;
+    j["clients_short"] = short_clients;
+    j["clients_silent"] = silent;
+    j["clients_over"] = over;
+    j["foreign_messages"] = stats_.foreign;
+    j["pings"] = stats_.pings;
+    j["bytes_in"] = stats_.bytes_in;
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    j["cpu_seconds"] = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                       static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    j["first_rx_ns"] = stats_.first_rx_ns;
+    j["last_rx_ns"] = stats_.last_rx_ns;
+    j["fail_reasons"] = stats_.fail_reasons;
+    j["drop_reasons"] = stats_.drop_reasons;
+    j["error_sample"] = stats_.error_sample;
+    j["latency"] = stats_.latency.to_json();
+    j["connect"] = stats_.connect.to_json();
+  }
+  send_line(j);
+}
+
+int Worker::run() {
+  epoll_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_ < 0) return 3;
+  fcntl(cfg_.from_parent, F_SETFL, fcntl(cfg_.from_parent, F_GETFL) | O_NONBLOCK);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = kControlTag;
+  epoll_ctl(epoll_, EPOLL_CTL_ADD, cfg_.from_parent, &ev);
+
+  std::vector<epoll_event> events(1024);
+  started_ns_ = monotonic_ns();
+  uint64_t next_report = started_ns_ + kReportIntervalNs;
+  while (!finishing_ && !parent_gone_) {
+    uint64_t now = monotonic_ns();
+    if (now >= cfg_.deadline_mono_ns) break;
+    // Open the connections that are due, a bounded number per turn so that reads
+    // are not starved when the rate is high.
+    if (next_ < conns_.size()) {
+      const double due_d = std::floor(static_cast<double>(now - started_ns_) * rate_per_ns_) + 1.0;
+      const uint64_t due = std::min<uint64_t>(conns_.size(), static_cast<uint64_t>(due_d));
+      for (int burst = 0; next_ < due && burst < 256; ++burst, ++next_) start_connect(conns_[next_], next_);
+    }
+    int timeout_ms = 100;
+    if (next_ < conns_.size()) {
+      const double next_due_ns = static_cast<double>(next_) / rate_per_ns_;
+      const double wait_ns = next_due_ns - static_cast<double>(monotonic_ns() - started_ns_);
+      timeout_ms = wait_ns <= 0 ? 0 : std::min(100, static_cast<int>(wait_ns / 1e6) + 1);
+    }
+    int n = epoll_wait(epoll_, events.data(), static_cast<int>(events.size()), timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u32 == kControlTag) {
+        read_commands();
+      } else {
+        on_event(events[i].data.u32, events[i].events);
+      }
+    }
+    now = monotonic_ns();
+    if (now >= next_report) {
+      sweep_timeouts(now);
+      report_progress(false);
+      next_report = now + kReportIntervalNs;
+    }
+  }
+  finishing_ = true;
+  // Say goodbye politely to WebSocket servers (best effort), then close everything.
+  static const char kNormalClosure[2] = {0x03, static_cast<char>(0xE8)};  // 1000
+  for (uint32_t slot = 0; slot < conns_.size(); ++slot) {
+    Conn& c = conns_[slot];
+    if (c.fd < 0) continue;
+    if (c.state == State::kStreaming && !c.sse && c.out.empty()) {
+      queue_ws_frame(c, 0x8, kNormalClosure, 2);
+      ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    close_conn(c);
+  }
+  if (!parent_gone_) report_progress(true);
+  ::close(epoll_);
+  return 0;
+}
+
+void raise_file_limit(size_t needed) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  rlim_t want = static_cast<rlim_t>(needed);
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < want) {
+    rlimit raised{want, want};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return;  // privileged: raised the hard limit too
+  }
+  lim.rlim_cur = lim.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &lim);
+  getrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < want) {
+    std::fprintf(stderr,
+                 "\nsluice-bench: worker limited to %llu open files but needs about %zu; use more --workers\n",
+                 static_cast<unsigned long long>(lim.rlim_cur), needed);
+  }
+}
+
+}  // namespace
+
+int run_worker(const WorkerConfig& config) {
+  const size_t mine = (config.plan->clients.size() + config.count - 1 - config.id) / config.count;
+  raise_file_limit(mine + 64);
+  Worker worker(config);
+  return worker.run();
+}
+
+}  // namespace sluice_bench
