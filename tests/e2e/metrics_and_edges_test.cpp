@@ -1,6 +1,8 @@
 // Contract §9.4 (metrics) and §11 (bad input and faults).
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+
 #include <regex>
 
 #include "tests/e2e/cluster.hpp"
@@ -123,6 +125,41 @@ TEST_P(MetricsAndEdges, VeryLongAndUnusualHashtags) {
   EXPECT_TRUE(wait_numsub("timeline:hashtag:", 1));
   SseClient turkish(cluster.port(), "/api/v1/streaming/hashtag?tag=%C4%B0stanbul", bearer(viewer.token));
   EXPECT_TRUE(wait_numsub("timeline:hashtag:istanbul", 1));
+}
+
+// A client that stops reading is disconnected once its queue passes the bound,
+// and counted; the server's memory does not grow with it (README: differences).
+TEST_P(MetricsAndEdges, SlowClientIsDisconnectedPastTheQueueBound) {
+  Cluster cluster(GetParam(), {{"SLUICE_CLIENT_QUEUE_BYTES", "65536"}});
+  auto viewer = create_account(suite_postgres(), "slow_reader");
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  // A tiny receive buffer, and we never read: the server's queue must fill.
+  Connection stalled("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
+  stalled.send("GET /api/v1/streaming/user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
+  ASSERT_TRUE(wait_numsub(channel, 1));
+  std::string payload = R"({"event":"update","payload":{"id":"1","content":")" + std::string(2000, 'x') + R"("}})";
+  auto series = std::string(R"(sluice_slow_client_disconnects_total{type="eventsource"})");
+  auto disconnects = [&] {
+    auto text = http_request(cluster.port(), "GET", "/metrics").body;
+    auto pos = text.find(series + " ");
+    return pos == std::string::npos ? 0.0 : std::stod(text.substr(pos + series.size() + 1));
+  };
+  // Far more than the kernel's socket buffers and the 64 KiB bound together.
+  for (int i = 0; i < 10000; ++i) suite_redis().publish(channel, payload);
+  EXPECT_TRUE(eventually([&] { return disconnects() >= 1; }, 20s)) << "the stalled client was never disconnected";
+  EXPECT_TRUE(stalled.wait_closed(10s));
+  // Everyone else is still served.
+  SseClient fresh(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(fresh.response().status, 200);
+  suite_redis().publish(channel, R"({"event":"delete","payload":"still-served"})");
+  // The backlog of updates may still be flowing; the marker comes after it.
+  bool served = false;
+  for (int i = 0; i <= 10000 && !served; ++i) {
+    auto event = fresh.next_event(10s);
+    if (!event) break;
+    served = event->event == "delete" && event->data == "still-served";
+  }
+  EXPECT_TRUE(served);
 }
 
 INSTANTIATE_TEST_SUITE_P(Deployments, MetricsAndEdges, ::testing::Values(Deployment::all_in_one, Deployment::split),

@@ -23,7 +23,9 @@ struct HttpResponse {
 // A TCP connection with a receive buffer.
 class Connection {
  public:
-  Connection(const std::string& host, int port);
+  // `receive_buffer` > 0 sets SO_RCVBUF before connecting (it must precede the
+  // handshake to limit the window; loopback autotuning otherwise allows 32 MiB).
+  Connection(const std::string& host, int port, int receive_buffer = 0);
   // A Unix-domain stream socket.
   explicit Connection(const std::string& unix_path);
   ~Connection();
