@@ -14,6 +14,7 @@
 #include "common/admin_http.hpp"
 #include "common/config_error.hpp"
 #include "common/env.hpp"
+#include "common/service_main.hpp"
 #include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -22,19 +23,12 @@
 
 namespace {
 
-int run() {
+int run(const sluice::Env& env) {
   using namespace sluice;
-  block_termination_signals();
-  const char* env_dir = std::getenv("SLUICE_ENV_DIR");
-  std::string dotenv = load_dotenv_into_process(env_dir ? env_dir : "");
-  Env env = Env::from_process();
-  log::configure("sluice", env.get_or("LOG_LEVEL", ""), env.non_empty("NODE_ENV").value_or("development"));
   // Read every tier's settings first so that any mistake stops us before we start.
   AuthConfig auth_config = AuthConfig::from_env(env);
   BrokerConfig broker_config = BrokerConfig::from_env(env);
   auto gateway_config = gateway::GatewayConfig::from_env(env);
-  if (!dotenv.empty()) log::info("loaded environment file", {{"path", dotenv}});
-  metrics::register_process_metrics(metrics::Registry::global());
 
   AuthTier auth(std::move(auth_config));
   BrokerTier broker(std::move(broker_config));
@@ -74,14 +68,4 @@ int run() {
 
 }  // namespace
 
-int main() {
-  try {
-    return run();
-  } catch (const sluice::ConfigError& e) {
-    std::fprintf(stderr, "sluice: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sluice: %s\n", e.what());
-    return 1;
-  }
-}
+int main() { return sluice::run_service("sluice", run); }

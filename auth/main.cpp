@@ -15,6 +15,7 @@
 #include "common/admin_http.hpp"
 #include "common/config_error.hpp"
 #include "common/env.hpp"
+#include "common/service_main.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/signals.hpp"
@@ -23,19 +24,11 @@ namespace {
 
 constexpr const char* kServiceName = "sluice.v1.Auth";
 
-int run() {
+int run(const sluice::Env& env) {
   using namespace sluice;
-  // Before any thread exists, so that every thread inherits the blocked mask.
-  block_termination_signals();
 
-  const char* env_dir = std::getenv("SLUICE_ENV_DIR");
-  std::string dotenv = load_dotenv_into_process(env_dir ? env_dir : "");
-  Env env = Env::from_process();
-  log::configure("sluice-auth", env.get_or("LOG_LEVEL", ""), env.non_empty("NODE_ENV").value_or("development"));
   AuthConfig config = AuthConfig::from_env(env);
-  if (!dotenv.empty()) log::info("loaded environment file", {{"path", dotenv}});
 
-  metrics::register_process_metrics(metrics::Registry::global());
   AuthTier tier(std::move(config));
   const AuthConfig& settings = tier.config();
 
@@ -96,14 +89,4 @@ int run() {
 
 }  // namespace
 
-int main() {
-  try {
-    return run();
-  } catch (const sluice::ConfigError& e) {
-    std::cerr << "sluice-auth: " << e.what() << std::endl;
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "sluice-auth: " << e.what() << std::endl;
-    return 1;
-  }
-}
+int main() { return sluice::run_service("sluice-auth", run); }

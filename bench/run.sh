@@ -115,63 +115,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
-PY
-}
-
-wait_for_port() { # port what
-  for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "run.sh: $2 is not listening on port $1" >&2
-  return 1
-}
-
-as_postgres() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+# shellcheck source=../scripts/lib/throwaway.sh
+source "$root/scripts/lib/throwaway.sh"
 
 # Servers and clients may need many descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # --- Redis ---------------------------------------------------------------
 redis_port="$(free_port)"
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$scratch" \
-  --logfile "$scratch/redis.log" &
+start_redis "$scratch" "$redis_port"
 pids+=($!)
 wait_for_port "$redis_port" Redis
 
 # --- PostgreSQL ----------------------------------------------------------
-pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 pg_port="$(free_port)"
-mkdir -p "$scratch/pg"
-if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$scratch"; fi
-as_postgres "$pg_bin/initdb" -D "$scratch/pg" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
-  --no-sync >"$scratch/initdb.log"
-# Started directly (not through the as_postgres function, whose background subshell
-# would hide the real pid).
-pg_cmd=("$pg_bin/postgres" -D "$scratch/pg" -p "$pg_port" -k "$scratch" -c listen_addresses=127.0.0.1
-  -c fsync=off -c max_connections=200)
-if [ "$(id -u)" -eq 0 ]; then
-  runuser -u postgres -- "${pg_cmd[@]}" >"$scratch/postgres.log" 2>&1 &
-else
-  "${pg_cmd[@]}" >"$scratch/postgres.log" 2>&1 &
-fi
-pg_wrapper_pid=$!
-pids+=($!)
-wait_for_port "$pg_port" PostgreSQL
-postmaster_pid="$(head -n 1 "$scratch/pg/postmaster.pid" 2>/dev/null || true)"
-for _ in $(seq 1 100); do
-  psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qtAc "SELECT 1" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_postgres "$scratch" "$pg_port" mastodon_bench max_connections=200
+pg_wrapper_pid=$postgres_wrapper_pid
+pids+=("$pg_wrapper_pid")
 psql_db() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -d mastodon_bench -q -v ON_ERROR_STOP=1 "$@"; }
-psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qc "CREATE DATABASE mastodon_bench" >/dev/null
-psql_db -f "$root/sql/mastodon-schema.sql" >/dev/null
 
 # Accounts 1..N ('bench1'...), one user and one token ('read write follow') each.
 psql_db >/dev/null <<SQL

@@ -13,6 +13,7 @@
 #include "common/admin_http.hpp"
 #include "common/config_error.hpp"
 #include "common/env.hpp"
+#include "common/service_main.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/signals.hpp"
@@ -21,18 +22,11 @@ namespace {
 
 constexpr const char* kServiceName = "sluice.v1.Broker";
 
-int run() {
+int run(const sluice::Env& env) {
   using namespace sluice;
-  // Before any thread starts, so that every thread inherits the mask.
-  block_termination_signals();
 
-  const char* env_dir = std::getenv("SLUICE_ENV_DIR");
-  load_dotenv_into_process(env_dir ? env_dir : "");
-  Env env = Env::from_process();
-  log::configure("sluice-broker", env.get_or("LOG_LEVEL", ""), env.get_or("NODE_ENV", ""));
   BrokerConfig config = BrokerConfig::from_env(env);
 
-  metrics::register_process_metrics(metrics::Registry::global());
   BrokerTier tier(config);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -70,14 +64,4 @@ int run() {
 
 }  // namespace
 
-int main() {
-  try {
-    return run();
-  } catch (const sluice::ConfigError& error) {
-    std::fprintf(stderr, "sluice-broker: %s\n", error.what());
-    return 1;
-  } catch (const std::exception& error) {
-    std::fprintf(stderr, "sluice-broker: %s\n", error.what());
-    return 1;
-  }
-}
+int main() { return sluice::run_service("sluice-broker", run); }

@@ -1,5 +1,7 @@
 #include "common/pg_config.hpp"
 
+#include "common/percent_encoding.hpp"
+
 #include <cctype>
 #include <map>
 
@@ -15,37 +17,9 @@ constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 constexpr const char* kInvalidPort = "Invalid port specified in DATABASE_URL environment variable";
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
-// decodeURIComponent (component=true) or decodeURI (component=false, which keeps the
-// escapes of reserved characters). Malformed escapes stay as written, as they do after
-// pg-connection-string's encodeURI pass.
 std::string percent_decode(std::string_view text, bool component, bool plus_is_space = false) {
-  static constexpr std::string_view kReserved = ";/?:@&=+$,#";
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '+' && plus_is_space) {
-      out += ' ';
-    } else if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
-      char decoded = static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
-      if (!component && kReserved.find(decoded) != std::string_view::npos) {
-        out.append(text.substr(i, 3));
-      } else {
-        out += decoded;
-      }
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  return sluice::percent_decode(text, PercentDecoding{plus_is_space, /*keep_reserved=*/!component, false});
 }
 
 struct ParsedUrl {

@@ -1,0 +1,29 @@
+#include "common/service_main.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/signals.hpp"
+
+namespace sluice {
+
+int run_service(const char* name, const std::function<int(const Env& env)>& body) {
+  try {
+    block_termination_signals();
+    const char* env_dir = std::getenv("SLUICE_ENV_DIR");
+    std::string dotenv = load_dotenv_into_process(env_dir ? env_dir : "");
+    Env env = Env::from_process();
+    log::configure(name, env.get_or("LOG_LEVEL", ""), env.non_empty("NODE_ENV").value_or("development"));
+    if (!dotenv.empty()) log::info("loaded environment file", {{"path", dotenv}});
+    metrics::register_process_metrics(metrics::Registry::global());
+    return body(env);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
+}
+
+}  // namespace sluice

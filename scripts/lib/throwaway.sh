@@ -1,0 +1,72 @@
+# Sourced by scripts/run-local.sh and bench/run.sh: throwaway Redis and PostgreSQL
+# servers on loopback in a scratch directory. PostgreSQL refuses to run as root, so
+# it runs as the `postgres` user then.
+
+free_port() {
+  /usr/bin/python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+wait_for_port() { # port what
+  for _ in $(seq 1 300); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "${2:-a server} is not listening on port $1" >&2
+  return 1
+}
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_redis SCRATCH PORT: runs redis-server in the background; its pid is in $!.
+start_redis() {
+  redis-server --port "$2" --bind 127.0.0.1 --save "" --appendonly no --dir "$1" --logfile "$1/redis.log" &
+}
+
+# start_postgres SCRATCH PORT DATABASE [postgres -c settings...]: initdb into
+# SCRATCH/pg, start on PORT, create DATABASE with Mastodon's tables
+# (sql/mastodon-schema.sql). Sets postgres_wrapper_pid (to wait for) and
+# postmaster_pid (to signal: SIGINT is a fast shutdown).
+start_postgres() {
+  local scratch="$1" port="$2" database="$3"
+  shift 3
+  local root bin
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  mkdir -p "$scratch/pg"
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$scratch"; fi
+  as_postgres "$bin/initdb" -D "$scratch/pg" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+    --no-sync >"$scratch/initdb.log"
+  local settings=()
+  for setting in "$@"; do settings+=(-c "$setting"); done
+  # Started directly, not through a shell function, so that $! is the real wrapper.
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$bin/postgres" -D "$scratch/pg" -p "$port" -k "$scratch" \
+      -c listen_addresses=127.0.0.1 -c fsync=off "${settings[@]}" >"$scratch/postgres.log" 2>&1 &
+  else
+    "$bin/postgres" -D "$scratch/pg" -p "$port" -k "$scratch" -c listen_addresses=127.0.0.1 -c fsync=off \
+      "${settings[@]}" >"$scratch/postgres.log" 2>&1 &
+  fi
+  postgres_wrapper_pid=$!
+  wait_for_port "$port" PostgreSQL || return 1
+  for _ in $(seq 1 100); do
+    psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qtAc "SELECT 1" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  postmaster_pid="$(head -n 1 "$scratch/pg/postmaster.pid" 2>/dev/null || true)"
+  psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "CREATE DATABASE $database" >/dev/null
+  psql -h 127.0.0.1 -p "$port" -U postgres -d "$database" -q -v ON_ERROR_STOP=1 \
+    -f "$root/sql/mastodon-schema.sql" >/dev/null
+}
+
+# stop_postgres SCRATCH: fast shutdown of the postmaster, waiting for it to go.
+stop_postgres() {
+  local pidfile="$1/pg/postmaster.pid"
+  [ -f "$pidfile" ] || return 0
+  kill -INT "$(head -n 1 "$pidfile")" 2>/dev/null || true
+  for _ in $(seq 1 100); do [ -f "$pidfile" ] || break; sleep 0.1; done
+}
