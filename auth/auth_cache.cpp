@@ -114,6 +114,8 @@ void AuthCache::forget_account(int64_t account_id) {
 
 void AuthCache::forget_filters(int64_t account_id) { filters_.erase(account_id); }
 
+void AuthCache::forget_token(const std::string& token) { tokens_.erase(token); }
+
 void AuthCache::forget_tokens_and_filters() {
   tokens_.clear();
   filters_.clear();

@@ -65,6 +65,8 @@ class AuthCache {
   void relations(int64_t account_id, Done<v1::RelationsReply> done);
   void filters(int64_t account_id, Done<v1::FiltersReply> done);
 
+  // The next lookup of `token` goes to PostgreSQL.
+  void forget_token(const std::string& token);
   // `kill` on timeline:access_token:<id>: the token is refused from now on.
   void forget_access_token(int64_t access_token_id);
   // `kill` on timeline:system:<account>: every token of the account, its relations and

@@ -34,6 +34,7 @@ grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* 
                                                    const v1::TokenRequest* request, v1::TokenReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
+  if (request->fresh()) cache_.forget_token(request->token());
   cache_.lookup_token(request->token(), [reactor, reply](const AuthAnswer<v1::TokenReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;

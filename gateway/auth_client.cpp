@@ -25,9 +25,10 @@ constexpr auto kDeadline = std::chrono::seconds(20);
 AuthClient::AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token)
     : stub_(v1::Auth::NewStub(std::move(channel))), internal_token_(std::move(internal_token)) {}
 
-void AuthClient::lookup_token(const std::string& token, std::function<void(TokenResult)> done) {
+void AuthClient::lookup_token(const std::string& token, std::function<void(TokenResult)> done, bool fresh) {
   auto call = std::make_shared<Call<v1::TokenRequest, v1::TokenReply>>();
   call->request.set_token(token);
+  call->request.set_fresh(fresh);
   call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
   attach_internal_token(call->context, internal_token_);
   stub_->async()->LookupToken(&call->context, &call->request, &call->reply,

@@ -42,7 +42,8 @@ class AuthClient {
  public:
   AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token);
 
-  void lookup_token(const std::string& token, std::function<void(TokenResult)> done);
+  // `fresh` bypasses the auth service's cache (after a kill, see RecentKills).
+  void lookup_token(const std::string& token, std::function<void(TokenResult)> done, bool fresh = false);
   // status ok + owned, not_found (not owned), or error.
   void check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done);
   void feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done);

@@ -64,8 +64,19 @@ size_t Gateway::client_count() const {
 
 int Gateway::port() const { return listener_ ? listener_->port() : 0; }
 
+void GatewayContext::authenticate(const std::string& token, std::function<void(TokenResult)> done) {
+  auth.lookup_token(token, [this, token, done = std::move(done)](TokenResult result) mutable {
+    if (result.status == LookupStatus::ok && recent_kills.affects(*result.info)) {
+      return auth.lookup_token(token, std::move(done), /*fresh=*/true);
+    }
+    done(std::move(result));
+  });
+}
+
 void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {
   auto prepared = GatewayEvent::prepare(std::move(event));
+  // Before any worker closes a connection, so that a reconnect sees it.
+  if (prepared->is_system) context_.recent_kills.record(*prepared->source, prepared->system_id);
   for (auto& worker : workers_) {
     Worker* w = worker.get();
     asio::post(w->io(), [w, prepared] { w->deliver(prepared); });

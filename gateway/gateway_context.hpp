@@ -4,16 +4,23 @@
 #include "common/broker_link.hpp"
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_metrics.hpp"
+#include "gateway/recent_kills.hpp"
 
 namespace sluice::gateway {
 
 class GatewayContext {
  public:
-  GatewayContext(GatewayConfig c, AuthClient& a, BrokerLink& b) : config(std::move(c)), auth(a), broker(b) {}
+  GatewayContext(GatewayConfig c, AuthClient& a, BrokerLink& b)
+      : config(std::move(c)), auth(a), broker(b), recent_kills(std::chrono::milliseconds(config.token_cache_ttl_ms)) {}
   const GatewayConfig config;
   GatewayMetrics metrics;
   AuthClient& auth;
   BrokerLink& broker;
+  RecentKills recent_kills;
+
+  // A token lookup that asks again, bypassing the auth cache, when the answer
+  // names a token or account killed recently. `done` runs on a gRPC thread.
+  void authenticate(const std::string& token, std::function<void(TokenResult)> done);
 };
 
 }  // namespace sluice::gateway

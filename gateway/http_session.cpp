@@ -181,7 +181,7 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
   if (!token) return respond_error(401, "Missing access token");
   auto self = shared_from_this();
   auto& io = worker_.io();
-  worker_.context().auth.lookup_token(*token, [self, &io, stream_name, query](TokenResult result) {
+  worker_.context().authenticate(*token, [self, &io, stream_name, query](TokenResult result) {
     asio::post(io, [self, stream_name, query, result = std::move(result)] {
       auto& context = self->worker_.context();
       if (result.status == LookupStatus::not_found) return self->respond_error(401, "Invalid access token");
@@ -242,7 +242,7 @@ void HttpSession::handle_upgrade() {
   if (!token) return write_raw_and_close(websocket_rejection(401, "Missing access token", request_id_));
   auto self = shared_from_this();
   auto& io = worker_.io();
-  worker_.context().auth.lookup_token(*token, [self, &io, query](TokenResult result) {
+  worker_.context().authenticate(*token, [self, &io, query](TokenResult result) {
     asio::post(io, [self, query, result = std::move(result)] {
       if (result.status == LookupStatus::not_found) {
         return self->write_raw_and_close(websocket_rejection(401, "Invalid access token", self->request_id_));

@@ -29,7 +29,7 @@ void WebSocketSession::start(std::string handshake, const Params& query, std::st
   send(make_frame(std::move(handshake)));
   start_reading();
   std::string stream = first_string(query, "stream");
-  if (!stream.empty()) subscribe(stream, query);
+  if (!stream.empty()) submit(Request{true, stream, query});
   // Frames the client sent right behind its handshake request.
   if (!early_bytes.empty()) on_bytes(early_bytes.data(), early_bytes.size());
 }
@@ -111,8 +111,38 @@ void WebSocketSession::handle_message(std::string_view text) {
   auto type = message.find("type");
   if (type == message.end() || !type->is_string()) return;
   const auto& kind = type->get_ref<const std::string&>();
-  if (kind == "subscribe") subscribe(stream_field(message), message);
-  else if (kind == "unsubscribe") unsubscribe(stream_field(message), message);
+  if (kind == "subscribe") submit(Request{true, stream_field(message), std::move(message)});
+  else if (kind == "unsubscribe") submit(Request{false, stream_field(message), std::move(message)});
+}
+
+namespace {
+// Requests queued behind one whose checks are still running; a client sending more
+// than this without waiting is not a Mastodon client.
+constexpr size_t kMaxWaitingRequests = 1000;
+}  // namespace
+
+void WebSocketSession::submit(Request request) {
+  if (!request_running_) return run(std::move(request));
+  if (waiting_requests_.size() >= kMaxWaitingRequests) {
+    log::debug("websocket subscription requests piling up; one dropped");
+    return;
+  }
+  waiting_requests_.push_back(std::move(request));
+}
+
+void WebSocketSession::run(Request request) {
+  request_running_ = true;
+  if (request.subscribe) subscribe(request.stream_name, request.params);
+  else unsubscribe(request.stream_name, request.params);
+}
+
+void WebSocketSession::request_done() {
+  request_running_ = false;
+  if (waiting_requests_.empty() || !open()) return;
+  Request next = std::move(waiting_requests_.front());
+  waiting_requests_.erase(waiting_requests_.begin());
+  if (waiting_requests_.empty()) waiting_requests_.shrink_to_fit();
+  run(std::move(next));
 }
 
 void WebSocketSession::check_plan(
@@ -143,43 +173,58 @@ void WebSocketSession::check_plan(
 
 void WebSocketSession::subscribe(const std::string& stream_name, const Params& params) {
   if (!scopes_allow_stream(stream_name, auth().scopes)) {
-    return send_error("Access token does not have the required scopes", 401);
+    send_error("Access token does not have the required scopes", 401);
+    return request_done();
   }
   auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
-  if (auto* error = std::get_if<StreamError>(&planned)) return send_error(error->message, error->status);
+  if (auto* error = std::get_if<StreamError>(&planned)) {
+    send_error(error->message, error->status);
+    return request_done();
+  }
   auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
   auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
   check_plan(plan, [self, plan](int status, std::string message, bool filter_local, bool filter_remote) {
-    if (!self->open()) return;
-    if (status != 0) return self->send_error(message, status);
-    std::string key = plan->key();
-    for (const auto& existing : self->subscriptions()) {
-      if (existing->plan.key() == key) return;  // §4.3 step 3: already subscribed
-    }
-    auto subscription = std::make_unique<Subscription>();
-    subscription->plan = std::move(*plan);
-    subscription->filter_local = filter_local;
-    subscription->filter_remote = filter_remote;
-    self->add_subscription(std::move(subscription));
+    self->add_planned(plan, status, message, filter_local, filter_remote);
+    self->request_done();
   });
+}
+
+void WebSocketSession::add_planned(const std::shared_ptr<StreamPlan>& plan, int status, const std::string& message,
+                                   bool filter_local, bool filter_remote) {
+  if (!open()) return;
+  if (status != 0) return send_error(message, status);
+  std::string key = plan->key();
+  for (const auto& existing : subscriptions()) {
+    if (existing->plan.key() == key) return;  // §4.3 step 3: already subscribed
+  }
+  auto subscription = std::make_unique<Subscription>();
+  subscription->plan = std::move(*plan);
+  subscription->filter_local = filter_local;
+  subscription->filter_remote = filter_remote;
+  add_subscription(std::move(subscription));
 }
 
 void WebSocketSession::unsubscribe(const std::string& stream_name, const Params& params) {
   auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
-  if (std::holds_alternative<StreamError>(planned)) return send_error("Error unsubscribing from channel", std::nullopt);
+  if (std::holds_alternative<StreamError>(planned)) {
+    send_error("Error unsubscribing from channel", std::nullopt);
+    return request_done();
+  }
   auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
   auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
   check_plan(plan, [self, plan](int status, std::string, bool, bool) {
-    if (!self->open()) return;
-    if (status != 0) return self->send_error("Error unsubscribing from channel", std::nullopt);
-    std::string key = plan->key();
-    for (const auto& existing : self->subscriptions()) {
-      if (existing->plan.key() == key) {
-        self->remove_subscription(existing.get());
-        return;
-      }
-    }
+    self->remove_planned(*plan, status);
+    self->request_done();
   });
+}
+
+void WebSocketSession::remove_planned(const StreamPlan& plan, int status) {
+  if (!open()) return;
+  if (status != 0) return send_error("Error unsubscribing from channel", std::nullopt);
+  std::string key = plan.key();
+  for (const auto& existing : subscriptions()) {
+    if (existing->plan.key() == key) return remove_subscription(existing.get());
+  }
 }
 
 void WebSocketSession::send_error(std::string_view message, std::optional<int> status) {

@@ -2,6 +2,7 @@
 // A streaming WebSocket (contract §4): any number of subscriptions managed with
 // subscribe/unsubscribe messages, server pings every 30 s, binary frames refused.
 #include <string>
+#include <vector>
 
 #include "common/websocket_protocol.hpp"
 #include "gateway/client.hpp"
@@ -26,8 +27,22 @@ class WebSocketSession final : public Client {
   void on_bytes(const char* data, size_t size) override;
 
  private:
+  // Subscribe and unsubscribe requests of one socket run one after another, in the
+  // order the client sent them, even when their checks wait for the auth service:
+  // a subscribe followed by an unsubscribe never leaves a subscription behind.
+  struct Request {
+    bool subscribe;
+    std::string stream_name;
+    Params params;
+  };
+  void submit(Request request);
+  void run(Request request);
+  void request_done();
   void subscribe(const std::string& stream_name, const Params& params);
   void unsubscribe(const std::string& stream_name, const Params& params);
+  void add_planned(const std::shared_ptr<StreamPlan>& plan, int status, const std::string& message, bool filter_local,
+                   bool filter_remote);
+  void remove_planned(const StreamPlan& plan, int status);
   // Runs the list-ownership and feed-access checks a plan needs, then `done` on
   // this worker's thread with an error status (0 when fine).
   void check_plan(std::shared_ptr<StreamPlan> plan,
@@ -38,6 +53,8 @@ class WebSocketSession final : public Client {
 
   WebSocketFrameParser parser_;
   bool alive_ = true;
+  bool request_running_ = false;
+  std::vector<Request> waiting_requests_;
 };
 
 }  // namespace sluice::gateway

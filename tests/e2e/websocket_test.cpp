@@ -77,6 +77,24 @@ TEST_P(WebSocket, MalformedMessagesAreIgnoredAndTheSocketStays) {
   EXPECT_EQ(ws.next_text(), R"({"stream":["hashtag","garbage"],"event":"delete","payload":"1"})");
 }
 
+// Requests of one socket are handled in the order sent, even while the first waits
+// for its feed-access check: an immediate unsubscribe leaves nothing behind.
+TEST_P(WebSocket, SubscribeThenUnsubscribeInOneBreathLeavesNoSubscription) {
+  Cluster cluster(GetParam(), {{"SLUICE_SETTINGS_CACHE_TTL_MS", "0"}});
+  auto viewer = create_account(suite_postgres(), "ws_order");
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  ASSERT_TRUE(ws.upgraded());
+  std::string both = WsClient::encode_frame(1, R"({"type":"subscribe","stream":"hashtag","tag":"inorder"})") +
+                     WsClient::encode_frame(1, R"({"type":"unsubscribe","stream":"hashtag","tag":"inorder"})") +
+                     WsClient::encode_frame(1, R"({"type":"subscribe","stream":"hashtag","tag":"after"})");
+  ws.connection().send(both);
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:after", 1)) << cluster.logs();
+  EXPECT_EQ(suite_redis().numsub("timeline:hashtag:inorder"), 0);
+  suite_redis().publish("timeline:hashtag:inorder", R"({"event":"delete","payload":"stray"})");
+  suite_redis().publish("timeline:hashtag:after", R"({"event":"delete","payload":"kept"})");
+  EXPECT_EQ(ws.next_text(), R"({"stream":["hashtag","after"],"event":"delete","payload":"kept"})");
+}
+
 TEST_P(WebSocket, BinaryFramesCloseWith1003) {
   Cluster cluster(GetParam());
   auto viewer = create_account(suite_postgres(), "ws_binary");
