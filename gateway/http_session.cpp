@@ -102,13 +102,15 @@ std::optional<std::string> websocket_handshake_error(const Request& request) {
 HttpSession::HttpSession(Worker& worker, Socket socket)
     : worker_(worker), socket_(std::move(socket)), timer_(worker.io()) {}
 
-void HttpSession::start() { read_request(); }
+void HttpSession::start() { read_request(/*keep_alive_wait=*/false); }
 
-void HttpSession::read_request() {
+void HttpSession::read_request(bool keep_alive_wait) {
   parser_.emplace();
   parser_->header_limit(kHeaderLimit);
   parser_->body_limit(kBodyLimit);
-  timer_.expires_after(std::chrono::seconds(worker_.context().config.request_timeout_seconds));
+  // An idle keep-alive connection gets Node's 5 s; a request being sent, the request timeout.
+  const auto& config = worker_.context().config;
+  timer_.expires_after(std::chrono::seconds(keep_alive_wait ? config.keep_alive_seconds : config.request_timeout_seconds));
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec) {
       boost::system::error_code ignored;
@@ -275,7 +277,7 @@ void HttpSession::respond(std::string bytes, bool keep_alive) {
   asio::async_write(socket_, asio::buffer(*data),
                     [self = shared_from_this(), data, keep_alive](const boost::system::error_code& ec, size_t) {
                       if (ec) return;
-                      if (keep_alive) return self->read_request();
+                      if (keep_alive) return self->read_request(/*keep_alive_wait=*/true);
                       boost::system::error_code ignored;
                       self->socket_.shutdown(Socket::shutdown_both, ignored);
                       self->socket_.close(ignored);

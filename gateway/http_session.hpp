@@ -39,7 +39,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void start();
 
  private:
-  void read_request();
+  void read_request(bool keep_alive_wait);
   void on_request(const boost::system::error_code& ec);
   void route();
   void handle_upgrade();
