@@ -51,10 +51,13 @@ bool ViewerCache::relations_fresh(const Viewer& viewer, Clock::time_point arrive
 const ViewerCache::Viewer* ViewerCache::ready(int64_t account, Clock::time_point now) {
   auto it = viewers_.find(account);
   if (it == viewers_.end()) return nullptr;
-  const Viewer& viewer = it->second;
+  Viewer& viewer = it->second;
   if (!viewer.waiting.empty() || !viewer.filters || viewer.filters_stale) return nullptr;
   // With a zero bound every status needs its own fetch, started after it arrived.
   if (max_staleness_.count() == 0 || !relations_fresh(viewer, now)) return nullptr;
+  // Past half the bound, fetch ahead while statuses flow: the data never goes stale
+  // under traffic, so statuses keep the shared fast path instead of waiting.
+  if (!viewer.relations_loading && viewer.relations_taken_at < now - max_staleness_ / 2) load_relations(account);
   return &viewer;
 }
 
