@@ -304,30 +304,24 @@ bool RedisConnection::subscription_command(const std::vector<std::string>& args)
 }
 
 void RedisConnection::on_connect(const redisAsyncContext* context, int status) {
-  auto* self = static_cast<RedisConnection*>(context->data);
   if (status == REDIS_OK) return;
-  // hiredis frees the context right after this callback.
-  std::string error = context->errstr ? context->errstr : "connect failed";
-  if (context == self->data_) {
-    self->data_ = nullptr;
-    self->fail(error);
-  } else if (context == self->sentinel_) {
-    self->sentinel_ = nullptr;
-    self->next_sentinel(error);
-  }
+  static_cast<RedisConnection*>(context->data)->lost(context, context->errstr ? context->errstr : "connect failed");
 }
 
 void RedisConnection::on_disconnect(const redisAsyncContext* context, int status) {
-  auto* self = static_cast<RedisConnection*>(context->data);
-  // hiredis frees the context right after this callback. Contexts we freed
-  // ourselves were already detached and are ignored here.
-  std::string error = status == REDIS_OK || !context->errstr ? "connection closed" : context->errstr;
-  if (context == self->data_) {
-    self->data_ = nullptr;
-    self->fail(error);
-  } else if (context == self->sentinel_) {
-    self->sentinel_ = nullptr;
-    self->next_sentinel(error);
+  static_cast<RedisConnection*>(context->data)
+      ->lost(context, status == REDIS_OK || !context->errstr ? "connection closed" : context->errstr);
+}
+
+// hiredis frees `context` right after the callback that calls this. Contexts we
+// freed ourselves were already detached and are ignored here.
+void RedisConnection::lost(const redisAsyncContext* context, const std::string& error) {
+  if (context == data_) {
+    data_ = nullptr;
+    fail(error);
+  } else if (context == sentinel_) {
+    sentinel_ = nullptr;
+    next_sentinel(error);
   }
 }
 

@@ -60,6 +60,7 @@ class RedisConnection {
 
   static void on_connect(const redisAsyncContext* context, int status);
   static void on_disconnect(const redisAsyncContext* context, int status);
+  void lost(const redisAsyncContext* context, const std::string& error);
   static void on_reply(redisAsyncContext* context, void* reply, void* privdata);
   static void on_push_reply(redisAsyncContext* context, void* reply, void* privdata);
 

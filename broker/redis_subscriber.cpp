@@ -171,42 +171,45 @@ void RedisSubscriber::on_push(redisReply* reply) {
   }
 }
 
-void RedisSubscriber::deliver(std::string_view redis_channel, std::string_view text) {
+// The one parse of a Redis message (§2.4), shared by normal and system channels.
+RedisSubscriber::Parsed RedisSubscriber::parse(std::string_view redis_channel, std::string_view text) {
+  Parsed parsed;
   int64_t received_at = now_us();
-  std::string_view channel = config_.without_namespace(redis_channel);
-  auto message = std::make_shared<v1::BrokerMessage>();
-  v1::ChannelEvent& event = *message->mutable_event();
-  RedisMessageVerdict verdict = parse_redis_message(channel, text, event);
+  parsed.channel = config_.without_namespace(redis_channel);
+  parsed.message = std::make_shared<v1::BrokerMessage>();
+  v1::ChannelEvent& event = *parsed.message->mutable_event();
+  parsed.verdict = parse_redis_message(parsed.channel, text, event);
+  if (event.channel().empty()) event.set_channel(std::string(parsed.channel));
+  event.set_received_at_us(received_at);
+  return parsed;
+}
+
+void RedisSubscriber::deliver(std::string_view redis_channel, std::string_view text) {
+  Parsed parsed = parse(redis_channel, text);
+  std::string_view channel = parsed.channel;
   // Only messages with a truthy event and payload reach streams (§6.2); e.g.
   // filters_changed on timeline:<id> is for the system channel only.
-  if (verdict != RedisMessageVerdict::deliver) {
-    drop(verdict, channel, text);
+  if (parsed.verdict != RedisMessageVerdict::deliver) {
+    drop(parsed.verdict, channel, text);
     return;
   }
-  if (event.channel().empty()) event.set_channel(std::string(channel));
-  event.set_received_at_us(received_at);
-  std::shared_ptr<const v1::BrokerMessage> shared = std::move(message);
+  std::shared_ptr<const v1::BrokerMessage> shared = std::move(parsed.message);
   auto listeners = registry_.listeners(channel);
   for (const auto& sink : *listeners) sink->deliver(shared);
 }
 
 void RedisSubscriber::deliver_system(std::string_view redis_channel, std::string_view text) {
-  int64_t received_at = now_us();
-  std::string_view channel = config_.without_namespace(redis_channel);
-  auto message = std::make_shared<v1::BrokerMessage>();
-  v1::ChannelEvent& event = *message->mutable_event();
-  RedisMessageVerdict verdict = parse_redis_message(channel, text, event);
+  Parsed parsed = parse(redis_channel, text);
   // A system channel needs an event but no payload (§2.3).
-  if (verdict != RedisMessageVerdict::deliver && verdict != RedisMessageVerdict::system_only) {
-    drop(verdict, channel, text);
+  if (parsed.verdict != RedisMessageVerdict::deliver && parsed.verdict != RedisMessageVerdict::system_only) {
+    drop(parsed.verdict, parsed.channel, text);
     return;
   }
-  if (event.channel().empty()) event.set_channel(std::string(channel));
   // Clients never see system-channel payloads; gateways only need the event.
+  v1::ChannelEvent& event = *parsed.message->mutable_event();
   event.clear_payload();
   event.clear_status();
-  event.set_received_at_us(received_at);
-  std::shared_ptr<const v1::BrokerMessage> shared = std::move(message);
+  std::shared_ptr<const v1::BrokerMessage> shared = std::move(parsed.message);
   // Listeners (the all-in-one's auth cache) first: once a gateway has closed a
   // killed connection, a reconnect with the same token must already be refused.
   std::vector<SystemListener> listeners;

@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -48,6 +49,12 @@ class RedisSubscriber {
   void reconcile(const std::vector<std::string>& channels);
   void send_in_batches(const char* command, const std::vector<std::string>& channels);
   void deliver(std::string_view redis_channel, std::string_view text);
+  struct Parsed {
+    std::string_view channel;
+    std::shared_ptr<sluice::v1::BrokerMessage> message;
+    RedisMessageVerdict verdict;
+  };
+  Parsed parse(std::string_view redis_channel, std::string_view text);
   void deliver_system(std::string_view redis_channel, std::string_view text);
   // Counts and logs a message that cannot be delivered.
   void drop(RedisMessageVerdict verdict, std::string_view channel, std::string_view text);
