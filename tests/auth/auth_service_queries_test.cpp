@@ -16,13 +16,9 @@ using auth_test::AuthHarness;
 using auth_test::queries_sent;
 using auth_test::shared_pg;
 using auth_test::test_config;
+using auth_test::unique_name;
 using std::chrono::milliseconds;
 using testing::TestAccount;
-
-std::string unique_name(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  return prefix + std::to_string(++counter);
-}
 
 TestAccount account(const std::string& domain = "") {
   return testing::create_account(shared_pg(), unique_name("q"), "read", domain);

@@ -183,4 +183,10 @@ inline std::string sql_quote(const std::string& text) {
   return out + "'";
 }
 
+// A name no other test of the suite uses.
+inline std::string unique_name(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return prefix + std::to_string(++counter);
+}
+
 }  // namespace sluice::auth_test
