@@ -134,7 +134,6 @@ void BrokerLink::supervise() {
     stream_done_ = false;
     stream_ = std::make_unique<Stream>(*this, *stub_);
     stream_->queue_initial(channels_);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
     auto opened_at = std::chrono::steady_clock::now();
     stream_->start();
     wake_.wait(lock, [&] { return stream_done_ || stopping_; });
@@ -188,11 +187,6 @@ void BrokerLink::release(const std::string& channel) {
   v1::GatewayMessage message;
   message.mutable_unsubscribe()->add_channels(channel);
   stream_->send(std::move(message));
-}
-
-size_t BrokerLink::channel_count() const {
-  std::lock_guard lock(mutex_);
-  return channels_.size();
 }
 
 }  // namespace sluice

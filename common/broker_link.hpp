@@ -38,9 +38,6 @@ class BrokerLink {
 
   // True while a stream is open and the broker has said Ready.
   bool connected() const { return connected_.load(std::memory_order_acquire); }
-  size_t channel_count() const;
-  // How many times the stream was (re)opened: lets tests wait for a reconnect.
-  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
  private:
   class Stream;
@@ -67,7 +64,6 @@ class BrokerLink {
   bool stopping_ = false;
   std::thread supervisor_;
   std::atomic<bool> connected_{false};
-  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace sluice

@@ -29,7 +29,6 @@ class Gateway {
 
   int port() const;
   bool ready() const { return broker_.connected(); }
-  const BrokerLink& broker_link() const { return broker_; }
   size_t client_count() const;
 
  private:

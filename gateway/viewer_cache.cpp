@@ -40,7 +40,8 @@ void ViewerCache::filters_changed(int64_t account) {
   auto it = viewers_.find(account);
   if (it == viewers_.end()) return;
   it->second.filters_stale = true;
-  load_filters(account, true);
+  // A fetch already running is repeated when it completes, as the filters are stale.
+  if (!it->second.filters_loading) load_filters(account, true);
 }
 
 bool ViewerCache::relations_fresh(const Viewer& viewer, Clock::time_point arrived) const {

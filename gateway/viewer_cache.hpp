@@ -61,7 +61,6 @@ class ViewerCache {
   void defer(int64_t account, std::shared_ptr<Client> client, const std::string& echo_json,
              std::shared_ptr<const GatewayEvent> event, Clock::time_point now);
 
-  size_t viewer_count() const { return viewers_.size(); }
 
  private:
   bool relations_fresh(const Viewer& viewer, Clock::time_point arrived) const;

@@ -321,8 +321,8 @@ void Worker::deliver_system(const GatewayEvent& event) {
   auto clients = it->second;  // ending a client edits the index
   if (!kill) {
     // Filter caches are kept per account on this worker: one refresh serves every
-    // connection of the account.
-    for (Client* client : clients) viewers_.filters_changed(client->auth().account_id);
+    // connection of the account (a token channel names one account too).
+    if (!clients.empty()) viewers_.filters_changed(clients.front()->auth().account_id);
     return;
   }
   for (Client* client : clients) client->end_gracefully();

@@ -50,7 +50,6 @@ class Worker {
   // Scratch space for socket reads: idle clients hold no read buffer.
   std::vector<char>& read_buffer() { return read_buffer_; }
 
-  size_t client_count() const { return clients_.size(); }
   // Readable from any thread (for draining and metrics).
   size_t client_count_relaxed() const { return client_count_.load(std::memory_order_relaxed); }
   // Graceful shutdown: every client ends as on `kill`.

@@ -108,8 +108,6 @@ int Cluster::stop_tier(const std::string& tier, int signal) {
   return process->stop(signal, std::chrono::seconds(15));
 }
 
-pid_t Cluster::gateway_pid() const { return gateway_->pid(); }
-
 void Cluster::wait_ready() {
   if (!wait_for_port(port_, std::chrono::seconds(30))) {
     ADD_FAILURE() << "Sluice did not open its port\n" << logs();

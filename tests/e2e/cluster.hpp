@@ -37,7 +37,6 @@ class Cluster {
   // Split only: signals the broker or the auth process ("broker", "auth"); returns its wait status.
   int stop_tier(const std::string& tier, int signal);
   std::string logs() const;
-  pid_t gateway_pid() const;
   std::map<std::string, std::string> env() const { return env_; }
 
  private:
