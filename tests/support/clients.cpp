@@ -59,6 +59,27 @@ bool dechunk(std::string& raw, std::string& out, bool& ended) {
   }
 }
 
+// Reads until a whole response head arrived, parses it and removes it from the
+// connection's buffer; false on EOF or after 10 s.
+bool read_head(Connection& connection, HttpResponse& response) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  size_t head_size = 0;
+  while (!(head_size = parse_head(connection.buffer(), response))) {
+    connection.fill(100ms);
+    if (connection.closed() || std::chrono::steady_clock::now() > deadline) return false;
+  }
+  connection.buffer().erase(0, head_size);
+  return true;
+}
+
+std::string get_request(const std::string& target, const std::string& fixed_headers,
+                        const std::map<std::string, std::string>& headers) {
+  std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fixed_headers;
+  for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
+  request += "\r\n";
+  return request;
+}
+
 }  // namespace
 
 std::string HttpResponse::header(const std::string& name) const {
@@ -190,17 +211,8 @@ HttpResponse http_request(int port, const std::string& method, const std::string
 
 SseClient::SseClient(int port, const std::string& target, const std::map<std::string, std::string>& headers)
     : connection_(std::make_unique<Connection>("127.0.0.1", port)) {
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n";
-  for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
-  request += "\r\n";
-  connection_->send(request);
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  size_t head_size = 0;
-  while (!(head_size = parse_head(connection_->buffer(), response_))) {
-    connection_->fill(100ms);
-    if (connection_->closed() || std::chrono::steady_clock::now() > deadline) return;
-  }
-  connection_->buffer().erase(0, head_size);
+  connection_->send(get_request(target, "Accept: text/event-stream\r\n", headers));
+  if (!read_head(*connection_, response_)) return;
   if (response_.status != 200) {
     // Error responses carry a Content-Length body.
     std::string length = response_.header("content-length");
@@ -282,19 +294,11 @@ bool SseClient::wait_end(std::chrono::milliseconds timeout) {
 
 WsClient::WsClient(int port, const std::string& target, const std::map<std::string, std::string>& headers)
     : connection_(std::make_unique<Connection>("127.0.0.1", port)) {
-  std::string request = "GET " + target +
-                        " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
-  for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
-  request += "\r\n";
-  connection_->send(request);
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  size_t head_size = 0;
-  while (!(head_size = parse_head(connection_->buffer(), response_))) {
-    connection_->fill(100ms);
-    if (connection_->closed() || std::chrono::steady_clock::now() > deadline) return;
-  }
-  connection_->buffer().erase(0, head_size);
+  connection_->send(get_request(target,
+                                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+                                headers));
+  if (!read_head(*connection_, response_)) return;
 }
 
 void WsClient::send_frame(int opcode, const std::string& payload, bool fin, bool masked) {
