@@ -156,11 +156,14 @@ TEST_P(Filtering, FiltersChangedMakesTheNextStatusUseFreshFilters) {
   Cluster cluster(GetParam());
   auto viewer = create_account(suite_postgres(), "fc_viewer");
   SseClient client(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  // A second connection of the same account: one filters_changed refreshes both.
+  SseClient second(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
   ASSERT_TRUE(wait_numsub("timeline:public", 1));
   std::string status = status_json("40", "900011", "a", "a", "\"en\"", "[]", "<p>breaking news</p>");
   suite_redis().publish("timeline:public", update(status));
   auto before = client.next_event();
   ASSERT_TRUE(before);
+  ASSERT_TRUE(second.next_event());
   EXPECT_NE(before->data.find(R"("filtered":[]})"), std::string::npos);
 
   std::string filter_id = suite_postgres().query_value(
@@ -175,6 +178,9 @@ TEST_P(Filtering, FiltersChangedMakesTheNextStatusUseFreshFilters) {
   ASSERT_TRUE(after);
   EXPECT_NE(after->data.find(R"("keyword_matches":["news"])"), std::string::npos) << after->data;
   EXPECT_NE(after->data.find(R"("filter_action":"warn")"), std::string::npos) << after->data;
+  auto after_second = second.next_event();
+  ASSERT_TRUE(after_second);
+  EXPECT_EQ(after_second->data, after->data);
 }
 
 // The bound of SLUICE_RELATIONS_MAX_STALENESS_MS, both ways: a block starts and

@@ -95,6 +95,17 @@ TEST_P(WebSocket, SubscribeThenUnsubscribeInOneBreathLeavesNoSubscription) {
   EXPECT_EQ(ws.next_text(), R"({"stream":["hashtag","after"],"event":"delete","payload":"kept"})");
 }
 
+// §4.1: a repeated `stream` query parameter subscribes its first value.
+TEST_P(WebSocket, RepeatedStreamParameterUsesTheFirst) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_repeated");
+  WsClient ws(cluster.port(),
+              "/api/v1/streaming?stream=hashtag&stream=direct&tag=firstwins&access_token=" + viewer.token);
+  ASSERT_TRUE(ws.upgraded());
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:firstwins", 1)) << cluster.logs();
+  EXPECT_EQ(suite_redis().numsub("timeline:direct:" + std::to_string(viewer.account_id)), 0);
+}
+
 TEST_P(WebSocket, BinaryFramesCloseWith1003) {
   Cluster cluster(GetParam());
   auto viewer = create_account(suite_postgres(), "ws_binary");
