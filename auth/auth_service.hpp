@@ -37,7 +37,7 @@ class AuthService final : public v1::Auth::CallbackService {
   const std::string internal_token_;
 };
 
-// Database failure (and shutdown) → UNAVAILABLE; NULL scopes → INTERNAL (contract §3.2:
+// Database failure (and shutdown) → UNAVAILABLE; NULL scopes → INTERNAL (docs/protocol.md#token-lookup:
 // both are 500 for the client, only the first is worth retrying elsewhere).
 grpc::Status status_for_error(std::exception_ptr error);
 

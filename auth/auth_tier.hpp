@@ -24,7 +24,7 @@
 namespace sluice {
 
 struct AuthConfig {
-  PgConfig pg;                                 // contract §8.1 (DATABASE_URL, DB_*, NODE_ENV)
+  PgConfig pg;                                 // docs/protocol.md#postgresql-configuration
   AuthCacheSettings cache;                     // SLUICE_*_TTL_MS, SLUICE_AUTH_CACHE_MAX_ENTRIES
   std::string listen = "127.0.0.1:50052";      // SLUICE_AUTH_LISTEN
   std::string admin_listen = "127.0.0.1:9092"; // SLUICE_AUTH_ADMIN_LISTEN; empty disables
@@ -41,7 +41,7 @@ struct AuthConfig {
 class AuthTier {
  public:
   // Starts the worker threads and the readiness probe; connects to nothing before the
-  // first query or probe (pool connections are opened lazily, contract §8.1).
+  // first query or probe (pool connections are opened lazily, docs/protocol.md#postgresql-configuration).
   explicit AuthTier(AuthConfig config);
   ~AuthTier();
   AuthTier(const AuthTier&) = delete;

@@ -32,7 +32,7 @@ PgPool::PgPool(PgConfig config, Prepare prepare, std::chrono::milliseconds check
       conninfo_(config_.conninfo()),
       prepare_(std::move(prepare)),
       checkout_timeout_(checkout_timeout),
-      // Help strings as the reference's metrics.js writes them (contract §9.4).
+      // Help strings as the reference's metrics.js writes them (docs/protocol.md#metrics).
       total_gauge_(metrics::Registry::global().gauge(
           "pg_pool_total_connections", "The total number of clients existing within the pool")),
       idle_gauge_(metrics::Registry::global().gauge(

@@ -1,5 +1,5 @@
 #pragma once
-// At most DB_POOL libpqxx connections (contract §8.1): opened lazily on first need,
+// At most DB_POOL libpqxx connections (docs/protocol.md#postgresql-configuration): opened lazily on first need,
 // handed out one caller at a time, checkout bounded by the same 15 s the reference
 // allows for connecting, and broken connections dropped and replaced.
 #include <chrono>

@@ -13,7 +13,7 @@ namespace sluice_bench {
 
 struct StreamSpec {
   std::string text;    // as given on the command line, e.g. "hashtag:local:cafe"
-  std::string name;    // contract stream name, e.g. "hashtag:local"
+  std::string name;    // stream name (docs/protocol.md#stream-table), e.g. "hashtag:local"
   std::string param;   // tag or list id, if the stream needs one
   bool needs_account;  // channel contains the token's account id
 };

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one sluice-bench scenario against a freshly started Sluice:
 #   - a throwaway Redis and PostgreSQL on free loopback ports (temp dir, removed on exit),
-#   - Mastodon's tables (sql/mastodon-schema.sql), N accounts with one token each,
+#   - Mastodon's tables (sql/schema/mastodon-main.sql), N accounts with one token each,
 #     optionally a realistic filtering profile,
 #   - the Release server: all-in-one (default), --split (gateway + broker + auth), or
 #     --gateways K (K sluice-gateway processes sharing the port with SO_REUSEPORT in

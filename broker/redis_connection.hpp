@@ -3,7 +3,7 @@
 // It connects (TCP, unix socket, or the master named by Sentinel, asked again on
 // every connect), authenticates, selects the database, and reconnects forever
 // with exponential backoff and jitter (100 ms doubling to 5 s). Redis being down
-// at startup is just the first reconnect (§6.1: startup does not wait for Redis).
+// at startup is just the first reconnect (docs/protocol.md#redis-configuration: startup does not wait for Redis).
 // Every member must be used on the io_context's thread, except ready().
 #include <hiredis/async.h>
 

@@ -148,7 +148,7 @@ void RedisSubscriber::on_ready() {
 }
 
 void RedisSubscriber::on_lost() {
-  // Messages published while disconnected are lost (§6.1); gateways stay connected.
+  // Messages published while disconnected are lost (docs/protocol.md#redis-configuration); gateways stay connected.
   subscribed_.clear();
   subscriptions_.set(0);
   ready_.store(false, std::memory_order_release);
@@ -171,7 +171,7 @@ void RedisSubscriber::on_push(redisReply* reply) {
   }
 }
 
-// The one parse of a Redis message (§2.4), shared by normal and system channels.
+// The one parse of a Redis message (docs/protocol.md#shared-redis-subscriptions), shared by normal and system channels.
 RedisSubscriber::Parsed RedisSubscriber::parse(std::string_view redis_channel, std::string_view text) {
   Parsed parsed;
   int64_t received_at = now_us();
@@ -187,7 +187,7 @@ RedisSubscriber::Parsed RedisSubscriber::parse(std::string_view redis_channel, s
 void RedisSubscriber::deliver(std::string_view redis_channel, std::string_view text) {
   Parsed parsed = parse(redis_channel, text);
   std::string_view channel = parsed.channel;
-  // Only messages with a truthy event and payload reach streams (§6.2); e.g.
+  // Only messages with a truthy event and payload reach streams (docs/protocol.md#messages-from-rails); e.g.
   // filters_changed on timeline:<id> is for the system channel only.
   if (parsed.verdict != RedisMessageVerdict::deliver) {
     drop(parsed.verdict, channel, text);
@@ -200,7 +200,7 @@ void RedisSubscriber::deliver(std::string_view redis_channel, std::string_view t
 
 void RedisSubscriber::deliver_system(std::string_view redis_channel, std::string_view text) {
   Parsed parsed = parse(redis_channel, text);
-  // A system channel needs an event but no payload (§2.3).
+  // A system channel needs an event but no payload (docs/protocol.md#system-channels).
   if (parsed.verdict != RedisMessageVerdict::deliver && parsed.verdict != RedisMessageVerdict::system_only) {
     drop(parsed.verdict, parsed.channel, text);
     return;

@@ -1,5 +1,6 @@
 #pragma once
-// The broker's one subscriber connection (contract §2.4): keeps Redis' SUBSCRIBEs in
+// The broker's one subscriber connection (docs/protocol.md#shared-redis-subscriptions): keeps Redis'
+// SUBSCRIBEs in
 // line with what the gateways want, holds the two system-channel patterns for good
 // (design "Channels worth sharing"), parses every message once and hands the same
 // immutable BrokerMessage to every interested gateway stream.

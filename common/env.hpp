@@ -1,6 +1,7 @@
 #pragma once
 // Environment variables, read the way Mastodon's streaming server reads them
-// (contract §6.1, §8.1, §9.1): `.env` loading where set variables win, and
+// (docs/protocol.md#redis-configuration, docs/protocol.md#postgresql-configuration,
+// docs/protocol.md#environment-file): `.env` loading where set variables win, and
 // leading-integer parsing of numeric variables.
 #include <cstdint>
 #include <map>

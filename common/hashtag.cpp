@@ -11,8 +11,8 @@
 namespace sluice {
 namespace {
 
-// §2.1 step 3: each character of kFoldFrom becomes the character at the same
-// index of kFoldTo. The table (verbatim from the contract) covers U+00C0–U+017F.
+// docs/protocol.md#hashtag-normalisation step 3: each character of kFoldFrom becomes the character at the same
+// index of kFoldTo. The table (verbatim from docs/protocol.md) covers U+00C0–U+017F.
 constexpr std::u16string_view kFoldFrom =
     u"ÀÁÂÃÄÅàáâãäåĀāĂăĄąÇçĆćĈĉĊċČčÐðĎďĐđÈÉÊËèéêëĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĦħÌÍÎÏìíîïĨĩĪīĬĭĮįİıĴĵĶķĸĹĺĻļĽľĿŀŁłÑñŃńŅņŇňŉŊŋÒÓÔÕÖØòóôõöøŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšſŢţŤťŦŧÙÚÛÜùúûüŨũŪūŬŭŮůŰűŲųŴŵÝýÿŶŷŸŹźŻżŽž";
 constexpr std::u16string_view kFoldTo =
@@ -37,7 +37,7 @@ char16_t ascii_fold(char16_t c) {
   return folded != 0 ? folded : c;
 }
 
-// §2.1 step 4: what a hashtag may contain.
+// docs/protocol.md#hashtag-normalisation step 4: what a hashtag may contain.
 bool is_hashtag_code_point(UChar32 c) {
   if (c == u'_' || c == 0x00B7 || c == 0x200C) return true;
   return (U_GET_GC_MASK(c) & (U_GC_L_MASK | U_GC_N_MASK)) != 0;

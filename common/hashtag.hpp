@@ -1,13 +1,13 @@
 #pragma once
 // Hashtag names as the streaming server turns the `tag` parameter into a Redis
-// channel (contract §2.1), matching Rails' HashtagNormalizer so both sides meet.
+// channel (docs/protocol.md#hashtag-normalisation), matching Rails' HashtagNormalizer so both sides meet.
 #include <string>
 #include <string_view>
 
 namespace sluice {
 
 // NFKC, full lowercasing (JS toLowerCase, root locale), the ASCII-folding table of
-// §2.1, then only \p{L}, \p{N}, '_', U+00B7 and U+200C are kept. Never fails:
+// docs/protocol.md#hashtag-normalisation, then only \p{L}, \p{N}, '_', U+00B7 and U+200C are kept. Never fails:
 // the result may be empty (a legal, silent channel). Ill-formed UTF-8 is decoded
 // the way Node decodes a query string's bytes, each ill-formed sequence becoming
 // U+FFFD, which step 4 then removes (so "caf\xFF" → "caf").

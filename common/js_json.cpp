@@ -77,7 +77,7 @@ bool is_plain_word(std::uint64_t word) {
   return ((word & kHighBits) | has_byte_below(word, 0x20) | has_byte(word, '"') | has_byte(word, '\\')) == 0;
 }
 
-// What each byte needs inside a JSON string literal (§6.4).
+// What each byte needs inside a JSON string literal (docs/protocol.md#payload-serialisation).
 enum ByteClass : unsigned char { kPlain = 0, kEscape = 1, kNonAscii = 2 };
 
 constexpr std::array<unsigned char, 256> make_byte_classes() {
@@ -168,7 +168,7 @@ void append_value(std::string& out, const json& value) {
     case json::value_t::array: append_array(out, value); return;
     case json::value_t::string: append_js_string_literal(out, value.get_ref<const std::string&>()); return;
     case json::value_t::boolean: out.append(value.get<bool>() ? "true" : "false"); return;
-    // §6.4: every JSON number is an IEEE double in JS, so integers above 2^53
+    // docs/protocol.md#payload-serialisation: every JSON number is an IEEE double in JS, so integers above 2^53
     // are rounded exactly as JSON.parse would round them.
     case json::value_t::number_integer: append_js_number(out, static_cast<double>(value.get<std::int64_t>())); return;
     case json::value_t::number_unsigned: append_js_number(out, static_cast<double>(value.get<std::uint64_t>())); return;

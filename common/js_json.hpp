@@ -1,5 +1,5 @@
 #pragma once
-// JSON written the way JavaScript's JSON.stringify writes it (contract §6.4), so
+// JSON written the way JavaScript's JSON.stringify writes it (docs/protocol.md#payload-serialisation), so
 // payloads reach clients byte-for-byte as the reference server sends them, plus the
 // UTF-8 rules JavaScript applies when it turns bytes into strings.
 #include <cstddef>
@@ -11,7 +11,7 @@
 namespace sluice {
 
 // JSON.stringify(value): compact, keys in insertion order, only `"`, `\` and
-// U+0000–U+001F escaped, numbers as Number.prototype.toString (§6.4).
+// U+0000–U+001F escaped, numbers as Number.prototype.toString (docs/protocol.md#payload-serialisation).
 // Non-finite numbers become `null`, as in JavaScript (only values built in C++
 // hold them: nlohmann's parser refuses `1e400`, which JSON.parse reads as Infinity). Strings holding invalid UTF-8 (which
 // nlohmann's parser never produces) have each ill-formed sequence replaced by

@@ -1,6 +1,6 @@
 #pragma once
 // Structured JSON log lines on stdout (one object per line, pino-like levels,
-// contract §9.3). Tokens are never logged: callers pass redacted values.
+// docs/protocol.md#logging). Tokens are never logged: callers pass redacted values.
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -23,7 +23,7 @@ inline void info(std::string_view m, const nlohmann::json& f = nullptr) { write(
 inline void warn(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::warn, m, f); }
 inline void error(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::error, m, f); }
 
-// Replaces the value of access_token=… in a URL with [Redacted] (contract §9.3).
+// Replaces the value of access_token=… in a URL with [Redacted] (docs/protocol.md#logging).
 std::string redact_url(std::string_view url);
 
 }  // namespace sluice::log

@@ -157,7 +157,7 @@ ParsedUrl parse_database_url(const std::string& text) {
 enum class Tls { none, verified, unverified };
 
 // DB_SSLMODE and the URL's sslmode: `disable` → no TLS, `no-verify` → TLS without
-// certificate checks, anything else → TLS with verification (contract §8.1).
+// certificate checks, anything else → TLS with verification (docs/protocol.md#postgresql-configuration).
 Tls tls_for_sslmode(const std::string& mode) {
   if (mode.empty() || mode == "disable") return Tls::none;
   if (mode == "no-verify") return Tls::unverified;
@@ -182,7 +182,7 @@ void add_tls(PgConfig& config, Tls tls, const std::string& rootcert) {
 void from_url(PgConfig& config, const Env& env, const std::string& text) {
   ParsedUrl url = parse_database_url(text);
   std::string password = url.password;
-  // Contract §8.1: DB_PASS fills in a password the URL does not have.
+  // docs/protocol.md#postgresql-configuration: DB_PASS fills in a password the URL does not have.
   if (password.empty()) password = env.get_or("DB_PASS", "");
 
   config.params.emplace_back("host", url.host.empty() ? env.get_or("PGHOST", "localhost") : url.host);
@@ -283,7 +283,7 @@ PgConfig pg_config_from_env(const Env& env) {
     }
     from_node_env(config, env, node_env);
   }
-  // Contract §8.1: connect timeout 15 000 ms, application_name set to the empty string.
+  // docs/protocol.md#postgresql-configuration: connect timeout 15 000 ms, application_name set to the empty string.
   config.params.emplace_back("connect_timeout", "15");
   config.params.emplace_back("application_name", "");
   config.params.emplace_back("client_encoding", "UTF8");

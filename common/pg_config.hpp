@@ -1,6 +1,6 @@
 #pragma once
 // PostgreSQL settings resolved from the environment exactly as Mastodon's streaming
-// server resolves them (contract §8.1), expressed as a libpq connection string.
+// server resolves them (docs/protocol.md#postgresql-configuration), expressed as a libpq connection string.
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,7 +25,7 @@ struct PgConfig {
   std::optional<std::string> param(std::string_view keyword) const;
 };
 
-// Contract §8.1: DATABASE_URL (DB_PASS fills a missing password, every other DB_* is
+// docs/protocol.md#postgresql-configuration: DATABASE_URL (DB_PASS fills a missing password, every other DB_* is
 // ignored), otherwise NODE_ENV defaults with DB_USER/DB_PASS/DB_NAME/DB_HOST/DB_PORT
 // and DB_SSLMODE. Throws ConfigError with the reference's messages.
 PgConfig pg_config_from_env(const Env& env);

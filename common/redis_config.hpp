@@ -1,5 +1,5 @@
 #pragma once
-// Where Redis is and how names are written there (contract §6.1).
+// Where Redis is and how names are written there (docs/protocol.md#redis-configuration).
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,13 +37,14 @@ struct RedisConfig {
   // "<namespace>:<name>", or `name` when there is no namespace.
   std::string with_namespace(std::string_view name) const;
   // Cuts len(namespace)+1 characters off an incoming channel name without checking
-  // what they are, as the reference does (§6.1).
+  // what they are, as the reference does (docs/protocol.md#redis-namespace).
   std::string_view without_namespace(std::string_view channel) const;
   // Where this connects, for logs (never includes a password).
   std::string describe() const;
 };
 
-// Reads §6.1's variables: REDIS_URL, else Sentinel, else REDIS_HOST/PORT/DB. Throws
+// Reads the variables of docs/protocol.md#redis-configuration: REDIS_URL, else
+// Sentinel, else REDIS_HOST/PORT/DB. Throws
 // ConfigError with one line naming the variable.
 RedisConfig redis_config_from_env(const Env& env);
 

@@ -1,7 +1,8 @@
 #pragma once
 // RFC 6455, server side, without I/O: the handshake key, server→client frames and
 // an incremental parser for client→server frames, with the limits and close codes
-// of the node `ws` v8 server the reference uses (contract §1.3, §4).
+// of the node `ws` v8 server the reference uses (docs/protocol.md#websocket-upgrade,
+// docs/protocol.md#websocket-protocol).
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -26,7 +27,7 @@ namespace websocket_close {
 inline constexpr std::uint16_t normal = 1000;
 inline constexpr std::uint16_t going_away = 1001;
 inline constexpr std::uint16_t protocol_error = 1002;
-inline constexpr std::uint16_t unsupported_data = 1003;  // binary messages (§4.2)
+inline constexpr std::uint16_t unsupported_data = 1003;  // binary messages (docs/protocol.md#client-messages)
 inline constexpr std::uint16_t no_status = 1005;         // close frame without a code
 inline constexpr std::uint16_t invalid_payload = 1007;   // text that is not UTF-8
 inline constexpr std::uint16_t message_too_big = 1009;
@@ -43,11 +44,11 @@ std::string websocket_accept_key(std::string_view sec_websocket_key);
 void append_frame_header(std::string& out, WebSocketOpcode opcode, std::size_t payload_size);
 
 std::string encode_text_frame(std::string_view payload);
-// No code → empty close payload (the client sees 1005, as for `kill`, §2.3).
+// No code → empty close payload (the client sees 1005, as for `kill`, docs/protocol.md#system-channels).
 // The reason is cut at a UTF-8 boundary to fit the 125-byte control limit, and
 // dropped when there is no code (RFC 6455 §5.5.1).
 std::string encode_close_frame(std::optional<std::uint16_t> code = std::nullopt, std::string_view reason = {});
-// The keep-alive ping carries no payload (§4.6).
+// The keep-alive ping carries no payload (docs/protocol.md#keep-alive-and-close).
 std::string encode_ping_frame();
 // Payload cut to 125 bytes (a pong echoes a ping, which cannot be longer).
 std::string encode_pong_frame(std::string_view payload);
@@ -56,7 +57,7 @@ std::string encode_pong_frame(std::string_view payload);
 struct WebSocketEvent {
   enum class Kind : std::uint8_t {
     text,            // data: the whole message, reassembled, valid UTF-8
-    binary,          // data: the whole message; the server closes 1003 (§4.2)
+    binary,          // data: the whole message; the server closes 1003 (docs/protocol.md#client-messages)
     ping,            // data: payload to echo in a pong
     pong,            // data: payload
     close,           // code: the client's code, 1005 when none; data: reason (UTF-8)
@@ -72,7 +73,7 @@ struct WebSocketEvent {
 // After a close or a protocol error it ignores all further input.
 class WebSocketFrameParser {
  public:
-  static constexpr std::size_t kDefaultMaxMessageSize = 100 * 1024 * 1024;  // ws's maxPayload (§1.3)
+  static constexpr std::size_t kDefaultMaxMessageSize = 100 * 1024 * 1024;  // ws's maxPayload (docs/protocol.md#websocket-upgrade)
 
   explicit WebSocketFrameParser(std::size_t max_message_size = kDefaultMaxMessageSize);
 

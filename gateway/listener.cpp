@@ -54,7 +54,7 @@ void Listener::open(const GatewayConfig& config) {
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) throw ConfigError("Cannot listen on " + where + ": " + ec.message());
-  if (!tcp_) ::chmod(config.socket_path.c_str(), 0666);  // §9.1
+  if (!tcp_) ::chmod(config.socket_path.c_str(), 0666);  // docs/protocol.md#listening
   if (tcp_) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;

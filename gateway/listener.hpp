@@ -1,5 +1,5 @@
 #pragma once
-// Accepts client connections on PORT/BIND or on the SOCKET path (contract §9.1)
+// Accepts client connections on PORT/BIND or on the SOCKET path (docs/protocol.md#listening)
 // and deals them out to the workers round-robin.
 #include <boost/asio/steady_timer.hpp>
 #include <memory>

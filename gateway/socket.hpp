@@ -1,6 +1,6 @@
 #pragma once
 // Client sockets are generic stream sockets so one code path serves TCP (PORT/BIND)
-// and Unix sockets (SOCKET, contract §9.1).
+// and Unix sockets (SOCKET, docs/protocol.md#listening).
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,6 +1,6 @@
 #pragma once
 // Per-viewer rules for update/status.update on public and hashtag streams
-// (contract §7.2 steps 3–4 and §7.4): blocks, mutes, domain blocks, and the
+// (docs/protocol.md#relations and docs/protocol.md#keyword-filters): blocks, mutes, domain blocks, and the
 // viewer's keyword filters. Pure code, no I/O: the worker fetches the inputs
 // from the auth service and calls these per event.
 #include <cstdint>
@@ -16,7 +16,7 @@
 
 namespace sluice::gateway {
 
-// One viewer's relations (§7.2 step 3), built from the auth service's reply.
+// One viewer's relations (docs/protocol.md#relations), built from the auth service's reply.
 struct Relations {
   std::unordered_set<int64_t> blocking;             // accounts the viewer blocks
   std::unordered_set<int64_t> blocked_by;           // accounts that block the viewer
@@ -25,7 +25,7 @@ struct Relations {
   static std::shared_ptr<const Relations> from_reply(const sluice::v1::RelationsReply& reply);
 };
 
-// §7.2 steps 3–4: true when the status must be dropped for this viewer: the viewer
+// docs/protocol.md#relations: true when the status must be dropped for this viewer: the viewer
 // blocks or mutes the author or any mentioned account, or the author blocks the
 // viewer, or the viewer blocks the domain of the author's acct (text after the first
 // '@', exact; an empty domain, like no '@', checks nothing, as the reference's
@@ -34,7 +34,7 @@ struct Relations {
 // it drops the message.
 bool relations_drop(const Relations& relations, int64_t viewer_account_id, const sluice::v1::StatusFacts& status);
 
-// One connection's keyword filters (§7.4), compiled once.
+// One connection's keyword filters (docs/protocol.md#keyword-filters), compiled once.
 //
 // Matching follows JavaScript's non-unicode `new RegExp(source, 'i')` exactly:
 // both the keywords and the searched text are mapped through ECMAScript's
@@ -78,7 +78,7 @@ char16_t js_canonicalize(char16_t unit);
 // `well_formed` of the character it belongs to; otherwise it is left empty.
 std::string js_canonical_text(std::string_view well_formed, std::vector<uint32_t>* offsets);
 
-// The pattern source the reference builds for one filter (§7.4): escaped keywords,
+// The pattern source the reference builds for one filter (docs/protocol.md#keyword-patterns): escaped keywords,
 // `\b` on word-character ends of whole-word keywords, joined with `|`.
 std::string filter_regex_source(const sluice::v1::CustomFilter& filter);
 

@@ -1,5 +1,6 @@
 #pragma once
-// The contract's stream table (§1.2, §2.1, §2.2, §3.4, §4.3): which stream a path
+// The stream table (docs/protocol.md#sse-paths, docs/protocol.md#stream-table, docs/protocol.md#websocket-stream-echo,
+// docs/protocol.md#scopes-per-stream, docs/protocol.md#subscribe): which stream a path
 // names, which scopes it needs, and which Redis channels it listens to. Pure
 // functions: no I/O, no database (ownership and feed-access checks are described
 // in the result for the caller to run).
@@ -15,15 +16,15 @@
 
 namespace sluice::gateway {
 
-// Contract §1.2: the SSE stream name for a request path, or nullopt for
+// docs/protocol.md#sse-paths: the SSE stream name for a request path, or nullopt for
 // "Unknown channel requested". `only_media` picks the :media variants.
 std::optional<std::string> stream_name_for_path(std::string_view path, const Params& query);
 
-// Contract §1.2: present, non-empty and not one of 0 f F false FALSE off OFF;
+// docs/protocol.md#only_media-truthiness: present, non-empty and not one of 0 f F false FALSE off OFF;
 // a repeated parameter (array) is truthy.
 bool only_media_truthy(const Params& query);
 
-// Contract §3.4: `read`, or `read:notifications` for user:notification and
+// docs/protocol.md#scopes-per-stream: `read`, or `read:notifications` for user:notification and
 // `read:statuses` for every other name (unknown names included).
 bool scopes_allow_stream(std::string_view stream_name, const std::vector<std::string>& scopes);
 bool scopes_include_notifications(const std::vector<std::string>& scopes);
@@ -35,11 +36,11 @@ struct StreamPlan {
   std::string name;                  // stream name, also the connected_channels label
   std::vector<std::string> channels;  // Redis channels without namespace, in order
   std::string echo_json;             // the WebSocket `stream` field, e.g. ["hashtag","Café"]
-  bool filtered = false;             // §7: public and hashtag streams
+  bool filtered = false;             // docs/protocol.md#filtered-streams
   FeedKind feed_kind = FeedKind::none;
-  std::optional<std::string> list_id;  // list ownership to check (§8.2 query 2)
+  std::optional<std::string> list_id;  // list ownership to check (docs/protocol.md#list-ownership)
 
-  // §4.3 step 3: a socket keeps one subscription per channel-id list.
+  // docs/protocol.md#subscribe: a socket keeps one subscription per channel-id list.
   std::string key() const;
 };
 
@@ -53,14 +54,15 @@ struct Viewer {
   std::vector<std::string> scopes;
 };
 
-// Contract §2.1/§2.2: channels for `stream_name` with `params` (query parameters
-// or the fields of a WebSocket subscribe message). Errors use the contract's
+// docs/protocol.md#stream-table and docs/protocol.md#websocket-stream-echo: channels for
+// `stream_name` with `params` (query parameters or the fields of a WebSocket
+// subscribe message). Errors use the reference's
 // messages: "Unknown stream type" 400, "Missing tag name parameter" 400,
 // "Missing list name parameter" 400, "An unexpected error occurred" 500.
 std::variant<StreamPlan, StreamError> plan_stream(std::string_view stream_name, const Params& params,
                                                   const Viewer& viewer);
 
-// Every stream name the reference primes in its metrics (§9.4), in its order.
+// Every stream name the reference primes in its metrics (docs/protocol.md#metrics), in its order.
 const std::vector<std::string>& metric_stream_names();
 
 }  // namespace sluice::gateway

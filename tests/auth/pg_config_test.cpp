@@ -1,4 +1,4 @@
-// Contract §8.1: how the PostgreSQL configuration is resolved from the environment.
+// docs/protocol.md#postgresql-configuration: how the PostgreSQL configuration is resolved from the environment.
 #include "common/pg_config.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Hashtag normalisation (contract §2.1): NFKC, full lowercasing, ASCII folding,
+// Hashtag normalisation (docs/protocol.md#hashtag-normalisation): NFKC, full lowercasing, ASCII folding,
 // then only letters, numbers, '_', U+00B7 and U+200C.
 #include "common/hashtag.hpp"
 

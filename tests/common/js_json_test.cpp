@@ -1,4 +1,4 @@
-// JSON.stringify semantics (contract §6.4). Expected strings are what node 20
+// JSON.stringify semantics (docs/protocol.md#payload-serialisation). Expected strings are what node 20
 // prints for the same input.
 #include "common/js_json.hpp"
 

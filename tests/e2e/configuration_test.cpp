@@ -1,5 +1,6 @@
-// Contract §6.1, §8.1, §9: the environment variables Mastodon admins already set,
-// startup errors with the contract's messages, SOCKET, .env loading.
+// docs/protocol.md#redis-configuration, docs/protocol.md#postgresql-configuration and
+// docs/protocol.md#process-and-configuration: the environment variables Mastodon admins
+// already set, startup errors with the reference's messages, SOCKET, .env loading.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -59,7 +60,7 @@ TEST(Configuration, BadSettingsStopEveryBinaryWithOneClearLine) {
   };
   for (const auto& c : cases) {
     auto env = c.env;
-    // REDIS_URL would make every other REDIS_* variable unread (§6.1).
+    // REDIS_URL would make every other REDIS_* variable unread (docs/protocol.md#redis-configuration).
     env.emplace("REDIS_URL", c.env.count("REDIS_PORT") || c.env.count("REDIS_DB") ? "" : suite_redis().url());
     env.emplace("PORT", std::to_string(free_port()));
     auto outcome = run_binary(c.binary, env);

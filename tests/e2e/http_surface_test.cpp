@@ -1,4 +1,4 @@
-// Contract §1: middleware order, CORS, request ids, unauthenticated routes,
+// docs/protocol.md#http-surface: middleware order, CORS, request ids, unauthenticated routes,
 // unknown channels before authentication, JSON errors, database failures.
 #include <gtest/gtest.h>
 

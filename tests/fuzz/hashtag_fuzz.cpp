@@ -1,5 +1,5 @@
 // Any `tag` parameter: normalize_hashtag never crashes, returns valid UTF-8, and
-// keeps no ASCII other than [a-z0-9_] (contract §2.1 step 4 after lowercasing).
+// keeps no ASCII other than [a-z0-9_] (docs/protocol.md#hashtag-normalisation step 4 after lowercasing).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -1,5 +1,5 @@
-// Per-viewer rules on public and hashtag streams: relations (§7.2 steps 3–4) and
-// keyword filters (§7.4), pinned with exact outputs.
+// Per-viewer rules on public and hashtag streams: relations (docs/protocol.md#relations) and
+// keyword filters (docs/protocol.md#keyword-filters), pinned with exact outputs.
 #include "gateway/status_filter.hpp"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
