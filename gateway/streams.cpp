@@ -115,7 +115,8 @@ std::variant<StreamPlan, StreamError> plan_stream(std::string_view stream_name, 
     std::string channel = "timeline:hashtag:" + normalize_hashtag(tag->get_ref<const std::string&>());
     if (stream_name == "hashtag:local") channel += ":local";
     plan.channels.push_back(std::move(channel));
-    plan.echo_json = echo_with_param("hashtag", *tag);
+    // docs/protocol.md#websocket-stream-echo: `hashtag:local` echoes its own name, like `list`.
+    plan.echo_json = echo_with_param(std::string(stream_name), *tag);
     plan.filtered = true;
     plan.feed_kind = FeedKind::topic;
     return plan;

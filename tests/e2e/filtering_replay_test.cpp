@@ -1,9 +1,10 @@
-// Randomized end-to-end replay of contract §7 (per-event processing on public and
+// Randomized end-to-end replay of docs/protocol.md#event-processing (per-event processing on public and
 // hashtag streams): many viewers with languages, roles, blocks, mutes, domain blocks,
 // keyword filters and feed-access settings; thousands of realistic events published
 // to Redis; everything every client receives compared with what a small evaluator,
-// written here straight from the contract (§7.1, §7.2 steps 1–6, §7.4, §7.5), says it
-// must receive. The evaluator shares no code with the server.
+// written here straight from docs/protocol.md (docs/protocol.md#which-events-are-forwarded,
+// docs/protocol.md#filtered-streams, docs/protocol.md#keyword-filters, docs/protocol.md#feed-access-settings),
+// says it must receive. The evaluator shares no code with the server.
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 #include <unistd.h>
@@ -87,13 +88,13 @@ struct Received {
   }
 };
 
-// Settings rows (§7.5), global for the instance.
+// Settings rows (docs/protocol.md#feed-access-settings), global for the instance.
 constexpr bool kLocalLiveAccess = false;    // E'--- disabled\n'
 constexpr bool kRemoteLiveAccess = true;    // E'--- public\n'
 constexpr bool kLocalTopicAccess = true;    // row with NULL value
 constexpr bool kRemoteTopicAccess = false;  // E'--- disabled\n'
 
-// ---------------------------------------------------------------- §7.4 by hand
+// ---------------------------------------------- docs/protocol.md#keyword-filters by hand
 
 // HTML fragment to text for the markup this test generates: tags removed, the five
 // entities it uses decoded, text kept as is.
@@ -133,7 +134,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-// The searched text of §7.4.
+// The searched text (docs/protocol.md#searched-text).
 std::string searched_text(const Json& p) {
   std::vector<std::string> parts;
   const Json* spoiler = p.contains("spoiler_text") ? &p["spoiler_text"] : nullptr;
@@ -223,10 +224,10 @@ struct Coverage {
   size_t rails_filtered = 0, annotated_empty = 0, annotated_matches = 0;
 };
 
-// §7.2 for one subscription: nullopt = dropped, else the payload the client gets.
+// docs/protocol.md#filtered-streams for one subscription: nullopt = dropped, else the payload the client gets.
 std::optional<std::string> evaluate_status(const Viewer& viewer, FeedKind kind, const Json& p, const std::string& raw,
                                            Coverage& coverage) {
-  // §7.3: a status without account, mentions or media_attachments is dropped.
+  // docs/protocol.md#status-fields-used: a status without account, mentions or media_attachments is dropped.
   if (!p.contains("account") || !p["account"].is_object() || !p.contains("mentions") || !p["mentions"].is_array() ||
       !p.contains("media_attachments") || !p["media_attachments"].is_array()) {
     ++coverage.malformed;
@@ -355,7 +356,7 @@ TEST_P(FilteringReplay, RandomizedEventsMatchTheContractForEveryClient) {
   };
   auto& pg = suite_postgres();
 
-  // Settings (§7.5): global rows, read at subscribe time.
+  // Settings (docs/protocol.md#feed-access-settings): global rows, read at subscribe time.
   pg.exec("DELETE FROM settings; INSERT INTO settings (var, value) VALUES "
           "('local_live_feed_access', E'--- disabled\\n'), ('remote_live_feed_access', E'--- public\\n'), "
           "('local_topic_feed_access', NULL), ('remote_topic_feed_access', E'--- disabled\\n')");
@@ -534,7 +535,7 @@ TEST_P(FilteringReplay, RandomizedEventsMatchTheContractForEveryClient) {
                          {R"({"type":"subscribe","stream":"hashtag:local","tag":"Dragon"})",
                           R"({"type":"subscribe","stream":"public:media"})"}});
         subscriptions.push_back({c, i, "timeline:public:local", echo({"public:local"}), FeedKind::live});
-        subscriptions.push_back({c, i, "timeline:hashtag:dragon:local", echo({"hashtag", "Dragon"}), FeedKind::topic});
+        subscriptions.push_back({c, i, "timeline:hashtag:dragon:local", echo({"hashtag:local", "Dragon"}), FeedKind::topic});
         subscriptions.push_back({c, i, "timeline:public:media", echo({"public:media"}), FeedKind::live});
         break;
     }

@@ -1,4 +1,5 @@
-// The stream table of the contract (§1.2, §2.1, §2.2, §3.4), without sockets.
+// The stream table (docs/protocol.md#sse-paths, docs/protocol.md#stream-table,
+// docs/protocol.md#websocket-stream-echo, docs/protocol.md#scopes-per-stream), without sockets.
 #include "gateway/streams.hpp"
 
 #include <gtest/gtest.h>
@@ -118,7 +119,7 @@ TEST(PlanStream, EveryRowOfTheTable) {
       {"public:remote:media", "", "timeline:public:remote:media", R"(["public:remote:media"])", true,
        FeedKind::live},
       {"hashtag", "tag=Caf%C3%A9", "timeline:hashtag:cafe", R"(["hashtag","Café"])", true, FeedKind::topic},
-      {"hashtag:local", "tag=%23foo", "timeline:hashtag:foo:local", R"(["hashtag","#foo"])", true, FeedKind::topic},
+      {"hashtag:local", "tag=%23foo", "timeline:hashtag:foo:local", R"(["hashtag:local","#foo"])", true, FeedKind::topic},
       {"list", "list=12", "timeline:list:12", R"(["list","12"])", false, FeedKind::none},
       {"direct", "", "timeline:direct:910001", R"(["direct"])", false, FeedKind::none},
   };
@@ -152,7 +153,7 @@ TEST(PlanStream, ErrorsUseTheContractMessages) {
   EXPECT_EQ(unknown.status, 400);
   EXPECT_EQ(unknown.message, "Unknown stream type");
   EXPECT_EQ(error_of(plan_stream("", query(""), kReader)).message, "Unknown stream type");
-  // §11: a repeated tag parameter makes the reference throw.
+  // docs/protocol.md#edge-cases: a repeated tag parameter makes the reference throw.
   auto repeated = error_of(plan_stream("hashtag", query("tag=a&tag=b"), kReader));
   EXPECT_EQ(repeated.status, 500);
   EXPECT_EQ(repeated.message, "An unexpected error occurred");
