@@ -43,7 +43,8 @@ void GatewayStream::release() {
     released_ = true;
     if (joined_) change = service_.registry().remove_stream(id_);
   }
-  // The last gateway leaving a channel UNSUBSCRIBEs it; its key is left to expire (§6.3).
+  // The last gateway leaving a channel UNSUBSCRIBEs it; its key is left to expire
+  // (docs/protocol.md#subscription-heartbeat-keys).
   service_.subscriber().channels_changed(std::move(change.toggled));
 }
 
@@ -82,6 +83,13 @@ void GatewayStream::handle(const v1::GatewayMessage& message) {
       if (released_) return;
       change = service_.registry().unsubscribe(id_, channel_names(message.unsubscribe().channels()));
       break;
+    }
+    case v1::GatewayMessage::kTouch: {
+      std::lock_guard lock(mutex_);
+      if (released_) return;
+      service_.heartbeat().touch_coalesced(
+          service_.registry().held_with_heartbeat(id_, channel_names(message.touch().channels())));
+      return;
     }
     case v1::GatewayMessage::KIND_NOT_SET:
       return;  // a newer gateway's message kind: ignored

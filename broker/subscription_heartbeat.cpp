@@ -11,7 +11,8 @@ SubscriptionHeartbeat::SubscriptionHeartbeat(boost::asio::io_context& io, const 
       registry_(registry),
       interval_(interval),
       connection_(io, config, "command", RedisConnection::Callbacks{[this] { on_ready(); }, {}, {}}),
-      timer_(io) {}
+      timer_(io),
+      coalesce_timer_(io) {}
 
 void SubscriptionHeartbeat::start() {
   connection_.start();
@@ -21,6 +22,7 @@ void SubscriptionHeartbeat::start() {
 void SubscriptionHeartbeat::stop() {
   stopping_ = true;
   timer_.cancel();
+  coalesce_timer_.cancel();
   connection_.stop();
 }
 
@@ -36,6 +38,23 @@ void SubscriptionHeartbeat::arm_timer() {
 void SubscriptionHeartbeat::touch(std::vector<std::string> channels) {
   if (channels.empty()) return;
   boost::asio::post(io_, [this, channels = std::move(channels)] { set_keys(channels); });
+}
+
+void SubscriptionHeartbeat::touch_coalesced(std::vector<std::string> channels) {
+  if (channels.empty()) return;
+  boost::asio::post(io_, [this, channels = std::move(channels)] {
+    if (stopping_) return;
+    bool armed = !coalescing_.empty();
+    coalescing_.insert(channels.begin(), channels.end());
+    if (armed) return;
+    coalesce_timer_.expires_after(kCoalesceWindow);
+    coalesce_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping_) return;
+      std::vector<std::string> due(coalescing_.begin(), coalescing_.end());
+      coalescing_.clear();
+      set_keys(due);
+    });
+  });
 }
 
 void SubscriptionHeartbeat::set_keys(const std::vector<std::string>& channels) {

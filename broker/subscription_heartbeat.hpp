@@ -1,6 +1,7 @@
 #pragma once
-// Keeps `subscribed:<channel>` keys alive (contract §6.3) on the broker's command
-// connection (§2.4: a separate connection does the SETs). Rails reads them to
+// Keeps `subscribed:<channel>` keys alive (docs/protocol.md#subscription-heartbeat-keys) on the broker's command
+// connection (docs/protocol.md#shared-redis-subscriptions: a separate connection
+// does the SETs). Rails reads them to
 // decide whether to publish home, list, notification and direct events at all.
 // One timer for every channel; keys are never deleted, they expire by themselves.
 #include <boost/asio/io_context.hpp>
@@ -29,6 +30,10 @@ class SubscriptionHeartbeat {
   void stop();
   // Any thread: SET the keys of these channels now (a Subscribe named them).
   void touch(std::vector<std::string> channels);
+  // Any thread: SET these keys within kCoalesceWindow, once per channel however
+  // many gateways and clients asked meanwhile (a reconnect storm stays a few SETs).
+  void touch_coalesced(std::vector<std::string> channels);
+  static constexpr std::chrono::milliseconds kCoalesceWindow{100};
   bool ready() const { return connection_.ready(); }
 
  private:
@@ -42,7 +47,9 @@ class SubscriptionHeartbeat {
   std::chrono::milliseconds interval_;
   RedisConnection connection_;
   boost::asio::steady_timer timer_;
-  // SETs owed while Redis is down; done on reconnect (§11 "queued offline").
+  boost::asio::steady_timer coalesce_timer_;
+  std::unordered_set<std::string> coalescing_;
+  // SETs owed while Redis is down; done on reconnect (docs/protocol.md#subscription-heartbeat-keys).
   std::unordered_set<std::string> owed_;
   bool stopping_ = false;
 };

@@ -59,6 +59,19 @@ SubscriptionRegistry::Change SubscriptionRegistry::subscribe(StreamId id, const 
   return change;
 }
 
+std::vector<std::string> SubscriptionRegistry::held_with_heartbeat(StreamId id,
+                                                                  const std::vector<std::string>& channels) const {
+  std::vector<std::string> held;
+  std::lock_guard lock(mutex_);
+  auto stream = streams_.find(id);
+  if (stream == streams_.end()) return held;
+  for (const auto& name : channels) {
+    auto channel = stream->second.channels.find(name);
+    if (channel != stream->second.channels.end() && channel->second) held.push_back(name);
+  }
+  return held;
+}
+
 bool SubscriptionRegistry::drop_listener(const std::string& name, StreamId id) {
   auto entry = channels_.find(name);
   if (entry == channels_.end()) return false;

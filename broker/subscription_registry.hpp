@@ -1,5 +1,5 @@
 #pragma once
-// Which gateway stream wants which channel (contract §2.4, across gateways).
+// Which gateway stream wants which channel (docs/protocol.md#shared-redis-subscriptions, across gateways).
 // A channel is wanted while at least one stream has subscribed it: the broker
 // SUBSCRIBEs on the first and UNSUBSCRIBEs after the last. Listener lists are
 // copy-on-write snapshots so that the Redis thread takes the lock only to copy
@@ -26,7 +26,7 @@ class SubscriptionRegistry {
   struct Change {
     // Channels that became wanted or stopped being wanted: to (UN)SUBSCRIBE.
     std::vector<std::string> toggled;
-    // Channels whose `subscribed:` key must be SET now (§6.3).
+    // Channels whose `subscribed:` key must be SET now (docs/protocol.md#subscription-heartbeat-keys).
     std::vector<std::string> heartbeat;
   };
 
@@ -37,6 +37,9 @@ class SubscriptionRegistry {
   // Subscribing an already subscribed channel again only refreshes its heartbeat.
   Change subscribe(StreamId id, const std::vector<std::string>& channels, bool heartbeat);
   Change unsubscribe(StreamId id, const std::vector<std::string>& channels);
+  // The channels of `channels` that stream `id` holds with a heartbeat: a Touch may
+  // SET only those keys, whatever a gateway sends.
+  std::vector<std::string> held_with_heartbeat(StreamId id, const std::vector<std::string>& channels) const;
   // Releases everything the stream held; a no-op for an unknown stream.
   Change remove_stream(StreamId id);
 

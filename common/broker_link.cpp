@@ -136,12 +136,13 @@ void BrokerLink::supervise() {
     stream_->queue_initial(channels_);
     auto opened_at = std::chrono::steady_clock::now();
     stream_->start();
-    wake_.wait(lock, [&] { return stream_done_ || stopping_; });
+    serve_stream(lock);
     if (!stream_done_) {
       stream_->cancel();
       wake_.wait(lock, [&] { return stream_done_; });
     }
     stream_.reset();
+    touches_owed_.clear();  // the next stream's Subscribe SETs every key again
     connected_.store(false, std::memory_order_release);
     if (stopping_) break;
     reconnects.inc();
@@ -150,6 +151,23 @@ void BrokerLink::supervise() {
     auto jitter = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, static_cast<int>(backoff.count() / 2))(rng));
     wake_.wait_for(lock, backoff + jitter, [&] { return stopping_; });
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+void BrokerLink::serve_stream(std::unique_lock<std::mutex>& lock) {
+  for (;;) {
+    wake_.wait(lock, [&] { return stream_done_ || stopping_ || !touches_owed_.empty(); });
+    if (stream_done_ || stopping_) return;
+    // Gather the window's touches into one message.
+    wake_.wait_for(lock, kTouchWindow, [&] { return stream_done_ || stopping_; });
+    if (stream_done_ || stopping_) return;
+    v1::GatewayMessage message;
+    for (const auto& channel : touches_owed_) {
+      // Only channels still held: a released one has no key to keep.
+      if (channels_.count(channel)) message.mutable_touch()->add_channels(channel);
+    }
+    touches_owed_.clear();
+    if (message.has_touch()) stream_->send(std::move(message));
   }
 }
 
@@ -170,11 +188,28 @@ void BrokerLink::acquire(const std::string& channel, bool heartbeat) {
   std::lock_guard lock(mutex_);
   auto& wanted = channels_[channel];
   wanted.heartbeat = wanted.heartbeat || heartbeat;
-  if (++wanted.count > 1 || !stream_ || stream_done_) return;
+  if (++wanted.count > 1) {
+    // Another worker's first client: a subscription like any other.
+    if (heartbeat) owe_touch_locked(channel);
+    return;
+  }
+  if (!stream_ || stream_done_) return;
   v1::GatewayMessage message;
   message.mutable_subscribe()->add_channels(channel);
   message.mutable_subscribe()->set_heartbeat(heartbeat);
   stream_->send(std::move(message));
+}
+
+void BrokerLink::touch(const std::string& channel) {
+  std::lock_guard lock(mutex_);
+  owe_touch_locked(channel);
+}
+
+void BrokerLink::owe_touch_locked(const std::string& channel) {
+  if (!stream_ || stream_done_) return;
+  bool first = touches_owed_.empty();
+  touches_owed_.insert(channel);
+  if (first) wake_.notify_all();
 }
 
 void BrokerLink::release(const std::string& channel) {

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "sluice/v1/broker.grpc.pb.h"
 
@@ -34,6 +36,11 @@ class BrokerLink {
   void stop();
 
   void acquire(const std::string& channel, bool heartbeat);
+  // Another client subscribed to a held heartbeat channel: the reference SETs its
+  // `subscribed:` key on every subscription, so a vanished key comes back. Sent as
+  // one Touch per kTouchWindow with every channel touched meanwhile.
+  void touch(const std::string& channel);
+  static constexpr std::chrono::milliseconds kTouchWindow{250};
   void release(const std::string& channel);
 
   // True while a stream is open and the broker has said Ready.
@@ -47,6 +54,9 @@ class BrokerLink {
   };
 
   void supervise();
+  // With mutex_ held: waits until the stream ends or stop, sending owed touches.
+  void serve_stream(std::unique_lock<std::mutex>& lock);
+  void owe_touch_locked(const std::string& channel);
   void on_stream_ready();
   void on_stream_done();
 
@@ -59,6 +69,7 @@ class BrokerLink {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::unordered_map<std::string, Wanted> channels_;
+  std::unordered_set<std::string> touches_owed_;
   std::unique_ptr<Stream> stream_;
   bool stream_done_ = false;
   bool stopping_ = false;

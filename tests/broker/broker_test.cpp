@@ -1,5 +1,6 @@
 // The broker tier against a real redis-server, with gateways simulated by real
-// gRPC Events streams over an in-process channel (contract §2.3, §2.4, §6).
+// gRPC Events streams over an in-process channel
+// (docs/protocol.md#system-channels, docs/protocol.md#shared-redis-subscriptions, docs/protocol.md#redis).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -215,7 +216,8 @@ TEST(Broker, EventsReachOnlyInterestedStreams) {
   ASSERT_TRUE(eventually([&] { return redis().numsub(public_channel) == 1 && redis().numsub(hashtag_channel) == 1; }));
   uint64_t sent = counter("sluice_broker_events_sent_total");
 
-  // Rails escapes like this; clients get JSON.stringify's output (§6.4) and never queued_at.
+  // Rails escapes like this; clients get JSON.stringify's output and never
+  // queued_at (docs/protocol.md#payload-serialisation).
   redis().publish(public_channel,
                   R"({"event":"update","payload":{"id":"1","content":"\u003cp\u003eHi\u003c/p\u003e","n":1.0},"queued_at":1})");
   redis().publish(hashtag_channel, R"({"event":"delete","payload":"99"})");
@@ -255,7 +257,7 @@ TEST(Broker, SystemChannelEventsGoToEveryStreamWithoutSubscribing) {
   auto b = broker.gateway("b");
   long long subscribes = command_calls(redis(), "subscribe");
 
-  // Rails' kill carries no payload (§2.3); a status-free payload is never forwarded.
+  // Rails' kill carries no payload (docs/protocol.md#system-channels); a status-free payload is never forwarded.
   EXPECT_EQ(redis().publish("timeline:access_token:4242", R"({"event":"kill"})"), 1);
   redis().publish("timeline:system:77", R"({"event":"filters_changed","payload":"x"})");
   for (auto* client : {a.get(), b.get()}) {
@@ -334,15 +336,40 @@ TEST(Broker, HeartbeatKeysAreSetWithTtlAndRefreshedOnSubscribe) {
   a->subscribe({home}, true);
   EXPECT_TRUE(eventually([&] { return ttl(redis(), "subscribed:" + home) > 1070; }));
 
-  // Leaving never deletes the key (§6.3).
+  // Leaving never deletes the key (docs/protocol.md#subscription-heartbeat-keys).
   a->unsubscribe({home});
   b->unsubscribe({home});
   ASSERT_TRUE(eventually([&] { return redis().numsub(home) == 0; }));
   EXPECT_EQ(redis().integer({"EXISTS", "subscribed:" + home}), 1);
 }
 
-// §6.3: the key is SET again every interval while any gateway wants the channel,
-// and no longer once the last one has left.
+// A Touch re-SETs keys of channels the gateway holds with a heartbeat, and only those:
+// a gateway cannot make the broker write keys for channels nobody listens to.
+TEST(Broker, TouchSetsOnlyHeldHeartbeatKeys) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::string home = unique_channel("timeline");
+  std::string quiet = unique_channel("timeline:public");
+  std::string foreign = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  auto b = broker.gateway("b");
+  a->subscribe({home}, /*heartbeat=*/true);
+  a->subscribe({quiet}, /*heartbeat=*/false);
+  b->subscribe({foreign}, /*heartbeat=*/true);
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + foreign}) == 1; }));
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + home}) == 1; }));
+  redis().command({"DEL", "subscribed:" + home, "subscribed:" + foreign});
+  // One Touch names all three; the held heartbeat channel's SET comes in the same
+  // batch as the others would, so once it is there the others would be too.
+  a->touch({foreign, quiet, home});
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + home}) == 1; }));
+  EXPECT_GT(ttl(redis(), "subscribed:" + home), 1070);
+  EXPECT_EQ(redis().integer({"EXISTS", "subscribed:" + quiet}), 0);
+  EXPECT_EQ(redis().integer({"EXISTS", "subscribed:" + foreign}), 0);
+}
+
+// docs/protocol.md#subscription-heartbeat-keys: the key is SET again every interval
+// while any gateway wants the channel, and no longer once the last one has left.
 TEST(Broker, HeartbeatKeysAreRefreshedPeriodicallyWhileWanted) {
   Broker broker({}, [](BrokerConfig& config) { config.heartbeat_interval = 200ms; });
   ASSERT_TRUE(broker.wait_ready());

@@ -69,6 +69,11 @@ class GatewayClient {
     message.mutable_subscribe()->set_heartbeat(heartbeat);
     return write(message);
   }
+  bool touch(const std::vector<std::string>& channels) {
+    v1::GatewayMessage message;
+    for (const auto& channel : channels) message.mutable_touch()->add_channels(channel);
+    return write(message);
+  }
   bool unsubscribe(const std::vector<std::string>& channels) {
     v1::GatewayMessage message;
     for (const auto& channel : channels) message.mutable_unsubscribe()->add_channels(channel);
