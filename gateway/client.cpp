@@ -4,6 +4,7 @@
 #include <boost/container/static_vector.hpp>
 
 #include "gateway/gateway_context.hpp"
+#include "gateway/http_session.hpp"
 #include "gateway/worker.hpp"
 
 namespace sluice::gateway {
@@ -35,7 +36,7 @@ void Client::send(const Frame& frame) {
 void Client::flush() {
   if (closed_ || writing_) return;
   if (queue_.empty()) {
-    if (close_when_flushed_) close_now();
+    if (close_when_flushed_) finish_flushed();
     return;
   }
   size_t count = std::min(queue_.size(), kMaxGather);
@@ -62,6 +63,34 @@ void Client::close_after_flush() {
   if (!writing_) flush();
 }
 
+void Client::serve_next_request_after_flush() {
+  hand_back_when_flushed_ = true;
+  close_after_flush();
+}
+
+void Client::finish_flushed() {
+  if (hand_back_when_flushed_) {
+    hand_back_to_http();
+  } else {
+    close_now();
+  }
+}
+
+void Client::hand_back_to_http() {
+  if (closed_) return;
+  closed_ = true;
+  release_subscriptions();
+  queue_.clear();
+  // The pending readiness wait completes as aborted and finds the client closed.
+  boost::system::error_code ignored;
+  socket_.cancel(ignored);
+  socket_.non_blocking(false, ignored);
+  auto next = std::make_shared<HttpSession>(worker_, std::move(socket_));
+  next->serve_next_request();
+  // Last: this may drop the final reference to the client.
+  worker_.remove_client(*this);
+}
+
 void Client::start_reading() {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
@@ -81,13 +110,16 @@ void Client::wait_readable() {
 }
 
 void Client::on_readable() {
+  // A response that is ending leaves what the client sends next (its next request)
+  // to the HTTP session that takes the socket over.
+  if (hand_back_when_flushed_) return;
   auto& buffer = worker_.read_buffer();
   for (;;) {
     if (closed_) return;
     boost::system::error_code ec;
     size_t n = socket_.read_some(asio::buffer(buffer), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-    if (ec) {  // EOF or reset: the client left (§5: release everything)
+    if (ec) {  // EOF or reset: the client left (docs/protocol.md#sse-errors-and-end: release everything)
       close_now();
       return;
     }

@@ -17,12 +17,12 @@ namespace sluice::gateway {
 class Worker;
 class Client;
 
-// One stream subscription of one client (contract §2.4: a listener per
+// One stream subscription of one client (docs/protocol.md#shared-redis-subscriptions: a listener per
 // connection/subscription pair).
 struct Subscription {
   Client* client = nullptr;
   StreamPlan plan;
-  // §7.5: drop local/remote statuses when the feed settings deny access.
+  // docs/protocol.md#feed-access-check: drop local/remote statuses when the feed settings deny access.
   bool filter_local = false;
   bool filter_remote = false;
   // Position of this subscription in its worker's list for each plan channel.
@@ -48,10 +48,14 @@ class Client : public std::enable_shared_from_this<Client> {
   void send(const Frame& frame);
   // Abrupt close: the socket is closed and everything released.
   void close_now();
-  // `kill` (§2.3): SSE ends the response, WebSocket closes with no status code.
+  // `kill` (docs/protocol.md#system-channels): SSE ends the response, WebSocket closes with no status code.
   virtual void end_gracefully() = 0;
-  // The worker's periodic keep-alive: SSE `:thump` (§5), WebSocket ping (§4.6).
+  // The worker's periodic keep-alive: SSE `:thump` (docs/protocol.md#sse-heartbeat), WebSocket ping
+  // (docs/protocol.md#keep-alive-and-close).
   virtual void heartbeat() = 0;
+  // The gateway is draining (SIGTERM): SSE ends its response and closes, WebSocket
+  // closes with 1001 "going away", so the client reconnects to another gateway.
+  virtual void go_away() = 0;
 
   // Heartbeat bookkeeping, owned by the worker.
   uint32_t worker_slot = 0;
@@ -65,6 +69,9 @@ class Client : public std::enable_shared_from_this<Client> {
   void start_reading();
   // Closes once everything queued has been written.
   void close_after_flush();
+  // Once everything queued has been written, hands the socket back to a new HTTP
+  // session that waits for the connection's next request.
+  void serve_next_request_after_flush();
   void add_subscription(std::unique_ptr<Subscription> subscription);
   void remove_subscription(Subscription* subscription);
   void release_subscriptions();
@@ -79,10 +86,13 @@ class Client : public std::enable_shared_from_this<Client> {
   void wait_readable();
   void on_readable();
   void flush();
+  void finish_flushed();
+  void hand_back_to_http();
 
   ClientKind kind_;
   bool closed_ = false;
   bool close_when_flushed_ = false;
+  bool hand_back_when_flushed_ = false;
   bool writing_ = false;
   bool over_limit_ = false;
   size_t queued_bytes_ = 0;

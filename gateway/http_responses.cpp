@@ -150,11 +150,25 @@ std::string websocket_accept_response(std::string_view accept_key, std::optional
   return out;
 }
 
-std::string sse_response_head(std::string_view request_id) {
+std::string missing_host_response() {
+  return status_line(400) + "Connection: close\r\nDate: " + http_date() +
+         "\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+}
+
+bool has_obsolete_line_folding(std::string_view bytes) {
+  size_t head_end = bytes.find("\r\n\r\n");
+  std::string_view head = head_end == std::string_view::npos ? bytes : bytes.substr(0, head_end + 2);
+  for (size_t eol = head.find('\n'); eol != std::string_view::npos; eol = head.find('\n', eol + 1)) {
+    if (eol + 1 < head.size() && (head[eol + 1] == ' ' || head[eol + 1] == '\t')) return true;
+  }
+  return false;
+}
+
+std::string sse_response_head(std::string_view request_id, bool keep_alive) {
   std::string out = status_line(200);
   out += common_headers(request_id);
   out += "Content-Type: text/event-stream\r\nCache-Control: private, no-store\r\nTransfer-Encoding: chunked\r\n";
-  out += connection_header(true);
+  out += connection_header(keep_alive);
   out += "\r\n";
   out += chunk(":)\n");
   return out;

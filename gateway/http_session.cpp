@@ -30,7 +30,7 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // Express route matching for the unauthenticated routes: case-insensitive, one
-// optional trailing slash (§1.1 step 3).
+// optional trailing slash (docs/protocol.md#unauthenticated-routes).
 bool route_matches(std::string_view path, std::string_view route) {
   if (path.size() == route.size() + 1 && path.back() == '/') path.remove_suffix(1);
   return iequals(path, route);
@@ -104,6 +104,8 @@ HttpSession::HttpSession(Worker& worker, Socket socket)
 
 void HttpSession::start() { read_request(/*keep_alive_wait=*/false); }
 
+void HttpSession::serve_next_request() { read_request(/*keep_alive_wait=*/true); }
+
 void HttpSession::read_request(bool keep_alive_wait) {
   parser_.emplace();
   parser_->header_limit(kHeaderLimit);
@@ -117,8 +119,37 @@ void HttpSession::read_request(bool keep_alive_wait) {
       self->socket_.close(ignored);
     }
   });
-  http::async_read(socket_, buffer_, *parser_,
-                   [self = shared_from_this()](const boost::system::error_code& ec, size_t) { self->on_request(ec); });
+  parse_buffered();
+}
+
+// Reads and parses by hand rather than with http::async_read so that the raw header
+// bytes can be checked before Beast, which accepts obsolete line folding, sees them.
+void HttpSession::read_more() {
+  constexpr size_t kReadSize = 4096;
+  socket_.async_read_some(buffer_.prepare(kReadSize),
+                          [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+                            if (ec) return self->on_request(ec == asio::error::eof ? http::error::end_of_stream : ec);
+                            self->buffer_.commit(n);
+                            self->parse_buffered();
+                          });
+}
+
+void HttpSession::parse_buffered() {
+  for (;;) {
+    auto bytes = buffer_.data();
+    std::string_view unparsed(static_cast<const char*>(bytes.data()), bytes.size());
+    // Node's parser refuses a header continued on the next line (RFC 9112 §5.2
+    // allows that): docs/protocol.md#malformed-requests.
+    if (!parser_->is_header_done() && has_obsolete_line_folding(unparsed)) return on_request(http::error::bad_field);
+    if (unparsed.empty()) return read_more();
+    boost::system::error_code ec;
+    size_t used = parser_->put(bytes, ec);
+    buffer_.consume(used);
+    if (ec == http::error::need_more) return read_more();
+    if (ec) return on_request(ec);
+    if (parser_->is_done()) return on_request({});
+    if (used == 0) return read_more();
+  }
 }
 
 void HttpSession::on_request(const boost::system::error_code& ec) {
@@ -145,8 +176,14 @@ void HttpSession::route() {
   auto [path, query_text] = split_target(sv(request_.target()));
   const auto method = request_.method();
   if (is_upgrade_request(request_)) return handle_upgrade();
+  // Node refuses an HTTP/1.1 request without Host before any route, upgrades excepted
+  // (docs/protocol.md#malformed-requests).
+  if (request_.version() == 11 && request_.count(http::field::host) == 0) {
+    worker_.context().metrics.http_bad_requests->inc();
+    return write_raw_and_close(missing_host_response());
+  }
 
-  // §1.1 step 2: CORS answers any OPTIONS before routing and without auth.
+  // docs/protocol.md#cors-and-options: CORS answers any OPTIONS before routing and without auth.
   if (method == http::verb::options) {
     std::optional<std::string_view> requested;
     if (request_.count(http::field::access_control_request_headers)) {
@@ -154,7 +191,7 @@ void HttpSession::route() {
     }
     return respond(cors_preflight_response(request_id_, requested, request_.keep_alive()), request_.keep_alive());
   }
-  // §1.1 step 3: routes without authentication.
+  // docs/protocol.md#unauthenticated-routes: routes without authentication.
   if (method == http::verb::get || method == http::verb::head) {
     bool head = method == http::verb::head;
     bool keep_alive = request_.keep_alive();
@@ -171,7 +208,7 @@ void HttpSession::route() {
                      keep_alive);
     }
   }
-  // §1.1 step 4.1: the path must name a stream, for every method and path.
+  // docs/protocol.md#stream-authentication-middleware: the path must name a stream, for every method and path.
   Params query = parse_query(query_text);
   auto stream_name = stream_name_for_path(path, query);
   if (!stream_name) return respond_error(400, "Unknown channel requested");
@@ -192,7 +229,7 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
       if (!scopes_allow_stream(stream_name, auth.scopes)) {
         return self->respond_error(401, "Access token does not have the required scopes");
       }
-      // §1.1 step 6: only GET reaches the SSE route; Express answers the rest 404.
+      // docs/protocol.md#sse-route-and-other-methods: only GET reaches the SSE route; Express answers the rest 404.
       if (self->request_.method() != http::verb::get) {
         std::string body = "Cannot " + std::string(http::to_string(self->request_.method())) + " " +
                            std::string(split_target(sv(self->request_.target())).first);
@@ -234,7 +271,7 @@ void HttpSession::open_event_stream(std::shared_ptr<const AuthInfo> auth, std::s
   subscription->filter_local = filter_local;
   subscription->filter_remote = filter_remote;
   auto session = std::make_shared<SseSession>(worker_, std::move(socket_), std::move(auth));
-  session->start(request_id_, std::move(subscription));
+  session->start(request_id_, std::move(subscription), request_.keep_alive());
 }
 
 void HttpSession::handle_upgrade() {

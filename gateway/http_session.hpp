@@ -1,5 +1,5 @@
 #pragma once
-// The plain HTTP part of a connection (contract §1): reads requests, answers the
+// The plain HTTP part of a connection (docs/protocol.md#http-surface): reads requests, answers the
 // unauthenticated routes, authenticates, and hands the socket over to an SSE or
 // WebSocket session. Its buffers die with it, so streaming connections keep none.
 #include <boost/asio/steady_timer.hpp>
@@ -20,16 +20,16 @@ class Worker;
 namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 
-// §3.1: Authorization header (one leading "Bearer " removed), else the first
+// docs/protocol.md#token-sources: Authorization header (one leading "Bearer " removed), else the first
 // access_token parameter, else the raw Sec-WebSocket-Protocol header. nullopt
 // when there is none ("Missing access token").
 std::optional<std::string> token_from_request(const Request& request, const Params& query);
 
 // Node's HTTP parser treats a request as an upgrade when Connection lists
-// "upgrade" and an Upgrade header is present (§1.3: any path).
+// "upgrade" and an Upgrade header is present (docs/protocol.md#websocket-upgrade: any path).
 bool is_upgrade_request(const Request& request);
 
-// ws's handshake checks, run after authentication (§1.3). Returns the raw
+// ws's handshake checks, run after authentication (docs/protocol.md#handshake-and-subprotocol-echo). Returns the raw
 // response to write when the handshake must be refused.
 std::optional<std::string> websocket_handshake_error(const Request& request);
 
@@ -37,9 +37,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(Worker& worker, Socket socket);
   void start();
+  // A connection whose streaming response has ended: wait for its next request.
+  void serve_next_request();
 
  private:
   void read_request(bool keep_alive_wait);
+  void read_more();
+  void parse_buffered();
   void on_request(const boost::system::error_code& ec);
   void route();
   void handle_upgrade();

@@ -1,5 +1,7 @@
 #include "gateway/query_string.hpp"
 
+#include <cctype>
+
 #include "common/percent_encoding.hpp"
 
 namespace sluice::gateway {
@@ -35,7 +37,21 @@ Params parse_query(std::string_view query) {
   return params;
 }
 
-std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
+std::string_view origin_form(std::string_view target) {
+  if (target.empty() || target.front() == '/') return target;
+  auto scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos || scheme_end == 0) return target;
+  for (char c : target.substr(0, scheme_end)) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return target;
+  }
+  auto path_start = target.find_first_of("/?#", scheme_end + 3);
+  if (path_start == std::string_view::npos) return "/";
+  // "http://host?x" leaves "?x": an empty path, which no route matches, as "/" would not.
+  return target.substr(path_start);
+}
+
+std::pair<std::string_view, std::string_view> split_target(std::string_view raw_target) {
+  std::string_view target = origin_form(raw_target);
   auto q = target.find('?');
   if (q == std::string_view::npos) return {target, {}};
   return {target.substr(0, q), target.substr(q + 1)};

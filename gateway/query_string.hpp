@@ -14,11 +14,16 @@ using Params = nlohmann::ordered_json;
 Params parse_query(std::string_view query);
 std::string percent_decode(std::string_view text, bool plus_is_space);
 
-// Splits a request target into path and query (without the '?').
+// The path-and-query part of a request target: an absolute-form target
+// ("http://host/path?q", RFC 9112 §3.2.2) is served like its path, as Node does.
+std::string_view origin_form(std::string_view target);
+
+// Splits a request target (origin- or absolute-form) into path and query (without the '?').
 std::pair<std::string_view, std::string_view> split_target(std::string_view target);
 
 // The first value of a parameter when it is a string or an array of strings
-// (contract §3.1 for access_token, §4.1 for stream): empty when absent.
+// (docs/protocol.md#token-sources for access_token, docs/protocol.md#opening-a-websocket
+// for stream): empty when absent.
 std::string first_string(const Params& params, const std::string& key);
 
 }  // namespace sluice::gateway

@@ -8,19 +8,31 @@ namespace sluice::gateway {
 SseSession::SseSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth)
     : Client(worker, std::move(socket), ClientKind::eventsource, std::move(auth)) {}
 
-void SseSession::start(std::string request_id, std::unique_ptr<Subscription> subscription) {
+void SseSession::start(std::string request_id, std::unique_ptr<Subscription> subscription, bool keep_alive) {
+  keep_alive_ = keep_alive;
   worker_.add_client(shared_from_this());
-  send(make_frame(sse_response_head(request_id)));
+  send(make_frame(sse_response_head(request_id, keep_alive)));
   add_subscription(std::move(subscription));
   start_reading();
 }
 
-void SseSession::end_gracefully() {
+// Like Node's server, a keep-alive connection whose response ended serves the next
+// request; clients reuse such sockets (Node's Agent, browsers).
+void SseSession::end_gracefully() { end_response(keep_alive_); }
+
+// A draining gateway takes no further requests.
+void SseSession::go_away() { end_response(false); }
+
+void SseSession::end_response(bool serve_next_request) {
   if (!open()) return;
   ending_ = true;
   release_subscriptions();
   send(make_frame(std::string(kLastChunk)));
-  close_after_flush();
+  if (serve_next_request) {
+    serve_next_request_after_flush();
+  } else {
+    close_after_flush();
+  }
 }
 
 void SseSession::heartbeat() {

@@ -1,5 +1,8 @@
-// Contract §9.4 (metrics) and §11 (bad input and faults).
+// docs/protocol.md#metrics and docs/protocol.md#edge-cases (bad input and faults).
 #include <gtest/gtest.h>
+
+#include <thread>
+#include <utility>
 
 #include <sys/socket.h>
 
@@ -80,6 +83,51 @@ TEST_P(MetricsAndEdges, MalformedHttpGetsAnErrorAndTheServerCarriesOn) {
   EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/health").status, 200);
 }
 
+// docs/protocol.md#malformed-requests: HTTP/1.1 strictness as Node's parser has it
+// (RFC 9112 asks the same): no Host → 400, a folded header → 400, an absolute-form
+// target is served like its path.
+TEST_P(MetricsAndEdges, HostObsFoldAndAbsoluteFormAsTheReference) {
+  Cluster cluster(GetParam());
+  std::string no_host = raw_exchange(cluster.port(), "GET /api/v1/streaming/health HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(no_host.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n", 0), 0u) << no_host;
+  EXPECT_NE(no_host.find("\r\n\r\n0\r\n\r\n"), std::string::npos) << no_host;
+  // Also before the stream routes and authentication.
+  EXPECT_EQ(raw_exchange(cluster.port(), "GET /api/v1/streaming/public HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  // An empty Host is a Host; HTTP/1.0 needs none.
+  EXPECT_EQ(raw_exchange(cluster.port(), "GET /api/v1/streaming/health HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n")
+                .rfind("HTTP/1.1 200 OK", 0),
+            0u);
+  EXPECT_EQ(raw_exchange(cluster.port(), "GET /api/v1/streaming/health HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200 OK", 0),
+            0u);
+
+  for (const char* fold : {"X-A: one\r\n two\r\n", "X-A: one\r\n\ttwo\r\n"}) {
+    std::string folded = raw_exchange(
+        cluster.port(), std::string("GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\n") + fold + "\r\n");
+    EXPECT_EQ(folded, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+  }
+  // A fold that arrives in a later TCP segment than the line it continues.
+  {
+    Connection connection("127.0.0.1", cluster.port());
+    connection.send("GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\nX-A: one\r\n");
+    std::this_thread::sleep_for(50ms);  // lets the first part be read on its own; passes either way
+    connection.send(" two\r\n\r\n");
+    std::string answer;
+    while (connection.fill(2s)) answer += std::exchange(connection.buffer(), {});
+    EXPECT_EQ(answer, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+  }
+
+  auto absolute = raw_exchange(cluster.port(),
+                               "GET http://sluice.example/api/v1/streaming/health HTTP/1.1\r\nHost: sluice.example\r\n"
+                               "Connection: close\r\n\r\n");
+  EXPECT_EQ(absolute.rfind("HTTP/1.1 200 OK", 0), 0u) << absolute;
+  EXPECT_NE(absolute.find("\r\n\r\nOK"), std::string::npos) << absolute;
+  auto absolute_stream = raw_exchange(cluster.port(),
+                                      "GET https://sluice.example/api/v1/streaming/public?x=1 HTTP/1.1\r\n"
+                                      "Host: sluice.example\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(absolute_stream.rfind("HTTP/1.1 401", 0), 0u) << absolute_stream;
+  EXPECT_NE(absolute_stream.find(R"({"error":"Missing access token"})"), std::string::npos);
+}
+
 TEST_P(MetricsAndEdges, KeepAliveServesSeveralRequestsOnOneConnection) {
   Cluster cluster(GetParam());
   Connection connection("127.0.0.1", cluster.port());
@@ -106,7 +154,7 @@ TEST_P(MetricsAndEdges, StatusWithoutAccountIsDroppedOnFilteredStreamsOnly) {
   auto event = sse.next_event();
   ASSERT_TRUE(event);
   EXPECT_EQ(event->event, "delete");
-  // Streams without filtering forward it untouched (§7.1).
+  // Streams without filtering forward it untouched (docs/protocol.md#which-events-are-forwarded).
   suite_redis().publish(home, R"({"event":"update","payload":{"id":"1","language":"en"}})");
   auto home_event = user.next_event();
   ASSERT_TRUE(home_event);

@@ -1,4 +1,5 @@
-// Contract §5 (SSE), §2.3 (system channels) and §6 (Redis) as clients see them.
+// docs/protocol.md#server-sent-events, docs/protocol.md#system-channels and
+// docs/protocol.md#redis as clients see them.
 #include <gtest/gtest.h>
 
 #include "tests/e2e/cluster.hpp"
@@ -31,6 +32,46 @@ TEST_P(SseAndSystem, KillOnTheTokenChannelEndsTheStreamAndRefusesTheToken) {
   auto again = http_request(cluster.port(), "GET", "/api/v1/streaming/user", bearer(viewer.token));
   EXPECT_EQ(again.status, 401);
   EXPECT_EQ(again.body, R"({"error":"Invalid access token"})");
+}
+
+// docs/protocol.md#server-sent-events: a response ended by `kill` leaves a keep-alive
+// connection open for the next request, as Node's server does; clients such as Node's
+// http.Agent with keepAlive reuse that socket and must not get "socket hang up".
+TEST_P(SseAndSystem, KeepAliveConnectionServesTheNextRequestAfterKill) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "sse_reuse");
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200);
+  EXPECT_EQ(sse.response().header("connection"), "keep-alive");
+  ASSERT_TRUE(wait_numsub("timeline:" + std::to_string(viewer.account_id), 1));
+  suite_postgres().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " +
+                        std::to_string(viewer.token_id));
+  suite_redis().publish("timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
+  ASSERT_TRUE(sse.wait_end(5s));
+  auto health = sse.request_again("/api/v1/streaming/health");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "OK");
+  auto refused = sse.request_again("/api/v1/streaming/user", bearer(viewer.token));
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_EQ(refused.body, R"({"error":"Invalid access token"})");
+  // The stream released everything it held when it ended.
+  EXPECT_TRUE(wait_numsub("timeline:" + std::to_string(viewer.account_id), 0));
+}
+
+// A request that asked to close gets a response that says so, and the connection is
+// closed once the response has ended.
+TEST_P(SseAndSystem, ConnectionCloseRequestIsClosedAfterKill) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "sse_close");
+  auto headers = bearer(viewer.token);
+  headers["Connection"] = "close";
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", headers);
+  ASSERT_EQ(sse.response().status, 200);
+  EXPECT_EQ(sse.response().header("connection"), "close");
+  ASSERT_TRUE(wait_numsub("timeline:" + std::to_string(viewer.account_id), 1));
+  suite_redis().publish("timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
+  ASSERT_TRUE(sse.wait_end(5s));
+  EXPECT_EQ(sse.request_again("/api/v1/streaming/health").status, 0);
 }
 
 TEST_P(SseAndSystem, KillOnTheAccountChannelEndsEveryConnectionOfTheAccount) {

@@ -1,4 +1,5 @@
-// Exact response bytes and request rules of contract §1, §3.1 and §5.
+// Exact response bytes and request rules of docs/protocol.md#http-surface,
+// docs/protocol.md#token-sources and docs/protocol.md#server-sent-events.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -130,6 +131,43 @@ TEST(Upgrade, HandshakeChecksOfNodeWs) {
   auto post = good;
   post.method(http::verb::post);
   EXPECT_EQ(websocket_handshake_error(post)->rfind("HTTP/1.1 405", 0), 0u);
+}
+
+}  // namespace
+}  // namespace sluice::gateway
+
+namespace sluice::gateway {
+namespace {
+
+TEST(Strictness, ObsoleteLineFoldingIsFoundInTheHeadOnly) {
+  EXPECT_FALSE(has_obsolete_line_folding("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(has_obsolete_line_folding("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n"));
+  EXPECT_TRUE(has_obsolete_line_folding("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n\tc"));
+  // Incomplete heads are checked as far as they go.
+  EXPECT_FALSE(has_obsolete_line_folding("GET / HTTP/1.1\r\nHost: x\r\n"));
+  // A body that starts with a space is not a fold.
+  EXPECT_FALSE(has_obsolete_line_folding("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n ab"));
+  EXPECT_FALSE(has_obsolete_line_folding(""));
+}
+
+TEST(Strictness, AbsoluteFormTargetsAreServedLikeTheirPath) {
+  EXPECT_EQ(origin_form("/api/v1/streaming?x=1"), "/api/v1/streaming?x=1");
+  EXPECT_EQ(origin_form("http://host/api/v1/streaming/health"), "/api/v1/streaming/health");
+  EXPECT_EQ(origin_form("https://host:443/a?b=c"), "/a?b=c");
+  EXPECT_EQ(origin_form("http://host"), "/");
+  EXPECT_EQ(origin_form("http://host?x=1"), "?x=1");
+  EXPECT_EQ(origin_form("*"), "*");
+  EXPECT_EQ(origin_form("://nope"), "://nope");
+  EXPECT_EQ(origin_form("bad scheme://host/x"), "bad scheme://host/x");
+  auto [path, query] = split_target("http://h/api/v1/streaming/public?only_media=1");
+  EXPECT_EQ(path, "/api/v1/streaming/public");
+  EXPECT_EQ(query, "only_media=1");
+}
+
+TEST(Strictness, MissingHostAnswerIsNodes) {
+  auto answer = missing_host_response();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nDate: ", 0), 0u);
+  EXPECT_NE(answer.find("\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), std::string::npos);
 }
 
 }  // namespace

@@ -167,13 +167,10 @@ std::string raw_exchange(int port, const std::string& bytes, std::chrono::millis
   return out;
 }
 
-HttpResponse http_request(int port, const std::string& method, const std::string& target,
-                          const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
-  Connection connection("127.0.0.1", port);
-  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
-  request += "\r\n";
-  connection.send(request);
+namespace {
+
+// Reads one response to `method` (Content-Length, chunked, or until close).
+HttpResponse read_response(Connection& connection, const std::string& method, std::chrono::milliseconds timeout) {
   HttpResponse response;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   size_t head_size = 0;
@@ -183,9 +180,13 @@ HttpResponse http_request(int port, const std::string& method, const std::string
     }
   }
   std::string rest = connection.buffer().substr(head_size);
+  connection.buffer().clear();
   bool chunked = lower(response.header("transfer-encoding")) == "chunked";
   std::string length = response.header("content-length");
-  if (method == "HEAD" || response.status == 204 || response.status == 304) return response;
+  if (method == "HEAD" || response.status == 204 || response.status == 304) {
+    connection.buffer() = rest;
+    return response;
+  }
   for (;;) {
     if (chunked) {
       bool ended = false;
@@ -194,19 +195,33 @@ HttpResponse http_request(int port, const std::string& method, const std::string
       dechunk(raw, decoded, ended);
       if (ended) {
         response.body = decoded;
+        connection.buffer() = raw;
         return response;
       }
     } else if (!length.empty() && rest.size() >= std::stoul(length)) {
       response.body = rest.substr(0, std::stoul(length));
+      connection.buffer() = rest.substr(std::stoul(length));
       return response;
     }
     if (std::chrono::steady_clock::now() > deadline) break;
-    connection.buffer().clear();
     if (!connection.fill(100ms) && connection.closed()) break;
     rest += connection.buffer();
+    connection.buffer().clear();
   }
   response.body = rest;
   return response;
+}
+
+}  // namespace
+
+HttpResponse http_request(int port, const std::string& method, const std::string& target,
+                          const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
+  Connection connection("127.0.0.1", port);
+  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
+  request += "\r\n";
+  connection.send(request);
+  return read_response(connection, method, timeout);
 }
 
 SseClient::SseClient(int port, const std::string& target, const std::map<std::string, std::string>& headers)
@@ -280,6 +295,12 @@ std::optional<SseEvent> SseClient::next_event(std::chrono::milliseconds timeout)
     }
     return event;
   }
+}
+
+HttpResponse SseClient::request_again(const std::string& target, const std::map<std::string, std::string>& headers) {
+  if (!connection_ || connection_->closed()) return {};
+  connection_->send(get_request(target, "", headers));
+  return read_response(*connection_, "GET", 10s);
 }
 
 bool SseClient::wait_end(std::chrono::milliseconds timeout) {
