@@ -19,7 +19,7 @@ AuthCacheSettings AuthCacheSettings::from_env(const Env& env) {
   settings.token_negative_ttl = milliseconds(env.non_negative("SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS", 1000));
   settings.relations_max_staleness = milliseconds(env.non_negative("SLUICE_RELATIONS_MAX_STALENESS_MS", 5000));
   settings.filters_ttl = milliseconds(env.non_negative("SLUICE_FILTERS_CACHE_TTL_MS", 60000));
-  settings.settings_ttl = milliseconds(env.non_negative("SLUICE_SETTINGS_CACHE_TTL_MS", 5000));
+  settings.settings_ttl = milliseconds(env.non_negative("SLUICE_SETTINGS_CACHE_TTL_MS", 0));
   settings.max_entries = static_cast<size_t>(env.non_negative("SLUICE_AUTH_CACHE_MAX_ENTRIES", 100000));
   return settings;
 }
@@ -44,7 +44,11 @@ AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSetting
           }),
       feed_access_(
           "settings", settings_.max_entries, [this](const v1::FeedAccessReply&) { return settings_.settings_ttl; },
-          settings_.settings_ttl.count() > 0, settings_.now),
+          // Subscribes that arrive while a query runs share it even without a TTL
+          // (docs/protocol.md#feed-access-settings): a reconnect storm of public
+          // streams is one query, and each subscribe still sees the settings as they
+          // are once it arrives.
+          /*coalesce=*/true, settings_.now),
       relations_(
           "relations", settings_.max_entries,
           [this](const v1::RelationsReply&) { return settings_.relations_max_staleness; },

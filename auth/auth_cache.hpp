@@ -1,16 +1,18 @@
 #pragma once
 // Time-bounded caches in front of AuthQueries, with single-flight coalescing of
-// concurrent misses and the invalidations Redis asks for (contract §2.3).
+// concurrent misses and the invalidations Redis asks for (docs/protocol.md#system-channels).
 //
 // Settings (SLUICE_* durations in milliseconds, plain non-negative integers; 0 turns
 // the cache off and every request queries PostgreSQL, like the reference):
-//   SLUICE_TOKEN_CACHE_TTL_MS           30000   found tokens (§3.2)
+//   SLUICE_TOKEN_CACHE_TTL_MS           30000   found tokens (docs/protocol.md#token-lookup)
 //   SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS   1000   unknown / revoked / disabled tokens
-//   SLUICE_RELATIONS_MAX_STALENESS_MS    5000   blocks, mutes, domain blocks (§7.2 (a), (b))
-//   SLUICE_FILTERS_CACHE_TTL_MS         60000   custom filters (§7.2 (c), §7.4)
-//   SLUICE_SETTINGS_CACHE_TTL_MS         5000   feed-access settings (§7.5)
+//   SLUICE_RELATIONS_MAX_STALENESS_MS    5000   blocks, mutes, domain blocks (docs/protocol.md#relations)
+//   SLUICE_FILTERS_CACHE_TTL_MS         60000   custom filters (docs/protocol.md#keyword-filter-query)
+//   SLUICE_SETTINGS_CACHE_TTL_MS            0   feed-access settings; 0 reads them on
+//                                              every subscribe like the reference
+//                                              (docs/protocol.md#feed-access-settings)
 //   SLUICE_AUTH_CACHE_MAX_ENTRIES      100000   entries per cache, least recently used dropped
-// List ownership (§8.2 query 2) is not cached: it runs on every list subscribe and
+// List ownership (docs/protocol.md#list-ownership) is not cached: it runs on every list subscribe and
 // unsubscribe, as in the reference. Database errors are never cached.
 #include <chrono>
 #include <cstdint>
@@ -33,7 +35,7 @@ struct AuthCacheSettings {
   std::chrono::milliseconds token_negative_ttl{1000};
   std::chrono::milliseconds relations_max_staleness{5000};
   std::chrono::milliseconds filters_ttl{60000};
-  std::chrono::milliseconds settings_ttl{5000};
+  std::chrono::milliseconds settings_ttl{0};
   size_t max_entries = 100000;
   // The clock entries age by (tests substitute their own).
   std::function<Clock::time_point()> now = [] { return Clock::now(); };

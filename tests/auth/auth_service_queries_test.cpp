@@ -1,5 +1,7 @@
-// CheckListOwnership (§8.2), GetFeedAccess (§7.5), GetRelations (§7.2 (a), (b)) and
-// GetFilters (§7.2 (c), §7.4) through a real gRPC channel against a real PostgreSQL.
+// CheckListOwnership (docs/protocol.md#list-ownership), GetFeedAccess
+// (docs/protocol.md#feed-access-settings), GetRelations (docs/protocol.md#relations) and
+// GetFilters (docs/protocol.md#keyword-filter-query, docs/protocol.md#filter-objects)
+// through a real gRPC channel against a real PostgreSQL.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -143,10 +145,26 @@ TEST_F(FeedAccessTest, UnspecifiedKindIsInvalid) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// The default: every request reads the settings as they are (docs/protocol.md#feed-access-settings).
+TEST(FeedAccessCacheTest, ByDefaultEveryRequestReadsTheSettings) {
+  shared_pg().exec("DELETE FROM settings");
+  auto config = test_config();
+  ASSERT_EQ(config.cache.settings_ttl, milliseconds(0));
+  AuthHarness harness(config);
+  const uint64_t before = queries_sent("settings");
+  EXPECT_TRUE(harness.feed_access(v1::FEED_KIND_LIVE).local_access());
+  shared_pg().exec("INSERT INTO settings (var, value) VALUES ('local_live_feed_access', E'--- disabled\\n')");
+  EXPECT_FALSE(harness.feed_access(v1::FEED_KIND_LIVE).local_access());
+  EXPECT_EQ(queries_sent("settings") - before, 2u);
+  shared_pg().exec("DELETE FROM settings");
+}
+
+// SLUICE_SETTINGS_CACHE_TTL_MS > 0, an operator's choice.
 TEST(FeedAccessCacheTest, CachedForTheSettingsTtl) {
   shared_pg().exec("DELETE FROM settings");
   auth_test::ManualClock clock;
   auto config = test_config();
+  config.cache.settings_ttl = milliseconds(5000);
   config.cache.now = clock.function();
   AuthHarness harness(config);
   const uint64_t before = queries_sent("settings");
@@ -251,7 +269,7 @@ struct FilterRow {
   std::string keyword;
 };
 
-// The contract's query (c) as written, run directly: the order the reference sees.
+// Query (c) of docs/protocol.md#keyword-filter-query as written, run directly: the order the reference sees.
 std::vector<FilterRow> reference_rows(int64_t account_id) {
   pqxx::connection connection(shared_pg().conninfo());
   pqxx::nontransaction tx(connection);
@@ -298,7 +316,7 @@ TEST(FiltersTest, GroupedInFirstSeenOrderWithEveryField) {
   keyword(foreign, "theirs", true);
 
   auto reply = harness.filters(viewer.account_id);
-  // Expected grouping derived from the rows the contract's query returns.
+  // Expected grouping derived from the rows that query returns.
   std::vector<std::string> order;
   std::map<std::string, std::vector<std::string>> keywords;
   for (const auto& row : reference_rows(viewer.account_id)) {

@@ -1,4 +1,4 @@
-// LookupToken through a real gRPC channel against a real PostgreSQL (contract §3.2),
+// LookupToken through a real gRPC channel against a real PostgreSQL (docs/protocol.md#token-lookup),
 // with the token cache, its invalidations, single flight, and database failures.
 #include <gtest/gtest.h>
 
@@ -70,7 +70,7 @@ TEST_F(TokenLookupTest, SuspendedAccountIsNotFound) {
 }
 
 TEST_F(TokenLookupTest, SilencedUnconfirmedUnapprovedAndExpiredAreStillFound) {
-  // Contract §3.2 "Not checked".
+  // docs/protocol.md#token-lookup: what is not checked.
   auto a = account();
   shared_pg().exec("UPDATE accounts SET silenced_at = now() WHERE id = " + std::to_string(a.account_id) +
                    "; UPDATE users SET confirmed_at = NULL, approved = false WHERE id = " +
@@ -364,7 +364,7 @@ TEST(AuthConfigTest, FromEnvironment) {
   EXPECT_EQ(defaults.cache.token_negative_ttl, milliseconds(1000));
   EXPECT_EQ(defaults.cache.relations_max_staleness, milliseconds(5000));
   EXPECT_EQ(defaults.cache.filters_ttl, milliseconds(60000));
-  EXPECT_EQ(defaults.cache.settings_ttl, milliseconds(5000));
+  EXPECT_EQ(defaults.cache.settings_ttl, milliseconds(0));
   EXPECT_EQ(defaults.cache.max_entries, 100000u);
   EXPECT_EQ(defaults.listen, "127.0.0.1:50052");
   EXPECT_EQ(defaults.admin_listen, "127.0.0.1:9092");

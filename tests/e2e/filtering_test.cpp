@@ -1,4 +1,4 @@
-// Contract §7: per-client decisions on public and hashtag streams, made from
+// docs/protocol.md#event-processing: per-client decisions on public and hashtag streams, made from
 // memory (relations and filters fetched per viewer, not per status).
 #include <gtest/gtest.h>
 
@@ -24,7 +24,8 @@ std::string update(const std::string& status) { return R"({"event":"update","pay
 
 // Publishes `statuses` then a marker status every viewer may see; returns the ids of
 // the statuses the client got before the marker. The marker is a status too because
-// statuses may reach a client after later deletes (§7.2), never after later statuses.
+// statuses may reach a client after later deletes, never after later statuses
+// (docs/protocol.md#ordering-of-filtered-statuses).
 std::vector<std::string> delivered_ids(SseClient& client, const std::string& channel,
                                        const std::vector<std::string>& statuses) {
   for (const auto& status : statuses) suite_redis().publish(channel, update(status));
@@ -83,6 +84,29 @@ TEST_P(Filtering, FeedAccessSettingsAndViewFeeds) {
   suite_postgres().exec("DELETE FROM settings");
 }
 
+// docs/protocol.md#feed-access-settings: with the default settings every subscribe
+// reads the settings as they are then; an admin who turns a feed off or on is obeyed by
+// the next subscription (no cache in between, unlike SLUICE_SETTINGS_CACHE_TTL_MS > 0).
+TEST_P(Filtering, FeedAccessChangeIsSeenByTheNextSubscribe) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "feed_change_viewer");
+  std::vector<std::string> statuses = {status_json("20", "900002", "loc", "loc"),
+                                       status_json("21", "900003", "rem", "rem@remote.example")};
+  suite_postgres().exec(
+      "DELETE FROM settings; INSERT INTO settings (var, value) VALUES ('local_live_feed_access', E'--- disabled\\n')");
+  {
+    SseClient before(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+    ASSERT_TRUE(wait_numsub("timeline:public", 1));
+    EXPECT_EQ(delivered_ids(before, "timeline:public", statuses), (std::vector<std::string>{"21"}));
+  }
+  ASSERT_TRUE(wait_numsub("timeline:public", 0));
+  suite_postgres().exec("UPDATE settings SET value = E'--- public\\n' WHERE var = 'local_live_feed_access'");
+  SseClient after(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  EXPECT_EQ(delivered_ids(after, "timeline:public", statuses), (std::vector<std::string>{"20", "21"}));
+  suite_postgres().exec("DELETE FROM settings");
+}
+
 TEST_P(Filtering, BlocksMutesAndDomainBlocks) {
   Cluster cluster(GetParam());
   auto viewer = create_account(suite_postgres(), "relations_viewer");
@@ -127,7 +151,7 @@ TEST_P(Filtering, KeywordFiltersAnnotatePerClient) {
   WsClient ws(cluster.port(), "/api/v1/streaming?stream=hashtag&tag=kw&access_token=" + filtering.token);
   SseClient plain(cluster.port(), "/api/v1/streaming/hashtag?tag=kw", bearer(other.token));
   ASSERT_TRUE(wait_numsub("timeline:hashtag:kw", 1));
-  std::this_thread::sleep_for(300ms);  // the WebSocket subscription has no acknowledgement
+  ws_settle(ws);  // the WebSocket subscription has no acknowledgement
   std::string status = status_json("30", "900010", "a", "a", "\"en\"", "[]", "<p>Un CAFÉ &amp; tea</p>");
   suite_redis().publish("timeline:hashtag:kw", update(status));
   std::string expected_filtered =
@@ -144,7 +168,7 @@ TEST_P(Filtering, KeywordFiltersAnnotatePerClient) {
   ASSERT_TRUE(unfiltered);
   EXPECT_EQ(unfiltered->data, base + R"(,"filtered":[]})");
 
-  // A status that already has `filtered` passes unchanged (§7.2 step 5).
+  // A status that already has `filtered` passes unchanged (docs/protocol.md#drop-pass-or-annotate).
   std::string prefiltered = status_json("31", "900010", "a", "a", "\"en\"", "[]", "café", R"(,"filtered":[1])");
   suite_redis().publish("timeline:hashtag:kw", update(prefiltered));
   auto unchanged = annotated.next_event();
@@ -171,8 +195,9 @@ TEST_P(Filtering, FiltersChangedMakesTheNextStatusUseFreshFilters) {
       std::to_string(viewer.account_id) + ", 'News', '{public}', 0) RETURNING id");
   suite_postgres().exec("INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word) VALUES (" +
                         filter_id + ", 'news', false)");
+  // No pause: the status published after filters_changed must already use the new
+  // filters (both reach the gateway in publish order; it fetches fresh filters first).
   suite_redis().publish("timeline:system:" + std::to_string(viewer.account_id), R"({"event":"filters_changed"})");
-  std::this_thread::sleep_for(200ms);
   suite_redis().publish("timeline:public", update(status));
   auto after = client.next_event();
   ASSERT_TRUE(after);
@@ -239,7 +264,10 @@ TEST(FilteringCost, NoDatabaseQueryPerStatusPerClient) {
     clients.push_back(std::make_unique<SseClient>(cluster.port(), "/api/v1/streaming/public", bearer(viewers.back().token)));
   }
   ASSERT_TRUE(wait_numsub("timeline:public", 1));
-  std::this_thread::sleep_for(300ms);
+  // Each viewer's relations and filters are loaded once its first status needs them:
+  // one status every client receives marks the end of those loads.
+  suite_redis().publish("timeline:public", update(status_json("999", "900020", "c", "c")));
+  for (auto& client : clients) ASSERT_TRUE(client->next_event());
   auto series = [](const char* query) { return std::string("sluice_auth_queries_total{query=\"") + query + "\"}"; };
   double relations_before = metric(cluster.port(), series("relations"));
   double filters_before = metric(cluster.port(), series("filters"));
