@@ -1,6 +1,8 @@
 #include "auth/auth_queries.hpp"
 
 #include <optional>
+
+#include "common/log.hpp"
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -8,27 +10,13 @@
 namespace sluice {
 namespace {
 
-// Contract §3.2, verbatim.
-constexpr const char* kTokenSql = R"(SELECT oauth_access_tokens.id, oauth_access_tokens.resource_owner_id, users.account_id,
-       users.chosen_languages, oauth_access_tokens.scopes,
-       COALESCE(user_roles.permissions, 0) AS permissions
-FROM oauth_access_tokens
-INNER JOIN users ON oauth_access_tokens.resource_owner_id = users.id
-INNER JOIN accounts ON accounts.id = users.account_id
-LEFT OUTER JOIN user_roles ON user_roles.id = users.role_id
-WHERE oauth_access_tokens.token = $1
-  AND oauth_access_tokens.revoked_at IS NULL
-  AND users.disabled IS FALSE
-  AND accounts.suspended_at IS NULL
-LIMIT 1)";
-
-// Contract §8.2 query 2; $1 is the raw list parameter as text.
+// docs/protocol.md#list-ownership; $1 is the raw list parameter as text.
 constexpr const char* kListSql = "SELECT id, account_id FROM lists WHERE id = $1 AND account_id = $2 LIMIT 1";
 
-// Contract §7.5.
+// docs/protocol.md#feed-access-settings.
 constexpr const char* kSettingsSql = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
 
-// Contract §7.2 step 3 (a) and (b) turned around: instead of asking per event whether
+// docs/protocol.md#relations (a) and (b) turned around: instead of asking per event whether
 // these accounts are related, fetch every relation of the viewer once. Mutes count
 // whatever their expires_at and hide_notifications, as in the reference.
 constexpr const char* kRelationsSql = R"(SELECT 0 AS kind, target_account_id AS id, NULL::character varying AS domain
@@ -40,7 +28,7 @@ SELECT 2, target_account_id, NULL FROM mutes WHERE account_id = $1
 UNION ALL
 SELECT 3, NULL, domain FROM account_domain_blocks WHERE account_id = $1)";
 
-// Contract §7.2 step 3 (c), with expires_at delivered as Unix milliseconds (the
+// docs/protocol.md#keyword-filter-query (c), with expires_at delivered as Unix milliseconds (the
 // timestamp is stored in UTC without a zone, read as node-pg's Date would be on a
 // UTC host; fractional milliseconds are cut as Date does).
 constexpr const char* kFiltersSql = R"(SELECT filter.id AS id, filter.phrase AS title, filter.context AS context,
@@ -116,7 +104,17 @@ metrics::Counter& AuthQueries::counter(const char* query) {
 }
 
 void AuthQueries::prepare(pqxx::connection& connection) {
-  connection.prepare(kToken, kTokenSql);
+  std::string token_sql;
+  {
+    std::lock_guard lock(schema_mutex_);
+    if (!schema_) {
+      // Once, on the first connection: every later one talks to the same database.
+      schema_ = MastodonSchema::detect(connection);
+      log::info(schema_->describe());
+    }
+    token_sql = token_query_sql(*schema_);
+  }
+  connection.prepare(kToken, token_sql);
   connection.prepare(kList, kListSql);
   connection.prepare(kSettings, kSettingsSql);
   connection.prepare(kRelations, kRelationsSql);
@@ -143,7 +141,7 @@ v1::TokenReply AuthQueries::token(const std::string& token) {
   reply.set_user_id(row["resource_owner_id"].as<int64_t>());
   reply.set_account_id(row["account_id"].as<int64_t>());
   for (auto& scope : split_scopes(row["scopes"].as<std::string>())) reply.add_scopes(std::move(scope));
-  // NULL: no language filter. Any array, even an empty one, is a filter (§7.2 step 2).
+  // NULL: no language filter. Any array, even an empty one, is a filter (docs/protocol.md#language-check).
   if (!row["chosen_languages"].is_null()) {
     reply.set_has_chosen_languages(true);
     for (auto& language : text_array(row["chosen_languages"])) reply.add_chosen_languages(std::move(language));
@@ -176,6 +174,9 @@ v1::FeedAccessReply AuthQueries::feed_access(v1::FeedKind kind) {
   pqxx::result rows;
   try {
     rows = pool_.run([&](pqxx::connection& connection) {
+      // Releases before 4.4 have no feed-access settings and their servers never read
+      // any (docs/mastodon-releases.md): every feed is open, no query.
+      if (!schema().has_feed_access_settings) return pqxx::result();
       settings_queries_.inc();
       pqxx::nontransaction tx(connection);
       return tx.exec_prepared(kSettings, local_var, remote_var);
@@ -209,17 +210,19 @@ v1::RelationsReply AuthQueries::relations(int64_t account_id) {
   v1::RelationsReply reply;
   for (const auto& row : rows) {
     switch (row[0].as<int>()) {
+      // Before 4.4 these columns may be NULL (docs/mastodon-releases.md): such a row
+      // relates nothing, as it matches nothing in the reference's queries.
       case 0:
-        reply.add_blocking(row[1].as<int64_t>());
+        if (!row[1].is_null()) reply.add_blocking(row[1].as<int64_t>());
         break;
       case 1:
-        reply.add_blocked_by(row[1].as<int64_t>());
+        if (!row[1].is_null()) reply.add_blocked_by(row[1].as<int64_t>());
         break;
       case 2:
-        reply.add_muting(row[1].as<int64_t>());
+        if (!row[1].is_null()) reply.add_muting(row[1].as<int64_t>());
         break;
       case 3:
-        reply.add_blocked_domains(row[2].as<std::string>());
+        if (!row[2].is_null()) reply.add_blocked_domains(row[2].as<std::string>());
         break;
     }
   }
@@ -237,7 +240,7 @@ v1::FiltersReply AuthQueries::filters(int64_t account_id) {
   } catch (const pqxx::sql_error& e) {
     throw DatabaseError(e.what());
   }
-  // §7.4: one filter per id in first-seen row order, its keywords in row order.
+  // docs/protocol.md#filter-objects: one filter per id in first-seen row order, its keywords in row order.
   v1::FiltersReply reply;
   std::unordered_map<std::string, int> index_of;
   for (const auto& row : rows) {
@@ -262,6 +265,11 @@ v1::FiltersReply AuthQueries::filters(int64_t account_id) {
     keyword->set_whole_word(row["whole_word"].as<bool>());
   }
   return reply;
+}
+
+MastodonSchema AuthQueries::schema() const {
+  std::lock_guard lock(schema_mutex_);
+  return schema_.value_or(MastodonSchema{});
 }
 
 void AuthQueries::ping() {

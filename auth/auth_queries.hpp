@@ -1,12 +1,15 @@
 #pragma once
-// The contract's SQL (§3.2, §7.2 step 3, §7.5, §8.2) as prepared statements, with the
+// The reference's SQL (docs/protocol.md#database-queries) as prepared statements, with the
 // answers shaped as the gateway's gRPC replies. Every statement actually sent is
 // counted in sluice_auth_queries_total{query=…}.
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <pqxx/pqxx>
 #include <stdexcept>
 #include <string>
 
+#include "auth/mastodon_schema.hpp"
 #include "auth/pg_pool.hpp"
 #include "common/metrics.hpp"
 #include "sluice/v1/auth.pb.h"
@@ -14,7 +17,7 @@
 namespace sluice {
 
 // `oauth_access_tokens.scopes` is NULL: the reference throws while splitting it, which
-// the client sees as 500 (contract §3.2).
+// the client sees as 500 (docs/protocol.md#token-lookup).
 struct NullScopesError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -23,20 +26,23 @@ class AuthQueries {
  public:
   explicit AuthQueries(PgPool& pool);
 
-  // Declares the prepared statements on a new connection (PgPool's prepare hook).
-  static void prepare(pqxx::connection& connection);
+  // Declares the prepared statements on a new connection (PgPool's prepare hook). The
+  // first call detects the Mastodon release from the catalogue and logs it.
+  void prepare(pqxx::connection& connection);
+  // What the first connection detected ("unknown" before any).
+  MastodonSchema schema() const;
 
-  // §3.2. found=false when no row matches (unknown, revoked, disabled user, suspended
+  // docs/protocol.md#token-lookup. found=false when no row matches (unknown, revoked, disabled user, suspended
   // account, application-only token). Throws NullScopesError or DatabaseError.
   v1::TokenReply token(const std::string& token);
-  // §8.2 query 2. A list id PostgreSQL cannot read as a bigint is "not owned", as the
+  // docs/protocol.md#list-ownership. A list id PostgreSQL cannot read as a bigint is "not owned", as the
   // reference's failing query makes it. Throws DatabaseError.
   bool list_owned(const std::string& list_id, int64_t account_id);
-  // §7.5: access unless the setting's value is exactly "--- disabled\n".
+  // docs/protocol.md#feed-access-settings: access unless the setting's value is exactly "--- disabled\n".
   v1::FeedAccessReply feed_access(v1::FeedKind kind);
-  // §7.2 step 3 (a), (b) as whole sets for one viewer (age_ms left 0).
+  // docs/protocol.md#relations (a), (b) as whole sets for one viewer (age_ms left 0).
   v1::RelationsReply relations(int64_t account_id);
-  // §7.2 step 3 (c) grouped per §7.4.
+  // docs/protocol.md#keyword-filter-query (c) grouped per docs/protocol.md#filter-objects.
   v1::FiltersReply filters(int64_t account_id);
   // Readiness probe: SELECT 1 (not counted as an auth query).
   void ping();
@@ -45,6 +51,8 @@ class AuthQueries {
   metrics::Counter& counter(const char* query);
 
   PgPool& pool_;
+  mutable std::mutex schema_mutex_;
+  std::optional<MastodonSchema> schema_;
   metrics::Counter& token_queries_;
   metrics::Counter& list_queries_;
   metrics::Counter& settings_queries_;

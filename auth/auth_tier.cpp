@@ -16,7 +16,8 @@ AuthConfig AuthConfig::from_env(const Env& env) {
 
 AuthTier::AuthTier(AuthConfig config)
     : config_(std::move(config)),
-      pool_(config_.pg, &AuthQueries::prepare, config_.checkout_timeout),
+      pool_(config_.pg, [this](pqxx::connection& connection) { queries_.prepare(connection); },
+            config_.checkout_timeout),
       queries_(pool_),
       workers_(config_.pg.pool_size),
       cache_(queries_, workers_, config_.cache),

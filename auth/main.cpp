@@ -34,6 +34,11 @@ int run(const sluice::Env& env) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // Gateways re-resolve their `dns:///` auth target when a connection ends: closing
+  // connections after a while (calls in flight get the grace to finish) lets them find
+  // replicas added by a scale-up. Lookups are unary, so no client notices.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
   int bound_port = 0;
   builder.AddListeningPort(settings.listen, grpc::InsecureServerCredentials(), &bound_port);
   builder.RegisterService(tier.service());

@@ -246,7 +246,9 @@ RedisConfig redis_config_from_env(const Env& env) {
   }
 
   config.db = static_cast<int>(env.integer("REDIS_DB", 0));
-  config.username = env.get_or("REDIS_USERNAME", "");
+  // REDIS_USER since Mastodon 4.3.1 (mastodon#32493, the name Rails reads); 4.3.0's
+  // REDIS_USERNAME still works (docs/mastodon-releases.md).
+  config.username = env.get("REDIS_USER").value_or(env.get_or("REDIS_USERNAME", ""));
   config.password = env.get_or("REDIS_PASSWORD", "");
 
   // 2. Sentinel when both the list and the master name are given.

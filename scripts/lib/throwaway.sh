@@ -29,7 +29,7 @@ start_redis() {
 
 # start_postgres SCRATCH PORT DATABASE [postgres -c settings...]: initdb into
 # SCRATCH/pg, start on PORT, create DATABASE with Mastodon's tables
-# (sql/mastodon-schema.sql). Sets postgres_wrapper_pid (to wait for) and
+# (sql/schema/mastodon-main.sql). Sets postgres_wrapper_pid (to wait for) and
 # postmaster_pid (to signal: SIGINT is a fast shutdown).
 start_postgres() {
   local scratch="$1" port="$2" database="$3"
@@ -60,7 +60,7 @@ start_postgres() {
   postmaster_pid="$(head -n 1 "$scratch/pg/postmaster.pid" 2>/dev/null || true)"
   psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qc "CREATE DATABASE $database" >/dev/null
   psql -h 127.0.0.1 -p "$port" -U postgres -d "$database" -q -v ON_ERROR_STOP=1 \
-    -f "$root/sql/mastodon-schema.sql" >/dev/null
+    -f "$root/sql/schema/mastodon-main.sql" >/dev/null
 }
 
 # stop_postgres SCRATCH: fast shutdown of the postmaster, waiting for it to go.

@@ -1,4 +1,4 @@
-// REDIS_* configuration (contract §6.1).
+// REDIS_* configuration (docs/protocol.md#redis-configuration).
 #include "common/redis_config.hpp"
 
 #include <gtest/gtest.h>
@@ -42,6 +42,15 @@ TEST(RedisConfig, HostPortDbUserPassword) {
   EXPECT_EQ(config.db, 3);
   EXPECT_EQ(config.username, "mastodon");
   EXPECT_EQ(config.password, "secret");
+}
+
+// Mastodon 4.3.1 and later read REDIS_USER (mastodon#32493); 4.3.0 read REDIS_USERNAME.
+TEST(RedisConfig, RedisUserWinsOverTheOlderRedisUsername) {
+  EXPECT_EQ(from({{"REDIS_USER", "new"}}).username, "new");
+  EXPECT_EQ(from({{"REDIS_USER", "new"}, {"REDIS_USERNAME", "old"}}).username, "new");
+  EXPECT_EQ(from({{"REDIS_USERNAME", "old"}}).username, "old");
+  RedisConfig sentinel = from({{"REDIS_USER", "u"}, {"REDIS_SENTINELS", "10.0.0.1"}, {"REDIS_SENTINEL_MASTER", "m"}});
+  EXPECT_EQ(sentinel.sentinel_username, "u");
 }
 
 TEST(RedisConfig, EmptyHostStaysEmpty) { EXPECT_EQ(from({{"REDIS_HOST", ""}}).host, ""); }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <pqxx/pqxx>
@@ -131,7 +132,9 @@ PostgresServer::PostgresServer() : port_(free_port()) {
     pqxx::nontransaction tx(admin);
     tx.exec("CREATE DATABASE mastodon_test");
   }
-  std::ifstream schema(source_dir() + "/sql/mastodon-schema.sql");
+  std::string schema_path = source_dir() + "/sql/schema/mastodon-" + schema_release() + ".sql";
+  std::ifstream schema(schema_path);
+  if (!schema) throw std::runtime_error("no schema fixture " + schema_path + " (SLUICE_TEST_SCHEMA names a release)");
   std::stringstream text;
   text << schema.rdbuf();
   pqxx::connection conn(conninfo());
@@ -140,6 +143,11 @@ PostgresServer::PostgresServer() : port_(free_port()) {
 }
 
 PostgresServer::~PostgresServer() { stop(); }
+
+std::string PostgresServer::schema_release() {
+  const char* release = std::getenv("SLUICE_TEST_SCHEMA");
+  return release && *release ? release : "main";
+}
 
 void PostgresServer::start() {
   process_ = std::make_unique<Process>(

@@ -37,8 +37,10 @@ class PostgresServer {
  public:
   // initdb into a temporary directory (as the `postgres` user when run as root),
   // start on a free port, create database `mastodon_test` and load
-  // sql/mastodon-schema.sql.
+  // sql/schema/mastodon-<release>.sql, the release named by SLUICE_TEST_SCHEMA
+  // (4.2, 4.3, 4.4, 4.5, 4.6, main; default main).
   PostgresServer();
+  static std::string schema_release();
   ~PostgresServer();
   int port() const { return port_; }
   std::string database() const { return "mastodon_test"; }
