@@ -55,8 +55,8 @@ int run(const sluice::Env& env) {
 
   int signal = wait_for_termination_signal();
   log::info("shutting down", {{"signal", signal}});
+  gateway.stop();  // the drain, with /readyz answering 503 meanwhile (docs/drain.md)
   admin.stop();
-  gateway.stop();
   auth.set_readiness_callback(nullptr);
   broker.set_readiness_callback(nullptr);
   auth.stop();

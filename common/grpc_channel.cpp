@@ -10,6 +10,10 @@ grpc::ChannelArguments internal_channel_arguments() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 * 1024 * 1024);
+  // A `dns:///name:port` target that resolves to several replicas (a Kubernetes
+  // headless Service) gets calls spread over every one of them, not pinned to the
+  // first; a plain host:port has one address and behaves as before.
+  args.SetLoadBalancingPolicyName("round_robin");
   return args;
 }
 

@@ -41,7 +41,7 @@ void append_join_element(std::string& out, const json* value) {
   out.append(js_to_string(*value));
 }
 
-// ---- ids (§7.3) ----
+// ---- ids (docs/protocol.md#status-fields-used) ----
 
 // String(id) for an id that is a string or a number; nullopt for anything else.
 std::optional<std::string> id_text(const json* id) {
@@ -63,7 +63,7 @@ std::string string_or_empty(const json* value) {
   return value != nullptr && value->is_string() ? value->get<std::string>() : std::string();
 }
 
-// ---- filter text (§7.4) ----
+// ---- filter text (docs/protocol.md#searched-text) ----
 
 // Bytes of the JS RegExp `\s` character at text[pos], or 0.
 std::size_t js_whitespace_length(std::string_view text, std::size_t pos) {
@@ -195,7 +195,7 @@ class GumboArena {
 };
 
 // The HTML fragment's text: tags removed, entities decoded, script/style text
-// kept (§7.4). Text without markup, entities, CR or NUL parses to itself.
+// kept (docs/protocol.md#searched-text). Text without markup, entities, CR or NUL parses to itself.
 std::string html_fragment_text(std::string_view html) {
   if (html.find_first_of(std::string_view("<&\r\0", 4)) == std::string_view::npos) return std::string(html);
   GumboArena arena;
@@ -238,7 +238,7 @@ std::string filter_text(const json& status) {
   return html_fragment_text(replace_paragraph_breaks(filter_source_text(status)));
 }
 
-// ---- status facts (§7.3) ----
+// ---- status facts (docs/protocol.md#status-fields-used) ----
 
 // Mentioned ids in order, duplicates kept. False when a mention has no usable id
 // (the reference throws on a mention that is not an object).
@@ -305,7 +305,7 @@ RedisMessageVerdict parse_into(std::string_view text, sluice::v1::ChannelEvent& 
   const json* payload = member(message, "payload");
   if (payload == nullptr || !js_truthy(*payload)) return RedisMessageVerdict::system_only;
   if (payload->is_string()) {
-    out.set_payload(payload->get<std::string>());  // §4.5: string payloads go out raw
+    out.set_payload(payload->get<std::string>());  // docs/protocol.md#event-frames: string payloads go out raw
   } else {
     std::string serialized;
     serialized.reserve(text.size());
@@ -318,11 +318,35 @@ RedisMessageVerdict parse_into(std::string_view text, sluice::v1::ChannelEvent& 
 
 }  // namespace
 
+void classify_system_channel(std::string_view channel, sluice::v1::ChannelEvent& out) {
+  constexpr std::string_view kAccessTokenPrefix = "timeline:access_token:";
+  constexpr std::string_view kAccountPrefix = "timeline:system:";
+  std::string_view id;
+  if (channel.starts_with(kAccessTokenPrefix)) {
+    out.set_system_channel(sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN);
+    id = channel.substr(kAccessTokenPrefix.size());
+  } else if (channel.starts_with(kAccountPrefix)) {
+    out.set_system_channel(sluice::v1::SYSTEM_CHANNEL_ACCOUNT);
+    id = channel.substr(kAccountPrefix.size());
+  } else {
+    return;
+  }
+  // Rails writes the id in decimal; anything else (sign, blanks, overflow) names nobody.
+  int64_t value = 0;
+  bool digits = !id.empty() && id.find_first_not_of("0123456789") == std::string_view::npos;
+  auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value);
+  if (digits && ec == std::errc() && end == id.data() + id.size()) {
+    out.set_system_id(value);
+    out.set_system_id_valid(true);
+  }
+}
+
 RedisMessageVerdict parse_redis_message(std::string_view channel, std::string_view text,
                                         sluice::v1::ChannelEvent& out) {
   out.Clear();
   out.set_received_at_us(now_unix_us());
   out.set_channel(std::string(channel));
+  classify_system_channel(channel, out);
   try {
     return parse_into(text, out);
   } catch (...) {  // allocation failure or a nlohmann type error: drop, never crash

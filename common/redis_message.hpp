@@ -1,5 +1,5 @@
 #pragma once
-// One Redis pub/sub message as Mastodon's Rails side publishes it (contract §6.2),
+// One Redis pub/sub message as Mastodon's Rails side publishes it (docs/protocol.md#messages-from-rails),
 // parsed ONCE by the broker into what every gateway needs.
 #include <string>
 #include <string_view>
@@ -18,10 +18,14 @@ enum class RedisMessageVerdict {
 
 // Parses `text` published on `channel` (namespace already stripped) into `out`:
 // channel, event, payload exactly as clients receive it (JS JSON.stringify of an
-// object payload, the raw string of a string payload, §6.4), and for
-// update/status.update with an object payload the StatusFacts of §7.3, including
-// the custom-filter search text of §7.4. Never throws; never crashes on any input.
+// object payload, the raw string of a string payload, docs/protocol.md#payload-serialisation), and for
+// update/status.update with an object payload the StatusFacts of docs/protocol.md#status-fields-used, including
+// the custom-filter search text of docs/protocol.md#searched-text. Never throws; never crashes on any input.
 RedisMessageVerdict parse_redis_message(std::string_view channel, std::string_view text,
                                         sluice::v1::ChannelEvent& out);
+
+// Sets system_channel, system_id and system_id_valid of `out` from `channel`
+// (docs/protocol.md#system-channels). parse_redis_message calls it.
+void classify_system_channel(std::string_view channel, sluice::v1::ChannelEvent& out);
 
 }  // namespace sluice

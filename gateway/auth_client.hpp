@@ -1,10 +1,15 @@
 #pragma once
 // The gateway's side of the auth service: asynchronous lookups whose callbacks
-// run on a gRPC thread (callers post back to their own worker).
+// run on a gRPC thread (callers post back to their own worker). Every call in
+// flight is tracked; stop() cancels them and returns once every callback has run,
+// so no reply can reach a worker that is gone.
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <unordered_set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,7 +19,7 @@
 
 namespace sluice::gateway {
 
-// What a token grants, fixed for the life of a connection (contract §3.3).
+// What a token grants, fixed for the life of a connection (docs/protocol.md#what-a-token-grants).
 struct AuthInfo {
   int64_t access_token_id = 0;
   int64_t account_id = 0;
@@ -23,7 +28,7 @@ struct AuthInfo {
   std::optional<std::vector<std::string>> chosen_languages;
 };
 
-// §7.5: VIEW_FEEDS lets a role see every feed whatever the settings say.
+// docs/protocol.md#feed-access-settings: VIEW_FEEDS lets a role see every feed whatever the settings say.
 inline constexpr int64_t kPermissionViewFeeds = 0x100000;
 
 enum class LookupStatus { ok, not_found, error };
@@ -41,13 +46,21 @@ struct FeedAccess {
 class AuthClient {
  public:
   AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token);
+  ~AuthClient();
+  AuthClient(const AuthClient&) = delete;
+  AuthClient& operator=(const AuthClient&) = delete;
+
+  // Cancels every call in flight and waits until each callback has returned; later
+  // calls fail at once with LookupStatus::error. Idempotent.
+  void stop();
+  size_t calls_in_flight() const;
 
   // `fresh` bypasses the auth service's cache (after a kill, see RecentKills).
   void lookup_token(const std::string& token, std::function<void(TokenResult)> done, bool fresh = false);
   // status ok + owned, not_found (not owned), or error.
   void check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done);
   void feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done);
-  // §7.2 step 3 and §7.4: one viewer's relations and keyword filters.
+  // docs/protocol.md#relations and docs/protocol.md#keyword-filters: one viewer's relations and keyword filters.
   void relations(int64_t account_id,
                  std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
   void filters(int64_t account_id, bool fresh,
@@ -56,9 +69,17 @@ class AuthClient {
  private:
   template <typename Request, typename Reply>
   struct Call;
+  // Starts `rpc` for `call` unless stopping; `on_done` gets the status and runs on
+  // a gRPC thread (or inline with CANCELLED once stopped).
+  template <typename Request, typename Reply, typename Rpc, typename OnDone>
+  void start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDone on_done);
 
   std::unique_ptr<sluice::v1::Auth::Stub> stub_;
   std::string internal_token_;
+  mutable std::mutex mutex_;
+  std::condition_variable idle_;
+  std::unordered_set<grpc::ClientContext*> in_flight_;
+  bool stopping_ = false;
 };
 
 }  // namespace sluice::gateway

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <random>
 #include <thread>
 
 #include "common/log.hpp"
@@ -40,18 +41,27 @@ void Gateway::start() {
   started_ = true;
 }
 
-void Gateway::stop(std::chrono::milliseconds drain) {
+void Gateway::stop(std::chrono::milliseconds flush_grace) {
   if (!started_) return;
   started_ = false;
+  draining_.store(true);
+  context_.metrics.draining->set(1);
   listener_->close();
+  const auto window = context_.config.drain_window;
+  log::info("draining", {{"clients", static_cast<int64_t>(client_count())}, {"window_ms", static_cast<int64_t>(window.count())}});
+  std::random_device seed;
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    asio::post(w->io(), [w] { w->end_all_clients(); });
+    uint64_t worker_seed = (static_cast<uint64_t>(seed()) << 32) | seed();
+    asio::post(w->io(), [w, window, worker_seed] { w->drain(window, worker_seed); });
   }
-  auto deadline = std::chrono::steady_clock::now() + drain;
+  auto deadline = std::chrono::steady_clock::now() + window + flush_grace;
   while (client_count() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // Lookups still in flight are cancelled and their callbacks have run before any
+  // worker (whose io_context they post to) goes away.
+  auth_.stop();
   for (auto& worker : workers_) worker->stop();
   broker_.stop();
 }
@@ -76,7 +86,7 @@ void GatewayContext::authenticate(const std::string& token, std::function<void(T
 void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {
   auto prepared = GatewayEvent::prepare(std::move(event));
   // Before any worker closes a connection, so that a reconnect sees it.
-  if (prepared->is_system) context_.recent_kills.record(*prepared->source, prepared->system_id);
+  if (prepared->is_system) context_.recent_kills.record(*prepared->source);
   for (auto& worker : workers_) {
     Worker* w = worker.get();
     asio::post(w->io(), [w, prepared] { w->deliver(prepared); });

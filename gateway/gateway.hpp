@@ -3,6 +3,8 @@
 // the auth service. Used by sluice-gateway and by the all-in-one binary.
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -24,11 +26,14 @@ class Gateway {
 
   // Binds (throws ConfigError when it cannot), starts the workers and the broker stream.
   void start();
-  // Stops accepting, ends every client cleanly (waiting up to `drain`), stops.
-  void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(2000));
+  // Fails readiness at once, stops accepting, tells every client to go away at a
+  // random moment within the configured drain window (SLUICE_DRAIN_SECONDS; SSE ends,
+  // WebSocket closes 1001), waits for them up to the window plus `flush_grace`, stops.
+  void stop(std::chrono::milliseconds flush_grace = std::chrono::milliseconds(2000));
 
   int port() const;
-  bool ready() const { return broker_.connected(); }
+  // False from the start of a drain on: load balancers send new clients elsewhere.
+  bool ready() const { return !draining_.load() && broker_.connected(); }
   size_t client_count() const;
 
  private:
@@ -40,6 +45,7 @@ class Gateway {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Listener> listener_;
   bool started_ = false;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace sluice::gateway

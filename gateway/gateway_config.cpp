@@ -40,7 +40,7 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.port = static_cast<int>(port);
   if (auto bind = env.get("BIND")) {
     std::string value = *bind;
-    // §9.1: "[::1]" style brackets are stripped.
+    // docs/protocol.md#listening: "[::1]" style brackets are stripped.
     if (value.size() >= 2 && value.front() == '[' && value.back() == ']') value = value.substr(1, value.size() - 2);
     config.bind = value;
   }
@@ -68,6 +68,9 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.request_timeout_seconds = positive_seconds(env, "SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS", 30);
   config.relations_max_staleness_ms = env.non_negative("SLUICE_RELATIONS_MAX_STALENESS_MS", 5000);
   config.token_cache_ttl_ms = env.non_negative("SLUICE_TOKEN_CACHE_TTL_MS", 30000);
+  int64_t drain_seconds = env.non_negative("SLUICE_DRAIN_SECONDS", 0);
+  if (drain_seconds > 3600) throw ConfigError("Invalid SLUICE_DRAIN_SECONDS environment variable: at most 3600");
+  config.drain_window = std::chrono::seconds(drain_seconds);
   return config;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // The gateway's settings: Mastodon's own variables (PORT, BIND, SOCKET,
-// TRUSTED_PROXY_IP, contract §9) and Sluice's SLUICE_* ones.
+// TRUSTED_PROXY_IP, docs/protocol.md#process-and-configuration) and Sluice's SLUICE_* ones.
 #include <cstddef>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,7 @@
 namespace sluice::gateway {
 
 struct GatewayConfig {
-  // Contract §9.1: SOCKET wins over PORT/BIND.
+  // docs/protocol.md#listening: SOCKET wins over PORT/BIND.
   std::string socket_path;
   std::string bind = "127.0.0.1";
   int port = 4000;
@@ -25,11 +26,14 @@ struct GatewayConfig {
   bool reuse_port = false;              // SLUICE_REUSE_PORT: several gateways on one port
   size_t client_queue_bytes = 4 << 20;  // SLUICE_CLIENT_QUEUE_BYTES: slow-client bound
   size_t websocket_max_message = 1 << 20;  // SLUICE_WS_MAX_MESSAGE_BYTES
-  int sse_heartbeat_seconds = 15;       // SLUICE_SSE_HEARTBEAT_SECONDS (§5: 15)
-  int websocket_ping_seconds = 30;      // SLUICE_WS_PING_SECONDS (§4.6: 30)
+  int sse_heartbeat_seconds = 15;       // SLUICE_SSE_HEARTBEAT_SECONDS (docs/protocol.md#sse-heartbeat: 15)
+  int websocket_ping_seconds = 30;      // SLUICE_WS_PING_SECONDS (docs/protocol.md#keep-alive-and-close: 30)
   int request_timeout_seconds = 30;     // SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS
   int keep_alive_seconds = 5;           // idle keep-alive between plain requests (Node's 5 s)
-  // How old the blocks, mutes and domain blocks used for a status may be (§7.2 step 3);
+  // SLUICE_DRAIN_SECONDS: on SIGTERM clients are told to go away spread over this
+  // window (docs/drain.md); 0 tells them all at once, as the reference's exit does.
+  std::chrono::milliseconds drain_window{0};
+  // How old the blocks, mutes and domain blocks used for a status may be (docs/protocol.md#relations);
   // 0 asks the auth service for every status, like the reference's query per event.
   // The auth service reads the same variable for its own cache.
   int64_t relations_max_staleness_ms = 5000;  // SLUICE_RELATIONS_MAX_STALENESS_MS

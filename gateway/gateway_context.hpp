@@ -1,6 +1,7 @@
 #pragma once
 // What every worker and session of one gateway process shares.
 #include "gateway/auth_client.hpp"
+#include "gateway/clock.hpp"
 #include "common/broker_link.hpp"
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_metrics.hpp"
@@ -10,9 +11,15 @@ namespace sluice::gateway {
 
 class GatewayContext {
  public:
-  GatewayContext(GatewayConfig c, AuthClient& a, BrokerLink& b)
-      : config(std::move(c)), auth(a), broker(b), recent_kills(std::chrono::milliseconds(config.token_cache_ttl_ms)) {}
+  GatewayContext(GatewayConfig c, AuthClient& a, BrokerLink& b, NowFunction clock = real_clock())
+      : config(std::move(c)),
+        now(std::move(clock)),
+        auth(a),
+        broker(b),
+        recent_kills(std::chrono::milliseconds(config.token_cache_ttl_ms), now) {}
   const GatewayConfig config;
+  // The gateway's clock (gateway/clock.hpp): staleness bounds, kill windows, drain.
+  const NowFunction now;
   GatewayMetrics metrics;
   AuthClient& auth;
   BrokerLink& broker;

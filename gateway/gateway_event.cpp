@@ -5,22 +5,16 @@
 #include "gateway/http_responses.hpp"
 
 namespace sluice::gateway {
-namespace {
 
-constexpr std::string_view kAccessTokenPrefix = "timeline:access_token:";
-constexpr std::string_view kSystemPrefix = "timeline:system:";
-
-int64_t parse_id(std::string_view text) {
-  int64_t value = 0;
-  if (text.empty() || text.size() > 18) return -1;
-  for (char c : text) {
-    if (c < '0' || c > '9') return -1;
-    value = value * 10 + (c - '0');
-  }
-  return value;
+std::string payload_with_filtered(std::string_view payload_open, std::string_view filtered_json) {
+  std::string out;
+  out.reserve(payload_open.size() + filtered_json.size() + 14);
+  out += payload_open;
+  out += payload_open.size() > 1 ? ",\"filtered\":" : "\"filtered\":";
+  out += filtered_json;
+  out += '}';
+  return out;
 }
-
-}  // namespace
 
 std::string websocket_tail(std::string_view event, std::string_view payload) {
   std::string out;
@@ -45,14 +39,8 @@ std::string websocket_event_frame(std::string_view echo_json, std::string_view t
 std::shared_ptr<const GatewayEvent> GatewayEvent::prepare(std::shared_ptr<const sluice::v1::ChannelEvent> source) {
   auto prepared = std::make_shared<GatewayEvent>();
   const auto& event = *source;
-  std::string_view channel = event.channel();
-  if (channel.substr(0, kAccessTokenPrefix.size()) == kAccessTokenPrefix) {
-    prepared->is_system = true;
-    prepared->system_id = parse_id(channel.substr(kAccessTokenPrefix.size()));
-  } else if (channel.substr(0, kSystemPrefix.size()) == kSystemPrefix) {
-    prepared->is_system = true;
-    prepared->system_id = parse_id(channel.substr(kSystemPrefix.size()));
-  }
+  // The broker classified the channel (docs/protocol.md#system-channels).
+  prepared->is_system = event.system_channel() != sluice::v1::SYSTEM_CHANNEL_NONE;
   if (!prepared->is_system && !event.payload().empty()) {
     prepared->is_status = event.has_status();
     prepared->sse_plain = sse_event_chunk(event.event(), event.payload());
@@ -60,8 +48,7 @@ std::shared_ptr<const GatewayEvent> GatewayEvent::prepare(std::shared_ptr<const 
     const std::string& payload = event.payload();
     if (prepared->is_status && !event.status().has_filtered() && payload.size() >= 2 && payload.back() == '}') {
       prepared->payload_open = payload.substr(0, payload.size() - 1);
-      std::string with_filtered = prepared->payload_open;
-      with_filtered += payload.size() == 2 ? "\"filtered\":[]}" : ",\"filtered\":[]}";
+      std::string with_filtered = payload_with_filtered(prepared->payload_open, "[]");
       prepared->sse_filtered = sse_event_chunk(event.event(), with_filtered);
       prepared->ws_tail_filtered = websocket_tail(event.event(), with_filtered);
     }

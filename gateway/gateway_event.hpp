@@ -4,6 +4,7 @@
 // on the gRPC thread that received it, and shared read-only.
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "sluice/v1/broker.pb.h"
 
@@ -11,17 +12,17 @@ namespace sluice::gateway {
 
 struct GatewayEvent {
   std::shared_ptr<const sluice::v1::ChannelEvent> source;
-  // update/status.update with an object payload: the §7 steps apply on filtered streams.
+  // update/status.update with an object payload: the steps of docs/protocol.md#filtered-streams apply.
   bool is_status = false;
-  // timeline:access_token:<id> or timeline:system:<account> (§2.3).
+  // timeline:access_token:<id> or timeline:system:<account> (docs/protocol.md#system-channels);
+  // the family and id are source->system_channel() and source->system_id().
   bool is_system = false;
-  int64_t system_id = 0;
 
-  // For streams without filtering (§7.1): the payload untouched.
+  // For streams without filtering (docs/protocol.md#which-events-are-forwarded): the payload untouched.
   std::string sse_plain;      // whole SSE chunk
   std::string ws_tail_plain;  // `,"event":…,"payload":…}` after `{"stream":<echo>`
   // For filtered streams when the status has no `filtered` key: `"filtered":[]`
-  // appended as the last key (§7.4). Empty when not needed.
+  // appended as the last key (docs/protocol.md#filter-evaluation). Empty when not needed.
   std::string sse_filtered;
   std::string ws_tail_filtered;
   // The payload without its closing brace, for per-client `filtered` entries.
@@ -29,6 +30,11 @@ struct GatewayEvent {
 
   static std::shared_ptr<const GatewayEvent> prepare(std::shared_ptr<const sluice::v1::ChannelEvent> source);
 };
+
+// The status payload with `"filtered":<filtered_json>` as its last key
+// (docs/protocol.md#filter-evaluation); `payload_open` is the payload without its
+// closing brace.
+std::string payload_with_filtered(std::string_view payload_open, std::string_view filtered_json);
 
 // `,"event":<event>,"payload":<payload as a JSON string>}`
 std::string websocket_tail(std::string_view event, std::string_view payload);

@@ -28,6 +28,13 @@ GatewayMetrics::GatewayMetrics() {
         "sluice_slow_client_disconnects_total",
         "Clients disconnected because their write queue passed SLUICE_CLIENT_QUEUE_BYTES", {{"type", kind_label(kind)}});
   }
+  for (auto kind : {ClientKind::websocket, ClientKind::eventsource}) {
+    int i = static_cast<int>(kind);
+    drained_clients[i] = &registry.counter("sluice_drained_clients_total",
+                                           "Clients told to go away while the gateway drained on shutdown",
+                                           {{"type", kind_label(kind)}});
+  }
+  draining = &registry.gauge("sluice_gateway_draining", "1 while the gateway drains its clients before exiting");
   malformed_statuses = &registry.counter(
       "sluice_malformed_statuses_total",
       "Statuses without account, mentions or media_attachments dropped on filtered streams (the reference crashes)");

@@ -1,5 +1,5 @@
 #pragma once
-// The reference's client metrics (§9.4), primed at start, plus Sluice's own.
+// The reference's client metrics (docs/protocol.md#metrics), primed at start, plus Sluice's own.
 #include <array>
 #include <string>
 #include <unordered_map>
@@ -20,6 +20,8 @@ struct GatewayMetrics {
   std::array<metrics::Counter*, 2> messages_sent{};
   std::array<std::unordered_map<std::string, metrics::Gauge*>, 2> connected_channels;
   std::array<metrics::Counter*, 2> slow_client_disconnects{};
+  std::array<metrics::Counter*, 2> drained_clients{};
+  metrics::Gauge* draining = nullptr;
   metrics::Counter* malformed_statuses = nullptr;
   metrics::Counter* websocket_protocol_errors = nullptr;
   metrics::Counter* http_bad_requests = nullptr;

@@ -21,8 +21,10 @@ int run(const sluice::Env& env) {
   admin.start();
   int sig = wait_for_termination_signal();
   log::info("shutting down", {{"signal", sig}});
-  admin.stop();
+  // The drain first, while the admin port still answers: /readyz says 503 and
+  // /metrics shows the drain until the last client has gone (docs/drain.md).
   gateway.stop();
+  admin.stop();
   return 0;
 }
 

@@ -7,16 +7,6 @@
 
 namespace sluice::gateway {
 
-std::string payload_with_filtered(const std::string& payload_open, const std::string& filtered_json) {
-  std::string out;
-  out.reserve(payload_open.size() + filtered_json.size() + 14);
-  out += payload_open;
-  out += payload_open.size() > 1 ? ",\"filtered\":" : "\"filtered\":";
-  out += filtered_json;
-  out += '}';
-  return out;
-}
-
 ViewerCache::ViewerCache(Worker& worker, std::chrono::milliseconds relations_max_staleness)
     : worker_(worker), max_staleness_(relations_max_staleness) {}
 
@@ -74,7 +64,7 @@ void ViewerCache::defer(int64_t account, std::shared_ptr<Client> client, const s
 void ViewerCache::load_relations(int64_t account) {
   Viewer& viewer = viewers_[account];
   viewer.relations_loading = true;
-  auto started = Clock::now();
+  auto started = worker_.context().now();
   auto& io = worker_.io();
   worker_.context().auth.relations(account, [this, account, started, &io](
                                                 LookupStatus status,
@@ -89,7 +79,7 @@ void ViewerCache::load_relations(int64_t account) {
         // Its age: the auth service may have answered from its own cache.
         viewer.relations_taken_at = started - std::chrono::milliseconds(reply->age_ms());
       } else {
-        // §7.2: a failed query drops the statuses that needed it.
+        // docs/protocol.md#relations: a failed query drops the statuses that needed it.
         log::warn("relations lookup failed; dropping waiting statuses", {{"account_id", account}});
         std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
       }
@@ -107,7 +97,7 @@ void ViewerCache::load_filters(int64_t account, bool fresh) {
   viewer.filters_loading = true;
   viewer.filters_stale = false;
   auto& io = worker_.io();
-  auto started = Clock::now();
+  auto started = worker_.context().now();
   worker_.context().auth.filters(account, fresh, [this, account, started, &io](
                                                      LookupStatus status,
                                                      std::shared_ptr<const sluice::v1::FiltersReply> reply) {

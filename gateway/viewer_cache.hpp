@@ -1,5 +1,6 @@
 #pragma once
-// What per-client filtering (§7.2 step 3, §7.4) needs to know about each viewer
+// What per-client filtering (docs/protocol.md#relations, docs/protocol.md#keyword-filters)
+// needs to know about each viewer
 // account with a filtered subscription on this worker: its relations and its
 // keyword filters, fetched from the auth service and kept in memory, so that no
 // status costs a database query per client. Relations are at most
@@ -34,7 +35,7 @@ class ViewerCache {
   // A filtered subscription of `account` appeared / went away on this worker.
   void retain(int64_t account);
   void release(int64_t account);
-  // §2.3: the account's filters are fetched again before its next status.
+  // docs/protocol.md#system-channels: the account's filters are fetched again before its next status.
   void filters_changed(int64_t account);
 
   struct Viewer {
@@ -72,9 +73,5 @@ class ViewerCache {
   std::chrono::milliseconds max_staleness_;
   std::unordered_map<int64_t, Viewer> viewers_;
 };
-
-// §7.4: the payload `payload_open` (an object without its closing brace) with
-// `"filtered":<filtered_json>` appended as its last key.
-std::string payload_with_filtered(const std::string& payload_open, const std::string& filtered_json);
 
 }  // namespace sluice::gateway

@@ -81,11 +81,11 @@ void WebSocketSession::end_gracefully() {
   if (!open()) return;
   ending_ = true;
   release_subscriptions();
-  send(make_frame(encode_close_frame()));  // §2.3: no status code
+  send(make_frame(encode_close_frame()));  // docs/protocol.md#system-channels: no status code
   close_after_flush();
 }
 
-// §4.6: a socket that did not answer the previous ping is terminated.
+// docs/protocol.md#keep-alive-and-close: a socket that did not answer the previous ping is terminated.
 void WebSocketSession::heartbeat() {
   if (!open()) return;
   if (!alive_) {
@@ -104,7 +104,7 @@ void WebSocketSession::handle_message(std::string_view text) {
   }
   auto message = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (message.is_discarded()) {
-    log::debug("websocket message is not JSON; ignored");  // §4.2: logged, no reply
+    log::debug("websocket message is not JSON; ignored");  // docs/protocol.md#client-messages: logged, no reply
     return;
   }
   if (!message.is_object()) return;  // falsy values and non-objects carry no fields
@@ -195,7 +195,7 @@ void WebSocketSession::add_planned(const std::shared_ptr<StreamPlan>& plan, int 
   if (status != 0) return send_error(message, status);
   std::string key = plan->key();
   for (const auto& existing : subscriptions()) {
-    if (existing->plan.key() == key) return;  // §4.3 step 3: already subscribed
+    if (existing->plan.key() == key) return;  // docs/protocol.md#subscribe: already subscribed
   }
   auto subscription = std::make_unique<Subscription>();
   subscription->plan = std::move(*plan);

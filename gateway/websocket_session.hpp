@@ -1,5 +1,5 @@
 #pragma once
-// A streaming WebSocket (contract §4): any number of subscriptions managed with
+// A streaming WebSocket (docs/protocol.md#websocket-protocol): any number of subscriptions managed with
 // subscribe/unsubscribe messages, server pings every 30 s, binary frames refused.
 #include <string>
 #include <vector>
@@ -14,13 +14,14 @@ class WebSocketSession final : public Client {
   WebSocketSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth);
 
   // Writes the 101 handshake (bytes already built), registers with the worker, and
-  // subscribes `?stream=` when the URL had one (§4.1). Runs on the worker's thread.
+  // subscribes `?stream=` when the URL had one (docs/protocol.md#opening-a-websocket). Runs on the worker's thread.
   void start(std::string handshake, const Params& query, std::string_view early_bytes);
 
   void end_gracefully() override;
   void heartbeat() override;
+  void go_away() override { close_with(websocket_close::going_away, {}); }
 
-  // §4.2: one client text message.
+  // docs/protocol.md#client-messages: one client text message.
   void handle_message(std::string_view text);
 
  protected:
@@ -47,7 +48,7 @@ class WebSocketSession final : public Client {
   // this worker's thread with an error status (0 when fine).
   void check_plan(std::shared_ptr<StreamPlan> plan,
                   std::function<void(int status, std::string message, bool filter_local, bool filter_remote)> done);
-  // §4.3: error frames go out only while the socket is open and not awaiting a pong.
+  // docs/protocol.md#subscribe-errors: error frames go out only while the socket is open and not awaiting a pong.
   void send_error(std::string_view message, std::optional<int> status);
   void close_with(uint16_t code, std::string_view reason);
 

@@ -1,6 +1,7 @@
 #include "gateway/worker.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include "common/log.hpp"
 #include "common/websocket_protocol.hpp"
@@ -84,9 +85,39 @@ void Worker::stop() {
   thread_.join();
 }
 
-void Worker::end_all_clients() {
-  auto clients = clients_;
-  for (auto& client : clients) client->end_gracefully();
+void Worker::drain(std::chrono::milliseconds window, uint64_t seed) {
+  draining_ = true;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> offset_ms(0, std::max<int64_t>(0, window.count()));
+  auto now = context_.now();
+  drain_order_.clear();
+  drain_order_.reserve(clients_.size());
+  for (const auto& client : clients_) {
+    drain_order_.push_back({now + std::chrono::milliseconds(offset_ms(rng)), client});
+  }
+  std::sort(drain_order_.begin(), drain_order_.end(),
+            [](const DrainEntry& a, const DrainEntry& b) { return a.at < b.at; });
+  drain_next_ = 0;
+  drain_due();
+}
+
+void Worker::drain_due() {
+  auto now = context_.now();
+  while (drain_next_ < drain_order_.size() && drain_order_[drain_next_].at <= now) {
+    if (auto client = drain_order_[drain_next_].client.lock()) {
+      context_.metrics.drained_clients[static_cast<int>(client->kind())]->inc();
+      client->go_away();
+    }
+    ++drain_next_;
+  }
+  if (drain_next_ >= drain_order_.size()) {
+    drain_order_.clear();
+    return;
+  }
+  drain_timer_.expires_at(drain_order_[drain_next_].at);
+  drain_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) drain_due();
+  });
 }
 
 void Worker::schedule_tick() {
@@ -126,8 +157,15 @@ void Worker::add_client(std::shared_ptr<Client> client) {
     websockets_.push_back(&c);
   }
   context_.metrics.clients(c.kind()).inc();
-  // §9.4: each connection counts two system channels.
+  // docs/protocol.md#metrics: each connection counts two system channels.
   context_.metrics.channels(c.kind(), "system").add(2);
+  // A request admitted while the gateway drains (its lookup was in flight): it goes
+  // as soon as it has started, never after the drain window.
+  if (draining_) {
+    asio::post(io_, [weak = std::weak_ptr<Client>(clients_.back())] {
+      if (auto client = weak.lock()) client->go_away();
+    });
+  }
 }
 
 void Worker::remove_client(Client& c) {
@@ -173,7 +211,11 @@ void Worker::attach(Subscription& subscription) {
     auto& list = listeners_[channels[i]];
     subscription.slots[i] = static_cast<uint32_t>(list.size());
     list.push_back(Listener{&subscription, static_cast<uint32_t>(i)});
-    if (list.size() == 1) context_.broker.acquire(channels[i], /*heartbeat=*/true);
+    if (list.size() == 1) {
+      context_.broker.acquire(channels[i], /*heartbeat=*/true);
+    } else {
+      context_.broker.touch(channels[i]);  // docs/protocol.md#subscription-heartbeat-keys
+    }
   }
   if (subscription.plan.filtered) viewers_.retain(subscription.client->auth().account_id);
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).inc();
@@ -200,21 +242,17 @@ void Worker::detach(Subscription& subscription) {
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).dec();
 }
 
-// §7.2 steps 1 and 2 for update/status.update on public and hashtag streams.
+// docs/protocol.md#feed-access-check and docs/protocol.md#language-check for
+// update/status.update on public and hashtag streams.
 bool Worker::passes_feed_and_language(const Subscription& subscription, const GatewayEvent& event) {
-  const auto& status = event.source->status();
-  if (!status.well_formed()) {
-    context_.metrics.malformed_statuses->inc();
-    return false;
+  SubscriptionRules rules{subscription.filter_local, subscription.filter_remote,
+                          &subscription.client->auth().chosen_languages};
+  switch (check_feed_and_language(event.source->status(), rules)) {
+    case FeedCheck::pass: return true;
+    case FeedCheck::malformed: context_.metrics.malformed_statuses->inc(); return false;
+    case FeedCheck::drop: return false;
   }
-  bool local = status.account_username() == status.account_acct();
-  if ((local && subscription.filter_local) || (!local && subscription.filter_remote)) return false;
-  const auto& languages = subscription.client->auth().chosen_languages;
-  if (languages) {
-    if (!status.has_language()) return false;
-    if (std::find(languages->begin(), languages->end(), status.language()) == languages->end()) return false;
-  }
-  return true;
+  return false;
 }
 
 namespace {
@@ -224,40 +262,60 @@ int64_t unix_ms_now() {
 }
 }  // namespace
 
-std::optional<std::string> Worker::decide(const Client& client, const GatewayEvent& event,
-                                          const ViewerCache::Viewer& viewer) {
-  const auto& status = event.source->status();
-  if (relations_drop(*viewer.relations, client.auth().account_id, status)) return std::nullopt;
-  if (status.has_filtered()) return std::string();  // §7.2 step 5: forwarded unchanged
-  if (viewer.filters->empty()) return std::string("[]");
-  return viewer.filters->evaluate(status.filter_text(), unix_ms_now());
+bool Worker::send_status(Client& client, const std::string& echo_json, const StatusDecision& decision,
+                         FrameCache& frames) {
+  switch (decision.verdict) {
+    case StatusVerdict::drop:
+      return false;
+    case StatusVerdict::unchanged:
+      client.send(frames.for_client(client.kind(), echo_json, false));
+      return true;
+    case StatusVerdict::no_filter_match:
+      client.send(frames.for_client(client.kind(), echo_json, true));
+      return true;
+    case StatusVerdict::filter_matches: {
+      // Only a client whose filters match pays for its own payload (design).
+      const GatewayEvent& event = frames.event;
+      std::string payload = payload_with_filtered(event.payload_open, decision.filtered_json);
+      client.send(make_frame(client.kind() == ClientKind::eventsource
+                                 ? sse_event_chunk(event.source->event(), payload)
+                                 : websocket_event_frame(echo_json, websocket_tail(event.source->event(), payload))));
+      return true;
+    }
+  }
+  return false;
 }
 
 void Worker::deliver_decided(Client& client, const std::string& echo_json, const GatewayEvent& event,
                              const ViewerCache::Viewer& viewer) {
   if (!client.open()) return;
-  auto filtered = decide(client, event, viewer);
-  if (!filtered) return;
-  const std::string& payload_source = event.source->payload();
-  std::string payload = filtered->empty() ? payload_source : payload_with_filtered(event.payload_open, *filtered);
-  if (client.kind() == ClientKind::eventsource) {
-    client.send(make_frame(sse_event_chunk(event.source->event(), payload)));
-  } else {
-    client.send(make_frame(websocket_event_frame(echo_json, websocket_tail(event.source->event(), payload))));
-  }
-  context_.metrics.sent(client.kind()).inc();
+  FrameCache frames{event, {}, {}, {}};
+  auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer.relations, *viewer.filters,
+                                [&](const CompiledFilters& filters) {
+                                  return filters.evaluate(event.source->status().filter_text(), unix_ms_now());
+                                });
+  if (send_status(client, echo_json, decision, frames)) context_.metrics.sent(client.kind()).inc();
 }
 
 void Worker::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   const GatewayEvent& event = *shared_event;
   if (event.is_system) return deliver_system(event);
-  if (event.source->payload().empty()) return;  // §6.2: no payload, nothing to forward
+  if (event.source->payload().empty()) return;  // docs/protocol.md#messages-from-rails: no payload, nothing to forward
   auto it = listeners_.find(event.source->channel());
   if (it == listeners_.end()) return;
   FrameCache frames{event, {}, {}, {}};
   uint64_t sent[2] = {0, 0};
-  auto now = ViewerCache::Clock::now();
+  auto now = context_.now();
   int64_t now_ms = 0;
+  // Each distinct filter set is evaluated once per event: accounts share results.
+  auto evaluate_once = [&](const CompiledFilters& filters) {
+    for (const auto& [evaluated, json] : frames.evaluations) {
+      if (evaluated == &filters) return json;
+    }
+    if (!now_ms) now_ms = unix_ms_now();
+    frames.evaluations.emplace_back(&filters, filters.evaluate(event.source->status().filter_text(), now_ms));
+    return frames.evaluations.back().second;
+  };
   for (const Listener& listener : it->second) {
     Subscription& subscription = *listener.subscription;
     Client& client = *subscription.client;
@@ -274,49 +332,24 @@ void Worker::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
                      now);
       continue;
     }
-    const auto& status = event.source->status();
-    if (relations_drop(*viewer->relations, client.auth().account_id, status)) continue;
-    if (status.has_filtered()) {
-      client.send(frames.for_client(client.kind(), subscription.plan.echo_json, false));
-    } else if (viewer->filters->empty()) {
-      client.send(frames.for_client(client.kind(), subscription.plan.echo_json, true));
-    } else {
-      // Evaluate each distinct filter set once per event.
-      const std::string* filtered = nullptr;
-      for (const auto& [filters, json] : frames.evaluations) {
-        if (filters == viewer->filters.get()) filtered = &json;
-      }
-      if (!filtered) {
-        if (!now_ms) now_ms = unix_ms_now();
-        frames.evaluations.emplace_back(viewer->filters.get(),
-                                        viewer->filters->evaluate(status.filter_text(), now_ms));
-        filtered = &frames.evaluations.back().second;
-      }
-      if (*filtered == "[]") {
-        client.send(frames.for_client(client.kind(), subscription.plan.echo_json, true));
-      } else {
-        // Only a client whose filters match pays for its own payload (design).
-        std::string payload = payload_with_filtered(event.payload_open, *filtered);
-        client.send(make_frame(client.kind() == ClientKind::eventsource
-                                   ? sse_event_chunk(event.source->event(), payload)
-                                   : websocket_event_frame(subscription.plan.echo_json,
-                                                           websocket_tail(event.source->event(), payload))));
-      }
-    }
+    auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer->relations,
+                                  *viewer->filters, evaluate_once);
+    if (!send_status(client, subscription.plan.echo_json, decision, frames)) continue;
     ++sent[static_cast<int>(client.kind())];
   }
   if (sent[0]) context_.metrics.sent(ClientKind::eventsource).inc(sent[0]);
   if (sent[1]) context_.metrics.sent(ClientKind::websocket).inc(sent[1]);
 }
 
-// §2.3: kill closes, filters_changed clears filter caches, the rest is ignored.
+// docs/protocol.md#system-channels: kill closes, filters_changed clears filter caches, the rest is ignored.
 void Worker::deliver_system(const GatewayEvent& event) {
   const auto& name = event.source->event();
   bool kill = name == "kill";
   if (!kill && name != "filters_changed") return;
-  bool by_token = event.source->channel().rfind("timeline:access_token:", 0) == 0;
+  if (!event.source->system_id_valid()) return;
+  bool by_token = event.source->system_channel() == sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN;
   auto& index = by_token ? by_access_token_ : by_account_;
-  auto it = index.find(event.system_id);
+  auto it = index.find(event.source->system_id());
   if (it == index.end()) return;
   auto clients = it->second;  // ending a client edits the index
   if (!kill) {

@@ -15,6 +15,7 @@
 #include "gateway/client.hpp"
 #include "gateway/gateway_event.hpp"
 #include "gateway/socket.hpp"
+#include "gateway/status_decision.hpp"
 #include "gateway/viewer_cache.hpp"
 
 namespace sluice::gateway {
@@ -40,7 +41,7 @@ class Worker {
   void attach(Subscription& subscription);
   void detach(Subscription& subscription);
   void deliver(const std::shared_ptr<const GatewayEvent>& event);
-  // A status on a filtered stream whose viewer data arrived after it (§7.2 step 3 on).
+  // A status on a filtered stream whose viewer data arrived after it (docs/protocol.md#relations on).
   void deliver_decided(Client& client, const std::string& echo_json, const GatewayEvent& event,
                        const ViewerCache::Viewer& viewer);
 
@@ -52,8 +53,10 @@ class Worker {
 
   // Readable from any thread (for draining and metrics).
   size_t client_count_relaxed() const { return client_count_.load(std::memory_order_relaxed); }
-  // Graceful shutdown: every client ends as on `kill`.
-  void end_all_clients();
+  // Shutdown (docs/drain.md): every client is told to go away at a random moment
+  // within `window` (at once when zero), so reconnects reach the other gateways
+  // spread out rather than as a storm. Clients added meanwhile go at once.
+  void drain(std::chrono::milliseconds window, uint64_t seed);
 
  private:
   struct Listener {
@@ -64,13 +67,14 @@ class Worker {
 
   void tick();
   void schedule_tick();
+  void drain_due();
   void deliver_system(const GatewayEvent& event);
-  // §7.2 steps 1 and 2, decided from the subscription and the token alone.
+  // docs/protocol.md#feed-access-check and docs/protocol.md#language-check, decided
+  // from the subscription and the token alone.
   bool passes_feed_and_language(const Subscription& subscription, const GatewayEvent& event);
-  // §7.2 steps 3–6 with the viewer's data in memory: the `filtered` array, or
-  // nullopt when the status is dropped.
-  std::optional<std::string> decide(const Client& client, const GatewayEvent& event,
-                                    const ViewerCache::Viewer& viewer);
+  // Sends what decide_status chose: a shared frame, or one of the client's own.
+  // False when the status is dropped.
+  bool send_status(Client& client, const std::string& echo_json, const StatusDecision& decision, FrameCache& frames);
 
   GatewayContext& context_;
   unsigned index_;
@@ -85,9 +89,18 @@ class Worker {
   std::unordered_map<int64_t, std::vector<Client*>> by_access_token_;
   std::unordered_map<int64_t, std::vector<Client*>> by_account_;
   // SSE clients spread over one bucket per second of the heartbeat period, so
-  // each gets `:thump` about every 15 s after it opened (§5) from one timer.
+  // each gets `:thump` about every 15 s after it opened (docs/protocol.md#sse-heartbeat) from one timer.
   std::vector<std::vector<Client*>> heartbeat_buckets_;
   std::vector<Client*> websockets_;
+
+  struct DrainEntry {
+    std::chrono::steady_clock::time_point at;
+    std::weak_ptr<Client> client;
+  };
+  bool draining_ = false;
+  std::vector<DrainEntry> drain_order_;
+  size_t drain_next_ = 0;
+  asio::steady_timer drain_timer_{io_};
 
   ViewerCache viewers_;
   Frame thump_frame_;

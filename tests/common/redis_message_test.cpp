@@ -1,5 +1,6 @@
-// Redis messages as Rails publishes them (contract §6.2, §7.1, §7.3, §7.4),
-// parsed once by the broker.
+// Redis messages as Rails publishes them (docs/protocol.md#messages-from-rails,
+// docs/protocol.md#which-events-are-forwarded, docs/protocol.md#status-fields-used,
+// docs/protocol.md#searched-text), parsed once by the broker.
 #include "common/redis_message.hpp"
 
 #include <chrono>
@@ -12,8 +13,9 @@ namespace {
 
 using sluice::v1::ChannelEvent;
 
-// Contract examples (shared/spec/examples/update-public.json) as Rails publishes it,
-// and the payload a client must receive for it (§6.4: Rails' \u003c escapes come out raw).
+// A public `update` as Rails publishes it (docs/protocol.md#messages-from-rails), and the
+// payload a client must receive for it (docs/protocol.md#payload-serialisation: Rails'
+// \u003c escapes come out raw).
 constexpr std::string_view kUpdatePublic =
     R"json({"event":"update","payload":{"id":"113999000000000001","created_at":"2026-01-15T10:20:30.000Z","in_reply_to_id":null,"in_reply_to_account_id":null,"sensitive":false,"spoiler_text":"","visibility":"pub)json"
     R"json(lic","language":"en","uri":"https://social.example/users/alice/statuses/113999000000000001","url":"https://social.example/@alice/113999000000000001","replies_count":0,"reblogs_count":0,"favourites_cou)json"
@@ -61,7 +63,7 @@ Parsed parse(std::string_view text, std::string_view channel = "timeline:public"
   return parsed;
 }
 
-// A status payload with the fields §7.3 needs, plus `extra` members.
+// A status payload with the fields docs/protocol.md#status-fields-used lists, plus `extra` members.
 std::string status_message(std::string_view extra, std::string_view event = "update") {
   return std::string(R"({"event":")") + std::string(event) +
          R"(","payload":{"id":"1","account":{"id":"10","username":"alice","acct":"alice"},"mentions":[],"media_attachments":[])" +
@@ -78,7 +80,33 @@ std::string content_text(std::string_view content_json) {
   return filter_text_of(std::string(R"({"spoiler_text":"","content":)") + std::string(content_json) + "}");
 }
 
-// ---- the contract's examples ----
+// ---- messages as Rails publishes them (docs/protocol.md#messages-from-rails) ----
+
+// docs/protocol.md#system-channels: the broker classifies system channels once; gateways
+// and auth read the family and id from the event.
+TEST(RedisMessage, SystemChannelsAreClassifiedWithTheirId) {
+  ChannelEvent event;
+  EXPECT_EQ(parse_redis_message("timeline:access_token:77", R"({"event":"kill"})", event),
+            RedisMessageVerdict::system_only);
+  EXPECT_EQ(event.system_channel(), sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN);
+  EXPECT_TRUE(event.system_id_valid());
+  EXPECT_EQ(event.system_id(), 77);
+  parse_redis_message("timeline:system:910001", R"({"event":"filters_changed"})", event);
+  EXPECT_EQ(event.system_channel(), sluice::v1::SYSTEM_CHANNEL_ACCOUNT);
+  EXPECT_EQ(event.system_id(), 910001);
+  parse_redis_message("timeline:910001", R"({"event":"filters_changed"})", event);
+  EXPECT_EQ(event.system_channel(), sluice::v1::SYSTEM_CHANNEL_NONE);
+  EXPECT_FALSE(event.system_id_valid());
+  // Ids Rails never writes name nobody, whatever strtoll or from_chars would make of them.
+  for (const char* channel : {"timeline:system:", "timeline:system:-1", "timeline:system:+1", "timeline:system: 1",
+                              "timeline:system:1x", "timeline:access_token:99999999999999999999"}) {
+    SCOPED_TRACE(channel);
+    parse_redis_message(channel, R"({"event":"kill"})", event);
+    EXPECT_NE(event.system_channel(), sluice::v1::SYSTEM_CHANNEL_NONE);
+    EXPECT_FALSE(event.system_id_valid());
+    EXPECT_EQ(event.system_id(), 0);
+  }
+}
 
 TEST(RedisMessage, UpdatePublicExample) {
   const std::int64_t before = now_us();
@@ -303,7 +331,7 @@ TEST(RedisMessage, ReusedEventIsClearedFirst) {
   EXPECT_EQ(event.event(), "");
 }
 
-// ---- status facts (§7.3) ----
+// ---- status facts (docs/protocol.md#status-fields-used) ----
 
 TEST(StatusFacts, OnlyForUpdateAndStatusUpdateWithObjectPayload) {
   EXPECT_TRUE(parse(status_message("", "update")).event.has_status());
@@ -401,7 +429,7 @@ TEST(StatusFacts, HasFilteredIsKeyPresence) {
   EXPECT_FALSE(parse(status_message("")).event.status().has_filtered());
 }
 
-// ---- filter text (§7.4) ----
+// ---- filter text (docs/protocol.md#searched-text) ----
 
 TEST(FilterText, JoinsSpoilerContentPollTitlesAndDescriptions) {
   EXPECT_EQ(filter_text_of(

@@ -47,6 +47,29 @@ bool wait_numsub(const std::string& channel, long long count, std::chrono::milli
   return eventually([&] { return suite_redis().numsub(channel) == count; }, timeout);
 }
 
+std::string ws_settle(WsClient& ws) {
+  static int counter = 0;
+  std::string tag = "marker" + std::to_string(::getpid()) + "x" + std::to_string(++counter);
+  ws.send_text(R"({"type":"subscribe","stream":"hashtag","tag":")" + tag + R"("})");
+  EXPECT_TRUE(wait_numsub("timeline:hashtag:" + tag, 1)) << "marker subscription never reached Redis";
+  return tag;
+}
+
+std::vector<std::string> ws_texts_before_marker(WsClient& ws, const std::string& marker_tag) {
+  const std::string marker = R"({"stream":["hashtag",")" + marker_tag + R"("],"event":"delete","payload":"marker"})";
+  suite_redis().publish("timeline:hashtag:" + marker_tag, R"({"event":"delete","payload":"marker"})");
+  std::vector<std::string> before;
+  for (;;) {
+    auto text = ws.next_text(10s);
+    if (!text) {
+      ADD_FAILURE() << "the marker never arrived";
+      return before;
+    }
+    if (*text == marker) return before;
+    before.push_back(*text);
+  }
+}
+
 Cluster::Cluster(Deployment deployment, std::map<std::string, std::string> extra_env)
     : deployment_(deployment), port_(free_port()) {
   env_ = {{"REDIS_URL", suite_redis().url()},
@@ -101,6 +124,10 @@ void Cluster::restart_broker() {
 void Cluster::stop_gateway(int signal, int* exit_status) {
   *exit_status = gateway_->stop(signal, std::chrono::seconds(15));
 }
+
+void Cluster::signal_gateway(int signal) { ::kill(gateway_->pid(), signal); }
+
+int Cluster::wait_gateway(std::chrono::milliseconds timeout) { return gateway_->wait(timeout); }
 
 int Cluster::stop_tier(const std::string& tier, int signal) {
   auto& process = tier == "broker" ? broker_ : auth_;

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "tests/support/clients.hpp"
@@ -34,6 +35,9 @@ class Cluster {
   // The split broker process (nullptr for the all-in-one).
   void restart_broker();
   void stop_gateway(int signal, int* exit_status);
+  // Signals the gateway (the all-in-one process) without waiting; then wait_gateway.
+  void signal_gateway(int signal);
+  int wait_gateway(std::chrono::milliseconds timeout);
   // Split only: signals the broker or the auth process ("broker", "auth"); returns its wait status.
   int stop_tier(const std::string& tier, int signal);
   std::string logs() const;
@@ -54,6 +58,17 @@ class Cluster {
 
 // Polls until `PUBSUB NUMSUB channel` reaches `count` (the broker really subscribed).
 bool wait_numsub(const std::string& channel, long long count, std::chrono::milliseconds timeout = 10s);
+
+// Positive markers instead of sleeps (a test that waits for something NOT to happen
+// waits for a later thing that must happen after it). Requests of one WebSocket run
+// in the order sent: once a subscription sent after others is in Redis, every earlier
+// request of that socket has been handled. Subscribes `ws` to a fresh marker hashtag,
+// waits for it, and returns its tag.
+std::string ws_settle(WsClient& ws);
+// Publishes a marker on the marker hashtag of ws_settle and returns every text the
+// socket received before it. Events of one client arrive in publish order, so
+// nothing published earlier can come after the marker.
+std::vector<std::string> ws_texts_before_marker(WsClient& ws, const std::string& marker_tag);
 
 // Polls `predicate` until it holds.
 template <typename Predicate>

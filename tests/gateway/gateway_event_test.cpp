@@ -1,8 +1,10 @@
-// Event frames are built once per event from what the broker parsed (§4.5, §5, §7.4).
+// Event frames are built once per event from what the broker parsed
+// (docs/protocol.md#event-frames, docs/protocol.md#sse-events, docs/protocol.md#filter-evaluation).
 #include "gateway/gateway_event.hpp"
 
 #include <gtest/gtest.h>
 
+#include "common/redis_message.hpp"
 #include "common/websocket_protocol.hpp"
 #include "gateway/http_responses.hpp"
 
@@ -15,6 +17,7 @@ std::shared_ptr<const GatewayEvent> prepare(const std::string& channel, const st
   source->set_channel(channel);
   source->set_event(event);
   source->set_payload(payload);
+  classify_system_channel(channel, *source);  // the broker's part
   if (status) {
     source->mutable_status()->set_well_formed(true);
     source->mutable_status()->set_has_filtered(has_filtered);
@@ -62,13 +65,13 @@ TEST(GatewayEvent, StatusThatHasFilteredIsLeftAlone) {
   EXPECT_TRUE(e->sse_filtered.empty());
 }
 
-TEST(GatewayEvent, SystemChannelsCarryTheirId) {
+TEST(GatewayEvent, SystemChannelsAreNotFramedForClients) {
   auto token = prepare("timeline:access_token:77", "kill", "", false);
   EXPECT_TRUE(token->is_system);
-  EXPECT_EQ(token->system_id, 77);
+  EXPECT_EQ(token->source->system_id(), 77);
   auto account = prepare("timeline:system:910001", "filters_changed", "", false);
   EXPECT_TRUE(account->is_system);
-  EXPECT_EQ(account->system_id, 910001);
+  EXPECT_TRUE(account->sse_plain.empty());
   auto normal = prepare("timeline:910001", "filters_changed", "", false);
   EXPECT_FALSE(normal->is_system);
   EXPECT_TRUE(normal->sse_plain.empty());

@@ -1,0 +1,130 @@
+// The one decision of filtered streams, rule by rule, without sockets
+// (docs/protocol.md#feed-access-check, #language-check, #relations,
+// #drop-pass-or-annotate). Both the immediate fan-out and statuses that waited for a
+// viewer's data go through these functions.
+#include "gateway/status_decision.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sluice::gateway {
+namespace {
+
+constexpr int64_t kViewer = 10;
+
+sluice::v1::StatusFacts status(int64_t author = 20, const std::string& acct = "author") {
+  sluice::v1::StatusFacts facts;
+  facts.set_well_formed(true);
+  facts.set_account_id(std::to_string(author));
+  facts.set_account_id_num(author);
+  facts.set_account_username("author");
+  facts.set_account_acct(acct);
+  facts.set_language("en");
+  facts.set_filter_text("Breaking news about cats");
+  return facts;
+}
+
+std::shared_ptr<const Relations> relations(std::initializer_list<int64_t> blocking = {},
+                                           std::initializer_list<int64_t> muting = {},
+                                           std::initializer_list<const char*> domains = {}) {
+  sluice::v1::RelationsReply reply;
+  for (auto id : blocking) reply.add_blocking(id);
+  for (auto id : muting) reply.add_muting(id);
+  for (auto domain : domains) reply.add_blocked_domains(domain);
+  return Relations::from_reply(reply);
+}
+
+std::shared_ptr<const CompiledFilters> filters(std::initializer_list<const char*> keywords) {
+  sluice::v1::FiltersReply reply;
+  if (keywords.size() > 0) {
+    auto* filter = reply.add_filters();
+    filter->set_id("5");
+    filter->set_title("F");
+    filter->set_action(0);
+    for (auto keyword : keywords) {
+      auto* k = filter->add_keywords();
+      k->set_keyword(keyword);
+      k->set_whole_word(true);
+    }
+  }
+  return CompiledFilters::compile(reply);
+}
+
+int evaluations = 0;
+EvaluateFilters evaluate_at(int64_t now_ms, const sluice::v1::StatusFacts& facts) {
+  return [now_ms, &facts](const CompiledFilters& compiled) {
+    ++evaluations;
+    return compiled.evaluate(facts.filter_text(), now_ms);
+  };
+}
+
+TEST(FeedAndLanguage, MalformedStatusesAreSetApart) {
+  auto facts = status();
+  facts.set_well_formed(false);
+  EXPECT_EQ(check_feed_and_language(facts, {}), FeedCheck::malformed);
+}
+
+TEST(FeedAndLanguage, LocalAndRemoteFeedsFollowTheSettings) {
+  SubscriptionRules no_local{true, false, nullptr};
+  SubscriptionRules no_remote{false, true, nullptr};
+  EXPECT_EQ(check_feed_and_language(status(20, "author"), no_local), FeedCheck::drop);
+  EXPECT_EQ(check_feed_and_language(status(20, "author@remote.example"), no_local), FeedCheck::pass);
+  EXPECT_EQ(check_feed_and_language(status(20, "author"), no_remote), FeedCheck::pass);
+  EXPECT_EQ(check_feed_and_language(status(20, "author@remote.example"), no_remote), FeedCheck::drop);
+}
+
+TEST(FeedAndLanguage, ChosenLanguagesFilterEvenAnEmptyListAndNullLanguage) {
+  std::optional<std::vector<std::string>> none;
+  std::optional<std::vector<std::string>> english = std::vector<std::string>{"en"};
+  std::optional<std::vector<std::string>> empty = std::vector<std::string>{};
+  auto facts = status();
+  EXPECT_EQ(check_feed_and_language(facts, {false, false, &none}), FeedCheck::pass);
+  EXPECT_EQ(check_feed_and_language(facts, {false, false, &english}), FeedCheck::pass);
+  EXPECT_EQ(check_feed_and_language(facts, {false, false, &empty}), FeedCheck::drop);
+  facts.set_language("de");
+  EXPECT_EQ(check_feed_and_language(facts, {false, false, &english}), FeedCheck::drop);
+  facts.clear_language();
+  EXPECT_EQ(check_feed_and_language(facts, {false, false, &english}), FeedCheck::drop);
+}
+
+TEST(Decision, RelationsDropBeforeAnyFilterIsEvaluated) {
+  auto facts = status(20);
+  auto keyword = filters({"news"});
+  evaluations = 0;
+  EXPECT_EQ(decide_status(facts, kViewer, *relations({20}), *keyword, evaluate_at(0, facts)).verdict,
+            StatusVerdict::drop);
+  EXPECT_EQ(decide_status(facts, kViewer, *relations({}, {20}), *keyword, evaluate_at(0, facts)).verdict,
+            StatusVerdict::drop);
+  auto remote = status(20, "author@blocked.example");
+  EXPECT_EQ(decide_status(remote, kViewer, *relations({}, {}, {"blocked.example"}), *keyword, evaluate_at(0, remote))
+                .verdict,
+            StatusVerdict::drop);
+  EXPECT_EQ(evaluations, 0);
+}
+
+TEST(Decision, PayloadWithFilteredIsForwardedUnchanged) {
+  auto facts = status();
+  facts.set_has_filtered(true);
+  EXPECT_EQ(decide_status(facts, kViewer, *relations(), *filters({"news"}), evaluate_at(0, facts)).verdict,
+            StatusVerdict::unchanged);
+}
+
+TEST(Decision, NoFiltersOrNoMatchShareTheEmptyFilteredFrame) {
+  auto facts = status();
+  evaluations = 0;
+  EXPECT_EQ(decide_status(facts, kViewer, *relations(), *filters({}), evaluate_at(0, facts)).verdict,
+            StatusVerdict::no_filter_match);
+  EXPECT_EQ(evaluations, 0);  // nothing to evaluate
+  EXPECT_EQ(decide_status(facts, kViewer, *relations(), *filters({"dogs"}), evaluate_at(0, facts)).verdict,
+            StatusVerdict::no_filter_match);
+  EXPECT_EQ(evaluations, 1);
+}
+
+TEST(Decision, AMatchGivesTheViewerItsOwnFilteredArray) {
+  auto facts = status();
+  auto decision = decide_status(facts, kViewer, *relations(), *filters({"news"}), evaluate_at(0, facts));
+  EXPECT_EQ(decision.verdict, StatusVerdict::filter_matches);
+  EXPECT_NE(decision.filtered_json.find(R"("keyword_matches":["news"])"), std::string::npos) << decision.filtered_json;
+}
+
+}  // namespace
+}  // namespace sluice::gateway
