@@ -249,6 +249,34 @@ uint32_t Verifier::add_client(VerifierClient client) {
   return static_cast<uint32_t>(clients_.size() - 1);
 }
 
+namespace {
+
+std::string json_list(const std::vector<std::string>& v) { return json(v).dump(); }
+
+// Where two texts first differ, with a little context of each.
+std::string first_difference(std::string_view got, std::string_view want) {
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  const size_t from = i > 30 ? i - 30 : 0;
+  return "differs at byte " + std::to_string(i) + " of " + std::to_string(got.size()) + " (want " +
+         std::to_string(want.size()) + "): got \"" + std::string(got.substr(from, 80)) + "\", want \"" +
+         std::string(want.substr(from, 80)) + "\"";
+}
+
+}  // namespace
+
+void Verifier::sample(const char* counter, uint32_t slot, const std::string& what) {
+  if (samples_.count(counter)) return;
+  const Client& c = clients_[slot];
+  std::string channels;
+  for (uint32_t ch : c.spec.channels) {
+    if (!channels.empty()) channels += ',';
+    channels += std::to_string(ch);
+  }
+  samples_[counter] = std::string(c.spec.websocket ? "WS " + json_list(c.spec.stream) : "SSE") + " client (channels " +
+                      channels + (c.spec.filtered ? ", filtered" : "") + "): " + what;
+}
+
 Verifier::Fed Verifier::feed_sse(uint32_t slot, std::string_view event, std::string_view data) {
   return feed(slot, event, data, nullptr);
 }
@@ -261,6 +289,7 @@ Verifier::Fed Verifier::feed_ws(uint32_t slot, std::string_view message) {
     ++receipts_.delivered;
     ++receipts_.wrong_payload;
     ++clients_[slot].errors;
+    sample("wrong_payload", slot, "WebSocket frame is not a JSON object: " + std::string(message.substr(0, 120)));
     return {true, 0};
   }
   const uint64_t wrong_before = receipts_.wrong_payload;
@@ -269,6 +298,7 @@ Verifier::Fed Verifier::feed_ws(uint32_t slot, std::string_view message) {
   if (fed.marked && !payload_is_string && receipts_.wrong_payload == wrong_before) {
     ++receipts_.wrong_payload;
     ++clients_[slot].errors;
+    sample("wrong_payload", slot, "WebSocket payload is not a JSON string");
   }
   return fed;
 }
@@ -322,6 +352,7 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
     // A corrupted marker: we cannot tell which event this was.
     ++receipts_.wrong_payload;
     ++c.errors;
+    sample("wrong_payload", slot, "corrupted marker " + std::string(payload.substr(marker_at, prefix.size() + kMarkerBodyBytes)));
     return fed;
   }
   fed.sent_ns = f.sent_ns;
@@ -332,6 +363,7 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   if (!t || f.channel >= setup_.channel_remote.size()) {
     ++receipts_.unexpected;  // published on a channel this client does not hear
     ++c.errors;
+    sample("unexpected", slot, "event " + std::to_string(f.seq) + " of channel " + std::to_string(f.channel));
     return fed;
   }
   const ExpectedEvent& e = setup_.mix[f.seq % setup_.mix.size()];
@@ -342,12 +374,15 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   const uint32_t s = f.seq;
   if (s < t->contiguous || t->test(s)) {
     ++receipts_.duplicated;
+    sample("duplicated", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " again");
     bad = true;
   } else {
     ++receipts_.distinct;
     const int cls = c.spec.filtered && !e.status ? 1 : 0;
     if (t->next[cls] > s + 1) {
       ++receipts_.reordered;
+      sample("reordered", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " after " +
+                                    std::to_string(t->next[cls] - 1));
       bad = true;
     }
     t->next[cls] = std::max(t->next[cls], s + 1);
@@ -363,16 +398,29 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
 
   if (event != e.name) {
     ++receipts_.wrong_event;
+    sample("wrong_event", slot, "event " + std::to_string(s) + ": got '" + std::string(event) + "', want '" + e.name + "'");
     bad = true;
   }
   if (stream && *stream != c.spec.stream) {
     ++receipts_.wrong_stream;
+    sample("wrong_stream", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + ": got " +
+                                     json_list(*stream) + ", want " + json_list(c.spec.stream));
     bad = true;
   }
   bool only_filtered = false;
   if (!payload_matches(c, e, setup_.channel_remote[f.channel], payload, marker_at, only_filtered)) {
     ++receipts_.wrong_payload;
     if (only_filtered) ++receipts_.wrong_filtered;
+    const bool remote = setup_.channel_remote[f.channel];
+    std::string want = e.payload[remote ? 1 : 0];
+    if (c.spec.filtered && e.status) {
+      want.pop_back();
+      want.append(kFilteredKey).append(c.spec.filtered_json).push_back('}');
+    }
+    std::memcpy(want.data() + e.marker_at[remote ? 1 : 0] + prefix.size(), payload.data() + body_at, kMarkerBodyBytes);
+    sample(only_filtered ? "wrong_filtered" : "wrong_payload", slot,
+           "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " (" + e.name + "): " +
+               first_difference(payload, want));
     bad = true;
   }
   if (bad) ++c.errors;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,6 +124,9 @@ class Verifier {
   // Running count of first receipts (for the drain: done when it reaches expected).
   uint64_t distinct() const { return receipts_.distinct; }
   const VerifyCounters& receipts() const { return receipts_; }
+  // The first receipt of each kind of error, described (counter name -> text), to
+  // tell what went wrong without a packet capture.
+  const std::map<std::string, std::string>& samples() const { return samples_; }
 
  private:
   struct Track {  // one (client, channel)
@@ -137,6 +141,7 @@ class Verifier {
     std::vector<Track> tracks;
     uint64_t errors = 0;
   };
+  void sample(const char* counter, uint32_t slot, const std::string& what);
   bool payload_matches(const Client& c, const ExpectedEvent& e, bool remote, std::string_view payload,
                        size_t marker_at, bool& only_filtered_wrong) const;
 
@@ -146,6 +151,7 @@ class Verifier {
   VerifyCounters receipts_;
   std::string scratch_event_, scratch_payload_;
   std::vector<std::string> scratch_stream_;
+  std::map<std::string, std::string> samples_;
 };
 
 // Parses a WebSocket event frame {"stream":[...],"event":"...","payload":"..."}.
