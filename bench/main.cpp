@@ -361,7 +361,7 @@ int Coordinator::run() {
   r.options = &o_;
   r.plan = &plan_;
   r.run_id = run_id;
-  r.message_bytes = templates[0].size();
+  for (const EventTemplate& t : templates) r.message_bytes = std::max(r.message_bytes, t.size());  // the largest of the mix
 
   start_ns_ = monotonic_ns();
   deadline_ns_ = start_ns_ + static_cast<uint64_t>(o_.max_seconds * 1e9);
