@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# CI regression benchmark: 200 listeners on `user` (half SSE, half WebSocket),
-# 50 events at 50/s, against the all-in-one server of an existing build directory
-# (Release, or the Debug+ASan build: nothing here depends on timing).
+# CI regression benchmark: 210 listeners (half SSE, half WebSocket) spread over
+# user, user:notification, public, hashtag:cafe, hashtag:local:cafe and list:1,
+# 51 events at 50/s on each of their 6 channels (update, status.update and delete in
+# turn), against the all-in-one server of an existing build directory (Release, or the
+# Debug+ASan build: nothing here depends on timing).
 #
 #   bench/ci-smoke.sh BUILD_DIR
 #
-# Prints the figures. Exits 0 when the tool ran and every connection was made and
-# stayed up; a slow server, late or lost events do NOT fail it (they are printed).
-# Exits 1 when a connection failed or dropped, or the server died; 2 on a bad
-# call; 3 when the tool itself could not run.
+# Every event is verified per client (docs/benchmarks.md#per-event-verification):
+# sequence (missing, duplicated, reordered), event name, exact payload ("filtered":[]
+# on public and hashtag), WebSocket stream echo, and nothing from channels a client
+# does not hear. Prints the figures. Exits 0 when every connection was made and stayed
+# up AND every event arrived exactly once, in order and correct; timing (latency,
+# throughput) never fails it, it is only printed. Exits 1 when a connection failed or
+# dropped, or the server died; 4 when an event was missing, duplicated, reordered,
+# unexpected or wrong; 2 on a bad call; 3 when the tool itself could not run.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,8 +37,10 @@ output="$(mktemp /tmp/sluice-ci-smoke-XXXXXX.out)"
 trap 'rm -f "$output"' EXIT
 
 "$root/bench/run.sh" --no-build --build-dir "$build_dir" --log-level warn -- \
-  --clients 200 --transport mixed --stream user --connect-rate 400 --connect-timeout-ms 30000 \
-  --events 50 --rate 50 --settle-ms 1000 --drain-ms 10000 --max-seconds 240 --no-progress | tee "$output"
+  --clients 210 --transport mixed --stream user,user:notification,public,hashtag:cafe,hashtag:local:cafe,list:1 \
+  --event-mix update,status.update,delete --connect-rate 400 --connect-timeout-ms 30000 \
+  --events 51 --rate 50 --settle-ms 1000 --drain-ms 10000 --max-seconds 240 --no-progress --fail-on-mismatch \
+  | tee "$output"
 status=${PIPESTATUS[0]}
 
 result="$(grep '^SLUICE_BENCH_RESULT ' "$output" | tail -n 1)"
@@ -46,12 +54,16 @@ import json, sys
 r = json.loads(sys.argv[1])
 c, d, l = r["connections"], r["delivery"], r["latency_ms"]
 print(f"connections ok={c['ok']} failed={c['failed']} dropped={c['dropped']}; "
-      f"delivered {d['delivered']}/{d['expected']}; latency p50={l['p50']}ms p99={l['p99']}ms max={l['max']}ms")
+      f"delivered {d['delivered']}/{d['expected']} missing={d['missing']} duplicated={d['duplicated']} "
+      f"reordered={d['reordered']} wrong_event={d['wrong_event']} wrong_payload={d['wrong_payload']} "
+      f"wrong_stream={d['wrong_stream']} unexpected={d['unexpected']}; "
+      f"latency p50={l['p50']}ms p99={l['p99']}ms max={l['max']}ms (report only)")
 PY
 )"
 [ -n "$summary" ] && echo "ci-smoke: $summary"
 case "$status" in
   0) echo "ci-smoke: PASS"; exit 0 ;;
   1) echo "ci-smoke: FAIL: not every connection got through and stayed up (or the server died)" >&2; exit 1 ;;
+  4) echo "ci-smoke: FAIL: events lost or wrong (missing, duplicated, reordered, unexpected, wrong event/payload/stream)" >&2; exit 4 ;;
   *) echo "ci-smoke: FAIL: sluice-bench exit status $status" >&2; exit 3 ;;
 esac

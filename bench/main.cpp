@@ -33,6 +33,8 @@
 #include "bench/proc_stats.hpp"
 #include "bench/publisher.hpp"
 #include "bench/report.hpp"
+#include "bench/self_test.hpp"
+#include "bench/event_marker.hpp"
 #include "bench/util.hpp"
 #include "bench/worker.hpp"
 
@@ -336,13 +338,16 @@ int Coordinator::run() {
   const uint64_t run_seed = random_seed();
   char run_id[17];
   std::snprintf(run_id, sizeof run_id, "%016" PRIx64, run_seed);
-  const std::string marker = std::string("SLUICEBENCH_") + run_id + "_T";
-  EventTemplate local_event(marker, o_.payload_bytes, false);
-  EventTemplate remote_event(marker, o_.payload_bytes, true);
+  const std::string marker = marker_prefix_for(run_id);
+  if (plan_.channels.size() >= kMaxMarkerChannels) throw UsageError("too many Redis channels for the event marker");
+  // templates[remote * mix + k]: the s-th event on a channel uses k = s mod mix.
+  std::vector<EventTemplate> templates = make_event_templates(marker, o_.payload_bytes, o_.event_mix, run_seed);
+  const size_t mix = o_.event_mix.size();
+  const VerifierSetup verify = make_verifier_setup(templates, mix, marker, run_seed, plan_.remote_channel);
 
   worker_template_.options = &o_;
   worker_template_.plan = &plan_;
-  worker_template_.marker = marker;
+  worker_template_.verify = &verify;
   worker_template_.seed = run_seed;
 
   struct sigaction sa{};
@@ -356,7 +361,7 @@ int Coordinator::run() {
   r.options = &o_;
   r.plan = &plan_;
   r.run_id = run_id;
-  r.message_bytes = local_event.size();
+  for (const EventTemplate& t : templates) r.message_bytes = std::max(r.message_bytes, t.size());  // the largest of the mix
 
   start_ns_ = monotonic_ns();
   deadline_ns_ = start_ns_ + static_cast<uint64_t>(o_.max_seconds * 1e9);
@@ -446,8 +451,10 @@ int Coordinator::run() {
       for (size_t batch = first; batch < last; batch += kBatch) {
         const size_t end = std::min(last, batch + kBatch);
         for (size_t c = batch; c < end; ++c) {
-          EventTemplate& event = plan_.remote_channel[c] ? remote_event : local_event;
-          redis.append_publish(plan_.channels[c], event.stamp(realtime_ns(), k));
+          const uint64_t seq = per_channel[c];  // sequence number on this channel
+          EventTemplate& event = templates[(plan_.remote_channel[c] ? mix : 0) + seq % mix];
+          redis.append_publish(plan_.channels[c],
+                               event.stamp(realtime_ns(), static_cast<uint32_t>(seq), static_cast<uint32_t>(c)));
         }
         std::vector<long long> receivers = redis.collect_replies(end - batch);
         for (size_t c = batch; c < end; ++c) {
@@ -475,7 +482,7 @@ int Coordinator::run() {
       for (const auto& w : workers_) {
         if (!w.closed && !w.progress.contains("expected")) return false;
       }
-      return sum("delivered") >= sum("expected");
+      return sum("distinct") >= sum("expected");
     });
   }
   r.drain_seconds = static_cast<double>(monotonic_ns() - drain_start) / 1e9;
@@ -503,7 +510,9 @@ int Coordinator::run() {
   if (!o_.json_only) print_table(result);
   std::printf("SLUICE_BENCH_RESULT %s\n", result.dump().c_str());
   std::fflush(stdout);
-  return result.value("ok", false) ? 0 : 1;
+  if (!result.value("ok", false)) return 1;
+  if (o_.fail_on_mismatch && !result["delivery"].value("verified", false)) return 4;
+  return 0;
 }
 
 }  // namespace
@@ -513,6 +522,7 @@ int main(int argc, char** argv) {
   using namespace sluice_bench;
   try {
     Options options = parse_options(argc, argv);
+    if (options.self_test) return run_self_test();
     Coordinator coordinator(std::move(options));
     return coordinator.run();
   } catch (const UsageError& e) {

@@ -48,6 +48,8 @@ void print_usage(const char* argv0) {
       "                           the bare status is about 2 KB, so smaller values give that)\n"
       "  --channel-mode all|round-robin  every event on every channel (default), or\n"
       "                           event k on channel k mod C only\n"
+      "  --event-mix LIST         comma list of update, status.update, delete (default update);\n"
+      "                           the s-th event published on a channel is LIST[s mod size]\n"
       "  --redis-url URL          redis://[user:password@]host[:port][/db]\n"
       "  --redis-host HOST        (default 127.0.0.1)\n"
       "  --redis-port PORT        (default 6379)\n"
@@ -63,11 +65,16 @@ void print_usage(const char* argv0) {
       "  --server-pid PID         server process to measure RSS and CPU of (repeatable)\n"
       "  --json-only              print only the SLUICE_BENCH_RESULT line (no table, no progress)\n"
       "  --no-progress            no progress line on stderr\n"
+      "  --fail-on-mismatch       exit 4 when any event was missing, duplicated, reordered,\n"
+      "                           unexpected or wrong (event name, payload, filtered, stream)\n"
+      "  --self-test              check that the verifier counts injected faults (no server\n"
+      "                           or Redis needed), print the result and exit 0 or 1\n"
       "  -h, --help               this text\n"
       "\n"
       "Output: a table and one line 'SLUICE_BENCH_RESULT {json}' on stdout.\n"
       "Exit status: 0 all connections succeeded and stayed up; 1 some failed, dropped, or the\n"
-      "run was cut short; 2 usage error; 3 setup error (Redis, server pid, ...).\n",
+      "run was cut short; 2 usage error; 3 setup error (Redis, server pid, ...); 4 (with\n"
+      "--fail-on-mismatch, when 0 otherwise) the per-event verification found a problem.\n",
       argv0);
 }
 
@@ -240,6 +247,14 @@ Options parse_options(int argc, char** argv) {
       } else {
         throw UsageError("--channel-mode: expected all or round-robin, got '" + mode + "'");
       }
+    } else if (arg == "--event-mix") {
+      o.event_mix = split_commas(next());
+      if (o.event_mix.empty()) throw UsageError("--event-mix: empty list");
+      for (const auto& name : o.event_mix) {
+        if (name != "update" && name != "status.update" && name != "delete") {
+          throw UsageError("--event-mix: expected update, status.update or delete, got '" + name + "'");
+        }
+      }
     } else if (arg == "--redis-url") {
       parse_redis_url(next(), o);
     } else if (arg == "--redis-host") {
@@ -265,6 +280,12 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--no-progress") {
       no_value();
       o.progress = false;
+    } else if (arg == "--fail-on-mismatch") {
+      no_value();
+      o.fail_on_mismatch = true;
+    } else if (arg == "--self-test") {
+      no_value();
+      o.self_test = true;
     } else {
       throw UsageError("unknown option '" + arg + "' (see --help)");
     }
@@ -273,6 +294,7 @@ Options parse_options(int argc, char** argv) {
   if (!share_given && !transport.empty()) {
     o.sse_share = transport == "sse" ? 1.0 : transport == "ws" ? 0.0 : 0.5;
   }
+  if (o.self_test) return o;
   if (tokens.empty() && tokens_file.empty()) {
     if (const char* env = std::getenv("SLUICE_BENCH_TOKEN"); env && *env) tokens.emplace_back(env);
   }

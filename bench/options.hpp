@@ -38,6 +38,7 @@ struct Options {
   double rate = 10.0;  // events per second
   uint32_t payload_bytes = 2000;
   bool round_robin_channels = false;  // false: every event goes to every channel
+  std::vector<std::string> event_mix{"update"};  // the s-th event on a channel is event_mix[s % size]
   std::string redis_host = "127.0.0.1";
   int redis_port = 6379;
   std::string redis_user;
@@ -54,6 +55,8 @@ struct Options {
   std::vector<pid_t> server_pids;
   bool json_only = false;
   bool progress = true;
+  bool fail_on_mismatch = false;  // exit 4 when the per-event verification finds anything
+  bool self_test = false;         // run the verifier's fault-injection check and exit
 };
 
 // Parses argv. Prints usage and exits 0 for --help; throws UsageError otherwise.

@@ -77,7 +77,7 @@ Plan build_plan(const Options& o) {
     }
   }
 
-  std::map<std::string, uint32_t> channel_index;
+  std::map<std::string, uint32_t>& channel_index = plan.channel_index;
   plan.clients.reserve(o.clients);
   for (uint32_t i = 0; i < o.clients; ++i) {
     ClientSpec c{};
@@ -108,6 +108,27 @@ Plan build_plan(const Options& o) {
     plan.clients.push_back(c);
   }
   return plan;
+}
+
+std::vector<uint32_t> Plan::heard_channels(uint32_t client) const {
+  const ClientSpec& c = clients[client];
+  std::vector<uint32_t> out{c.channel};
+  if (streams[c.stream].name == "user") {
+    auto it = channel_index.find("timeline:" + tokens[c.token].account_id + ":notifications");
+    if (it != channel_index.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+std::vector<std::string> Plan::stream_echo(uint32_t client) const {
+  const StreamSpec& s = streams[clients[client].stream];
+  if (s.name == "hashtag" || s.name == "hashtag:local" || s.name == "list") return {s.name, s.param};
+  return {s.name};
+}
+
+bool Plan::filtered(uint32_t client) const {
+  const std::string& name = streams[clients[client].stream].name;
+  return name.rfind("public", 0) == 0 || name.rfind("hashtag", 0) == 0;
 }
 
 std::string Plan::request_for(uint32_t client, const std::string& host_header, const std::string& ws_key) const {

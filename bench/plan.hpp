@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,21 @@ struct Plan {
   std::vector<ClientSpec> clients;
   uint32_t sse_clients = 0;
   uint32_t ws_clients = 0;
+
+  std::map<std::string, uint32_t> channel_index;  // channel name -> index into channels
+
+  // Every plan channel client i hears: its own channel, plus, for a `user` client,
+  // `timeline:<id>:notifications` when some client of the plan makes us publish there
+  // (the server adds it to `user` for tokens with `read` or `read:notifications`;
+  // the bench assumes its tokens have `read`). Published events on any other channel
+  // must not reach the client.
+  std::vector<uint32_t> heard_channels(uint32_t client) const;
+  // The WebSocket `stream` field the server must send for client i's events
+  // (docs/protocol.md#websocket-stream-echo): ["user"], ["hashtag","cafe"], ...
+  std::vector<std::string> stream_echo(uint32_t client) const;
+  // Whether client i's stream is filtered (public*, hashtag*): statuses then carry
+  // `"filtered":[...]` as their last key (docs/protocol.md#filter-evaluation).
+  bool filtered(uint32_t client) const;
 
   // HTTP request that opens client i's stream ("Host" is the target's host:port).
   std::string request_for(uint32_t client, const std::string& host_header, const std::string& ws_key) const;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/event_marker.hpp"
+
 namespace sluice_bench {
 
 namespace {
@@ -110,43 +112,88 @@ std::string rails_escape(const std::string& json) {
   return out;
 }
 
-const std::string kTimeHole(19, '0');
-const std::string kSeqHole(10, '0');
-
 }  // namespace
 
-EventTemplate::EventTemplate(const std::string& marker_prefix, uint32_t target_bytes, bool remote) {
-  const std::string head = "<p>Benchmark status " + marker_prefix;
-  const std::string marker_body = kTimeHole + "_S" + kSeqHole + "_ ";
-  auto render = [&](const std::string& filler) {
-    ojson message = {{"event", "update"}, {"payload", make_status(head + marker_body + filler + "</p>", remote)}};
-    return rails_escape(message.dump());
-  };
-  const std::string bare = render("");
-  std::string filler;
-  if (bare.size() < target_bytes) {
-    // Filler is plain ASCII (no escapes), so one character adds one byte.
-    const size_t want = target_bytes - bare.size();
-    const size_t lorem = std::strlen(kLorem);
-    while (filler.size() < want) filler.append(kLorem, std::min(lorem, want - filler.size()));
-  }
-  text_ = render(filler);
-  const size_t marker_at = text_.find(marker_prefix);
-  if (marker_at == std::string::npos) throw std::logic_error("event template lost its marker");
-  time_pos_ = marker_at + marker_prefix.size();
-  seq_pos_ = time_pos_ + kTimeHole.size() + 2;
+bool known_event_name(const std::string& name) {
+  return name == "update" || name == "status.update" || name == "delete";
 }
 
-const std::string& EventTemplate::stamp(uint64_t sent_ns, uint64_t seq) {
-  for (int i = 18; i >= 0; --i) {
-    text_[time_pos_ + static_cast<size_t>(i)] = static_cast<char>('0' + sent_ns % 10);
-    sent_ns /= 10;
+bool is_status_event(const std::string& name) { return name == "update" || name == "status.update"; }
+
+EventTemplate::EventTemplate(const std::string& marker_prefix, uint32_t target_bytes, bool remote,
+                             const std::string& event, uint64_t run_seed)
+    : event_(event), remote_(remote), run_seed_(run_seed) {
+  if (!known_event_name(event)) throw std::logic_error("unknown event name " + event);
+  const std::string marker = marker_prefix + marker_body_placeholder();
+  if (event == "delete") {
+    // Mastodon sends the deleted status id as a string payload; the server forwards
+    // string payloads unchanged. The marker stands in for the id.
+    text_ = ojson{{"event", "delete"}, {"payload", marker}}.dump();
+    client_payload_ = marker;
+  } else {
+    const std::string head = "<p>Benchmark status " + marker + " ";
+    auto status_for = [&](const std::string& filler) {
+      ojson status = make_status(head + filler + "</p>", remote);
+      if (event == "status.update") status["edited_at"] = "2026-01-15T10:25:00.000Z";
+      return status;
+    };
+    auto render = [&](const std::string& filler) {
+      ojson message = {{"event", event}, {"payload", status_for(filler)}};
+      return rails_escape(message.dump());
+    };
+    const std::string bare = render("");
+    std::string filler;
+    if (bare.size() < target_bytes) {
+      // Filler is plain ASCII (no escapes), so one character adds one byte.
+      const size_t want = target_bytes - bare.size();
+      const size_t lorem = std::strlen(kLorem);
+      while (filler.size() < want) filler.append(kLorem, std::min(lorem, want - filler.size()));
+    }
+    text_ = render(filler);
+    // What JSON.stringify(JSON.parse(payload)) gives: compact, keys in order, <>&
+    // raw again. nlohmann's compact dump writes these values the same way.
+    client_payload_ = status_for(filler).dump();
   }
-  for (int i = 9; i >= 0; --i) {
-    text_[seq_pos_ + static_cast<size_t>(i)] = static_cast<char>('0' + seq % 10);
-    seq /= 10;
+  const size_t marker_at = text_.find(marker_prefix);
+  client_marker_at_ = client_payload_.find(marker_prefix);
+  if (marker_at == std::string::npos || client_marker_at_ == std::string::npos) {
+    throw std::logic_error("event template lost its marker");
   }
+  body_pos_ = marker_at + marker_prefix.size();
+}
+
+const std::string& EventTemplate::stamp(uint64_t sent_ns, uint32_t seq, uint32_t channel) {
+  write_marker_body(text_.data() + body_pos_, run_seed_, MarkerFields{sent_ns, seq, channel});
   return text_;
+}
+
+std::vector<EventTemplate> make_event_templates(const std::string& marker_prefix, uint32_t payload_bytes,
+                                                const std::vector<std::string>& mix, uint64_t run_seed) {
+  std::vector<EventTemplate> out;
+  for (bool remote : {false, true}) {
+    for (const auto& name : mix) out.emplace_back(marker_prefix, payload_bytes, remote, name, run_seed);
+  }
+  return out;
+}
+
+VerifierSetup make_verifier_setup(const std::vector<EventTemplate>& templates, size_t mix_size,
+                                  const std::string& marker_prefix, uint64_t run_seed, std::vector<bool> channel_remote) {
+  VerifierSetup setup;
+  setup.marker_prefix = marker_prefix;
+  setup.run_seed = run_seed;
+  setup.channel_remote = std::move(channel_remote);
+  for (size_t k = 0; k < mix_size; ++k) {
+    ExpectedEvent e;
+    e.name = templates[k].event();
+    e.status = is_status_event(e.name);
+    for (int remote = 0; remote < 2; ++remote) {
+      const EventTemplate& t = templates[static_cast<size_t>(remote) * mix_size + k];
+      e.payload[remote] = t.client_payload();
+      e.marker_at[remote] = t.client_marker_at();
+    }
+    setup.mix.push_back(std::move(e));
+  }
+  return setup;
 }
 
 RedisPublisher::RedisPublisher(const std::string& host, int port, const std::string& user,

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "bench/histogram.hpp"
+#include "bench/verifier.hpp"
 
 namespace sluice_bench {
 
@@ -49,9 +50,11 @@ double read_loadavg() {
 json Report::to_json() const {
   const Options& o = *options;
   LogHistogram latency, connect;
-  uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0, expected = 0;
+  uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0;
   uint64_t complete = 0, short_clients = 0, silent = 0, over = 0, foreign = 0, pings = 0, bytes_in = 0;
-  uint64_t last_rx = 0;
+  uint64_t last_rx = 0, with_errors = 0;
+  VerifyCounters verify;
+  json verify_samples = json::object();  // counter -> first receipt that raised it
   double client_cpu = 0;
   std::map<std::string, uint64_t> fail_reasons, drop_reasons;
   std::string error_sample;
@@ -64,11 +67,16 @@ json Report::to_json() const {
     not_started += f.value("not_started", uint64_t{0});
     pending += f.value("pending", uint64_t{0});
     delivered += f.value("delivered", uint64_t{0});
-    expected += f.value("expected", uint64_t{0});
     complete += f.value("clients_complete", uint64_t{0});
     short_clients += f.value("clients_short", uint64_t{0});
     silent += f.value("clients_silent", uint64_t{0});
     over += f.value("clients_over", uint64_t{0});
+    with_errors += f.value("clients_with_errors", uint64_t{0});
+    verify.add(VerifyCounters::from_json(f.value("verify", json::object())));
+    const json fs = f.value("verify_samples", json::object());
+    for (auto it = fs.begin(); it != fs.end(); ++it) {
+      if (!verify_samples.contains(it.key())) verify_samples[it.key()] = it.value();
+    }
     foreign += f.value("foreign_messages", uint64_t{0});
     pings += f.value("pings", uint64_t{0});
     bytes_in += f.value("bytes_in", uint64_t{0});
@@ -124,15 +132,28 @@ json Report::to_json() const {
                  {"publishes_without_subscriber", publishes_without_subscriber},
                  {"message_bytes", message_bytes}};
 
-  const uint64_t lost = expected > delivered ? expected - delivered : 0;
-  j["delivery"] = {{"delivered", delivered},
-                   {"expected", expected},
-                   {"lost", lost},
-                   {"ratio", expected ? round_to(static_cast<double>(delivered) / expected, 6) : 0.0},
+  // Per-event verification (bench/verifier.hpp): the workers' counters, summed.
+  const uint64_t received = verify.expected - verify.missing;
+  j["delivery"] = {{"delivered", verify.delivered},
+                   {"expected", verify.expected},
+                   {"missing", verify.missing},
+                   {"duplicated", verify.duplicated},
+                   {"reordered", verify.reordered},
+                   {"wrong_event", verify.wrong_event},
+                   {"wrong_payload", verify.wrong_payload},
+                   {"wrong_filtered", verify.wrong_filtered},
+                   {"wrong_stream", verify.wrong_stream},
+                   {"unexpected", verify.unexpected},
+                   {"verified", verify.clean() && (published_events == 0 || verify.expected > 0)},
+                   {"event_mix", o.event_mix},
+                   {"verify_samples", verify_samples},
+                   {"lost", verify.missing},
+                   {"ratio", verify.expected ? round_to(static_cast<double>(received) / verify.expected, 6) : 0.0},
                    {"clients_complete", complete},
                    {"clients_short", short_clients},
                    {"clients_silent", silent},
                    {"clients_over", over},
+                   {"clients_with_errors", with_errors},
                    {"foreign_messages", foreign},
                    {"error_sample", error_sample},
                    {"ws_pings_answered", pings},
@@ -260,11 +281,19 @@ void print_table(const json& j) {
   if (!ev["channels_not_subscribed"].empty()) {
     std::printf("  %-18s %s\n", "  NOT subscribed", ev["channels_not_subscribed"].dump().c_str());
   }
-  std::printf("  %-18s %" PRIu64 " / %" PRIu64 " (%.3f%%), %" PRIu64 " lost; clients complete %" PRIu64 ", short %" PRIu64
-              " (%" PRIu64 " got nothing)\n",
+  std::printf("  %-18s %" PRIu64 " / %" PRIu64 " expected (%.3f%% received once or more); clients complete %" PRIu64
+              ", short %" PRIu64 " (%" PRIu64 " got nothing), with errors %" PRIu64 "\n",
               "delivered", d["delivered"].get<uint64_t>(), d["expected"].get<uint64_t>(), d["ratio"].get<double>() * 100,
-              d["lost"].get<uint64_t>(), d["clients_complete"].get<uint64_t>(), d["clients_short"].get<uint64_t>(),
-              d["clients_silent"].get<uint64_t>());
+              d["clients_complete"].get<uint64_t>(), d["clients_short"].get<uint64_t>(), d["clients_silent"].get<uint64_t>(),
+              d["clients_with_errors"].get<uint64_t>());
+  auto n = [&d](const char* key) { return d[key].get<uint64_t>(); };
+  std::printf("  %-18s %s: missing %" PRIu64 ", duplicated %" PRIu64 ", reordered %" PRIu64 ", wrong_event %" PRIu64
+              ", wrong_payload %" PRIu64 " (filtered %" PRIu64 "), wrong_stream %" PRIu64 ", unexpected %" PRIu64 "\n",
+              "per-event check", d["verified"].get<bool>() ? "OK" : "FAILED", n("missing"), n("duplicated"), n("reordered"),
+              n("wrong_event"), n("wrong_payload"), n("wrong_filtered"), n("wrong_stream"), n("unexpected"));
+  for (auto it = d["verify_samples"].begin(); it != d["verify_samples"].end(); ++it) {
+    std::printf("  %-18s %s: %s\n", "  first", it.key().c_str(), it.value().get<std::string>().c_str());
+  }
   if (!d["error_sample"].get<std::string>().empty()) {
     std::printf("  %-18s %s\n", "  server said", d["error_sample"].get<std::string>().c_str());
   }

@@ -16,7 +16,8 @@
 #   --split               three tiers instead of the all-in-one
 #   --gateways K          K gateway processes (implies --split; SLUICE_REUSE_PORT=true)
 #   --gateway-threads T   SLUICE_GATEWAY_THREADS for each gateway / the all-in-one
-#   --accounts N          accounts, one token each (default 1); clients use them round-robin
+#   --accounts N          accounts, one token each (default 1); clients use them round-robin;
+#                         account i owns list i (for --stream list:i)
 #   --filter-profile      chosen_languages {en}, blocks, mutes, a domain block and a keyword
 #                         filter (none of which matches the bench payload)
 #   --build-dir DIR       where bin/sluice* are (default build-release)
@@ -44,7 +45,7 @@ bench_wrapper=""
 server_env=()
 bench_args=()
 
-usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -141,7 +142,9 @@ INSERT INTO users (id, email, account_id) SELECT i, 'bench' || i || '@localhost'
 INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
   SELECT md5(random()::text || clock_timestamp()::text || i) || md5(i::text || random()::text), 'read write follow', i
   FROM generate_series(1, $accounts) AS i;
+INSERT INTO lists (id, account_id, title) SELECT i, i, 'bench list ' || i FROM generate_series(1, $accounts) AS i;
 SELECT setval('accounts_id_seq', $accounts); SELECT setval('users_id_seq', $accounts);
+SELECT setval('lists_id_seq', $accounts);
 SQL
 if [ "$filter_profile" -eq 1 ]; then
   # Three other accounts, each blocked, muted and (one) on a blocked domain; a keyword

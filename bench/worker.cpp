@@ -52,11 +52,11 @@ struct Conn {
   uint8_t crlf_left = 0;
   uint64_t chunk_left = 0;
   uint64_t started_ns = 0;  // monotonic, at connect()
-  uint32_t delivered = 0;
   size_t out_off = 0;
   std::string out;  // bytes still to send
   std::string in;   // unparsed input: response head, partial chunk-size line, partial WS frame
   std::string msg;  // partial SSE line or fragmented WS message
+  std::string sse_event;  // value of the current SSE event's `event:` line
 };
 
 struct Stats {
@@ -78,12 +78,18 @@ struct Stats {
 
 class Worker {
  public:
-  explicit Worker(const WorkerConfig& cfg) : cfg_(cfg), rng_(cfg.seed) {
+  explicit Worker(const WorkerConfig& cfg) : cfg_(cfg), rng_(cfg.seed), verifier_(*cfg.verify) {
     const uint32_t total = static_cast<uint32_t>(cfg.plan->clients.size());
     for (uint32_t i = cfg.id; i < total; i += cfg.count) {
       conns_.emplace_back();
       conns_.back().client = i;
       conns_.back().sse = cfg.plan->clients[i].sse;
+      VerifierClient v;
+      v.channels = cfg.plan->heard_channels(i);
+      v.websocket = !cfg.plan->clients[i].sse;
+      if (v.websocket) v.stream = cfg.plan->stream_echo(i);
+      v.filtered = cfg.plan->filtered(i);
+      verifier_.add_client(std::move(v));  // slot == index in conns_
     }
     rate_per_ns_ = cfg.options->connect_rate / cfg.count / 1e9;
     scratch_.resize(64 * 1024);
@@ -110,7 +116,10 @@ class Worker {
   void feed_chunked(Conn& c, const char* data, size_t size);
   void feed_ws(Conn& c, uint32_t slot, const char* data, size_t size);
   size_t parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t size);
-  void on_message(Conn& c, const char* data, size_t size);
+  void on_message(Conn& c, const char* data, size_t size);  // one WebSocket text message
+  void on_sse_line(Conn& c, const char* line, size_t len);
+  void account(const Verifier::Fed& fed, std::string_view text);
+  uint32_t slot_of(const Conn& c) const { return static_cast<uint32_t>(&c - conns_.data()); }
   void queue_ws_frame(Conn& c, uint8_t opcode, const char* payload, size_t size);
   std::string ws_key(uint32_t client) const;
 
@@ -126,6 +135,7 @@ class Worker {
   std::vector<Conn> conns_;
   std::vector<char> scratch_;
   Stats stats_;
+  Verifier verifier_;
   int epoll_ = -1;
   uint32_t next_ = 0;  // next conns_ slot to connect
   uint32_t pending_ = 0;  // connections between connect() and response headers
@@ -134,8 +144,6 @@ class Worker {
   bool finishing_ = false;
   bool parent_gone_ = false;
   std::string commands_;
-  std::vector<uint64_t> expected_per_channel_;
-  bool expect_known_ = false;
 };
 
 void Worker::send_line(const json& j) {
@@ -505,7 +513,7 @@ void Worker::feed_sse(Conn& c, const char* data, size_t size) {
       line = c.msg.data();
       len = c.msg.size();
     }
-    if (len >= 5 && std::memcmp(line, "data:", 5) == 0) on_message(c, line + 5, len - 5);
+    on_sse_line(c, line, len);
     if (!c.msg.empty()) c.msg.clear();
     size -= static_cast<size_t>(nl - data) + 1;
     data = nl + 1;
@@ -647,32 +655,37 @@ void Worker::queue_ws_frame(Conn& c, uint8_t opcode, const char* payload, size_t
   for (size_t i = 0; i < size; ++i) c.out += static_cast<char>(payload[i] ^ mask[i & 3]);
 }
 
+void Worker::on_sse_line(Conn& c, const char* line, size_t len) {
+  if (len > 0 && line[len - 1] == '\r') --len;
+  auto value = [&](size_t name_len) {  // after "name:", one leading space is not part of the value
+    std::string_view v(line + name_len, len - name_len);
+    if (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+    return v;
+  };
+  if (len == 0) {
+    c.sse_event.clear();  // end of an event
+  } else if (len >= 6 && std::memcmp(line, "event:", 6) == 0) {
+    c.sse_event.assign(value(6));
+  } else if (len >= 5 && std::memcmp(line, "data:", 5) == 0) {
+    const std::string_view data = value(5);
+    account(verifier_.feed_sse(slot_of(c), c.sse_event, data), data);
+  }
+}
+
 void Worker::on_message(Conn& c, const char* data, size_t size) {
-  const std::string& marker = cfg_.marker;
-  const char* hit = static_cast<const char*>(memmem(data, size, marker.data(), marker.size()));
-  if (!hit) {
+  const std::string_view text(data, size);
+  account(verifier_.feed_ws(slot_of(c), text), text);
+}
+
+void Worker::account(const Verifier::Fed& fed, std::string_view text) {
+  if (!fed.marked) {
     ++stats_.foreign;
-    std::string_view text(data, size);
     if (stats_.error_sample.empty() && text.substr(0, 9) == "{\"error\":") stats_.error_sample = std::string(text.substr(0, 200));
     return;
   }
-  const char* p = hit + marker.size();
-  const char* end = data + size;
-  uint64_t sent = 0;
-  int digits = 0;
-  while (p < end && *p >= '0' && *p <= '9' && digits < 20) {
-    sent = sent * 10 + static_cast<uint64_t>(*p - '0');
-    ++p;
-    ++digits;
-  }
-  if (digits == 0) {
-    ++stats_.foreign;
-    return;
-  }
-  const uint64_t now = realtime_ns();
-  stats_.latency.record(now > sent ? now - sent : 0);
-  ++c.delivered;
   ++stats_.delivered;
+  const uint64_t now = realtime_ns();
+  if (fed.sent_ns != 0) stats_.latency.record(now > fed.sent_ns ? now - fed.sent_ns : 0);
   if (stats_.first_rx_ns == 0) stats_.first_rx_ns = now;
   stats_.last_rx_ns = now;
 }
@@ -716,9 +729,9 @@ void Worker::handle_command(const std::string& line) {
   } else if (line.rfind("expect ", 0) == 0) {
     try {
       json counts = json::parse(line.substr(7));
-      expected_per_channel_.clear();
-      for (const auto& v : counts) expected_per_channel_.push_back(v.get<uint64_t>());
-      expect_known_ = true;
+      std::vector<uint64_t> per_channel;
+      for (const auto& v : counts) per_channel.push_back(v.get<uint64_t>());
+      verifier_.set_published(std::move(per_channel));
     } catch (const std::exception&) {
       // Malformed command: ignore; the final report then has no per-client loss figures.
     }
@@ -736,23 +749,26 @@ void Worker::report_progress(bool final) {
   j["dropped"] = stats_.dropped;
   j["delivered"] = stats_.delivered;
   j["connecting_done"] = next_ == conns_.size() && pending_ == 0;
-  uint64_t expected = 0;
-  uint64_t complete = 0, short_clients = 0, over = 0, silent = 0;
-  if (expect_known_) {
-    for (const Conn& c : conns_) {
-      if (!c.established) continue;
-      const uint32_t ch = cfg_.plan->clients[c.client].channel;
-      const uint64_t want = ch < expected_per_channel_.size() ? expected_per_channel_[ch] : 0;
-      expected += want;
-      if (final) {
-        if (c.delivered == want) {
-          ++complete;
-        } else if (c.delivered < want) {
-          ++short_clients;
-          if (c.delivered == 0) ++silent;
-        } else {
-          ++over;
-        }
+  j["distinct"] = verifier_.distinct();
+  uint64_t complete = 0, short_clients = 0, over = 0, silent = 0, with_errors = 0;
+  if (verifier_.published_known()) {
+    uint64_t expected = 0;
+    for (uint32_t slot = 0; slot < conns_.size(); ++slot) {
+      if (!conns_[slot].established) continue;
+      if (!final) {
+        expected += verifier_.expected_for(slot);
+        continue;
+      }
+      const Verifier::PerClient r = verifier_.client_result(slot);
+      expected += r.expected;
+      if (r.errors > 0) ++with_errors;
+      if (r.missing > 0) {
+        ++short_clients;
+        if (r.received == 0) ++silent;
+      } else if (r.errors > 0) {
+        ++over;
+      } else {
+        ++complete;
       }
     }
     j["expected"] = expected;
@@ -762,6 +778,9 @@ void Worker::report_progress(bool final) {
     j["clients_short"] = short_clients;
     j["clients_silent"] = silent;
     j["clients_over"] = over;
+    j["clients_with_errors"] = with_errors;
+    j["verify_samples"] = verifier_.samples();
+    j["verify"] = verifier_.totals([this](uint32_t slot) { return conns_[slot].established; }).to_json();
     j["foreign_messages"] = stats_.foreign;
     j["pings"] = stats_.pings;
     j["bytes_in"] = stats_.bytes_in;

@@ -12,6 +12,7 @@
 
 #include "bench/options.hpp"
 #include "bench/plan.hpp"
+#include "bench/verifier.hpp"
 
 namespace sluice_bench {
 
@@ -24,7 +25,7 @@ struct WorkerConfig {
   socklen_t target_len = 0;
   bool spread_sources = false;  // bind sources to 127.0.0.2.. (IPv4 loopback targets only)
   std::string host_header;
-  std::string marker;  // "SLUICEBENCH_<run id>_T"; followed by send time (ns) and "_S<seq>"
+  const VerifierSetup* verify = nullptr;  // what the server must send (bench/verifier.hpp)
   uint64_t seed = 0;
   int to_parent = -1;    // worker writes progress / final lines here
   int from_parent = -1;  // coordinator writes "expect [...]" and "finish"
@@ -35,7 +36,8 @@ struct WorkerConfig {
 int run_worker(const WorkerConfig& config);
 
 // Commands (coordinator -> worker), one per line:
-//   expect [n0,n1,...]   events published on each plan channel (enables loss accounting)
+//   expect [n0,n1,...]   events published on each plan channel (enables loss accounting:
+//                        channel c carried sequence numbers 0..n_c-1)
 //   finish               close every client, send the final report, exit
 // Reports (worker -> coordinator), one JSON object per line:
 //   {"t":"p",...}  progress, every 200 ms

@@ -1,0 +1,259 @@
+#include "bench/self_test.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/event_marker.hpp"
+#include "bench/publisher.hpp"
+#include "bench/verifier.hpp"
+
+namespace sluice_bench {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr uint32_t kEvents = 12;  // per channel
+constexpr uint64_t kSeed = 0x5E1F7E57ull;
+
+// Channels: 0 timeline:1 (local author), 1 timeline:public:remote (remote author),
+// 2 timeline:hashtag:cafe, 3 timeline:1:notifications.
+const std::vector<bool> kRemote = {false, true, false, false};
+
+struct ClientDef {
+  const char* what;
+  VerifierClient spec;
+};
+
+std::vector<ClientDef> clients() {
+  std::vector<ClientDef> out;
+  out.push_back({"SSE user (hears timeline:1 and timeline:1:notifications)", {{0, 3}, false, {}, false, "[]"}});
+  out.push_back({"WS hashtag:cafe (filtered)", {{2}, true, {"hashtag", "cafe"}, true, "[]"}});
+  out.push_back({"WS public:remote (filtered)", {{1}, true, {"public:remote"}, true, "[]"}});
+  return out;
+}
+
+// One message as a correct server sends it to one client.
+struct Delivery {
+  uint32_t client;
+  uint32_t channel;
+  uint32_t seq;
+  bool ws;
+  std::string event;
+  std::string payload;              // SSE data / WS payload string
+  std::vector<std::string> stream;  // WS only
+  bool payload_as_object = false;   // WS: put the payload in the frame as an object (a protocol error)
+};
+
+std::string frame_of(const Delivery& d) {
+  ojson frame;
+  frame["stream"] = d.stream;
+  frame["event"] = d.event;
+  frame["payload"] = d.payload_as_object ? ojson::parse(d.payload) : ojson(d.payload);
+  return frame.dump();
+}
+
+struct World {
+  std::string prefix = marker_prefix_for("00000000" "5e1f7e57");
+  std::vector<std::string> mix{"update", "status.update", "delete"};
+  std::vector<EventTemplate> templates = make_event_templates(prefix, 2000, mix, kSeed);
+  VerifierSetup setup = make_verifier_setup(templates, mix.size(), prefix, kSeed, kRemote);
+
+  // The Redis message for (channel, seq), rendered by a correct server for client c.
+  Delivery render(uint32_t client, const ClientDef& c, uint32_t channel, uint32_t seq) {
+    EventTemplate& t = templates[(kRemote[channel] ? mix.size() : 0) + seq % mix.size()];
+    const std::string message = t.stamp(1'700'000'000'000'000'000ull + seq * 1000 + channel, seq, channel);
+    ojson m = ojson::parse(message);
+    Delivery d{client, channel, seq, c.spec.websocket, m["event"].get<std::string>(), "", {}, false};
+    ojson& p = m["payload"];
+    if (p.is_string()) {
+      d.payload = p.get<std::string>();
+    } else {
+      if (c.spec.filtered && is_status_event(d.event)) p["filtered"] = ojson::array();
+      d.payload = p.dump();
+    }
+    if (d.ws) d.stream = c.spec.stream;
+    return d;
+  }
+
+  std::vector<Delivery> clean_run() {
+    std::vector<Delivery> out;
+    const auto defs = clients();
+    for (uint32_t seq = 0; seq < kEvents; ++seq) {
+      for (uint32_t c = 0; c < defs.size(); ++c) {
+        for (uint32_t ch : defs[c].spec.channels) out.push_back(render(c, defs[c], ch, seq));
+      }
+    }
+    return out;
+  }
+
+  VerifyCounters feed(const std::vector<Delivery>& deliveries) {
+    Verifier v(setup);
+    for (auto& c : clients()) v.add_client(c.spec);
+    for (const Delivery& d : deliveries) {
+      if (d.ws) {
+        v.feed_ws(d.client, frame_of(d));
+      } else {
+        v.feed_sse(d.client, d.event, d.payload);
+      }
+    }
+    v.set_published(std::vector<uint64_t>(kRemote.size(), kEvents));
+    return v.totals([](uint32_t) { return true; });
+  }
+};
+
+size_t find(const std::vector<Delivery>& ds, uint32_t client, uint32_t channel, uint32_t seq) {
+  for (size_t i = 0; i < ds.size(); ++i) {
+    if (ds[i].client == client && ds[i].channel == channel && ds[i].seq == seq) return i;
+  }
+  std::fprintf(stderr, "self-test: no delivery %u/%u/%u\n", client, channel, seq);
+  std::abort();
+}
+
+struct Scenario {
+  const char* name;
+  std::function<void(World&, std::vector<Delivery>&)> inject;
+  VerifyCounters want;  // delivered and expected are checked too; distinct is not
+};
+
+VerifyCounters counts(uint64_t delivered, uint64_t missing, uint64_t duplicated, uint64_t reordered, uint64_t wrong_event,
+                      uint64_t wrong_payload, uint64_t wrong_filtered, uint64_t wrong_stream, uint64_t unexpected) {
+  VerifyCounters c;
+  c.expected = 4 * kEvents;  // SSE user hears two channels, the others one each
+  c.delivered = delivered;
+  c.missing = missing;
+  c.duplicated = duplicated;
+  c.reordered = reordered;
+  c.wrong_event = wrong_event;
+  c.wrong_payload = wrong_payload;
+  c.wrong_filtered = wrong_filtered;
+  c.wrong_stream = wrong_stream;
+  c.unexpected = unexpected;
+  return c;
+}
+
+std::string describe(const VerifyCounters& c) {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "delivered %" PRIu64 " expected %" PRIu64 " missing %" PRIu64 " duplicated %" PRIu64 " reordered %" PRIu64
+                " wrong_event %" PRIu64 " wrong_payload %" PRIu64 " wrong_filtered %" PRIu64 " wrong_stream %" PRIu64
+                " unexpected %" PRIu64,
+                c.delivered, c.expected, c.missing, c.duplicated, c.reordered, c.wrong_event, c.wrong_payload,
+                c.wrong_filtered, c.wrong_stream, c.unexpected);
+  return buf;
+}
+
+bool same(const VerifyCounters& a, const VerifyCounters& b) {
+  return a.delivered == b.delivered && a.expected == b.expected && a.missing == b.missing &&
+         a.duplicated == b.duplicated && a.reordered == b.reordered && a.wrong_event == b.wrong_event &&
+         a.wrong_payload == b.wrong_payload && a.wrong_filtered == b.wrong_filtered &&
+         a.wrong_stream == b.wrong_stream && a.unexpected == b.unexpected;
+}
+
+// Overwrites one byte of the payload at `at` (from the end when negative).
+void corrupt(Delivery& d, long at, char with) {
+  const size_t i = at >= 0 ? static_cast<size_t>(at) : d.payload.size() - static_cast<size_t>(-at);
+  d.payload[i] = d.payload[i] == with ? static_cast<char>(with + 1) : with;
+}
+
+}  // namespace
+
+int run_self_test() {
+  World w;
+  const uint64_t all = 4 * kEvents;
+  // Sequence numbers: mix is update, status.update, delete, so seq 1 is a status.update
+  // and seq 2 a delete. Clients: 0 SSE user (channels 0 and 3), 1 WS hashtag (2), 2 WS public:remote (1).
+  const std::vector<Scenario> scenarios = {
+      {"clean delivery counts nothing", [](World&, std::vector<Delivery>&) {},
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"dropped event -> missing",
+       [](World&, std::vector<Delivery>& ds) { ds.erase(ds.begin() + static_cast<long>(find(ds, 0, 0, 5))); },
+       counts(all - 1, 1, 0, 0, 0, 0, 0, 0, 0)},
+      {"duplicated event -> duplicated",
+       [](World&, std::vector<Delivery>& ds) { ds.push_back(ds[find(ds, 1, 2, 5)]); },
+       counts(all + 1, 0, 1, 0, 0, 0, 0, 0, 0)},
+      {"a loss and a duplicate on one client do not cancel out",
+       [](World&, std::vector<Delivery>& ds) {
+         const Delivery dup = ds[find(ds, 0, 0, 7)];
+         ds.erase(ds.begin() + static_cast<long>(find(ds, 0, 0, 3)));
+         ds.push_back(dup);
+       },
+       counts(all, 1, 1, 0, 0, 0, 0, 0, 0)},
+      {"reordered event -> reordered",
+       [](World&, std::vector<Delivery>& ds) { std::swap(ds[find(ds, 2, 1, 3)], ds[find(ds, 2, 1, 4)]); },
+       counts(all, 0, 0, 1, 0, 0, 0, 0, 0)},
+      {"delete overtaking a status on an unfiltered stream -> reordered",
+       [](World&, std::vector<Delivery>& ds) { std::swap(ds[find(ds, 0, 0, 1)], ds[find(ds, 0, 0, 2)]); },
+       counts(all, 0, 0, 1, 0, 0, 0, 0, 0)},
+      {"delete overtaking a status on a filtered stream is allowed",
+       [](World&, std::vector<Delivery>& ds) { std::swap(ds[find(ds, 1, 2, 1)], ds[find(ds, 1, 2, 2)]); },
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"corrupted payload byte -> wrong_payload",
+       [](World&, std::vector<Delivery>& ds) { corrupt(ds[find(ds, 2, 1, 6)], -40, 'X'); },
+       counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
+      {"corrupted marker digit -> wrong_payload, and the event is missing",
+       [&w](World&, std::vector<Delivery>& ds) {
+         Delivery& d = ds[find(ds, 0, 3, 4)];
+         corrupt(d, static_cast<long>(d.payload.find(w.prefix) + w.prefix.size() + 5), '7');
+       },
+       counts(all, 1, 0, 0, 0, 1, 0, 0, 0)},
+      {"wrong event name -> wrong_event",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 0, 0, 1)].event = "update"; },
+       counts(all, 0, 0, 0, 1, 0, 0, 0, 0)},
+      {"no \"filtered\" on a filtered stream -> wrong_payload (filtered)",
+       [](World&, std::vector<Delivery>& ds) {
+         Delivery& d = ds[find(ds, 1, 2, 0)];
+         d.payload = d.payload.substr(0, d.payload.rfind(",\"filtered\":")) + "}";
+       },
+       counts(all, 0, 0, 0, 0, 1, 1, 0, 0)},
+      {"a non-empty \"filtered\" where none matches -> wrong_payload (filtered)",
+       [](World&, std::vector<Delivery>& ds) {
+         Delivery& d = ds[find(ds, 2, 1, 3)];
+         d.payload = d.payload.substr(0, d.payload.rfind(",\"filtered\":")) + ",\"filtered\":[{\"filter\":{}}]}";
+       },
+       counts(all, 0, 0, 0, 0, 1, 1, 0, 0)},
+      {"\"filtered\" on an unfiltered stream -> wrong_payload (filtered)",
+       [](World&, std::vector<Delivery>& ds) {
+         Delivery& d = ds[find(ds, 0, 0, 0)];
+         d.payload.pop_back();
+         d.payload += ",\"filtered\":[]}";
+       },
+       counts(all, 0, 0, 0, 0, 1, 1, 0, 0)},
+      {"wrong WebSocket stream echo -> wrong_stream",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 8)].stream = {"hashtag", "Cafe"}; },
+       counts(all, 0, 0, 0, 0, 0, 0, 1, 0)},
+      {"WebSocket payload as an object, not a string -> wrong_payload",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 0)].payload_as_object = true; },
+       counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
+      {"event from a channel the client does not hear -> unexpected",
+       [](World& world, std::vector<Delivery>& ds) {
+         const auto defs = clients();
+         Delivery stray = world.render(2, defs[2], 0, 9);  // timeline:1's event to the public:remote client
+         ds.push_back(stray);
+       },
+       counts(all + 1, 0, 0, 0, 0, 0, 0, 0, 1)},
+  };
+
+  int failures = 0;
+  for (const Scenario& s : scenarios) {
+    std::vector<Delivery> ds = w.clean_run();
+    s.inject(w, ds);
+    const VerifyCounters got = w.feed(ds);
+    const bool ok = same(got, s.want) && got.clean() == s.want.clean();
+    std::printf("%s  %s\n", ok ? "PASS" : "FAIL", s.name);
+    if (!ok) {
+      ++failures;
+      std::printf("      got  %s\n      want %s\n", describe(got).c_str(), describe(s.want).c_str());
+    }
+  }
+  std::printf("sluice-bench self-test: %d of %zu scenarios %s\n", failures ? failures : static_cast<int>(scenarios.size()),
+              scenarios.size(), failures ? "FAILED" : "passed");
+  return failures ? 1 : 0;
+}
+
+}  // namespace sluice_bench

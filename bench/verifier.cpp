@@ -1,0 +1,468 @@
+#include "bench/verifier.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <stdexcept>
+
+#include "bench/event_marker.hpp"
+
+namespace sluice_bench {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr std::string_view kFilteredKey = ",\"filtered\":";
+
+// --- a small JSON reader for WebSocket event frames --------------------------
+
+struct Reader {
+  const char* p;
+  const char* end;
+
+  void ws() {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+  }
+  bool eat(char c) {
+    ws();
+    if (p < end && *p == c) {
+      ++p;
+      return true;
+    }
+    return false;
+  }
+  static void utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  bool hex4(uint32_t& v) {
+    if (end - p < 4) return false;
+    v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = p[i];
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) return false;
+      v = (v << 4) | static_cast<uint32_t>(d);
+    }
+    p += 4;
+    return true;
+  }
+  // A JSON string, decoded into out (nullptr: skip).
+  bool string(std::string* out) {
+    ws();
+    if (p >= end || *p != '"') return false;
+    ++p;
+    if (out) out->clear();
+    for (;;) {
+      const char* run = p;
+      while (p < end && *p != '"' && *p != '\\' && static_cast<unsigned char>(*p) >= 0x20) ++p;
+      if (out) out->append(run, static_cast<size_t>(p - run));
+      if (p >= end || static_cast<unsigned char>(*p) < 0x20) return false;
+      if (*p == '"') {
+        ++p;
+        return true;
+      }
+      ++p;  // backslash
+      if (p >= end) return false;
+      const char e = *p++;
+      char c;
+      switch (e) {
+        case '"': c = '"'; break;
+        case '\\': c = '\\'; break;
+        case '/': c = '/'; break;
+        case 'b': c = '\b'; break;
+        case 'f': c = '\f'; break;
+        case 'n': c = '\n'; break;
+        case 'r': c = '\r'; break;
+        case 't': c = '\t'; break;
+        case 'u': {
+          uint32_t cp;
+          if (!hex4(cp)) return false;
+          if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+            const char* save = p;
+            p += 2;
+            uint32_t lo;
+            if (hex4(lo) && lo >= 0xDC00 && lo < 0xE000) {
+              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else {
+              p = save;
+            }
+          }
+          if (out) utf8(*out, cp);
+          continue;
+        }
+        default: return false;
+      }
+      if (out) *out += c;
+    }
+  }
+  bool value() {  // skip any JSON value
+    ws();
+    if (p >= end) return false;
+    if (*p == '"') return string(nullptr);
+    if (*p == '{' || *p == '[') {
+      const char close = *p == '{' ? '}' : ']';
+      const bool object = *p == '{';
+      ++p;
+      if (eat(close)) return true;
+      for (;;) {
+        if (object) {
+          if (!string(nullptr) || !eat(':')) return false;
+        }
+        if (!value()) return false;
+        if (eat(',')) continue;
+        return eat(close);
+      }
+    }
+    const char* start = p;
+    while (p < end && (std::isalnum(static_cast<unsigned char>(*p)) || *p == '-' || *p == '+' || *p == '.')) ++p;
+    return p > start;
+  }
+};
+
+}  // namespace
+
+bool parse_ws_event(std::string_view message, std::string& event, std::string& payload, bool& payload_is_string,
+                    std::vector<std::string>& stream) {
+  event.clear();
+  payload.clear();
+  stream.clear();
+  payload_is_string = false;
+  Reader r{message.data(), message.data() + message.size()};
+  if (!r.eat('{')) return false;
+  if (r.eat('}')) return true;
+  std::string key;
+  for (;;) {
+    if (!r.string(&key) || !r.eat(':')) return false;
+    r.ws();
+    if (key == "stream") {
+      if (r.p < r.end && *r.p == '[') {
+        ++r.p;
+        if (!r.eat(']')) {
+          for (;;) {
+            r.ws();
+            if (r.p < r.end && *r.p == '"') {
+              stream.emplace_back();
+              if (!r.string(&stream.back())) return false;
+            } else {
+              if (!r.value()) return false;
+              stream.emplace_back("\x01(not a string)");
+            }
+            if (r.eat(',')) continue;
+            if (!r.eat(']')) return false;
+            break;
+          }
+        }
+      } else {
+        if (!r.value()) return false;
+        stream.emplace_back("\x01(not an array)");
+      }
+    } else if (key == "event" && r.p < r.end && *r.p == '"') {
+      if (!r.string(&event)) return false;
+    } else if (key == "payload") {
+      if (r.p < r.end && *r.p == '"') {
+        if (!r.string(&payload)) return false;
+        payload_is_string = true;
+      } else {
+        const char* start = r.p;
+        if (!r.value()) return false;
+        payload.assign(start, static_cast<size_t>(r.p - start));
+      }
+    } else {
+      if (!r.value()) return false;
+    }
+    if (r.eat(',')) continue;
+    if (!r.eat('}')) return false;
+    r.ws();
+    return r.p == r.end;
+  }
+}
+
+// --- counters ---------------------------------------------------------------
+
+void VerifyCounters::add(const VerifyCounters& o) {
+  delivered += o.delivered;
+  expected += o.expected;
+  missing += o.missing;
+  duplicated += o.duplicated;
+  reordered += o.reordered;
+  wrong_event += o.wrong_event;
+  wrong_payload += o.wrong_payload;
+  wrong_filtered += o.wrong_filtered;
+  wrong_stream += o.wrong_stream;
+  unexpected += o.unexpected;
+  distinct += o.distinct;
+}
+
+json VerifyCounters::to_json() const {
+  return {{"delivered", delivered},       {"expected", expected},         {"missing", missing},
+          {"duplicated", duplicated},     {"reordered", reordered},       {"wrong_event", wrong_event},
+          {"wrong_payload", wrong_payload}, {"wrong_filtered", wrong_filtered}, {"wrong_stream", wrong_stream},
+          {"unexpected", unexpected},     {"distinct", distinct}};
+}
+
+VerifyCounters VerifyCounters::from_json(const json& j) {
+  VerifyCounters c;
+  if (!j.is_object()) return c;
+  c.delivered = j.value("delivered", uint64_t{0});
+  c.expected = j.value("expected", uint64_t{0});
+  c.missing = j.value("missing", uint64_t{0});
+  c.duplicated = j.value("duplicated", uint64_t{0});
+  c.reordered = j.value("reordered", uint64_t{0});
+  c.wrong_event = j.value("wrong_event", uint64_t{0});
+  c.wrong_payload = j.value("wrong_payload", uint64_t{0});
+  c.wrong_filtered = j.value("wrong_filtered", uint64_t{0});
+  c.wrong_stream = j.value("wrong_stream", uint64_t{0});
+  c.unexpected = j.value("unexpected", uint64_t{0});
+  c.distinct = j.value("distinct", uint64_t{0});
+  return c;
+}
+
+// --- verifier -----------------------------------------------------------------
+
+Verifier::Verifier(VerifierSetup setup) : setup_(std::move(setup)) {
+  if (setup_.mix.empty()) throw std::logic_error("verifier: empty event mix");
+}
+
+uint32_t Verifier::add_client(VerifierClient client) {
+  Client c;
+  for (uint32_t ch : client.channels) {
+    c.tracks.emplace_back();
+    c.tracks.back().channel = ch;
+  }
+  c.spec = std::move(client);
+  clients_.push_back(std::move(c));
+  return static_cast<uint32_t>(clients_.size() - 1);
+}
+
+namespace {
+
+std::string json_list(const std::vector<std::string>& v) { return json(v).dump(); }
+
+// Where two texts first differ, with a little context of each.
+std::string first_difference(std::string_view got, std::string_view want) {
+  size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  const size_t from = i > 30 ? i - 30 : 0;
+  return "differs at byte " + std::to_string(i) + " of " + std::to_string(got.size()) + " (want " +
+         std::to_string(want.size()) + "): got \"" + std::string(got.substr(from, 80)) + "\", want \"" +
+         std::string(want.substr(from, 80)) + "\"";
+}
+
+}  // namespace
+
+void Verifier::sample(const char* counter, uint32_t slot, const std::string& what) {
+  if (samples_.count(counter)) return;
+  const Client& c = clients_[slot];
+  std::string channels;
+  for (uint32_t ch : c.spec.channels) {
+    if (!channels.empty()) channels += ',';
+    channels += std::to_string(ch);
+  }
+  samples_[counter] = std::string(c.spec.websocket ? "WS " + json_list(c.spec.stream) : "SSE") + " client (channels " +
+                      channels + (c.spec.filtered ? ", filtered" : "") + "): " + what;
+}
+
+Verifier::Fed Verifier::feed_sse(uint32_t slot, std::string_view event, std::string_view data) {
+  return feed(slot, event, data, nullptr);
+}
+
+Verifier::Fed Verifier::feed_ws(uint32_t slot, std::string_view message) {
+  const std::string& prefix = setup_.marker_prefix;
+  if (!memmem(message.data(), message.size(), prefix.data(), prefix.size())) return {};  // not ours: cheap exit
+  bool payload_is_string = false;
+  if (!parse_ws_event(message, scratch_event_, scratch_payload_, payload_is_string, scratch_stream_)) {
+    ++receipts_.delivered;
+    ++receipts_.wrong_payload;
+    ++clients_[slot].errors;
+    sample("wrong_payload", slot, "WebSocket frame is not a JSON object: " + std::string(message.substr(0, 120)));
+    return {true, 0};
+  }
+  const uint64_t wrong_before = receipts_.wrong_payload;
+  Fed fed = feed(slot, scratch_event_, scratch_payload_, &scratch_stream_);
+  // The payload of a WebSocket event frame is always a JSON string (docs/protocol.md#event-frames).
+  if (fed.marked && !payload_is_string && receipts_.wrong_payload == wrong_before) {
+    ++receipts_.wrong_payload;
+    ++clients_[slot].errors;
+    sample("wrong_payload", slot, "WebSocket payload is not a JSON string");
+  }
+  return fed;
+}
+
+bool Verifier::payload_matches(const Client& c, const ExpectedEvent& e, bool remote, std::string_view got,
+                               size_t marker_at, bool& only_filtered_wrong) const {
+  only_filtered_wrong = false;
+  const std::string& want = e.payload[remote ? 1 : 0];
+  const size_t at = e.marker_at[remote ? 1 : 0];
+  if (marker_at != at) return false;
+  const size_t body_end = at + setup_.marker_prefix.size() + kMarkerBodyBytes;  // marker already checked
+  if (got.size() < body_end || want.size() < body_end) return false;
+  if (std::memcmp(got.data(), want.data(), at) != 0) return false;
+  const bool add_filtered = c.spec.filtered && e.status;
+  if (!e.status) {
+    // delete: the string payload, unchanged.
+    return got.size() == want.size() && std::memcmp(got.data() + body_end, want.data() + body_end, want.size() - body_end) == 0;
+  }
+  // The status without its closing brace must match exactly...
+  const size_t status_end = want.size() - 1;
+  if (got.size() < status_end + 1 ||
+      std::memcmp(got.data() + body_end, want.data() + body_end, status_end - body_end) != 0) {
+    return false;
+  }
+  // ... then either "}" or ',"filtered":<array>}'.
+  std::string_view tail = got.substr(status_end);
+  if (!add_filtered) {
+    if (tail == "}") return true;
+    only_filtered_wrong = tail.substr(0, kFilteredKey.size()) == kFilteredKey;
+    return false;
+  }
+  const std::string& f = c.spec.filtered_json;
+  const bool ok = tail.size() == kFilteredKey.size() + f.size() + 1 && tail.substr(0, kFilteredKey.size()) == kFilteredKey &&
+                  tail.substr(kFilteredKey.size(), f.size()) == f && tail.back() == '}';
+  only_filtered_wrong = !ok;
+  return ok;
+}
+
+Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_view payload,
+                             const std::vector<std::string>* stream) {
+  const std::string& prefix = setup_.marker_prefix;
+  const char* hit = static_cast<const char*>(memmem(payload.data(), payload.size(), prefix.data(), prefix.size()));
+  if (!hit) return {};
+  Client& c = clients_[slot];
+  ++receipts_.delivered;
+  Fed fed{true, 0};
+  const size_t marker_at = static_cast<size_t>(hit - payload.data());
+  const size_t body_at = marker_at + prefix.size();
+  MarkerFields f;
+  if (!parse_marker_body(payload.data() + body_at, payload.size() - body_at, setup_.run_seed, f)) {
+    // A corrupted marker: we cannot tell which event this was.
+    ++receipts_.wrong_payload;
+    ++c.errors;
+    sample("wrong_payload", slot, "corrupted marker " + std::string(payload.substr(marker_at, prefix.size() + kMarkerBodyBytes)));
+    return fed;
+  }
+  fed.sent_ns = f.sent_ns;
+  Track* t = nullptr;
+  for (Track& candidate : c.tracks) {
+    if (candidate.channel == f.channel) t = &candidate;
+  }
+  if (!t || f.channel >= setup_.channel_remote.size()) {
+    ++receipts_.unexpected;  // published on a channel this client does not hear
+    ++c.errors;
+    sample("unexpected", slot, "event " + std::to_string(f.seq) + " of channel " + std::to_string(f.channel));
+    return fed;
+  }
+  const ExpectedEvent& e = setup_.mix[f.seq % setup_.mix.size()];
+  bool bad = false;
+
+  // Sequence. On filtered streams statuses may be overtaken by later non-status
+  // events (docs/protocol.md#ordering-of-filtered-statuses), so they are ordered apart.
+  const uint32_t s = f.seq;
+  if (s < t->contiguous || t->test(s)) {
+    ++receipts_.duplicated;
+    sample("duplicated", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " again");
+    bad = true;
+  } else {
+    ++receipts_.distinct;
+    const int cls = c.spec.filtered && !e.status ? 1 : 0;
+    if (t->next[cls] > s + 1) {
+      ++receipts_.reordered;
+      sample("reordered", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " after " +
+                                    std::to_string(t->next[cls] - 1));
+      bad = true;
+    }
+    t->next[cls] = std::max(t->next[cls], s + 1);
+    if (s == t->contiguous) {
+      ++t->contiguous;
+      while (t->test(t->contiguous)) ++t->contiguous;
+      if (!t->ahead.empty() && t->contiguous >= t->ahead.size() * 64) std::vector<uint64_t>().swap(t->ahead);
+    } else {
+      if (t->ahead.size() <= s / 64) t->ahead.resize(s / 64 + 1, 0);
+      t->ahead[s / 64] |= uint64_t{1} << (s % 64);
+    }
+  }
+
+  if (event != e.name) {
+    ++receipts_.wrong_event;
+    sample("wrong_event", slot, "event " + std::to_string(s) + ": got '" + std::string(event) + "', want '" + e.name + "'");
+    bad = true;
+  }
+  if (stream && *stream != c.spec.stream) {
+    ++receipts_.wrong_stream;
+    sample("wrong_stream", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + ": got " +
+                                     json_list(*stream) + ", want " + json_list(c.spec.stream));
+    bad = true;
+  }
+  bool only_filtered = false;
+  if (!payload_matches(c, e, setup_.channel_remote[f.channel], payload, marker_at, only_filtered)) {
+    ++receipts_.wrong_payload;
+    if (only_filtered) ++receipts_.wrong_filtered;
+    const bool remote = setup_.channel_remote[f.channel];
+    std::string want = e.payload[remote ? 1 : 0];
+    if (c.spec.filtered && e.status) {
+      want.pop_back();
+      want.append(kFilteredKey).append(c.spec.filtered_json).push_back('}');
+    }
+    std::memcpy(want.data() + e.marker_at[remote ? 1 : 0] + prefix.size(), payload.data() + body_at, kMarkerBodyBytes);
+    sample(only_filtered ? "wrong_filtered" : "wrong_payload", slot,
+           "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " (" + e.name + "): " +
+               first_difference(payload, want));
+    bad = true;
+  }
+  if (bad) ++c.errors;
+  return fed;
+}
+
+uint64_t Verifier::expected_for(uint32_t slot) const {
+  uint64_t n = 0;
+  for (const Track& t : clients_[slot].tracks) n += t.channel < published_.size() ? published_[t.channel] : 0;
+  return n;
+}
+
+Verifier::PerClient Verifier::client_result(uint32_t slot) const {
+  PerClient r;
+  const Client& c = clients_[slot];
+  r.errors = c.errors;
+  for (const Track& t : c.tracks) {
+    // Until the publish counts are known, every receipt counts as received.
+    const uint64_t p = published_.empty() ? UINT64_MAX : t.channel < published_.size() ? published_[t.channel] : 0;
+    uint64_t got = std::min<uint64_t>(t.contiguous, p);
+    uint64_t late = t.contiguous > p ? t.contiguous - p : 0;
+    for (size_t w = 0; w < t.ahead.size(); ++w) {
+      uint64_t bits = t.ahead[w];
+      while (bits) {
+        const uint64_t s = w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits));
+        bits &= bits - 1;
+        if (s < t.contiguous) continue;
+        if (s < p) {
+          ++got;
+        } else {
+          ++late;
+        }
+      }
+    }
+    r.received += got;
+    if (published_.empty()) continue;
+    r.expected += p;
+    r.missing += p - got;
+    r.unexpected_late += late;
+  }
+  r.errors += r.unexpected_late;
+  return r;
+}
+
+}  // namespace sluice_bench

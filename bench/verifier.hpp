@@ -1,0 +1,163 @@
+// sluice-bench: per-client, per-event verification of what the server delivered.
+//
+// A pure class, no sockets: the worker feeds it every SSE event (event name and
+// data line) and every WebSocket text message of each client; the verifier finds
+// this run's marker (bench/event_marker.hpp), and checks, per client and per event:
+//   - the sequence: each channel the client hears must deliver its events 0..P-1
+//     (P = events published on that channel) exactly once and in order;
+//   - the event name (the publisher's --event-mix, by sequence number);
+//   - the payload, byte for byte, against what the server must send (the publisher's
+//     template, with `"filtered":<array>` appended on filtered streams for statuses);
+//   - the WebSocket `stream` echo;
+//   - that the event comes from a channel the client hears at all.
+// bench/self_test.cpp injects faults to prove that every counter can fail.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sluice_bench {
+
+struct VerifyCounters {
+  uint64_t delivered = 0;       // messages carrying this run's marker (every copy, good or bad)
+  uint64_t expected = 0;        // Σ over counted clients of the events published on the channels they hear
+  uint64_t missing = 0;         // expected (client, channel, seq) never received
+  uint64_t duplicated = 0;      // receipts of a (client, channel, seq) already received
+  uint64_t reordered = 0;       // first receipts of a seq lower than one already received (same client, channel, order class)
+  uint64_t wrong_event = 0;     // receipts whose event name is not the one published with that seq
+  uint64_t wrong_payload = 0;   // receipts whose payload differs from what the server must send (or whose marker is corrupt)
+  uint64_t wrong_filtered = 0;  //   of which the status is right and only the `filtered` part is wrong or absent
+  uint64_t wrong_stream = 0;    // WebSocket receipts whose `stream` echo is not the client's subscription
+  uint64_t unexpected = 0;      // receipts from a channel the client does not hear (or a seq never published there)
+  uint64_t distinct = 0;        // first receipts of expected (client, channel, seq): delivered - duplicates - strays
+
+  // Nothing lost, nothing extra, nothing wrong.
+  bool clean() const {
+    return missing == 0 && duplicated == 0 && reordered == 0 && wrong_event == 0 && wrong_payload == 0 &&
+           wrong_stream == 0 && unexpected == 0;
+  }
+  void add(const VerifyCounters& o);
+  nlohmann::json to_json() const;
+  static VerifyCounters from_json(const nlohmann::json& j);
+};
+
+// What the server must send for one kind of event, from the publisher's templates.
+struct ExpectedEvent {
+  std::string name;     // "update", "status.update", "delete"
+  bool status = false;  // update / status.update: gets "filtered" on filtered streams
+  // Exact payload text for a local and a remote author, marker body zeroed, and
+  // the offset of the marker prefix in each.
+  std::string payload[2];
+  size_t marker_at[2] = {0, 0};
+};
+
+struct VerifierSetup {
+  std::string marker_prefix;  // "SLUICEBENCH_<run id>_"
+  uint64_t run_seed = 0;
+  std::vector<ExpectedEvent> mix;    // seq s on any channel is mix[s % mix.size()]
+  std::vector<bool> channel_remote;  // per plan channel: events there have a remote author
+};
+
+struct VerifierClient {
+  std::vector<uint32_t> channels;  // plan channels the client hears
+  bool websocket = false;
+  std::vector<std::string> stream;  // expected WebSocket `stream` echo
+  bool filtered = false;            // statuses must carry "filtered":<filtered_json> as their last key
+  std::string filtered_json = "[]";
+};
+
+class Verifier {
+ public:
+  explicit Verifier(VerifierSetup setup);
+
+  uint32_t add_client(VerifierClient client);  // returns the client's slot
+  size_t clients() const { return clients_.size(); }
+
+  // Result of one message: whether it carried this run's marker, and its send time
+  // (0 when the marker was unreadable) for the latency histogram.
+  struct Fed {
+    bool marked = false;
+    uint64_t sent_ns = 0;
+  };
+  // One SSE event: the `event:` line's value and the `data:` line's value.
+  Fed feed_sse(uint32_t slot, std::string_view event, std::string_view data);
+  // One WebSocket text message, e.g. {"stream":["user"],"event":"update","payload":"{...}"}.
+  Fed feed_ws(uint32_t slot, std::string_view message);
+  // The common step: `stream` is null for SSE.
+  Fed feed(uint32_t slot, std::string_view event, std::string_view payload, const std::vector<std::string>* stream);
+
+  // Per-channel publish counts (P); needed for `expected` and `missing`.
+  void set_published(std::vector<uint64_t> per_channel) { published_ = std::move(per_channel); }
+  bool published_known() const { return !published_.empty(); }
+  uint64_t expected_for(uint32_t slot) const;
+
+  // Totals. Receipt counters cover every client; `expected` and `missing` only
+  // clients for which counted(slot) is true (those that connected).
+  template <typename Pred>
+  VerifyCounters totals(Pred counted) const {
+    VerifyCounters c = receipts_;
+    for (uint32_t slot = 0; slot < clients_.size(); ++slot) {
+      const PerClient pc = client_result(slot);
+      c.unexpected += pc.unexpected_late;
+      c.distinct -= pc.unexpected_late;
+      if (!counted(slot)) continue;
+      c.expected += pc.expected;
+      c.missing += pc.missing;
+    }
+    return c;
+  }
+
+  struct PerClient {
+    uint64_t expected = 0;
+    uint64_t received = 0;  // distinct expected events received
+    uint64_t missing = 0;
+    uint64_t errors = 0;    // duplicated + reordered + wrong_* + unexpected
+    uint64_t unexpected_late = 0;  // seqs at or beyond P (only knowable once P is)
+  };
+  PerClient client_result(uint32_t slot) const;
+
+  // Running count of first receipts (for the drain: done when it reaches expected).
+  uint64_t distinct() const { return receipts_.distinct; }
+  const VerifyCounters& receipts() const { return receipts_; }
+  // The first receipt of each kind of error, described (counter name -> text), to
+  // tell what went wrong without a packet capture.
+  const std::map<std::string, std::string>& samples() const { return samples_; }
+
+ private:
+  struct Track {  // one (client, channel)
+    uint32_t channel = 0;
+    uint32_t contiguous = 0;         // seqs 0..contiguous-1 all received
+    uint32_t next[2] = {0, 0};       // 1 + highest seq received, per order class
+    std::vector<uint64_t> ahead;     // bitmap of received seqs (allocated on the first gap)
+    bool test(uint32_t s) const { return s / 64 < ahead.size() && (ahead[s / 64] >> (s % 64) & 1); }
+  };
+  struct Client {
+    VerifierClient spec;
+    std::vector<Track> tracks;
+    uint64_t errors = 0;
+  };
+  void sample(const char* counter, uint32_t slot, const std::string& what);
+  bool payload_matches(const Client& c, const ExpectedEvent& e, bool remote, std::string_view payload,
+                       size_t marker_at, bool& only_filtered_wrong) const;
+
+  VerifierSetup setup_;
+  std::vector<Client> clients_;
+  std::vector<uint64_t> published_;
+  VerifyCounters receipts_;
+  std::string scratch_event_, scratch_payload_;
+  std::vector<std::string> scratch_stream_;
+  std::map<std::string, std::string> samples_;
+};
+
+// Parses a WebSocket event frame {"stream":[...],"event":"...","payload":"..."}.
+// False when it is not a JSON object; fields that are absent stay empty, and
+// payload_is_string tells whether `payload` was a JSON string.
+bool parse_ws_event(std::string_view message, std::string& event, std::string& payload, bool& payload_is_string,
+                    std::vector<std::string>& stream);
+
+}  // namespace sluice_bench
