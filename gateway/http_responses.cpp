@@ -1,9 +1,15 @@
 #include "gateway/http_responses.hpp"
 
+#include <boost/beast/http/status.hpp>
 #include <ctime>
 #include <random>
 
+#include "common/js_json.hpp"
+
 namespace sluice::gateway {
+
+namespace http = boost::beast::http;
+
 namespace {
 
 std::string http_date() {
@@ -53,34 +59,16 @@ std::string make_request_id() {
   return buf;
 }
 
-const char* status_reason(int status) {
-  switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-  }
+std::string status_reason(int status) {
+  auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+  return std::string(reason.data(), reason.size());
 }
 
 std::string json_error_response(int status, std::string_view message, std::string_view request_id,
                                 bool keep_alive) {
-  std::string body = "{\"error\":\"";
-  for (char c : message) {
-    if (c == '"' || c == '\\') body += '\\';
-    body += c;
-  }
-  body += "\"}";
+  std::string body = "{\"error\":";
+  append_js_string_literal(body, message);
+  body += '}';
   std::string out = status_line(status);
   out += common_headers(request_id);
   out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";

@@ -10,7 +10,7 @@ namespace sluice::gateway {
 
 // A random UUID v4, as the reference's X-Request-Id.
 std::string make_request_id();
-const char* status_reason(int status);
+std::string status_reason(int status);
 
 // docs/protocol.md#error-responses: `{"error":"<message>"}` with Content-Type application/json.
 std::string json_error_response(int status, std::string_view message, std::string_view request_id,

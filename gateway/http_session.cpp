@@ -1,11 +1,14 @@
 #include "gateway/http_session.hpp"
 
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/websocket_protocol.hpp"
+#include "gateway/admission.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/http_responses.hpp"
 #include "gateway/sse_session.hpp"
@@ -21,33 +24,11 @@ namespace {
 constexpr size_t kHeaderLimit = 16 * 1024;  // Node's default maximum header size
 constexpr size_t kBodyLimit = 64 * 1024;
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  }
-  return true;
-}
-
 // Express route matching for the unauthenticated routes: case-insensitive, one
 // optional trailing slash (docs/protocol.md#unauthenticated-routes).
 bool route_matches(std::string_view path, std::string_view route) {
   if (path.size() == route.size() + 1 && path.back() == '/') path.remove_suffix(1);
-  return iequals(path, route);
-}
-
-bool header_lists_token(std::string_view value, std::string_view token) {
-  size_t pos = 0;
-  while (pos <= value.size()) {
-    size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) comma = value.size();
-    std::string_view item = value.substr(pos, comma - pos);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (iequals(item, token)) return true;
-    pos = comma + 1;
-  }
-  return false;
+  return beast::iequals(beast::string_view(path.data(), path.size()), beast::string_view(route.data(), route.size()));
 }
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
@@ -79,12 +60,12 @@ std::optional<std::string> token_from_request(const Request& request, const Para
 
 bool is_upgrade_request(const Request& request) {
   return !request[http::field::upgrade].empty() &&
-         header_lists_token(sv(request[http::field::connection]), "upgrade");
+         http::token_list(request[http::field::connection]).exists("upgrade");
 }
 
 std::optional<std::string> websocket_handshake_error(const Request& request) {
   if (request.method() != http::verb::get) return handshake_abort(405, "Invalid HTTP method");
-  if (!iequals(sv(request[http::field::upgrade]), "websocket")) return handshake_abort(400, "Invalid Upgrade header");
+  if (!beast::iequals(request[http::field::upgrade], "websocket")) return handshake_abort(400, "Invalid Upgrade header");
   if (!is_valid_websocket_key(sv(request[http::field::sec_websocket_key]))) {
     return handshake_abort(400, "Missing or invalid Sec-WebSocket-Key header");
   }
@@ -222,12 +203,9 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
   auto& io = worker_.io();
   worker_.context().authenticate(*token, [self, &io, stream_name, query](TokenResult result) {
     asio::post(io, [self, stream_name, query, result = std::move(result)] {
-      auto& context = self->worker_.context();
-      if (result.status == LookupStatus::not_found) return self->respond_error(401, "Invalid access token");
-      if (result.status != LookupStatus::ok) return self->respond_error(500, "An unexpected error occurred");
-      const auto& auth = *result.info;
-      if (!scopes_allow_stream(stream_name, auth.scopes)) {
-        return self->respond_error(401, "Access token does not have the required scopes");
+      if (auto refusal = token_refusal(result)) return self->respond_error(refusal->status, refusal->message);
+      if (auto refusal = scope_refusal(stream_name, *result.info)) {
+        return self->respond_error(refusal->status, refusal->message);
       }
       // docs/protocol.md#sse-route-and-other-methods: only GET reaches the SSE route; Express answers the rest 404.
       if (self->request_.method() != http::verb::get) {
@@ -237,39 +215,25 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
                                             self->request_.keep_alive()),
                              self->request_.keep_alive());
       }
-      auto planned = plan_stream(stream_name, query, Viewer{auth.account_id, auth.scopes});
+      auto planned = plan_stream(stream_name, query, Viewer{result.info->account_id, result.info->scopes});
       if (auto* error = std::get_if<StreamError>(&planned)) return self->respond_error(error->status, error->message);
-      auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
       auto info = result.info;
-      auto& io = self->worker_.io();
-      auto after_list = [self, plan, info, &context, &io] {
-        if (plan->feed_kind == FeedKind::none || (info->permissions & kPermissionViewFeeds)) {
-          return self->open_event_stream(info, plan, false, false);
-        }
-        context.auth.feed_access(plan->feed_kind, [self, plan, info, &io](LookupStatus status, FeedAccess access) {
-          asio::post(io, [self, plan, info, status, access] {
-            if (status != LookupStatus::ok) return self->respond_error(500, "An unexpected error occurred");
-            self->open_event_stream(info, plan, !access.local, !access.remote);
-          });
-        });
-      };
-      if (!plan->list_id) return after_list();
-      context.auth.check_list(*plan->list_id, auth.account_id, [self, after_list, &io](LookupStatus status) {
-        asio::post(io, [self, after_list, status] {
-          if (status != LookupStatus::ok) return self->respond_error(401, "Not authorized to stream this list");
-          after_list();
-        });
-      });
+      check_stream_access(self->worker_.context(), self->worker_.io(), info, std::move(std::get<StreamPlan>(planned)),
+                          [self, info](std::variant<AdmittedStream, StreamError> checked) {
+                            if (auto* error = std::get_if<StreamError>(&checked)) {
+                              return self->respond_error(error->status, error->message);
+                            }
+                            self->open_event_stream(info, std::move(std::get<AdmittedStream>(checked)));
+                          });
     });
   });
 }
 
-void HttpSession::open_event_stream(std::shared_ptr<const AuthInfo> auth, std::shared_ptr<StreamPlan> plan,
-                                    bool filter_local, bool filter_remote) {
+void HttpSession::open_event_stream(std::shared_ptr<const AuthInfo> auth, AdmittedStream admitted) {
   auto subscription = std::make_unique<Subscription>();
-  subscription->plan = std::move(*plan);
-  subscription->filter_local = filter_local;
-  subscription->filter_remote = filter_remote;
+  subscription->plan = std::move(admitted.plan);
+  subscription->filter_local = admitted.filter_local;
+  subscription->filter_remote = admitted.filter_remote;
   auto session = std::make_shared<SseSession>(worker_, std::move(socket_), std::move(auth));
   session->start(request_id_, std::move(subscription), request_.keep_alive());
 }
@@ -283,11 +247,8 @@ void HttpSession::handle_upgrade() {
   auto& io = worker_.io();
   worker_.context().authenticate(*token, [self, &io, query](TokenResult result) {
     asio::post(io, [self, query, result = std::move(result)] {
-      if (result.status == LookupStatus::not_found) {
-        return self->write_raw_and_close(websocket_rejection(401, "Invalid access token", self->request_id_));
-      }
-      if (result.status != LookupStatus::ok) {
-        return self->write_raw_and_close(websocket_rejection(500, "An unexpected error occurred", self->request_id_));
+      if (auto refusal = token_refusal(result)) {
+        return self->write_raw_and_close(websocket_rejection(refusal->status, refusal->message, self->request_id_));
       }
       if (auto refusal = websocket_handshake_error(self->request_)) return self->write_raw_and_close(*refusal);
       std::optional<std::string> protocol;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "gateway/admission.hpp"
 #include "gateway/auth_client.hpp"
 #include "gateway/socket.hpp"
 #include "gateway/streams.hpp"
@@ -48,8 +49,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void route();
   void handle_upgrade();
   void handle_stream_request(std::string stream_name, Params query);
-  void open_event_stream(std::shared_ptr<const AuthInfo> auth, std::shared_ptr<StreamPlan> plan, bool filter_local,
-                         bool filter_remote);
+  void open_event_stream(std::shared_ptr<const AuthInfo> auth, AdmittedStream admitted);
   void respond(std::string bytes, bool keep_alive);
   void respond_error(int status, std::string_view message);
   void write_raw_and_close(std::string bytes);

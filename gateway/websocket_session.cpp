@@ -2,6 +2,7 @@
 
 #include "common/js_json.hpp"
 #include "common/log.hpp"
+#include "gateway/admission.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/worker.hpp"
 
@@ -145,35 +146,9 @@ void WebSocketSession::request_done() {
   run(std::move(next));
 }
 
-void WebSocketSession::check_plan(
-    std::shared_ptr<StreamPlan> plan,
-    std::function<void(int status, std::string message, bool filter_local, bool filter_remote)> done) {
-  auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
-  auto& context = worker_.context();
-  auto& io = worker_.io();
-  auto after_list = [self, plan, done, &context, &io](bool) {
-    if (plan->feed_kind == FeedKind::none || (self->auth().permissions & kPermissionViewFeeds)) {
-      return done(0, {}, false, false);
-    }
-    context.auth.feed_access(plan->feed_kind, [self, done, &io](LookupStatus status, FeedAccess access) {
-      asio::post(io, [done, status, access] {
-        if (status != LookupStatus::ok) return done(500, "An unexpected error occurred", false, false);
-        done(0, {}, !access.local, !access.remote);
-      });
-    });
-  };
-  if (!plan->list_id) return after_list(true);
-  context.auth.check_list(*plan->list_id, auth().account_id, [self, done, after_list, &io](LookupStatus status) {
-    asio::post(io, [status, done, after_list] {
-      if (status != LookupStatus::ok) return done(401, "Not authorized to stream this list", false, false);
-      after_list(true);
-    });
-  });
-}
-
 void WebSocketSession::subscribe(const std::string& stream_name, const Params& params) {
-  if (!scopes_allow_stream(stream_name, auth().scopes)) {
-    send_error("Access token does not have the required scopes", 401);
+  if (auto refusal = scope_refusal(stream_name, auth())) {
+    send_error(refusal->message, refusal->status);
     return request_done();
   }
   auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
@@ -181,47 +156,49 @@ void WebSocketSession::subscribe(const std::string& stream_name, const Params& p
     send_error(error->message, error->status);
     return request_done();
   }
-  auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
   auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
-  check_plan(plan, [self, plan](int status, std::string message, bool filter_local, bool filter_remote) {
-    self->add_planned(plan, status, message, filter_local, filter_remote);
-    self->request_done();
-  });
+  check_stream_access(worker_.context(), worker_.io(), auth_, std::move(std::get<StreamPlan>(planned)),
+                      [self](std::variant<AdmittedStream, StreamError> checked) {
+                        self->add_admitted(std::move(checked));
+                        self->request_done();
+                      });
 }
 
-void WebSocketSession::add_planned(const std::shared_ptr<StreamPlan>& plan, int status, const std::string& message,
-                                   bool filter_local, bool filter_remote) {
+void WebSocketSession::add_admitted(std::variant<AdmittedStream, StreamError> checked) {
   if (!open()) return;
-  if (status != 0) return send_error(message, status);
-  std::string key = plan->key();
+  if (auto* error = std::get_if<StreamError>(&checked)) return send_error(error->message, error->status);
+  auto& admitted = std::get<AdmittedStream>(checked);
+  std::string key = admitted.plan.key();
   for (const auto& existing : subscriptions()) {
     if (existing->plan.key() == key) return;  // docs/protocol.md#subscribe: already subscribed
   }
   auto subscription = std::make_unique<Subscription>();
-  subscription->plan = std::move(*plan);
-  subscription->filter_local = filter_local;
-  subscription->filter_remote = filter_remote;
+  subscription->plan = std::move(admitted.plan);
+  subscription->filter_local = admitted.filter_local;
+  subscription->filter_remote = admitted.filter_remote;
   add_subscription(std::move(subscription));
 }
 
+// docs/protocol.md#unsubscribe: the same checks as a subscribe (list ownership
+// included); any failure is the one unsubscribe error.
 void WebSocketSession::unsubscribe(const std::string& stream_name, const Params& params) {
   auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
   if (std::holds_alternative<StreamError>(planned)) {
     send_error("Error unsubscribing from channel", std::nullopt);
     return request_done();
   }
-  auto plan = std::make_shared<StreamPlan>(std::move(std::get<StreamPlan>(planned)));
   auto self = std::static_pointer_cast<WebSocketSession>(shared_from_this());
-  check_plan(plan, [self, plan](int status, std::string, bool, bool) {
-    self->remove_planned(*plan, status);
-    self->request_done();
-  });
+  check_stream_access(worker_.context(), worker_.io(), auth_, std::move(std::get<StreamPlan>(planned)),
+                      [self](std::variant<AdmittedStream, StreamError> checked) {
+                        self->remove_admitted(checked);
+                        self->request_done();
+                      });
 }
 
-void WebSocketSession::remove_planned(const StreamPlan& plan, int status) {
+void WebSocketSession::remove_admitted(const std::variant<AdmittedStream, StreamError>& checked) {
   if (!open()) return;
-  if (status != 0) return send_error("Error unsubscribing from channel", std::nullopt);
-  std::string key = plan.key();
+  if (std::holds_alternative<StreamError>(checked)) return send_error("Error unsubscribing from channel", std::nullopt);
+  std::string key = std::get<AdmittedStream>(checked).plan.key();
   for (const auto& existing : subscriptions()) {
     if (existing->plan.key() == key) return remove_subscription(existing.get());
   }

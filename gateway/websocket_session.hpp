@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/websocket_protocol.hpp"
+#include "gateway/admission.hpp"
 #include "gateway/client.hpp"
 
 namespace sluice::gateway {
@@ -41,13 +42,9 @@ class WebSocketSession final : public Client {
   void request_done();
   void subscribe(const std::string& stream_name, const Params& params);
   void unsubscribe(const std::string& stream_name, const Params& params);
-  void add_planned(const std::shared_ptr<StreamPlan>& plan, int status, const std::string& message, bool filter_local,
-                   bool filter_remote);
-  void remove_planned(const StreamPlan& plan, int status);
-  // Runs the list-ownership and feed-access checks a plan needs, then `done` on
-  // this worker's thread with an error status (0 when fine).
-  void check_plan(std::shared_ptr<StreamPlan> plan,
-                  std::function<void(int status, std::string message, bool filter_local, bool filter_remote)> done);
+  // The outcome of check_stream_access (gateway/admission.hpp), on this worker's thread.
+  void add_admitted(std::variant<AdmittedStream, StreamError> checked);
+  void remove_admitted(const std::variant<AdmittedStream, StreamError>& checked);
   // docs/protocol.md#subscribe-errors: error frames go out only while the socket is open and not awaiting a pong.
   void send_error(std::string_view message, std::optional<int> status);
   void close_with(uint16_t code, std::string_view reason);

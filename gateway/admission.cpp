@@ -1,0 +1,59 @@
+#include "gateway/admission.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "gateway/gateway_context.hpp"
+
+namespace sluice::gateway {
+
+std::optional<StreamError> token_refusal(const TokenResult& result) {
+  switch (result.status) {
+    case LookupStatus::ok: return std::nullopt;
+    case LookupStatus::not_found: return StreamError{401, "Invalid access token"};
+    case LookupStatus::error: break;
+  }
+  return StreamError{500, "An unexpected error occurred"};
+}
+
+std::optional<StreamError> scope_refusal(std::string_view stream_name, const AuthInfo& auth) {
+  if (scopes_allow_stream(stream_name, auth.scopes)) return std::nullopt;
+  return StreamError{401, "Access token does not have the required scopes"};
+}
+
+namespace {
+
+void check_feed_access(GatewayContext& context, asio::io_context& io, const AuthInfo& auth,
+                       std::shared_ptr<AdmittedStream> admitted, AccessChecked done) {
+  if (admitted->plan.feed_kind == FeedKind::none || (auth.permissions & kPermissionViewFeeds)) {
+    return done(std::move(*admitted));
+  }
+  context.auth.feed_access(admitted->plan.feed_kind, [admitted, done = std::move(done), &io](LookupStatus status,
+                                                                                             FeedAccess access) {
+    asio::post(io, [admitted, done, status, access] {
+      if (status != LookupStatus::ok) return done(StreamError{500, "An unexpected error occurred"});
+      admitted->filter_local = !access.local;
+      admitted->filter_remote = !access.remote;
+      done(std::move(*admitted));
+    });
+  });
+}
+
+}  // namespace
+
+void check_stream_access(GatewayContext& context, asio::io_context& io, std::shared_ptr<const AuthInfo> auth,
+                         StreamPlan plan, AccessChecked done) {
+  auto admitted = std::make_shared<AdmittedStream>();
+  admitted->plan = std::move(plan);
+  if (!admitted->plan.list_id) return check_feed_access(context, io, *auth, std::move(admitted), std::move(done));
+  context.auth.check_list(*admitted->plan.list_id, auth->account_id,
+                          [&context, &io, auth, admitted, done = std::move(done)](LookupStatus status) mutable {
+                            asio::post(io, [&context, &io, auth, admitted, done = std::move(done), status]() mutable {
+                              if (status != LookupStatus::ok) {
+                                return done(StreamError{401, "Not authorized to stream this list"});
+                              }
+                              check_feed_access(context, io, *auth, std::move(admitted), std::move(done));
+                            });
+                          });
+}
+
+}  // namespace sluice::gateway

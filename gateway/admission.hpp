@@ -1,0 +1,40 @@
+#pragma once
+// ONE admission path for SSE requests and WebSocket subscriptions
+// (docs/protocol.md#stream-authentication-middleware, docs/protocol.md#subscribe):
+// token → scopes → stream plan → list ownership → feed access, with one error type,
+// StreamError (the status and message the client is given).
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <variant>
+
+#include "gateway/auth_client.hpp"
+#include "gateway/socket.hpp"
+#include "gateway/streams.hpp"
+
+namespace sluice::gateway {
+
+class GatewayContext;
+
+// docs/protocol.md#token-lookup: what a failed lookup tells the client.
+std::optional<StreamError> token_refusal(const TokenResult& result);
+
+// docs/protocol.md#scopes-per-stream.
+std::optional<StreamError> scope_refusal(std::string_view stream_name, const AuthInfo& auth);
+
+// A stream the client may have.
+struct AdmittedStream {
+  StreamPlan plan;
+  // docs/protocol.md#feed-access-check: the settings deny local / remote statuses.
+  bool filter_local = false;
+  bool filter_remote = false;
+};
+using AccessChecked = std::function<void(std::variant<AdmittedStream, StreamError>)>;
+
+// docs/protocol.md#list-ownership and docs/protocol.md#feed-access-settings: checks
+// `plan` for `auth` through the auth service; `done` runs on `io` (the caller's worker).
+void check_stream_access(GatewayContext& context, asio::io_context& io, std::shared_ptr<const AuthInfo> auth,
+                         StreamPlan plan, AccessChecked done);
+
+}  // namespace sluice::gateway
