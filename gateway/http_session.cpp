@@ -1,9 +1,7 @@
 #include "gateway/http_session.hpp"
 
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/rfc7230.hpp>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -24,11 +22,37 @@ namespace {
 constexpr size_t kHeaderLimit = 16 * 1024;  // Node's default maximum header size
 constexpr size_t kBodyLimit = 64 * 1024;
 
+// Boost 1.74's beast::iequals (and http::token_list::exists, which uses it) reads
+// one byte past its inputs when they differ only in case: ASan caught it on
+// "/API/V1/Streaming/Health". Hence a compare of our own.
+bool ascii_iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  }
+  return true;
+}
+
+// Node's parser: Connection lists `token` among its comma-separated values.
+bool header_lists_token(std::string_view value, std::string_view token) {
+  size_t pos = 0;
+  while (pos <= value.size()) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view item = value.substr(pos, comma - pos);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (ascii_iequals(item, token)) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
 // Express route matching for the unauthenticated routes: case-insensitive, one
 // optional trailing slash (docs/protocol.md#unauthenticated-routes).
 bool route_matches(std::string_view path, std::string_view route) {
   if (path.size() == route.size() + 1 && path.back() == '/') path.remove_suffix(1);
-  return beast::iequals(beast::string_view(path.data(), path.size()), beast::string_view(route.data(), route.size()));
+  return ascii_iequals(path, route);
 }
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
@@ -60,12 +84,12 @@ std::optional<std::string> token_from_request(const Request& request, const Para
 
 bool is_upgrade_request(const Request& request) {
   return !request[http::field::upgrade].empty() &&
-         http::token_list(request[http::field::connection]).exists("upgrade");
+         header_lists_token(sv(request[http::field::connection]), "upgrade");
 }
 
 std::optional<std::string> websocket_handshake_error(const Request& request) {
   if (request.method() != http::verb::get) return handshake_abort(405, "Invalid HTTP method");
-  if (!beast::iequals(request[http::field::upgrade], "websocket")) return handshake_abort(400, "Invalid Upgrade header");
+  if (!ascii_iequals(sv(request[http::field::upgrade]), "websocket")) return handshake_abort(400, "Invalid Upgrade header");
   if (!is_valid_websocket_key(sv(request[http::field::sec_websocket_key]))) {
     return handshake_abort(400, "Missing or invalid Sec-WebSocket-Key header");
   }

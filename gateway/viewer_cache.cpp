@@ -43,7 +43,10 @@ const ViewerCache::Viewer* ViewerCache::ready(int64_t account, Clock::time_point
   auto it = viewers_.find(account);
   if (it == viewers_.end()) return nullptr;
   Viewer& viewer = it->second;
-  if (!viewer.waiting.empty() || !viewer.filters || viewer.filters_stale) return nullptr;
+  // A filters fetch in flight was started by filters_changed (or before the first
+  // filters): a status arriving now must wait for it, never use the filters it
+  // replaces (docs/protocol.md#filter-cache).
+  if (!viewer.waiting.empty() || !viewer.filters || viewer.filters_stale || viewer.filters_loading) return nullptr;
   // With a zero bound every status needs its own fetch, started after it arrived.
   if (max_staleness_.count() == 0 || !relations_fresh(viewer, now)) return nullptr;
   // Past half the bound, fetch ahead while statuses flow: the data never goes stale
