@@ -34,6 +34,7 @@ int run(const sluice::Env& env) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  configure_internal_server(builder);
   // Gateways re-resolve their `dns:///` auth target when a connection ends: closing
   // connections after a while (calls in flight get the grace to finish) lets them find
   // replicas added by a scale-up. Lookups are unary, so no client notices.

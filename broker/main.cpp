@@ -13,6 +13,7 @@
 #include "common/admin_http.hpp"
 #include "common/config_error.hpp"
 #include "common/env.hpp"
+#include "common/grpc_channel.hpp"
 #include "common/service_main.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -31,6 +32,7 @@ int run(const sluice::Env& env) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  configure_internal_server(builder);
   builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials());
   builder.RegisterService(tier.service());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

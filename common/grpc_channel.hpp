@@ -9,6 +9,11 @@
 namespace sluice {
 
 grpc::ChannelArguments internal_channel_arguments();
+// The servers' side of the same keepalive: the clients ping every 10 s even on an idle
+// stream, and gRPC's default server answers pings that often without data with GOAWAY
+// "too_many_pings" (a broker stream that carried no event for a while was cut that
+// way: docs/drain.md).
+void configure_internal_server(grpc::ServerBuilder& builder);
 std::shared_ptr<grpc::Channel> internal_channel(const std::string& address);
 
 }  // namespace sluice
