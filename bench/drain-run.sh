@@ -77,19 +77,8 @@ pg_port="$(free_port)"
 start_postgres "$scratch" "$pg_port" mastodon_drain max_connections=200
 pg_wrapper_pid=$postgres_wrapper_pid
 pids+=("$pg_wrapper_pid")
-psql_db() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -d mastodon_drain -q -v ON_ERROR_STOP=1 "$@"; }
-# As bench/run.sh: accounts 1..N, one user and one 'read write follow' token each.
-psql_db >/dev/null <<SQL
-INSERT INTO accounts (id, username) SELECT i, 'bench' || i FROM generate_series(1, $accounts) AS i;
-INSERT INTO users (id, email, account_id) SELECT i, 'bench' || i || '@localhost', i FROM generate_series(1, $accounts) AS i;
-INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
-  SELECT md5(random()::text || clock_timestamp()::text || i) || md5(i::text || random()::text), 'read write follow', i
-  FROM generate_series(1, $accounts) AS i;
-SELECT setval('accounts_id_seq', $accounts); SELECT setval('users_id_seq', $accounts);
-ANALYZE;
-SQL
 tokens_file="$scratch/tokens.txt"
-psql_db -tA -F ' ' -c "SELECT t.token, u.account_id FROM oauth_access_tokens t JOIN users u ON u.id = t.resource_owner_id ORDER BY u.account_id" >"$tokens_file"
+create_bench_accounts "$pg_port" mastodon_drain "$accounts" "$tokens_file"
 
 broker_port="$(free_port)"; auth_port="$(free_port)"; auth_admin="$(free_port)"
 common_env=(REDIS_HOST=127.0.0.1 REDIS_PORT="$redis_port" LOG_LEVEL="$log_level" NODE_ENV=production)

@@ -135,17 +135,8 @@ pg_wrapper_pid=$postgres_wrapper_pid
 pids+=("$pg_wrapper_pid")
 psql_db() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -d mastodon_bench -q -v ON_ERROR_STOP=1 "$@"; }
 
-# Accounts 1..N ('bench1'...), one user and one token ('read write follow') each.
-psql_db >/dev/null <<SQL
-INSERT INTO accounts (id, username) SELECT i, 'bench' || i FROM generate_series(1, $accounts) AS i;
-INSERT INTO users (id, email, account_id) SELECT i, 'bench' || i || '@localhost', i FROM generate_series(1, $accounts) AS i;
-INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
-  SELECT md5(random()::text || clock_timestamp()::text || i) || md5(i::text || random()::text), 'read write follow', i
-  FROM generate_series(1, $accounts) AS i;
-INSERT INTO lists (id, account_id, title) SELECT i, i, 'bench list ' || i FROM generate_series(1, $accounts) AS i;
-SELECT setval('accounts_id_seq', $accounts); SELECT setval('users_id_seq', $accounts);
-SELECT setval('lists_id_seq', $accounts);
-SQL
+tokens_file="$scratch/tokens.txt"
+create_bench_accounts "$pg_port" mastodon_bench "$accounts" "$tokens_file"
 if [ "$filter_profile" -eq 1 ]; then
   # Three other accounts, each blocked, muted and (one) on a blocked domain; a keyword
   # filter in every context. The bench payload's author (alice / carol@remote.example),
@@ -165,8 +156,6 @@ INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word)
   SELECT id, 'zzqxneverinbenchpayload', true FROM custom_filters;
 SQL
 fi
-tokens_file="$scratch/tokens.txt"
-psql_db -tA -F ' ' -c "SELECT t.token, u.account_id FROM oauth_access_tokens t JOIN users u ON u.id = t.resource_owner_id ORDER BY u.account_id" >"$tokens_file"
 database_url="postgres://postgres@127.0.0.1:$pg_port/mastodon_bench"
 
 # --- Sluice --------------------------------------------------------------

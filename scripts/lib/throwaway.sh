@@ -70,3 +70,24 @@ stop_postgres() {
   kill -INT "$(head -n 1 "$pidfile")" 2>/dev/null || true
   for _ in $(seq 1 100); do [ -f "$pidfile" ] || break; sleep 0.1; done
 }
+
+# Accounts 1..COUNT ('bench1'…), one user and one 'read write follow' token each, and
+# list i owned by account i; then the tokens, "TOKEN ACCOUNT_ID" per line, into
+# TOKENS_FILE. For the benchmarks (bench/run.sh, bench/drain-run.sh).
+#   create_bench_accounts PG_PORT DATABASE COUNT TOKENS_FILE
+create_bench_accounts() {
+  local port="$1" database="$2" count="$3" tokens_file="$4"
+  local psql_args=(-h 127.0.0.1 -p "$port" -U postgres -d "$database" -q -v ON_ERROR_STOP=1)
+  psql "${psql_args[@]}" >/dev/null <<SQL
+INSERT INTO accounts (id, username) SELECT i, 'bench' || i FROM generate_series(1, $count) AS i;
+INSERT INTO users (id, email, account_id) SELECT i, 'bench' || i || '@localhost', i FROM generate_series(1, $count) AS i;
+INSERT INTO oauth_access_tokens (token, scopes, resource_owner_id)
+  SELECT md5(random()::text || clock_timestamp()::text || i) || md5(i::text || random()::text), 'read write follow', i
+  FROM generate_series(1, $count) AS i;
+INSERT INTO lists (id, account_id, title) SELECT i, i, 'bench list ' || i FROM generate_series(1, $count) AS i;
+SELECT setval('accounts_id_seq', $count); SELECT setval('users_id_seq', $count);
+SELECT setval('lists_id_seq', $count);
+ANALYZE;
+SQL
+  psql "${psql_args[@]}" -tA -F ' ' -c "SELECT t.token, u.account_id FROM oauth_access_tokens t JOIN users u ON u.id = t.resource_owner_id ORDER BY u.account_id" >"$tokens_file"
+}
