@@ -382,7 +382,13 @@ TEST(Broker, HeartbeatKeysAreRefreshedPeriodicallyWhileWanted) {
   a->unsubscribe({home});
   ASSERT_TRUE(eventually([&] { return redis().numsub(home) == 0; }));
   redis().command({"EXPIRE", "subscribed:" + home, "100"});
-  std::this_thread::sleep_for(800ms);  // four intervals
+  // Marker: a channel still wanted is refreshed by a later periodic run; once it has
+  // been, that run would have refreshed `home` too had it still been wanted.
+  std::string marker = unique_channel("timeline");
+  a->subscribe({marker}, /*heartbeat=*/true);
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + marker}) == 1; }));
+  redis().command({"EXPIRE", "subscribed:" + marker, "100"});
+  ASSERT_TRUE(eventually([&] { return ttl(redis(), "subscribed:" + marker) > 1070; }, 3s));
   EXPECT_LE(ttl(redis(), "subscribed:" + home), 100);
 }
 
@@ -501,7 +507,12 @@ TEST(Broker, BecomesReadyWhenRedisAppearsAfterStart) {
   std::string channel = unique_channel("timeline");
   auto a = broker.gateway("a");  // the gRPC side serves while Redis is down
   a->subscribe({channel}, true);
-  std::this_thread::sleep_for(300ms);
+  // Marker: the broker has tried Redis again and failed (a later attempt than its first).
+  auto& retries = metrics::Registry::global().counter(
+      "sluice_redis_reconnects_total", "Connection attempts to Redis after a failed or lost connection",
+      {{"connection", "subscriber"}});
+  const uint64_t retries_before = retries.value();
+  ASSERT_TRUE(eventually([&] { return retries.value() >= retries_before + 2; }));
   EXPECT_FALSE(broker.tier().ready());
 
   late.start();
@@ -552,8 +563,13 @@ TEST(Broker, PasswordIsSentWithAuth) {
                            "pw", "--save", "", "--appendonly", "no", "--dir", dir.path()});
   ASSERT_TRUE(testing::wait_for_port(port, 20s));
   {
+    auto& retries = metrics::Registry::global().counter(
+        "sluice_redis_reconnects_total", "Connection attempts to Redis after a failed or lost connection",
+        {{"connection", "subscriber"}});
+    const uint64_t retries_before = retries.value();
     Broker wrong({{"REDIS_URL", "redis://:nope@127.0.0.1:" + std::to_string(port)}});
-    std::this_thread::sleep_for(500ms);
+    // Marker: refused and tried again, so the refusal has been seen.
+    ASSERT_TRUE(eventually([&] { return retries.value() >= retries_before + 1; }));
     EXPECT_FALSE(wrong.tier().ready());
   }
   Broker broker({{"REDIS_URL", "redis://:pw@127.0.0.1:" + std::to_string(port) + "/2"}});

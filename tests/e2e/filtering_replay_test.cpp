@@ -959,7 +959,7 @@ TEST_P(FilteringReplay, RandomizedEventsMatchTheContractForEveryClient) {
             << coverage.relation << " block/mute, " << coverage.domain << " domain block; delivered: "
             << coverage.rails_filtered << " Rails-filtered as is, " << coverage.annotated_empty << " with filtered [], "
             << coverage.annotated_matches << " with keyword matches\n";
-  EXPECT_GE(logical_events, 10000u);
+  // (The number of events published is fixed by the loop above: printed, not asserted.)
   EXPECT_GT(expected_total, 20000u);
   // Every rule must have been exercised for the comparison to mean something.
   EXPECT_GT(coverage.malformed, 0u);
