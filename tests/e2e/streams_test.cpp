@@ -122,7 +122,10 @@ TEST_P(Streams, UserStreamWithoutNotificationScopeSkipsNotifications) {
   SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
   ASSERT_EQ(sse.response().status, 200);
   ASSERT_TRUE(wait_numsub("timeline:" + id, 1));
-  std::this_thread::sleep_for(200ms);
+  // Marker: a later client's channel reaches Redis after anything this one asked for.
+  auto later = create_account(suite_postgres(), "statuses_marker");
+  SseClient marker(cluster.port(), "/api/v1/streaming/user", bearer(later.token));
+  ASSERT_TRUE(wait_numsub("timeline:" + std::to_string(later.account_id), 1));
   EXPECT_EQ(suite_redis().numsub("timeline:" + id + ":notifications"), 0);
   auto denied = http_request(cluster.port(), "GET", "/api/v1/streaming/user/notification", bearer(viewer.token));
   EXPECT_EQ(denied.status, 401);
