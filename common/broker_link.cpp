@@ -70,7 +70,7 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
     if (!ok) return;  // OnDone follows
     if (incoming_.has_event()) {
       auto event = std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()));
-      link_.sink_(std::move(event));
+      link_.on_event_(std::move(event));
     } else if (incoming_.has_ready()) {
       link_.on_stream_ready();
     }
@@ -101,11 +101,11 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
 };
 
 BrokerLink::BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-                       EventSink sink, std::function<void()> on_ready)
+                       EventHandler on_event, std::function<void()> on_ready)
     : stub_(v1::Broker::NewStub(std::move(channel))),
       internal_token_(std::move(internal_token)),
       gateway_id_(std::move(gateway_id)),
-      sink_(std::move(sink)),
+      on_event_(std::move(on_event)),
       on_ready_(std::move(on_ready)) {}
 
 BrokerLink::~BrokerLink() { stop(); }

@@ -24,12 +24,12 @@ namespace sluice {
 
 class BrokerLink {
  public:
-  using EventSink = std::function<void(std::shared_ptr<const sluice::v1::ChannelEvent>)>;
+  using EventHandler = std::function<void(std::shared_ptr<const sluice::v1::ChannelEvent>)>;
 
   // `on_ready` (optional) runs each time the broker confirms a (re)opened stream:
   // events published while the stream was down are lost, as with Redis itself.
   BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-             EventSink sink, std::function<void()> on_ready = {});
+             EventHandler on_event, std::function<void()> on_ready = {});
   ~BrokerLink();
 
   void start();
@@ -63,7 +63,7 @@ class BrokerLink {
   std::unique_ptr<sluice::v1::Broker::Stub> stub_;
   std::string internal_token_;
   std::string gateway_id_;
-  EventSink sink_;
+  EventHandler on_event_;
   std::function<void()> on_ready_;
 
   mutable std::mutex mutex_;

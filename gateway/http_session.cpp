@@ -239,7 +239,7 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
                                             self->request_.keep_alive()),
                              self->request_.keep_alive());
       }
-      auto planned = plan_stream(stream_name, query, Viewer{result.info->account_id, result.info->scopes});
+      auto planned = plan_stream(stream_name, query, StreamRequester{result.info->account_id, result.info->scopes});
       if (auto* error = std::get_if<StreamError>(&planned)) return self->respond_error(error->status, error->message);
       auto info = result.info;
       check_stream_access(self->worker_.context(), self->worker_.io(), info, std::move(std::get<StreamPlan>(planned)),

@@ -81,15 +81,15 @@ std::string StreamPlan::key() const {
 }
 
 std::variant<StreamPlan, StreamError> plan_stream(std::string_view stream_name, const Params& params,
-                                                  const Viewer& viewer) {
-  const std::string account = std::to_string(viewer.account_id);
+                                                  const StreamRequester& requester) {
+  const std::string account = std::to_string(requester.account_id);
   StreamPlan plan;
   plan.name = std::string(stream_name);
   plan.echo_json = echo_of(stream_name);
 
   if (stream_name == "user") {
     plan.channels.push_back("timeline:" + account);
-    if (scopes_include_notifications(viewer.scopes)) plan.channels.push_back("timeline:" + account + ":notifications");
+    if (scopes_include_notifications(requester.scopes)) plan.channels.push_back("timeline:" + account + ":notifications");
     return plan;
   }
   if (stream_name == "user:notification") {

@@ -49,7 +49,8 @@ struct StreamError {
   std::string message;
 };
 
-struct Viewer {
+// Who asks for a stream: the token's account and scopes.
+struct StreamRequester {
   int64_t account_id = 0;
   std::vector<std::string> scopes;
 };
@@ -60,7 +61,7 @@ struct Viewer {
 // messages: "Unknown stream type" 400, "Missing tag name parameter" 400,
 // "Missing list name parameter" 400, "An unexpected error occurred" 500.
 std::variant<StreamPlan, StreamError> plan_stream(std::string_view stream_name, const Params& params,
-                                                  const Viewer& viewer);
+                                                  const StreamRequester& requester);
 
 // Every stream name the reference primes in its metrics (docs/protocol.md#metrics), in its order.
 const std::vector<std::string>& metric_stream_names();

@@ -151,7 +151,7 @@ void WebSocketSession::subscribe(const std::string& stream_name, const Params& p
     send_error(refusal->message, refusal->status);
     return request_done();
   }
-  auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
+  auto planned = plan_stream(stream_name, params, StreamRequester{auth().account_id, auth().scopes});
   if (auto* error = std::get_if<StreamError>(&planned)) {
     send_error(error->message, error->status);
     return request_done();
@@ -182,7 +182,7 @@ void WebSocketSession::add_admitted(std::variant<AdmittedStream, StreamError> ch
 // docs/protocol.md#unsubscribe: the same checks as a subscribe (list ownership
 // included); any failure is the one unsubscribe error.
 void WebSocketSession::unsubscribe(const std::string& stream_name, const Params& params) {
-  auto planned = plan_stream(stream_name, params, Viewer{auth().account_id, auth().scopes});
+  auto planned = plan_stream(stream_name, params, StreamRequester{auth().account_id, auth().scopes});
   if (std::holds_alternative<StreamError>(planned)) {
     send_error("Error unsubscribing from channel", std::nullopt);
     return request_done();

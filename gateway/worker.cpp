@@ -210,7 +210,7 @@ void Worker::attach(Subscription& subscription) {
   for (size_t i = 0; i < channels.size(); ++i) {
     auto& list = listeners_[channels[i]];
     subscription.slots[i] = static_cast<uint32_t>(list.size());
-    list.push_back(Listener{&subscription, static_cast<uint32_t>(i)});
+    list.push_back(ChannelListener{&subscription, static_cast<uint32_t>(i)});
     if (list.size() == 1) {
       context_.broker.acquire(channels[i], /*heartbeat=*/true);
     } else {
@@ -316,7 +316,7 @@ void Worker::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
     frames.evaluations.emplace_back(&filters, filters.evaluate(event.source->status().filter_text(), now_ms));
     return frames.evaluations.back().second;
   };
-  for (const Listener& listener : it->second) {
+  for (const ChannelListener& listener : it->second) {
     Subscription& subscription = *listener.subscription;
     Client& client = *subscription.client;
     if (!client.open()) continue;

@@ -59,7 +59,7 @@ class Worker {
   void drain(std::chrono::milliseconds window, uint64_t seed);
 
  private:
-  struct Listener {
+  struct ChannelListener {
     Subscription* subscription;
     uint32_t channel_index;
   };
@@ -85,7 +85,7 @@ class Worker {
 
   std::vector<std::shared_ptr<Client>> clients_;
   std::atomic<size_t> client_count_{0};
-  std::unordered_map<std::string, std::vector<Listener>> listeners_;
+  std::unordered_map<std::string, std::vector<ChannelListener>> listeners_;
   std::unordered_map<int64_t, std::vector<Client*>> by_access_token_;
   std::unordered_map<int64_t, std::vector<Client*>> by_account_;
   // SSE clients spread over one bucket per second of the heartbeat period, so

@@ -26,7 +26,7 @@ StreamError error_of(const std::variant<StreamPlan, StreamError>& result) {
   return std::get<StreamError>(result);
 }
 
-const Viewer kReader{910001, {"read"}};
+const StreamRequester kReader{910001, {"read"}};
 
 TEST(StreamPaths, MapExactlyAsTheContractTable) {
   Params none = query("");
@@ -90,11 +90,11 @@ TEST(Scopes, EveryOtherNameNeedsReadStatuses) {
 }
 
 TEST(PlanStream, UserIncludesNotificationsOnlyWithTheScope) {
-  auto with = plan_of(plan_stream("user", query(""), Viewer{42, {"read"}}));
+  auto with = plan_of(plan_stream("user", query(""), StreamRequester{42, {"read"}}));
   EXPECT_EQ(with.channels, (std::vector<std::string>{"timeline:42", "timeline:42:notifications"}));
-  auto notif = plan_of(plan_stream("user", query(""), Viewer{42, {"read:statuses", "read:notifications"}}));
+  auto notif = plan_of(plan_stream("user", query(""), StreamRequester{42, {"read:statuses", "read:notifications"}}));
   EXPECT_EQ(notif.channels.size(), 2u);
-  auto without = plan_of(plan_stream("user", query(""), Viewer{42, {"read:statuses"}}));
+  auto without = plan_of(plan_stream("user", query(""), StreamRequester{42, {"read:statuses"}}));
   EXPECT_EQ(without.channels, (std::vector<std::string>{"timeline:42"}));
   EXPECT_EQ(without.echo_json, R"(["user"])");
   EXPECT_FALSE(without.filtered);
@@ -167,7 +167,7 @@ TEST(PlanStream, SameHashtagSpelledTwiceHasOneKey) {
 }
 
 TEST(PlanStream, UserKeyJoinsChannelsWithSemicolons) {
-  auto plan = plan_of(plan_stream("user", query(""), Viewer{7, {"read"}}));
+  auto plan = plan_of(plan_stream("user", query(""), StreamRequester{7, {"read"}}));
   EXPECT_EQ(plan.key(), "timeline:7;timeline:7:notifications");
 }
 
