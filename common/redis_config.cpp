@@ -1,5 +1,7 @@
 #include "common/redis_config.hpp"
 
+#include "common/percent_encoding.hpp"
+
 #include <cctype>
 
 #include "common/config_error.hpp"
@@ -28,31 +30,9 @@ std::string redact_url(std::string_view url) {
                     std::string(why) + ")");
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// URL userinfo and paths are percent-encoded (a password with '@' is written %40).
-std::string percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size()) {
-      int hi = hex_value(text[i + 1]);
-      int lo = hex_value(text[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += text[i];
-  }
-  return out;
-}
+// URL userinfo, hosts and paths are percent-encoded (a password with '@' is written
+// %40): plain decoding, malformed escapes kept, as ioredis's URL parsing.
+std::string percent_decode(std::string_view text) { return sluice::percent_decode(text, PercentDecoding{}); }
 
 // A non-negative decimal with nothing after it (URL ports and database numbers).
 bool parse_decimal(std::string_view text, int max, int& out) {
