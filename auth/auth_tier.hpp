@@ -19,7 +19,7 @@
 #include "auth/pg_pool.hpp"
 #include "auth/worker_pool.hpp"
 #include "common/env.hpp"
-#include "common/pg_config.hpp"
+#include "auth/pg_config.hpp"
 
 namespace sluice {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/metrics.hpp"
-#include "common/pg_config.hpp"
+#include "auth/pg_config.hpp"
 
 namespace sluice {
 

@@ -20,7 +20,7 @@
 #include "broker/subscription_heartbeat.hpp"
 #include "broker/subscription_registry.hpp"
 #include "common/env.hpp"
-#include "common/redis_config.hpp"
+#include "broker/redis_config.hpp"
 #include "sluice/v1/broker.pb.h"
 
 namespace sluice {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/metrics.hpp"
-#include "common/redis_config.hpp"
+#include "broker/redis_config.hpp"
 
 namespace sluice::broker {
 

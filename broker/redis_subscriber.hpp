@@ -18,8 +18,8 @@
 #include "broker/redis_connection.hpp"
 #include "broker/subscription_registry.hpp"
 #include "common/metrics.hpp"
-#include "common/redis_message.hpp"
-#include "common/redis_config.hpp"
+#include "broker/redis_message.hpp"
+#include "broker/redis_config.hpp"
 #include "sluice/v1/broker.pb.h"
 
 namespace sluice::broker {

@@ -13,7 +13,7 @@
 
 #include "broker/redis_connection.hpp"
 #include "broker/subscription_registry.hpp"
-#include "common/redis_config.hpp"
+#include "broker/redis_config.hpp"
 
 namespace sluice::broker {
 

@@ -1,7 +1,7 @@
 #include "gateway/gateway_event.hpp"
 
 #include "common/js_json.hpp"
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 #include "gateway/http_responses.hpp"
 
 namespace sluice::gateway {

@@ -5,7 +5,7 @@
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 #include "gateway/admission.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/http_responses.hpp"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "common/hashtag.hpp"
+#include "gateway/hashtag.hpp"
 #include "common/js_json.hpp"
 
 namespace sluice::gateway {

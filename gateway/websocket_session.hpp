@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 #include "gateway/admission.hpp"
 #include "gateway/client.hpp"
 

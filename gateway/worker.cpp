@@ -4,7 +4,7 @@
 #include <random>
 
 #include "common/log.hpp"
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/http_responses.hpp"
 

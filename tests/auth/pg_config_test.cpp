@@ -1,5 +1,5 @@
 // docs/protocol.md#postgresql-configuration: how the PostgreSQL configuration is resolved from the environment.
-#include "common/pg_config.hpp"
+#include "auth/pg_config.hpp"
 
 #include <gtest/gtest.h>
 

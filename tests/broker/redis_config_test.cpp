@@ -1,5 +1,5 @@
 // REDIS_* configuration (docs/protocol.md#redis-configuration).
-#include "common/redis_config.hpp"
+#include "broker/redis_config.hpp"
 
 #include <gtest/gtest.h>
 

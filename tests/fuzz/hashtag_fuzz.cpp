@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/hashtag.hpp"
+#include "gateway/hashtag.hpp"
 #include "common/js_json.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

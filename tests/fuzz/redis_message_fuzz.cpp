@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "common/js_json.hpp"
-#include "common/redis_message.hpp"
+#include "broker/redis_message.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

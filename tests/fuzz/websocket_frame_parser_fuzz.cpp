@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/js_json.hpp"
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 
 namespace {
 

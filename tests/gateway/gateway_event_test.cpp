@@ -4,8 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/redis_message.hpp"
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 #include "gateway/http_responses.hpp"
 
 namespace sluice::gateway {
@@ -17,7 +16,13 @@ std::shared_ptr<const GatewayEvent> prepare(const std::string& channel, const st
   source->set_channel(channel);
   source->set_event(event);
   source->set_payload(payload);
-  classify_system_channel(channel, *source);  // the broker's part
+  // The broker's classification (tested in tests/broker/redis_message_test.cpp).
+  if (channel.rfind("timeline:access_token:", 0) == 0) source->set_system_channel(sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN);
+  if (channel.rfind("timeline:system:", 0) == 0) source->set_system_channel(sluice::v1::SYSTEM_CHANNEL_ACCOUNT);
+  if (source->system_channel() != sluice::v1::SYSTEM_CHANNEL_NONE) {
+    source->set_system_id(std::stoll(channel.substr(channel.rfind(':') + 1)));
+    source->set_system_id_valid(true);
+  }
   if (status) {
     source->mutable_status()->set_well_formed(true);
     source->mutable_status()->set_has_filtered(has_filtered);

@@ -4,20 +4,29 @@
 
 #include <gtest/gtest.h>
 
-#include "common/redis_message.hpp"
+#include <optional>
+
 
 namespace sluice::gateway {
 namespace {
 
 using namespace std::chrono_literals;
 
-sluice::v1::ChannelEvent system_event(const std::string& channel, const std::string& name) {
+// A system event as the broker classifies it (tests/broker/redis_message_test.cpp).
+sluice::v1::ChannelEvent system_event(sluice::v1::SystemChannel kind, std::optional<int64_t> id,
+                                      const std::string& name) {
   sluice::v1::ChannelEvent event;
-  event.set_channel(channel);
   event.set_event(name);
-  classify_system_channel(channel, event);
+  event.set_system_channel(kind);
+  if (id) {
+    event.set_system_id(*id);
+    event.set_system_id_valid(true);
+  }
   return event;
 }
+
+constexpr auto kToken = sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN;
+constexpr auto kAccount = sluice::v1::SYSTEM_CHANNEL_ACCOUNT;
 
 AuthInfo viewer(int64_t token_id, int64_t account_id) {
   AuthInfo info;
@@ -37,8 +46,8 @@ TEST(RecentKills, TokenAndAccountKillsLastTheWindowAndNoLonger) {
   ManualClock clock;
   RecentKills kills(30000ms, clock.function());
   EXPECT_FALSE(kills.affects(viewer(7, 100)));
-  kills.record(system_event("timeline:access_token:7", "kill"));
-  kills.record(system_event("timeline:system:200", "kill"));
+  kills.record(system_event(kToken, 7, "kill"));
+  kills.record(system_event(kAccount, 200, "kill"));
   EXPECT_TRUE(kills.affects(viewer(7, 100)));
   EXPECT_TRUE(kills.affects(viewer(8, 200)));
   EXPECT_FALSE(kills.affects(viewer(8, 100)));
@@ -52,9 +61,9 @@ TEST(RecentKills, TokenAndAccountKillsLastTheWindowAndNoLonger) {
 TEST(RecentKills, OnlyKillsWithAValidIdCount) {
   ManualClock clock;
   RecentKills kills(1000ms, clock.function());
-  kills.record(system_event("timeline:system:300", "filters_changed"));
-  kills.record(system_event("timeline:system:abc", "kill"));
-  kills.record(system_event("timeline:300", "kill"));
+  kills.record(system_event(kAccount, 300, "filters_changed"));
+  kills.record(system_event(kAccount, std::nullopt, "kill"));  // timeline:system:abc
+  kills.record(system_event(sluice::v1::SYSTEM_CHANNEL_NONE, std::nullopt, "kill"));
   EXPECT_FALSE(kills.affects(viewer(1, 300)));
   EXPECT_FALSE(kills.affects(viewer(300, 0)));
 }

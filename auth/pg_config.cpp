@@ -1,4 +1,4 @@
-#include "common/pg_config.hpp"
+#include "auth/pg_config.hpp"
 
 #include "common/percent_encoding.hpp"
 

@@ -1,4 +1,4 @@
-#include "common/hashtag.hpp"
+#include "gateway/hashtag.hpp"
 
 #include <array>
 

@@ -1,7 +1,7 @@
 // Redis messages as Rails publishes them (docs/protocol.md#messages-from-rails,
 // docs/protocol.md#which-events-are-forwarded, docs/protocol.md#status-fields-used,
 // docs/protocol.md#searched-text), parsed once by the broker.
-#include "common/redis_message.hpp"
+#include "broker/redis_message.hpp"
 
 #include <chrono>
 #include <string>

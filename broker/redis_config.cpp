@@ -1,4 +1,4 @@
-#include "common/redis_config.hpp"
+#include "broker/redis_config.hpp"
 
 #include "common/percent_encoding.hpp"
 

@@ -1,6 +1,6 @@
 // Hashtag normalisation (docs/protocol.md#hashtag-normalisation): NFKC, full lowercasing, ASCII folding,
 // then only letters, numbers, '_', U+00B7 and U+200C.
-#include "common/hashtag.hpp"
+#include "gateway/hashtag.hpp"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 
 #include <algorithm>
 

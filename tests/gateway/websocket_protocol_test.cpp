@@ -1,7 +1,7 @@
 // RFC 6455 server side without I/O (docs/protocol.md#websocket-upgrade,
 // docs/protocol.md#websocket-protocol): handshake key,
 // server frames, and the client frame parser with ws's limits and close codes.
-#include "common/websocket_protocol.hpp"
+#include "gateway/websocket_protocol.hpp"
 
 #include <cstdint>
 #include <string>

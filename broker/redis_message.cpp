@@ -1,4 +1,4 @@
-#include "common/redis_message.hpp"
+#include "broker/redis_message.hpp"
 
 #include <charconv>
 #include <chrono>
