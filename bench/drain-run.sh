@@ -66,17 +66,7 @@ trap 'exit 130' INT TERM
 
 # shellcheck source=../scripts/lib/throwaway.sh
 source "$root/scripts/lib/throwaway.sh"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-redis_port="$(free_port)"
-start_redis "$scratch" "$redis_port"
-pids+=($!)
-wait_for_port "$redis_port" Redis
-
-pg_port="$(free_port)"
-start_postgres "$scratch" "$pg_port" mastodon_drain max_connections=200
-pg_wrapper_pid=$postgres_wrapper_pid
-pids+=("$pg_wrapper_pid")
+start_bench_servers "$scratch" mastodon_drain
 tokens_file="$scratch/tokens.txt"
 create_bench_accounts "$pg_port" mastodon_drain "$accounts" "$tokens_file"
 

@@ -118,21 +118,7 @@ trap 'exit 130' INT TERM
 
 # shellcheck source=../scripts/lib/throwaway.sh
 source "$root/scripts/lib/throwaway.sh"
-
-# Servers and clients may need many descriptors.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-# --- Redis ---------------------------------------------------------------
-redis_port="$(free_port)"
-start_redis "$scratch" "$redis_port"
-pids+=($!)
-wait_for_port "$redis_port" Redis
-
-# --- PostgreSQL ----------------------------------------------------------
-pg_port="$(free_port)"
-start_postgres "$scratch" "$pg_port" mastodon_bench max_connections=200
-pg_wrapper_pid=$postgres_wrapper_pid
-pids+=("$pg_wrapper_pid")
+start_bench_servers "$scratch" mastodon_bench
 psql_db() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -d mastodon_bench -q -v ON_ERROR_STOP=1 "$@"; }
 
 tokens_file="$scratch/tokens.txt"

@@ -91,3 +91,20 @@ ANALYZE;
 SQL
   psql "${psql_args[@]}" -tA -F ' ' -c "SELECT t.token, u.account_id FROM oauth_access_tokens t JOIN users u ON u.id = t.resource_owner_id ORDER BY u.account_id" >"$tokens_file"
 }
+
+# Redis and PostgreSQL for a benchmark, on free loopback ports, with the descriptor
+# limit raised: sets redis_port, pg_port and pg_wrapper_pid and appends both server
+# processes to the caller's `pids` array (stopped by the caller's cleanup).
+#   start_bench_servers SCRATCH DATABASE
+start_bench_servers() {
+  local scratch="$1" database="$2"
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  redis_port="$(free_port)"
+  start_redis "$scratch" "$redis_port"
+  pids+=($!)
+  wait_for_port "$redis_port" Redis
+  pg_port="$(free_port)"
+  start_postgres "$scratch" "$pg_port" "$database" max_connections=200
+  pg_wrapper_pid=$postgres_wrapper_pid
+  pids+=("$pg_wrapper_pid")
+}
