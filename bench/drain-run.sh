@@ -41,22 +41,13 @@ for exe in sluice-gateway sluice-broker sluice-auth; do
 done
 
 scratch="$(mktemp -d /tmp/sluice-drain-XXXXXX)"
+# shellcheck source=../scripts/lib/throwaway.sh
+source "$root/scripts/lib/throwaway.sh"
 pids=()
-stop_pid() {
-  kill "-$2" "$1" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-}
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    if [ "${pids[$i]}" = "${pg_wrapper_pid:-}" ] && [ -n "${postmaster_pid:-}" ]; then
-      stop_pid "$postmaster_pid" INT
-    fi
-    stop_pid "${pids[$i]}" TERM
-  done
-  wait 2>/dev/null || true
+  stop_bench_processes
   if [ -n "$keep_logs" ]; then mkdir -p "$keep_logs"; cp "$scratch"/*.log "$keep_logs"/ 2>/dev/null || true; fi
   rm -rf "$scratch"
   exit "$status"
@@ -64,8 +55,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck source=../scripts/lib/throwaway.sh
-source "$root/scripts/lib/throwaway.sh"
 start_bench_servers "$scratch" mastodon_drain
 tokens_file="$scratch/tokens.txt"
 create_bench_accounts "$pg_port" mastodon_drain "$accounts" "$tokens_file"

@@ -85,27 +85,15 @@ for exe in sluice-bench $([ "$split" -eq 1 ] && echo "sluice-gateway sluice-brok
 done
 
 scratch="$(mktemp -d /tmp/sluice-bench-XXXXXX)"
+# shellcheck source=../scripts/lib/throwaway.sh
+source "$root/scripts/lib/throwaway.sh"
 pids=()        # every process we started, stopped in reverse order on exit
 server_pids=() # the Sluice processes (measured by sluice-bench)
-
-stop_pid() { # pid signal: signal it, wait up to 10 s, then SIGKILL
-  kill "-$2" "$1" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-}
 
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  # Newest first: Sluice before its databases. PostgreSQL is stopped through its
-  # postmaster (fast shutdown), not through the runuser wrapper that started it.
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    if [ "${pids[$i]}" = "${pg_wrapper_pid:-}" ] && [ -n "${postmaster_pid:-}" ]; then
-      stop_pid "$postmaster_pid" INT
-    fi
-    stop_pid "${pids[$i]}" TERM
-  done
-  wait 2>/dev/null || true
+  stop_bench_processes
   if [ -n "$keep_logs" ]; then
     mkdir -p "$keep_logs"
     cp "$scratch"/*.log "$keep_logs"/ 2>/dev/null || true
@@ -116,8 +104,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# shellcheck source=../scripts/lib/throwaway.sh
-source "$root/scripts/lib/throwaway.sh"
 start_bench_servers "$scratch" mastodon_bench
 psql_db() { psql -h 127.0.0.1 -p "$pg_port" -U postgres -d mastodon_bench -q -v ON_ERROR_STOP=1 "$@"; }
 

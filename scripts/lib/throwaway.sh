@@ -108,3 +108,24 @@ start_bench_servers() {
   pg_wrapper_pid=$postgres_wrapper_pid
   pids+=("$pg_wrapper_pid")
 }
+
+# stop_process PID SIGNAL: signal it, wait up to 10 s, then SIGKILL.
+stop_process() {
+  kill "-$2" "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+# Stops every process in the caller's `pids` array, newest first (Sluice before its
+# databases); PostgreSQL through its postmaster (fast shutdown), not through the
+# runuser wrapper that started it (pg_wrapper_pid, postmaster_pid).
+stop_bench_processes() {
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    if [ "${pids[$i]}" = "${pg_wrapper_pid:-}" ] && [ -n "${postmaster_pid:-}" ]; then
+      stop_process "$postmaster_pid" INT
+    fi
+    stop_process "${pids[$i]}" TERM
+  done
+  wait 2>/dev/null || true
+}
