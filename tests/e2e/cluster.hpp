@@ -70,16 +70,6 @@ std::string ws_settle(WsClient& ws);
 // nothing published earlier can come after the marker.
 std::vector<std::string> ws_texts_before_marker(WsClient& ws, const std::string& marker_tag);
 
-// Polls `predicate` until it holds.
-template <typename Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return predicate();
-}
 
 std::map<std::string, std::string> bearer(const std::string& token);
 

@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <thread>
 #include <memory>
 #include <vector>
 
@@ -47,15 +46,6 @@ class SilentAuth final : public sluice::v1::Auth::CallbackService {
   };
 };
 
-template <typename Predicate>
-bool eventually(Predicate predicate, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (predicate()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return predicate();
-}
 
 TEST(GatewayShutdown, StopWithLookupsInFlightCancelsThemAndLeavesNothingBehind) {
   SilentAuth auth;
@@ -83,10 +73,10 @@ TEST(GatewayShutdown, StopWithLookupsInFlightCancelsThemAndLeavesNothingBehind) 
                                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer t" +
                                             std::to_string(i) + "\r\n\r\n");
     }
-    ASSERT_TRUE(eventually([&] { return auth.received.load() == kClients; })) << auth.received.load();
+    ASSERT_TRUE(sluice::testing::eventually([&] { return auth.received.load() == kClients; })) << auth.received.load();
     gateway->stop();
     // stop() returned once every callback had run; the service sees each cancel.
-    EXPECT_TRUE(eventually([&] { return auth.cancelled.load() == kClients; })) << auth.cancelled.load();
+    EXPECT_TRUE(sluice::testing::eventually([&] { return auth.cancelled.load() == kClients; })) << auth.cancelled.load();
   }  // the gateway, its workers and their io_contexts are gone here
   server->Shutdown(std::chrono::system_clock::now() + 2s);
   server->Wait();

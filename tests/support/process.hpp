@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <thread>
 #include <map>
 #include <string>
 #include <vector>
@@ -57,5 +58,16 @@ bool wait_for_port(int port, std::chrono::milliseconds timeout);
 std::string bin_dir();
 // The project's source root (SLUICE_SOURCE_DIR at build time).
 std::string source_dir();
+
+// Polls `predicate` until it holds.
+template <typename Predicate>
+bool eventually(Predicate predicate, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return predicate();
+}
 
 }  // namespace sluice::testing
