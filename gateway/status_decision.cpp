@@ -29,13 +29,13 @@ StatusDecision decide_status(const sluice::v1::StatusFacts& status, int64_t view
     decision.verdict = StatusVerdict::no_filter_match;
     return decision;
   }
-  std::string filtered = evaluate(filters);
+  const std::string& filtered = evaluate(filters);
   if (filtered == "[]") {
     decision.verdict = StatusVerdict::no_filter_match;
     return decision;
   }
   decision.verdict = StatusVerdict::filter_matches;
-  decision.filtered_json = std::move(filtered);
+  decision.filtered_json = filtered;
   return decision;
 }
 

@@ -37,9 +37,10 @@ struct StatusDecision {
   std::string filtered_json;  // the array, for filter_matches
 };
 
-// Evaluates a filter set on the status's text; the fan-out passes one that evaluates
-// each distinct set once per event.
-using EvaluateFilters = std::function<std::string(const CompiledFilters&)>;
+// Evaluates a filter set on the status's text and returns the `filtered` array, kept
+// by the caller: the fan-out evaluates each distinct set once per event and hands every
+// client of that set the same string, so no client copies it unless its filters match.
+using EvaluateFilters = std::function<const std::string&(const CompiledFilters&)>;
 
 // docs/protocol.md#relations, #filter-evaluation, #drop-pass-or-annotate.
 StatusDecision decide_status(const sluice::v1::StatusFacts& status, int64_t viewer_account_id,

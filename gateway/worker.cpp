@@ -290,9 +290,11 @@ void Worker::deliver_decided(Client& client, const std::string& echo_json, const
                              const ViewerCache::Viewer& viewer) {
   if (!client.open()) return;
   FrameCache frames{event, {}, {}, {}};
+  std::string evaluated;
   auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer.relations, *viewer.filters,
-                                [&](const CompiledFilters& filters) {
-                                  return filters.evaluate(event.source->status().filter_text(), unix_ms_now());
+                                [&](const CompiledFilters& filters) -> const std::string& {
+                                  evaluated = filters.evaluate(event.source->status().filter_text(), unix_ms_now());
+                                  return evaluated;
                                 });
   if (send_status(client, echo_json, decision, frames)) context_.metrics.sent(client.kind()).inc();
 }
@@ -308,7 +310,7 @@ void Worker::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   auto now = context_.now();
   int64_t now_ms = 0;
   // Each distinct filter set is evaluated once per event: accounts share results.
-  auto evaluate_once = [&](const CompiledFilters& filters) {
+  auto evaluate_once = [&](const CompiledFilters& filters) -> const std::string& {
     for (const auto& [evaluated, json] : frames.evaluations) {
       if (evaluated == &filters) return json;
     }

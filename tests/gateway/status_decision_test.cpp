@@ -50,10 +50,12 @@ std::shared_ptr<const CompiledFilters> filters(std::initializer_list<const char*
 }
 
 int evaluations = 0;
+std::string last_evaluation;
 EvaluateFilters evaluate_at(int64_t now_ms, const sluice::v1::StatusFacts& facts) {
-  return [now_ms, &facts](const CompiledFilters& compiled) {
+  return [now_ms, &facts](const CompiledFilters& compiled) -> const std::string& {
     ++evaluations;
-    return compiled.evaluate(facts.filter_text(), now_ms);
+    last_evaluation = compiled.evaluate(facts.filter_text(), now_ms);
+    return last_evaluation;
   };
 }
 
