@@ -6,9 +6,8 @@
 #include "common/log.hpp"
 
 namespace sluice::broker {
-namespace {
 
-std::vector<std::string> channel_names(const google::protobuf::RepeatedPtrField<std::string>& channels) {
+std::vector<std::string> requested_channels(const google::protobuf::RepeatedPtrField<std::string>& channels) {
   std::vector<std::string> out;
   out.reserve(channels.size());
   for (const auto& channel : channels) {
@@ -16,8 +15,6 @@ std::vector<std::string> channel_names(const google::protobuf::RepeatedPtrField<
   }
   return out;
 }
-
-}  // namespace
 
 GatewayStream::GatewayStream(BrokerService& service, uint64_t id, std::string peer)
     : service_(service), id_(id), peer_(std::move(peer)) {}
@@ -74,21 +71,21 @@ void GatewayStream::handle(const v1::GatewayMessage& message) {
       std::lock_guard lock(mutex_);
       if (released_) return;
       join_locked();
-      change = service_.registry().subscribe(id_, channel_names(message.subscribe().channels()),
+      change = service_.registry().subscribe(id_, requested_channels(message.subscribe().channels()),
                                              message.subscribe().heartbeat());
       break;
     }
     case v1::GatewayMessage::kUnsubscribe: {
       std::lock_guard lock(mutex_);
       if (released_) return;
-      change = service_.registry().unsubscribe(id_, channel_names(message.unsubscribe().channels()));
+      change = service_.registry().unsubscribe(id_, requested_channels(message.unsubscribe().channels()));
       break;
     }
     case v1::GatewayMessage::kTouch: {
       std::lock_guard lock(mutex_);
       if (released_) return;
       service_.heartbeat().touch_coalesced(
-          service_.registry().held_with_heartbeat(id_, channel_names(message.touch().channels())));
+          service_.registry().held_with_heartbeat(id_, requested_channels(message.touch().channels())));
       return;
     }
     case v1::GatewayMessage::KIND_NOT_SET:

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "broker/event_sink.hpp"
 #include "sluice/v1/broker.grpc.pb.h"
@@ -22,6 +23,10 @@
 namespace sluice::broker {
 
 class BrokerService;
+
+// The channel names a gateway's Subscribe, Unsubscribe or Touch asks for: empty
+// names are dropped; any other bytes are a channel name Redis may be asked for.
+std::vector<std::string> requested_channels(const google::protobuf::RepeatedPtrField<std::string>& channels);
 
 class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>,
                             public EventSink,

@@ -10,7 +10,11 @@ seconds="${1:-30}"
 shift || true
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${SLUICE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
-all=(redis_message js_json hashtag websocket_frame_parser dotenv client_request status_filter)
+all=()
+for harness in "$root"/tests/fuzz/*_fuzz.cpp; do
+  name="$(basename "$harness" _fuzz.cpp)"
+  all+=("$name")
+done
 fuzzers=("${@:-${all[@]}}")
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

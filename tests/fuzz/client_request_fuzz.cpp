@@ -14,7 +14,7 @@ using namespace sluice::gateway;
 
 namespace {
 void check_plan(std::string_view name, const Params& params) {
-  auto planned = plan_stream(name, params, Viewer{42, {"read"}});
+  auto planned = plan_stream(name, params, StreamRequester{42, {"read"}});
   if (auto* plan = std::get_if<StreamPlan>(&planned)) {
     for (const auto& channel : plan->channels) {
       if (!sluice::is_valid_utf8(channel)) std::abort();

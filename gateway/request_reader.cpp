@@ -1,0 +1,52 @@
+#include "gateway/request_reader.hpp"
+
+#include <string_view>
+
+#include "gateway/http_responses.hpp"
+
+namespace sluice::gateway {
+
+namespace {
+constexpr size_t kHeaderLimit = 16 * 1024;  // Node's default maximum header size
+constexpr size_t kBodyLimit = 64 * 1024;
+}  // namespace
+
+RequestReader::RequestReader() {
+  parser_.emplace();
+  parser_->header_limit(kHeaderLimit);
+  parser_->body_limit(kBodyLimit);
+}
+
+RequestReader::Progress RequestReader::consume(boost::beast::flat_buffer& buffer) {
+  for (;;) {
+    auto bytes = buffer.data();
+    std::string_view unparsed(static_cast<const char*>(bytes.data()), bytes.size());
+    // Node's parser refuses a header continued on the next line (RFC 9112 §5.2
+    // allows that): docs/protocol.md#malformed-requests.
+    if (!parser_->is_header_done() && has_obsolete_line_folding(unparsed)) {
+      error_ = http::error::bad_field;
+      return Progress::malformed;
+    }
+    if (unparsed.empty()) return Progress::need_more;
+    boost::system::error_code ec;
+    size_t used = parser_->put(bytes, ec);
+    buffer.consume(used);
+    if (ec == http::error::need_more) return Progress::need_more;
+    if (ec) {
+      error_ = ec;
+      return Progress::malformed;
+    }
+    if (parser_->is_done()) return Progress::done;
+    if (used == 0) return Progress::need_more;
+  }
+}
+
+Request RequestReader::release() { return parser_->release(); }
+
+int RequestReader::malformed_status() const {
+  if (error_ == http::error::header_limit) return 431;
+  if (error_ == http::error::body_limit) return 413;
+  return 400;
+}
+
+}  // namespace sluice::gateway
