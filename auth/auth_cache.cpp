@@ -21,6 +21,8 @@ AuthCacheSettings AuthCacheSettings::from_env(const Env& env) {
   settings.filters_ttl = milliseconds(env.non_negative("SLUICE_FILTERS_CACHE_TTL_MS", 60000));
   settings.settings_ttl = milliseconds(env.non_negative("SLUICE_SETTINGS_CACHE_TTL_MS", 0));
   settings.max_entries = static_cast<size_t>(env.non_negative("SLUICE_AUTH_CACHE_MAX_ENTRIES", 100000));
+  settings.queue_max = static_cast<size_t>(env.non_negative("SLUICE_AUTH_QUEUE_MAX", 10000));
+  settings.queue_timeout = milliseconds(env.non_negative("SLUICE_AUTH_QUEUE_TIMEOUT_MS", 5000));
   return settings;
 }
 
@@ -59,6 +61,15 @@ AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSetting
 
 template <class Key, class T>
 void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done) {
+  // docs/protocol.md#auth-overload: a lookup that waited in the queue past its deadline
+  // is refused without reaching PostgreSQL, so a flood never piles up there.
+  auto queued_at = settings_.now();
+  load = [this, queued_at, load = std::move(load)] {
+    if (settings_.queue_timeout.count() > 0 && settings_.now() - queued_at > settings_.queue_timeout) {
+      throw WorkRefused("the lookup waited too long for PostgreSQL");
+    }
+    return load();
+  };
   auto run = [this](std::function<void()> task) { return workers_.submit(std::move(task)); };
   auto now = settings_.now;
   cache.get(key, std::move(load), run,
@@ -88,7 +99,7 @@ void AuthCache::check_list_ownership(const std::string& list_id, int64_t account
     done(answer);
   };
   if (!workers_.submit(task)) {
-    done(AuthAnswer<bool>{nullptr, std::make_exception_ptr(std::runtime_error("the auth service is shutting down")),
+    done(AuthAnswer<bool>{nullptr, std::make_exception_ptr(WorkRefused("the auth service is busy or stopping")),
                           milliseconds(0)});
   }
 }

@@ -37,13 +37,16 @@ struct AuthCacheSettings {
   std::chrono::milliseconds filters_ttl{60000};
   std::chrono::milliseconds settings_ttl{0};
   size_t max_entries = 100000;
+  // docs/protocol.md#auth-overload: lookups waiting for PostgreSQL, and how long one may wait.
+  size_t queue_max = 10000;                    // SLUICE_AUTH_QUEUE_MAX
+  std::chrono::milliseconds queue_timeout{5000};  // SLUICE_AUTH_QUEUE_TIMEOUT_MS
   // The clock entries age by (tests substitute their own).
   std::function<Clock::time_point()> now = [] { return Clock::now(); };
 
   static AuthCacheSettings from_env(const Env& env);
 };
 
-// One answer: `value` set, or `error` (DatabaseError, NullScopesError, shutdown).
+// One answer: `value` set, or `error` (DatabaseError, NullScopesError, WorkRefused).
 template <class T>
 struct AuthAnswer {
   std::shared_ptr<const T> value;

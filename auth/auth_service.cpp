@@ -9,6 +9,8 @@ namespace sluice {
 grpc::Status status_for_error(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
+  } catch (const WorkRefused& e) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
   } catch (const NullScopesError& e) {
     log::error("token lookup failed", {{"error", e.what()}});
     return grpc::Status(grpc::StatusCode::INTERNAL, e.what());

@@ -19,7 +19,7 @@ AuthTier::AuthTier(AuthConfig config)
       pool_(config_.pg, [this](pqxx::connection& connection) { queries_.prepare(connection); },
             config_.checkout_timeout),
       queries_(pool_),
-      workers_(config_.pg.pool_size),
+      workers_(config_.pg.pool_size, config_.cache.queue_max),
       cache_(queries_, workers_, config_.cache),
       service_(cache_, config_.internal_token) {
   probe_ = std::thread([this] { probe_loop(); });

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth/worker_pool.hpp"
 #include "common/metrics.hpp"
 
 namespace sluice {
@@ -102,7 +103,7 @@ class TtlCache {
     if (!run(task)) {
       Result refused;
       refused.loaded_at = now_();
-      refused.error = std::make_exception_ptr(std::runtime_error("the auth service is shutting down"));
+      refused.error = std::make_exception_ptr(WorkRefused("the auth service is busy or stopping"));
       complete(key, flight, refused);
     }
   }

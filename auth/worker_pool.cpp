@@ -2,7 +2,7 @@
 
 namespace sluice {
 
-WorkerPool::WorkerPool(int threads) {
+WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued) {
   if (threads < 1) threads = 1;
   threads_.reserve(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
@@ -13,7 +13,7 @@ WorkerPool::~WorkerPool() { stop(); }
 bool WorkerPool::submit(std::function<void()> task) {
   {
     std::lock_guard lock(mutex_);
-    if (stopping_) return false;
+    if (stopping_ || (max_queued_ != 0 && queue_.size() >= max_queued_)) return false;
     queue_.push_back(std::move(task));
   }
   wake_.notify_one();
