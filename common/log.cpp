@@ -74,30 +74,4 @@ void write(Level level, std::string_view message, const nlohmann::json& fields) 
   std::fflush(stdout);
 }
 
-std::string redact_url(std::string_view url) {
-  std::string out;
-  out.reserve(url.size());
-  size_t pos = 0;
-  while (pos < url.size()) {
-    size_t hit = url.find("access_token=", pos);
-    if (hit == std::string_view::npos) {
-      out.append(url.substr(pos));
-      break;
-    }
-    bool at_param_start = hit == 0 || url[hit - 1] == '?' || url[hit - 1] == '&';
-    out.append(url.substr(pos, hit - pos));
-    out.append("access_token=");
-    size_t value_start = hit + 13;
-    if (!at_param_start) {
-      pos = value_start;
-      continue;
-    }
-    size_t value_end = url.find('&', value_start);
-    if (value_end == std::string_view::npos) value_end = url.size();
-    out.append("[Redacted]");
-    pos = value_end;
-  }
-  return out;
-}
-
 }  // namespace sluice::log

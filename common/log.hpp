@@ -23,7 +23,4 @@ inline void info(std::string_view m, const nlohmann::json& f = nullptr) { write(
 inline void warn(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::warn, m, f); }
 inline void error(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::error, m, f); }
 
-// Replaces the value of access_token=… in a URL with [Redacted] (docs/protocol.md#logging).
-std::string redact_url(std::string_view url);
-
 }  // namespace sluice::log

@@ -10,6 +10,7 @@ std::optional<StreamError> token_refusal(const TokenResult& result) {
   switch (result.status) {
     case LookupStatus::ok: return std::nullopt;
     case LookupStatus::not_found: return StreamError{401, "Invalid access token"};
+    case LookupStatus::busy: return StreamError{503, "Service busy", kRetryAfterSeconds};
     case LookupStatus::error: break;
   }
   return StreamError{500, "An unexpected error occurred"};

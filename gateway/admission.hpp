@@ -17,6 +17,9 @@ namespace sluice::gateway {
 
 class GatewayContext;
 
+// How long a client refused for load is asked to wait (Retry-After).
+inline constexpr int kRetryAfterSeconds = 5;
+
 // docs/protocol.md#token-lookup: what a failed lookup tells the client.
 std::optional<StreamError> token_refusal(const TokenResult& result);
 

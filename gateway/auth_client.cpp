@@ -73,7 +73,8 @@ void AuthClient::lookup_token(const std::string& token, std::function<void(Token
           if (!status.ok()) {
             log::warn("token lookup failed",
                       {{"grpc_status", static_cast<int>(status.error_code())}, {"detail", status.error_message()}});
-            result.status = LookupStatus::error;
+            result.status = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? LookupStatus::busy
+                                                                                    : LookupStatus::error;
           } else if (!call->reply.found()) {
             result.status = LookupStatus::not_found;
           } else {

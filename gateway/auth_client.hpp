@@ -31,7 +31,8 @@ struct AuthInfo {
 // docs/protocol.md#feed-access-settings: VIEW_FEEDS lets a role see every feed whatever the settings say.
 inline constexpr int64_t kPermissionViewFeeds = 0x100000;
 
-enum class LookupStatus { ok, not_found, error };
+// busy: the auth tier refused the lookup under load (docs/protocol.md#auth-overload).
+enum class LookupStatus { ok, not_found, error, busy };
 
 struct TokenResult {
   LookupStatus status = LookupStatus::error;

@@ -3,6 +3,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/container/static_vector.hpp>
 
+#include "common/log.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/http_session.hpp"
 #include "gateway/worker.hpp"
@@ -14,23 +15,52 @@ namespace {
 constexpr size_t kMaxGather = 32;
 }  // namespace
 
-Client::Client(Worker& worker, Socket socket, ClientKind kind, std::shared_ptr<const AuthInfo> auth)
-    : worker_(worker), socket_(std::move(socket)), auth_(std::move(auth)), kind_(kind) {}
+Client::Client(Worker& worker, Socket socket, ConnectionTicket ticket, ClientKind kind,
+               std::shared_ptr<const AuthInfo> auth)
+    : worker_(worker), socket_(std::move(socket)), ticket_(std::move(ticket)), auth_(std::move(auth)), kind_(kind) {}
 
 Client::~Client() = default;
 
+// docs/protocol.md#slow-clients: a client is cut for what it really costs, not for a
+// burst it keeps reading. Shared frames are stored once whatever the number of clients
+// queueing them, so they count against the process-wide bound; a client's own frames
+// and its queue entries count against its own bound; and a client that has not caught
+// up for SLUICE_CLIENT_MAX_LAG_SECONDS is cut however little it holds.
+std::optional<const char*> Client::queue_refusal(const Frame& frame) {
+  const auto& config = worker_.context().config;
+  if (own_bytes_ + (frame->shared ? 0 : frame->bytes.size()) + (queue_.size() + 1) * sizeof(Frame) >
+      config.client_queue_bytes) {
+    return "slow client: own queue";
+  }
+  if (behind_since_ == SteadyClock::time_point{}) return std::nullopt;  // caught up: never cut
+  if (g_frame_bytes_alive.load(std::memory_order_relaxed) > static_cast<int64_t>(config.queued_bytes_max)) {
+    return "slow client: process queue memory";
+  }
+  if (worker_.context().now() - behind_since_ > config.client_max_lag) return "slow client: lag";
+  return std::nullopt;
+}
+
+void Client::cut_slow(const char* reason) {
+  // Never close inside the fan-out loop that called us: it iterates listener lists.
+  over_limit_ = true;
+  set_end_reason(reason);
+  worker_.context().metrics.slow_client_disconnects[static_cast<int>(kind_)]->inc();
+  asio::post(worker_.io(), [self = shared_from_this()] { self->close_now(); });
+}
+
 void Client::send(const Frame& frame) {
   if (closed_ || close_when_flushed_ || over_limit_) return;
-  if (queued_bytes_ + frame->bytes.size() > worker_.context().config.client_queue_bytes) {
-    // Never close inside the fan-out loop that called us: it iterates listener lists.
-    over_limit_ = true;
-    worker_.context().metrics.slow_client_disconnects[static_cast<int>(kind_)]->inc();
-    asio::post(worker_.io(), [self = shared_from_this()] { self->close_now(); });
-    return;
-  }
-  queued_bytes_ += frame->bytes.size();
+  if (auto refusal = queue_refusal(frame)) return cut_slow(*refusal);
+  if (!frame->shared) own_bytes_ += frame->bytes.size();
+  // Data arriving while a write is still out marks the moment the client fell behind.
+  if (writing_ && behind_since_ == SteadyClock::time_point{}) behind_since_ = worker_.context().now();
   queue_.push_back(frame);
   if (!writing_) flush();
+}
+
+void Client::check_lag() {
+  if (closed_ || over_limit_ || behind_since_ == SteadyClock::time_point{}) return;
+  if (worker_.context().now() - behind_since_ > worker_.context().config.client_max_lag) cut_slow("slow client: lag");
 }
 
 void Client::flush() {
@@ -47,8 +77,12 @@ void Client::flush() {
   writing_ = true;
   asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t written) {
     self->writing_ = false;
-    self->queued_bytes_ -= std::min(self->queued_bytes_, written);
+    self->bytes_written_ += written;
+    for (const auto& frame : self->in_flight_) {
+      if (!frame->shared) self->own_bytes_ -= std::min(self->own_bytes_, frame->bytes.size());
+    }
     self->in_flight_.clear();
+    if (self->queue_.empty()) self->behind_since_ = {};
     if (ec) {
       self->close_now();
       return;
@@ -76,16 +110,27 @@ void Client::finish_flushed() {
   }
 }
 
+void Client::keep_request_record(const RequestRecord& record) {
+  if (log::enabled(log::Level::info)) request_record_ = std::make_unique<RequestRecord>(record);
+}
+
+void Client::log_stream_end() {
+  if (!request_record_) return;
+  gateway::log_stream_end(*request_record_, kind_label(kind_), bytes_written_, end_reason_);
+  request_record_.reset();
+}
+
 void Client::hand_back_to_http() {
   if (closed_) return;
   closed_ = true;
+  log_stream_end();
   release_subscriptions();
   queue_.clear();
   // The pending readiness wait completes as aborted and finds the client closed.
   boost::system::error_code ignored;
   socket_.cancel(ignored);
   socket_.non_blocking(false, ignored);
-  auto next = std::make_shared<HttpSession>(worker_, std::move(socket_));
+  auto next = std::make_shared<HttpSession>(worker_, std::move(socket_), ticket_);
   next->serve_next_request();
   // Last: this may drop the final reference to the client.
   worker_.remove_client(*this);
@@ -131,6 +176,7 @@ void Client::on_readable() {
 
 void Client::add_subscription(std::unique_ptr<Subscription> subscription) {
   subscription->client = this;
+  if (request_record_) request_record_->add_stream(subscription->plan.name);
   worker_.attach(*subscription);
   subscriptions_.push_back(std::move(subscription));
 }
@@ -152,6 +198,7 @@ void Client::release_subscriptions() {
 void Client::close_now() {
   if (closed_) return;
   closed_ = true;
+  log_stream_end();
   release_subscriptions();
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);

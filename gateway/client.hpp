@@ -3,11 +3,15 @@
 // socket, the bounded write queue of shared frames, the subscriptions, and the
 // read loop that uses no per-connection buffer while idle.
 #include <cstdint>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "gateway/access_log.hpp"
 #include "gateway/auth_client.hpp"
+#include "gateway/connection_limits.hpp"
+#include "gateway/clock.hpp"
 #include "gateway/frame.hpp"
 #include "gateway/socket.hpp"
 #include "gateway/streams.hpp"
@@ -34,7 +38,7 @@ inline const char* kind_label(ClientKind kind) { return kind == ClientKind::even
 
 class Client : public std::enable_shared_from_this<Client> {
  public:
-  Client(Worker& worker, Socket socket, ClientKind kind, std::shared_ptr<const AuthInfo> auth);
+  Client(Worker& worker, Socket socket, ConnectionTicket ticket, ClientKind kind, std::shared_ptr<const AuthInfo> auth);
   virtual ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -48,6 +52,9 @@ class Client : public std::enable_shared_from_this<Client> {
   void send(const Frame& frame);
   // Abrupt close: the socket is closed and everything released.
   void close_now();
+  // Cuts the client if it has been behind for longer than the lag bound (the worker's
+  // heartbeat sweep calls it, so a client that stops reading is cut even with no new events).
+  void check_lag();
   // `kill` (docs/protocol.md#system-channels): SSE ends the response, WebSocket closes with no status code.
   virtual void end_gracefully() = 0;
   // The worker's periodic keep-alive: SSE `:thump` (docs/protocol.md#sse-heartbeat), WebSocket ping
@@ -56,6 +63,10 @@ class Client : public std::enable_shared_from_this<Client> {
   // The gateway is draining (SIGTERM): SSE ends its response and closes, WebSocket
   // closes with 1001 "going away", so the client reconnects to another gateway.
   virtual void go_away() = 0;
+
+  // The access log's record of the request that opened the stream, for the line
+  // written when it ends (docs/protocol.md#access-log); not kept when that log is off.
+  void keep_request_record(const RequestRecord& record);
 
   // Heartbeat bookkeeping, owned by the worker.
   uint32_t worker_slot = 0;
@@ -77,8 +88,12 @@ class Client : public std::enable_shared_from_this<Client> {
   void release_subscriptions();
   const std::vector<std::unique_ptr<Subscription>>& subscriptions() const { return subscriptions_; }
 
+  // Why the stream ends, for the access log; the default is the client leaving.
+  void set_end_reason(const char* reason) { end_reason_ = reason; }
+
   Worker& worker_;
   Socket socket_;
+  ConnectionTicket ticket_;
   std::shared_ptr<const AuthInfo> auth_;
   bool ending_ = false;
 
@@ -88,6 +103,9 @@ class Client : public std::enable_shared_from_this<Client> {
   void flush();
   void finish_flushed();
   void hand_back_to_http();
+  void log_stream_end();
+  std::optional<const char*> queue_refusal(const Frame& frame);
+  void cut_slow(const char* reason);
 
   ClientKind kind_;
   bool closed_ = false;
@@ -95,7 +113,13 @@ class Client : public std::enable_shared_from_this<Client> {
   bool hand_back_when_flushed_ = false;
   bool writing_ = false;
   bool over_limit_ = false;
-  size_t queued_bytes_ = 0;
+  // docs/protocol.md#slow-clients: bytes of this client's own frames (shared ones are
+  // bounded process-wide), and since when it has had data it could not write at once.
+  size_t own_bytes_ = 0;
+  SteadyClock::time_point behind_since_{};
+  uint64_t bytes_written_ = 0;
+  const char* end_reason_ = "client left";
+  std::unique_ptr<RequestRecord> request_record_;
   std::vector<Frame> queue_;
   std::vector<Frame> in_flight_;
   std::vector<std::unique_ptr<Subscription>> subscriptions_;

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "common/config_error.hpp"
+#include "gateway/connection_limits.hpp"
 
 namespace sluice::gateway {
 namespace {
@@ -44,7 +45,7 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
     if (value.size() >= 2 && value.front() == '[' && value.back() == ']') value = value.substr(1, value.size() - 2);
     config.bind = value;
   }
-  config.trusted_proxies = split_list(env.get_or("TRUSTED_PROXY_IP", "loopback,uniquelocal"));
+  config.trusted_proxies = TrustedProxies::parse(split_list(env.get_or("TRUSTED_PROXY_IP", "loopback,uniquelocal")));
 
   if (auto v = env.non_empty("SLUICE_BROKER_ADDR")) config.broker_address = *v;
   if (auto v = env.non_empty("SLUICE_AUTH_ADDR")) config.auth_address = *v;
@@ -59,6 +60,11 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   if (config.client_queue_bytes < 64 * 1024) {
     throw ConfigError("Invalid SLUICE_CLIENT_QUEUE_BYTES environment variable: at least 65536");
   }
+  config.queued_bytes_max = static_cast<size_t>(env.non_negative("SLUICE_QUEUED_BYTES_MAX", int64_t{1} << 30));
+  if (config.queued_bytes_max < (1 << 20)) {
+    throw ConfigError("Invalid SLUICE_QUEUED_BYTES_MAX environment variable: at least 1048576");
+  }
+  config.client_max_lag = std::chrono::seconds(positive_seconds(env, "SLUICE_CLIENT_MAX_LAG_SECONDS", 60));
   config.websocket_max_message = static_cast<size_t>(env.non_negative("SLUICE_WS_MAX_MESSAGE_BYTES", 1 << 20));
   if (config.websocket_max_message < 1024) {
     throw ConfigError("Invalid SLUICE_WS_MAX_MESSAGE_BYTES environment variable: at least 1024");
@@ -68,6 +74,20 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.request_timeout_seconds = positive_seconds(env, "SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS", 30);
   config.relations_max_staleness_ms = env.non_negative("SLUICE_RELATIONS_MAX_STALENESS_MS", 5000);
   config.token_cache_ttl_ms = env.non_negative("SLUICE_TOKEN_CACHE_TTL_MS", 30000);
+
+  // docs/protocol.md#admission-limits
+  config.max_connections = static_cast<size_t>(
+      env.non_negative("SLUICE_MAX_CONNECTIONS", static_cast<int64_t>(default_max_connections())));
+  if (config.max_connections == 0) throw ConfigError("Invalid SLUICE_MAX_CONNECTIONS environment variable: at least 1");
+  config.max_connections_per_address =
+      static_cast<size_t>(env.non_negative("SLUICE_MAX_CONNECTIONS_PER_IP", 1000));
+  config.websocket_max_subscriptions = static_cast<size_t>(env.non_negative("SLUICE_WS_MAX_SUBSCRIPTIONS", 100));
+  config.websocket_max_messages_per_second =
+      static_cast<uint32_t>(std::min<int64_t>(env.non_negative("SLUICE_WS_MAX_MESSAGES_PER_SECOND", 50), 1'000'000));
+  config.auth_failures_per_address_per_second = static_cast<uint32_t>(
+      std::min<int64_t>(env.non_negative("SLUICE_AUTH_FAILURES_PER_IP_PER_SECOND", 5), 1'000'000));
+  config.handshake_timeout_seconds = positive_seconds(env, "SLUICE_HANDSHAKE_TIMEOUT_SECONDS", 10);
+
   int64_t drain_seconds = env.non_negative("SLUICE_DRAIN_SECONDS", 0);
   if (drain_seconds > 3600) throw ConfigError("Invalid SLUICE_DRAIN_SECONDS environment variable: at most 3600");
   config.drain_window = std::chrono::seconds(drain_seconds);

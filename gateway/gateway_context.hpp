@@ -1,7 +1,9 @@
 #pragma once
 // What every worker and session of one gateway process shares.
 #include "gateway/auth_client.hpp"
+#include "gateway/auth_failure_limiter.hpp"
 #include "gateway/clock.hpp"
+#include "gateway/connection_limits.hpp"
 #include "common/broker_link.hpp"
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_metrics.hpp"
@@ -16,7 +18,9 @@ class GatewayContext {
         now(std::move(clock)),
         auth(a),
         broker(b),
-        recent_kills(std::chrono::milliseconds(config.token_cache_ttl_ms), now) {}
+        recent_kills(std::chrono::milliseconds(config.token_cache_ttl_ms), now),
+        connection_limits(config.max_connections, config.max_connections_per_address, metrics.open_connections),
+        auth_failures(config.auth_failures_per_address_per_second) {}
   const GatewayConfig config;
   // The gateway's clock (gateway/clock.hpp): staleness bounds, kill windows, drain.
   const NowFunction now;
@@ -24,6 +28,8 @@ class GatewayContext {
   AuthClient& auth;
   BrokerLink& broker;
   RecentKills recent_kills;
+  ConnectionLimits connection_limits;
+  AuthFailureLimiter auth_failures;
 
   // A token lookup that asks again, bypassing the auth cache, when the answer
   // names a token or account killed recently. `done` runs on a gRPC thread.

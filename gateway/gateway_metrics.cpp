@@ -2,6 +2,20 @@
 
 namespace sluice::gateway {
 
+const char* refusal_label(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::connections: return "connections";
+    case Refusal::address: return "address";
+    case Refusal::subscriptions: return "subscriptions";
+    case Refusal::messages: return "messages";
+    case Refusal::handshake_timeout: return "handshake_timeout";
+    case Refusal::auth_failures: return "auth_failures";
+    case Refusal::auth_busy: return "auth_busy";
+    case Refusal::count_: break;
+  }
+  return "unknown";
+}
+
 GatewayMetrics::GatewayMetrics() {
   auto& registry = metrics::Registry::global();
   for (auto kind : {ClientKind::websocket, ClientKind::eventsource}) {
@@ -26,7 +40,8 @@ GatewayMetrics::GatewayMetrics() {
     int i = static_cast<int>(kind);
     slow_client_disconnects[i] = &registry.counter(
         "sluice_slow_client_disconnects_total",
-        "Clients disconnected because their write queue passed SLUICE_CLIENT_QUEUE_BYTES", {{"type", kind_label(kind)}});
+        "Clients disconnected for falling behind: own queue past SLUICE_CLIENT_QUEUE_BYTES, "
+        "process queues past SLUICE_QUEUED_BYTES_MAX, or behind for SLUICE_CLIENT_MAX_LAG_SECONDS", {{"type", kind_label(kind)}});
   }
   for (auto kind : {ClientKind::websocket, ClientKind::eventsource}) {
     int i = static_cast<int>(kind);
@@ -41,6 +56,13 @@ GatewayMetrics::GatewayMetrics() {
   websocket_protocol_errors =
       &registry.counter("sluice_websocket_protocol_errors_total", "WebSocket connections closed for a protocol error");
   http_bad_requests = &registry.counter("sluice_http_bad_requests_total", "Malformed HTTP requests refused");
+  for (size_t i = 0; i < refusals.size(); ++i) {
+    refusals[i] = &registry.counter("sluice_admission_refusals_total",
+                                    "Requests and WebSocket messages refused by an admission limit",
+                                    {{"limit", refusal_label(static_cast<Refusal>(i))}});
+  }
+  open_connections = &registry.gauge("sluice_open_connections",
+                                     "Client connections the gateway holds, streaming or not (SLUICE_MAX_CONNECTIONS)");
 }
 
 metrics::Gauge& GatewayMetrics::channels(ClientKind kind, const std::string& stream_name) {

@@ -9,6 +9,19 @@
 
 namespace sluice::gateway {
 
+// docs/protocol.md#admission-limits: why a request or message was refused.
+enum class Refusal : uint8_t {
+  connections,        // the gateway holds SLUICE_MAX_CONNECTIONS
+  address,            // the client address holds SLUICE_MAX_CONNECTIONS_PER_IP
+  subscriptions,      // a WebSocket holds SLUICE_WS_MAX_SUBSCRIPTIONS
+  messages,           // a WebSocket sent more than SLUICE_WS_MAX_MESSAGES_PER_SECOND
+  handshake_timeout,  // a stream was not admitted within SLUICE_HANDSHAKE_TIMEOUT_SECONDS
+  auth_failures,      // the client address spent SLUICE_AUTH_FAILURES_PER_IP_PER_SECOND
+  auth_busy,          // the auth tier refused the lookup under load
+  count_
+};
+const char* refusal_label(Refusal refusal);
+
 struct GatewayMetrics {
   GatewayMetrics();
 
@@ -25,6 +38,9 @@ struct GatewayMetrics {
   metrics::Counter* malformed_statuses = nullptr;
   metrics::Counter* websocket_protocol_errors = nullptr;
   metrics::Counter* http_bad_requests = nullptr;
+  std::array<metrics::Counter*, static_cast<size_t>(Refusal::count_)> refusals{};
+  metrics::Counter& refused(Refusal refusal) { return *refusals[static_cast<size_t>(refusal)]; }
+  metrics::Gauge* open_connections = nullptr;
 };
 
 }  // namespace sluice::gateway

@@ -111,6 +111,13 @@ std::string plain_response(int status, std::string_view content_type, std::strin
   return out;
 }
 
+std::string with_retry_after(std::string response, int seconds) {
+  size_t line_end = response.find("\r\n");
+  if (line_end == std::string::npos) return response;
+  response.insert(line_end + 2, "Retry-After: " + std::to_string(seconds) + "\r\n");
+  return response;
+}
+
 std::string websocket_rejection(int status, std::string_view message, std::string_view request_id) {
   std::string out = status_line(status);
   out += "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: ";

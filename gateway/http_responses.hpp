@@ -29,6 +29,8 @@ std::string websocket_rejection(int status, std::string_view message, std::strin
 std::string websocket_accept_response(std::string_view accept_key, std::optional<std::string_view> protocol,
                                       std::string_view request_id);
 // docs/protocol.md#sse-response-head: SSE response head followed by the first chunk ":)\n".
+// `response` with a Retry-After header after its status line (docs/protocol.md#admission-limits).
+std::string with_retry_after(std::string response, int seconds);
 // Node's answer to an HTTP/1.1 request without a Host header.
 std::string missing_host_response();
 

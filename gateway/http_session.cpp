@@ -1,12 +1,18 @@
 #include "gateway/http_session.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <boost/beast/http/read.hpp>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "gateway/websocket_protocol.hpp"
+#include "gateway/access_log.hpp"
 #include "gateway/admission.hpp"
+#include "gateway/client_address.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/http_responses.hpp"
 #include "gateway/sse_session.hpp"
@@ -18,9 +24,6 @@ namespace sluice::gateway {
 namespace beast = boost::beast;
 
 namespace {
-
-constexpr size_t kHeaderLimit = 16 * 1024;  // Node's default maximum header size
-constexpr size_t kBodyLimit = 64 * 1024;
 
 // Boost 1.74's beast::iequals (and http::token_list::exists, which uses it) reads
 // one byte past its inputs when they differ only in case: ASan caught it on
@@ -56,6 +59,33 @@ bool route_matches(std::string_view path, std::string_view route) {
 }
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+// Every response this session writes is built here and starts "HTTP/1.1 NNN ".
+int response_status(std::string_view response) {
+  if (response.size() < 12) return 0;
+  int status = 0;
+  for (char c : response.substr(9, 3)) status = status * 10 + (c - '0');
+  return status;
+}
+
+// The peer's IP address; none for a Unix socket peer (Express's req.ip is then undefined).
+std::optional<asio::ip::address> peer_address(const Socket& socket) {
+  boost::system::error_code ec;
+  auto endpoint = socket.remote_endpoint(ec);
+  if (ec) return std::nullopt;
+  const auto* raw = endpoint.data();
+  if (raw->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(raw);
+    return asio::ip::address_v4(ntohl(v4->sin_addr.s_addr));
+  }
+  if (raw->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(raw);
+    asio::ip::address_v6::bytes_type bytes;
+    std::memcpy(bytes.data(), v6->sin6_addr.s6_addr, bytes.size());
+    return asio::ip::address_v6(bytes);
+  }
+  return std::nullopt;
+}
 
 // ws's abortHandshake: a small text/html response, then the socket is destroyed.
 std::string handshake_abort(int status, std::string_view message, std::string_view extra_header = {}) {
@@ -104,17 +134,16 @@ std::optional<std::string> websocket_handshake_error(const Request& request) {
   return std::nullopt;
 }
 
-HttpSession::HttpSession(Worker& worker, Socket socket)
-    : worker_(worker), socket_(std::move(socket)), timer_(worker.io()) {}
+HttpSession::HttpSession(Worker& worker, Socket socket, ConnectionTicket ticket)
+    : worker_(worker), socket_(std::move(socket)), ticket_(std::move(ticket)), timer_(worker.io()) {}
 
 void HttpSession::start() { read_request(/*keep_alive_wait=*/false); }
 
 void HttpSession::serve_next_request() { read_request(/*keep_alive_wait=*/true); }
 
 void HttpSession::read_request(bool keep_alive_wait) {
-  parser_.emplace();
-  parser_->header_limit(kHeaderLimit);
-  parser_->body_limit(kBodyLimit);
+  reader_.emplace();
+  answered_ = false;
   // An idle keep-alive connection gets Node's 5 s; a request being sent, the request timeout.
   const auto& config = worker_.context().config;
   timer_.expires_after(std::chrono::seconds(keep_alive_wait ? config.keep_alive_seconds : config.request_timeout_seconds));
@@ -127,8 +156,8 @@ void HttpSession::read_request(bool keep_alive_wait) {
   parse_buffered();
 }
 
-// Reads and parses by hand rather than with http::async_read so that the raw header
-// bytes can be checked before Beast, which accepts obsolete line folding, sees them.
+// Reads by hand rather than with http::async_read so that RequestReader sees the raw
+// header bytes before Beast, which accepts obsolete line folding, does.
 void HttpSession::read_more() {
   constexpr size_t kReadSize = 4096;
   socket_.async_read_some(buffer_.prepare(kReadSize),
@@ -140,20 +169,10 @@ void HttpSession::read_more() {
 }
 
 void HttpSession::parse_buffered() {
-  for (;;) {
-    auto bytes = buffer_.data();
-    std::string_view unparsed(static_cast<const char*>(bytes.data()), bytes.size());
-    // Node's parser refuses a header continued on the next line (RFC 9112 §5.2
-    // allows that): docs/protocol.md#malformed-requests.
-    if (!parser_->is_header_done() && has_obsolete_line_folding(unparsed)) return on_request(http::error::bad_field);
-    if (unparsed.empty()) return read_more();
-    boost::system::error_code ec;
-    size_t used = parser_->put(bytes, ec);
-    buffer_.consume(used);
-    if (ec == http::error::need_more) return read_more();
-    if (ec) return on_request(ec);
-    if (parser_->is_done()) return on_request({});
-    if (used == 0) return read_more();
+  switch (reader_->consume(buffer_)) {
+    case RequestReader::Progress::need_more: return read_more();
+    case RequestReader::Progress::done: return on_request({});
+    case RequestReader::Progress::malformed: return on_request(reader_->error());
   }
 }
 
@@ -165,16 +184,29 @@ void HttpSession::on_request(const boost::system::error_code& ec) {
       return;  // the client left, or the timeout closed the socket
     }
     worker_.context().metrics.http_bad_requests->inc();
-    int status = ec == http::error::header_limit ? 431 : ec == http::error::body_limit ? 413 : 400;
+    int status = reader_->malformed_status();
+    begin_record("", "");
     // Node answers malformed requests with a bare status line and closes.
     write_raw_and_close("HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) +
                         "\r\nConnection: close\r\n\r\n");
     return;
   }
-  request_ = parser_->release();
-  parser_.reset();
-  request_id_ = make_request_id();
+  request_ = reader_->release();
+  reader_.reset();
+  begin_record(sv(request_.method_string()), sv(request_.target()));
   route();
+}
+
+void HttpSession::begin_record(std::string_view method, std::string_view target) {
+  const auto& context = worker_.context();
+  record_.request_id = make_request_id();
+  record_.method = std::string(method);
+  record_.target = redact_target(target);
+  record_.started = std::chrono::steady_clock::now();
+  std::string_view forwarded;
+  if (request_.count("X-Forwarded-For")) forwarded = sv(request_["X-Forwarded-For"]);
+  auto peer = peer_address(socket_);
+  record_.client_ip = peer ? client_address(*peer, forwarded, context.config.trusted_proxies) : std::string();
 }
 
 void HttpSession::route() {
@@ -194,22 +226,22 @@ void HttpSession::route() {
     if (request_.count(http::field::access_control_request_headers)) {
       requested = sv(request_[http::field::access_control_request_headers]);
     }
-    return respond(cors_preflight_response(request_id_, requested, request_.keep_alive()), request_.keep_alive());
+    return respond(cors_preflight_response(record_.request_id, requested, request_.keep_alive()), request_.keep_alive());
   }
   // docs/protocol.md#unauthenticated-routes: routes without authentication.
   if (method == http::verb::get || method == http::verb::head) {
     bool head = method == http::verb::head;
     bool keep_alive = request_.keep_alive();
     if (route_matches(path, "/favicon.ico")) {
-      return respond(plain_response(404, "", "", request_id_, keep_alive, head), keep_alive);
+      return respond(plain_response(404, "", "", record_.request_id, keep_alive, head), keep_alive);
     }
     if (route_matches(path, "/api/v1/streaming/health")) {
-      return respond(plain_response(200, "text/plain", "OK", request_id_, keep_alive, head, /*no_store=*/true),
+      return respond(plain_response(200, "text/plain", "OK", record_.request_id, keep_alive, head, /*no_store=*/true),
                      keep_alive);
     }
     if (route_matches(path, "/metrics")) {
       return respond(plain_response(200, "text/plain; version=0.0.4; charset=utf-8",
-                                    metrics::Registry::global().render(), request_id_, keep_alive, head, true),
+                                    metrics::Registry::global().render(), record_.request_id, keep_alive, head, true),
                      keep_alive);
     }
   }
@@ -223,29 +255,34 @@ void HttpSession::route() {
 void HttpSession::handle_stream_request(std::string stream_name, Params query) {
   auto token = token_from_request(request_, query);
   if (!token) return respond_error(401, "Missing access token");
+  if (auto refusal = limit_refusal()) return refuse(*refusal, /*websocket=*/false);
+  arm_handshake_deadline(/*websocket=*/false);
   auto self = shared_from_this();
   auto& io = worker_.io();
   worker_.context().authenticate(*token, [self, &io, stream_name, query](TokenResult result) {
     asio::post(io, [self, stream_name, query, result = std::move(result)] {
-      if (auto refusal = token_refusal(result)) return self->respond_error(refusal->status, refusal->message);
+      self->note_lookup(result);
+      if (!self->awaiting_answer()) return;
+      if (auto refusal = token_refusal(result)) return self->respond_error(*refusal);
       if (auto refusal = scope_refusal(stream_name, *result.info)) {
-        return self->respond_error(refusal->status, refusal->message);
+        return self->respond_error(*refusal);
       }
       // docs/protocol.md#sse-route-and-other-methods: only GET reaches the SSE route; Express answers the rest 404.
       if (self->request_.method() != http::verb::get) {
         std::string body = "Cannot " + std::string(http::to_string(self->request_.method())) + " " +
                            std::string(split_target(sv(self->request_.target())).first);
-        return self->respond(plain_response(404, "text/html; charset=utf-8", body, self->request_id_,
+        return self->respond(plain_response(404, "text/html; charset=utf-8", body, self->record_.request_id,
                                             self->request_.keep_alive()),
                              self->request_.keep_alive());
       }
       auto planned = plan_stream(stream_name, query, StreamRequester{result.info->account_id, result.info->scopes});
-      if (auto* error = std::get_if<StreamError>(&planned)) return self->respond_error(error->status, error->message);
+      if (auto* error = std::get_if<StreamError>(&planned)) return self->respond_error(*error);
       auto info = result.info;
       check_stream_access(self->worker_.context(), self->worker_.io(), info, std::move(std::get<StreamPlan>(planned)),
                           [self, info](std::variant<AdmittedStream, StreamError> checked) {
+                            if (!self->awaiting_answer()) return;
                             if (auto* error = std::get_if<StreamError>(&checked)) {
-                              return self->respond_error(error->status, error->message);
+                              return self->respond_error(*error);
                             }
                             self->open_event_stream(info, std::move(std::get<AdmittedStream>(checked)));
                           });
@@ -254,25 +291,35 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
 }
 
 void HttpSession::open_event_stream(std::shared_ptr<const AuthInfo> auth, AdmittedStream admitted) {
+  answered_ = true;
+  timer_.cancel();
   auto subscription = std::make_unique<Subscription>();
   subscription->plan = std::move(admitted.plan);
   subscription->filter_local = admitted.filter_local;
   subscription->filter_remote = admitted.filter_remote;
-  auto session = std::make_shared<SseSession>(worker_, std::move(socket_), std::move(auth));
-  session->start(request_id_, std::move(subscription), request_.keep_alive());
+  log_request(record_, 200, 0, subscription->plan.name);
+  auto session = std::make_shared<SseSession>(worker_, std::move(socket_), ticket_, std::move(auth));
+  session->keep_request_record(record_);
+  session->start(record_.request_id, std::move(subscription), request_.keep_alive());
 }
 
 void HttpSession::handle_upgrade() {
   auto [path, query_text] = split_target(sv(request_.target()));
   Params query = parse_query(query_text);
   auto token = token_from_request(request_, query);
-  if (!token) return write_raw_and_close(websocket_rejection(401, "Missing access token", request_id_));
+  if (!token) return write_raw_and_close(websocket_rejection(401, "Missing access token", record_.request_id));
+  if (auto refusal = limit_refusal()) return refuse(*refusal, /*websocket=*/true);
+  arm_handshake_deadline(/*websocket=*/true);
   auto self = shared_from_this();
   auto& io = worker_.io();
   worker_.context().authenticate(*token, [self, &io, query](TokenResult result) {
     asio::post(io, [self, query, result = std::move(result)] {
+      self->note_lookup(result);
+      if (!self->awaiting_answer()) return;
       if (auto refusal = token_refusal(result)) {
-        return self->write_raw_and_close(websocket_rejection(refusal->status, refusal->message, self->request_id_));
+        std::string rejection = websocket_rejection(refusal->status, refusal->message, self->record_.request_id);
+        if (refusal->retry_after_seconds) rejection = with_retry_after(std::move(rejection), refusal->retry_after_seconds);
+        return self->write_raw_and_close(std::move(rejection));
       }
       if (auto refusal = websocket_handshake_error(self->request_)) return self->write_raw_and_close(*refusal);
       std::optional<std::string> protocol;
@@ -281,20 +328,72 @@ void HttpSession::handle_upgrade() {
       }
       std::string handshake = websocket_accept_response(
           websocket_accept_key(sv(self->request_[http::field::sec_websocket_key])),
-          protocol ? std::optional<std::string_view>(*protocol) : std::nullopt, self->request_id_);
+          protocol ? std::optional<std::string_view>(*protocol) : std::nullopt, self->record_.request_id);
       std::string early(static_cast<const char*>(self->buffer_.data().data()), self->buffer_.size());
-      auto session = std::make_shared<WebSocketSession>(self->worker_, std::move(self->socket_), result.info);
+      log_request(self->record_, 101, handshake.size());
+      self->answered_ = true;
+      self->timer_.cancel();
+      auto session = std::make_shared<WebSocketSession>(self->worker_, std::move(self->socket_), self->ticket_,
+                                                          result.info);
+      session->keep_request_record(self->record_);
       session->start(std::move(handshake), query, early);
     });
   });
 }
 
-void HttpSession::respond_error(int status, std::string_view message) {
+void HttpSession::respond_error(int status, std::string_view message) { respond_error(StreamError{status, std::string(message)}); }
+
+void HttpSession::respond_error(const StreamError& error) {
   bool keep_alive = request_.keep_alive();
-  respond(json_error_response(status, message, request_id_, keep_alive), keep_alive);
+  std::string response = json_error_response(error.status, error.message, record_.request_id, keep_alive);
+  if (error.retry_after_seconds) response = with_retry_after(std::move(response), error.retry_after_seconds);
+  respond(std::move(response), keep_alive);
+}
+
+std::string HttpSession::limited_address() const {
+  // A trusted proxy's own address is never limited: it carries everyone behind it.
+  if (worker_.context().config.trusted_proxies.trusts(record_.client_ip)) return {};
+  return record_.client_ip;
+}
+
+std::optional<Refusal> HttpSession::limit_refusal() {
+  auto& context = worker_.context();
+  if (!ticket_->within_connection_limit()) return Refusal::connections;
+  std::string address = limited_address();
+  if (!ticket_->claim_address(address)) return Refusal::address;
+  if (!context.auth_failures.may_try(address, context.now())) return Refusal::auth_failures;
+  return std::nullopt;
+}
+
+void HttpSession::note_lookup(const TokenResult& result) {
+  auto& context = worker_.context();
+  if (result.status == LookupStatus::not_found) context.auth_failures.failed(limited_address(), context.now());
+  if (result.status == LookupStatus::busy) context.metrics.refused(Refusal::auth_busy).inc();
+}
+
+void HttpSession::refuse(Refusal refusal, bool websocket) {
+  worker_.context().metrics.refused(refusal).inc();
+  int status = refusal == Refusal::address || refusal == Refusal::auth_failures ? 429 : 503;
+  const char* message = refusal == Refusal::address             ? "Too many connections from this address"
+                        : refusal == Refusal::auth_failures     ? "Too many failed authentication attempts"
+                        : refusal == Refusal::handshake_timeout ? "Timed out"
+                                                                : "Too many connections";
+  std::string response = websocket ? websocket_rejection(status, message, record_.request_id)
+                                   : json_error_response(status, message, record_.request_id, /*keep_alive=*/false);
+  write_raw_and_close(with_retry_after(std::move(response), kRetryAfterSeconds));
+}
+
+void HttpSession::arm_handshake_deadline(bool websocket) {
+  timer_.expires_after(std::chrono::seconds(worker_.context().config.handshake_timeout_seconds));
+  timer_.async_wait([self = shared_from_this(), websocket](const boost::system::error_code& ec) {
+    if (ec || !self->awaiting_answer()) return;
+    self->refuse(Refusal::handshake_timeout, websocket);
+  });
 }
 
 void HttpSession::respond(std::string bytes, bool keep_alive) {
+  answered_ = true;
+  log_request(record_, response_status(bytes), bytes.size());
   auto data = std::make_shared<std::string>(std::move(bytes));
   asio::async_write(socket_, asio::buffer(*data),
                     [self = shared_from_this(), data, keep_alive](const boost::system::error_code& ec, size_t) {

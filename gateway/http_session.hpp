@@ -9,17 +9,18 @@
 #include <optional>
 #include <string>
 
+#include "gateway/access_log.hpp"
 #include "gateway/admission.hpp"
 #include "gateway/auth_client.hpp"
+#include "gateway/connection_limits.hpp"
+#include "gateway/gateway_metrics.hpp"
+#include "gateway/request_reader.hpp"
 #include "gateway/socket.hpp"
 #include "gateway/streams.hpp"
 
 namespace sluice::gateway {
 
 class Worker;
-
-namespace http = boost::beast::http;
-using Request = http::request<http::string_body>;
 
 // docs/protocol.md#token-sources: Authorization header (one leading "Bearer " removed), else the first
 // access_token parameter, else the raw Sec-WebSocket-Protocol header. nullopt
@@ -36,7 +37,7 @@ std::optional<std::string> websocket_handshake_error(const Request& request);
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(Worker& worker, Socket socket);
+  HttpSession(Worker& worker, Socket socket, ConnectionTicket ticket);
   void start();
   // A connection whose streaming response has ended: wait for its next request.
   void serve_next_request();
@@ -46,21 +47,39 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void read_more();
   void parse_buffered();
   void on_request(const boost::system::error_code& ec);
+  void begin_record(std::string_view method, std::string_view target);
   void route();
   void handle_upgrade();
   void handle_stream_request(std::string stream_name, Params query);
   void open_event_stream(std::shared_ptr<const AuthInfo> auth, AdmittedStream admitted);
+  // docs/protocol.md#admission-limits: the limit a stream request on this connection
+  // is past, if any; then the refusal, and the handshake deadline.
+  std::optional<Refusal> limit_refusal();
+  // The address the per-address limits count: empty for a trusted proxy's own
+  // address or a Unix-socket peer, which are never limited.
+  std::string limited_address() const;
+  // The token lookup's outcome for the per-address failure budget and the metrics.
+  void note_lookup(const TokenResult& result);
+  void refuse(Refusal refusal, bool websocket);
+  void arm_handshake_deadline(bool websocket);
+  // False once the request has been answered or its stream opened: late auth
+  // replies after a handshake timeout do nothing.
+  bool awaiting_answer() const { return !answered_; }
   void respond(std::string bytes, bool keep_alive);
   void respond_error(int status, std::string_view message);
+  void respond_error(const StreamError& error);
   void write_raw_and_close(std::string bytes);
 
   Worker& worker_;
   Socket socket_;
+  ConnectionTicket ticket_;
   asio::steady_timer timer_;
   boost::beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<RequestReader> reader_;
   Request request_;
-  std::string request_id_;
+  // What the access log says of the current request (docs/protocol.md#access-log).
+  RequestRecord record_;
+  bool answered_ = false;
 };
 
 }  // namespace sluice::gateway

@@ -11,6 +11,7 @@
 
 #include "common/config_error.hpp"
 #include "common/log.hpp"
+#include "gateway/gateway_context.hpp"
 #include "gateway/http_session.hpp"
 #include "gateway/worker.hpp"
 
@@ -92,8 +93,9 @@ void Listener::accept() {
       int one = 1;
       ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    asio::post(worker->io(), [worker, socket = std::move(socket)]() mutable {
-      std::make_shared<HttpSession>(*worker, std::move(socket))->start();
+    auto ticket = worker->context().connection_limits.admit();
+    asio::post(worker->io(), [worker, socket = std::move(socket), ticket = std::move(ticket)]() mutable {
+      std::make_shared<HttpSession>(*worker, std::move(socket), std::move(ticket))->start();
     });
     accept();
   });

@@ -5,8 +5,8 @@
 
 namespace sluice::gateway {
 
-SseSession::SseSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth)
-    : Client(worker, std::move(socket), ClientKind::eventsource, std::move(auth)) {}
+SseSession::SseSession(Worker& worker, Socket socket, ConnectionTicket ticket, std::shared_ptr<const AuthInfo> auth)
+    : Client(worker, std::move(socket), std::move(ticket), ClientKind::eventsource, std::move(auth)) {}
 
 void SseSession::start(std::string request_id, std::unique_ptr<Subscription> subscription, bool keep_alive) {
   keep_alive_ = keep_alive;
@@ -18,10 +18,16 @@ void SseSession::start(std::string request_id, std::unique_ptr<Subscription> sub
 
 // Like Node's server, a keep-alive connection whose response ended serves the next
 // request; clients reuse such sockets (Node's Agent, browsers).
-void SseSession::end_gracefully() { end_response(keep_alive_); }
+void SseSession::end_gracefully() {
+  set_end_reason("killed");
+  end_response(keep_alive_);
+}
 
 // A draining gateway takes no further requests.
-void SseSession::go_away() { end_response(false); }
+void SseSession::go_away() {
+  set_end_reason("draining");
+  end_response(false);
+}
 
 void SseSession::end_response(bool serve_next_request) {
   if (!open()) return;

@@ -7,7 +7,7 @@ namespace sluice::gateway {
 
 class SseSession final : public Client {
  public:
-  SseSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth);
+  SseSession(Worker& worker, Socket socket, ConnectionTicket ticket, std::shared_ptr<const AuthInfo> auth);
 
   // Writes the response head and `:)`, registers with the worker and subscribes.
   // Runs on the worker's thread.

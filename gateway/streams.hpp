@@ -47,6 +47,8 @@ struct StreamPlan {
 struct StreamError {
   int status;
   std::string message;
+  // Sent as Retry-After when set (docs/protocol.md#auth-overload).
+  int retry_after_seconds = 0;
 };
 
 // Who asks for a stream: the token's account and scopes.

@@ -21,9 +21,11 @@ std::string stream_field(const nlohmann::ordered_json& message) {
 
 }  // namespace
 
-WebSocketSession::WebSocketSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth)
-    : Client(worker, std::move(socket), ClientKind::websocket, std::move(auth)),
-      parser_(worker.context().config.websocket_max_message) {}
+WebSocketSession::WebSocketSession(Worker& worker, Socket socket, ConnectionTicket ticket,
+                                   std::shared_ptr<const AuthInfo> auth)
+    : Client(worker, std::move(socket), std::move(ticket), ClientKind::websocket, std::move(auth)),
+      parser_(worker.context().config.websocket_max_message),
+      messages_(worker.context().config.websocket_max_messages_per_second) {}
 
 void WebSocketSession::start(std::string handshake, const Params& query, std::string_view early_bytes) {
   worker_.add_client(shared_from_this());
@@ -45,6 +47,7 @@ void WebSocketSession::on_bytes(const char* data, size_t size) {
         handle_message(event.data);
         break;
       case WebSocketEvent::Kind::binary:
+        set_end_reason("binary message");
         close_with(websocket_close::unsupported_data, kBinaryRefused);
         break;
       case WebSocketEvent::Kind::ping:
@@ -55,6 +58,7 @@ void WebSocketSession::on_bytes(const char* data, size_t size) {
         break;
       case WebSocketEvent::Kind::close:
         // Answer with the client's code, as node ws does; 1005 means none was sent.
+        set_end_reason("client closed");
         ending_ = true;
         release_subscriptions();
         send(make_frame(event.code == websocket_close::no_status ? encode_close_frame()
@@ -64,6 +68,7 @@ void WebSocketSession::on_bytes(const char* data, size_t size) {
       case WebSocketEvent::Kind::protocol_error:
         worker_.context().metrics.websocket_protocol_errors->inc();
         log::debug("websocket protocol error", {{"reason", event.data}});
+        set_end_reason("protocol error");
         close_with(event.code, {});
         break;
     }
@@ -80,6 +85,7 @@ void WebSocketSession::close_with(uint16_t code, std::string_view reason) {
 
 void WebSocketSession::end_gracefully() {
   if (!open()) return;
+  set_end_reason("killed");
   ending_ = true;
   release_subscriptions();
   send(make_frame(encode_close_frame()));  // docs/protocol.md#system-channels: no status code
@@ -90,6 +96,7 @@ void WebSocketSession::end_gracefully() {
 void WebSocketSession::heartbeat() {
   if (!open()) return;
   if (!alive_) {
+    set_end_reason("ping timeout");
     close_now();
     return;
   }
@@ -98,6 +105,12 @@ void WebSocketSession::heartbeat() {
 }
 
 void WebSocketSession::handle_message(std::string_view text) {
+  // docs/protocol.md#admission-limits: beyond the rate, a message is answered with
+  // an error and otherwise ignored.
+  if (!messages_.take(worker_.context().now())) {
+    worker_.context().metrics.refused(Refusal::messages).inc();
+    return send_error("Too many messages", 429);
+  }
   // nlohmann's DOM is recursive: refuse absurd nesting before parsing.
   if (json_nesting_exceeds(text, 256)) {
     log::debug("websocket message nested too deeply; ignored");
@@ -171,6 +184,11 @@ void WebSocketSession::add_admitted(std::variant<AdmittedStream, StreamError> ch
   std::string key = admitted.plan.key();
   for (const auto& existing : subscriptions()) {
     if (existing->plan.key() == key) return;  // docs/protocol.md#subscribe: already subscribed
+  }
+  size_t cap = worker_.context().config.websocket_max_subscriptions;
+  if (cap != 0 && subscriptions().size() >= cap) {  // docs/protocol.md#admission-limits
+    worker_.context().metrics.refused(Refusal::subscriptions).inc();
+    return send_error("Too many subscriptions", 429);
   }
   auto subscription = std::make_unique<Subscription>();
   subscription->plan = std::move(admitted.plan);

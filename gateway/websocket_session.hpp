@@ -7,12 +7,13 @@
 #include "gateway/websocket_protocol.hpp"
 #include "gateway/admission.hpp"
 #include "gateway/client.hpp"
+#include "gateway/token_bucket.hpp"
 
 namespace sluice::gateway {
 
 class WebSocketSession final : public Client {
  public:
-  WebSocketSession(Worker& worker, Socket socket, std::shared_ptr<const AuthInfo> auth);
+  WebSocketSession(Worker& worker, Socket socket, ConnectionTicket ticket, std::shared_ptr<const AuthInfo> auth);
 
   // Writes the 101 handshake (bytes already built), registers with the worker, and
   // subscribes `?stream=` when the URL had one (docs/protocol.md#opening-a-websocket). Runs on the worker's thread.
@@ -20,7 +21,10 @@ class WebSocketSession final : public Client {
 
   void end_gracefully() override;
   void heartbeat() override;
-  void go_away() override { close_with(websocket_close::going_away, {}); }
+  void go_away() override {
+    set_end_reason("draining");
+    close_with(websocket_close::going_away, {});
+  }
 
   // docs/protocol.md#client-messages: one client text message.
   void handle_message(std::string_view text);
@@ -50,6 +54,7 @@ class WebSocketSession final : public Client {
   void close_with(uint16_t code, std::string_view reason);
 
   WebSocketFrameParser parser_;
+  TokenBucket messages_;  // SLUICE_WS_MAX_MESSAGES_PER_SECOND
   bool alive_ = true;
   bool request_running_ = false;
   std::vector<Request> waiting_requests_;

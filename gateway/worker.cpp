@@ -34,14 +34,14 @@ struct Worker::FrameCache {
   const Frame& for_client(ClientKind kind, const std::string& echo, bool filtered_variant) {
     if (kind == ClientKind::eventsource) {
       Frame& frame = sse[filtered_variant];
-      if (!frame) frame = make_frame(filtered_variant ? event.sse_filtered : event.sse_plain);
+      if (!frame) frame = make_shared_frame(filtered_variant ? event.sse_filtered : event.sse_plain);
       return frame;
     }
     for (auto& [key, frame] : websocket) {
       if (key.second == filtered_variant && (key.first == &echo || *key.first == echo)) return frame;
     }
     websocket.emplace_back(std::make_pair(&echo, filtered_variant),
-                           make_frame(websocket_event_frame(
+                           make_shared_frame(websocket_event_frame(
                                echo, filtered_variant ? event.ws_tail_filtered : event.ws_tail_plain)));
     return websocket.back().second;
   }
@@ -52,8 +52,8 @@ Worker::Worker(GatewayContext& context, unsigned index)
       index_(index),
       heartbeat_buckets_(static_cast<size_t>(context.config.sse_heartbeat_seconds)),
       viewers_(*this, std::chrono::milliseconds(context.config.relations_max_staleness_ms)),
-      thump_frame_(make_frame(chunk(":thump\n\n"))),
-      ping_frame_(make_frame(encode_ping_frame())),
+      thump_frame_(make_shared_frame(chunk(":thump\n\n"))),
+      ping_frame_(make_shared_frame(encode_ping_frame())),
       read_buffer_(64 * 1024) {}
 
 Worker::~Worker() { stop(); }

@@ -135,6 +135,11 @@ int Cluster::stop_tier(const std::string& tier, int signal) {
   return process->stop(signal, std::chrono::seconds(15));
 }
 
+void Cluster::signal_tier(const std::string& tier, int signal) {
+  auto& process = tier == "broker" ? broker_ : auth_;
+  if (process) ::kill(process->pid(), signal);
+}
+
 void Cluster::wait_ready() {
   if (!wait_for_port(port_, std::chrono::seconds(30))) {
     ADD_FAILURE() << "Sluice did not open its port\n" << logs();
@@ -153,6 +158,12 @@ void Cluster::wait_ready() {
                            20s))
         << log << " never reported its broker stream\n" << logs();
   }
+}
+
+std::string Cluster::full_logs() const {
+  std::string out;
+  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "auth.log"}) out += read_file(dir_.path() + "/" + name);
+  return out;
 }
 
 std::string Cluster::logs() const {

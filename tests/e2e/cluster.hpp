@@ -40,7 +40,12 @@ class Cluster {
   int wait_gateway(std::chrono::milliseconds timeout);
   // Split only: signals the broker or the auth process ("broker", "auth"); returns its wait status.
   int stop_tier(const std::string& tier, int signal);
+  // Split only: signals the broker or the auth process without waiting (SIGSTOP, SIGCONT).
+  void signal_tier(const std::string& tier, int signal);
+  // The last lines of every process log, for failure messages.
   std::string logs() const;
+  // Every process log, whole.
+  std::string full_logs() const;
   std::map<std::string, std::string> env() const { return env_; }
 
  private:

@@ -1,0 +1,36 @@
+#pragma once
+// Failed token lookups per client address (docs/protocol.md#auth-overload): an
+// address that presented more invalid tokens than its budget is refused (429) before
+// its next lookup reaches the auth tier, so random tokens cost PostgreSQL nothing
+// once the budget is spent. Shared by the gateway's workers.
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "gateway/clock.hpp"
+#include "gateway/token_bucket.hpp"
+
+namespace sluice::gateway {
+
+class AuthFailureLimiter {
+ public:
+  // `per_second` failures on average, bursts of as many; 0 turns the limit off.
+  // At most `max_addresses` are remembered: beyond, addresses whose budget is whole
+  // again are forgotten, and if that is not enough, all are.
+  AuthFailureLimiter(uint32_t per_second, size_t max_addresses = 65536);
+
+  // False when `address` has no failures left to spend at `now`.
+  bool may_try(const std::string& address, SteadyClock::time_point now);
+  void failed(const std::string& address, SteadyClock::time_point now);
+  size_t remembered() const;
+
+ private:
+  const uint32_t per_second_;
+  const size_t max_addresses_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, TokenBucket> budgets_;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,119 @@
+// docs/protocol.md#admission-limits: the counting behind each limit, with the time
+// moved by hand.
+#include <gtest/gtest.h>
+
+#include "gateway/auth_failure_limiter.hpp"
+#include "gateway/connection_limits.hpp"
+#include "gateway/http_responses.hpp"
+#include "gateway/token_bucket.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(TokenBucket, AllowsABurstOfRateThenRefillsWithTime) {
+  TokenBucket bucket(3);
+  SteadyClock::time_point t{1000s};
+  EXPECT_TRUE(bucket.take(t));
+  EXPECT_TRUE(bucket.take(t));
+  EXPECT_TRUE(bucket.take(t));
+  EXPECT_FALSE(bucket.take(t));
+  EXPECT_FALSE(bucket.take(t + 300ms));  // 0.9 of a token
+  EXPECT_TRUE(bucket.take(t + 340ms));
+  EXPECT_FALSE(bucket.take(t + 340ms));
+  // Refills to the burst size, not beyond.
+  t += 1h;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(bucket.take(t));
+  EXPECT_FALSE(bucket.take(t));
+}
+
+TEST(TokenBucket, RateZeroIsNoLimit) {
+  TokenBucket bucket(0);
+  for (int i = 0; i < 10000; ++i) ASSERT_TRUE(bucket.take(SteadyClock::time_point{}));
+}
+
+TEST(ConnectionLimits, CountsEveryTicketUntilItDies) {
+  ConnectionLimits limits(2, 0);
+  auto a = limits.admit();
+  auto b = limits.admit();
+  EXPECT_TRUE(b->within_connection_limit());
+  {
+    auto c = limits.admit();
+    EXPECT_FALSE(c->within_connection_limit());
+    EXPECT_FALSE(a->within_connection_limit());  // the gateway is past its limit for everyone
+    EXPECT_EQ(limits.open_connections(), 3u);
+  }
+  EXPECT_EQ(limits.open_connections(), 2u);
+  EXPECT_TRUE(a->within_connection_limit());
+}
+
+TEST(ConnectionLimits, AddressCapHoldsPerAddressAndFreesOnClose) {
+  ConnectionLimits limits(100, 2);
+  auto a1 = limits.admit();
+  auto a2 = limits.admit();
+  auto a3 = limits.admit();
+  auto b1 = limits.admit();
+  EXPECT_TRUE(a1->claim_address("203.0.113.1"));
+  EXPECT_TRUE(a1->claim_address("203.0.113.1"));  // claimed once per connection
+  EXPECT_TRUE(a2->claim_address("203.0.113.1"));
+  EXPECT_FALSE(a3->claim_address("203.0.113.1"));
+  EXPECT_FALSE(a3->claim_address("203.0.113.1"));
+  EXPECT_TRUE(b1->claim_address("203.0.113.2"));
+  a1.reset();
+  auto a4 = limits.admit();
+  EXPECT_TRUE(a4->claim_address("203.0.113.1"));
+  // An unknown address (a Unix socket peer) is never capped.
+  auto u1 = limits.admit();
+  auto u2 = limits.admit();
+  auto u3 = limits.admit();
+  EXPECT_TRUE(u1->claim_address("") && u2->claim_address("") && u3->claim_address(""));
+}
+
+TEST(ConnectionLimits, DefaultLeavesHeadroomBelowTheOpenFileLimit) {
+  EXPECT_EQ(default_max_connections(20000), 19000u);
+  EXPECT_EQ(default_max_connections(1024), 960u);
+  EXPECT_EQ(default_max_connections(10), 1u);
+}
+
+TEST(Responses, RetryAfterFollowsTheStatusLine) {
+  auto response = with_retry_after(json_error_response(503, "Too many connections", "rid", false), 5);
+  EXPECT_EQ(response.rfind("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n", 0), 0u) << response;
+  EXPECT_NE(response.find("\r\n\r\n{\"error\":\"Too many connections\"}"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::gateway
+
+namespace sluice::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(AuthFailureLimiter, RefusesAnAddressOnceItsFailuresAreSpentAndForgivesWithTime) {
+  AuthFailureLimiter limiter(2);
+  SteadyClock::time_point t{50s};
+  EXPECT_TRUE(limiter.may_try("198.51.100.1", t));
+  limiter.failed("198.51.100.1", t);
+  EXPECT_TRUE(limiter.may_try("198.51.100.1", t));
+  limiter.failed("198.51.100.1", t);
+  EXPECT_FALSE(limiter.may_try("198.51.100.1", t));
+  EXPECT_TRUE(limiter.may_try("198.51.100.2", t));  // other addresses are not affected
+  EXPECT_TRUE(limiter.may_try("", t));               // nor unlimited ones
+  EXPECT_TRUE(limiter.may_try("198.51.100.1", t + 500ms));
+}
+
+TEST(AuthFailureLimiter, RemembersABoundedNumberOfAddresses) {
+  AuthFailureLimiter limiter(1, 100);
+  SteadyClock::time_point t{50s};
+  for (int i = 0; i < 1000; ++i) limiter.failed("203.0.113." + std::to_string(i), t);
+  EXPECT_LE(limiter.remembered(), 100u);
+  // Addresses whose budget has refilled are forgotten first.
+  for (int i = 0; i < 99; ++i) limiter.failed("198.51.100." + std::to_string(i), t + 10s);
+  limiter.failed("192.0.2.1", t + 10s);
+  EXPECT_LE(limiter.remembered(), 100u);
+  EXPECT_FALSE(limiter.may_try("192.0.2.1", t + 10s));
+}
+
+}  // namespace
+}  // namespace sluice::gateway
