@@ -117,9 +117,12 @@ TEST(Broker, FirstSubscribeSubscribesRedisOnce) {
   EXPECT_TRUE(eventually([] { return gauge("redis_subscriptions") == 3; }));
 
   ASSERT_TRUE(b->subscribe({channel}));
-  // b's subscription is in place once an event reaches it.
-  ASSERT_EQ(redis().publish(channel, R"({"event":"delete","payload":"1"})"), 1);
-  ASSERT_TRUE(b->next_event().has_value());
+  // b's subscription is in place once an event reaches it; the broker handles the
+  // Subscribe message asynchronously, so publish until one does.
+  ASSERT_TRUE(eventually([&] {
+    EXPECT_EQ(redis().publish(channel, R"({"event":"delete","payload":"1"})"), 1);
+    return b->next_event(std::chrono::milliseconds(200)).has_value();
+  }));
   EXPECT_EQ(redis().numsub(channel), 1);
   EXPECT_EQ(command_calls(redis(), "subscribe") - before, 1);
 }

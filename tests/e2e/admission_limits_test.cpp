@@ -216,10 +216,13 @@ TEST_P(AdmissionLimits, FullAuthQueueAnswers503WithRetryAfter) {
                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%oauth_access_tokens%'") == "1";
   }, 10s));
   send_and_wait("queued-2");
+  int probes = 0;
   ASSERT_TRUE(eventually([&] {
     // A probe that finds the queue free waits in it; it gives up after 2 s and the next
-    // one finds the queue full.
-    auto busy = http_request(cluster.port(), "GET", "/api/v1/streaming/user", bearer("queued-3"), 2s);
+    // one finds the queue full. Each probe has its own token: lookups of one token
+    // share a single query and would wait together instead.
+    auto busy = http_request(cluster.port(), "GET", "/api/v1/streaming/user",
+                             bearer("probe-" + std::to_string(++probes)), 2s);
     if (busy.status != 503) return false;
     EXPECT_EQ(busy.body, R"({"error":"Service busy"})");
     EXPECT_EQ(busy.header("retry-after"), "5");
