@@ -28,6 +28,7 @@ int run(const sluice::Env& env) {
   using namespace sluice;
 
   AuthConfig config = AuthConfig::from_env(env);
+  auto tls = InternalTls::from_env(env);
 
   AuthTier tier(std::move(config));
   const AuthConfig& settings = tier.config();
@@ -41,7 +42,7 @@ int run(const sluice::Env& env) {
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
   int bound_port = 0;
-  builder.AddListeningPort(settings.listen, grpc::InsecureServerCredentials(), &bound_port);
+  add_internal_listening_port(builder, settings.listen, tls, &bound_port);
   builder.RegisterService(tier.service());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound_port == 0) {
@@ -66,7 +67,7 @@ int run(const sluice::Env& env) {
   std::unique_ptr<BrokerLink> system_events;
   if (auto broker = env.non_empty("SLUICE_BROKER_ADDR")) {
     system_events = std::make_unique<BrokerLink>(
-        internal_channel(*broker), settings.internal_token, "sluice-auth",
+        internal_channel(*broker, tls), settings.internal_token, "sluice-auth",
         [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.cache(), *event); },
         // Kills published while the stream was down were missed: forget what they would have.
         [&tier] { tier.cache().forget_tokens_and_filters(); });

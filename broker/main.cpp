@@ -27,13 +27,14 @@ int run(const sluice::Env& env) {
   using namespace sluice;
 
   BrokerConfig config = BrokerConfig::from_env(env);
+  auto tls = InternalTls::from_env(env);
 
   BrokerTier tier(config);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   configure_internal_server(builder);
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials());
+  add_internal_listening_port(builder, config.listen, tls);
   builder.RegisterService(tier.service());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) throw ConfigError("cannot listen on " + config.listen + " (SLUICE_BROKER_LISTEN)");

@@ -23,8 +23,15 @@ void configure_internal_server(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);  // 0: never GOAWAY for pings
 }
 
-std::shared_ptr<grpc::Channel> internal_channel(const std::string& address) {
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), internal_channel_arguments());
+std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, const InternalTls& tls) {
+  auto args = internal_channel_arguments();
+  if (tls.enabled() && !tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+  return grpc::CreateCustomChannel(address, internal_channel_credentials(tls), args);
+}
+
+void add_internal_listening_port(grpc::ServerBuilder& builder, const std::string& address, const InternalTls& tls,
+                                 int* bound_port) {
+  builder.AddListeningPort(address, internal_server_credentials(tls), bound_port);
 }
 
 }  // namespace sluice

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "common/internal_tls.hpp"
+
 namespace sluice {
 
 grpc::ChannelArguments internal_channel_arguments();
@@ -14,6 +16,11 @@ grpc::ChannelArguments internal_channel_arguments();
 // "too_many_pings" (a broker stream that carried no event for a while was cut that
 // way: docs/drain.md).
 void configure_internal_server(grpc::ServerBuilder& builder);
-std::shared_ptr<grpc::Channel> internal_channel(const std::string& address);
+// A channel to another tier: plaintext, or mutual TLS when `tls` is configured
+// (docs/internal-tls.md).
+std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, const InternalTls& tls);
+// Listens for other tiers with the same choice.
+void add_internal_listening_port(grpc::ServerBuilder& builder, const std::string& address, const InternalTls& tls,
+                                 int* bound_port = nullptr);
 
 }  // namespace sluice

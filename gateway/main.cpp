@@ -12,8 +12,9 @@ namespace {
 int run(const sluice::Env& env) {
   using namespace sluice;
   auto config = gateway::GatewayConfig::from_env(env);
-  auto broker_channel = internal_channel(config.broker_address);
-  auto auth_channel = internal_channel(config.auth_address);
+  auto tls = InternalTls::from_env(env);
+  auto broker_channel = internal_channel(config.broker_address, tls);
+  auto auth_channel = internal_channel(config.auth_address, tls);
   std::string admin_listen = config.admin_listen;
   gateway::Gateway gateway(std::move(config), broker_channel, auth_channel);
   gateway.start();

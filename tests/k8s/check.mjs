@@ -49,6 +49,7 @@ const TARGETS = [
   { name: 'k8s/overlays/mastodon-chart', dir: 'k8s/overlays/mastodon-chart', refs: 'strict', external: CHART_RELEASE },
   { name: 'k8s/overlays/test-loopback', dir: 'k8s/overlays/test-loopback', refs: 'strict' },
   { name: 'standalone + k8s/components/keda', dir: 'tests/k8s/render/standalone-keda', refs: 'strict' },
+  { name: 'standalone + k8s/components/internal-tls', dir: 'tests/k8s/render/standalone-internal-tls', refs: 'strict' },
   { name: 'k8s/prometheus-adapter', dir: 'k8s/prometheus-adapter', refs: 'strict' },
   {
     name: 'mastodon-chart post-renderer on a chart release',
