@@ -54,6 +54,14 @@ void PgPool::close() {
   std::lock_guard lock(mutex_);
   closed_ = true;
   available_.notify_all();
+  // Under the lock: a connection leaves in_use_ (and may be destroyed) only under it.
+  for (auto* connection : in_use_) {
+    try {
+      connection->cancel_query();
+    } catch (const std::exception& e) {
+      log::warn("cancelling a running statement failed", {{"error", e.what()}});
+    }
+  }
 }
 
 int PgPool::total() const {
@@ -80,7 +88,10 @@ PgPool::Lease PgPool::checkout() {
       Lease lease{std::move(idle_.back()), true};
       idle_.pop_back();
       idle_gauge_.dec();
-      if (lease.connection->is_open() && idle_connection_alive(*lease.connection)) return lease;
+      if (lease.connection->is_open() && idle_connection_alive(*lease.connection)) {
+        in_use_.insert(lease.connection.get());
+        return lease;
+      }
       // Closed under us (e.g. PostgreSQL restarted): count it out and look again.
       --total_;
       total_gauge_.dec();
@@ -104,6 +115,8 @@ PgPool::Lease PgPool::checkout() {
   try {
     auto connection = std::make_unique<pqxx::connection>(conninfo_);
     if (prepare_) prepare_(*connection);
+    std::lock_guard relock(mutex_);
+    in_use_.insert(connection.get());
     return Lease{std::move(connection), false};
   } catch (const std::exception& e) {
     discard();
@@ -124,6 +137,7 @@ bool PgPool::is_broken(const pqxx::failure& error, pqxx::connection& connection)
 
 void PgPool::give_back(std::unique_ptr<pqxx::connection> connection) {
   std::lock_guard lock(mutex_);
+  in_use_.erase(connection.get());
   if (!connection || !connection->is_open() || closed_) {
     connection.reset();
     --total_;
@@ -135,8 +149,10 @@ void PgPool::give_back(std::unique_ptr<pqxx::connection> connection) {
   available_.notify_one();
 }
 
-void PgPool::discard() {
+void PgPool::discard(std::unique_ptr<pqxx::connection> connection) {
   std::lock_guard lock(mutex_);
+  in_use_.erase(connection.get());
+  connection.reset();
   --total_;
   total_gauge_.dec();
   available_.notify_one();

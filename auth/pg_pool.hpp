@@ -9,6 +9,7 @@
 #include <mutex>
 #include <pqxx/pqxx>
 #include <stdexcept>
+#include <unordered_set>
 #include <vector>
 
 #include "common/metrics.hpp"
@@ -39,7 +40,9 @@ class PgPool {
   template <class Work>
   auto run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>()));
 
-  // Makes every waiting and later checkout fail at once (shutdown).
+  // Makes every waiting and later checkout fail at once, and cancels the statements
+  // running on checked-out connections, so that shutdown never waits on a query that
+  // PostgreSQL holds (a lock, a slow plan).
   void close();
 
   int total() const;
@@ -57,7 +60,8 @@ class PgPool {
   // cannot be used again.
   static bool is_broken(const pqxx::failure& error, pqxx::connection& connection);
   void give_back(std::unique_ptr<pqxx::connection> connection);
-  void discard();
+  // A connection that broke in use (or, with nullptr, one that failed to open).
+  void discard(std::unique_ptr<pqxx::connection> connection = nullptr);
 
   const PgConfig config_;
   const std::string conninfo_;
@@ -69,6 +73,7 @@ class PgPool {
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   int total_ = 0;    // open connections plus connections being opened
   int waiting_ = 0;  // callers blocked in checkout
+  std::unordered_set<pqxx::connection*> in_use_;  // checked out: what close() cancels
   bool closed_ = false;
 
   // The reference's pool gauges; several pools in one process add up.
@@ -97,8 +102,7 @@ auto PgPool::run(Work&& work) -> decltype(work(std::declval<pqxx::connection&>()
         give_back(std::move(lease.connection));
         throw;
       }
-      lease.connection.reset();
-      discard();
+      discard(std::move(lease.connection));
       if (lease.reused && attempt == 0) continue;
       throw DatabaseError(e.what());
     } catch (...) {
