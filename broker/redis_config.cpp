@@ -83,7 +83,8 @@ void parse_unix_url(std::string_view url, RedisConfig& config) {
 
 // redis://[user:pass@]host[:port][/db]
 void parse_redis_url(std::string_view url, RedisConfig& config) {
-  std::string_view rest = url.substr(std::string_view("redis://").size());
+  config.tls = url.starts_with("rediss://");
+  std::string_view rest = url.substr(url.find("://") + 3);
   auto question = rest.find('?');
   std::string_view query = question == std::string_view::npos ? std::string_view() : rest.substr(question + 1);
   rest = rest.substr(0, question);
@@ -188,7 +189,8 @@ std::string RedisConfig::describe() const {
   std::string db_text = "/" + std::to_string(db);
   switch (mode) {
     case Mode::tcp:
-      return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port) + db_text;
+      return std::string(tls ? "rediss://" : "") + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+             ":" + std::to_string(port) + db_text;
     case Mode::unix_socket:
       return "unix:" + path + db_text;
     case Mode::sentinel: {
@@ -210,15 +212,11 @@ RedisConfig redis_config_from_env(const Env& env) {
   // 1. REDIS_URL wins and nothing else but REDIS_NAMESPACE is read.
   if (auto url = env.non_empty("REDIS_URL")) {
     std::string_view text = *url;
-    if (text.starts_with("rediss://")) {
-      throw ConfigError(
-          "REDIS_URL uses rediss:// (TLS), which is not supported by this build: Debian's hiredis 0.14 has no TLS "
-          "support; use redis:// (for example through a TLS-terminating proxy)");
-    }
     if (text.starts_with("unix://")) {
       parse_unix_url(text, config);
-    } else if (text.starts_with("redis://")) {
+    } else if (text.starts_with("redis://") || text.starts_with("rediss://")) {
       parse_redis_url(text, config);
+      config.tls_extra_ca_file = env.get_or("NODE_EXTRA_CA_CERTS", "");
     } else {
       invalid_url(text, "expected redis://, rediss:// or unix://");
     }

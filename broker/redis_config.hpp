@@ -31,6 +31,11 @@ struct RedisConfig {
   int db = 0;
   std::string username;
   std::string password;
+  // rediss:// (docs/protocol.md#redis-tls): the data connection speaks TLS and checks
+  // the server's certificate against the system's CAs plus NODE_EXTRA_CA_CERTS (the
+  // file Node, and so the reference, adds to its CAs) and against `host`.
+  bool tls = false;
+  std::string tls_extra_ca_file;  // NODE_EXTRA_CA_CERTS
   // REDIS_NAMESPACE; empty means none.
   std::string redis_namespace;
 

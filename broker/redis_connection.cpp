@@ -5,14 +5,17 @@
 #include <memory>
 #include <utility>
 
-#include "broker/redis_asio_adapter.hpp"
+#include "common/config_error.hpp"
 #include "common/log.hpp"
 
 namespace sluice::broker {
+
+namespace asio = boost::asio;
+
 namespace {
 
-// How long one connect + AUTH + SELECT (or one sentinel question) may take before
-// the attempt is abandoned: hiredis 0.14's async connect has no timeout of its own.
+// How long one connect (+ TLS handshake) + AUTH + SELECT, or one sentinel question,
+// may take before the attempt is abandoned.
 constexpr auto kHandshakeTimeout = std::chrono::seconds(3);
 constexpr int kFirstBackoffMs = 100;
 constexpr int kMaxBackoffMs = 5000;
@@ -27,9 +30,22 @@ std::string reply_error(const redisReply* reply) {
 
 }  // namespace
 
-struct RedisConnection::PendingReply {
-  ReplyHandler handler;
-};
+std::shared_ptr<asio::ssl::context> make_redis_tls_context(const RedisConfig& config) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+  context->set_default_verify_paths();
+  if (!config.tls_extra_ca_file.empty()) {
+    boost::system::error_code ec;
+    context->load_verify_file(config.tls_extra_ca_file, ec);
+    if (ec) {
+      throw ConfigError("Invalid NODE_EXTRA_CA_CERTS environment variable: cannot load " + config.tls_extra_ca_file +
+                        " (" + ec.message() + ")");
+    }
+  }
+  context->set_verify_mode(asio::ssl::verify_peer);
+  return context;
+}
 
 RedisConnection::RedisConnection(boost::asio::io_context& io, RedisConfig config, std::string role,
                                  Callbacks callbacks)
@@ -45,7 +61,9 @@ RedisConnection::RedisConnection(boost::asio::io_context& io, RedisConfig config
           {{"connection", role_}})),
       reconnects_(metrics::Registry::global().counter(
           "sluice_redis_reconnects_total", "Connection attempts to Redis after a failed or lost connection",
-          {{"connection", role_}})) {}
+          {{"connection", role_}})) {
+  if (config_.tls) tls_ = make_redis_tls_context(config_);
+}
 
 RedisConnection::~RedisConnection() { stop(); }
 
@@ -103,7 +121,7 @@ void RedisConnection::arm_handshake_timer() {
   handshake_timer_.async_wait([this, attempt = attempt_](const boost::system::error_code& ec) {
     if (ec || attempt != attempt_ || ready() || stopping_) return;
     if (sentinel_) {
-      if (auto* sentinel = std::exchange(sentinel_, nullptr)) redisAsyncFree(sentinel);
+      std::exchange(sentinel_, nullptr)->close();
       next_sentinel("timed out");
     } else {
       fail("timed out");
@@ -111,58 +129,42 @@ void RedisConnection::arm_handshake_timer() {
   });
 }
 
-redisAsyncContext* RedisConnection::open_context(const std::string& host, int port, const std::string& path,
-                                                 std::string& error) {
-  redisAsyncContext* context =
-      path.empty() ? redisAsyncConnect(host.c_str(), port) : redisAsyncConnectUnix(path.c_str());
-  if (!context) {
-    error = "out of memory";
-    return nullptr;
+std::shared_ptr<RespConnection> RedisConnection::open_connection(const RespConnection::Target& target, bool is_data) {
+  RespConnection::Callbacks callbacks;
+  if (is_data) {
+    callbacks.on_push = [this](redisReply* reply) {
+      if (callbacks_.on_push) callbacks_.on_push(reply);
+    };
   }
-  if (context->err) {
-    error = context->errstr;
-    redisAsyncFree(context);
-    return nullptr;
-  }
-  context->data = this;
-  RedisAsioAdapter::attach(io_, context);
-  redisAsyncSetConnectCallback(context, &RedisConnection::on_connect);
-  redisAsyncSetDisconnectCallback(context, &RedisConnection::on_disconnect);
-  return context;
-}
-
-bool RedisConnection::send(redisAsyncContext* context, const std::vector<std::string>& args,
-                           ReplyHandler on_reply) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  argv.reserve(args.size());
-  lengths.reserve(args.size());
-  for (const auto& arg : args) {
-    argv.push_back(arg.data());
-    lengths.push_back(arg.size());
-  }
-  auto* pending = new PendingReply{std::move(on_reply)};
-  if (redisAsyncCommandArgv(context, &RedisConnection::on_reply, pending, static_cast<int>(argv.size()),
-                            argv.data(), lengths.data()) != REDIS_OK) {
-    delete pending;
-    return false;
-  }
-  return true;
+  // A connection we closed ourselves calls nothing; one that fails ends its attempt.
+  callbacks.on_closed = [this, is_data, attempt = attempt_](const std::string& why) {
+    if (attempt != attempt_) return;
+    if (is_data) {
+      data_.reset();
+      fail(why);
+    } else {
+      sentinel_.reset();
+      next_sentinel(why);
+    }
+  };
+  auto connection = std::make_shared<RespConnection>(io_, std::move(callbacks));
+  connection->connect(target);
+  return connection;
 }
 
 // AUTH with username and password when both are set, else with the password alone.
-void RedisConnection::authenticate(redisAsyncContext* context, const std::string& username,
+void RedisConnection::authenticate(RespConnection& connection, bool is_sentinel, const std::string& username,
                                    const std::string& password) {
   if (password.empty()) return;
   std::vector<std::string> args = {"AUTH"};
   if (!username.empty()) args.push_back(username);
   args.push_back(password);
-  if (context == sentinel_) {
+  if (is_sentinel) {
     // A refused AUTH shows up as the error of the SENTINEL question that follows.
-    send(context, args, {});
+    connection.send(args, {});
     return;
   }
-  send(context, args, [this, attempt = attempt_](redisReply* reply) {
+  connection.send(args, [this, attempt = attempt_](redisReply* reply) {
     if (attempt != attempt_ || !reply) return;
     if (reply->type == REDIS_REPLY_ERROR) fail("AUTH failed: " + reply_error(reply));
   });
@@ -175,20 +177,13 @@ void RedisConnection::ask_sentinel() {
   }
   arm_handshake_timer();
   const RedisEndpoint& endpoint = config_.sentinels[sentinel_index_];
-  std::string error;
-  redisAsyncContext* context = open_context(endpoint.host, endpoint.port, {}, error);
-  if (!context) {
-    next_sentinel(error);
-    return;
-  }
-  sentinel_ = context;
-  authenticate(context, config_.sentinel_username, config_.sentinel_password);
-  send(context, {"SENTINEL", "get-master-addr-by-name", config_.sentinel_master},
+  sentinel_ = open_connection({endpoint.host, endpoint.port, {}, nullptr}, /*is_data=*/false);
+  authenticate(*sentinel_, /*is_sentinel=*/true, config_.sentinel_username, config_.sentinel_password);
+  sentinel_->send({"SENTINEL", "get-master-addr-by-name", config_.sentinel_master},
        [this, attempt = attempt_](redisReply* reply) {
          if (attempt != attempt_ || !reply) return;
-         // Done with this sentinel either way; freeing is deferred by hiredis
-         // until this callback returns.
-         if (auto* sentinel = std::exchange(sentinel_, nullptr)) redisAsyncFree(sentinel);
+         // Done with this sentinel either way (the reply stays valid until we return).
+         if (auto sentinel = std::exchange(sentinel_, nullptr)) sentinel->close();
          if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
              reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING) {
            std::string host(reply->element[0]->str, reply->element[0]->len);
@@ -214,23 +209,17 @@ void RedisConnection::next_sentinel(const std::string& why) {
 }
 
 void RedisConnection::open_data(const std::string& host, int port) {
-  std::string error;
   std::string path = config_.mode == RedisConfig::Mode::unix_socket ? config_.path : std::string();
-  redisAsyncContext* context = open_context(host, port, path, error);
-  if (!context) {
-    fail(error);
-    return;
-  }
-  data_ = context;
-  authenticate(context, config_.username, config_.password);
+  data_ = open_connection({host, port, path, tls_}, /*is_data=*/true);
+  authenticate(*data_, /*is_sentinel=*/false, config_.username, config_.password);
   if (config_.db != 0) {
-    send(context, {"SELECT", std::to_string(config_.db)}, [this, attempt = attempt_](redisReply* reply) {
+    data_->send({"SELECT", std::to_string(config_.db)}, [this, attempt = attempt_](redisReply* reply) {
       if (attempt != attempt_ || !reply) return;
       if (reply->type == REDIS_REPLY_ERROR) fail("SELECT failed: " + reply_error(reply));
     });
   }
   // Replies come in order: once PING answers, AUTH and SELECT went through.
-  send(context, {"PING"}, [this, attempt = attempt_](redisReply* reply) {
+  data_->send({"PING"}, [this, attempt = attempt_](redisReply* reply) {
     if (attempt != attempt_ || !reply) return;
     if (reply->type == REDIS_REPLY_ERROR) {
       fail(reply_error(reply));
@@ -251,8 +240,8 @@ void RedisConnection::handshake_done() {
 }
 
 void RedisConnection::close_contexts() {
-  if (auto* sentinel = std::exchange(sentinel_, nullptr)) redisAsyncFree(sentinel);
-  if (auto* data = std::exchange(data_, nullptr)) redisAsyncFree(data);
+  if (auto sentinel = std::exchange(sentinel_, nullptr)) sentinel->close();
+  if (auto data = std::exchange(data_, nullptr)) data->close();
 }
 
 void RedisConnection::fail(const std::string& why) {
@@ -286,54 +275,14 @@ void RedisConnection::fail(const std::string& why) {
 
 bool RedisConnection::command(const std::vector<std::string>& args, ReplyHandler on_reply) {
   if (!ready() || !data_) return false;
-  return send(data_, args, std::move(on_reply));
+  data_->send(args, std::move(on_reply));
+  return true;
 }
 
 bool RedisConnection::subscription_command(const std::vector<std::string>& args) {
   if (!ready() || !data_) return false;
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  for (const auto& arg : args) {
-    argv.push_back(arg.data());
-    lengths.push_back(arg.size());
-  }
-  // hiredis keeps (callback, privdata) per channel and calls it for the reply and
-  // for every message, so privdata is the connection itself.
-  return redisAsyncCommandArgv(data_, &RedisConnection::on_push_reply, this, static_cast<int>(argv.size()),
-                               argv.data(), lengths.data()) == REDIS_OK;
-}
-
-void RedisConnection::on_connect(const redisAsyncContext* context, int status) {
-  if (status == REDIS_OK) return;
-  static_cast<RedisConnection*>(context->data)->lost(context, context->errstr ? context->errstr : "connect failed");
-}
-
-void RedisConnection::on_disconnect(const redisAsyncContext* context, int status) {
-  static_cast<RedisConnection*>(context->data)
-      ->lost(context, status == REDIS_OK || !context->errstr ? "connection closed" : context->errstr);
-}
-
-// hiredis frees `context` right after the callback that calls this. Contexts we
-// freed ourselves were already detached and are ignored here.
-void RedisConnection::lost(const redisAsyncContext* context, const std::string& error) {
-  if (context == data_) {
-    data_ = nullptr;
-    fail(error);
-  } else if (context == sentinel_) {
-    sentinel_ = nullptr;
-    next_sentinel(error);
-  }
-}
-
-void RedisConnection::on_reply(redisAsyncContext*, void* reply, void* privdata) {
-  std::unique_ptr<PendingReply> pending(static_cast<PendingReply*>(privdata));
-  if (pending->handler) pending->handler(static_cast<redisReply*>(reply));
-}
-
-void RedisConnection::on_push_reply(redisAsyncContext* context, void* reply, void* privdata) {
-  auto* self = static_cast<RedisConnection*>(privdata);
-  if (!reply || context != self->data_ || !self->callbacks_.on_push) return;
-  self->callbacks_.on_push(static_cast<redisReply*>(reply));
+  data_->send_subscription(args);
+  return true;
 }
 
 }  // namespace sluice::broker

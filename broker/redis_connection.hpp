@@ -1,14 +1,15 @@
 #pragma once
-// One hiredis async connection to Redis, driven by the broker's Redis io_context.
-// It connects (TCP, unix socket, or the master named by Sentinel, asked again on
+// One connection to Redis (a RespConnection), driven by the broker's Redis io_context.
+// It connects (TCP, TLS, unix socket, or the master named by Sentinel, asked again on
 // every connect), authenticates, selects the database, and reconnects forever
 // with exponential backoff and jitter (100 ms doubling to 5 s). Redis being down
 // at startup is just the first reconnect (docs/protocol.md#redis-configuration: startup does not wait for Redis).
 // Every member must be used on the io_context's thread, except ready().
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
@@ -19,8 +20,13 @@
 
 #include "common/metrics.hpp"
 #include "broker/redis_config.hpp"
+#include "broker/resp_connection.hpp"
 
 namespace sluice::broker {
+
+// The TLS settings of a rediss:// connection: peer verification against the system's
+// CAs and NODE_EXTRA_CA_CERTS. Throws ConfigError when that file cannot be read.
+std::shared_ptr<boost::asio::ssl::context> make_redis_tls_context(const RedisConfig& config);
 
 class RedisConnection {
  public:
@@ -56,21 +62,14 @@ class RedisConnection {
   static std::chrono::milliseconds backoff(int failures, std::mt19937& random);
 
  private:
-  struct PendingReply;
-
-  static void on_connect(const redisAsyncContext* context, int status);
-  static void on_disconnect(const redisAsyncContext* context, int status);
-  void lost(const redisAsyncContext* context, const std::string& error);
-  static void on_reply(redisAsyncContext* context, void* reply, void* privdata);
-  static void on_push_reply(redisAsyncContext* context, void* reply, void* privdata);
-
   void connect();
   void ask_sentinel();
   void next_sentinel(const std::string& why);
   void open_data(const std::string& host, int port);
-  redisAsyncContext* open_context(const std::string& host, int port, const std::string& path, std::string& error);
-  bool send(redisAsyncContext* context, const std::vector<std::string>& args, ReplyHandler on_reply);
-  void authenticate(redisAsyncContext* context, const std::string& username, const std::string& password);
+  // `is_data`: the data connection (else a sentinel's): which of the two a loss ends.
+  std::shared_ptr<RespConnection> open_connection(const RespConnection::Target& target, bool is_data);
+  void authenticate(RespConnection& connection, bool is_sentinel, const std::string& username,
+                    const std::string& password);
   void handshake_done();
   void arm_handshake_timer();
   // Abandons the current attempt (freeing any context) and schedules the next one.
@@ -83,8 +82,9 @@ class RedisConnection {
   std::string role_;
   Callbacks callbacks_;
 
-  redisAsyncContext* data_ = nullptr;
-  redisAsyncContext* sentinel_ = nullptr;
+  std::shared_ptr<RespConnection> data_;
+  std::shared_ptr<RespConnection> sentinel_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // rediss://: how the data connection's TLS is set up
   size_t sentinel_index_ = 0;
   std::string master_;  // host:port Sentinel named, for logs
   // Replies from an abandoned attempt carry an older number and are ignored.

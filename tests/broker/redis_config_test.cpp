@@ -136,13 +136,18 @@ TEST(RedisConfig, UnixSocketUrlWithDb) {
   EXPECT_EQ(config.db, 7);
 }
 
-TEST(RedisConfig, TlsUrlIsRefusedClearly) {
-  std::string error = error_of({{"REDIS_URL", "rediss://:secret@cache:6380"}});
-  EXPECT_NE(error.find("REDIS_URL"), std::string::npos) << error;
-  EXPECT_NE(error.find("rediss://"), std::string::npos) << error;
-  EXPECT_NE(error.find("TLS"), std::string::npos) << error;
-  EXPECT_NE(error.find("not supported"), std::string::npos) << error;
-  EXPECT_EQ(error.find("secret"), std::string::npos) << error;
+TEST(RedisConfig, TlsUrlTurnsOnTlsWithNodesExtraCaFile) {
+  RedisConfig config = from({{"REDIS_URL", "rediss://u:secret@cache.example:6380/2"}, {"NODE_EXTRA_CA_CERTS", "/ca.pem"}});
+  EXPECT_TRUE(config.tls);
+  EXPECT_EQ(config.mode, RedisConfig::Mode::tcp);
+  EXPECT_EQ(config.host, "cache.example");
+  EXPECT_EQ(config.port, 6380);
+  EXPECT_EQ(config.db, 2);
+  EXPECT_EQ(config.username, "u");
+  EXPECT_EQ(config.password, "secret");
+  EXPECT_EQ(config.tls_extra_ca_file, "/ca.pem");
+  EXPECT_EQ(config.describe(), "rediss://cache.example:6380/2");
+  EXPECT_FALSE(from({{"REDIS_URL", "redis://cache:6380"}}).tls);
 }
 
 TEST(RedisConfig, BadUrlsNameTheVariableWithoutThePassword) {

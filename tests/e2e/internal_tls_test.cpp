@@ -6,46 +6,13 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
-#include <cstdlib>
 #include <fstream>
-#include <sstream>
 
 #include "tests/e2e/cluster.hpp"
+#include "tests/support/pki.hpp"
 
 namespace sluice::testing {
 namespace {
-
-// A throwaway PKI made with the openssl command: CAs and certificates for
-// localhost / 127.0.0.1, usable as server and as client.
-class TestPki {
- public:
-  std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
-
-  void make_ca(const std::string& ca) {
-    run("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=" + ca + " -keyout " + path(ca + ".key") +
-        " -out " + path(ca + ".pem"));
-  }
-  void make_cert(const std::string& name, const std::string& ca) {
-    std::ofstream(path(name + ".ext")) << "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                                          "extendedKeyUsage=serverAuth,clientAuth\n";
-    run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + path(name + ".key") + " -out " +
-        path(name + ".csr"));
-    run("openssl x509 -req -days 2 -in " + path(name + ".csr") + " -CA " + path(ca + ".pem") + " -CAkey " +
-        path(ca + ".key") + " -CAcreateserial -extfile " + path(name + ".ext") + " -out " + path(name + ".pem"));
-  }
-  static std::string read(const std::string& file) {
-    std::ifstream in(file);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
- private:
-  static void run(const std::string& command) {
-    ASSERT_EQ(std::system((command + " >/dev/null 2>&1").c_str()), 0) << command;
-  }
-  TempDir dir_;
-};
 
 // Whether a TLS channel (or a plaintext one, with no certificate paths) to
 // `address` gets through the handshake.

@@ -68,15 +68,25 @@ void chown_to_postgres(const std::string& path) {
 
 RedisServer::RedisServer() : port_(free_port()) { start(); }
 
+RedisServer::RedisServer(const std::string& tls_cert, const std::string& tls_key)
+    : port_(free_port()), tls_port_(free_port()) {
+  tls_args_ = {"--tls-port", std::to_string(tls_port_), "--tls-cert-file", tls_cert, "--tls-key-file", tls_key,
+               "--tls-ca-cert-file", tls_cert, "--tls-auth-clients", "no"};
+  start();
+}
+
 RedisServer::~RedisServer() { stop(); }
 
 void RedisServer::start() {
-  process_ = std::make_unique<Process>(
-      std::vector<std::string>{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", dir_.path(), "--logfile",
-                               dir_.path() + "/redis.log"},
-      std::map<std::string, std::string>{}, dir_.path() + "/redis.out");
+  std::vector<std::string> argv{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", dir_.path(), "--logfile",
+                                dir_.path() + "/redis.log"};
+  argv.insert(argv.end(), tls_args_.begin(), tls_args_.end());
+  process_ = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, dir_.path() + "/redis.out");
   if (!wait_for_port(port_, std::chrono::seconds(20))) throw std::runtime_error("redis-server did not start");
+  if (tls_port_ && !wait_for_port(tls_port_, std::chrono::seconds(20))) {
+    throw std::runtime_error("redis-server did not open its TLS port");
+  }
 }
 
 void RedisServer::stop() {

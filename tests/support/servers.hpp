@@ -12,6 +12,10 @@ namespace sluice::testing {
 class RedisServer {
  public:
   RedisServer();
+  // Also listening with TLS (redis-server --tls-port) with this certificate and key;
+  // clients are not asked for certificates. The plain port stays for the test's commands.
+  RedisServer(const std::string& tls_cert, const std::string& tls_key);
+  int tls_port() const { return tls_port_; }
   ~RedisServer();
   int port() const { return port_; }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
@@ -30,6 +34,8 @@ class RedisServer {
  private:
   TempDir dir_;
   int port_;
+  int tls_port_ = 0;
+  std::vector<std::string> tls_args_;
   std::unique_ptr<Process> process_;
 };
 

@@ -1,0 +1,88 @@
+// docs/protocol.md#redis-tls: REDIS_URL=rediss://… speaks TLS to Redis (here
+// redis-server --tls-port), verifying the server's certificate against the system's
+// CAs plus NODE_EXTRA_CA_CERTS, as the reference (Node, ioredis) does.
+#include <gtest/gtest.h>
+
+#include "tests/e2e/cluster.hpp"
+#include "tests/support/pki.hpp"
+
+namespace sluice::testing {
+namespace {
+
+class RedisTls : public ::testing::TestWithParam<Deployment> {};
+
+struct TlsRedis {
+  explicit TlsRedis(const std::string& subject_alt_names = "DNS:localhost,IP:127.0.0.1") {
+    pki.make_ca("redis-ca");
+    pki.make_cert("redis", "redis-ca", subject_alt_names);
+    server = std::make_unique<RedisServer>(pki.path("redis.pem"), pki.path("redis.key"));
+  }
+  std::string url(const std::string& host) const {
+    return "rediss://" + host + ":" + std::to_string(server->tls_port()) + "/0";
+  }
+  TestPki pki;
+  std::unique_ptr<RedisServer> server;
+};
+
+TEST_P(RedisTls, EventsFlowOverRediss) {
+  TlsRedis redis;
+  Cluster cluster(GetParam(), {{"REDIS_URL", redis.url("localhost")},
+                               {"NODE_EXTRA_CA_CERTS", redis.pki.path("redis-ca.pem")}});
+  auto viewer = create_account(suite_postgres(), "rediss");
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  WsClient ws(cluster.port(), "/api/v1/streaming?stream=user", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200);
+  ASSERT_TRUE(ws.upgraded());
+  // The broker subscribed over TLS: the server (seen on its plain port) counts it.
+  ASSERT_TRUE(eventually([&] { return redis.server->numsub(channel) == 1; }, 10s)) << cluster.logs();
+  // Many events, some large, to cross TLS record and read-buffer boundaries.
+  for (int i = 0; i < 200; ++i) {
+    redis.server->publish(channel, R"({"event":"delete","payload":")" + std::to_string(i) + std::string(i * 200, 'x') + "\"}");
+  }
+  for (int i = 0; i < 200; ++i) {
+    auto event = sse.next_event(10s);
+    ASSERT_TRUE(event) << i;
+    ASSERT_EQ(event->data, std::to_string(i) + std::string(i * 200, 'x'));
+    auto text = ws.next_text(10s);
+    ASSERT_TRUE(text) << i;
+  }
+  // The heartbeat keys go over the same TLS connection.
+  EXPECT_TRUE(eventually([&] { return redis.server->command({"EXISTS", "subscribed:" + channel}) == "1"; }, 10s));
+}
+
+TEST_P(RedisTls, UntrustedCertificateIsRefused) {
+  TlsRedis redis;
+  // Without NODE_EXTRA_CA_CERTS the test CA is unknown: the connection must fail.
+  Cluster cluster(GetParam(), {{"REDIS_URL", redis.url("localhost")}});
+  EXPECT_TRUE(eventually([&] { return cluster.full_logs().find("certificate verify failed") != std::string::npos; }, 15s))
+      << cluster.logs();
+  EXPECT_EQ(redis.server->integer({"PUBSUB", "NUMPAT"}), 0);
+}
+
+TEST_P(RedisTls, CertificateForAnotherNameIsRefused) {
+  TlsRedis redis("DNS:redis.elsewhere.example");
+  Cluster wrong_name(GetParam(), {{"REDIS_URL", redis.url("localhost")},
+                                  {"NODE_EXTRA_CA_CERTS", redis.pki.path("redis-ca.pem")}});
+  EXPECT_TRUE(eventually([&] { return wrong_name.full_logs().find("certificate verify failed") != std::string::npos; }, 15s))
+      << wrong_name.logs();
+}
+
+TEST(RedisTlsConfig, UnreadableExtraCaFileIsAConfigurationError) {
+  TempDir dir;
+  std::map<std::string, std::string> env = {{"REDIS_URL", "rediss://localhost:1"},
+                                            {"NODE_EXTRA_CA_CERTS", dir.path() + "/missing.pem"},
+                                            {"SLUICE_ENV_DIR", dir.path()},
+                                            {"SLUICE_BROKER_ADMIN_LISTEN", ""}};
+  Process broker({bin_dir() + "/sluice-broker"}, env, dir.path() + "/broker.log");
+  int status = broker.wait(std::chrono::seconds(20));
+  ASSERT_NE(status, -1);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  EXPECT_NE(TestPki::read(dir.path() + "/broker.log").find("NODE_EXTRA_CA_CERTS"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Deployments, RedisTls, ::testing::Values(Deployment::all_in_one, Deployment::split),
+                         deployment_name);
+
+}  // namespace
+}  // namespace sluice::testing
