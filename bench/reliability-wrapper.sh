@@ -8,7 +8,8 @@
 #          (50000) forwarded addresses; PostgreSQL queries (sluice_auth_queries_total)
 #          and the server's RSS are sampled around it.
 #   stall  STALLED (default 1) clients connect to the user stream of the first token
-#          and never read; the slow-client disconnects are read at the end.
+#          and never read; after sluice-bench, waits up to STALL_WAIT s (120) for them
+#          to be disconnected, and reports the slow-client disconnects and peak RSS.
 #
 # Prints one line per figure, prefixed "reliability:", after sluice-bench's own report;
 # exits with sluice-bench's status.
@@ -72,9 +73,15 @@ PY
     ( while kill -0 "$server_pid" 2>/dev/null; do rss_kib >>"$samples"; sleep 0.5; done ) &
     sampler=$!
     wait "$bench_pid"; status=$?
+    # The never-reading clients go once behind for SLUICE_CLIENT_MAX_LAG_SECONDS.
+    started=$SECONDS
+    while [ "$(metric_sum sluice_slow_client_disconnects_total)" -lt "${STALLED:-1}" ] && [ $((SECONDS - started)) -lt "${STALL_WAIT:-120}" ]; do
+      sleep 1
+    done
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
     echo "reliability: server RSS KiB max during the run: $(sort -n "$samples" | tail -n 1)"
-    echo "reliability: slow-client disconnects: $(metric_sum sluice_slow_client_disconnects_total)"
+    echo "reliability: slow-client disconnects: $(metric_sum sluice_slow_client_disconnects_total) after $((SECONDS - started)) s more"
+    echo "reliability: server RSS KiB now: $(rss_kib)"
     rm -f "$samples"
     pkill -f "time.sleep\(600\)" 2>/dev/null || true
     ;;

@@ -5,15 +5,8 @@ namespace sluice::gateway {
 AuthFailureLimiter::AuthFailureLimiter(uint32_t per_second, size_t max_addresses)
     : per_second_(per_second), max_addresses_(max_addresses) {}
 
-bool AuthFailureLimiter::may_try(const std::string& address, SteadyClock::time_point now) {
+bool AuthFailureLimiter::reserve(const std::string& address, SteadyClock::time_point now) {
   if (per_second_ == 0 || address.empty()) return true;
-  std::lock_guard lock(mutex_);
-  auto it = budgets_.find(address);
-  return it == budgets_.end() || it->second.available(now);
-}
-
-void AuthFailureLimiter::failed(const std::string& address, SteadyClock::time_point now) {
-  if (per_second_ == 0 || address.empty()) return;
   std::lock_guard lock(mutex_);
   auto it = budgets_.find(address);
   if (it == budgets_.end()) {
@@ -25,7 +18,14 @@ void AuthFailureLimiter::failed(const std::string& address, SteadyClock::time_po
     }
     it = budgets_.emplace(address, TokenBucket(per_second_)).first;
   }
-  it->second.take(now);
+  return it->second.take(now);
+}
+
+void AuthFailureLimiter::refund(const std::string& address) {
+  if (per_second_ == 0 || address.empty()) return;
+  std::lock_guard lock(mutex_);
+  auto it = budgets_.find(address);
+  if (it != budgets_.end()) it->second.refund();
 }
 
 size_t AuthFailureLimiter::remembered() const {

@@ -2,7 +2,9 @@
 // Failed token lookups per client address (docs/protocol.md#auth-overload): an
 // address that presented more invalid tokens than its budget is refused (429) before
 // its next lookup reaches the auth tier, so random tokens cost PostgreSQL nothing
-// once the budget is spent. Shared by the gateway's workers.
+// once the budget is spent. Every lookup reserves a unit of the budget when it is
+// sent, and gets it back unless the token was invalid: lookups in flight at once
+// cannot overdraw it, and valid tokens never spend it. Shared by the gateway's workers.
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -21,9 +23,11 @@ class AuthFailureLimiter {
   // again are forgotten, and if that is not enough, all are.
   AuthFailureLimiter(uint32_t per_second, size_t max_addresses = 65536);
 
-  // False when `address` has no failures left to spend at `now`.
-  bool may_try(const std::string& address, SteadyClock::time_point now);
-  void failed(const std::string& address, SteadyClock::time_point now);
+  // Reserves one failure for a lookup from `address`; false (nothing reserved) when
+  // its budget is spent at `now`.
+  bool reserve(const std::string& address, SteadyClock::time_point now);
+  // The lookup did not fail on an invalid token: its reservation comes back.
+  void refund(const std::string& address);
   size_t remembered() const;
 
  private:

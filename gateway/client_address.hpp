@@ -20,6 +20,8 @@ class TrustedProxies {
   // "fc00::/7"), address/netmask ("10.0.0.0/255.0.0.0") and the names loopback,
   // linklocal and uniquelocal. Throws ConfigError on anything else.
   static TrustedProxies parse(const std::vector<std::string>& entries);
+  // The reference's default when TRUSTED_PROXY_IP is unset: loopback,uniquelocal.
+  static TrustedProxies reference_default() { return parse({"loopback", "uniquelocal"}); }
   bool trusts(const boost::asio::ip::address& address) const;
   // The same for an address as text; false when it is not an IP address.
   bool trusts(std::string_view address) const;

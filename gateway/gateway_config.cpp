@@ -45,7 +45,7 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
     if (value.size() >= 2 && value.front() == '[' && value.back() == ']') value = value.substr(1, value.size() - 2);
     config.bind = value;
   }
-  config.trusted_proxies = TrustedProxies::parse(split_list(env.get_or("TRUSTED_PROXY_IP", "loopback,uniquelocal")));
+  if (auto trusted = env.non_empty("TRUSTED_PROXY_IP")) config.trusted_proxies = TrustedProxies::parse(split_list(*trusted));
 
   if (auto v = env.non_empty("SLUICE_BROKER_ADDR")) config.broker_address = *v;
   if (auto v = env.non_empty("SLUICE_AUTH_ADDR")) config.auth_address = *v;
@@ -84,6 +84,7 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.websocket_max_subscriptions = static_cast<size_t>(env.non_negative("SLUICE_WS_MAX_SUBSCRIPTIONS", 100));
   config.websocket_max_messages_per_second =
       static_cast<uint32_t>(std::min<int64_t>(env.non_negative("SLUICE_WS_MAX_MESSAGES_PER_SECOND", 50), 1'000'000));
+  config.max_pending_lookups = static_cast<size_t>(env.non_negative("SLUICE_MAX_PENDING_LOOKUPS", 1000));
   config.auth_failures_per_address_per_second = static_cast<uint32_t>(
       std::min<int64_t>(env.non_negative("SLUICE_AUTH_FAILURES_PER_IP_PER_SECOND", 5), 1'000'000));
   config.handshake_timeout_seconds = positive_seconds(env, "SLUICE_HANDSHAKE_TIMEOUT_SECONDS", 10);

@@ -18,7 +18,7 @@ struct GatewayConfig {
   std::string socket_path;
   std::string bind = "127.0.0.1";
   int port = 4000;
-  TrustedProxies trusted_proxies;  // TRUSTED_PROXY_IP (docs/protocol.md#client-address)
+  TrustedProxies trusted_proxies = TrustedProxies::reference_default();  // TRUSTED_PROXY_IP (docs/protocol.md#client-address)
 
   std::string broker_address = "127.0.0.1:50051";  // SLUICE_BROKER_ADDR
   std::string auth_address = "127.0.0.1:50052";    // SLUICE_AUTH_ADDR
@@ -41,6 +41,7 @@ struct GatewayConfig {
   size_t max_connections_per_address = 1000;  // SLUICE_MAX_CONNECTIONS_PER_IP (0: no cap)
   size_t websocket_max_subscriptions = 100;   // SLUICE_WS_MAX_SUBSCRIPTIONS per socket (0: no cap)
   uint32_t websocket_max_messages_per_second = 50;  // SLUICE_WS_MAX_MESSAGES_PER_SECOND (0: no cap)
+  size_t max_pending_lookups = 1000;  // SLUICE_MAX_PENDING_LOOKUPS: token lookups one gateway waits on (0: no cap)
   uint32_t auth_failures_per_address_per_second = 5;  // SLUICE_AUTH_FAILURES_PER_IP_PER_SECOND (0: off)
   int handshake_timeout_seconds = 10;         // SLUICE_HANDSHAKE_TIMEOUT_SECONDS: request read → stream open
   // SLUICE_DRAIN_SECONDS: on SIGTERM clients are told to go away spread over this

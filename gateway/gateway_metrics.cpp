@@ -11,6 +11,7 @@ const char* refusal_label(Refusal refusal) {
     case Refusal::handshake_timeout: return "handshake_timeout";
     case Refusal::auth_failures: return "auth_failures";
     case Refusal::auth_busy: return "auth_busy";
+    case Refusal::pending_lookups: return "pending_lookups";
     case Refusal::count_: break;
   }
   return "unknown";

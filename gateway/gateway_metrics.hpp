@@ -18,6 +18,7 @@ enum class Refusal : uint8_t {
   handshake_timeout,  // a stream was not admitted within SLUICE_HANDSHAKE_TIMEOUT_SECONDS
   auth_failures,      // the client address spent SLUICE_AUTH_FAILURES_PER_IP_PER_SECOND
   auth_busy,          // the auth tier refused the lookup under load
+  pending_lookups,    // the gateway already waits on SLUICE_MAX_PENDING_LOOKUPS lookups
   count_
 };
 const char* refusal_label(Refusal refusal);

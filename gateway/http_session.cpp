@@ -193,6 +193,9 @@ void HttpSession::on_request(const boost::system::error_code& ec) {
   }
   request_ = reader_->release();
   reader_.reset();
+  // A request may wait a while for its token lookup (under a token flood, thousands
+  // do): keep only the bytes that came after it, not the read buffer's capacity.
+  buffer_.shrink_to_fit();
   begin_record(sv(request_.method_string()), sv(request_.target()));
   route();
 }
@@ -361,13 +364,18 @@ std::optional<Refusal> HttpSession::limit_refusal() {
   if (!ticket_->within_connection_limit()) return Refusal::connections;
   std::string address = limited_address();
   if (!ticket_->claim_address(address)) return Refusal::address;
-  if (!context.auth_failures.may_try(address, context.now())) return Refusal::auth_failures;
+  // docs/protocol.md#auth-overload: a gateway waiting on this many lookups answers at
+  // once instead of holding another connection (and its memory) in the pile.
+  size_t pending_cap = context.config.max_pending_lookups;
+  if (pending_cap != 0 && context.auth.calls_in_flight() >= pending_cap) return Refusal::pending_lookups;
+  // Last: a reservation is made only for a lookup that is then sent.
+  if (!context.auth_failures.reserve(address, context.now())) return Refusal::auth_failures;
   return std::nullopt;
 }
 
 void HttpSession::note_lookup(const TokenResult& result) {
   auto& context = worker_.context();
-  if (result.status == LookupStatus::not_found) context.auth_failures.failed(limited_address(), context.now());
+  if (result.status != LookupStatus::not_found) context.auth_failures.refund(limited_address());
   if (result.status == LookupStatus::busy) context.metrics.refused(Refusal::auth_busy).inc();
 }
 
@@ -377,6 +385,7 @@ void HttpSession::refuse(Refusal refusal, bool websocket) {
   const char* message = refusal == Refusal::address             ? "Too many connections from this address"
                         : refusal == Refusal::auth_failures     ? "Too many failed authentication attempts"
                         : refusal == Refusal::handshake_timeout ? "Timed out"
+                        : refusal == Refusal::pending_lookups   ? "Service busy"
                                                                 : "Too many connections";
   std::string response = websocket ? websocket_rejection(status, message, record_.request_id)
                                    : json_error_response(status, message, record_.request_id, /*keep_alive=*/false);
@@ -397,8 +406,11 @@ void HttpSession::respond(std::string bytes, bool keep_alive) {
   auto data = std::make_shared<std::string>(std::move(bytes));
   asio::async_write(socket_, asio::buffer(*data),
                     [self = shared_from_this(), data, keep_alive](const boost::system::error_code& ec, size_t) {
+                      if (!ec && keep_alive) return self->read_request(/*keep_alive_wait=*/true);
+                      // The pending deadline holds the session (and its connection's
+                      // ticket): let both go now, not when it would have fired.
+                      self->timer_.cancel();
                       if (ec) return;
-                      if (keep_alive) return self->read_request(/*keep_alive_wait=*/true);
                       boost::system::error_code ignored;
                       self->socket_.shutdown(Socket::shutdown_both, ignored);
                       self->socket_.close(ignored);

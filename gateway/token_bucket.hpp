@@ -27,6 +27,10 @@ class TokenBucket {
     refill(now);
     return tokens_ >= 1.0f;
   }
+  // Gives back a token taken for an event that turned out not to count.
+  void refund() {
+    if (rate_ != 0) tokens_ = std::min(static_cast<float>(rate_), tokens_ + 1.0f);
+  }
   // True when the bucket is full again: it remembers nothing a new one would not.
   bool full(SteadyClock::time_point now) {
     refill(now);

@@ -93,26 +93,35 @@ using namespace std::chrono_literals;
 TEST(AuthFailureLimiter, RefusesAnAddressOnceItsFailuresAreSpentAndForgivesWithTime) {
   AuthFailureLimiter limiter(2);
   SteadyClock::time_point t{50s};
-  EXPECT_TRUE(limiter.may_try("198.51.100.1", t));
-  limiter.failed("198.51.100.1", t);
-  EXPECT_TRUE(limiter.may_try("198.51.100.1", t));
-  limiter.failed("198.51.100.1", t);
-  EXPECT_FALSE(limiter.may_try("198.51.100.1", t));
-  EXPECT_TRUE(limiter.may_try("198.51.100.2", t));  // other addresses are not affected
-  EXPECT_TRUE(limiter.may_try("", t));               // nor unlimited ones
-  EXPECT_TRUE(limiter.may_try("198.51.100.1", t + 500ms));
+  // Two lookups in flight at once reserve the whole budget: a third is refused
+  // before any has failed.
+  EXPECT_TRUE(limiter.reserve("198.51.100.1", t));
+  EXPECT_TRUE(limiter.reserve("198.51.100.1", t));
+  EXPECT_FALSE(limiter.reserve("198.51.100.1", t));
+  EXPECT_TRUE(limiter.reserve("198.51.100.2", t));  // other addresses are not affected
+  EXPECT_TRUE(limiter.reserve("", t));               // nor unlimited ones
+  EXPECT_TRUE(limiter.reserve("198.51.100.1", t + 500ms));
+}
+
+TEST(AuthFailureLimiter, ValidTokensGiveTheirReservationBack) {
+  AuthFailureLimiter limiter(2);
+  SteadyClock::time_point t{50s};
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(limiter.reserve("198.51.100.1", t)) << i;
+    limiter.refund("198.51.100.1");
+  }
 }
 
 TEST(AuthFailureLimiter, RemembersABoundedNumberOfAddresses) {
   AuthFailureLimiter limiter(1, 100);
   SteadyClock::time_point t{50s};
-  for (int i = 0; i < 1000; ++i) limiter.failed("203.0.113." + std::to_string(i), t);
+  for (int i = 0; i < 1000; ++i) limiter.reserve("203.0.113." + std::to_string(i), t);
   EXPECT_LE(limiter.remembered(), 100u);
   // Addresses whose budget has refilled are forgotten first.
-  for (int i = 0; i < 99; ++i) limiter.failed("198.51.100." + std::to_string(i), t + 10s);
-  limiter.failed("192.0.2.1", t + 10s);
+  for (int i = 0; i < 99; ++i) limiter.reserve("198.51.100." + std::to_string(i), t + 10s);
+  limiter.reserve("192.0.2.1", t + 10s);
   EXPECT_LE(limiter.remembered(), 100u);
-  EXPECT_FALSE(limiter.may_try("192.0.2.1", t + 10s));
+  EXPECT_FALSE(limiter.reserve("192.0.2.1", t + 10s));
 }
 
 }  // namespace
