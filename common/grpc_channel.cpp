@@ -23,10 +23,36 @@ void configure_internal_server(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);  // 0: never GOAWAY for pings
 }
 
-std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, const InternalTls& tls) {
+grpc::ChannelArguments auth_channel_arguments() {
   auto args = internal_channel_arguments();
+  // Auth lookups are idempotent: one that fails UNAVAILABLE (a replica going away, or
+  // one that cannot reach PostgreSQL) is tried again, and round_robin sends the retry
+  // to the next replica. No health-based exclusion: a replica without PostgreSQL still
+  // answers from its cache (docs/scale-out.md#auth-replicas).
+  args.SetServiceConfigJSON(R"({
+    "methodConfig": [{
+      "name": [{"service": "sluice.v1.Auth"}],
+      "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+                      "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+    }]
+  })");
+  return args;
+}
+
+namespace {
+std::shared_ptr<grpc::Channel> create_internal_channel(const std::string& address, const InternalTls& tls,
+                                                       grpc::ChannelArguments args) {
   if (tls.enabled() && !tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
   return grpc::CreateCustomChannel(address, internal_channel_credentials(tls), args);
+}
+}  // namespace
+
+std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, const InternalTls& tls) {
+  return create_internal_channel(address, tls, internal_channel_arguments());
+}
+
+std::shared_ptr<grpc::Channel> auth_channel(const std::string& address, const InternalTls& tls) {
+  return create_internal_channel(address, tls, auth_channel_arguments());
 }
 
 void add_internal_listening_port(grpc::ServerBuilder& builder, const std::string& address, const InternalTls& tls,

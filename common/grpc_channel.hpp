@@ -11,6 +11,9 @@
 namespace sluice {
 
 grpc::ChannelArguments internal_channel_arguments();
+// The same for the auth service (docs/scale-out.md#auth-replicas): idempotent lookups that
+// fail UNAVAILABLE are retried, and round_robin takes the next replica.
+grpc::ChannelArguments auth_channel_arguments();
 // The servers' side of the same keepalive: the clients ping every 10 s even on an idle
 // stream, and gRPC's default server answers pings that often without data with GOAWAY
 // "too_many_pings" (a broker stream that carried no event for a while was cut that
@@ -19,6 +22,7 @@ void configure_internal_server(grpc::ServerBuilder& builder);
 // A channel to another tier: plaintext, or mutual TLS when `tls` is configured
 // (docs/internal-tls.md).
 std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, const InternalTls& tls);
+std::shared_ptr<grpc::Channel> auth_channel(const std::string& address, const InternalTls& tls);
 // Listens for other tiers with the same choice.
 void add_internal_listening_port(grpc::ServerBuilder& builder, const std::string& address, const InternalTls& tls,
                                  int* bound_port = nullptr);

@@ -70,7 +70,7 @@ std::vector<std::string> ws_texts_before_marker(WsClient& ws, const std::string&
   }
 }
 
-Cluster::Cluster(Deployment deployment, std::map<std::string, std::string> extra_env)
+Cluster::Cluster(Deployment deployment, std::map<std::string, std::string> extra_env, ClusterOptions options)
     : deployment_(deployment), port_(free_port()) {
   env_ = {{"REDIS_URL", suite_redis().url()},
           {"DATABASE_URL", suite_postgres().url()},
@@ -94,6 +94,15 @@ Cluster::Cluster(Deployment deployment, std::map<std::string, std::string> extra
     start_broker();
     auth_ = std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-auth"}, env_,
                                       dir_.path() + "/auth.log");
+    if (options.second_auth_without_database) {
+      auto second_env = env_;
+      std::string second_address = "127.0.0.1:" + std::to_string(free_port());
+      second_env["SLUICE_AUTH_LISTEN"] = second_address;
+      second_env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:1/nowhere";
+      second_auth_ = std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-auth"}, second_env,
+                                               dir_.path() + "/auth2.log");
+      env_["SLUICE_AUTH_ADDR"] = "ipv4:" + auth_address + "," + second_address;
+    }
     gateway_ = std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-gateway"}, env_,
                                          dir_.path() + "/gateway.log");
   } else {
@@ -108,6 +117,7 @@ Cluster::~Cluster() {
   gateway_.reset();
   broker_.reset();
   auth_.reset();
+  second_auth_.reset();
 }
 
 void Cluster::start_broker() {
@@ -162,13 +172,13 @@ void Cluster::wait_ready() {
 
 std::string Cluster::full_logs() const {
   std::string out;
-  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "auth.log"}) out += read_file(dir_.path() + "/" + name);
+  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "auth.log", "auth2.log"}) out += read_file(dir_.path() + "/" + name);
   return out;
 }
 
 std::string Cluster::logs() const {
   std::string out;
-  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "auth.log"}) {
+  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "auth.log", "auth2.log"}) {
     std::string text = read_file(dir_.path() + "/" + name);
     if (text.empty()) continue;
     if (text.size() > 6000) text = "…" + text.substr(text.size() - 6000);

@@ -25,9 +25,15 @@ inline std::string deployment_name(const ::testing::TestParamInfo<Deployment>& i
 RedisServer& suite_redis();
 PostgresServer& suite_postgres();
 
+struct ClusterOptions {
+  // Split only: a second auth replica whose PostgreSQL is unreachable; the gateway
+  // gets both addresses (SLUICE_AUTH_ADDR=ipv4:a,b) and balances over them.
+  bool second_auth_without_database = false;
+};
+
 class Cluster {
  public:
-  Cluster(Deployment deployment, std::map<std::string, std::string> extra_env = {});
+  Cluster(Deployment deployment, std::map<std::string, std::string> extra_env = {}, ClusterOptions options = {});
   ~Cluster();
 
   int port() const { return port_; }
@@ -59,6 +65,7 @@ class Cluster {
   std::unique_ptr<Process> gateway_;
   std::unique_ptr<Process> broker_;
   std::unique_ptr<Process> auth_;
+  std::unique_ptr<Process> second_auth_;
 };
 
 // Polls until `PUBSUB NUMSUB channel` reaches `count` (the broker really subscribed).
