@@ -8,6 +8,8 @@ namespace {
 // Tags of a cached token, so that a kill can find it by id.
 constexpr int kAccessTokenTag = 0;
 constexpr int kAccountTag = 1;
+// How long relations stay cached; each request says how old an answer it accepts.
+constexpr std::chrono::milliseconds kRelationsRetention{60000};
 
 using std::chrono::milliseconds;
 
@@ -17,7 +19,6 @@ AuthCacheSettings AuthCacheSettings::from_env(const Env& env) {
   AuthCacheSettings settings;
   settings.token_ttl = milliseconds(env.non_negative("SLUICE_TOKEN_CACHE_TTL_MS", 30000));
   settings.token_negative_ttl = milliseconds(env.non_negative("SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS", 1000));
-  settings.relations_max_staleness = milliseconds(env.non_negative("SLUICE_RELATIONS_MAX_STALENESS_MS", 5000));
   settings.filters_ttl = milliseconds(env.non_negative("SLUICE_FILTERS_CACHE_TTL_MS", 60000));
   settings.settings_ttl = milliseconds(env.non_negative("SLUICE_SETTINGS_CACHE_TTL_MS", 0));
   settings.max_entries = static_cast<size_t>(env.non_negative("SLUICE_AUTH_CACHE_MAX_ENTRIES", 100000));
@@ -51,16 +52,16 @@ AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSetting
           // streams is one query, and each subscribe still sees the settings as they
           // are once it arrives.
           /*coalesce=*/true, settings_.now),
-      relations_(
-          "relations", settings_.max_entries,
-          [this](const v1::RelationsReply&) { return settings_.relations_max_staleness; },
-          settings_.relations_max_staleness.count() > 0, settings_.now),
+      // Kept a minute, and used as each request allows (its max_age).
+      relations_("relations", settings_.max_entries, [](const v1::RelationsReply&) { return kRelationsRetention; },
+                 /*coalesce=*/true, settings_.now),
       filters_(
           "filters", settings_.max_entries, [this](const v1::FiltersReply&) { return settings_.filters_ttl; },
           settings_.filters_ttl.count() > 0, settings_.now) {}
 
 template <class Key, class T>
-void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done) {
+void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done,
+                    std::optional<milliseconds> max_age) {
   // docs/protocol.md#auth-overload: a lookup that waited in the queue past its deadline
   // is refused without reaching PostgreSQL, so a flood never piles up there.
   auto queued_at = settings_.now();
@@ -80,7 +81,7 @@ void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> 
                                       std::chrono::duration_cast<milliseconds>(now() - result.loaded_at));
               }
               done(answer);
-            });
+            }, max_age);
 }
 
 void AuthCache::lookup_token(const std::string& token, Done<v1::TokenReply> done) {
@@ -109,9 +110,10 @@ void AuthCache::feed_access(v1::FeedKind kind, Done<v1::FeedAccessReply> done) {
       feed_access_, static_cast<int>(kind), [this, kind] { return queries_.feed_access(kind); }, std::move(done));
 }
 
-void AuthCache::relations(int64_t account_id, Done<v1::RelationsReply> done) {
+void AuthCache::relations(int64_t account_id, milliseconds max_age, Done<v1::RelationsReply> done) {
   get<int64_t, v1::RelationsReply>(
-      relations_, account_id, [this, account_id] { return queries_.relations(account_id); }, std::move(done));
+      relations_, account_id, [this, account_id] { return queries_.relations(account_id); }, std::move(done),
+      max_age);
 }
 
 void AuthCache::filters(int64_t account_id, Done<v1::FiltersReply> done) {

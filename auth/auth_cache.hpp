@@ -33,7 +33,6 @@ struct AuthCacheSettings {
   using Clock = std::chrono::steady_clock;
   std::chrono::milliseconds token_ttl{30000};
   std::chrono::milliseconds token_negative_ttl{1000};
-  std::chrono::milliseconds relations_max_staleness{5000};
   std::chrono::milliseconds filters_ttl{60000};
   std::chrono::milliseconds settings_ttl{0};
   size_t max_entries = 100000;
@@ -67,7 +66,9 @@ class AuthCache {
   void lookup_token(const std::string& token, Done<v1::TokenReply> done);
   void check_list_ownership(const std::string& list_id, int64_t account_id, Done<bool> done);
   void feed_access(v1::FeedKind kind, Done<v1::FeedAccessReply> done);
-  void relations(int64_t account_id, Done<v1::RelationsReply> done);
+  // Relations at most `max_age` old (docs/protocol.md#relations: the gateway owns the
+  // bound and sends it with each request; 0 queries PostgreSQL).
+  void relations(int64_t account_id, std::chrono::milliseconds max_age, Done<v1::RelationsReply> done);
   void filters(int64_t account_id, Done<v1::FiltersReply> done);
 
   // The next lookup of `token` goes to PostgreSQL.
@@ -87,7 +88,8 @@ class AuthCache {
 
  private:
   template <class Key, class T>
-  void get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done);
+  void get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done,
+           std::optional<std::chrono::milliseconds> max_age = std::nullopt);
 
   AuthQueries& queries_;
   WorkerPool& workers_;

@@ -40,6 +40,7 @@ grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* 
   cache_.lookup_token(request->token(), [reactor, reply](const AuthAnswer<v1::TokenReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;
+    reply->set_age_ms(answer.age.count());
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -80,7 +81,12 @@ grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext*
                                                     const v1::RelationsRequest* request, v1::RelationsReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
-  cache_.relations(request->account_id(), [reactor, reply](const AuthAnswer<v1::RelationsReply>& answer) {
+  // The gateway owns the staleness bound (SLUICE_RELATIONS_MAX_STALENESS_MS) and sends
+  // it; an older gateway that does not gets the documented default.
+  constexpr int64_t kDefaultMaxAgeMs = 5000;
+  auto max_age = std::chrono::milliseconds(
+      request->has_max_age_ms() ? std::max<int64_t>(0, request->max_age_ms()) : kDefaultMaxAgeMs);
+  cache_.relations(request->account_id(), max_age, [reactor, reply](const AuthAnswer<v1::RelationsReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;
     reply->set_age_ms(answer.age.count());

@@ -66,16 +66,19 @@ class TtlCache {
 
   // Answers from the cache inline, or joins the load already running for `key`, or
   // starts `load` through `run`. `done` runs on the calling thread for a hit and on the
-  // loading thread otherwise; it must not throw.
-  void get(const Key& key, Load load, const Run& run, Done done) {
+  // loading thread otherwise; it must not throw. With `max_age`, only an answer loaded at
+  // most that long ago is used, and 0 always loads anew without joining a running load.
+  void get(const Key& key, Load load, const Run& run, Done done,
+           std::optional<std::chrono::milliseconds> max_age = std::nullopt) {
     std::shared_ptr<Flight> flight;
     std::optional<Result> hit;
+    bool may_share = coalesce_ && (!max_age || max_age->count() > 0);
     {
       std::lock_guard lock(mutex_);
-      hit = find_locked(key);
+      hit = find_locked(key, max_age);
       if (!hit) {
         misses_.inc();
-        auto running = coalesce_ ? in_flight_.find(key) : in_flight_.end();
+        auto running = may_share ? in_flight_.find(key) : in_flight_.end();
         if (running != in_flight_.end()) {
           running->second->waiters.push_back(std::move(done));
           return;
@@ -83,7 +86,7 @@ class TtlCache {
         flight = std::make_shared<Flight>();
         flight->epoch = epoch_;
         flight->waiters.push_back(std::move(done));
-        if (coalesce_) in_flight_.emplace(key, flight);
+        if (may_share) in_flight_.emplace(key, flight);
       }
     }
     if (hit) {
@@ -150,13 +153,15 @@ class TtlCache {
     std::vector<Done> waiters;
   };
 
-  std::optional<Result> find_locked(const Key& key) {
+  std::optional<Result> find_locked(const Key& key, std::optional<std::chrono::milliseconds> max_age) {
     auto it = entries_.find(key);
     if (it == entries_.end()) return std::nullopt;
-    if (now_() >= it->second.expires_at) {
+    auto now = now_();
+    if (now >= it->second.expires_at) {
       remove_locked(key);
       return std::nullopt;
     }
+    if (max_age && now - it->second.loaded_at > *max_age) return std::nullopt;  // too old for this caller
     lru_.splice(lru_.begin(), lru_, it->second.lru_position);
     hits_.inc();
     return Result{it->second.value, nullptr, it->second.loaded_at};

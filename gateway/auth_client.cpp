@@ -89,6 +89,7 @@ void AuthClient::lookup_token(const std::string& token, std::function<void(Token
             }
             result.status = LookupStatus::ok;
             result.info = std::move(info);
+            result.age = std::chrono::milliseconds(r.age_ms());
           }
           done(std::move(result));
         });
@@ -115,10 +116,11 @@ void AuthClient::feed_access(FeedKind kind, std::function<void(LookupStatus, Fee
         });
 }
 
-void AuthClient::relations(int64_t account_id,
+void AuthClient::relations(int64_t account_id, std::chrono::milliseconds max_age,
                            std::function<void(LookupStatus, std::shared_ptr<const v1::RelationsReply>)> done) {
   auto call = std::make_shared<Call<v1::RelationsRequest, v1::RelationsReply>>();
   call->request.set_account_id(account_id);
+  call->request.set_max_age_ms(max_age.count());
   start(call, [](auto* api, auto... args) { api->GetRelations(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
           if (!status.ok()) return done(LookupStatus::error, nullptr);

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,8 @@ enum class LookupStatus { ok, not_found, error, busy };
 struct TokenResult {
   LookupStatus status = LookupStatus::error;
   std::shared_ptr<const AuthInfo> info;
+  // How old the auth tier's answer was (0: just queried).
+  std::chrono::milliseconds age{0};
 };
 
 struct FeedAccess {
@@ -62,7 +65,8 @@ class AuthClient {
   void check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done);
   void feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done);
   // docs/protocol.md#relations and docs/protocol.md#keyword-filters: one viewer's relations and keyword filters.
-  void relations(int64_t account_id,
+  // Relations at most `max_age` old (SLUICE_RELATIONS_MAX_STALENESS_MS, which the gateway owns).
+  void relations(int64_t account_id, std::chrono::milliseconds max_age,
                  std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
   void filters(int64_t account_id, bool fresh,
                std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::FiltersReply>)> done);

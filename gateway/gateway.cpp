@@ -76,7 +76,7 @@ int Gateway::port() const { return listener_ ? listener_->port() : 0; }
 
 void GatewayContext::authenticate(const std::string& token, std::function<void(TokenResult)> done) {
   auth.lookup_token(token, [this, token, done = std::move(done)](TokenResult result) mutable {
-    if (result.status == LookupStatus::ok && recent_kills.affects(*result.info)) {
+    if (result.status == LookupStatus::ok && recent_kills.affects(*result.info, result.age)) {
       return auth.lookup_token(token, std::move(done), /*fresh=*/true);
     }
     done(std::move(result));

@@ -73,7 +73,6 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.websocket_ping_seconds = positive_seconds(env, "SLUICE_WS_PING_SECONDS", 30);
   config.request_timeout_seconds = positive_seconds(env, "SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS", 30);
   config.relations_max_staleness_ms = env.non_negative("SLUICE_RELATIONS_MAX_STALENESS_MS", 5000);
-  config.token_cache_ttl_ms = env.non_negative("SLUICE_TOKEN_CACHE_TTL_MS", 30000);
 
   // docs/protocol.md#admission-limits
   config.max_connections = static_cast<size_t>(

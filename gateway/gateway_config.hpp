@@ -49,11 +49,8 @@ struct GatewayConfig {
   std::chrono::milliseconds drain_window{0};
   // How old the blocks, mutes and domain blocks used for a status may be (docs/protocol.md#relations);
   // 0 asks the auth service for every status, like the reference's query per event.
-  // The auth service reads the same variable for its own cache.
+  // The gateway owns this bound and sends it with every relations request.
   int64_t relations_max_staleness_ms = 5000;  // SLUICE_RELATIONS_MAX_STALENESS_MS
-  // How long a kill makes token lookups bypass the auth cache: the auth service's
-  // token cache lifetime, read from the same variable.
-  int64_t token_cache_ttl_ms = 30000;  // SLUICE_TOKEN_CACHE_TTL_MS
 
   static GatewayConfig from_env(const Env& env);
 };

@@ -18,7 +18,7 @@ class GatewayContext {
         now(std::move(clock)),
         auth(a),
         broker(b),
-        recent_kills(std::chrono::milliseconds(config.token_cache_ttl_ms), now),
+        recent_kills(now),
         connection_limits(config.max_connections, config.max_connections_per_address, metrics.open_connections),
         auth_failures(config.auth_failures_per_address_per_second) {}
   const GatewayConfig config;

@@ -14,16 +14,23 @@ void RecentKills::record(const sluice::v1::ChannelEvent& event) {
   }
 }
 
-bool RecentKills::affects(const AuthInfo& auth) {
+bool RecentKills::affects(const AuthInfo& auth, std::chrono::milliseconds answer_age) {
   std::lock_guard lock(mutex_);
+  retention_ = std::max(retention_, answer_age + kSlack);
   if (tokens_.empty() && accounts_.empty()) return false;
-  forget_old(now_());
-  return tokens_.count(auth.access_token_id) > 0 || accounts_.count(auth.account_id) > 0;
+  auto now = now_();
+  forget_old(now);
+  auto produced = now - answer_age - kSlack;
+  auto killed_since = [&](const std::unordered_map<int64_t, Clock::time_point>& index, int64_t id) {
+    auto it = index.find(id);
+    return it != index.end() && it->second >= produced;
+  };
+  return killed_since(tokens_, auth.access_token_id) || killed_since(accounts_, auth.account_id);
 }
 
 void RecentKills::forget_old(Clock::time_point now) {
   for (auto* index : {&tokens_, &accounts_}) {
-    std::erase_if(*index, [&](const auto& entry) { return now - entry.second > window_; });
+    std::erase_if(*index, [&](const auto& entry) { return now - entry.second > retention_; });
   }
 }
 

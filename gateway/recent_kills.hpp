@@ -1,9 +1,11 @@
 #pragma once
 // Kills (docs/protocol.md#system-channels) this gateway saw recently. An auth answer may come from a cache
 // filled before a kill — in the split deployment the auth service learns of the
-// kill through its own stream, in parallel with us — so a token lookup whose
-// token or account was killed within the auth cache's lifetime is asked again,
-// bypassing every cache: a revoked token is refused from the kill on.
+// kill through its own stream, in parallel with us — so a token lookup whose token
+// or account was killed after its answer was produced (the answer carries its age)
+// is asked again, bypassing every cache: a revoked token is refused from the kill on.
+// The auth tier owns its cache lifetime: kills are kept as long as the oldest answer
+// seen so far, and at least a minute.
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -18,16 +20,20 @@ namespace sluice::gateway {
 class RecentKills {
  public:
   using Clock = SteadyClock;
-  RecentKills(std::chrono::milliseconds window, NowFunction now) : window_(window), now_(std::move(now)) {}
+  explicit RecentKills(NowFunction now) : now_(std::move(now)) {}
 
   // Called for every system-channel event, before any worker closes a connection.
   void record(const sluice::v1::ChannelEvent& event);
-  bool affects(const AuthInfo& auth);
+  // Whether the token or its account was killed after an answer `answer_age` old was
+  // produced (with a second of slack: auth and this gateway hear of a kill in parallel).
+  bool affects(const AuthInfo& auth, std::chrono::milliseconds answer_age);
 
  private:
   void forget_old(Clock::time_point now);
 
-  std::chrono::milliseconds window_;
+  static constexpr std::chrono::milliseconds kSlack{1000};
+  static constexpr std::chrono::milliseconds kMinimumRetention{60000};
+  std::chrono::milliseconds retention_ = kMinimumRetention;
   NowFunction now_;
   std::mutex mutex_;
   std::unordered_map<int64_t, Clock::time_point> tokens_;

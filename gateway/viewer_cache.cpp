@@ -69,7 +69,9 @@ void ViewerCache::load_relations(int64_t account) {
   viewer.relations_loading = true;
   auto started = worker_.context().now();
   auto& io = worker_.io();
-  worker_.context().auth.relations(account, [this, account, started, &io](
+  // The auth tier's copy may be half the bound old, so this one stays usable for the
+  // other half (docs/protocol.md#relations); 0 (exact mode) asks PostgreSQL.
+  worker_.context().auth.relations(account, max_staleness_ / 2, [this, account, started, &io](
                                                 LookupStatus status,
                                                 std::shared_ptr<const sluice::v1::RelationsReply> reply) {
     asio::post(io, [this, account, started, status, reply] {

@@ -188,9 +188,7 @@ std::vector<int64_t> sorted(const google::protobuf::RepeatedField<int64_t>& valu
 }
 
 TEST(RelationsTest, BlocksMutesAndDomainBlocksOfOneViewer) {
-  auto config = test_config();
-  config.cache.relations_max_staleness = milliseconds(0);
-  AuthHarness harness(config);
+  AuthHarness harness(test_config());
   auto viewer = account();
   auto blocked = account();
   auto blocker = account();
@@ -223,10 +221,8 @@ TEST(RelationsTest, BlocksMutesAndDomainBlocksOfOneViewer) {
             0);
 }
 
-TEST(RelationsTest, ZeroStalenessQueriesEveryTime) {
-  auto config = test_config();
-  config.cache.relations_max_staleness = milliseconds(0);
-  AuthHarness harness(config);
+TEST(RelationsTest, ZeroMaxAgeQueriesEveryTime) {
+  AuthHarness harness(test_config());
   auto viewer = account();
   auto target = account();
   const uint64_t before = queries_sent("relations");
@@ -237,29 +233,36 @@ TEST(RelationsTest, ZeroStalenessQueriesEveryTime) {
   EXPECT_EQ(queries_sent("relations") - before, 2u);
 }
 
-TEST(RelationsTest, CachedWithinMaxStalenessAndAgeReported) {
+TEST(RelationsTest, CachedWithinTheRequestsMaxAgeAndAgeReported) {
   auth_test::ManualClock clock;
   auto config = test_config();
   config.cache.now = clock.function();
-  config.cache.relations_max_staleness = milliseconds(5000);
   AuthHarness harness(config);
   auto viewer = account();
   auto target = account();
   const uint64_t before = queries_sent("relations");
-  auto first = harness.relations(viewer.account_id);
+  auto first = harness.relations(viewer.account_id, 5000);
   EXPECT_EQ(first.age_ms(), 0);
   shared_pg().exec("INSERT INTO mutes (account_id, target_account_id) VALUES (" + id(viewer.account_id) + ", " +
                    id(target.account_id) + ")");
   clock.advance(milliseconds(4000));
-  auto cached = harness.relations(viewer.account_id);
+  auto cached = harness.relations(viewer.account_id, 5000);
   EXPECT_EQ(cached.muting_size(), 0);
   EXPECT_EQ(cached.age_ms(), 4000);
   EXPECT_EQ(queries_sent("relations") - before, 1u);
-  clock.advance(milliseconds(1000));
-  auto fresh = harness.relations(viewer.account_id);
-  EXPECT_EQ(fresh.muting_size(), 1);
-  EXPECT_EQ(fresh.age_ms(), 0);
+  // A gateway with a tighter bound gets a fresh answer from the same cache.
+  auto tighter = harness.relations(viewer.account_id, 3000);
+  EXPECT_EQ(tighter.muting_size(), 1);
+  EXPECT_EQ(tighter.age_ms(), 0);
   EXPECT_EQ(queries_sent("relations") - before, 2u);
+  // An older gateway that sends no bound gets the documented 5 s.
+  clock.advance(milliseconds(5001));
+  auto unset = harness.relations(viewer.account_id, std::nullopt);
+  EXPECT_EQ(unset.age_ms(), 0);
+  EXPECT_EQ(queries_sent("relations") - before, 3u);
+  clock.advance(milliseconds(4000));
+  EXPECT_EQ(harness.relations(viewer.account_id, std::nullopt).age_ms(), 4000);
+  EXPECT_EQ(queries_sent("relations") - before, 3u);
 }
 
 // ---- custom filters ----

@@ -340,7 +340,6 @@ TEST(InternalTokenTest, EveryMethodNeedsTheSharedSecret) {
 TEST(AuthConfigTest, FromEnvironment) {
   auto config = AuthConfig::from_env(Env::from_map({{"SLUICE_TOKEN_CACHE_TTL_MS", "10"},
                                                     {"SLUICE_TOKEN_NEGATIVE_CACHE_TTL_MS", "20"},
-                                                    {"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"},
                                                     {"SLUICE_FILTERS_CACHE_TTL_MS", "40"},
                                                     {"SLUICE_SETTINGS_CACHE_TTL_MS", "50"},
                                                     {"SLUICE_AUTH_CACHE_MAX_ENTRIES", "60"},
@@ -350,7 +349,6 @@ TEST(AuthConfigTest, FromEnvironment) {
                                                     {"DB_POOL", "3"}}));
   EXPECT_EQ(config.cache.token_ttl, milliseconds(10));
   EXPECT_EQ(config.cache.token_negative_ttl, milliseconds(20));
-  EXPECT_EQ(config.cache.relations_max_staleness, milliseconds(0));
   EXPECT_EQ(config.cache.filters_ttl, milliseconds(40));
   EXPECT_EQ(config.cache.settings_ttl, milliseconds(50));
   EXPECT_EQ(config.cache.max_entries, 60u);
@@ -362,7 +360,6 @@ TEST(AuthConfigTest, FromEnvironment) {
   auto defaults = AuthConfig::from_env(Env::from_map({}));
   EXPECT_EQ(defaults.cache.token_ttl, milliseconds(30000));
   EXPECT_EQ(defaults.cache.token_negative_ttl, milliseconds(1000));
-  EXPECT_EQ(defaults.cache.relations_max_staleness, milliseconds(5000));
   EXPECT_EQ(defaults.cache.filters_ttl, milliseconds(60000));
   EXPECT_EQ(defaults.cache.settings_ttl, milliseconds(0));
   EXPECT_EQ(defaults.cache.max_entries, 100000u);

@@ -148,10 +148,12 @@ class AuthHarness {
     else if (!status.ok()) throw std::runtime_error("GetFeedAccess failed: " + status.error_message());
     return reply;
   }
-  v1::RelationsReply relations(int64_t account_id) {
+  // `max_age_ms` as a gateway sends it; nullopt as an older gateway (field unset).
+  v1::RelationsReply relations(int64_t account_id, std::optional<int64_t> max_age_ms = 0) {
     grpc::ClientContext context;
     v1::RelationsRequest request;
     request.set_account_id(account_id);
+    if (max_age_ms) request.set_max_age_ms(*max_age_ms);
     v1::RelationsReply reply;
     auto status = stub_->GetRelations(&context, request, &reply);
     if (!status.ok()) throw std::runtime_error("GetRelations failed: " + status.error_message());

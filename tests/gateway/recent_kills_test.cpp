@@ -1,5 +1,6 @@
-// A kill makes lookups of its token or account bypass the auth cache for the cache's
-// lifetime (docs/protocol.md#system-channels), measured on the gateway's clock.
+// A kill makes lookups of its token or account bypass the auth cache when the answer
+// was produced before the kill (it carries its age) (docs/protocol.md#system-channels),
+// measured on the gateway's clock.
 #include "gateway/recent_kills.hpp"
 
 #include <gtest/gtest.h>
@@ -42,30 +43,48 @@ struct ManualClock {
   }
 };
 
-TEST(RecentKills, TokenAndAccountKillsLastTheWindowAndNoLonger) {
+TEST(RecentKills, AnAnswerProducedBeforeTheKillIsAskedAgain) {
   ManualClock clock;
-  RecentKills kills(30000ms, clock.function());
-  EXPECT_FALSE(kills.affects(viewer(7, 100)));
+  clock.now += 3600s;
+  RecentKills kills(clock.function());
+  EXPECT_FALSE(kills.affects(viewer(7, 100), 0ms));
   kills.record(system_event(kToken, 7, "kill"));
   kills.record(system_event(kAccount, 200, "kill"));
-  EXPECT_TRUE(kills.affects(viewer(7, 100)));
-  EXPECT_TRUE(kills.affects(viewer(8, 200)));
-  EXPECT_FALSE(kills.affects(viewer(8, 100)));
-  clock.now += 30000ms;
-  EXPECT_TRUE(kills.affects(viewer(7, 100)));
-  clock.now += 1ms;
-  EXPECT_FALSE(kills.affects(viewer(7, 100)));
-  EXPECT_FALSE(kills.affects(viewer(8, 200)));
+  clock.now += 10000ms;
+  // Produced 20 s ago, before the kill: stale.
+  EXPECT_TRUE(kills.affects(viewer(7, 100), 20000ms));
+  EXPECT_TRUE(kills.affects(viewer(8, 200), 20000ms));
+  EXPECT_FALSE(kills.affects(viewer(8, 100), 20000ms));
+  // Produced 5 s ago, after the kill (a fresh query that found the token still valid
+  // is not second-guessed).
+  EXPECT_FALSE(kills.affects(viewer(7, 100), 5000ms));
+  // Within a second of the kill: treated as before it (auth hears of kills in parallel).
+  EXPECT_TRUE(kills.affects(viewer(7, 100), 9500ms));
+}
+
+TEST(RecentKills, KillsAreKeptAsLongAsTheOldestAnswerSeenAndAtLeastAMinute) {
+  ManualClock clock;
+  clock.now += 3600s;
+  RecentKills kills(clock.function());
+  kills.record(system_event(kToken, 7, "kill"));
+  clock.now += 61000ms;
+  EXPECT_FALSE(kills.affects(viewer(9, 9), 1000ms));  // a lookup now forgets kills over a minute old
+  EXPECT_FALSE(kills.affects(viewer(7, 1), 100000ms)) << "kept only the minimum while answers were young";
+  // An answer 100 s old was seen: kills are now kept that long.
+  kills.record(system_event(kToken, 8, "kill"));
+  clock.now += 90000ms;
+  EXPECT_FALSE(kills.affects(viewer(9, 9), 1000ms));
+  EXPECT_TRUE(kills.affects(viewer(8, 1), 95000ms));
 }
 
 TEST(RecentKills, OnlyKillsWithAValidIdCount) {
   ManualClock clock;
-  RecentKills kills(1000ms, clock.function());
+  RecentKills kills(clock.function());
   kills.record(system_event(kAccount, 300, "filters_changed"));
   kills.record(system_event(kAccount, std::nullopt, "kill"));  // timeline:system:abc
   kills.record(system_event(sluice::v1::SYSTEM_CHANNEL_NONE, std::nullopt, "kill"));
-  EXPECT_FALSE(kills.affects(viewer(1, 300)));
-  EXPECT_FALSE(kills.affects(viewer(300, 0)));
+  EXPECT_FALSE(kills.affects(viewer(1, 300), 60000ms));
+  EXPECT_FALSE(kills.affects(viewer(300, 0), 60000ms));
 }
 
 }  // namespace
