@@ -190,6 +190,19 @@ class TtlCache {
     for (const auto& tag : entry.tags) by_tag_[tag].insert(key);
     entries_.emplace(key, std::move(entry));
     while (entries_.size() > max_entries_) remove_locked(lru_.back());
+    drop_expired_tail_locked(result.loaded_at);
+  }
+
+  // Entries nobody asks for again sink to the LRU tail and, once expired, would stay
+  // until the cache is full: under a flood of unknown tokens that is the whole cache of
+  // dead negative answers. Each insertion removes up to two expired ones from the tail,
+  // so they go about as fast as they come.
+  void drop_expired_tail_locked(Clock::time_point now) {
+    for (int i = 0; i < 2 && !lru_.empty(); ++i) {
+      auto it = entries_.find(lru_.back());
+      if (it == entries_.end() || it->second.expires_at > now) return;
+      remove_locked(lru_.back());
+    }
   }
 
   void remove_locked(const Key& key) {

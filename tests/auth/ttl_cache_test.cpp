@@ -75,6 +75,22 @@ TEST(TtlCacheTest, HitWithinTtlAndReloadAfter) {
   EXPECT_EQ(h.loads, 2);
 }
 
+// A flood of keys asked once each (unknown tokens) must not fill the cache with
+// expired entries: they leave as new ones arrive.
+TEST(TtlCacheTest, ExpiredEntriesNobodyAsksForAgainDoNotAccumulate) {
+  Harness h;
+  auto cache = make(h, /*max_entries=*/100000, milliseconds(1000));
+  int out;
+  for (int i = 0; i < 10000; ++i) {
+    h.get(cache, "token-" + std::to_string(i), i, &out);
+    h.run_all();
+    h.clock.advance(milliseconds(1));
+  }
+  // Only about the last second's keys (1,000) can still be alive.
+  EXPECT_LE(cache.size(), 1100u);
+  EXPECT_GE(cache.size(), 1000u);
+}
+
 TEST(TtlCacheTest, ConcurrentMissesShareOneLoad) {
   Harness h;
   auto cache = make(h);
