@@ -21,12 +21,6 @@ class ServersEnvironment : public ::testing::Environment {
 };
 const auto* g_environment = ::testing::AddGlobalTestEnvironment(new ServersEnvironment);
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 }  // namespace
 
 RedisServer& suite_redis() {

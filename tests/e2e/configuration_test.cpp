@@ -133,8 +133,12 @@ TEST(Configuration, SocketListensOnAUnixSocketWithMode0666) {
                                             {"SLUICE_BROKER_ADMIN_LISTEN", ""},
                                             {"SLUICE_AUTH_ADMIN_LISTEN", ""}};
   Process sluice({bin_dir() + "/sluice"}, env, dir.path() + "/sluice.log");
+  // The socket file appears at bind(), before its mode is set and before listen():
+  // wait for the line the server writes once it is listening.
+  ASSERT_TRUE(eventually(
+      [&] { return read_file(dir.path() + "/sluice.log").find("streaming API listening") != std::string::npos; }, 20s));
   struct stat info{};
-  ASSERT_TRUE(eventually([&] { return ::stat(path.c_str(), &info) == 0; }, 20s));
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 0777, 0666);
   Connection connection(path);
   connection.send("GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

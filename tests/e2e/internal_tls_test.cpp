@@ -22,10 +22,10 @@ bool connects(const std::string& address, const std::string& ca, const std::stri
     credentials = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions options;
-    options.pem_root_certs = TestPki::read(ca);
+    options.pem_root_certs = read_file(ca);
     if (!cert.empty()) {
-      options.pem_cert_chain = TestPki::read(cert);
-      options.pem_private_key = TestPki::read(key);
+      options.pem_cert_chain = read_file(cert);
+      options.pem_private_key = read_file(key);
     }
     credentials = grpc::SslCredentials(options);
   }
@@ -46,7 +46,7 @@ TEST(InternalTls, TiersTalkMutualTlsAndRefuseAnyPeerWithoutAValidCertificate) {
   pki.make_cert("next", "next-ca");
   // The CA file the tiers watch; rotated below.
   std::string ca_file = pki.path("trusted.pem");
-  std::ofstream(ca_file) << TestPki::read(pki.path("ca.pem"));
+  std::ofstream(ca_file) << read_file(pki.path("ca.pem"));
 
   Cluster cluster(Deployment::split, {{"SLUICE_TLS_CERT", pki.path("tier.pem")},
                                       {"SLUICE_TLS_KEY", pki.path("tier.key")},
@@ -75,7 +75,7 @@ TEST(InternalTls, TiersTalkMutualTlsAndRefuseAnyPeerWithoutAValidCertificate) {
 
   // Rotation, first step: the watched CA file now trusts the next CA as well. Without
   // a restart, a peer with a certificate from the next CA gets in.
-  std::ofstream(ca_file) << TestPki::read(pki.path("ca.pem")) << TestPki::read(pki.path("next-ca.pem"));
+  std::ofstream(ca_file) << read_file(pki.path("ca.pem")) << read_file(pki.path("next-ca.pem"));
   for (const char* tier : {"SLUICE_BROKER_LISTEN", "SLUICE_AUTH_LISTEN"}) {
     std::string address = cluster.env().at(tier);
     SCOPED_TRACE(tier);

@@ -78,7 +78,7 @@ TEST(RedisTlsConfig, UnreadableExtraCaFileIsAConfigurationError) {
   int status = broker.wait(std::chrono::seconds(20));
   ASSERT_NE(status, -1);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
-  EXPECT_NE(TestPki::read(dir.path() + "/broker.log").find("NODE_EXTRA_CA_CERTS"), std::string::npos);
+  EXPECT_NE(read_file(dir.path() + "/broker.log").find("NODE_EXTRA_CA_CERTS"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Deployments, RedisTls, ::testing::Values(Deployment::all_in_one, Deployment::split),

@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace sluice::testing {
@@ -27,11 +26,5 @@ void TestPki::make_cert(const std::string& name, const std::string& ca, const st
       path(ca + ".key") + " -CAcreateserial -extfile " + path(name + ".ext") + " -out " + path(name + ".pem"));
 }
 
-std::string TestPki::read(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 }  // namespace sluice::testing

@@ -16,7 +16,6 @@ class TestPki {
   // <name>.pem and <name>.key, signed by <ca>, for the names in `subject_alt_names`.
   void make_cert(const std::string& name, const std::string& ca,
                  const std::string& subject_alt_names = "DNS:localhost,IP:127.0.0.1");
-  static std::string read(const std::string& file);
 
  private:
   TempDir dir_;

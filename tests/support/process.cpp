@@ -14,6 +14,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -134,6 +136,13 @@ int free_port() {
     ::close(fd);
     if (handed_out.insert(port).second) return port;
   }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 bool wait_for_port(int port, std::chrono::milliseconds timeout) {

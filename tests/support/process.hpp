@@ -50,6 +50,8 @@ int run_command(const std::vector<std::string>& argv, std::string* output = null
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int free_port();
+// A whole file as text ("" when it cannot be read).
+std::string read_file(const std::string& path);
 
 // Waits until something accepts TCP connections on 127.0.0.1:port.
 bool wait_for_port(int port, std::chrono::milliseconds timeout);
