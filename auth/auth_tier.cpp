@@ -1,5 +1,8 @@
 #include "auth/auth_tier.hpp"
 
+#include <atomic>
+#include <thread>
+
 #include "common/log.hpp"
 
 namespace sluice {
@@ -74,7 +77,19 @@ void AuthTier::stop() {
   }
   stop_wake_.notify_all();
   pool_.close();
+  // Until every worker has finished, keep cancelling: a statement that started just
+  // after a cancel (the next one of a lookup) would otherwise wait on PostgreSQL for
+  // as long as whatever holds it there.
+  std::atomic<bool> workers_done{false};
+  std::thread canceller([this, &workers_done] {
+    while (!workers_done.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!workers_done.load()) pool_.cancel_running();
+    }
+  });
   workers_.stop();
+  workers_done = true;
+  canceller.join();
   std::lock_guard lock(join_mutex_);
   if (probe_.joinable()) probe_.join();
 }

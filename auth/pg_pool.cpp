@@ -51,9 +51,16 @@ PgPool::~PgPool() {
 }
 
 void PgPool::close() {
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    available_.notify_all();
+  }
+  cancel_running();
+}
+
+void PgPool::cancel_running() {
   std::lock_guard lock(mutex_);
-  closed_ = true;
-  available_.notify_all();
   // Under the lock: a connection leaves in_use_ (and may be destroyed) only under it.
   for (auto* connection : in_use_) {
     try {
@@ -112,14 +119,20 @@ PgPool::Lease PgPool::checkout() {
   ++total_;
   total_gauge_.inc();
   lock.unlock();
+  std::unique_ptr<pqxx::connection> connection;
   try {
-    auto connection = std::make_unique<pqxx::connection>(conninfo_);
+    connection = std::make_unique<pqxx::connection>(conninfo_);
+    {
+      // In use from here on, so that close() can cancel the statements `prepare_`
+      // sends: preparing takes table locks and can wait on them like any query.
+      std::lock_guard relock(mutex_);
+      if (closed_) throw DatabaseError("the connection pool is shut down");
+      in_use_.insert(connection.get());
+    }
     if (prepare_) prepare_(*connection);
-    std::lock_guard relock(mutex_);
-    in_use_.insert(connection.get());
     return Lease{std::move(connection), false};
   } catch (const std::exception& e) {
-    discard();
+    discard(std::move(connection));
     log::warn("postgresql connection failed", {{"error", e.what()}});
     throw DatabaseError(e.what());
   }

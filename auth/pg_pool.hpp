@@ -44,6 +44,10 @@ class PgPool {
   // running on checked-out connections, so that shutdown never waits on a query that
   // PostgreSQL holds (a lock, a slow plan).
   void close();
+  // Cancels whatever runs on checked-out connections now. A cancel that lands between
+  // two statements of a lookup cancels nothing, so shutdown repeats it until the
+  // workers have finished (AuthTier::stop).
+  void cancel_running();
 
   int total() const;
   int idle() const;
