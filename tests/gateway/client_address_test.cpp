@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "gateway/client_address.hpp"
+#include "gateway/gateway_config.hpp"
 
 namespace sluice::gateway {
 namespace {
@@ -50,6 +51,25 @@ TEST(ClientAddress, WalksForwardedForRightToLeftWhileTrusted) {
   // Not an address: ends the walk, as written.
   EXPECT_EQ(client_address(ip("10.0.0.1"), "1.1.1.1, unknown", trusted), "unknown");
   EXPECT_EQ(client_address(ip("::ffff:10.0.0.1"), " 2001:db8::7 ", trusted), "2001:db8::7");
+}
+
+}  // namespace
+}  // namespace sluice::gateway
+
+namespace sluice::gateway {
+namespace {
+
+// docs/protocol.md#client-address: an unset or empty TRUSTED_PROXY_IP means Express's
+// default (the reference tests the variable for truthiness).
+TEST(TrustedProxies, EmptyVariableMeansTheReferenceDefault) {
+  for (auto env : {Env::from_map({}), Env::from_map({{"TRUSTED_PROXY_IP", ""}})}) {
+    auto config = GatewayConfig::from_env(env);
+    EXPECT_TRUE(config.trusted_proxies.trusts(boost::asio::ip::make_address("127.0.0.1")));
+    EXPECT_TRUE(config.trusted_proxies.trusts(boost::asio::ip::make_address("10.1.2.3")));
+    EXPECT_FALSE(config.trusted_proxies.trusts(boost::asio::ip::make_address("203.0.113.1")));
+  }
+  auto only = GatewayConfig::from_env(Env::from_map({{"TRUSTED_PROXY_IP", "10.0.0.1"}}));
+  EXPECT_FALSE(only.trusted_proxies.trusts(boost::asio::ip::make_address("127.0.0.1")));
 }
 
 }  // namespace
