@@ -6,7 +6,8 @@
 #   flood  after FLOOD_DELAY s (default 15), sluice-flood makes FLOOD_RATE (10000)
 #          invalid-token attempts per second for FLOOD_SECONDS (30) from FLOOD_ADDRESSES
 #          (50000) forwarded addresses; PostgreSQL queries (sluice_auth_queries_total)
-#          and the server's RSS are sampled around it.
+#          and the server's RSS are sampled around it (and each second during it, so
+#          a plateau can be told from growth).
 #   stall  STALLED (default 1) clients connect to the user stream of the first token
 #          and never read; after sluice-bench, waits up to STALL_WAIT s (120) for them
 #          to be disconnected, and reports the slow-client disconnects and peak RSS.
@@ -50,11 +51,13 @@ case "$mode" in
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
     rss_max="$(sort -n "$samples" | tail -n 1)"
     rss_after="$(rss_kib)"
+    rss_timeline="$(tr '\n' ' ' <"$samples")"
     rm -f "$samples"
     wait "$bench_pid"; status=$?
     echo "reliability: flood $flood_json"
     echo "reliability: postgresql queries during the flood: $((queries_after - queries_before))"
     echo "reliability: server RSS KiB before/max/after the flood: $rss_before/$rss_max/$rss_after"
+    echo "reliability: server RSS KiB each second of the flood: $rss_timeline"
     echo "reliability: refusals $(curl -s "http://127.0.0.1:$port/metrics" | grep '^sluice_admission_refusals_total' | tr '\n' ' ')"
     ;;
   stall)
