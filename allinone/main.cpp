@@ -47,7 +47,10 @@ int run(const sluice::Env& env) {
 
   auto channel_args = internal_channel_arguments();
   std::string admin_listen = gateway_config.admin_listen;
-  gateway::Gateway gateway(std::move(gateway_config), server->InProcessChannel(channel_args),
+  // The in-process broker is the only one, whatever SLUICE_BROKER_ADDR says.
+  gateway_config.brokers.addresses = "in-process";
+  auto in_process = server->InProcessChannel(channel_args);
+  gateway::Gateway gateway(std::move(gateway_config), [in_process](const BrokerTarget&) { return in_process; },
                            server->InProcessChannel(channel_args));
   gateway.start();
   AdminHttpServer admin(admin_listen, [&] { return gateway.ready() && broker.ready() && auth.ready(); });

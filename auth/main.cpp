@@ -10,7 +10,7 @@
 
 #include "auth/auth_tier.hpp"
 #include "auth/system_events.hpp"
-#include "common/broker_link.hpp"
+#include "common/broker_set.hpp"
 #include "common/grpc_channel.hpp"
 #include "common/admin_http.hpp"
 #include "common/config_error.hpp"
@@ -64,10 +64,11 @@ int run(const sluice::Env& env) {
   // Revocations (kill) and filter changes reach this cache through the broker's
   // broadcast of the system channels; without SLUICE_BROKER_ADDR a revoked token is
   // refused at the latest when its cache entry expires (SLUICE_TOKEN_CACHE_TTL_MS).
-  std::unique_ptr<BrokerLink> system_events;
-  if (auto broker = env.non_empty("SLUICE_BROKER_ADDR")) {
-    system_events = std::make_unique<BrokerLink>(
-        internal_channel(*broker, tls), settings.internal_token, "sluice-auth",
+  std::unique_ptr<BrokerSet> system_events;
+  if (env.non_empty("SLUICE_BROKER_ADDR")) {
+    system_events = std::make_unique<BrokerSet>(
+        BrokerSetOptions::from_env(env, ""), [tls](const BrokerTarget& broker) { return broker_channel(broker, tls); },
+        settings.internal_token, "sluice-auth",
         [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.cache(), *event); },
         // Kills published while the stream was down were missed: forget what they would have.
         [&tier] { tier.cache().forget_tokens_and_filters(); });

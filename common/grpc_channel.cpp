@@ -41,14 +41,22 @@ grpc::ChannelArguments auth_channel_arguments() {
 
 namespace {
 std::shared_ptr<grpc::Channel> create_internal_channel(const std::string& address, const InternalTls& tls,
-                                                       grpc::ChannelArguments args) {
-  if (tls.enabled() && !tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+                                                       grpc::ChannelArguments args, const std::string& tls_name = {}) {
+  if (tls.enabled() && !tls.server_name.empty()) {
+    args.SetSslTargetNameOverride(tls.server_name);
+  } else if (tls.enabled() && !tls_name.empty()) {
+    args.SetSslTargetNameOverride(tls_name);
+  }
   return grpc::CreateCustomChannel(address, internal_channel_credentials(tls), args);
 }
 }  // namespace
 
 std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, const InternalTls& tls) {
   return create_internal_channel(address, tls, internal_channel_arguments());
+}
+
+std::shared_ptr<grpc::Channel> broker_channel(const BrokerTarget& target, const InternalTls& tls) {
+  return create_internal_channel(target.address, tls, internal_channel_arguments(), target.tls_name);
 }
 
 std::shared_ptr<grpc::Channel> auth_channel(const std::string& address, const InternalTls& tls) {

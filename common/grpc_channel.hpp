@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "common/broker_set.hpp"
 #include "common/internal_tls.hpp"
 
 namespace sluice {
@@ -22,6 +23,9 @@ void configure_internal_server(grpc::ServerBuilder& builder);
 // A channel to another tier: plaintext, or mutual TLS when `tls` is configured
 // (docs/internal-tls.md).
 std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, const InternalTls& tls);
+// One broker of a BrokerSet: an address resolved from a DNS name is checked against
+// that name's certificate (unless SLUICE_TLS_SERVER_NAME says otherwise).
+std::shared_ptr<grpc::Channel> broker_channel(const BrokerTarget& target, const InternalTls& tls);
 std::shared_ptr<grpc::Channel> auth_channel(const std::string& address, const InternalTls& tls);
 // Listens for other tiers with the same choice.
 void add_internal_listening_port(grpc::ServerBuilder& builder, const std::string& address, const InternalTls& tls,

@@ -1,5 +1,5 @@
 #pragma once
-// The gateway tier: client connections in, one stream to the broker, lookups to
+// The gateway tier: client connections in, one stream to each broker, lookups to
 // the auth service. Used by sluice-gateway and by the all-in-one binary.
 #include <grpcpp/grpcpp.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "gateway/auth_client.hpp"
-#include "common/broker_link.hpp"
+#include "common/broker_set.hpp"
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_context.hpp"
 
@@ -20,8 +20,8 @@ class Listener;
 
 class Gateway {
  public:
-  Gateway(GatewayConfig config, std::shared_ptr<grpc::Channel> broker_channel,
-          std::shared_ptr<grpc::Channel> auth_channel);
+  // `connect_broker` makes the channel to each broker of config.brokers.
+  Gateway(GatewayConfig config, BrokerSet::ChannelFactory connect_broker, std::shared_ptr<grpc::Channel> auth_channel);
   ~Gateway();
 
   // Binds (throws ConfigError when it cannot), starts the workers and the broker stream.
@@ -40,7 +40,7 @@ class Gateway {
   void on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event);
 
   AuthClient auth_;
-  BrokerLink broker_;
+  BrokerSet broker_;
   GatewayContext context_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<Listener> listener_;

@@ -47,7 +47,7 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   }
   if (auto trusted = env.non_empty("TRUSTED_PROXY_IP")) config.trusted_proxies = TrustedProxies::parse(split_list(*trusted));
 
-  if (auto v = env.non_empty("SLUICE_BROKER_ADDR")) config.broker_address = *v;
+  config.brokers = BrokerSetOptions::from_env(env, config.brokers.addresses);
   if (auto v = env.non_empty("SLUICE_AUTH_ADDR")) config.auth_address = *v;
   config.internal_token = env.get_or("SLUICE_INTERNAL_TOKEN", "");
   config.admin_listen = env.get_or("SLUICE_GATEWAY_ADMIN_LISTEN", "");

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/broker_set.hpp"
 #include "common/env.hpp"
 #include "gateway/client_address.hpp"
 #include "gateway/connection_limits.hpp"
@@ -20,7 +21,7 @@ struct GatewayConfig {
   int port = 4000;
   TrustedProxies trusted_proxies = TrustedProxies::reference_default();  // TRUSTED_PROXY_IP (docs/protocol.md#client-address)
 
-  std::string broker_address = "127.0.0.1:50051";  // SLUICE_BROKER_ADDR
+  BrokerSetOptions brokers;                         // SLUICE_BROKER_ADDR and SLUICE_BROKER_*
   std::string auth_address = "127.0.0.1:50052";    // SLUICE_AUTH_ADDR
   std::string internal_token;                      // SLUICE_INTERNAL_TOKEN
   std::string admin_listen;                        // SLUICE_GATEWAY_ADMIN_LISTEN (empty: off)

@@ -4,7 +4,7 @@
 #include "gateway/auth_failure_limiter.hpp"
 #include "gateway/clock.hpp"
 #include "gateway/connection_limits.hpp"
-#include "common/broker_link.hpp"
+#include "common/broker_set.hpp"
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_metrics.hpp"
 #include "gateway/recent_kills.hpp"
@@ -13,7 +13,7 @@ namespace sluice::gateway {
 
 class GatewayContext {
  public:
-  GatewayContext(GatewayConfig c, AuthClient& a, BrokerLink& b, NowFunction clock = real_clock())
+  GatewayContext(GatewayConfig c, AuthClient& a, BrokerSet& b, NowFunction clock = real_clock())
       : config(std::move(c)),
         now(std::move(clock)),
         auth(a),
@@ -26,7 +26,7 @@ class GatewayContext {
   const NowFunction now;
   GatewayMetrics metrics;
   AuthClient& auth;
-  BrokerLink& broker;
+  BrokerSet& broker;
   RecentKills recent_kills;
   ConnectionLimits connection_limits;
   AuthFailureLimiter auth_failures;

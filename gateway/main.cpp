@@ -13,10 +13,10 @@ int run(const sluice::Env& env) {
   using namespace sluice;
   auto config = gateway::GatewayConfig::from_env(env);
   auto tls = InternalTls::from_env(env);
-  auto broker_channel = internal_channel(config.broker_address, tls);
   auto auth_channel = sluice::auth_channel(config.auth_address, tls);
   std::string admin_listen = config.admin_listen;
-  gateway::Gateway gateway(std::move(config), broker_channel, auth_channel);
+  gateway::Gateway gateway(std::move(config), [tls](const BrokerTarget& broker) { return broker_channel(broker, tls); },
+                           auth_channel);
   gateway.start();
   AdminHttpServer admin(admin_listen, [&gateway] { return gateway.ready(); });
   admin.start();

@@ -33,6 +33,12 @@ PostgresServer& suite_postgres() {
   return *g_postgres;
 }
 
+size_t count_occurrences(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++count;
+  return count;
+}
+
 std::map<std::string, std::string> bearer(const std::string& token) {
   return {{"Authorization", "Bearer " + token}};
 }
@@ -79,13 +85,17 @@ Cluster::Cluster(Deployment deployment, std::map<std::string, std::string> extra
   for (const auto& [k, v] : extra_env) env_[k] = v;
   port_ = std::atoi(env_["PORT"].c_str());  // a test may pick its own PORT
   if (deployment_ == Deployment::split) {
-    std::string broker_address = "127.0.0.1:" + std::to_string(free_port());
     std::string auth_address = "127.0.0.1:" + std::to_string(free_port());
-    env_["SLUICE_BROKER_LISTEN"] = broker_address;
-    env_["SLUICE_BROKER_ADDR"] = broker_address;
+    std::string all_brokers;
+    for (int i = 0; i < std::max(1, options.brokers); ++i) {
+      broker_addresses_.push_back("127.0.0.1:" + std::to_string(free_port()));
+      all_brokers += (i ? "," : "") + broker_addresses_.back();
+    }
+    env_["SLUICE_BROKER_ADDR"] = all_brokers;
     env_["SLUICE_AUTH_LISTEN"] = auth_address;
     env_["SLUICE_AUTH_ADDR"] = auth_address;
-    start_broker();
+    brokers_.resize(broker_addresses_.size());
+    for (size_t i = 0; i < brokers_.size(); ++i) start_broker(static_cast<int>(i));
     auth_ = std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-auth"}, env_,
                                       dir_.path() + "/auth.log");
     if (options.second_auth_without_database) {
@@ -109,20 +119,31 @@ Cluster::Cluster(Deployment deployment, std::map<std::string, std::string> extra
 Cluster::~Cluster() {
   if (::testing::Test::HasFailure()) std::cerr << "---- sluice logs ----\n" << logs() << "---------------------\n";
   gateway_.reset();
-  broker_.reset();
+  brokers_.clear();
   auth_.reset();
   second_auth_.reset();
 }
 
-void Cluster::start_broker() {
-  broker_ = std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-broker"}, env_,
-                                      dir_.path() + "/broker.log");
+void Cluster::start_broker(int index) {
+  auto env = env_;
+  env["SLUICE_BROKER_LISTEN"] = broker_addresses_.at(static_cast<size_t>(index));
+  std::string log = index == 0 ? "broker.log" : "broker" + std::to_string(index + 1) + ".log";
+  // Appends: a restarted broker's log follows the killed one's.
+  brokers_.at(static_cast<size_t>(index)) =
+      std::make_unique<Process>(std::vector<std::string>{bin_dir() + "/sluice-broker"}, env, dir_.path() + "/" + log);
 }
 
-void Cluster::restart_broker() {
+void Cluster::restart_broker(int index) {
   ASSERT_EQ(deployment_, Deployment::split);
-  broker_.reset();
-  start_broker();
+  brokers_.at(static_cast<size_t>(index)).reset();
+  start_broker(index);
+}
+
+std::unique_ptr<Process>& Cluster::tier_process(const std::string& tier) {
+  static std::unique_ptr<Process> none;
+  if (tier == "auth") return auth_;
+  size_t index = tier == "broker" ? 0 : tier.starts_with("broker") ? std::stoul(tier.substr(6)) - 1 : brokers_.size();
+  return index < brokers_.size() ? brokers_[index] : none;
 }
 
 void Cluster::stop_gateway(int signal, int* exit_status) {
@@ -134,13 +155,13 @@ void Cluster::signal_gateway(int signal) { ::kill(gateway_->pid(), signal); }
 int Cluster::wait_gateway(std::chrono::milliseconds timeout) { return gateway_->wait(timeout); }
 
 int Cluster::stop_tier(const std::string& tier, int signal) {
-  auto& process = tier == "broker" ? broker_ : auth_;
+  auto& process = tier_process(tier);
   if (!process) return -1;
   return process->stop(signal, std::chrono::seconds(15));
 }
 
 void Cluster::signal_tier(const std::string& tier, int signal) {
-  auto& process = tier == "broker" ? broker_ : auth_;
+  auto& process = tier_process(tier);
   if (process) ::kill(process->pid(), signal);
 }
 
@@ -157,22 +178,24 @@ void Cluster::wait_ready() {
   // publishes anything: events published before would be lost, as with Redis.
   std::vector<std::string> followers = {deployment_ == Deployment::split ? "gateway.log" : "sluice.log"};
   if (deployment_ == Deployment::split) followers.push_back("auth.log");
+  // One stream per broker.
+  size_t streams = std::max<size_t>(1, brokers_.size());
   for (const auto& log : followers) {
-    EXPECT_TRUE(eventually([&] { return read_file(dir_.path() + "/" + log).find("broker stream ready") != std::string::npos; },
+    EXPECT_TRUE(eventually([&] { return count_occurrences(read_file(dir_.path() + "/" + log), "broker stream ready") >= streams; },
                            20s))
-        << log << " never reported its broker stream\n" << logs();
+        << log << " never reported its broker streams\n" << logs();
   }
 }
 
 std::string Cluster::full_logs() const {
   std::string out;
-  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "auth.log", "auth2.log"}) out += read_file(dir_.path() + "/" + name);
+  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "broker2.log", "broker3.log", "auth.log", "auth2.log"}) out += read_file(dir_.path() + "/" + name);
   return out;
 }
 
 std::string Cluster::logs() const {
   std::string out;
-  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "auth.log", "auth2.log"}) {
+  for (const char* name : {"sluice.log", "gateway.log", "broker.log", "broker2.log", "broker3.log", "auth.log", "auth2.log"}) {
     std::string text = read_file(dir_.path() + "/" + name);
     if (text.empty()) continue;
     if (text.size() > 6000) text = "…" + text.substr(text.size() - 6000);

@@ -29,6 +29,9 @@ struct ClusterOptions {
   // Split only: a second auth replica whose PostgreSQL is unreachable; the gateway
   // gets both addresses (SLUICE_AUTH_ADDR=ipv4:a,b) and balances over them.
   bool second_auth_without_database = false;
+  // Split only: this many broker processes; the gateway and auth get every address
+  // (SLUICE_BROKER_ADDR=a,b,…) and hold each channel through two of them.
+  int brokers = 1;
 };
 
 class Cluster {
@@ -38,13 +41,14 @@ class Cluster {
 
   int port() const { return port_; }
   Deployment deployment() const { return deployment_; }
-  // The split broker process (nullptr for the all-in-one).
-  void restart_broker();
+  // Split only: starts the broker process `index` again (after stop_tier).
+  void restart_broker(int index = 0);
   void stop_gateway(int signal, int* exit_status);
   // Signals the gateway (the all-in-one process) without waiting; then wait_gateway.
   void signal_gateway(int signal);
   int wait_gateway(std::chrono::milliseconds timeout);
-  // Split only: signals the broker or the auth process ("broker", "auth"); returns its wait status.
+  // Split only: signals the broker or the auth process ("broker", "auth"; "broker2",
+  // "broker3" for the other brokers); returns its wait status.
   int stop_tier(const std::string& tier, int signal);
   // Split only: signals the broker or the auth process without waiting (SIGSTOP, SIGCONT).
   void signal_tier(const std::string& tier, int signal);
@@ -55,7 +59,8 @@ class Cluster {
   std::map<std::string, std::string> env() const { return env_; }
 
  private:
-  void start_broker();
+  void start_broker(int index);
+  std::unique_ptr<Process>& tier_process(const std::string& tier);
   void wait_ready();
 
   Deployment deployment_;
@@ -63,7 +68,8 @@ class Cluster {
   int port_;
   std::map<std::string, std::string> env_;
   std::unique_ptr<Process> gateway_;
-  std::unique_ptr<Process> broker_;
+  std::vector<std::unique_ptr<Process>> brokers_;
+  std::vector<std::string> broker_addresses_;
   std::unique_ptr<Process> auth_;
   std::unique_ptr<Process> second_auth_;
 };
@@ -84,5 +90,6 @@ std::vector<std::string> ws_texts_before_marker(WsClient& ws, const std::string&
 
 
 std::map<std::string, std::string> bearer(const std::string& token);
+size_t count_occurrences(const std::string& text, const std::string& needle);
 
 }  // namespace sluice::testing

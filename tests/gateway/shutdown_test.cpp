@@ -57,12 +57,14 @@ TEST(GatewayShutdown, StopWithLookupsInFlightCancelsThemAndLeavesNothingBehind) 
   GatewayConfig config;
   config.port = sluice::testing::free_port();
   config.threads = 2;
-  config.broker_address = "127.0.0.1:1";  // nothing there: the broker stream keeps retrying
+  config.brokers.addresses = "127.0.0.1:1";  // nothing there: the broker stream keeps retrying
   constexpr int kClients = 12;
   std::vector<std::unique_ptr<sluice::testing::Connection>> clients;
   {
-    auto gateway = std::make_unique<Gateway>(config, grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()),
-                                             server->InProcessChannel(grpc::ChannelArguments()));
+    auto gateway = std::make_unique<Gateway>(
+        config,
+        [](const sluice::BrokerTarget&) { return grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()); },
+        server->InProcessChannel(grpc::ChannelArguments()));
     gateway->start();
     for (int i = 0; i < kClients; ++i) {
       clients.push_back(std::make_unique<sluice::testing::Connection>("127.0.0.1", config.port));

@@ -1,0 +1,373 @@
+#include "common/broker_set.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/config_error.hpp"
+#include "common/env.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+
+namespace sluice {
+
+namespace {
+constexpr std::string_view kDnsScheme = "dns:///";
+
+// FNV-1a: stable across processes and builds, which std::hash is not; every gateway
+// must place a channel on the same brokers.
+uint64_t stable_hash(std::string_view a, std::string_view b) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](std::string_view text) {
+    for (unsigned char c : text) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(a);
+  mix(std::string_view("\n", 1));
+  mix(b);
+  // FNV's low bits mix poorly for short inputs: finish with a 64-bit avalanche.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+std::string trim(std::string_view text) {
+  size_t begin = text.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return {};
+  size_t end = text.find_last_not_of(" \t");
+  return std::string(text.substr(begin, end - begin + 1));
+}
+}  // namespace
+
+BrokerSetOptions BrokerSetOptions::from_env(const Env& env, std::string default_addresses) {
+  BrokerSetOptions options;
+  options.addresses = env.non_empty("SLUICE_BROKER_ADDR").value_or(std::move(default_addresses));
+  options.replicas = static_cast<size_t>(env.non_negative("SLUICE_BROKER_REPLICAS", 2));
+  if (options.replicas == 0) throw ConfigError("SLUICE_BROKER_REPLICAS must be at least 1");
+  options.resolve_interval = std::chrono::seconds(env.non_negative("SLUICE_BROKER_RESOLVE_SECONDS", 10));
+  if (options.resolve_interval.count() == 0) throw ConfigError("SLUICE_BROKER_RESOLVE_SECONDS must be at least 1");
+  options.dedup_window = std::chrono::milliseconds(env.non_negative("SLUICE_BROKER_DEDUP_WINDOW_MS", 10000));
+  broker_address_items(options.addresses);  // a bad list stops the process at startup
+  return options;
+}
+
+std::vector<std::string> broker_address_items(const std::string& addresses) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = addresses.find(',', start);
+    std::string item = trim(std::string_view(addresses).substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (item.empty()) throw ConfigError("SLUICE_BROKER_ADDR has an empty item: \"" + addresses + "\"");
+    if (item.starts_with(kDnsScheme) && item.rfind(':') < kDnsScheme.size()) {
+      throw ConfigError("SLUICE_BROKER_ADDR item " + item + " needs a port (dns:///name:port)");
+    }
+    items.push_back(std::move(item));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
+std::optional<std::vector<BrokerTarget>> expand_broker_item(const std::string& item, const Resolver& resolve) {
+  if (!item.starts_with(kDnsScheme)) return std::vector<BrokerTarget>{{item, ""}};
+  std::string name = item.substr(kDnsScheme.size());
+  size_t colon = name.rfind(':');
+  std::string host = name.substr(0, colon), port = name.substr(colon + 1);
+  auto addresses = resolve(host, port);
+  if (!addresses || addresses->empty()) return std::nullopt;
+  std::vector<BrokerTarget> targets;
+  for (auto& address : *addresses) targets.push_back({std::move(address), host});
+  return targets;
+}
+
+Resolver system_resolver() {
+  return [](const std::string& host, const std::string& port) -> std::optional<std::vector<std::string>> {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return std::nullopt;
+    std::set<std::string> targets;
+    for (addrinfo* a = found; a; a = a->ai_next) {
+      char text[INET6_ADDRSTRLEN] = {0};
+      if (a->ai_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, text, sizeof text);
+        targets.insert("ipv4:" + std::string(text) + ":" + port);
+      } else if (a->ai_family == AF_INET6) {
+        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, text, sizeof text);
+        targets.insert("ipv6:[" + std::string(text) + "]:" + port);
+      }
+    }
+    ::freeaddrinfo(found);
+    return std::vector<std::string>(targets.begin(), targets.end());
+  };
+}
+
+std::vector<size_t> place_channel(const std::string& channel, const std::vector<BrokerTarget>& brokers,
+                                  size_t replicas) {
+  std::vector<std::pair<uint64_t, size_t>> scored;
+  for (size_t i = 0; i < brokers.size(); ++i) scored.emplace_back(stable_hash(brokers[i].address, channel), i);
+  size_t keep = std::min(replicas, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep), scored.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<size_t> chosen;
+  for (size_t i = 0; i < keep; ++i) chosen.push_back(scored[i].second);
+  return chosen;
+}
+
+BrokerSet::BrokerSet(BrokerSetOptions options, ChannelFactory connect, std::string internal_token,
+                     std::string process_id, BrokerLink::EventHandler on_event, std::function<void()> on_ready,
+                     Resolver resolve)
+    : options_(std::move(options)),
+      connect_(std::move(connect)),
+      internal_token_(std::move(internal_token)),
+      process_id_(std::move(process_id)),
+      on_event_(std::move(on_event)),
+      on_ready_(std::move(on_ready)),
+      resolve_(std::move(resolve)),
+      items_(broker_address_items(options_.addresses)),
+      dedup_(options_.dedup_window) {
+  for (const auto& item : items_) dynamic_ = dynamic_ || item.starts_with(kDnsScheme);
+}
+
+BrokerSet::~BrokerSet() { stop(); }
+
+void BrokerSet::start() {
+  auto targets = resolve_all();
+  {
+    std::lock_guard lock(mutex_);
+    started_ = true;
+    if (targets) apply_members_locked(*targets);
+  }
+  supervisor_ = std::thread([this] { supervise(); });
+}
+
+void BrokerSet::stop() {
+  std::map<std::string, Member> members;
+  std::map<std::string, Leaving> leaving;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (supervisor_.joinable()) supervisor_.join();
+  {
+    std::lock_guard lock(mutex_);
+    members.swap(members_);
+    leaving.swap(leaving_);
+  }
+  // Outside the lock: a link's threads may be delivering.
+  for (auto& [address, member] : members) member.link->stop();
+  for (auto& [address, gone] : leaving) gone.link->stop();
+}
+
+std::optional<std::vector<BrokerTarget>> BrokerSet::resolve_all() const {
+  std::set<BrokerTarget> all;
+  for (const auto& item : items_) {
+    auto targets = expand_broker_item(item, resolve_);
+    if (!targets) {
+      log::warn("cannot resolve a broker name; keeping the brokers already known", {{"item", item}});
+      return std::nullopt;
+    }
+    all.insert(targets->begin(), targets->end());
+  }
+  return std::vector<BrokerTarget>(all.begin(), all.end());
+}
+
+// Re-resolves DNS items, and ends handovers that are due.
+void BrokerSet::supervise() {
+  auto next_resolve = std::chrono::steady_clock::now() + options_.resolve_interval;
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    auto now = std::chrono::steady_clock::now();
+    // Never resolved yet (DNS was not answering at start): retry each second.
+    bool unresolved = members_.empty();
+    if (dynamic_ && (now >= next_resolve || unresolved)) {
+      lock.unlock();
+      auto targets = resolve_all();
+      lock.lock();
+      if (stopping_) break;
+      if (targets) apply_members_locked(*targets);
+      next_resolve = now + options_.resolve_interval;
+    }
+    std::vector<std::unique_ptr<BrokerLink>> to_stop;
+    run_due_locked(now, to_stop);
+    if (!to_stop.empty()) {
+      lock.unlock();
+      for (auto& link : to_stop) link->stop();
+      to_stop.clear();
+      lock.lock();
+      continue;
+    }
+    auto wake_at = next_resolve;
+    if (members_.empty() && dynamic_) wake_at = std::min(wake_at, now + std::chrono::seconds(1));
+    for (const auto& handover : handovers_) wake_at = std::min(wake_at, handover.at);
+    for (const auto& [address, gone] : leaving_) wake_at = std::min(wake_at, gone.at);
+    wake_.wait_until(lock, wake_at, [&] { return stopping_; });
+  }
+}
+
+void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
+  static auto& joined = metrics::Registry::global().counter(
+      "sluice_broker_membership_changes_total", "Brokers that joined or left this process's set");
+  bool changed = targets.size() != members_.size();
+  for (const auto& target : targets) changed = changed || !members_.count(target.address);
+  if (!changed) return;
+
+  auto now = std::chrono::steady_clock::now();
+  std::set<std::string> wanted_addresses;
+  for (const auto& target : targets) wanted_addresses.insert(target.address);
+  for (auto it = members_.begin(); it != members_.end();) {
+    if (wanted_addresses.count(it->first)) {
+      ++it;
+      continue;
+    }
+    log::info("broker left", {{"broker", it->first}});
+    joined.inc();
+    // Its channels are acquired on their new brokers below; it keeps serving them
+    // until the handover is over.
+    leaving_[it->first] = Leaving{now + options_.handover, std::move(it->second.link)};
+    it = members_.erase(it);
+  }
+  for (const auto& target : targets) {
+    if (members_.count(target.address)) continue;
+    if (!members_.empty() || !leaving_.empty()) log::info("broker joined", {{"broker", target.address}});
+    if (started_ && !members_.empty()) joined.inc();
+    Member member{target, next_source_++, nullptr};
+    int source = member.source;
+    member.link = std::make_unique<BrokerLink>(
+        connect_(target), internal_token_, process_id_,
+        [this, source](std::shared_ptr<const v1::ChannelEvent> event) { deliver(source, std::move(event)); },
+        [this, source] { link_ready(source); });
+    auto [it, inserted] = members_.emplace(target.address, std::move(member));
+    if (started_) it->second.link->start();
+  }
+  replicated_.store(members_.size() > 1 || !leaving_.empty(), std::memory_order_release);
+
+  // Move every channel to its new brokers: acquire where it is new first.
+  for (auto& [channel, wanted] : channels_) {
+    auto placed = place_locked(channel);
+    for (const auto& address : placed) {
+      if (std::find(wanted.holders.begin(), wanted.holders.end(), address) != wanted.holders.end()) continue;
+      dedup_.align(members_.at(address).source, channel);
+      members_.at(address).link->acquire(channel, wanted.heartbeat);
+    }
+    for (const auto& address : wanted.holders) {
+      if (std::find(placed.begin(), placed.end(), address) != placed.end()) continue;
+      if (members_.count(address)) handovers_.push_back({now + options_.handover, address, channel});
+      // A broker that left takes its channels with it at the end of its handover.
+    }
+    wanted.holders = std::move(placed);
+  }
+  wake_.notify_all();
+}
+
+std::vector<std::string> BrokerSet::place_locked(const std::string& channel) const {
+  std::vector<BrokerTarget> targets;
+  for (const auto& [address, member] : members_) targets.push_back(member.target);
+  std::vector<std::string> placed;
+  for (size_t index : place_channel(channel, targets, options_.replicas)) placed.push_back(targets[index].address);
+  return placed;
+}
+
+BrokerLink* BrokerSet::link_locked(const std::string& address) {
+  if (auto it = members_.find(address); it != members_.end()) return it->second.link.get();
+  if (auto it = leaving_.find(address); it != leaving_.end()) return it->second.link.get();
+  return nullptr;
+}
+
+void BrokerSet::run_due_locked(std::chrono::steady_clock::time_point now,
+                               std::vector<std::unique_ptr<BrokerLink>>& to_stop) {
+  std::erase_if(handovers_, [&](const Handover& handover) {
+    if (handover.at > now) return false;
+    if (auto* link = link_locked(handover.address)) link->release(handover.channel);
+    return true;
+  });
+  for (auto it = leaving_.begin(); it != leaving_.end();) {
+    if (it->second.at > now) {
+      ++it;
+      continue;
+    }
+    to_stop.push_back(std::move(it->second.link));
+    it = leaving_.erase(it);
+  }
+  if (!to_stop.empty()) replicated_.store(members_.size() > 1 || !leaving_.empty(), std::memory_order_release);
+}
+
+void BrokerSet::acquire(const std::string& channel, bool heartbeat) {
+  std::lock_guard lock(mutex_);
+  auto& wanted = channels_[channel];
+  wanted.heartbeat = wanted.heartbeat || heartbeat;
+  if (++wanted.count > 1) {
+    if (heartbeat) {
+      for (const auto& address : wanted.holders) {
+        if (auto* link = link_locked(address)) link->touch(channel);
+      }
+    }
+    return;
+  }
+  wanted.holders = place_locked(channel);
+  for (const auto& address : wanted.holders) {
+    dedup_.align(members_.at(address).source, channel);
+    members_.at(address).link->acquire(channel, heartbeat);
+  }
+}
+
+void BrokerSet::touch(const std::string& channel) {
+  std::lock_guard lock(mutex_);
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  for (const auto& address : it->second.holders) {
+    if (auto* link = link_locked(address)) link->touch(channel);
+  }
+}
+
+void BrokerSet::release(const std::string& channel) {
+  std::lock_guard lock(mutex_);
+  auto it = channels_.find(channel);
+  if (it == channels_.end() || --it->second.count > 0) return;
+  for (const auto& address : it->second.holders) {
+    if (auto* link = link_locked(address)) link->release(channel);
+  }
+  channels_.erase(it);
+}
+
+void BrokerSet::deliver(int source, std::shared_ptr<const v1::ChannelEvent> event) {
+  static auto& dropped = metrics::Registry::global().counter(
+      "sluice_broker_duplicates_dropped_total",
+      "Copies of an event that arrived through a second broker and were dropped (docs/scale-out.md#brokers)");
+  if (replicated_.load(std::memory_order_acquire) &&
+      !dedup_.admit(source, event->channel(), event->event(), event->payload(), std::chrono::steady_clock::now())) {
+    dropped.inc();
+    return;
+  }
+  on_event_(std::move(event));
+}
+
+void BrokerSet::link_ready(int source) {
+  // A reopened stream missed what was published while it was down.
+  dedup_.align_all(source);
+  if (on_ready_) on_ready_();
+}
+
+bool BrokerSet::connected() const {
+  std::lock_guard lock(mutex_);
+  size_t up = 0;
+  for (const auto& [address, member] : members_) up += member.link->connected() ? 1 : 0;
+  size_t total = members_.size();
+  if (total == 0) return false;
+  return total - up < std::min(options_.replicas, total);
+}
+
+size_t BrokerSet::broker_count() const {
+  std::lock_guard lock(mutex_);
+  return members_.size();
+}
+
+}  // namespace sluice

@@ -1,0 +1,203 @@
+// docs/scale-out.md#brokers: how channels are spread over brokers, and how the
+// copies that arrive through two of them become one delivery.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "common/broker_set.hpp"
+#include "common/config_error.hpp"
+#include "common/env.hpp"
+#include "common/event_deduplicator.hpp"
+
+namespace sluice {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = EventDeduplicator::Clock;
+
+constexpr int kA = 1, kB = 2, kC = 3;
+
+struct Copies {
+  EventDeduplicator dedup{10s};
+  Clock::time_point now{};
+  std::vector<std::string> delivered;
+  void from(int source, const std::string& payload, const std::string& channel = "timeline:public") {
+    if (dedup.admit(source, channel, "update", payload, now)) delivered.push_back(channel + "/" + payload);
+  }
+};
+
+TEST(EventDeduplicator, EachMessageOnceWhicheverBrokerIsFirst) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.from(kB, "2");  // B ahead now
+  c.from(kA, "2");
+  c.from(kA, "3");
+  c.from(kB, "3");
+  EXPECT_EQ(c.delivered, (std::vector<std::string>{"timeline:public/1", "timeline:public/2", "timeline:public/3"}));
+}
+
+TEST(EventDeduplicator, TwoIdenticalPublishesAreBothDelivered) {
+  Copies c;
+  c.from(kA, "same");
+  c.from(kA, "same");
+  c.from(kB, "same");
+  c.from(kB, "same");
+  c.from(kB, "same");  // a third publish, B first this time
+  c.from(kA, "same");
+  EXPECT_EQ(c.delivered.size(), 3u);
+}
+
+TEST(EventDeduplicator, ChannelsAndEventNamesAreApart) {
+  Copies c;
+  c.from(kA, "x", "timeline:1");
+  c.from(kB, "x", "timeline:2");
+  EXPECT_EQ(c.delivered.size(), 2u);
+  EXPECT_TRUE(c.dedup.admit(kA, "timeline:1", "delete", "x", c.now));
+  EXPECT_FALSE(c.dedup.admit(kB, "timeline:1", "delete", "x", c.now));
+}
+
+TEST(EventDeduplicator, ABrokerThatDiesLosesNothingWhileTheOtherHolds) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.from(kB, "2");  // A died before relaying 2
+  c.from(kB, "3");
+  EXPECT_EQ(c.delivered.size(), 3u);
+}
+
+TEST(EventDeduplicator, ARestartedBrokerIsAlignedSoItsNextCopyIsNotTakenForAnOldOne) {
+  Copies c;
+  c.from(kA, "same");
+  c.from(kB, "same");
+  c.from(kB, "same");  // A was down: only B relayed the second publish
+  c.dedup.align_all(kA);  // A's stream reopens
+  c.from(kA, "same");   // the third publish, A first
+  c.from(kB, "same");
+  EXPECT_EQ(c.delivered.size(), 3u);
+  // Without the alignment A's copy of the third would count as its second and be dropped
+  // (delivered only if B survived to relay it).
+  Copies unaligned;
+  unaligned.from(kA, "same");
+  unaligned.from(kB, "same");
+  unaligned.from(kB, "same");
+  unaligned.from(kA, "same");
+  EXPECT_EQ(unaligned.delivered.size(), 2u);
+}
+
+TEST(EventDeduplicator, ABrokerTakingOverOneChannelIsAlignedOnThatChannel) {
+  Copies c;
+  c.from(kA, "same", "timeline:9");
+  c.from(kB, "same", "timeline:9");
+  c.dedup.align(kC, "timeline:9");  // C now holds timeline:9 too, then A lets go
+  c.from(kC, "same", "timeline:9");
+  c.from(kB, "same", "timeline:9");
+  EXPECT_EQ(c.delivered.size(), 2u);
+}
+
+TEST(EventDeduplicator, ThreeCopiesOfABroadcastAreOne) {
+  Copies c;
+  for (int source : {kA, kB, kC}) c.from(source, "", "system");
+  EXPECT_EQ(c.delivered.size(), 1u);
+}
+
+TEST(EventDeduplicator, ForgetsContentsNotSeenForTheWindow) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  EXPECT_EQ(c.dedup.remembered(), 1u);
+  c.now += 11s;
+  c.from(kA, "2");  // the sweep runs on the way and forgets "1"
+  EXPECT_EQ(c.dedup.remembered(), 1u);
+  // A copy arriving later than the window counts as new: the window must exceed any
+  // delay difference between two brokers.
+  c.now += 11s;
+  c.from(kB, "2");
+  EXPECT_EQ(c.delivered.size(), 3u);
+}
+
+std::vector<BrokerTarget> brokers(int n) {
+  std::vector<BrokerTarget> out;
+  for (int i = 0; i < n; ++i) out.push_back({"10.0.0." + std::to_string(i + 1) + ":50051", ""});
+  return out;
+}
+
+TEST(Placement, TwoDistinctBrokersTheSameEverywhere) {
+  auto three = brokers(3);
+  for (int i = 0; i < 200; ++i) {
+    std::string channel = "timeline:" + std::to_string(i);
+    auto placed = place_channel(channel, three, 2);
+    ASSERT_EQ(placed.size(), 2u);
+    EXPECT_NE(placed[0], placed[1]);
+    EXPECT_EQ(placed, place_channel(channel, three, 2));  // deterministic
+  }
+  EXPECT_EQ(place_channel("timeline:1", brokers(1), 2).size(), 1u);
+  EXPECT_TRUE(place_channel("timeline:1", {}, 2).empty());
+}
+
+TEST(Placement, SpreadsEvenlyAndMovesOnlyWhatANewBrokerTakes) {
+  auto three = brokers(3), four = brokers(4);
+  std::map<size_t, int> load;
+  int moved = 0, total = 3000;
+  for (int i = 0; i < total; ++i) {
+    std::string channel = "timeline:" + std::to_string(i);
+    auto before = place_channel(channel, three, 2);
+    for (size_t b : before) ++load[b];
+    auto after = place_channel(channel, four, 2);
+    std::set<std::string> was, is;
+    for (size_t b : before) was.insert(three[b].address);
+    for (size_t b : after) is.insert(four[b].address);
+    for (const auto& address : is) {
+      if (was.count(address)) continue;
+      ++moved;
+      EXPECT_EQ(address, four[3].address) << channel << ": only the new broker gains channels";
+    }
+  }
+  // Each of 3 brokers holds about 2/3 of the channels.
+  for (auto [broker, count] : load) EXPECT_NEAR(count, total * 2 / 3, total / 10) << broker;
+  // The fourth takes about half of the channels' one replica each (2/4 of them).
+  EXPECT_NEAR(moved, total / 2, total / 10);
+}
+
+TEST(BrokerAddresses, ItemsAndDnsNames) {
+  EXPECT_EQ(broker_address_items("127.0.0.1:50051"), std::vector<std::string>{"127.0.0.1:50051"});
+  EXPECT_EQ(broker_address_items("a:1, b:2"), (std::vector<std::string>{"a:1", "b:2"}));
+  EXPECT_THROW(broker_address_items("a:1,,b:2"), ConfigError);
+  EXPECT_THROW(broker_address_items(""), ConfigError);
+  EXPECT_THROW(broker_address_items("dns:///sluice-broker"), ConfigError);
+
+  Resolver fake = [](const std::string& host, const std::string& port) -> std::optional<std::vector<std::string>> {
+    if (host != "sluice-broker") return std::nullopt;
+    return std::vector<std::string>{"ipv4:10.1.0.1:" + port, "ipv4:10.1.0.2:" + port};
+  };
+  auto plain = expand_broker_item("broker-0:50051", fake);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(*plain, (std::vector<BrokerTarget>{{"broker-0:50051", ""}}));
+  auto named = expand_broker_item("dns:///sluice-broker:50051", fake);
+  ASSERT_TRUE(named);
+  EXPECT_EQ(*named, (std::vector<BrokerTarget>{{"ipv4:10.1.0.1:50051", "sluice-broker"},
+                                               {"ipv4:10.1.0.2:50051", "sluice-broker"}}));
+  EXPECT_FALSE(expand_broker_item("dns:///unknown:50051", fake));
+}
+
+TEST(BrokerAddresses, SystemResolverFindsLoopback) {
+  auto found = system_resolver()("127.0.0.1", "50051");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(*found, std::vector<std::string>{"ipv4:127.0.0.1:50051"});
+}
+
+TEST(BrokerAddresses, SettingsFromTheEnvironment) {
+  auto options = BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_ADDR", "a:1,b:2"},
+                                                            {"SLUICE_BROKER_DEDUP_WINDOW_MS", "3000"}}),
+                                            "127.0.0.1:50051");
+  EXPECT_EQ(options.addresses, "a:1,b:2");
+  EXPECT_EQ(options.replicas, 2u);
+  EXPECT_EQ(options.dedup_window, 3000ms);
+  EXPECT_EQ(BrokerSetOptions::from_env(Env::from_map({}), "127.0.0.1:50051").addresses, "127.0.0.1:50051");
+  EXPECT_THROW(BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_REPLICAS", "0"}}), "x:1"), ConfigError);
+  EXPECT_THROW(BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_ADDR", "a:1,"}}), "x:1"), ConfigError);
+}
+
+}  // namespace
+}  // namespace sluice
