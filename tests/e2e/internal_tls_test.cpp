@@ -63,7 +63,7 @@ TEST(InternalTls, TiersTalkMutualTlsAndRefuseAnyPeerWithoutAValidCertificate) {
   ASSERT_TRUE(event);
   EXPECT_EQ(event->data, "over-tls");
 
-  for (const char* tier : {"SLUICE_BROKER_LISTEN", "SLUICE_AUTH_LISTEN"}) {
+  for (const char* tier : {"SLUICE_BROKER_ADDR", "SLUICE_AUTH_LISTEN"}) {
     std::string address = cluster.env().at(tier);
     SCOPED_TRACE(tier);
     EXPECT_TRUE(connects(address, pki.path("ca.pem"), pki.path("tier.pem"), pki.path("tier.key")));
@@ -76,7 +76,7 @@ TEST(InternalTls, TiersTalkMutualTlsAndRefuseAnyPeerWithoutAValidCertificate) {
   // Rotation, first step: the watched CA file now trusts the next CA as well. Without
   // a restart, a peer with a certificate from the next CA gets in.
   std::ofstream(ca_file) << read_file(pki.path("ca.pem")) << read_file(pki.path("next-ca.pem"));
-  for (const char* tier : {"SLUICE_BROKER_LISTEN", "SLUICE_AUTH_LISTEN"}) {
+  for (const char* tier : {"SLUICE_BROKER_ADDR", "SLUICE_AUTH_LISTEN"}) {
     std::string address = cluster.env().at(tier);
     SCOPED_TRACE(tier);
     EXPECT_TRUE(eventually([&] { return connects(address, pki.path("ca.pem"), pki.path("next.pem"), pki.path("next.key")); },
