@@ -342,8 +342,12 @@ void BrokerSet::deliver(int source, std::shared_ptr<const v1::ChannelEvent> even
   static auto& dropped = metrics::Registry::global().counter(
       "sluice_broker_duplicates_dropped_total",
       "Copies of an event that arrived through a second broker and were dropped (docs/scale-out.md#brokers)");
-  if (replicated_.load(std::memory_order_acquire) &&
-      !dedup_.admit(source, event->channel(), event->event(), event->payload(), std::chrono::steady_clock::now())) {
+  if (!replicated_.load(std::memory_order_acquire)) return on_event_(std::move(event));
+  // Deciding and handing on under one lock: the streams run on different threads, and
+  // the order of first copies is the channel's order only if it is also the order of
+  // delivery (the e2e test saw e54 before e53 without it).
+  std::lock_guard lock(deliver_mutex_);
+  if (!dedup_.admit(source, event->channel(), event->event(), event->payload(), std::chrono::steady_clock::now())) {
     dropped.inc();
     return;
   }

@@ -130,6 +130,7 @@ class BrokerSet {
   bool dynamic_ = false;  // some item is a DNS name to re-resolve
 
   EventDeduplicator dedup_;
+  std::mutex deliver_mutex_;
   std::atomic<bool> replicated_{false};
 
   mutable std::mutex mutex_;
