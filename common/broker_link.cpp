@@ -150,7 +150,10 @@ void BrokerLink::supervise() {
     if (std::chrono::steady_clock::now() - opened_at > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
     auto jitter = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, static_cast<int>(backoff.count() / 2))(rng));
     wake_.wait_for(lock, backoff + jitter, [&] { return stopping_; });
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    // At most a second apart: while a broker is away, the channels it held have one
+    // holder left (docs/scale-out.md#brokers), so it is taken back as soon as it answers.
+    // An attempt to a closed port costs nothing worth saving.
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
   }
 }
 
