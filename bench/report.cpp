@@ -52,7 +52,7 @@ json Report::to_json() const {
   LogHistogram latency, connect;
   uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0;
   uint64_t complete = 0, short_clients = 0, silent = 0, over = 0, foreign = 0, pings = 0, bytes_in = 0;
-  uint64_t last_rx = 0, with_errors = 0;
+  uint64_t last_rx = 0, with_errors = 0, missing_never_dropped = 0;
   VerifyCounters verify;
   json verify_samples = json::object();  // counter -> first receipt that raised it
   double client_cpu = 0;
@@ -72,6 +72,7 @@ json Report::to_json() const {
     silent += f.value("clients_silent", uint64_t{0});
     over += f.value("clients_over", uint64_t{0});
     with_errors += f.value("clients_with_errors", uint64_t{0});
+    missing_never_dropped += f.value("missing_never_dropped", uint64_t{0});
     verify.add(VerifyCounters::from_json(f.value("verify", json::object())));
     const json fs = f.value("verify_samples", json::object());
     for (auto it = fs.begin(); it != fs.end(); ++it) {
@@ -137,6 +138,7 @@ json Report::to_json() const {
   j["delivery"] = {{"delivered", verify.delivered},
                    {"expected", verify.expected},
                    {"missing", verify.missing},
+                   {"missing_never_dropped", missing_never_dropped},
                    {"duplicated", verify.duplicated},
                    {"reordered", verify.reordered},
                    {"wrong_event", verify.wrong_event},

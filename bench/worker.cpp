@@ -47,6 +47,7 @@ struct Conn {
   Body body = Body::kChunkSize;
   bool sse = true;
   bool established = false;  // reached the streaming state at some point
+  bool dropped = false;      // the server closed it during the run
   bool writable_armed = false;
   uint8_t ws_opcode = 0;  // opcode of the fragmented WebSocket message being collected
   uint8_t crlf_left = 0;
@@ -203,6 +204,7 @@ void Worker::drop(Conn& c, const std::string& reason) {
   if (!finishing_) {
     ++stats_.dropped;
     ++stats_.drop_reasons[reason];
+    c.dropped = true;
   }
   close_conn(c);
 }
@@ -781,6 +783,9 @@ void Worker::report_progress(bool final) {
     j["clients_with_errors"] = with_errors;
     j["verify_samples"] = verifier_.samples();
     j["verify"] = verifier_.totals([this](uint32_t slot) { return conns_[slot].established; }).to_json();
+    // What the clients the server never cut missed (a fault's effect on everyone else).
+    j["missing_never_dropped"] =
+        verifier_.totals([this](uint32_t slot) { return conns_[slot].established && !conns_[slot].dropped; }).missing;
     j["foreign_messages"] = stats_.foreign;
     j["pings"] = stats_.pings;
     j["bytes_in"] = stats_.bytes_in;
