@@ -180,7 +180,7 @@ std::optional<std::vector<BrokerTarget>> BrokerSet::resolve_all() const {
   return std::vector<BrokerTarget>(all.begin(), all.end());
 }
 
-// Re-resolves DNS items, and ends handovers that are due.
+// Re-resolves DNS items, ends handovers that are due, and releases held copies.
 void BrokerSet::supervise() {
   auto next_resolve = std::chrono::steady_clock::now() + options_.resolve_interval;
   std::unique_lock lock(mutex_);
@@ -205,8 +205,11 @@ void BrokerSet::supervise() {
       lock.lock();
       continue;
     }
+    // Copies a rejoining broker holds go out at their limit even on a quiet channel.
+    release_overdue();
     auto wake_at = next_resolve;
     if (members_.empty() && dynamic_) wake_at = std::min(wake_at, now + std::chrono::seconds(1));
+    if (holding()) wake_at = std::min(wake_at, now + std::chrono::milliseconds(100));
     for (const auto& handover : handovers_) wake_at = std::min(wake_at, handover.at);
     for (const auto& [address, gone] : leaving_) wake_at = std::min(wake_at, gone.at);
     wake_.wait_until(lock, wake_at, [&] { return stopping_; });
@@ -255,7 +258,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     auto placed = place_locked(channel);
     for (const auto& address : placed) {
       if (std::find(wanted.holders.begin(), wanted.holders.end(), address) != wanted.holders.end()) continue;
-      dedup_.align(members_.at(address).source, channel);
+      rejoin_locked(members_.at(address).source, channel);
       members_.at(address).link->acquire(channel, wanted.heartbeat);
     }
     for (const auto& address : wanted.holders) {
@@ -314,7 +317,7 @@ void BrokerSet::acquire(const std::string& channel, bool heartbeat) {
   }
   wanted.holders = place_locked(channel);
   for (const auto& address : wanted.holders) {
-    dedup_.align(members_.at(address).source, channel);
+    rejoin_locked(members_.at(address).source, channel);
     members_.at(address).link->acquire(channel, heartbeat);
   }
 }
@@ -339,25 +342,48 @@ void BrokerSet::release(const std::string& channel) {
 }
 
 void BrokerSet::deliver(int source, std::shared_ptr<const v1::ChannelEvent> event) {
-  static auto& dropped = metrics::Registry::global().counter(
-      "sluice_broker_duplicates_dropped_total",
-      "Copies of an event that arrived through a second broker and were dropped (docs/scale-out.md#brokers)");
   if (!replicated_.load(std::memory_order_acquire)) return on_event_(std::move(event));
   // Deciding and handing on under one lock: the streams run on different threads, and
   // the order of first copies is the channel's order only if it is also the order of
   // delivery (the e2e test saw e54 before e53 without it).
   std::lock_guard lock(deliver_mutex_);
-  if (!dedup_.admit(source, event->channel(), event->event(), event->payload(), std::chrono::steady_clock::now())) {
-    dropped.inc();
-    return;
+  hand_on_locked(dedup_.offer(source, std::move(event), std::chrono::steady_clock::now()));
+}
+
+void BrokerSet::hand_on_locked(std::vector<EventDeduplicator::Event> events) {
+  static auto& dropped = metrics::Registry::global().counter(
+      "sluice_broker_duplicates_dropped_total",
+      "Copies of an event that arrived through a second broker and were dropped (docs/scale-out.md#brokers)");
+  if (uint64_t now_dropped = dedup_.dropped(); now_dropped > dropped_reported_) {
+    dropped.inc(now_dropped - dropped_reported_);
+    dropped_reported_ = now_dropped;
   }
-  on_event_(std::move(event));
+  for (auto& event : events) on_event_(std::move(event));
 }
 
 void BrokerSet::link_ready(int source) {
-  // A reopened stream missed what was published while it was down.
-  dedup_.align_all(source);
+  {
+    // A reopened stream missed what was published while it was down, and may run
+    // ahead of the other broker's (docs/scale-out.md#brokers).
+    std::lock_guard lock(deliver_mutex_);
+    hand_on_locked(dedup_.rejoin_all(source, std::chrono::steady_clock::now()));
+  }
   if (on_ready_) on_ready_();
+}
+
+void BrokerSet::rejoin_locked(int source, const std::string& channel) {
+  std::lock_guard lock(deliver_mutex_);
+  hand_on_locked(dedup_.rejoin(source, channel, std::chrono::steady_clock::now()));
+}
+
+void BrokerSet::release_overdue() {
+  std::lock_guard lock(deliver_mutex_);
+  hand_on_locked(dedup_.release_overdue(std::chrono::steady_clock::now()));
+}
+
+bool BrokerSet::holding() {
+  std::lock_guard lock(deliver_mutex_);
+  return dedup_.holding();
 }
 
 bool BrokerSet::connected() const {

@@ -118,6 +118,12 @@ class BrokerSet {
   void run_due_locked(std::chrono::steady_clock::time_point now, std::vector<std::unique_ptr<BrokerLink>>& to_stop);
   void deliver(int source, std::shared_ptr<const v1::ChannelEvent> event);
   void link_ready(int source);
+  // With deliver_mutex_ held: passes events on, and counts the dropped copies.
+  void hand_on_locked(std::vector<EventDeduplicator::Event> events);
+  // With mutex_ held: `source` starts relaying `channel`.
+  void rejoin_locked(int source, const std::string& channel);
+  void release_overdue();
+  bool holding();
 
   const BrokerSetOptions options_;
   ChannelFactory connect_;
@@ -129,8 +135,9 @@ class BrokerSet {
   std::vector<std::string> items_;
   bool dynamic_ = false;  // some item is a DNS name to re-resolve
 
+  std::mutex deliver_mutex_;  // guards dedup_; taken after mutex_ when both are
   EventDeduplicator dedup_;
-  std::mutex deliver_mutex_;
+  uint64_t dropped_reported_ = 0;
   std::atomic<bool> replicated_{false};
 
   mutable std::mutex mutex_;

@@ -8,9 +8,9 @@ namespace {
 // Content identity within one process (both copies are hashed here). A 64-bit
 // collision between two different contents of one channel within the window would
 // drop one event; at the rates a channel carries that is below 1 in 10^12 per year.
-uint64_t content_key(std::string_view event, std::string_view payload) {
-  uint64_t h = std::hash<std::string_view>{}(event);
-  return h ^ (std::hash<std::string_view>{}(payload) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+uint64_t content_key(const v1::ChannelEvent& event) {
+  uint64_t h = std::hash<std::string_view>{}(event.event());
+  return h ^ (std::hash<std::string_view>{}(event.payload()) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
 }
 }  // namespace
 
@@ -21,47 +21,116 @@ uint64_t& EventDeduplicator::sent(Seen& seen, int source) {
   return seen.sent_by.emplace_back(source, 0).second;
 }
 
-bool EventDeduplicator::admit(int source, const std::string& channel, std::string_view event,
-                              std::string_view payload, Clock::time_point now) {
-  std::lock_guard lock(mutex_);
+std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event event, Clock::time_point now) {
+  std::vector<Event> out;
   if (now - last_sweep_ >= window_) {
     forget_older_than(now - window_);
     last_sweep_ = now;
   }
-  Seen& seen = channels_[channel][content_key(event, payload)];
+  Channel& channel = channels_[event->channel()];
+  channel.last_sent[source] = now;
+  const uint64_t key = content_key(*event);
+  Seen& seen = channel.contents[key];
   seen.last_seen = now;
-  uint64_t& count = sent(seen, source);
-  ++count;
-  if (count <= seen.delivered) return false;
-  seen.delivered = count;
-  return true;
+  const uint64_t count = ++sent(seen, source);
+
+  if (auto mine = channel.probation.find(source); mine != channel.probation.end()) {
+    if (count <= seen.delivered) {
+      // The other source has delivered this one too: it has caught up, and what this
+      // source holds comes after everything it had still to relay.
+      ++dropped_;
+      release(channel, mine, out);
+    } else {
+      mine->second.held.push_back({key, count, std::move(event)});
+    }
+    return out;
+  }
+
+  if (count > seen.delivered) {
+    seen.delivered = count;
+    out.push_back(std::move(event));
+  } else {
+    ++dropped_;
+  }
+  // This copy may be the one a newcomer holds first: then the newcomer's copies go out.
+  for (auto it = channel.probation.begin(); it != channel.probation.end();) {
+    auto next = std::next(it);
+    if (!it->second.held.empty()) {
+      const Held& first = it->second.held.front();
+      auto known = channel.contents.find(first.key);
+      if (known == channel.contents.end() || first.count <= known->second.delivered) release(channel, it, out);
+    }
+    it = next;
+  }
+  return out;
 }
 
-void EventDeduplicator::align(int source, const std::string& channel) {
-  std::lock_guard lock(mutex_);
-  auto it = channels_.find(channel);
-  if (it == channels_.end()) return;
-  for (auto& [key, seen] : it->second) sent(seen, source) = seen.delivered;
+void EventDeduplicator::release(Channel& channel, std::map<int, Probation>::iterator it, std::vector<Event>& out) {
+  for (auto& held : it->second.held) {
+    auto known = channel.contents.find(held.key);
+    if (known != channel.contents.end() && held.count <= known->second.delivered) {
+      ++dropped_;  // the other source delivered it meanwhile
+      continue;
+    }
+    if (known != channel.contents.end()) known->second.delivered = held.count;
+    out.push_back(std::move(held.event));
+  }
+  channel.probation.erase(it);
+  --holds_;
 }
 
-void EventDeduplicator::align_all(int source) {
-  std::lock_guard lock(mutex_);
-  for (auto& [channel, contents] : channels_) {
-    for (auto& [key, seen] : contents) sent(seen, source) = seen.delivered;
+std::vector<EventDeduplicator::Event> EventDeduplicator::rejoin(int source, const std::string& channel,
+                                                                Clock::time_point now) {
+  std::vector<Event> out;
+  if (auto it = channels_.find(channel); it != channels_.end()) rejoin_channel(source, it->second, now, out);
+  return out;
+}
+
+std::vector<EventDeduplicator::Event> EventDeduplicator::rejoin_all(int source, Clock::time_point now) {
+  std::vector<Event> out;
+  for (auto& [name, channel] : channels_) rejoin_channel(source, channel, now, out);
+  return out;
+}
+
+void EventDeduplicator::rejoin_channel(int source, Channel& channel, Clock::time_point now, std::vector<Event>& out) {
+  // Copies held from this source's previous stream were received: they go out first.
+  if (auto mine = channel.probation.find(source); mine != channel.probation.end()) release(channel, mine, out);
+  for (auto& [key, seen] : channel.contents) sent(seen, source) = seen.delivered;
+  bool another_is_relaying = false;
+  for (const auto& [other, at] : channel.last_sent) {
+    another_is_relaying = another_is_relaying || (other != source && now - at < hold_limit_);
+  }
+  if (another_is_relaying) {
+    channel.probation[source] = Probation{now + hold_limit_, {}};
+    ++holds_;
   }
 }
 
+std::vector<EventDeduplicator::Event> EventDeduplicator::release_overdue(Clock::time_point now) {
+  std::vector<Event> out;
+  if (holds_ == 0) return out;
+  for (auto& [name, channel] : channels_) {
+    for (auto it = channel.probation.begin(); it != channel.probation.end();) {
+      auto next = std::next(it);
+      if (it->second.until <= now) release(channel, it, out);
+      it = next;
+    }
+  }
+  return out;
+}
+
 size_t EventDeduplicator::remembered() const {
-  std::lock_guard lock(mutex_);
   size_t total = 0;
-  for (const auto& [channel, contents] : channels_) total += contents.size();
+  for (const auto& [name, channel] : channels_) total += channel.contents.size();
   return total;
 }
 
 void EventDeduplicator::forget_older_than(Clock::time_point cutoff) {
-  for (auto channel = channels_.begin(); channel != channels_.end();) {
-    std::erase_if(channel->second, [&](const auto& entry) { return entry.second.last_seen < cutoff; });
-    channel = channel->second.empty() ? channels_.erase(channel) : std::next(channel);
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    Channel& channel = it->second;
+    std::erase_if(channel.contents, [&](const auto& entry) { return entry.second.last_seen < cutoff; });
+    std::erase_if(channel.last_sent, [&](const auto& entry) { return entry.second < cutoff; });
+    it = channel.contents.empty() && channel.probation.empty() ? channels_.erase(it) : std::next(it);
   }
 }
 

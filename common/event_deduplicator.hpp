@@ -8,39 +8,56 @@
 // its N-th first, and every later N-th copy is dropped. Two legitimately identical
 // publishes are therefore both delivered (each broker sends two), a broker that dies
 // loses nothing while the other one holds the channel, and a broker that is slower
-// only sends copies that are dropped. Order within a channel is kept: each broker
-// relays one Redis subscription in Redis's order, and the first copy of the N-th
-// message always comes after the first copy of the (N-1)-th.
+// only sends copies that are dropped. Order within a channel is kept while both relay
+// it: each broker relays one Redis subscription in Redis's order, so the first copy of
+// the N-th message always comes after the first copy of the (N-1)-th.
 //
-// A source that (re)starts following a channel never sends what was published
-// before; `align` counts it as having sent what has been delivered, so its next copy
-// is not mistaken for an old one. Counts are forgotten once a content has not been
-// seen for `window` (longer than two brokers can plausibly differ in delay).
-// Thread-safe: broker streams deliver from gRPC threads.
+// A source that (re)starts following a channel (`rejoin`) never sends what was
+// published before, and is counted as having sent what has been delivered. It may
+// also be AHEAD of the other source, whose stream still carries older messages: so
+// while another source is relaying the channel, the newcomer's copies are held until
+// that source catches up with the first of them (then they go out in order, minus
+// what the other source delivered meanwhile), or for at most `hold_limit` (the other
+// source stopped relaying: nothing is lost, they are merely late).
+//
+// Counts are forgotten once a content has not been seen for `window` (longer than two
+// brokers can plausibly differ in delay). Not thread-safe: BrokerSet serialises calls.
 #include <chrono>
 #include <cstdint>
-#include <mutex>
+#include <deque>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "sluice/v1/broker.pb.h"
 
 namespace sluice {
 
 class EventDeduplicator {
  public:
   using Clock = std::chrono::steady_clock;
+  using Event = std::shared_ptr<const v1::ChannelEvent>;
 
-  explicit EventDeduplicator(std::chrono::milliseconds window) : window_(window) {}
+  explicit EventDeduplicator(std::chrono::milliseconds window,
+                             std::chrono::milliseconds hold_limit = std::chrono::seconds(2))
+      : window_(window), hold_limit_(hold_limit) {}
 
-  // True when this copy is the first of its kind and must be delivered.
-  bool admit(int source, const std::string& channel, std::string_view event, std::string_view payload,
-             Clock::time_point now);
-  // `source` begins following `channel` (or every channel, for a reopened stream).
-  void align(int source, const std::string& channel);
-  void align_all(int source);
+  // One copy from `source`: the events to deliver now, in order (usually none or this one).
+  std::vector<Event> offer(int source, Event event, Clock::time_point now);
+  // `source` begins following `channel`, or every channel (a reopened stream). Returns
+  // what it still held from before, to deliver.
+  std::vector<Event> rejoin(int source, const std::string& channel, Clock::time_point now);
+  std::vector<Event> rejoin_all(int source, Clock::time_point now);
+  // Held copies whose limit has passed, in order.
+  std::vector<Event> release_overdue(Clock::time_point now);
+  bool holding() const { return holds_ > 0; }
+  // Copies dropped as duplicates so far.
+  uint64_t dropped() const { return dropped_; }
 
-  // Contents remembered, for tests and metrics.
+  // Contents remembered, for tests.
   size_t remembered() const;
 
  private:
@@ -49,14 +66,32 @@ class EventDeduplicator {
     std::vector<std::pair<int, uint64_t>> sent_by;  // per source; two entries in the usual case
     Clock::time_point last_seen;
   };
-  using Contents = std::unordered_map<uint64_t, Seen>;
+  struct Held {
+    uint64_t key;
+    uint64_t count;  // the source's count for that content when it was held
+    Event event;
+  };
+  struct Probation {
+    Clock::time_point until;
+    std::deque<Held> held;
+  };
+  struct Channel {
+    std::unordered_map<uint64_t, Seen> contents;
+    std::map<int, Clock::time_point> last_sent;  // per source
+    std::map<int, Probation> probation;          // per rejoining source
+  };
 
   static uint64_t& sent(Seen& seen, int source);
+  void rejoin_channel(int source, Channel& channel, Clock::time_point now, std::vector<Event>& out);
+  // Ends a probation: the held copies nobody delivered meanwhile go out, in order.
+  void release(Channel& channel, std::map<int, Probation>::iterator it, std::vector<Event>& out);
   void forget_older_than(Clock::time_point cutoff);
 
   const std::chrono::milliseconds window_;
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, Contents> channels_;
+  const std::chrono::milliseconds hold_limit_;
+  std::unordered_map<std::string, Channel> channels_;
+  size_t holds_ = 0;  // probations open
+  uint64_t dropped_ = 0;
   Clock::time_point last_sweep_{};
 };
 

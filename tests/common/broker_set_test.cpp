@@ -22,8 +22,23 @@ struct Copies {
   EventDeduplicator dedup{10s};
   Clock::time_point now{};
   std::vector<std::string> delivered;
+  static EventDeduplicator::Event event(const std::string& channel, const std::string& name, const std::string& payload) {
+    auto e = std::make_shared<v1::ChannelEvent>();
+    e->set_channel(channel);
+    e->set_event(name);
+    e->set_payload(payload);
+    return e;
+  }
+  void take(const std::vector<EventDeduplicator::Event>& out) {
+    for (const auto& e : out) delivered.push_back(e->channel() + "/" + e->payload());
+  }
   void from(int source, const std::string& payload, const std::string& channel = "timeline:public") {
-    if (dedup.admit(source, channel, "update", payload, now)) delivered.push_back(channel + "/" + payload);
+    take(dedup.offer(source, event(channel, "update", payload), now));
+  }
+  std::vector<std::string> payloads() const {
+    std::vector<std::string> out;
+    for (const auto& d : delivered) out.push_back(d.substr(d.find('/') + 1));
+    return out;
   }
 };
 
@@ -36,6 +51,7 @@ TEST(EventDeduplicator, EachMessageOnceWhicheverBrokerIsFirst) {
   c.from(kA, "3");
   c.from(kB, "3");
   EXPECT_EQ(c.delivered, (std::vector<std::string>{"timeline:public/1", "timeline:public/2", "timeline:public/3"}));
+  EXPECT_EQ(c.dedup.dropped(), 3u);
 }
 
 TEST(EventDeduplicator, TwoIdenticalPublishesAreBothDelivered) {
@@ -54,8 +70,8 @@ TEST(EventDeduplicator, ChannelsAndEventNamesAreApart) {
   c.from(kA, "x", "timeline:1");
   c.from(kB, "x", "timeline:2");
   EXPECT_EQ(c.delivered.size(), 2u);
-  EXPECT_TRUE(c.dedup.admit(kA, "timeline:1", "delete", "x", c.now));
-  EXPECT_FALSE(c.dedup.admit(kB, "timeline:1", "delete", "x", c.now));
+  EXPECT_EQ(c.dedup.offer(kA, Copies::event("timeline:1", "delete", "x"), c.now).size(), 1u);
+  EXPECT_EQ(c.dedup.offer(kB, Copies::event("timeline:1", "delete", "x"), c.now).size(), 0u);
 }
 
 TEST(EventDeduplicator, ABrokerThatDiesLosesNothingWhileTheOtherHolds) {
@@ -72,8 +88,10 @@ TEST(EventDeduplicator, ARestartedBrokerIsAlignedSoItsNextCopyIsNotTakenForAnOld
   c.from(kA, "same");
   c.from(kB, "same");
   c.from(kB, "same");  // A was down: only B relayed the second publish
-  c.dedup.align_all(kA);  // A's stream reopens
-  c.from(kA, "same");   // the third publish, A first
+  c.now += 3s;         // B quiet since: A rejoins without a probation
+  c.take(c.dedup.rejoin_all(kA, c.now));
+  EXPECT_FALSE(c.dedup.holding());
+  c.from(kA, "same");  // the third publish, A first
   c.from(kB, "same");
   EXPECT_EQ(c.delivered.size(), 3u);
   // Without the alignment A's copy of the third would count as its second and be dropped
@@ -86,11 +104,51 @@ TEST(EventDeduplicator, ARestartedBrokerIsAlignedSoItsNextCopyIsNotTakenForAnOld
   EXPECT_EQ(unaligned.delivered.size(), 2u);
 }
 
+TEST(EventDeduplicator, ARejoiningBrokerAheadOfTheOtherWaitsForItSoOrderIsKept) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.from(kA, "2");  // B lags behind A; then A restarts while B still has 2, 3, 4 to relay
+  c.take(c.dedup.rejoin_all(kA, c.now));
+  EXPECT_TRUE(c.dedup.holding());
+  c.from(kA, "5");  // A's new stream starts at 5: ahead of B
+  c.from(kA, "6");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2"}));  // held, not delivered before 3 and 4
+  c.from(kB, "2");
+  c.from(kB, "3");
+  c.from(kB, "4");
+  c.from(kB, "5");  // B caught up with A's first: A's copies go out (5 was B's)
+  EXPECT_FALSE(c.dedup.holding());
+  c.from(kB, "6");
+  c.from(kA, "7");
+  c.from(kB, "7");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7"}));
+  // Without the hold, A's 5 would have gone out before B's 3 and 4.
+}
+
+TEST(EventDeduplicator, HeldCopiesGoOutAtTheLimitWhenTheOtherBrokerStopsRelaying) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.take(c.dedup.rejoin(kA, "timeline:public", c.now));  // A takes the channel over from B
+  c.from(kA, "2");  // B never relays 2: it let go of the channel
+  c.from(kA, "3");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
+  c.now += 1s;
+  c.take(c.dedup.release_overdue(c.now));
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
+  c.now += 1s;  // the 2 s limit
+  c.take(c.dedup.release_overdue(c.now));
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3"}));
+  c.from(kA, "4");
+  EXPECT_EQ(c.payloads().back(), "4");
+}
+
 TEST(EventDeduplicator, ABrokerTakingOverOneChannelIsAlignedOnThatChannel) {
   Copies c;
   c.from(kA, "same", "timeline:9");
   c.from(kB, "same", "timeline:9");
-  c.dedup.align(kC, "timeline:9");  // C now holds timeline:9 too, then A lets go
+  c.take(c.dedup.rejoin(kC, "timeline:9", c.now));  // C now holds timeline:9 too, then A lets go
   c.from(kC, "same", "timeline:9");
   c.from(kB, "same", "timeline:9");
   EXPECT_EQ(c.delivered.size(), 2u);
