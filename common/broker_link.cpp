@@ -101,12 +101,13 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
 };
 
 BrokerLink::BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-                       EventHandler on_event, std::function<void()> on_ready)
+                       EventHandler on_event, std::function<void()> on_ready, std::function<void()> on_opening)
     : stub_(v1::Broker::NewStub(std::move(channel))),
       internal_token_(std::move(internal_token)),
       gateway_id_(std::move(gateway_id)),
       on_event_(std::move(on_event)),
-      on_ready_(std::move(on_ready)) {}
+      on_ready_(std::move(on_ready)),
+      on_opening_(std::move(on_opening)) {}
 
 BrokerLink::~BrokerLink() { stop(); }
 
@@ -132,6 +133,7 @@ void BrokerLink::supervise() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     stream_done_ = false;
+    if (on_opening_) on_opening_();
     stream_ = std::make_unique<Stream>(*this, *stub_);
     stream_->queue_initial(channels_);
     auto opened_at = std::chrono::steady_clock::now();

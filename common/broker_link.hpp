@@ -28,8 +28,10 @@ class BrokerLink {
 
   // `on_ready` (optional) runs each time the broker confirms a (re)opened stream:
   // events published while the stream was down are lost, as with Redis itself.
+  // `on_opening` (optional) runs just before each stream is opened, before any of its
+  // subscriptions is sent: everything it will carry is published after that moment.
   BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-             EventHandler on_event, std::function<void()> on_ready = {});
+             EventHandler on_event, std::function<void()> on_ready = {}, std::function<void()> on_opening = {});
   ~BrokerLink();
 
   void start();
@@ -65,6 +67,7 @@ class BrokerLink {
   std::string gateway_id_;
   EventHandler on_event_;
   std::function<void()> on_ready_;
+  std::function<void()> on_opening_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

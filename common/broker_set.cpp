@@ -247,7 +247,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     member.link = std::make_unique<BrokerLink>(
         connect_(target), internal_token_, process_id_,
         [this, source](std::shared_ptr<const v1::ChannelEvent> event) { deliver(source, std::move(event)); },
-        [this, source] { link_ready(source); });
+        on_ready_, [this, source] { stream_opening(source); });
     auto [it, inserted] = members_.emplace(target.address, std::move(member));
     if (started_) it->second.link->start();
   }
@@ -361,14 +361,13 @@ void BrokerSet::hand_on_locked(std::vector<EventDeduplicator::Event> events) {
   for (auto& event : events) on_event_(std::move(event));
 }
 
-void BrokerSet::link_ready(int source) {
-  {
-    // A reopened stream missed what was published while it was down, and may run
-    // ahead of the other broker's (docs/scale-out.md#brokers).
-    std::lock_guard lock(deliver_mutex_);
-    hand_on_locked(dedup_.rejoin_all(source, std::chrono::steady_clock::now()));
-  }
-  if (on_ready_) on_ready_();
+void BrokerSet::stream_opening(int source) {
+  // A reopened stream missed what was published while it was down, and may run ahead
+  // of the other broker's (docs/scale-out.md#brokers). Done before its subscriptions
+  // go out, not when the broker says Ready: by then the other broker may already have
+  // delivered messages this stream will carry too.
+  std::lock_guard lock(deliver_mutex_);
+  hand_on_locked(dedup_.rejoin_all(source, std::chrono::steady_clock::now()));
 }
 
 void BrokerSet::rejoin_locked(int source, const std::string& channel) {

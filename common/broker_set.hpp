@@ -117,7 +117,7 @@ class BrokerSet {
   BrokerLink* link_locked(const std::string& address);
   void run_due_locked(std::chrono::steady_clock::time_point now, std::vector<std::unique_ptr<BrokerLink>>& to_stop);
   void deliver(int source, std::shared_ptr<const v1::ChannelEvent> event);
-  void link_ready(int source);
+  void stream_opening(int source);
   // With deliver_mutex_ held: passes events on, and counts the dropped copies.
   void hand_on_locked(std::vector<EventDeduplicator::Event> events);
   // With mutex_ held: `source` starts relaying `channel`.

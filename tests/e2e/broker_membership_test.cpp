@@ -150,7 +150,9 @@ TEST(BrokerMembership, ChannelsMoveAsBrokersJoinAndLeaveWithoutLossOrDuplicates)
   std::lock_guard lock(got_mutex);
   std::vector<std::string> expected;
   for (int n = 0; n < total; ++n) expected.push_back("p" + std::to_string(n));
-  for (const auto& channel : channels) EXPECT_EQ(got[channel], expected) << channel;
+  for (const auto& channel : channels) {
+    EXPECT_EQ(got[channel], expected) << channel << ": " << describe_difference(got[channel], expected);
+  }
   set.stop();
 }
 

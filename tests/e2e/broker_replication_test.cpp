@@ -123,21 +123,7 @@ TEST(BrokerReplication, EitherBrokerDiesAndClientsMissNothing) {
 
   for (auto& l : listeners) {
     auto got = l.read_until_end();
-    size_t first_difference = 0;
-    while (first_difference < got.size() && first_difference < expected.size() &&
-           got[first_difference] == expected[first_difference]) {
-      ++first_difference;
-    }
-    auto around = [&](const std::vector<std::string>& events) {
-      std::string text;
-      for (size_t i = first_difference >= 3 ? first_difference - 3 : 0; i < std::min(events.size(), first_difference + 4); ++i) {
-        text += events[i] + " ";
-      }
-      return text;
-    };
-    EXPECT_EQ(got, expected) << l.name << ": every event once, in publish order; " << got.size() << " received of "
-                             << expected.size() << "; first difference at " << first_difference << ": received "
-                             << around(got) << "where the publishes were " << around(expected);
+    EXPECT_EQ(got, expected) << l.name << ": every event once, in publish order; " << describe_difference(got, expected);
   }
   // Both brokers relayed (most) events and the gateway dropped the second copies.
   EXPECT_GT(metric(admin_port, "sluice_broker_duplicates_dropped_total"), static_cast<long long>(expected.size()))

@@ -39,6 +39,18 @@ size_t count_occurrences(const std::string& text, const std::string& needle) {
   return count;
 }
 
+std::string describe_difference(const std::vector<std::string>& got, const std::vector<std::string>& expected) {
+  size_t first = 0;
+  while (first < got.size() && first < expected.size() && got[first] == expected[first]) ++first;
+  auto around = [&](const std::vector<std::string>& events) {
+    std::string text;
+    for (size_t i = first >= 3 ? first - 3 : 0; i < std::min(events.size(), first + 4); ++i) text += events[i] + " ";
+    return text;
+  };
+  return std::to_string(got.size()) + " received of " + std::to_string(expected.size()) + "; first difference at " +
+         std::to_string(first) + ": received " + around(got) + "where the publishes were " + around(expected);
+}
+
 std::map<std::string, std::string> bearer(const std::string& token) {
   return {{"Authorization", "Bearer " + token}};
 }

@@ -91,5 +91,7 @@ std::vector<std::string> ws_texts_before_marker(WsClient& ws, const std::string&
 
 std::map<std::string, std::string> bearer(const std::string& token);
 size_t count_occurrences(const std::string& text, const std::string& needle);
+// For a failure message: sizes, and where two sequences first differ, with context.
+std::string describe_difference(const std::vector<std::string>& got, const std::vector<std::string>& expected);
 
 }  // namespace sluice::testing
