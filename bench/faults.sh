@@ -7,6 +7,7 @@
 # bench/fault_probe.py opens new connections throughout. One row per fault:
 #
 #   disconnected  clients the server cut (sluice-bench "dropped"; no client reconnects)
+#   (counts are per run, "a / b / c"; timings are medians)
 #   lost          events missing, on every client / on clients never cut
 #   dup, reord    events received twice / out of order
 #   longest       the longest publish-to-receive delay of any event
@@ -313,11 +314,11 @@ def probes(rs, kind):
             total += n
             statuses[status] = statuses.get(status, 0) + n
     return "%d: " % total + ", ".join("%s×%d" % (s, n) for s, n in sorted(statuses.items())) if total else "0"
-print("| fault | runs | clients cut | events lost (all / never cut) | duplicated | reordered | longest delay ms (median) | recovery ms (median) | new conns, seen tokens | new conns, unseen tokens |")
+print("| fault | runs | clients cut | events lost (of them on clients never cut) | duplicated | reordered | longest delay ms (median) | recovery ms (median) | new conns, seen tokens | new conns, unseen tokens |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 broken = []
 for fault, rs in by_fault.items():
-    lost = " / ".join("%s / %s" % (r.get("lost", "?"), r.get("lost_never_dropped", "?")) for r in rs)
+    lost = " / ".join("%s (%s)" % (r.get("lost", "?"), r.get("lost_never_dropped", "?")) for r in rs)
     print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         fault, len(rs), joined(rs, "disconnected"), lost, joined(rs, "duplicated"), joined(rs, "reordered"),
         median(rs, "longest_ms"), median(rs, "recovery_ms"), probes(rs, "seen"), probes(rs, "unseen")))

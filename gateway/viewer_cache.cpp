@@ -83,8 +83,14 @@ void ViewerCache::load_relations(int64_t account) {
         viewer.relations = Relations::from_reply(*reply);
         // Its age: the auth service may have answered from its own cache.
         viewer.relations_taken_at = started - std::chrono::milliseconds(reply->age_ms());
+      } else if (viewer.relations) {
+        // Stale if error (docs/protocol.md#relations): PostgreSQL is away, and this
+        // viewer's last known sets stay in use for another bound, so live streams keep
+        // delivering through an outage; the next status past half the bound tries again.
+        viewer.relations_taken_at = started;
+        log::debug("relations lookup failed; keeping the last known relations", {{"account_id", account}});
       } else {
-        // docs/protocol.md#relations: a failed query drops the statuses that needed it.
+        // Nothing known yet: as the reference, a failed query drops the statuses that needed it.
         log::warn("relations lookup failed; dropping waiting statuses", {{"account_id", account}});
         std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
       }
@@ -113,6 +119,9 @@ void ViewerCache::load_filters(int64_t account, bool fresh) {
       viewer.filters_loading = false;
       if (status == LookupStatus::ok) {
         if (!viewer.filters_stale) viewer.filters = CompiledFilters::compile(*reply);
+      } else if (viewer.filters) {
+        // Stale if error, as for relations: the last known filters stay in use.
+        log::debug("filters lookup failed; keeping the last known filters", {{"account_id", account}});
       } else {
         log::warn("filters lookup failed; dropping waiting statuses", {{"account_id", account}});
         std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });

@@ -64,6 +64,34 @@ TEST_P(Filtering, LanguagesFollowChosenLanguages) {
   EXPECT_EQ(event->event, "delete");
 }
 
+// docs/protocol.md#relations: the reference drops a status whose relations query fails;
+// Sluice keeps a viewer's last known relations and filters in use while PostgreSQL is
+// away, so live streams keep their statuses and blocks still apply.
+TEST_P(Filtering, StatusesFlowWithTheLastKnownRelationsWhileTheDatabaseIsDown) {
+  // A zero bound: every status asks PostgreSQL, so every one below meets the outage.
+  Cluster cluster(GetParam(), {{"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"}, {"LOG_LEVEL", "debug"}});
+  auto viewer = create_account(suite_postgres(), "outage_viewer");
+  auto blocked = create_account(suite_postgres(), "outage_blocked");
+  suite_postgres().exec("INSERT INTO blocks (account_id, target_account_id) VALUES (" +
+                        std::to_string(viewer.account_id) + "," + std::to_string(blocked.account_id) + ")");
+  SseClient sse(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  const std::string blocked_id = std::to_string(blocked.account_id);
+  // Loaded while the database answers.
+  EXPECT_EQ(delivered_ids(sse, "timeline:public", {status_json("before", "900001", "a", "a")}),
+            (std::vector<std::string>{"before"}));
+
+  suite_postgres().stop();
+  auto during = delivered_ids(sse, "timeline:public",
+                              {status_json("during1", "900001", "a", "a"),
+                               status_json("hidden", blocked_id, "outage_blocked", "outage_blocked"),
+                               status_json("during2", "900002", "b", "b")});
+  suite_postgres().start();
+  EXPECT_EQ(during, (std::vector<std::string>{"during1", "during2"})) << cluster.logs();
+  EXPECT_NE(cluster.full_logs().find("relations lookup failed; keeping the last known relations"), std::string::npos)
+      << "the outage was never met: this test would prove nothing";
+}
+
 TEST_P(Filtering, FeedAccessSettingsAndViewFeeds) {
   Cluster cluster(GetParam(), {{"SLUICE_SETTINGS_CACHE_TTL_MS", "0"}});
   suite_postgres().exec(
