@@ -251,7 +251,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     auto [it, inserted] = members_.emplace(target.address, std::move(member));
     if (started_) it->second.link->start();
   }
-  replicated_.store(members_.size() > 1 || !leaving_.empty(), std::memory_order_release);
+  update_replicated_locked();
 
   // Move every channel to its new brokers: acquire where it is new first.
   for (auto& [channel, wanted] : channels_) {
@@ -269,6 +269,11 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     wanted.holders = std::move(placed);
   }
   wake_.notify_all();
+}
+
+// Copies are compared only while two streams can carry the same channel.
+void BrokerSet::update_replicated_locked() {
+  replicated_.store(members_.size() > 1 || !leaving_.empty(), std::memory_order_release);
 }
 
 std::vector<std::string> BrokerSet::place_locked(const std::string& channel) const {
@@ -300,7 +305,7 @@ void BrokerSet::run_due_locked(std::chrono::steady_clock::time_point now,
     to_stop.push_back(std::move(it->second.link));
     it = leaving_.erase(it);
   }
-  if (!to_stop.empty()) replicated_.store(members_.size() > 1 || !leaving_.empty(), std::memory_order_release);
+  if (!to_stop.empty()) update_replicated_locked();
 }
 
 void BrokerSet::acquire(const std::string& channel, bool heartbeat) {

@@ -114,6 +114,7 @@ class BrokerSet {
   std::optional<std::vector<BrokerTarget>> resolve_all() const;
   void apply_members_locked(const std::vector<BrokerTarget>& targets);
   std::vector<std::string> place_locked(const std::string& channel) const;
+  void update_replicated_locked();
   BrokerLink* link_locked(const std::string& address);
   void run_due_locked(std::chrono::steady_clock::time_point now, std::vector<std::unique_ptr<BrokerLink>>& to_stop);
   void deliver(int source, std::shared_ptr<const v1::ChannelEvent> event);

@@ -83,11 +83,17 @@ TEST(EventDeduplicator, ABrokerThatDiesLosesNothingWhileTheOtherHolds) {
   EXPECT_EQ(c.delivered.size(), 3u);
 }
 
-TEST(EventDeduplicator, ARestartedBrokerIsAlignedSoItsNextCopyIsNotTakenForAnOldOne) {
+// Two identical publishes; A was down for the second, which only B relayed.
+Copies after_a_missed_the_second() {
   Copies c;
   c.from(kA, "same");
   c.from(kB, "same");
-  c.from(kB, "same");  // A was down: only B relayed the second publish
+  c.from(kB, "same");
+  return c;
+}
+
+TEST(EventDeduplicator, ARestartedBrokerIsAlignedSoItsNextCopyIsNotTakenForAnOldOne) {
+  Copies c = after_a_missed_the_second();
   c.now += 3s;         // B quiet since: A rejoins without a probation
   c.take(c.dedup.rejoin_all(kA, c.now));
   EXPECT_FALSE(c.dedup.holding());
@@ -96,10 +102,7 @@ TEST(EventDeduplicator, ARestartedBrokerIsAlignedSoItsNextCopyIsNotTakenForAnOld
   EXPECT_EQ(c.delivered.size(), 3u);
   // Without the alignment A's copy of the third would count as its second and be dropped
   // (delivered only if B survived to relay it).
-  Copies unaligned;
-  unaligned.from(kA, "same");
-  unaligned.from(kB, "same");
-  unaligned.from(kB, "same");
+  Copies unaligned = after_a_missed_the_second();
   unaligned.from(kA, "same");
   EXPECT_EQ(unaligned.delivered.size(), 2u);
 }

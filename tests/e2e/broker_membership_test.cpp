@@ -86,7 +86,9 @@ TEST(BrokerMembership, ChannelsMoveAsBrokersJoinAndLeaveWithoutLossOrDuplicates)
   ASSERT_TRUE(eventually([&] { return total_subscriptions() == 2 * kChannels && set.connected(); }, 20s))
       << "every channel on two brokers";
 
-  // A steady publisher for the whole test: the same payload on every channel, in turn.
+  // A steady publisher for the whole test: the same payload on every channel, in turn,
+  // each step once the previous one has come through on the first channel (at most 10 s:
+  // a lost event shows in the final comparison, not as a hang).
   std::atomic<bool> publishing{true};
   std::atomic<int> published{0};
   std::thread publisher([&] {
@@ -96,7 +98,12 @@ TEST(BrokerMembership, ChannelsMoveAsBrokersJoinAndLeaveWithoutLossOrDuplicates)
         suite_redis().publish(channel, R"({"event":"delete","payload":"p)" + std::to_string(n) + R"("})");
       }
       published.store(n + 1);
-      std::this_thread::sleep_for(3ms);
+      eventually(
+          [&] {
+            std::lock_guard lock(got_mutex);
+            return got[channels[0]].size() >= static_cast<size_t>(n + 1);
+          },
+          10s);
     }
   });
   struct JoinOnExit {
