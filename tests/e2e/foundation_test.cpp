@@ -44,7 +44,9 @@ TEST_P(Foundation, WebSocketUserStreamDeliversEventsWithExactFraming) {
   EXPECT_EQ(client.response().header("x-request-id").size(), 36u);
   EXPECT_EQ(client.response().header("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
   std::string channel = "timeline:" + std::to_string(bob.account_id);
+  // The user stream holds two channels, subscribed one after the other: wait for both.
   ASSERT_TRUE(wait_numsub(channel, 1)) << cluster.logs();
+  ASSERT_TRUE(wait_numsub(channel + ":notifications", 1)) << cluster.logs();
   suite_redis().publish(channel, R"({"event":"delete","payload":"109"})");
   suite_redis().publish(channel + ":notifications", R"({"event":"notifications_merged","payload":"1"})");
   EXPECT_EQ(client.next_text(), R"({"stream":["user"],"event":"delete","payload":"109"})");
