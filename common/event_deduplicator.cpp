@@ -1,5 +1,6 @@
 #include "common/event_deduplicator.hpp"
 
+#include <algorithm>
 #include <functional>
 
 namespace sluice {
@@ -112,7 +113,14 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::release_overdue(Clock::
   for (auto& [name, channel] : channels_) {
     for (auto it = channel.probation.begin(); it != channel.probation.end();) {
       auto next = std::next(it);
-      if (it->second.until <= now) release(channel, it, out);
+      // At the limit, and only once no other source has relayed this channel for a
+      // limit's length: one that is still relaying is merely behind (the CI fault run
+      // saw a broker 4 s behind under load) and will catch up with the held copies.
+      Clock::time_point others_last{};
+      for (const auto& [other, at] : channel.last_sent) {
+        if (other != it->first) others_last = std::max(others_last, at);
+      }
+      if (it->second.until <= now && now - others_last >= hold_limit_) release(channel, it, out);
       it = next;
     }
   }

@@ -147,6 +147,24 @@ TEST(EventDeduplicator, HeldCopiesGoOutAtTheLimitWhenTheOtherBrokerStopsRelaying
   EXPECT_EQ(c.payloads().back(), "4");
 }
 
+TEST(EventDeduplicator, HeldCopiesWaitForAnotherBrokerThatIsStillRelayingHoweverLate) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.from(kA, "5");  // A's new stream is 3 publishes ahead of B
+  for (const char* behind : {"2", "3"}) {
+    c.now += 1500ms;  // B is slow, but still relaying
+    c.from(kB, behind);
+    c.take(c.dedup.release_overdue(c.now));
+  }
+  EXPECT_TRUE(c.dedup.holding()) << "past the limit, but B is still relaying";
+  c.from(kB, "4");
+  c.from(kB, "5");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  EXPECT_FALSE(c.dedup.holding());
+}
+
 TEST(EventDeduplicator, ABrokerTakingOverOneChannelIsAlignedOnThatChannel) {
   Copies c;
   c.from(kA, "same", "timeline:9");
