@@ -34,16 +34,7 @@ std::string percent_decode(std::string_view text, PercentDecoding how) {
       out += c;
     }
   }
-  if (how.raw_if_not_utf8 && !is_valid_utf8(out)) {
-    // node's querystring.unescape falls back to the raw text when decodeURIComponent throws.
-    std::string raw(text);
-    if (how.plus_is_space) {
-      for (auto& ch : raw) {
-        if (ch == '+') ch = ' ';
-      }
-    }
-    return raw;
-  }
+  if (how.replace_ill_formed_utf8 && !is_valid_utf8(out)) return to_well_formed_utf8(out);
   return out;
 }
 

@@ -10,7 +10,9 @@ namespace sluice {
 struct PercentDecoding {
   bool plus_is_space = false;   // application/x-www-form-urlencoded ('+' is a space)
   bool keep_reserved = false;   // decodeURI: escapes of ;/?:@&=+$,# stay escaped
-  bool raw_if_not_utf8 = false;  // node's querystring: keep the raw text when the bytes are not UTF-8
+  // node's querystring: when the decoded bytes are not UTF-8, decodeURIComponent throws and
+  // querystring falls back to Buffer#toString, which turns each ill-formed part into U+FFFD.
+  bool replace_ill_formed_utf8 = false;
 };
 
 std::string percent_decode(std::string_view text, PercentDecoding how = {});

@@ -103,12 +103,12 @@ std::optional<std::string> token_from_request(const Request& request, const Para
   std::string_view authorization = sv(request[http::field::authorization]);
   if (!authorization.empty()) {
     if (authorization.substr(0, 7) == "Bearer ") authorization.remove_prefix(7);
-    return std::string(authorization);
+    return header_text(authorization);
   }
   std::string access_token = first_string(query, "access_token");
   if (!access_token.empty()) return access_token;
   std::string_view protocol = sv(request[http::field::sec_websocket_protocol]);
-  if (!protocol.empty()) return std::string(protocol);
+  if (!protocol.empty()) return header_text(protocol);
   return std::nullopt;
 }
 

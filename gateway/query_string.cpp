@@ -6,13 +6,15 @@
 
 namespace sluice::gateway {
 std::string percent_decode(std::string_view text, bool plus_is_space) {
-  return sluice::percent_decode(text, PercentDecoding{plus_is_space, false, /*raw_if_not_utf8=*/true});
+  return sluice::percent_decode(text, PercentDecoding{plus_is_space, false, /*replace_ill_formed_utf8=*/true});
 }
 
 Params parse_query(std::string_view query) {
+  // node's querystring reads at most 1000 '&'-separated pieces, empty ones included.
+  constexpr int kMaxPieces = 1000;
   Params params = Params::object();
   size_t pos = 0;
-  while (pos <= query.size()) {
+  for (int pieces = 0; pos <= query.size() && pieces < kMaxPieces; ++pieces) {
     size_t amp = query.find('&', pos);
     if (amp == std::string_view::npos) amp = query.size();
     std::string_view pair = query.substr(pos, amp - pos);

@@ -9,6 +9,13 @@ namespace sluice::gateway {
 namespace {
 constexpr size_t kHeaderLimit = 16 * 1024;  // Node's default maximum header size
 constexpr size_t kBodyLimit = 64 * 1024;
+
+bool is_ascii(boost::beast::string_view text) {
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
 }  // namespace
 
 RequestReader::RequestReader() {
@@ -36,6 +43,12 @@ RequestReader::Progress RequestReader::consume(boost::beast::flat_buffer& buffer
       error_ = ec;
       return Progress::malformed;
     }
+    // Beast accepts bytes from 0x80 up in the request target; Node's parser answers
+    // 400 (docs/protocol.md#malformed-requests).
+    if (parser_->is_header_done() && !is_ascii(parser_->get().target())) {
+      error_ = http::error::bad_target;
+      return Progress::malformed;
+    }
     if (parser_->is_done()) return Progress::done;
     if (used == 0) return Progress::need_more;
   }
@@ -47,6 +60,21 @@ int RequestReader::malformed_status() const {
   if (error_ == http::error::header_limit) return 431;
   if (error_ == http::error::body_limit) return 413;
   return 400;
+}
+
+std::string header_text(std::string_view raw) {
+  std::string text;
+  text.reserve(raw.size());
+  for (char c : raw) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x80) {
+      text += c;
+    } else {
+      text += static_cast<char>(0xC0 | (byte >> 6));
+      text += static_cast<char>(0x80 | (byte & 0x3F));
+    }
+  }
+  return text;
 }
 
 }  // namespace sluice::gateway

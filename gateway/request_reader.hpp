@@ -6,6 +6,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace sluice::gateway {
 
@@ -30,5 +32,10 @@ class RequestReader {
   std::optional<http::request_parser<http::string_body>> parser_;
   boost::system::error_code error_;
 };
+
+// A header value as Node hands it to JavaScript: each byte is one Latin-1 character,
+// so bytes from 0x80 up become two-byte UTF-8 (docs/protocol.md#malformed-requests).
+// Values that travel further (tokens in gRPC strings) must be valid UTF-8.
+std::string header_text(std::string_view raw);
 
 }  // namespace sluice::gateway

@@ -2,6 +2,7 @@
 // docs/protocol.md#token-sources and docs/protocol.md#server-sent-events.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <regex>
 
 #include "gateway/http_responses.hpp"
@@ -103,6 +104,15 @@ TEST(TokenSource, HeaderThenQueryThenSubprotocol) {
   EXPECT_EQ(token_from_request(make_request({}), parse_query("access_token=a&access_token=b")), "a");
 }
 
+// Node 20 hands `Authorization: Bearer \xF3\xC3\xA9` to JavaScript as "Bearer óÃ©".
+TEST(TokenSource, HeaderBytesAreLatin1CharactersAsInNode) {
+  EXPECT_EQ(token_from_request(make_request({{http::field::authorization, "Bearer \xF3\xC3\xA9"}}), parse_query("")),
+            "\xC3\xB3\xC3\x83\xC2\xA9");
+  EXPECT_EQ(token_from_request(make_request({{http::field::sec_websocket_protocol, "\xFF"}}), parse_query("")),
+            "\xC3\xBF");
+  EXPECT_EQ(header_text("plain"), "plain");
+}
+
 TEST(Upgrade, NeedsConnectionUpgradeAndUpgradeHeader) {
   EXPECT_TRUE(is_upgrade_request(
       make_request({{http::field::connection, "keep-alive, Upgrade"}, {http::field::upgrade, "websocket"}})));
@@ -162,6 +172,29 @@ TEST(Strictness, AbsoluteFormTargetsAreServedLikeTheirPath) {
   auto [path, query] = split_target("http://h/api/v1/streaming/public?only_media=1");
   EXPECT_EQ(path, "/api/v1/streaming/public");
   EXPECT_EQ(query, "only_media=1");
+}
+
+RequestReader::Progress read_all(RequestReader& reader, std::string_view bytes) {
+  boost::beast::flat_buffer buffer;
+  auto room = buffer.prepare(bytes.size());
+  std::memcpy(room.data(), bytes.data(), bytes.size());
+  buffer.commit(bytes.size());
+  return reader.consume(buffer);
+}
+
+// Node 20 answers `GET /x?tag=\xF3 HTTP/1.1` with 400 Bad Request; Beast alone would accept it.
+TEST(Strictness, RawNonAsciiTargetIsMalformed) {
+  RequestReader refused;
+  EXPECT_EQ(read_all(refused, "GET /api/v1/streaming/hashtag?tag=caf\xC3\xA9 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            RequestReader::Progress::malformed);
+  EXPECT_EQ(refused.malformed_status(), 400);
+  RequestReader escaped;
+  EXPECT_EQ(read_all(escaped, "GET /api/v1/streaming/hashtag?tag=caf%C3%A9 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            RequestReader::Progress::done);
+  // Header values may hold such bytes (Node reads them as Latin-1).
+  RequestReader header;
+  EXPECT_EQ(read_all(header, "GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xF3\r\n\r\n"),
+            RequestReader::Progress::done);
 }
 
 TEST(Strictness, MissingHostAnswerIsNodes) {

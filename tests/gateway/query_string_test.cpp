@@ -22,9 +22,33 @@ TEST(QueryString, RepeatedKeysBecomeArraysAndFirstStringPicksTheFirst) {
   EXPECT_EQ(first_string(q, "missing"), "");
 }
 
-TEST(QueryString, InvalidUtf8EscapesAreKeptRaw) {
-  auto q = parse_query("tag=%FF%FE");
-  EXPECT_EQ(q["tag"], "%FF%FE");
+// Node 20: querystring.parse("tag=%FF%FE&e=x+y%FF") is {tag: "\uFFFD\uFFFD", e: "x y\uFFFD"}.
+TEST(QueryString, EscapesThatAreNotUtf8DecodeToReplacementCharacters) {
+  auto q = parse_query("tag=%FF%FE&e=x+y%FF&ok=caf%C3%A9&cut=%C3");
+  EXPECT_EQ(q["tag"], "\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(q["e"], "x y\xEF\xBF\xBD");
+  EXPECT_EQ(q["ok"], "caf\xC3\xA9");
+  EXPECT_EQ(q["cut"], "\xEF\xBF\xBD");
+}
+
+// Whatever the bytes, every key and value is valid UTF-8: channels and tokens travel in
+// protobuf strings (a fuzzer found raw bytes reaching a list channel).
+TEST(QueryString, RawBytesThatAreNotUtf8NeverSurvive) {
+  auto q = parse_query(std::string("list=12\xF3&\xF3=%41\xF3"));
+  EXPECT_EQ(q["list"], "12\xEF\xBF\xBD");
+  EXPECT_EQ(q["\xEF\xBF\xBD"], "A\xEF\xBF\xBD");
+}
+
+// Node 20 reads the first 1000 '&'-separated pieces, empty ones included.
+TEST(QueryString, OnlyTheFirstThousandPiecesCount) {
+  std::string empties(1005, '&');
+  EXPECT_TRUE(parse_query(empties + "a=1").empty());
+  std::string repeated;
+  for (int i = 0; i < 1001; ++i) repeated += "k=1&";
+  auto q = parse_query(repeated + "z=1");
+  EXPECT_EQ(q["k"].size(), 1000u);
+  EXPECT_FALSE(q.contains("z"));
+  EXPECT_EQ(parse_query(std::string(999, '&') + "a=1")["a"], "1");
 }
 
 TEST(QueryString, SplitTarget) {
