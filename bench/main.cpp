@@ -430,6 +430,7 @@ int Coordinator::run() {
   // catches up instead of silently lowering the rate).
   phase_ = "publish";
   std::vector<uint64_t> per_channel(plan_.channels.size(), 0);
+  json excused = json::object();  // "<channel>": [seq, ...] the verifier must not require
   r.proc_before_publish = sample_processes(o_.server_pids);
   const uint64_t publish_start = monotonic_ns();
   r.first_publish_realtime_ns = realtime_ns();
@@ -442,36 +443,75 @@ int Coordinator::run() {
       show_progress();
     }
     if (should_stop()) break;
+    const size_t first = o_.round_robin_channels ? k % plan_.channels.size() : 0;
+    const size_t last = o_.round_robin_channels ? first + 1 : plan_.channels.size();
+    // --redis-outages: an event whose seq is consumed without a positive reply is
+    // excused (the verifier does not require it), and the publisher moves on.
+    auto excuse = [&](size_t c, uint64_t& counter) {
+      excused[std::to_string(c)].push_back(per_channel[c]);
+      ++per_channel[c];
+      ++counter;
+    };
+    bool every_channel_heard = true;
     try {
-      const size_t first = o_.round_robin_channels ? k % plan_.channels.size() : 0;
-      const size_t last = o_.round_robin_channels ? first + 1 : plan_.channels.size();
       // Pipelined in small batches, so that many channels (one per account) do not
       // cost a round trip each, while a stamp is never far ahead of its send.
       constexpr size_t kBatch = 32;
       for (size_t batch = first; batch < last; batch += kBatch) {
         const size_t end = std::min(last, batch + kBatch);
-        for (size_t c = batch; c < end; ++c) {
-          const uint64_t seq = per_channel[c];  // sequence number on this channel
-          EventTemplate& event = templates[(plan_.remote_channel[c] ? mix : 0) + seq % mix];
-          redis.append_publish(plan_.channels[c],
-                               event.stamp(realtime_ns(), static_cast<uint32_t>(seq), static_cast<uint32_t>(c)));
+        if (o_.redis_outages && !redis.connected()) {
+          if (!redis.reconnect()) {
+            // Redis is down: nothing more of this event reaches it.
+            for (size_t c = batch; c < last; ++c) excuse(c, r.publishes_unsent);
+            every_channel_heard = false;
+            break;
+          }
+          r.redis_outages.back().answered_realtime_ns = realtime_ns();
         }
-        std::vector<long long> receivers = redis.collect_replies(end - batch);
-        for (size_t c = batch; c < end; ++c) {
-          ++r.publishes;
-          if (receivers[c - batch] <= 0) ++r.publishes_without_subscriber;
-          ++per_channel[c];
-          planned_expected_ += plan_.clients_per_channel[c];
+        try {
+          for (size_t c = batch; c < end; ++c) {
+            const uint64_t seq = per_channel[c];  // sequence number on this channel
+            EventTemplate& event = templates[(plan_.remote_channel[c] ? mix : 0) + seq % mix];
+            redis.append_publish(plan_.channels[c],
+                                 event.stamp(realtime_ns(), static_cast<uint32_t>(seq), static_cast<uint32_t>(c)));
+          }
+          std::vector<long long> receivers = redis.collect_replies(end - batch);
+          for (size_t c = batch; c < end; ++c) {
+            ++r.publishes;
+            if (receivers[c - batch] <= 0) {
+              ++r.publishes_without_subscriber;
+              every_channel_heard = false;
+              // Redis had it and nobody to give it to (a broker still re-subscribing).
+              if (o_.redis_outages) {
+                excused[std::to_string(c)].push_back(per_channel[c]);
+                ++per_channel[c];
+                continue;
+              }
+            }
+            ++per_channel[c];
+            planned_expected_ += plan_.clients_per_channel[c];
+          }
+        } catch (const RedisLost&) {
+          if (!o_.redis_outages) throw;
+          // Whether Redis received the batch in flight is unknown.
+          for (size_t c = batch; c < end; ++c) excuse(c, r.publishes_unknown);
+          r.redis_outages.push_back({realtime_ns(), 0, 0});
+          every_channel_heard = false;
         }
       }
     } catch (const std::exception& e) {
       aborted_ = e.what();
       break;
     }
+    if (every_channel_heard && !r.redis_outages.empty() && r.redis_outages.back().answered_realtime_ns &&
+        !r.redis_outages.back().resumed_realtime_ns) {
+      r.redis_outages.back().resumed_realtime_ns = realtime_ns();
+    }
     ++published_events_;
   }
   r.publish_seconds = static_cast<double>(monotonic_ns() - publish_start) / 1e9;
   r.published_events = published_events_;
+  if (!excused.empty()) send_all("excuse " + excused.dump());
   send_all("expect " + json(per_channel).dump());
 
   // 5. Wait for stragglers: until every worker has all it expects, or the drain timeout.

@@ -54,6 +54,9 @@ void print_usage(const char* argv0) {
       "  --redis-host HOST        (default 127.0.0.1)\n"
       "  --redis-port PORT        (default 6379)\n"
       "  --redis-namespace NS     REDIS_NAMESPACE of the server (channels become NS:channel)\n"
+      "  --redis-outages          keep publishing when Redis goes away: reconnect, and do not\n"
+      "                           require events Redis may never have had (sent while it was\n"
+      "                           down, in flight when it went, or without a subscriber)\n"
       "\n"
       "Timing (all phases are bounded)\n"
       "  --settle-ms T            wait after the last connection before publishing (default 1000)\n"
@@ -280,6 +283,9 @@ Options parse_options(int argc, char** argv) {
     } else if (arg == "--no-progress") {
       no_value();
       o.progress = false;
+    } else if (arg == "--redis-outages") {
+      no_value();
+      o.redis_outages = true;
     } else if (arg == "--fail-on-mismatch") {
       no_value();
       o.fail_on_mismatch = true;

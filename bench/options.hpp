@@ -44,6 +44,9 @@ struct Options {
   std::string redis_user;
   std::string redis_password;
   std::string redis_namespace;
+  // Keep publishing through Redis outages (reconnect; excuse the events Redis may
+  // never have had) instead of ending the run at the first failed PUBLISH.
+  bool redis_outages = false;
 
   // Timing
   uint32_t settle_ms = 1000;

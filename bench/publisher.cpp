@@ -198,22 +198,25 @@ VerifierSetup make_verifier_setup(const std::vector<EventTemplate>& templates, s
 
 RedisPublisher::RedisPublisher(const std::string& host, int port, const std::string& user,
                                const std::string& password, const std::string& ns)
-    : prefix_(ns.empty() ? std::string() : ns + ":") {
-  timeval timeout{5, 0};
-  ctx_ = redisConnectWithTimeout(host.c_str(), port, timeout);
+    : host_(host), user_(user), password_(password), port_(port), prefix_(ns.empty() ? std::string() : ns + ":") {
+  connect(timeval{5, 0});
+}
+
+void RedisPublisher::connect(timeval timeout) {
+  ctx_ = redisConnectWithTimeout(host_.c_str(), port_, timeout);
   if (!ctx_) throw std::runtime_error("Redis: out of memory");
   if (ctx_->err) {
-    std::string msg = "Redis " + host + ":" + std::to_string(port) + ": " + ctx_->errstr;
+    std::string msg = "Redis " + host_ + ":" + std::to_string(port_) + ": " + ctx_->errstr;
     redisFree(ctx_);
     ctx_ = nullptr;
-    throw std::runtime_error(msg);
+    throw RedisLost(msg);
   }
-  redisSetTimeout(ctx_, timeout);
-  if (!password.empty()) {
-    redisReply* r = user.empty()
-                        ? static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b", password.data(), password.size()))
-                        : static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b %b", user.data(), user.size(),
-                                                                password.data(), password.size()));
+  redisSetTimeout(ctx_, timeval{5, 0});
+  if (!password_.empty()) {
+    redisReply* r = user_.empty()
+                        ? static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b", password_.data(), password_.size()))
+                        : static_cast<redisReply*>(redisCommand(ctx_, "AUTH %b %b", user_.data(), user_.size(),
+                                                                password_.data(), password_.size()));
     if (!r) check("AUTH");
     bool bad = r->type == REDIS_REPLY_ERROR;
     std::string err = bad ? std::string(r->str, r->len) : "";
@@ -222,7 +225,27 @@ RedisPublisher::RedisPublisher(const std::string& host, int port, const std::str
   }
   redisReply* r = static_cast<redisReply*>(redisCommand(ctx_, "PING"));
   if (!r) check("PING");
+  // A restarting Redis answers "-LOADING ..." until its data set is loaded.
+  bool loading = r->type == REDIS_REPLY_ERROR;
   freeReplyObject(r);
+  if (loading) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    throw RedisLost("Redis is loading");
+  }
+}
+
+bool RedisPublisher::reconnect() {
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+  try {
+    connect(timeval{0, 200'000});
+    return true;
+  } catch (const RedisLost&) {
+    if (ctx_) redisFree(ctx_);
+    ctx_ = nullptr;
+    return false;
+  }
 }
 
 RedisPublisher::~RedisPublisher() {
@@ -230,10 +253,15 @@ RedisPublisher::~RedisPublisher() {
 }
 
 void RedisPublisher::check(const char* what) {
-  throw std::runtime_error(std::string("Redis ") + what + ": " + (ctx_->err ? ctx_->errstr : "no reply"));
+  std::string msg = std::string("Redis ") + what + ": " + (ctx_ && ctx_->err ? ctx_->errstr : "no reply");
+  // hiredis: the context is unusable after an I/O or protocol error.
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+  throw RedisLost(msg);
 }
 
 long long RedisPublisher::publish(const std::string& channel, const std::string& message) {
+  if (!ctx_) throw RedisLost("Redis: not connected");
   const std::string name = prefix_ + channel;
   redisReply* r = static_cast<redisReply*>(
       redisCommand(ctx_, "PUBLISH %b %b", name.data(), name.size(), message.data(), message.size()));
@@ -246,6 +274,7 @@ long long RedisPublisher::publish(const std::string& channel, const std::string&
 }
 
 void RedisPublisher::append_publish(const std::string& channel, const std::string& message) {
+  if (!ctx_) throw RedisLost("Redis: not connected");
   const std::string name = prefix_ + channel;
   if (redisAppendCommand(ctx_, "PUBLISH %b %b", name.data(), name.size(), message.data(), message.size()) != REDIS_OK) {
     check("PUBLISH");
@@ -253,6 +282,7 @@ void RedisPublisher::append_publish(const std::string& channel, const std::strin
 }
 
 std::vector<long long> RedisPublisher::collect_replies(size_t count) {
+  if (!ctx_) throw RedisLost("Redis: not connected");
   std::vector<long long> out;
   out.reserve(count);
   std::string err;
@@ -269,6 +299,7 @@ std::vector<long long> RedisPublisher::collect_replies(size_t count) {
 }
 
 std::vector<long long> RedisPublisher::numsub(const std::vector<std::string>& channels) {
+  if (!ctx_) throw RedisLost("Redis: not connected");
   std::vector<const char*> argv{"PUBSUB", "NUMSUB"};
   std::vector<size_t> lens{6, 6};
   std::vector<std::string> names;

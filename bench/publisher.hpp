@@ -8,12 +8,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bench/verifier.hpp"
 
 struct redisContext;
+struct timeval;
 
 namespace sluice_bench {
 
@@ -59,6 +61,12 @@ std::vector<EventTemplate> make_event_templates(const std::string& marker_prefix
 VerifierSetup make_verifier_setup(const std::vector<EventTemplate>& templates, size_t mix_size,
                                   const std::string& marker_prefix, uint64_t run_seed, std::vector<bool> channel_remote);
 
+// The connection to Redis failed or was lost: whether the commands in flight
+// reached Redis is unknown.
+struct RedisLost : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class RedisPublisher {
  public:
   RedisPublisher(const std::string& host, int port, const std::string& user, const std::string& password,
@@ -66,6 +74,14 @@ class RedisPublisher {
   ~RedisPublisher();
   RedisPublisher(const RedisPublisher&) = delete;
   RedisPublisher& operator=(const RedisPublisher&) = delete;
+
+  // Whether the connection is usable; false after a connection-level failure
+  // (RedisLost), until reconnect() succeeds.
+  bool connected() const { return ctx_ != nullptr; }
+  // One attempt to connect again (AUTH, PING), bounded by a short timeout; false
+  // while Redis does not answer (or is still loading). Throws only when Redis
+  // refuses the credentials.
+  bool reconnect();
 
   // Returns the number of Redis subscribers that received it. Throws on errors.
   long long publish(const std::string& channel, const std::string& message);
@@ -77,7 +93,10 @@ class RedisPublisher {
   std::string full_name(const std::string& channel) const { return prefix_ + channel; }
 
  private:
-  void check(const char* what);
+  void connect(timeval timeout);
+  [[noreturn]] void check(const char* what);
+  std::string host_, user_, password_;
+  int port_ = 0;
   redisContext* ctx_ = nullptr;
   std::string prefix_;
 };

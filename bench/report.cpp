@@ -119,6 +119,13 @@ json Report::to_json() const {
                       {"connections_per_second", connect_seconds > 0 ? round_to(ok / connect_seconds, 1) : 0.0}};
   j["connect_latency_ms"] = latency_json(connect);
 
+  json outages = json::array();
+  for (const auto& outage : redis_outages) {
+    auto ms = [](uint64_t ns) { return ns ? json(ns / 1'000'000) : json(nullptr); };
+    outages.push_back({{"lost_ms", ms(outage.lost_realtime_ns)},
+                       {"answered_ms", ms(outage.answered_realtime_ns)},
+                       {"resumed_ms", ms(outage.resumed_realtime_ns)}});
+  }
   j["events"] = {{"requested", o.events},
                  {"published", published_events},
                  {"rate", o.rate},
@@ -131,6 +138,9 @@ json Report::to_json() const {
                  {"channel_mode", o.round_robin_channels ? "round-robin" : "all"},
                  {"publishes", publishes},
                  {"publishes_without_subscriber", publishes_without_subscriber},
+                 {"publishes_unknown", publishes_unknown},
+                 {"publishes_unsent", publishes_unsent},
+                 {"redis_outages", outages},
                  {"message_bytes", message_bytes}};
 
   // Per-event verification (bench/verifier.hpp): the workers' counters, summed.

@@ -33,6 +33,16 @@ struct Report {
   uint64_t published_events = 0;
   uint64_t publishes = 0;
   uint64_t publishes_without_subscriber = 0;
+  // --redis-outages: publishes in flight when the connection failed (outcome
+  // unknown) and those due while Redis did not answer (never sent).
+  uint64_t publishes_unknown = 0;
+  uint64_t publishes_unsent = 0;
+  struct RedisOutage {
+    uint64_t lost_realtime_ns = 0;      // a command failed
+    uint64_t answered_realtime_ns = 0;  // the first reconnect that worked (0: never)
+    uint64_t resumed_realtime_ns = 0;   // the end of the first event after it that every channel's subscriber got
+  };
+  std::vector<RedisOutage> redis_outages;
   uint64_t first_publish_realtime_ns = 0;
   uint32_t subscribed_channels = 0;
   std::vector<std::string> unsubscribed_examples;

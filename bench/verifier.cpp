@@ -427,9 +427,26 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   return fed;
 }
 
+void Verifier::set_excused(std::vector<std::vector<uint32_t>> per_channel) {
+  for (auto& seqs : per_channel) {
+    std::sort(seqs.begin(), seqs.end());
+    seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
+  }
+  excused_ = std::move(per_channel);
+}
+
+uint64_t Verifier::excused_below(uint32_t channel, uint64_t published) const {
+  if (channel >= excused_.size()) return 0;
+  const auto& seqs = excused_[channel];
+  return static_cast<uint64_t>(std::lower_bound(seqs.begin(), seqs.end(), published) - seqs.begin());
+}
+
 uint64_t Verifier::expected_for(uint32_t slot) const {
   uint64_t n = 0;
-  for (const Track& t : clients_[slot].tracks) n += t.channel < published_.size() ? published_[t.channel] : 0;
+  for (const Track& t : clients_[slot].tracks) {
+    const uint64_t p = t.channel < published_.size() ? published_[t.channel] : 0;
+    n += p - excused_below(t.channel, p);
+  }
   return n;
 }
 
@@ -455,10 +472,19 @@ Verifier::PerClient Verifier::client_result(uint32_t slot) const {
         }
       }
     }
+    // Excused events that arrived anyway are neither expected nor missing.
+    uint64_t excused = 0;
+    if (!published_.empty() && t.channel < excused_.size()) {
+      for (uint32_t s : excused_[t.channel]) {
+        if (s >= p) break;
+        ++excused;
+        if (s < t.contiguous || t.test(s)) --got;
+      }
+    }
     r.received += got;
     if (published_.empty()) continue;
-    r.expected += p;
-    r.missing += p - got;
+    r.expected += p - excused;
+    r.missing += p - excused - got;
     r.unexpected_late += late;
   }
   r.errors += r.unexpected_late;

@@ -4,7 +4,8 @@
 // data line) and every WebSocket text message of each client; the verifier finds
 // this run's marker (bench/event_marker.hpp), and checks, per client and per event:
 //   - the sequence: each channel the client hears must deliver its events 0..P-1
-//     (P = events published on that channel) exactly once and in order;
+//     (P = events published on that channel) exactly once and in order, except
+//     those excused because Redis may never have had them (set_excused);
 //   - the event name (the publisher's --event-mix, by sequence number);
 //   - the payload, byte for byte, against what the server must send (the publisher's
 //     template, with `"filtered":<array>` appended on filtered streams for statuses);
@@ -94,6 +95,11 @@ class Verifier {
   // Per-channel publish counts (P); needed for `expected` and `missing`.
   void set_published(std::vector<uint64_t> per_channel) { published_ = std::move(per_channel); }
   bool published_known() const { return !published_.empty(); }
+  // Seqs, per channel, that need not arrive: with --redis-outages, events Redis may
+  // never have received (sent while it was down or in flight when it went) or had no
+  // subscriber for. They are left out of `expected` and `missing`; one that arrives
+  // is still checked for order, name, payload and duplicates.
+  void set_excused(std::vector<std::vector<uint32_t>> per_channel);
   uint64_t expected_for(uint32_t slot) const;
 
   // Totals. Receipt counters cover every client; `expected` and `missing` only
@@ -147,7 +153,9 @@ class Verifier {
 
   VerifierSetup setup_;
   std::vector<Client> clients_;
+  uint64_t excused_below(uint32_t channel, uint64_t published) const;
   std::vector<uint64_t> published_;
+  std::vector<std::vector<uint32_t>> excused_;  // per channel, sorted
   VerifyCounters receipts_;
   std::string scratch_event_, scratch_payload_;
   std::vector<std::string> scratch_stream_;

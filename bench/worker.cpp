@@ -728,6 +728,20 @@ void Worker::read_commands() {
 void Worker::handle_command(const std::string& line) {
   if (line == "finish") {
     finishing_ = true;
+  } else if (line.rfind("excuse ", 0) == 0) {
+    // {"<channel>": [seq, ...], ...}: events Redis may never have had (--redis-outages).
+    try {
+      json excused = json::parse(line.substr(7));
+      std::vector<std::vector<uint32_t>> per_channel;
+      for (const auto& [channel, seqs] : excused.items()) {
+        const auto c = static_cast<size_t>(std::stoul(channel));
+        if (per_channel.size() <= c) per_channel.resize(c + 1);
+        for (const auto& seq : seqs) per_channel[c].push_back(seq.get<uint32_t>());
+      }
+      verifier_.set_excused(std::move(per_channel));
+    } catch (const std::exception&) {
+      // Malformed command: nothing is excused, so the loss figures stay strict.
+    }
   } else if (line.rfind("expect ", 0) == 0) {
     try {
       json counts = json::parse(line.substr(7));

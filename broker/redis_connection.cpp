@@ -18,7 +18,10 @@ namespace {
 // may take before the attempt is abandoned.
 constexpr auto kHandshakeTimeout = std::chrono::seconds(3);
 constexpr int kFirstBackoffMs = 100;
-constexpr int kMaxBackoffMs = 5000;
+// Events resume within 1 s of Redis answering again (docs/reliability.md#faults): an
+// attempt waits at most this long, then connect + re-subscribe take tens of ms. A
+// refused connect costs Redis next to nothing, so a short cap is cheap.
+constexpr int kMaxBackoffMs = 800;
 
 std::string reply_error(const redisReply* reply) {
   if (!reply) return "no reply";
