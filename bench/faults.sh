@@ -7,6 +7,7 @@
 # bench/fault_probe.py opens new connections throughout. One row per fault:
 #
 #   disconnected  clients the server cut (sluice-bench "dropped"; no client reconnects)
+#   cuts spread   first cut to last cut (a draining gateway spreads them)
 #   (counts are per run, "a / b / c"; timings are medians)
 #   lost          events missing, on every client / on clients never cut
 #   dup, reord    events received twice / out of order
@@ -267,7 +268,9 @@ for fault in "${fault_list[@]}"; do
         ;;
       gateway-term|gateway-kill)
         signal=TERM; [ "$fault" = gateway-kill ] && signal=KILL
-        stop_process "${proc_pid[gateway1]}" "$signal"
+        # SIGTERM: the gateway spreads its clients' ends over SLUICE_DRAIN_SECONDS (10)
+        # and exits after a 2 s grace (docs/drain.md); let it finish.
+        stop_process "${proc_pid[gateway1]}" "$signal" 30
         launch gateway1
         recovery="$(wait_until 60 http_ok "${gateway_admin[0]}" /readyz)" || true
         ;;
@@ -296,6 +299,7 @@ else:
     d = result["delivery"]
     row.update({
         "clients": result["connections"]["ok"], "disconnected": result["connections"]["dropped"],
+        "cuts_spread_ms": result["connections"].get("drops_spread_ms"),
         "failed_connections": result["connections"]["failed"],
         "expected": d["expected"], "lost": d["missing"], "lost_never_dropped": d.get("missing_never_dropped"),
         "duplicated": d["duplicated"], "reordered": d["reordered"],
@@ -343,13 +347,13 @@ def probes(rs, kind):
             total += n
             statuses[status] = statuses.get(status, 0) + n
     return "%d: " % total + ", ".join("%s×%d" % (s, n) for s, n in sorted(statuses.items())) if total else "0"
-print("| fault | runs | clients cut | events lost (of them on clients never cut) | duplicated | reordered | longest delay ms (median) | recovery ms (median) | new conns, seen tokens | new conns, unseen tokens |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| fault | runs | clients cut | cuts spread over ms (median) | events lost (of them on clients never cut) | duplicated | reordered | longest delay ms (median) | recovery ms (median) | new conns, seen tokens | new conns, unseen tokens |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 broken = []
 for fault, rs in by_fault.items():
     lost = " / ".join("%s (%s)" % (r.get("lost", "?"), r.get("lost_never_dropped", "?")) for r in rs)
-    print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-        fault, len(rs), joined(rs, "disconnected"), lost, joined(rs, "duplicated"), joined(rs, "reordered"),
+    print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        fault, len(rs), joined(rs, "disconnected"), median(rs, "cuts_spread_ms"), lost, joined(rs, "duplicated"), joined(rs, "reordered"),
         median(rs, "longest_ms"), median(rs, "recovery_ms"), probes(rs, "seen"), probes(rs, "unseen")))
     for r in rs:
         if "error" in r or r.get("aborted"):

@@ -53,6 +53,7 @@ json Report::to_json() const {
   uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0;
   uint64_t complete = 0, short_clients = 0, silent = 0, over = 0, foreign = 0, pings = 0, bytes_in = 0;
   uint64_t last_rx = 0, with_errors = 0, missing_never_dropped = 0;
+  uint64_t first_drop = 0, last_drop = 0;
   VerifyCounters verify;
   json verify_samples = json::object();  // counter -> first receipt that raised it
   double client_cpu = 0;
@@ -82,6 +83,8 @@ json Report::to_json() const {
     pings += f.value("pings", uint64_t{0});
     bytes_in += f.value("bytes_in", uint64_t{0});
     last_rx = std::max(last_rx, f.value("last_rx_ns", uint64_t{0}));
+    if (const uint64_t t = f.value("first_drop_ns", uint64_t{0}); t && (!first_drop || t < first_drop)) first_drop = t;
+    last_drop = std::max(last_drop, f.value("last_drop_ns", uint64_t{0}));
     client_cpu += f.value("cpu_seconds", 0.0);
     add_reasons(fail_reasons, f.value("fail_reasons", json::object()));
     add_reasons(drop_reasons, f.value("drop_reasons", json::object()));
@@ -115,6 +118,8 @@ json Report::to_json() const {
                       {"dropped", dropped},
                       {"fail_reasons", fail_reasons},
                       {"drop_reasons", drop_reasons},
+                      // How the server's cuts spread: first to last, in ms (0 when none).
+                      {"drops_spread_ms", last_drop > first_drop ? round_to((last_drop - first_drop) / 1e6, 1) : 0.0},
                       {"connect_seconds", round_to(connect_seconds, 3)},
                       {"connections_per_second", connect_seconds > 0 ? round_to(ok / connect_seconds, 1) : 0.0}};
   j["connect_latency_ms"] = latency_json(connect);

@@ -70,6 +70,8 @@ struct Stats {
   uint64_t pings = 0;
   uint64_t first_rx_ns = 0;  // realtime
   uint64_t last_rx_ns = 0;
+  uint64_t first_drop_ns = 0;  // realtime: how the server's cuts spread over time
+  uint64_t last_drop_ns = 0;
   std::map<std::string, uint64_t> fail_reasons;
   std::map<std::string, uint64_t> drop_reasons;
   std::string error_sample;  // first {"error":...} frame seen
@@ -205,6 +207,9 @@ void Worker::drop(Conn& c, const std::string& reason) {
     ++stats_.dropped;
     ++stats_.drop_reasons[reason];
     c.dropped = true;
+    const uint64_t now = realtime_ns();
+    if (!stats_.first_drop_ns) stats_.first_drop_ns = now;
+    stats_.last_drop_ns = now;
   }
   close_conn(c);
 }
@@ -809,6 +814,8 @@ void Worker::report_progress(bool final) {
                        static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     j["first_rx_ns"] = stats_.first_rx_ns;
     j["last_rx_ns"] = stats_.last_rx_ns;
+    j["first_drop_ns"] = stats_.first_drop_ns;
+    j["last_drop_ns"] = stats_.last_drop_ns;
     j["fail_reasons"] = stats_.fail_reasons;
     j["drop_reasons"] = stats_.drop_reasons;
     j["error_sample"] = stats_.error_sample;

@@ -109,10 +109,10 @@ start_bench_servers() {
   pids+=("$pg_wrapper_pid")
 }
 
-# stop_process PID SIGNAL: signal it, wait up to 10 s, then SIGKILL.
+# stop_process PID SIGNAL [SECONDS]: signal it, wait up to SECONDS (10), then SIGKILL.
 stop_process() {
   kill "-$2" "$1" 2>/dev/null || return 0
-  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 $((${3:-10} * 10))); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$1" 2>/dev/null || true
 }
 
