@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/heartbeat_wheel.hpp"
 #include "gateway/access_log.hpp"
 #include "gateway/auth_client.hpp"
 #include "gateway/connection_limits.hpp"
@@ -68,10 +69,9 @@ class Client : public std::enable_shared_from_this<Client> {
   // written when it ends (docs/protocol.md#access-log); not kept when that log is off.
   void keep_request_record(const RequestRecord& record);
 
-  // Heartbeat bookkeeping, owned by the worker.
-  uint32_t worker_slot = 0;
-  uint32_t heartbeat_bucket = 0;
-  uint32_t heartbeat_slot = 0;
+  // Bookkeeping of the worker's ClientRegistry and HeartbeatWheel; only they write it.
+  uint32_t registry_slot = 0;
+  WheelPlace wheel_place;
 
  protected:
   // Called with bytes the client sent; may close the client.

@@ -3,12 +3,12 @@
 #include "common/log.hpp"
 #include "gateway/client.hpp"
 #include "gateway/gateway_context.hpp"
-#include "gateway/worker.hpp"
 
 namespace sluice::gateway {
 
-ViewerCache::ViewerCache(Worker& worker, std::chrono::milliseconds relations_max_staleness)
-    : worker_(worker), max_staleness_(relations_max_staleness) {}
+ViewerCache::ViewerCache(GatewayContext& context, boost::asio::io_context& io,
+                         std::chrono::milliseconds relations_max_staleness, DeliverDecided deliver_decided)
+    : context_(context), io_(io), deliver_decided_(std::move(deliver_decided)), max_staleness_(relations_max_staleness) {}
 
 void ViewerCache::retain(int64_t account) {
   Viewer& viewer = viewers_[account];
@@ -67,11 +67,11 @@ void ViewerCache::defer(int64_t account, std::shared_ptr<Client> client, const s
 void ViewerCache::load_relations(int64_t account) {
   Viewer& viewer = viewers_[account];
   viewer.relations_loading = true;
-  auto started = worker_.context().now();
-  auto& io = worker_.io();
+  auto started = context_.now();
+  auto& io = io_;
   // The auth tier's copy may be half the bound old, so this one stays usable for the
   // other half (docs/protocol.md#relations); 0 (exact mode) asks PostgreSQL.
-  worker_.context().auth.relations(account, max_staleness_ / 2, [this, account, started, &io](
+  context_.auth.relations(account, max_staleness_ / 2, [this, account, started, &io](
                                                 LookupStatus status,
                                                 std::shared_ptr<const sluice::v1::RelationsReply> reply) {
     asio::post(io, [this, account, started, status, reply] {
@@ -107,9 +107,9 @@ void ViewerCache::load_filters(int64_t account, bool fresh) {
   Viewer& viewer = viewers_[account];
   viewer.filters_loading = true;
   viewer.filters_stale = false;
-  auto& io = worker_.io();
-  auto started = worker_.context().now();
-  worker_.context().auth.filters(account, fresh, [this, account, started, &io](
+  auto& io = io_;
+  auto started = context_.now();
+  context_.auth.filters(account, fresh, [this, account, started, &io](
                                                      LookupStatus status,
                                                      std::shared_ptr<const sluice::v1::FiltersReply> reply) {
     asio::post(io, [this, account, started, status, reply] {
@@ -153,7 +153,7 @@ void ViewerCache::drain(int64_t account) {
     }
     Viewer::Waiting waiting = std::move(next);
     viewer.waiting.pop_front();
-    worker_.deliver_decided(*waiting.client, waiting.echo_json, *waiting.event, viewer);
+    deliver_decided_(*waiting.client, waiting.echo_json, *waiting.event, viewer);
   }
 }
 

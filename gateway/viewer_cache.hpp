@@ -8,6 +8,7 @@
 // like the reference); filters are kept until `filters_changed` (like the
 // reference's per-connection cache). A status that arrives while the data it
 // needs is being fetched waits, in order, for that fetch.
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -21,8 +22,8 @@
 
 namespace sluice::gateway {
 
-class Worker;
 class Client;
+class GatewayContext;
 
 class ViewerCache {
  public:
@@ -30,7 +31,14 @@ class ViewerCache {
   // Called with the `filtered` array for a status that passed (e.g. "[]").
   using Verdict = std::function<void(const std::string& filtered_json)>;
 
-  ViewerCache(Worker& worker, std::chrono::milliseconds relations_max_staleness);
+  struct Viewer;
+  // Sends a status that waited for its viewer's data, now that it is there.
+  using DeliverDecided = std::function<void(Client& client, const std::string& echo_json, const GatewayEvent& event,
+                                            const Viewer& viewer)>;
+
+  // Auth replies are handled on `io` (the worker's thread), where every call is made.
+  ViewerCache(GatewayContext& context, boost::asio::io_context& io, std::chrono::milliseconds relations_max_staleness,
+              DeliverDecided deliver_decided);
 
   // A filtered subscription of `account` appeared / went away on this worker.
   void retain(int64_t account);
@@ -69,7 +77,9 @@ class ViewerCache {
   void load_filters(int64_t account, bool fresh);
   void drain(int64_t account);
 
-  Worker& worker_;
+  GatewayContext& context_;
+  boost::asio::io_context& io_;
+  DeliverDecided deliver_decided_;
   std::chrono::milliseconds max_staleness_;
   std::unordered_map<int64_t, Viewer> viewers_;
 };

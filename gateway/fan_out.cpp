@@ -1,0 +1,157 @@
+#include "gateway/fan_out.hpp"
+
+#include "gateway/channel_table.hpp"
+#include "gateway/client.hpp"
+#include "gateway/client_registry.hpp"
+#include "gateway/gateway_context.hpp"
+#include "gateway/http_responses.hpp"
+#include "gateway/websocket_protocol.hpp"
+
+namespace sluice::gateway {
+
+// Frames built for one event on this worker: one SSE chunk per payload variant,
+// one WebSocket frame per (stream echo, payload variant). Few distinct echoes
+// exist per channel, so a short vector beats a map.
+struct FanOut::FrameCache {
+  const GatewayEvent& event;
+  Frame sse[2];
+  std::vector<std::pair<std::pair<const std::string*, bool>, Frame>> websocket;
+  // Keyword-filter results per filter set: accounts share one evaluation.
+  std::vector<std::pair<const CompiledFilters*, std::string>> evaluations;
+
+  const Frame& for_client(ClientKind kind, const std::string& echo, bool filtered_variant) {
+    if (kind == ClientKind::eventsource) {
+      Frame& frame = sse[filtered_variant];
+      if (!frame) frame = make_shared_frame(filtered_variant ? event.sse_filtered : event.sse_plain);
+      return frame;
+    }
+    for (auto& [key, frame] : websocket) {
+      if (key.second == filtered_variant && (key.first == &echo || *key.first == echo)) return frame;
+    }
+    websocket.emplace_back(std::make_pair(&echo, filtered_variant),
+                           make_shared_frame(websocket_event_frame(
+                               echo, filtered_variant ? event.ws_tail_filtered : event.ws_tail_plain)));
+    return websocket.back().second;
+  }
+};
+
+// docs/protocol.md#feed-access-check and docs/protocol.md#language-check for
+// update/status.update on public and hashtag streams.
+bool FanOut::passes_feed_and_language(const Subscription& subscription, const GatewayEvent& event) {
+  SubscriptionRules rules{subscription.filter_local, subscription.filter_remote,
+                          &subscription.client->auth().chosen_languages};
+  switch (check_feed_and_language(event.source->status(), rules)) {
+    case FeedCheck::pass: return true;
+    case FeedCheck::malformed: context_.metrics.malformed_statuses->inc(); return false;
+    case FeedCheck::drop: return false;
+  }
+  return false;
+}
+
+namespace {
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+bool FanOut::send_status(Client& client, const std::string& echo_json, const StatusDecision& decision,
+                         FrameCache& frames) {
+  switch (decision.verdict) {
+    case StatusVerdict::drop:
+      return false;
+    case StatusVerdict::unchanged:
+      client.send(frames.for_client(client.kind(), echo_json, false));
+      return true;
+    case StatusVerdict::no_filter_match:
+      client.send(frames.for_client(client.kind(), echo_json, true));
+      return true;
+    case StatusVerdict::filter_matches: {
+      // Only a client whose filters match pays for its own payload (design).
+      const GatewayEvent& event = frames.event;
+      std::string payload = payload_with_filtered(event.payload_open, decision.filtered_json);
+      client.send(make_frame(client.kind() == ClientKind::eventsource
+                                 ? sse_event_chunk(event.source->event(), payload)
+                                 : websocket_event_frame(echo_json, websocket_tail(event.source->event(), payload))));
+      return true;
+    }
+  }
+  return false;
+}
+
+void FanOut::deliver_decided(Client& client, const std::string& echo_json, const GatewayEvent& event,
+                             const ViewerCache::Viewer& viewer) {
+  if (!client.open()) return;
+  FrameCache frames{event, {}, {}, {}};
+  std::string evaluated;
+  auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer.relations, *viewer.filters,
+                                [&](const CompiledFilters& filters) -> const std::string& {
+                                  evaluated = filters.evaluate(event.source->status().filter_text(), unix_ms_now());
+                                  return evaluated;
+                                });
+  if (send_status(client, echo_json, decision, frames)) context_.metrics.sent(client.kind()).inc();
+}
+
+void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
+  const GatewayEvent& event = *shared_event;
+  if (event.is_system) return deliver_system(event);
+  if (event.source->payload().empty()) return;  // docs/protocol.md#messages-from-rails: no payload, nothing to forward
+  const auto* listeners = channels_.listeners(event.source->channel());
+  if (!listeners) return;
+  FrameCache frames{event, {}, {}, {}};
+  uint64_t sent[2] = {0, 0};
+  auto now = context_.now();
+  int64_t now_ms = 0;
+  // Each distinct filter set is evaluated once per event: accounts share results.
+  auto evaluate_once = [&](const CompiledFilters& filters) -> const std::string& {
+    for (const auto& [evaluated, json] : frames.evaluations) {
+      if (evaluated == &filters) return json;
+    }
+    if (!now_ms) now_ms = unix_ms_now();
+    frames.evaluations.emplace_back(&filters, filters.evaluate(event.source->status().filter_text(), now_ms));
+    return frames.evaluations.back().second;
+  };
+  for (const ChannelTable::Listener& listener : *listeners) {
+    Subscription& subscription = *listener.subscription;
+    Client& client = *subscription.client;
+    if (!client.open()) continue;
+    if (!subscription.plan.filtered || !event.is_status) {
+      client.send(frames.for_client(client.kind(), subscription.plan.echo_json, false));
+      ++sent[static_cast<int>(client.kind())];
+      continue;
+    }
+    if (!passes_feed_and_language(subscription, event)) continue;
+    const auto* viewer = viewers_.ready(client.auth().account_id, now);
+    if (!viewer) {
+      viewers_.defer(client.auth().account_id, client.shared_from_this(), subscription.plan.echo_json, shared_event,
+                     now);
+      continue;
+    }
+    auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer->relations,
+                                  *viewer->filters, evaluate_once);
+    if (!send_status(client, subscription.plan.echo_json, decision, frames)) continue;
+    ++sent[static_cast<int>(client.kind())];
+  }
+  if (sent[0]) context_.metrics.sent(ClientKind::eventsource).inc(sent[0]);
+  if (sent[1]) context_.metrics.sent(ClientKind::websocket).inc(sent[1]);
+}
+
+// docs/protocol.md#system-channels: kill closes, filters_changed clears filter caches, the rest is ignored.
+void FanOut::deliver_system(const GatewayEvent& event) {
+  const auto& name = event.source->event();
+  bool kill = name == "kill";
+  if (!kill && name != "filters_changed") return;
+  if (!event.source->system_id_valid()) return;
+  const bool by_token = event.source->system_channel() == sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN;
+  const auto clients = by_token ? clients_.with_access_token(event.source->system_id())
+                                : clients_.of_account(event.source->system_id());
+  if (!kill) {
+    // Filter caches are kept per account on this worker: one refresh serves every
+    // connection of the account (a token channel names one account too).
+    if (!clients.empty()) viewers_.filters_changed(clients.front()->auth().account_id);
+    return;
+  }
+  for (Client* client : clients) client->end_gracefully();
+}
+
+}  // namespace sluice::gateway
