@@ -141,6 +141,7 @@ void RedisSubscriber::on_ready() {
       {"PSUBSCRIBE", prefix + "timeline:access_token:*", prefix + "timeline:system:*"});
   std::vector<std::string> wanted = registry_.wanted_channels();
   subscribed_.insert(wanted.begin(), wanted.end());
+  awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
   send_in_batches("SUBSCRIBE", wanted);
   log::info("Redis subscriptions restored", {{"channels", wanted.size()}});
   ready_.store(true, std::memory_order_release);
@@ -150,6 +151,7 @@ void RedisSubscriber::on_ready() {
 void RedisSubscriber::on_lost() {
   // Messages published while disconnected are lost (docs/protocol.md#redis-configuration); gateways stay connected.
   subscribed_.clear();
+  awaiting_confirmation_.clear();
   subscriptions_.set(0);
   ready_.store(false, std::memory_order_release);
   notify_readiness(false);
@@ -168,7 +170,22 @@ void RedisSubscriber::on_push(redisReply* reply) {
     // Redis' count covers channels and patterns of this connection, so the two
     // system-channel patterns are included.
     if (reply->element[2]->type == REDIS_REPLY_INTEGER) subscriptions_.set(reply->element[2]->integer);
+    if (kind == "subscribe") confirmed(text_of(reply->element[1]));
   }
+}
+
+// Redis answers a SUBSCRIBE before it sends any message of that channel, so a marker
+// sent now precedes, in every stream, whatever the restarted subscription carries.
+void RedisSubscriber::confirmed(std::string_view redis_channel) {
+  if (awaiting_confirmation_.empty()) return;
+  auto it = awaiting_confirmation_.find(std::string(config_.without_namespace(redis_channel)));
+  if (it == awaiting_confirmation_.end()) return;
+  auto marker = std::make_shared<v1::BrokerMessage>();
+  marker->mutable_resubscribed()->add_channels(*it);
+  std::shared_ptr<const v1::BrokerMessage> shared = std::move(marker);
+  auto listeners = registry_.listeners(*it);
+  awaiting_confirmation_.erase(it);
+  for (const auto& sink : *listeners) sink->deliver(shared);
 }
 
 // The one parse of a Redis message (docs/protocol.md#shared-redis-subscriptions), shared by normal and system channels.

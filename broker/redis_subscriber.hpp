@@ -50,6 +50,7 @@ class RedisSubscriber {
   void reconcile(const std::vector<std::string>& channels);
   void send_in_batches(const char* command, const std::vector<std::string>& channels);
   void deliver(std::string_view redis_channel, std::string_view text);
+  void confirmed(std::string_view redis_channel);
   struct Parsed {
     std::string_view channel;
     std::shared_ptr<sluice::v1::BrokerMessage> message;
@@ -69,6 +70,10 @@ class RedisSubscriber {
   // Channels (without namespace) SUBSCRIBEd on the current connection and not
   // UNSUBSCRIBEd since. Redis thread only.
   std::unordered_set<std::string> subscribed_;
+  // Channels re-SUBSCRIBEd by on_ready() whose confirmation has not come yet: each
+  // confirmation tells the channel's gateway streams (Resubscribed) where the restarted
+  // subscription begins. Redis thread only.
+  std::unordered_set<std::string> awaiting_confirmation_;
   std::atomic<bool> ready_{false};
 
   std::mutex callbacks_mutex_;

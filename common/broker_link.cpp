@@ -70,9 +70,11 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
     if (!ok) return;  // OnDone follows
     if (incoming_.has_event()) {
       auto event = std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()));
-      link_.on_event_(std::move(event));
+      link_.callbacks_.on_event(std::move(event));
     } else if (incoming_.has_ready()) {
       link_.on_stream_ready();
+    } else if (incoming_.has_resubscribed() && link_.callbacks_.on_resubscribed) {
+      for (const auto& channel : incoming_.resubscribed().channels()) link_.callbacks_.on_resubscribed(channel);
     }
     incoming_.Clear();
     StartRead(&incoming_);
@@ -101,13 +103,11 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
 };
 
 BrokerLink::BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-                       EventHandler on_event, std::function<void()> on_ready, std::function<void()> on_opening)
+                       Callbacks callbacks)
     : stub_(v1::Broker::NewStub(std::move(channel))),
       internal_token_(std::move(internal_token)),
       gateway_id_(std::move(gateway_id)),
-      on_event_(std::move(on_event)),
-      on_ready_(std::move(on_ready)),
-      on_opening_(std::move(on_opening)) {}
+      callbacks_(std::move(callbacks)) {}
 
 BrokerLink::~BrokerLink() { stop(); }
 
@@ -133,7 +133,7 @@ void BrokerLink::supervise() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     stream_done_ = false;
-    if (on_opening_) on_opening_();
+    if (callbacks_.on_opening) callbacks_.on_opening();
     stream_ = std::make_unique<Stream>(*this, *stub_);
     stream_->queue_initial(channels_);
     auto opened_at = std::chrono::steady_clock::now();
@@ -178,7 +178,7 @@ void BrokerLink::serve_stream(std::unique_lock<std::mutex>& lock) {
 
 void BrokerLink::on_stream_ready() {
   if (!connected_.exchange(true)) log::info("broker stream ready");
-  if (on_ready_) on_ready_();
+  if (callbacks_.on_ready) callbacks_.on_ready();
 }
 
 void BrokerLink::on_stream_done() {

@@ -26,12 +26,21 @@ class BrokerLink {
  public:
   using EventHandler = std::function<void(std::shared_ptr<const sluice::v1::ChannelEvent>)>;
 
-  // `on_ready` (optional) runs each time the broker confirms a (re)opened stream:
-  // events published while the stream was down are lost, as with Redis itself.
-  // `on_opening` (optional) runs just before each stream is opened, before any of its
-  // subscriptions is sent: everything it will carry is published after that moment.
+  struct Callbacks {
+    EventHandler on_event;
+    // Runs each time the broker confirms a (re)opened stream: events published while
+    // the stream was down are lost, as with Redis itself. Optional.
+    std::function<void()> on_ready;
+    // Runs just before each stream is opened, before any of its subscriptions is
+    // sent: everything it will carry is published after that moment. Optional.
+    std::function<void()> on_opening;
+    // The broker's Redis subscription of this channel restarted (its Redis connection
+    // came back): the stream skips what was published meanwhile. Optional.
+    std::function<void(const std::string& channel)> on_resubscribed;
+  };
+
   BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-             EventHandler on_event, std::function<void()> on_ready = {}, std::function<void()> on_opening = {});
+             Callbacks callbacks);
   ~BrokerLink();
 
   void start();
@@ -65,9 +74,7 @@ class BrokerLink {
   std::unique_ptr<sluice::v1::Broker::Stub> stub_;
   std::string internal_token_;
   std::string gateway_id_;
-  EventHandler on_event_;
-  std::function<void()> on_ready_;
-  std::function<void()> on_opening_;
+  Callbacks callbacks_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

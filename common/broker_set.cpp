@@ -246,8 +246,10 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     int source = member.source;
     member.link = std::make_unique<BrokerLink>(
         connect_(target), internal_token_, process_id_,
-        [this, source](std::shared_ptr<const v1::ChannelEvent> event) { deliver(source, std::move(event)); },
-        on_ready_, [this, source] { stream_opening(source); });
+        BrokerLink::Callbacks{
+            [this, source](std::shared_ptr<const v1::ChannelEvent> event) { deliver(source, std::move(event)); },
+            on_ready_, [this, source] { stream_opening(source); },
+            [this, source](const std::string& channel) { resubscribed(source, channel); }});
     auto [it, inserted] = members_.emplace(target.address, std::move(member));
     if (started_) it->second.link->start();
   }
@@ -258,7 +260,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     auto placed = place_locked(channel);
     for (const auto& address : placed) {
       if (std::find(wanted.holders.begin(), wanted.holders.end(), address) != wanted.holders.end()) continue;
-      rejoin_locked(members_.at(address).source, channel);
+      rejoin(members_.at(address).source, channel);
       members_.at(address).link->acquire(channel, wanted.heartbeat);
     }
     for (const auto& address : wanted.holders) {
@@ -322,7 +324,7 @@ void BrokerSet::acquire(const std::string& channel, bool heartbeat) {
   }
   wanted.holders = place_locked(channel);
   for (const auto& address : wanted.holders) {
-    rejoin_locked(members_.at(address).source, channel);
+    rejoin(members_.at(address).source, channel);
     members_.at(address).link->acquire(channel, heartbeat);
   }
 }
@@ -375,7 +377,16 @@ void BrokerSet::stream_opening(int source) {
   hand_on_locked(dedup_.rejoin_all(source, std::chrono::steady_clock::now()));
 }
 
-void BrokerSet::rejoin_locked(int source, const std::string& channel) {
+void BrokerSet::resubscribed(int source, const std::string& channel) {
+  // The broker's Redis subscription restarted: like a stream that reopens, it skips what
+  // was published meanwhile, and the two brokers' subscriptions come back at different
+  // moments (docs/scale-out.md#brokers).
+  if (!replicated_.load(std::memory_order_acquire)) return;
+  std::lock_guard lock(deliver_mutex_);
+  hand_on_locked(dedup_.resubscribed(source, channel, std::chrono::steady_clock::now()));
+}
+
+void BrokerSet::rejoin(int source, const std::string& channel) {
   std::lock_guard lock(deliver_mutex_);
   hand_on_locked(dedup_.rejoin(source, channel, std::chrono::steady_clock::now()));
 }

@@ -119,10 +119,11 @@ class BrokerSet {
   void run_due_locked(std::chrono::steady_clock::time_point now, std::vector<std::unique_ptr<BrokerLink>>& to_stop);
   void deliver(int source, std::shared_ptr<const v1::ChannelEvent> event);
   void stream_opening(int source);
+  void resubscribed(int source, const std::string& channel);
   // With deliver_mutex_ held: passes events on, and counts the dropped copies.
   void hand_on_locked(std::vector<EventDeduplicator::Event> events);
-  // With mutex_ held: `source` starts relaying `channel`.
-  void rejoin_locked(int source, const std::string& channel);
+  // `source` starts relaying `channel` (takes deliver_mutex_; callers may hold mutex_).
+  void rejoin(int source, const std::string& channel);
   void release_overdue();
   bool holding();
 

@@ -87,6 +87,15 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::rejoin(int source, cons
   return out;
 }
 
+std::vector<EventDeduplicator::Event> EventDeduplicator::resubscribed(int source, const std::string& name,
+                                                                      Clock::time_point now) {
+  std::vector<Event> out;
+  Channel& channel = channels_[name];
+  rejoin_channel(source, channel, now, out);
+  channel.last_sent[source] = now;
+  return out;
+}
+
 std::vector<EventDeduplicator::Event> EventDeduplicator::rejoin_all(int source, Clock::time_point now) {
   std::vector<Event> out;
   for (auto& [name, channel] : channels_) rejoin_channel(source, channel, now, out);

@@ -52,6 +52,11 @@ class EventDeduplicator {
   // what it still held from before, to deliver.
   std::vector<Event> rejoin(int source, const std::string& channel, Clock::time_point now);
   std::vector<Event> rejoin_all(int source, Clock::time_point now);
+  // `source`'s Redis subscription of `channel` restarted (its broker's Redis connection
+  // came back): a rejoin, and from now on `source` counts as relaying the channel, so a
+  // source whose subscription restarts after it — and may lack what this one carries
+  // first — is held until this one catches up, even before this one relays anything.
+  std::vector<Event> resubscribed(int source, const std::string& channel, Clock::time_point now);
   // Held copies whose limit has passed, in order.
   std::vector<Event> release_overdue(Clock::time_point now);
   bool holding() const { return holds_ > 0; }

@@ -175,6 +175,45 @@ TEST(EventDeduplicator, ABrokerTakingOverOneChannelIsAlignedOnThatChannel) {
   EXPECT_EQ(c.delivered.size(), 2u);
 }
 
+// Redis restarted: both brokers' subscriptions come back, B's before A's, and event 22
+// was published in between, so only B carries it; A's stream is the faster one. Both
+// brokers' streams were quiet for the outage, so without B's marker counting as
+// relaying, A would not be held and 23 would go out before 22 (the fault matrix saw it).
+TEST(EventDeduplicator, AfterARedisRestartTheLaterSubscriptionWaitsForTheEarlierOne) {
+  Copies c;
+  for (const char* p : {"20", "21"}) {
+    c.from(kA, p);
+    c.from(kB, p);
+  }
+  c.now += 5s;  // Redis away
+  c.take(c.dedup.resubscribed(kB, "timeline:public", c.now));
+  c.now += 300ms;
+  c.take(c.dedup.resubscribed(kA, "timeline:public", c.now));
+  c.now += 200ms;
+  c.from(kA, "23");  // A is faster, and never had 22
+  c.from(kB, "22");
+  c.from(kB, "23");
+  c.from(kB, "24");
+  c.from(kA, "24");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"20", "21", "22", "23", "24"}));
+  EXPECT_FALSE(c.dedup.holding());
+}
+
+// A quiet channel: the later subscriber's copies are not held for long when the earlier
+// one has nothing to relay (they go at the hold limit, once the other is quiet too).
+TEST(EventDeduplicator, AfterARedisRestartNothingIsHeldLongerThanTheLimit) {
+  Copies c;
+  c.take(c.dedup.resubscribed(kB, "timeline:public", c.now));
+  c.take(c.dedup.resubscribed(kA, "timeline:public", c.now));
+  c.from(kA, "1");
+  EXPECT_TRUE(c.payloads().empty());
+  c.now += 2s;
+  c.take(c.dedup.release_overdue(c.now));
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
+  c.from(kB, "1");  // late copy: a duplicate
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
+}
+
 TEST(EventDeduplicator, ThreeCopiesOfABroadcastAreOne) {
   Copies c;
   for (int source : {kA, kB, kC}) c.from(source, "", "system");
