@@ -12,6 +12,8 @@
 #   lost          events missing, on every client / on clients never cut
 #   dup, reord    events received twice / out of order
 #   longest       the longest publish-to-receive delay of any event
+#   gap           the longest any client waited between two consecutive events (the
+#                 publishing interval, 500 ms, included)
 #   recovery      broker: restart -> every gateway and auth stream back on it;
 #                 auth, gateway: restart -> ready; PostgreSQL: start -> first unseen
 #                 token admitted; Redis: redis-server started -> every channel
@@ -305,6 +307,7 @@ else:
         "duplicated": d["duplicated"], "reordered": d["reordered"],
         "wrong": d["wrong_event"] + d["wrong_payload"] + d["wrong_filtered"] + d["wrong_stream"] + d["unexpected"],
         "longest_ms": result["latency_ms"]["max"], "p99_ms": result["latency_ms"]["p99"],
+        "longest_gap_ms": result.get("longest_gap_ms"),
         "aborted": result["aborted"]})
     e = result["events"]
     if e.get("redis_outages"):
@@ -347,14 +350,14 @@ def probes(rs, kind):
             total += n
             statuses[status] = statuses.get(status, 0) + n
     return "%d: " % total + ", ".join("%s×%d" % (s, n) for s, n in sorted(statuses.items())) if total else "0"
-print("| fault | runs | clients cut | cuts spread over ms (median) | events lost (of them on clients never cut) | duplicated | reordered | longest delay ms (median) | recovery ms (median) | new conns, seen tokens | new conns, unseen tokens |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| fault | runs | clients cut | cuts spread over ms (median) | events lost (of them on clients never cut) | duplicated | reordered | longest delay ms (median) | longest gap ms (median) | recovery ms (median) | new conns, seen tokens | new conns, unseen tokens |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 broken = []
 for fault, rs in by_fault.items():
     lost = " / ".join("%s (%s)" % (r.get("lost", "?"), r.get("lost_never_dropped", "?")) for r in rs)
-    print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+    print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         fault, len(rs), joined(rs, "disconnected"), median(rs, "cuts_spread_ms"), lost, joined(rs, "duplicated"), joined(rs, "reordered"),
-        median(rs, "longest_ms"), median(rs, "recovery_ms"), probes(rs, "seen"), probes(rs, "unseen")))
+        median(rs, "longest_ms"), median(rs, "longest_gap_ms"), median(rs, "recovery_ms"), probes(rs, "seen"), probes(rs, "unseen")))
     for r in rs:
         if "error" in r or r.get("aborted"):
             broken.append("%s: %s" % (fault, r.get("error") or r.get("aborted")))

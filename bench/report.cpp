@@ -53,7 +53,7 @@ json Report::to_json() const {
   uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0;
   uint64_t complete = 0, short_clients = 0, silent = 0, over = 0, foreign = 0, pings = 0, bytes_in = 0;
   uint64_t last_rx = 0, with_errors = 0, missing_never_dropped = 0;
-  uint64_t first_drop = 0, last_drop = 0;
+  uint64_t first_drop = 0, last_drop = 0, longest_gap = 0;
   VerifyCounters verify;
   json verify_samples = json::object();  // counter -> first receipt that raised it
   double client_cpu = 0;
@@ -85,6 +85,7 @@ json Report::to_json() const {
     last_rx = std::max(last_rx, f.value("last_rx_ns", uint64_t{0}));
     if (const uint64_t t = f.value("first_drop_ns", uint64_t{0}); t && (!first_drop || t < first_drop)) first_drop = t;
     last_drop = std::max(last_drop, f.value("last_drop_ns", uint64_t{0}));
+    longest_gap = std::max(longest_gap, f.value("longest_gap_ns", uint64_t{0}));
     client_cpu += f.value("cpu_seconds", 0.0);
     add_reasons(fail_reasons, f.value("fail_reasons", json::object()));
     add_reasons(drop_reasons, f.value("drop_reasons", json::object()));
@@ -176,6 +177,9 @@ json Report::to_json() const {
                    {"ws_pings_answered", pings},
                    {"bytes_received", bytes_in}};
   j["latency_ms"] = latency_json(latency);
+  // The longest any connected client waited between two consecutive events of the run
+  // (the publishing interval included): how long the flow stopped for someone.
+  j["longest_gap_ms"] = round_to(static_cast<double>(longest_gap) / 1e6, 1);
   const double window = last_rx > first_publish_realtime_ns && delivered > 0
                             ? static_cast<double>(last_rx - first_publish_realtime_ns) / 1e9
                             : 0.0;

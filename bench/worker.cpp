@@ -53,6 +53,7 @@ struct Conn {
   uint8_t crlf_left = 0;
   uint64_t chunk_left = 0;
   uint64_t started_ns = 0;  // monotonic, at connect()
+  uint64_t last_event_ns = 0;  // realtime, of this client's latest event of the run
   size_t out_off = 0;
   std::string out;  // bytes still to send
   std::string in;   // unparsed input: response head, partial chunk-size line, partial WS frame
@@ -70,6 +71,7 @@ struct Stats {
   uint64_t pings = 0;
   uint64_t first_rx_ns = 0;  // realtime
   uint64_t last_rx_ns = 0;
+  uint64_t longest_gap_ns = 0;  // the longest any client waited between two of its events
   uint64_t first_drop_ns = 0;  // realtime: how the server's cuts spread over time
   uint64_t last_drop_ns = 0;
   std::map<std::string, uint64_t> fail_reasons;
@@ -121,7 +123,7 @@ class Worker {
   size_t parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t size);
   void on_message(Conn& c, const char* data, size_t size);  // one WebSocket text message
   void on_sse_line(Conn& c, const char* line, size_t len);
-  void account(const Verifier::Fed& fed, std::string_view text);
+  void account(Conn& c, const Verifier::Fed& fed, std::string_view text);
   uint32_t slot_of(const Conn& c) const { return static_cast<uint32_t>(&c - conns_.data()); }
   void queue_ws_frame(Conn& c, uint8_t opcode, const char* payload, size_t size);
   std::string ws_key(uint32_t client) const;
@@ -675,16 +677,16 @@ void Worker::on_sse_line(Conn& c, const char* line, size_t len) {
     c.sse_event.assign(value(6));
   } else if (len >= 5 && std::memcmp(line, "data:", 5) == 0) {
     const std::string_view data = value(5);
-    account(verifier_.feed_sse(slot_of(c), c.sse_event, data), data);
+    account(c, verifier_.feed_sse(slot_of(c), c.sse_event, data), data);
   }
 }
 
 void Worker::on_message(Conn& c, const char* data, size_t size) {
   const std::string_view text(data, size);
-  account(verifier_.feed_ws(slot_of(c), text), text);
+  account(c, verifier_.feed_ws(slot_of(c), text), text);
 }
 
-void Worker::account(const Verifier::Fed& fed, std::string_view text) {
+void Worker::account(Conn& c, const Verifier::Fed& fed, std::string_view text) {
   if (!fed.marked) {
     ++stats_.foreign;
     if (stats_.error_sample.empty() && text.substr(0, 9) == "{\"error\":") stats_.error_sample = std::string(text.substr(0, 200));
@@ -695,6 +697,10 @@ void Worker::account(const Verifier::Fed& fed, std::string_view text) {
   if (fed.sent_ns != 0) stats_.latency.record(now > fed.sent_ns ? now - fed.sent_ns : 0);
   if (stats_.first_rx_ns == 0) stats_.first_rx_ns = now;
   stats_.last_rx_ns = now;
+  if (c.last_event_ns != 0 && now > c.last_event_ns) {
+    stats_.longest_gap_ns = std::max(stats_.longest_gap_ns, now - c.last_event_ns);
+  }
+  c.last_event_ns = now;
 }
 
 void Worker::sweep_timeouts(uint64_t now) {
@@ -814,6 +820,7 @@ void Worker::report_progress(bool final) {
                        static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
     j["first_rx_ns"] = stats_.first_rx_ns;
     j["last_rx_ns"] = stats_.last_rx_ns;
+    j["longest_gap_ns"] = stats_.longest_gap_ns;
     j["first_drop_ns"] = stats_.first_drop_ns;
     j["last_drop_ns"] = stats_.last_drop_ns;
     j["fail_reasons"] = stats_.fail_reasons;
