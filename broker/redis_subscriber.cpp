@@ -141,7 +141,10 @@ void RedisSubscriber::on_ready() {
       {"PSUBSCRIBE", prefix + "timeline:access_token:*", prefix + "timeline:system:*"});
   std::vector<std::string> wanted = registry_.wanted_channels();
   subscribed_.insert(wanted.begin(), wanted.end());
-  awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
+  // The first connection starts subscriptions, which gateways align with when they ask
+  // for them; a reconnect restarts them under streams that stayed open.
+  if (was_ready_before_) awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
+  was_ready_before_ = true;
   send_in_batches("SUBSCRIBE", wanted);
   log::info("Redis subscriptions restored", {{"channels", wanted.size()}});
   ready_.store(true, std::memory_order_release);

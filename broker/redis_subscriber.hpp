@@ -74,6 +74,8 @@ class RedisSubscriber {
   // confirmation tells the channel's gateway streams (Resubscribed) where the restarted
   // subscription begins. Redis thread only.
   std::unordered_set<std::string> awaiting_confirmation_;
+  // Whether a connection was ready before: only a reconnect restarts subscriptions.
+  bool was_ready_before_ = false;
   std::atomic<bool> ready_{false};
 
   std::mutex callbacks_mutex_;
