@@ -27,6 +27,11 @@
 #   --server-env K=V      extra environment for the server processes (repeatable)
 #   --logs DIR            keep the server / Redis / PostgreSQL logs in DIR
 #   --bench-wrapper CMD   run sluice-bench under CMD (e.g. "taskset -c 1")
+#   --floor BIN           instead of Sluice, the bare fan-out floor
+#                         (../shared/tools/fanout-floor.cpp, built as BIN) on the first
+#                         account's user channel: what a delivery costs on this machine.
+#                         It sends every payload as Redis carried it, so the per-event
+#                         check reports wrong_payload; delivery counts and timings hold.
 #   -h, --help
 set -euo pipefail
 
@@ -42,6 +47,7 @@ build=1
 log_level="warn"
 keep_logs=""
 bench_wrapper=""
+floor_bin=""
 server_env=()
 bench_args=()
 
@@ -60,6 +66,7 @@ while [ $# -gt 0 ]; do
     --server-env) server_env+=("$2"); shift ;;
     --logs) keep_logs="$2"; shift ;;
     --bench-wrapper) bench_wrapper="$2"; shift ;;
+    --floor) floor_bin="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; bench_args+=("$@"); break ;;
     *) bench_args+=("$1") ;;
@@ -146,7 +153,10 @@ start_server() { # name env... -- command
   server_pids+=($!)
 }
 
-if [ "$split" -eq 0 ]; then
+if [ -n "$floor_bin" ]; then
+  start_server floor -- "$floor_bin" "$port" "$redis_port" "timeline:1"
+  topology="fan-out floor"
+elif [ "$split" -eq 0 ]; then
   start_server sluice "${common_env[@]}" "${gateway_env[@]}" DATABASE_URL="$database_url" \
     SLUICE_BROKER_ADMIN_LISTEN= SLUICE_AUTH_ADMIN_LISTEN= SLUICE_GATEWAY_ADMIN_LISTEN= -- "$bin/sluice"
   topology="all-in-one"
@@ -169,6 +179,7 @@ else
 fi
 wait_for_port "$port" Sluice
 for _ in $(seq 1 100); do
+  [ -n "$floor_bin" ] && break  # the floor streams on any path: no health answer
   curl -sf "http://127.0.0.1:$port/api/v1/streaming/health" >/dev/null 2>&1 && break
   sleep 0.1
 done

@@ -207,8 +207,11 @@ void BrokerSet::supervise() {
     }
     // Copies a rejoining broker holds go out at their limit even on a quiet channel.
     release_overdue();
-    auto wake_at = next_resolve;
-    if (members_.empty() && dynamic_) wake_at = std::min(wake_at, now + std::chrono::seconds(1));
+    // At least once a second (copies a rejoin starts holding are noticed without a
+    // notification), and never at a time already past: a static list never moves
+    // next_resolve, and waiting for it made this loop spin once it had passed.
+    auto wake_at = now + std::chrono::seconds(1);
+    if (dynamic_) wake_at = std::min(wake_at, next_resolve);
     if (holding()) wake_at = std::min(wake_at, now + std::chrono::milliseconds(100));
     for (const auto& handover : handovers_) wake_at = std::min(wake_at, handover.at);
     for (const auto& [address, gone] : leaving_) wake_at = std::min(wake_at, gone.at);
