@@ -478,16 +478,14 @@ int Coordinator::run() {
           std::vector<long long> receivers = redis.collect_replies(end - batch);
           for (size_t c = batch; c < end; ++c) {
             ++r.publishes;
-            if (receivers[c - batch] <= 0) {
-              ++r.publishes_without_subscriber;
-              every_channel_heard = false;
-              // Redis had it and nobody to give it to (a broker still re-subscribing).
-              if (o_.redis_outages) {
-                excused[std::to_string(c)].push_back(per_channel[c]);
-                ++per_channel[c];
-                continue;
-              }
+            const bool heard = receivers[c - batch] > 0;
+            every_channel_heard = every_channel_heard && heard;
+            // Redis had it and nobody to give it to (a broker still re-subscribing).
+            if (!heard && o_.redis_outages) {
+              excuse(c, r.publishes_without_subscriber);
+              continue;
             }
+            if (!heard) ++r.publishes_without_subscriber;
             ++per_channel[c];
             planned_expected_ += plan_.clients_per_channel[c];
           }
