@@ -31,8 +31,71 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
   Channel& channel = channels_[event->channel()];
   channel.last_sent[source] = now;
   const uint64_t key = content_key(*event);
+  channel.contents[key].last_seen = now;
+
+  auto catching = channel.catching_up.find(source);
+  if (catching == channel.catching_up.end()) {
+    accept(source, channel, key, std::move(event), out);
+    return out;
+  }
+  std::vector<Held> fresh;
+  if (!match(catching->second, channel, key, std::move(event), fresh)) return out;
+  // Past the log. Copies that replayed it were the other source's deliveries: this
+  // source was behind, so it is ahead of nothing and its probation ends.
+  size_t replayed = catching->second.copies.size() - fresh.size();
+  dropped_ += replayed;
+  channel.catching_up.erase(catching);
+  for (auto& [other_key, seen] : channel.contents) sent(seen, source) = std::max(sent(seen, source), seen.delivered);
+  if (replayed > 0) {
+    if (auto mine = channel.probation.find(source); mine != channel.probation.end()) release(channel, mine, out);
+  }
+  for (auto& copy : fresh) accept(source, channel, copy.key, std::move(copy.event), out);
+  return out;
+}
+
+bool EventDeduplicator::match(Catchup& catchup, const Channel& channel, uint64_t key, Event event,
+                              std::vector<Held>& fresh) {
+  // Past this many unresolved copies (a long run of one content), the likeliest
+  // reading is taken.
+  constexpr size_t kMostUnresolved = 1024;
+  const size_t index = catchup.copies.size();
+  catchup.copies.push_back({key, 0, std::move(event)});
+  const uint64_t end = channel.log_base + channel.log.size();
+  if (index == 0) {
+    // Its first copy may be new (level or ahead), or replay any delivery of its content.
+    catchup.readings.push_back({end, true, 0});
+    for (size_t at = 0; at < channel.log.size(); ++at) {
+      if (channel.log[at] == key) catchup.readings.push_back({channel.log_base + at + 1});
+    }
+  } else {
+    std::erase_if(catchup.readings, [&](Reading& reading) {
+      if (reading.beyond) return false;
+      if (reading.next == end) {
+        reading.beyond = true;  // this copy is the first beyond the log
+        reading.split = index;
+        return false;
+      }
+      if (reading.next < channel.log_base || channel.log[reading.next - channel.log_base] != key) return true;
+      ++reading.next;
+      return false;
+    });
+  }
+  bool open = std::any_of(catchup.readings.begin(), catchup.readings.end(),
+                          [](const Reading& reading) { return !reading.beyond; });
+  if (open && catchup.copies.size() < kMostUnresolved) return false;
+  // The reading that takes most copies for replays: a copy wrongly taken for one is
+  // still delivered by the other source; one wrongly taken for new would be twice.
+  size_t split = 0;
+  for (const auto& reading : catchup.readings) {
+    if (reading.beyond) split = std::max(split, reading.split);
+  }
+  fresh.assign(std::make_move_iterator(catchup.copies.begin() + static_cast<std::ptrdiff_t>(split)),
+               std::make_move_iterator(catchup.copies.end()));
+  return true;
+}
+
+void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Event event, std::vector<Event>& out) {
   Seen& seen = channel.contents[key];
-  seen.last_seen = now;
   const uint64_t count = ++sent(seen, source);
 
   if (auto mine = channel.probation.find(source); mine != channel.probation.end()) {
@@ -44,12 +107,12 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
     } else {
       mine->second.held.push_back({key, count, std::move(event)});
     }
-    return out;
+    return;
   }
 
   if (count > seen.delivered) {
     seen.delivered = count;
-    out.push_back(std::move(event));
+    deliver(channel, key, std::move(event), out);
   } else {
     ++dropped_;
   }
@@ -63,7 +126,18 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
     }
     it = next;
   }
-  return out;
+}
+
+void EventDeduplicator::deliver(Channel& channel, uint64_t key, Event event, std::vector<Event>& out) {
+  // Enough to match a source that is a few seconds behind on a busy channel; trimmed
+  // by halves so that appending stays amortised O(1).
+  constexpr size_t kLogKept = 2048;
+  if (channel.log.size() == 2 * kLogKept) {
+    channel.log.erase(channel.log.begin(), channel.log.begin() + kLogKept);
+    channel.log_base += kLogKept;
+  }
+  channel.log.push_back(key);
+  out.push_back(std::move(event));
 }
 
 void EventDeduplicator::release(Channel& channel, std::map<int, Probation>::iterator it, std::vector<Event>& out) {
@@ -74,7 +148,7 @@ void EventDeduplicator::release(Channel& channel, std::map<int, Probation>::iter
       continue;
     }
     if (known != channel.contents.end()) known->second.delivered = held.count;
-    out.push_back(std::move(held.event));
+    deliver(channel, held.key, std::move(held.event), out);
   }
   channel.probation.erase(it);
   --holds_;
@@ -96,6 +170,13 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::resubscribed(int source
   return out;
 }
 
+void EventDeduplicator::forget(const std::string& channel) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return;
+  holds_ -= it->second.probation.size();
+  channels_.erase(it);
+}
+
 std::vector<EventDeduplicator::Event> EventDeduplicator::rejoin_all(int source, Clock::time_point now) {
   std::vector<Event> out;
   for (auto& [name, channel] : channels_) rejoin_channel(source, channel, now, out);
@@ -105,10 +186,18 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::rejoin_all(int source, 
 void EventDeduplicator::rejoin_channel(int source, Channel& channel, Clock::time_point now, std::vector<Event>& out) {
   // Copies held from this source's previous stream were received: they go out first.
   if (auto mine = channel.probation.find(source); mine != channel.probation.end()) release(channel, mine, out);
-  for (auto& [key, seen] : channel.contents) sent(seen, source) = seen.delivered;
+  // Copies of its previous stream still unresolved were replays or will be delivered by
+  // the other source: they are let go.
+  if (auto old = channel.catching_up.find(source); old != channel.catching_up.end()) {
+    dropped_ += old->second.copies.size();
+  }
+  channel.catching_up[source] = Catchup{};
+  // Only a source that is itself established can be waited for: two sources that
+  // rejoin together would otherwise each hold its copies for the other.
   bool another_is_relaying = false;
   for (const auto& [other, at] : channel.last_sent) {
-    another_is_relaying = another_is_relaying || (other != source && now - at < hold_limit_);
+    another_is_relaying = another_is_relaying ||
+                          (other != source && now - at < hold_limit_ && !channel.probation.count(other));
   }
   if (another_is_relaying) {
     channel.probation[source] = Probation{now + hold_limit_, {}};

@@ -12,10 +12,17 @@
 // it: each broker relays one Redis subscription in Redis's order, so the first copy of
 // the N-th message always comes after the first copy of the (N-1)-th.
 //
-// A source that (re)starts following a channel (`rejoin`) never sends what was
-// published before, and is counted as having sent what has been delivered. It may
-// also be AHEAD of the other source, whose stream still carries older messages: so
-// while another source is relaying the channel, the newcomer's copies are held until
+// A source that (re)starts following a channel (`rejoin`) may be BEHIND: its broker
+// may already hold the Redis subscription for other processes and hand the new stream
+// messages its Redis thread had not yet processed, which the other source delivered.
+// So until it sends something beyond what was delivered, its copies are matched
+// against the channel's recent deliveries, in order (`Catchup`): copies that replay
+// them are dropped, and at its first copy beyond them it is counted as having sent
+// everything delivered (so a later identical publish it relays first is new). Runs of
+// identical contents leave several readings open; the copies wait until one is left,
+// and the one that makes most of them old wins. It may also be AHEAD of the other
+// source, whose stream still carries older messages: so while another source is
+// relaying the channel, the newcomer's copies are held until
 // that source catches up with the first of them (then they go out in order, minus
 // what the other source delivered meanwhile), or until the other source has relayed
 // nothing on the channel for `hold_limit` (it stopped relaying: nothing is lost, the
@@ -52,6 +59,10 @@ class EventDeduplicator {
   // what it still held from before, to deliver.
   std::vector<Event> rejoin(int source, const std::string& channel, Clock::time_point now);
   std::vector<Event> rejoin_all(int source, Clock::time_point now);
+  // The process starts following `channel` afresh (no one here followed it): what was
+  // counted before is about copies nobody waits for, and a source counted as relaying
+  // it would put the new subscriptions on probation against each other.
+  void forget(const std::string& channel);
   // `source`'s Redis subscription of `channel` restarted (its broker's Redis connection
   // came back): a rejoin, and from now on `source` counts as relaying the channel, so a
   // source whose subscription restarts after it — and may lack what this one carries
@@ -81,13 +92,33 @@ class EventDeduplicator {
     Clock::time_point until;
     std::deque<Held> held;
   };
+  // A rejoined source whose copies so far all replay recent deliveries. Each reading
+  // is a place in the delivery log its stream may have started from.
+  struct Reading {
+    uint64_t next;       // the log position its next copy must match
+    bool beyond = false;  // the log was exhausted: copies from `split` on are new
+    size_t split = 0;
+  };
+  struct Catchup {
+    std::vector<Held> copies;  // count unused
+    std::vector<Reading> readings;
+  };
   struct Channel {
     std::unordered_map<uint64_t, Seen> contents;
     std::map<int, Clock::time_point> last_sent;  // per source
     std::map<int, Probation> probation;          // per rejoining source
+    std::map<int, Catchup> catching_up;          // per rejoined source that has sent nothing new
+    std::vector<uint64_t> log;                   // contents delivered, in order (the most recent)
+    uint64_t log_base = 0;                       // position of log.front()
   };
 
   static uint64_t& sent(Seen& seen, int source);
+  // The usual path: counts the copy, and delivers, holds or drops it.
+  void accept(int source, Channel& channel, uint64_t key, Event event, std::vector<Event>& out);
+  void deliver(Channel& channel, uint64_t key, Event event, std::vector<Event>& out);
+  // A catching-up source's copy: true once the source is past the log (then `copies`
+  // holds what is new, to accept in order).
+  bool match(Catchup& catchup, const Channel& channel, uint64_t key, Event event, std::vector<Held>& copies);
   void rejoin_channel(int source, Channel& channel, Clock::time_point now, std::vector<Event>& out);
   // Ends a probation: the held copies nobody delivered meanwhile go out, in order.
   void release(Channel& channel, std::map<int, Probation>::iterator it, std::vector<Event>& out);

@@ -92,19 +92,109 @@ Copies after_a_missed_the_second() {
   return c;
 }
 
-TEST(EventDeduplicator, ARestartedBrokerIsAlignedSoItsNextCopyIsNotTakenForAnOldOne) {
+TEST(EventDeduplicator, ARestartedBrokerIsAlignedAtItsFirstNewCopy) {
   Copies c = after_a_missed_the_second();
-  c.now += 3s;         // B quiet since: A rejoins without a probation
+  c.now += 3s;  // B quiet since: A rejoins without a probation
   c.take(c.dedup.rejoin_all(kA, c.now));
   EXPECT_FALSE(c.dedup.holding());
+  c.from(kA, "new");   // something nobody delivered: A is level, and aligned
   c.from(kA, "same");  // the third publish, A first
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"same", "same", "new", "same"}));
+  c.from(kB, "new");
   c.from(kB, "same");
-  EXPECT_EQ(c.delivered.size(), 3u);
+  EXPECT_EQ(c.delivered.size(), 4u);
   // Without the alignment A's copy of the third would count as its second and be dropped
   // (delivered only if B survived to relay it).
   Copies unaligned = after_a_missed_the_second();
+  unaligned.from(kA, "new");
   unaligned.from(kA, "same");
-  EXPECT_EQ(unaligned.delivered.size(), 2u);
+  EXPECT_EQ(unaligned.delivered.size(), 3u);
+}
+
+// A's broker already held the Redis subscription for other processes, and its Redis
+// thread lagged: A's new stream starts with 2 and 3, which B delivered before A rejoined.
+// The fault matrix saw thousands of duplicates, and holds stuck for 27 s, when a
+// rejoining source was counted as having sent everything delivered: its replays then
+// counted as new publishes (delivered twice, or held for a second copy nobody sends).
+TEST(EventDeduplicator, ARejoiningBrokerBehindTheOtherSendsReplaysThatAreDropped) {
+  Copies c;
+  for (const char* p : {"1", "2", "3"}) c.from(kB, p);
+  c.from(kA, "1");
+  c.take(c.dedup.rejoin(kA, "timeline:public", c.now));  // A's stream reopened, B relaying
+  EXPECT_TRUE(c.dedup.holding());
+  c.from(kA, "2");  // replays of B's deliveries
+  c.from(kA, "3");
+  c.from(kB, "4");
+  c.from(kA, "4");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4"}));
+  c.from(kA, "5");  // beyond: A was behind, so it is ahead of nothing and not held
+  EXPECT_FALSE(c.dedup.holding());
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  c.from(kB, "5");
+  c.from(kB, "6");
+  c.from(kA, "6");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4", "5", "6"}));
+  EXPECT_EQ(c.dedup.dropped(), 6u);  // A's 1, 2, 3, 4 and 6, B's 5
+}
+
+// The e2e test's shape: every tenth step publishes "same" twice. A's new stream starts
+// at the first "same" of a step; where B had got to when A rejoined (`b_delivered`)
+// decides which of A's copies are replays.
+std::vector<std::string> after_rejoin_within_a_pair(const std::vector<std::string>& b_delivered) {
+  Copies c;
+  for (const char* p : {"e0", "same", "same", "e1", "e2"}) {
+    c.from(kA, p);
+    c.from(kB, p);
+  }
+  for (const auto& p : b_delivered) c.from(kB, p);
+  c.take(c.dedup.rejoin(kA, "timeline:public", c.now));
+  for (const char* p : {"same", "same", "e3"}) c.from(kA, p);  // A's new stream
+  // B catches up with the rest.
+  std::vector<std::string> all = {"same", "same", "e3", "e4"};
+  for (size_t i = b_delivered.size(); i < all.size(); ++i) c.from(kB, all[i]);
+  c.from(kA, "e4");
+  c.now += 3s;  // anything still held goes out: a replay taken for new shows as a duplicate
+  c.take(c.dedup.release_overdue(c.now));
+  auto got = c.payloads();
+  return std::vector<std::string>(got.begin() + 5, got.end());
+}
+
+TEST(EventDeduplicator, RunsOfIdenticalContentsAreMatchedWhereverTheOtherBrokerIs) {
+  const std::vector<std::string> rest = {"same", "same", "e3", "e4"};
+  EXPECT_EQ(after_rejoin_within_a_pair({}), rest);
+  EXPECT_EQ(after_rejoin_within_a_pair({"same"}), rest);
+  EXPECT_EQ(after_rejoin_within_a_pair({"same", "same"}), rest);
+  EXPECT_EQ(after_rejoin_within_a_pair({"same", "same", "e3"}), rest);
+}
+
+// Both brokers begin the channel at once (a stream of each reopened, or the process
+// subscribes again soon after letting go): neither may wait for the other, or both
+// hold their copies until the channel falls quiet.
+TEST(EventDeduplicator, TwoSourcesRejoiningTogetherDoNotWaitForEachOther) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.take(c.dedup.rejoin_all(kB, c.now));
+  c.from(kA, "2");
+  c.from(kB, "2");
+  c.from(kB, "3");
+  c.from(kA, "3");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3"}));
+}
+
+TEST(EventDeduplicator, AChannelFollowedAfreshStartsWithoutHolds) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.dedup.forget("timeline:public");  // the process let go of the channel and takes it again
+  EXPECT_EQ(c.dedup.remembered(), 0u);
+  c.take(c.dedup.rejoin(kA, "timeline:public", c.now));
+  c.take(c.dedup.rejoin(kB, "timeline:public", c.now));
+  EXPECT_FALSE(c.dedup.holding());
+  c.from(kB, "2");
+  c.from(kA, "2");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2"}));
 }
 
 TEST(EventDeduplicator, ARejoiningBrokerAheadOfTheOtherWaitsForItSoOrderIsKept) {
