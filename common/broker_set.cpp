@@ -207,13 +207,10 @@ void BrokerSet::supervise() {
     }
     // Copies a rejoining broker holds go out at their limit even on a quiet channel.
     release_overdue();
-    // Known defect (issue note, 2026-12-03): with a static list next_resolve never moves,
-    // so ten seconds after start this waits for a past time and the loop spins. Waking
-    // at a sane time instead made the fault matrix's de-duplication hold copies for up to
-    // 27 s and duplicate them: the spin is masking a hold-release bug, which must be
-    // fixed before this is.
-    auto wake_at = next_resolve;
-    if (members_.empty() && dynamic_) wake_at = std::min(wake_at, now + std::chrono::seconds(1));
+    // Once a second at most when idle (a hold can begin on another thread between the
+    // check below and the wait; its notification is then missed, not its release).
+    auto wake_at = now + std::chrono::seconds(1);
+    if (dynamic_ && !members_.empty()) wake_at = std::min(wake_at, next_resolve);
     if (holding()) wake_at = std::min(wake_at, now + std::chrono::milliseconds(100));
     for (const auto& handover : handovers_) wake_at = std::min(wake_at, handover.at);
     for (const auto& [address, gone] : leaving_) wake_at = std::min(wake_at, gone.at);
@@ -328,6 +325,10 @@ void BrokerSet::acquire(const std::string& channel, bool heartbeat) {
     return;
   }
   wanted.holders = place_locked(channel);
+  {
+    std::lock_guard dedup_lock(deliver_mutex_);
+    dedup_.forget(channel);
+  }
   for (const auto& address : wanted.holders) {
     rejoin(members_.at(address).source, channel);
     members_.at(address).link->acquire(channel, heartbeat);
@@ -380,6 +381,7 @@ void BrokerSet::stream_opening(int source) {
   // delivered messages this stream will carry too.
   std::lock_guard lock(deliver_mutex_);
   hand_on_locked(dedup_.rejoin_all(source, std::chrono::steady_clock::now()));
+  wake_if_holding_locked();
 }
 
 void BrokerSet::resubscribed(int source, const std::string& channel) {
@@ -389,11 +391,19 @@ void BrokerSet::resubscribed(int source, const std::string& channel) {
   if (!replicated_.load(std::memory_order_acquire)) return;
   std::lock_guard lock(deliver_mutex_);
   hand_on_locked(dedup_.resubscribed(source, channel, std::chrono::steady_clock::now()));
+  wake_if_holding_locked();
 }
 
 void BrokerSet::rejoin(int source, const std::string& channel) {
   std::lock_guard lock(deliver_mutex_);
   hand_on_locked(dedup_.rejoin(source, channel, std::chrono::steady_clock::now()));
+  wake_if_holding_locked();
+}
+
+// A probation that began is ended by the supervisor at its limit (rejoins are rare;
+// deliveries never notify).
+void BrokerSet::wake_if_holding_locked() {
+  if (dedup_.holding()) wake_.notify_all();
 }
 
 void BrokerSet::release_overdue() {

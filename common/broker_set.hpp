@@ -126,6 +126,7 @@ class BrokerSet {
   void rejoin(int source, const std::string& channel);
   void release_overdue();
   bool holding();
+  void wake_if_holding_locked();  // with deliver_mutex_ held
 
   const BrokerSetOptions options_;
   ChannelFactory connect_;
