@@ -31,11 +31,12 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
   Channel& channel = channels_[event->channel()];
   channel.last_sent[source] = now;
   const uint64_t key = content_key(*event);
-  channel.contents[key].last_seen = now;
+  Seen& seen = channel.contents[key];
+  seen.last_seen = now;
 
   auto catching = channel.catching_up.find(source);
   if (catching == channel.catching_up.end()) {
-    accept(source, channel, key, std::move(event), out);
+    accept(source, channel, key, seen, std::move(event), out);
     return out;
   }
   std::vector<Held> fresh;
@@ -45,11 +46,11 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
   size_t replayed = catching->second.copies.size() - fresh.size();
   dropped_ += replayed;
   channel.catching_up.erase(catching);
-  for (auto& [other_key, seen] : channel.contents) sent(seen, source) = std::max(sent(seen, source), seen.delivered);
+  for (auto& [other_key, other] : channel.contents) sent(other, source) = std::max(sent(other, source), other.delivered);
   if (replayed > 0) {
     if (auto mine = channel.probation.find(source); mine != channel.probation.end()) release(channel, mine, out);
   }
-  for (auto& copy : fresh) accept(source, channel, copy.key, std::move(copy.event), out);
+  for (auto& copy : fresh) accept(source, channel, copy.key, channel.contents[copy.key], std::move(copy.event), out);
   return out;
 }
 
@@ -94,8 +95,8 @@ bool EventDeduplicator::match(Catchup& catchup, const Channel& channel, uint64_t
   return true;
 }
 
-void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Event event, std::vector<Event>& out) {
-  Seen& seen = channel.contents[key];
+void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event,
+                               std::vector<Event>& out) {
   const uint64_t count = ++sent(seen, source);
 
   if (auto mine = channel.probation.find(source); mine != channel.probation.end()) {

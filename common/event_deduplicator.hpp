@@ -114,7 +114,7 @@ class EventDeduplicator {
 
   static uint64_t& sent(Seen& seen, int source);
   // The usual path: counts the copy, and delivers, holds or drops it.
-  void accept(int source, Channel& channel, uint64_t key, Event event, std::vector<Event>& out);
+  void accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event, std::vector<Event>& out);
   void deliver(Channel& channel, uint64_t key, Event event, std::vector<Event>& out);
   // A catching-up source's copy: true once the source is past the log (then `copies`
   // holds what is new, to accept in order).
