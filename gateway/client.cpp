@@ -64,32 +64,56 @@ void Client::check_lag() {
 }
 
 void Client::flush() {
-  if (closed_ || writing_) return;
-  if (queue_.empty()) {
-    if (close_when_flushed_) finish_flushed();
-    return;
-  }
-  size_t count = std::min(queue_.size(), kMaxGather);
-  in_flight_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + count));
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
-  boost::container::static_vector<asio::const_buffer, kMaxGather> buffers;
-  for (const auto& frame : in_flight_) buffers.emplace_back(frame->bytes.data(), frame->bytes.size());
-  writing_ = true;
-  asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t written) {
-    self->writing_ = false;
-    self->bytes_written_ += written;
-    for (const auto& frame : self->in_flight_) {
-      if (!frame->shared) self->own_bytes_ -= std::min(self->own_bytes_, frame->bytes.size());
-    }
-    self->in_flight_.clear();
-    if (self->queue_.empty()) self->behind_since_ = {};
-    if (ec) {
-      self->close_now();
+  while (!closed_ && !writing_) {
+    if (queue_.empty()) {
+      behind_since_ = {};
+      if (queue_.capacity() > 64) queue_.shrink_to_fit();
+      if (close_when_flushed_) finish_flushed();
       return;
     }
-    if (self->queue_.empty() && self->queue_.capacity() > 64) self->queue_.shrink_to_fit();
-    self->flush();
-  });
+    size_t count = std::min(queue_.size(), kMaxGather);
+    boost::container::static_vector<asio::const_buffer, kMaxGather> buffers;
+    for (size_t i = 0; i < count; ++i) buffers.emplace_back(queue_[i]->bytes.data(), queue_[i]->bytes.size());
+    if (socket_.non_blocking()) {
+      // Usually the socket has room: one sendmsg now, and no completion to post and
+      // run per delivery (docs/benchmarks.md, "Where the time goes"). An error is left
+      // to the asynchronous write below, which reports it outside the fan-out loop
+      // that may have called us.
+      boost::system::error_code ec;
+      size_t written = socket_.write_some(buffers, ec);
+      bytes_written_ += written;
+      size_t done = 0;
+      while (done < count && written >= queue_[done]->bytes.size()) {
+        written -= queue_[done]->bytes.size();
+        release_own_bytes(*queue_[done]);
+        ++done;
+      }
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+      if (!ec && done == count) continue;
+      count -= done;
+      buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(done));
+      if (!buffers.empty()) buffers.front() += written;  // the part of the first frame already sent
+    }
+    in_flight_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + count));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
+    writing_ = true;
+    asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t written) {
+      self->writing_ = false;
+      self->bytes_written_ += written;
+      for (const auto& frame : self->in_flight_) self->release_own_bytes(*frame);
+      self->in_flight_.clear();
+      if (ec) {
+        self->close_now();
+        return;
+      }
+      self->flush();
+    });
+    return;
+  }
+}
+
+void Client::release_own_bytes(const FrameData& frame) {
+  if (!frame.shared) own_bytes_ -= std::min(own_bytes_, frame.bytes.size());
 }
 
 void Client::close_after_flush() {

@@ -101,6 +101,8 @@ class Client : public std::enable_shared_from_this<Client> {
   void wait_readable();
   void on_readable();
   void flush();
+  // A frame left the queue: its bytes no longer count against this client's bound.
+  void release_own_bytes(const FrameData& frame);
   void finish_flushed();
   void hand_back_to_http();
   void log_stream_end();
