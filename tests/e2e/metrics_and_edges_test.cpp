@@ -84,6 +84,37 @@ TEST_P(MetricsAndEdges, MalformedHttpGetsAnErrorAndTheServerCarriesOn) {
   EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/health").status, 200);
 }
 
+// docs/protocol.md#malformed-requests: a raw byte from 0x80 up in the request target is
+// refused as Node's parser refuses it (Beast alone would accept it), and header bytes are
+// Latin-1 characters, so a raw UTF-8 token reaches the lookup as the reference's mojibake.
+TEST_P(MetricsAndEdges, RawNonAsciiTargetsAndLatin1HeadersAsTheReference) {
+  Cluster cluster(GetParam());
+  for (const std::string target : {"/api/v1/streaming/hashtag?tag=caf\xC3\xA9", "/api/v1/streaming/health\xC3\xA9"}) {
+    auto answer = raw_exchange(cluster.port(), "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n", 0), 0u) << answer;
+  }
+  auto list_request = [&](const std::string& token_bytes) {
+    return raw_exchange(cluster.port(), "GET /api/v1/streaming/list?list=999999 HTTP/1.1\r\nHost: x\r\n"
+                                        "Connection: close\r\nAuthorization: Bearer " + token_bytes + "\r\n\r\n");
+  };
+  const std::string raw_e_acute = "\xC3\xA9";        // "é" as the client's UTF-8 bytes
+  const std::string mojibake = "\xC3\x83\xC2\xA9";  // those two bytes read as Latin-1 "Ã©", in UTF-8
+  auto stored_as_mojibake = create_account(suite_postgres(), "latin1_mojibake");
+  auto stored_as_utf8 = create_account(suite_postgres(), "latin1_utf8");
+  auto store_token = [&](const TestAccount& account, const std::string& token) {
+    suite_postgres().exec("UPDATE oauth_access_tokens SET token = '" + token + "' WHERE id = " +
+                          std::to_string(account.token_id));
+  };
+  store_token(stored_as_mojibake, "latin1-" + mojibake + "-" + stored_as_mojibake.token);
+  store_token(stored_as_utf8, "latin1-" + raw_e_acute + "-" + stored_as_utf8.token);
+  // Authenticated (the list is then refused as not the account's): the header matched "Ã©".
+  auto matched = list_request("latin1-" + raw_e_acute + "-" + stored_as_mojibake.token);
+  EXPECT_NE(matched.find(R"({"error":"Not authorized to stream this list"})"), std::string::npos) << matched;
+  // The same bytes never match a token stored as "é".
+  auto unmatched = list_request("latin1-" + raw_e_acute + "-" + stored_as_utf8.token);
+  EXPECT_NE(unmatched.find(R"({"error":"Invalid access token"})"), std::string::npos) << unmatched;
+}
+
 // docs/protocol.md#malformed-requests: HTTP/1.1 strictness as Node's parser has it
 // (RFC 9112 asks the same): no Host → 400, a folded header → 400, an absolute-form
 // target is served like its path.
