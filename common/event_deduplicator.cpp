@@ -39,28 +39,30 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
     accept(source, channel, key, seen, std::move(event), out);
     return out;
   }
-  std::vector<Held> fresh;
-  if (!match(catching->second, channel, key, std::move(event), fresh)) return out;
+  auto replayed = match(catching->second, channel, key, std::move(event));
+  if (!replayed) return out;
   // Past the log. Copies that replayed it were the other source's deliveries: this
   // source was behind, so it is ahead of nothing and its probation ends.
-  size_t replayed = catching->second.copies.size() - fresh.size();
-  dropped_ += replayed;
+  Catchup done = std::move(catching->second);
   channel.catching_up.erase(catching);
+  dropped_ += *replayed;
   for (auto& [other_key, other] : channel.contents) sent(other, source) = std::max(sent(other, source), other.delivered);
-  if (replayed > 0) {
+  if (*replayed > 0) {
     if (auto mine = channel.probation.find(source); mine != channel.probation.end()) release(channel, mine, out);
   }
-  for (auto& copy : fresh) accept(source, channel, copy.key, channel.contents[copy.key], std::move(copy.event), out);
+  for (size_t i = *replayed; i < done.copies.size(); ++i) {
+    Copy& copy = done.copies[i];
+    accept(source, channel, copy.key, channel.contents[copy.key], std::move(copy.event), out);
+  }
   return out;
 }
 
-bool EventDeduplicator::match(Catchup& catchup, const Channel& channel, uint64_t key, Event event,
-                              std::vector<Held>& fresh) {
+std::optional<size_t> EventDeduplicator::match(Catchup& catchup, const Channel& channel, uint64_t key, Event event) {
   // Past this many unresolved copies (a long run of one content), the likeliest
   // reading is taken.
   constexpr size_t kMostUnresolved = 1024;
   const size_t index = catchup.copies.size();
-  catchup.copies.push_back({key, 0, std::move(event)});
+  catchup.copies.push_back({key, std::move(event)});
   const uint64_t end = channel.log_base + channel.log.size();
   if (index == 0) {
     // Its first copy may be new (level or ahead), or replay any delivery of its content.
@@ -83,16 +85,14 @@ bool EventDeduplicator::match(Catchup& catchup, const Channel& channel, uint64_t
   }
   bool open = std::any_of(catchup.readings.begin(), catchup.readings.end(),
                           [](const Reading& reading) { return !reading.beyond; });
-  if (open && catchup.copies.size() < kMostUnresolved) return false;
+  if (open && catchup.copies.size() < kMostUnresolved) return std::nullopt;
   // The reading that takes most copies for replays: a copy wrongly taken for one is
   // still delivered by the other source; one wrongly taken for new would be twice.
   size_t split = 0;
   for (const auto& reading : catchup.readings) {
     if (reading.beyond) split = std::max(split, reading.split);
   }
-  fresh.assign(std::make_move_iterator(catchup.copies.begin() + static_cast<std::ptrdiff_t>(split)),
-               std::make_move_iterator(catchup.copies.end()));
-  return true;
+  return split;
 }
 
 void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event,

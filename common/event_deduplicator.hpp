@@ -35,6 +35,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -99,8 +100,12 @@ class EventDeduplicator {
     bool beyond = false;  // the log was exhausted: copies from `split` on are new
     size_t split = 0;
   };
+  struct Copy {
+    uint64_t key;
+    Event event;
+  };
   struct Catchup {
-    std::vector<Held> copies;  // count unused
+    std::vector<Copy> copies;  // in arrival order, none delivered yet
     std::vector<Reading> readings;
   };
   struct Channel {
@@ -116,9 +121,9 @@ class EventDeduplicator {
   // The usual path: counts the copy, and delivers, holds or drops it.
   void accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event, std::vector<Event>& out);
   void deliver(Channel& channel, uint64_t key, Event event, std::vector<Event>& out);
-  // A catching-up source's copy: true once the source is past the log (then `copies`
-  // holds what is new, to accept in order).
-  bool match(Catchup& catchup, const Channel& channel, uint64_t key, Event event, std::vector<Held>& copies);
+  // Adds a catching-up source's copy. Once the source is past the log: how many of its
+  // copies, from the first, were replays (the rest are new, to accept in order).
+  std::optional<size_t> match(Catchup& catchup, const Channel& channel, uint64_t key, Event event);
   void rejoin_channel(int source, Channel& channel, Clock::time_point now, std::vector<Event>& out);
   // Ends a probation: the held copies nobody delivered meanwhile go out, in order.
   void release(Channel& channel, std::map<int, Probation>::iterator it, std::vector<Event>& out);
