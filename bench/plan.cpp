@@ -26,7 +26,9 @@ std::string ascii_lower(std::string s) {
 
 }  // namespace
 
-StreamSpec parse_stream(const std::string& text) {
+namespace {
+
+StreamSpec parse_unweighted_stream(const std::string& text) {
   static const char* const plain[] = {"user",          "user:notification",  "public",        "public:media",
                                       "public:local",  "public:local:media", "public:remote", "public:remote:media",
                                       "direct"};
@@ -45,6 +47,7 @@ StreamSpec parse_stream(const std::string& text) {
     if (!simple_tag(s->param)) throw UsageError("--stream " + text + ": the tag must be ASCII letters, digits or _");
     return *s;
   }
+  if (text == "list:own") return StreamSpec{text, "list", "", true, true};
   if (auto s = with_param("list:", "list")) {
     if (s->param.empty() || s->param.find_first_not_of("0123456789") != std::string::npos) {
       throw UsageError("--stream " + text + ": the list id must be a number");
@@ -54,13 +57,28 @@ StreamSpec parse_stream(const std::string& text) {
   throw UsageError("--stream: unknown stream '" + text + "' (see --help)");
 }
 
+}  // namespace
+
+StreamSpec parse_stream(const std::string& text) {
+  const size_t star = text.rfind('*');
+  if (star == std::string::npos) return parse_unweighted_stream(text);
+  const std::string weight = text.substr(star + 1);
+  if (weight.empty() || weight.size() > 4 || weight.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(weight) == 0) {
+    throw UsageError("--stream " + text + ": the weight after '*' must be a whole number from 1 to 9999");
+  }
+  StreamSpec s = parse_unweighted_stream(text.substr(0, star));
+  s.weight = static_cast<uint32_t>(std::stoul(weight));
+  return s;
+}
+
 static std::string channel_of(const StreamSpec& s, const TokenEntry& token) {
   if (s.name == "user") return "timeline:" + token.account_id;
   if (s.name == "user:notification") return "timeline:" + token.account_id + ":notifications";
   if (s.name == "direct") return "timeline:direct:" + token.account_id;
   if (s.name == "hashtag") return "timeline:hashtag:" + ascii_lower(s.param);
   if (s.name == "hashtag:local") return "timeline:hashtag:" + ascii_lower(s.param) + ":local";
-  if (s.name == "list") return "timeline:list:" + s.param;
+  if (s.name == "list") return "timeline:list:" + (s.own_list ? token.account_id : s.param);
   return "timeline:" + s.name;  // public, public:media, public:local, ...
 }
 
@@ -77,23 +95,51 @@ Plan build_plan(const Options& o) {
     }
   }
 
+  // Weighted streams ("NAME*W"): client i takes token i mod T and a stream drawn from
+  // the weights by a hash of i, so streams do not line up with tokens (account a's
+  // clients are not all on the same stream) and popularity is skewed as asked. Without
+  // weights the clients take streams round-robin as before.
+  bool weighted = false;
+  uint64_t total_weight = 0;
+  for (const auto& s : plan.streams) {
+    weighted |= s.weight != 1;
+    total_weight += s.weight;
+  }
+  const auto streams = static_cast<uint32_t>(plan.streams.size());
+  const auto tokens = static_cast<uint32_t>(plan.tokens.size());
+  std::vector<uint32_t> clients_of_stream(streams, 0);
+
   std::map<std::string, uint32_t>& channel_index = plan.channel_index;
   plan.clients.reserve(o.clients);
   for (uint32_t i = 0; i < o.clients; ++i) {
     ClientSpec c{};
-    c.stream = i % static_cast<uint32_t>(plan.streams.size());
-    // Tokens advance once per full round of streams, so every stream is used with
-    // every token whenever there are at least streams x tokens clients.
-    c.token = (i / static_cast<uint32_t>(plan.streams.size())) % static_cast<uint32_t>(plan.tokens.size());
-    // Transport: within each (stream, token) combination, its k-th client is SSE when
-    // floor((k+1)s + phase) > floor(k s + phase). That gives every combination its share
-    // of SSE clients (so transports never line up with tokens or streams), and the
-    // golden-ratio phase per combination keeps the total share right even when there
-    // are fewer clients than combinations.
-    const uint32_t combos = static_cast<uint32_t>(plan.streams.size() * plan.tokens.size());
-    const uint32_t combo = i % combos;
-    const double k = static_cast<double>(i / combos);
-    const double phase = std::fmod(combo * 0.6180339887498949, 1.0);
+    double k = 0;        // this client is the k-th of its transport group
+    uint32_t group = 0;  // the group whose SSE share is kept exact
+    if (weighted) {
+      uint64_t draw = splitmix64(0x57E4A11u ^ i) % total_weight;
+      c.stream = 0;
+      while (draw >= plan.streams[c.stream].weight) {
+        draw -= plan.streams[c.stream].weight;
+        ++c.stream;
+      }
+      c.token = i % tokens;
+      group = c.stream;
+      k = clients_of_stream[c.stream]++;
+    } else {
+      c.stream = i % streams;
+      // Tokens advance once per full round of streams, so every stream is used with
+      // every token whenever there are at least streams x tokens clients.
+      c.token = (i / streams) % tokens;
+      const uint32_t combos = streams * tokens;
+      group = i % combos;
+      k = static_cast<double>(i / combos);
+    }
+    // Transport: within each group (a (stream, token) combination, or a weighted
+    // stream), its k-th client is SSE when floor((k+1)s + phase) > floor(k s + phase).
+    // That gives every group its share of SSE clients (so transports never line up with
+    // tokens or streams), and the golden-ratio phase per group keeps the total share
+    // right even when there are fewer clients than groups.
+    const double phase = std::fmod(group * 0.6180339887498949, 1.0);
     c.sse = std::floor((k + 1) * o.sse_share + phase + 1e-9) > std::floor(k * o.sse_share + phase + 1e-9);
     std::string channel = channel_of(plan.streams[c.stream], plan.tokens[c.token]);
     auto [it, inserted] = channel_index.emplace(channel, static_cast<uint32_t>(plan.channels.size()));
@@ -120,9 +166,15 @@ std::vector<uint32_t> Plan::heard_channels(uint32_t client) const {
   return out;
 }
 
+std::string Plan::stream_param(uint32_t client) const {
+  const ClientSpec& c = clients[client];
+  const StreamSpec& s = streams[c.stream];
+  return s.own_list ? tokens[c.token].account_id : s.param;
+}
+
 std::vector<std::string> Plan::stream_echo(uint32_t client) const {
   const StreamSpec& s = streams[clients[client].stream];
-  if (s.name == "hashtag" || s.name == "hashtag:local" || s.name == "list") return {s.name, s.param};
+  if (s.name == "hashtag" || s.name == "hashtag:local" || s.name == "list") return {s.name, stream_param(client)};
   return {s.name};
 }
 
@@ -148,12 +200,12 @@ std::string Plan::request_for(uint32_t client, const std::string& host_header, c
     std::string query;
     if (media) query = "only_media=true";
     if (s.name == "hashtag" || s.name == "hashtag:local") query = "tag=" + url_encode(s.param);
-    if (s.name == "list") query = "list=" + url_encode(s.param);
+    if (s.name == "list") query = "list=" + url_encode(stream_param(client));
     if (!query.empty()) target += "?" + query;
   } else {
     target = "/api/v1/streaming?stream=" + url_encode(s.name);
     if (s.name == "hashtag" || s.name == "hashtag:local") target += "&tag=" + url_encode(s.param);
-    if (s.name == "list") target += "&list=" + url_encode(s.param);
+    if (s.name == "list") target += "&list=" + url_encode(stream_param(client));
   }
 
   std::string req;

@@ -13,13 +13,16 @@
 namespace sluice_bench {
 
 struct StreamSpec {
-  std::string text;    // as given on the command line, e.g. "hashtag:local:cafe"
-  std::string name;    // stream name (docs/protocol.md#stream-table), e.g. "hashtag:local"
-  std::string param;   // tag or list id, if the stream needs one
-  bool needs_account;  // channel contains the token's account id
+  std::string text;     // as given on the command line, without a weight, e.g. "hashtag:local:cafe"
+  std::string name;     // stream name (docs/protocol.md#stream-table), e.g. "hashtag:local"
+  std::string param;    // tag or list id, if the stream needs one (empty for "list:own")
+  bool needs_account;   // channel contains the token's account id
+  bool own_list = false;  // "list:own": the token's account's list, whose id is the account id
+  uint32_t weight = 1;  // "NAME*W": W shares of the clients
 };
 
-StreamSpec parse_stream(const std::string& text);  // throws UsageError
+// "user", "hashtag:cafe*12", "list:own*3", ... Throws UsageError.
+StreamSpec parse_stream(const std::string& text);
 
 struct ClientSpec {
   uint32_t stream;   // index into Plan::streams
@@ -53,6 +56,8 @@ struct Plan {
   // `"filtered":[...]` as their last key (docs/protocol.md#filter-evaluation).
   bool filtered(uint32_t client) const;
 
+  // The tag or list id of client i's stream ("list:own" resolves to its account's list).
+  std::string stream_param(uint32_t client) const;
   // HTTP request that opens client i's stream ("Host" is the target's host:port).
   std::string request_for(uint32_t client, const std::string& host_header, const std::string& ws_key) const;
 };

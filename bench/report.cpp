@@ -103,11 +103,19 @@ json Report::to_json() const {
   j["aborted"] = aborted.empty() ? json(nullptr) : json(aborted);
 
   json streams = json::array();
-  for (const auto& s : plan->streams) streams.push_back(s.text);
+  std::vector<uint64_t> per_stream(plan->streams.size(), 0);
+  for (const auto& c : plan->clients) ++per_stream[c.stream];
+  json clients_per_stream = json::object();
+  for (size_t i = 0; i < plan->streams.size(); ++i) {
+    const auto& s = plan->streams[i];
+    streams.push_back(s.weight == 1 ? s.text : s.text + "*" + std::to_string(s.weight));
+    clients_per_stream[s.text] = clients_per_stream.value(s.text, uint64_t{0}) + per_stream[i];
+  }
   j["clients"] = {{"requested", o.clients},
                   {"sse", plan->sse_clients},
                   {"ws", plan->ws_clients},
                   {"streams", streams},
+                  {"per_stream", clients_per_stream},
                   {"tokens", plan->tokens.size()},
                   {"workers", workers},
                   {"connect_rate", o.connect_rate},

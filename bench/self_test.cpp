@@ -1,14 +1,17 @@
 #include "bench/self_test.hpp"
 
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "bench/event_marker.hpp"
+#include "bench/plan.hpp"
 #include "bench/publisher.hpp"
 #include "bench/verifier.hpp"
 
@@ -170,6 +173,77 @@ void corrupt(Delivery& d, long at, char with) {
 
 }  // namespace
 
+// The plan: weighted streams get their share, tokens and transports spread over
+// them, "list:own" resolves per account, and unweighted plans keep the round-robin.
+int check_plans() {
+  int failures = 0;
+  auto check = [&](bool ok, const std::string& what) {
+    std::printf("%s  plan: %s\n", ok ? "PASS" : "FAIL", what.c_str());
+    failures += ok ? 0 : 1;
+  };
+  Options o;
+  o.clients = 10000;
+  o.sse_share = 0.5;
+  o.streams = {"user*50", "public*30", "hashtag:cafe*15", "list:own*5"};
+  for (int a = 1; a <= 1000; ++a) o.tokens.push_back({"token" + std::to_string(a), std::to_string(a)});
+  const Plan plan = build_plan(o);
+  std::vector<uint32_t> per_stream(4, 0), sse_per_stream(4, 0);
+  bool tokens_round_robin = true, own_lists = true;
+  for (uint32_t i = 0; i < o.clients; ++i) {
+    const ClientSpec& c = plan.clients[i];
+    ++per_stream[c.stream];
+    sse_per_stream[c.stream] += c.sse ? 1 : 0;
+    tokens_round_robin &= c.token == i % 1000;
+    if (c.stream == 3) {
+      const std::string account = plan.tokens[c.token].account_id;
+      own_lists &= plan.channels[c.channel] == "timeline:list:" + account &&
+                   plan.stream_echo(i) == std::vector<std::string>{"list", account} &&
+                   plan.request_for(i, "h", "k").find("list=" + account + " ") != std::string::npos;
+    }
+  }
+  const double weights[] = {50, 30, 15, 5};
+  bool shares = true, transports = true;
+  for (int s = 0; s < 4; ++s) {
+    shares &= std::abs(per_stream[s] - o.clients * weights[s] / 100) <= 0.03 * o.clients;
+    transports &= std::abs(2.0 * sse_per_stream[s] - per_stream[s]) <= 2;
+  }
+  check(shares, "weighted streams get their share of the clients (50/30/15/5 %, within 3 points)");
+  check(transports, "every weighted stream is half SSE, half WebSocket");
+  check(tokens_round_robin, "with weights, client i takes token i mod T");
+  check(own_lists, "list:own is the account's list: channel, request and stream echo");
+  std::set<uint32_t> user_accounts, list_accounts;
+  for (const ClientSpec& c : plan.clients) {
+    if (c.stream == 0) user_accounts.insert(c.token);
+    if (c.stream == 3) list_accounts.insert(c.token);
+  }
+  check(plan.channels.size() == user_accounts.size() + list_accounts.size() + 2,
+        "channels: a user and a list channel per account that has such a client, one public, one hashtag");
+
+  Options rr;
+  rr.clients = 12;
+  rr.streams = {"user", "public", "list:own"};
+  rr.tokens = {{"t1", "1"}, {"t2", "2"}};
+  const Plan round_robin = build_plan(rr);
+  bool unchanged = true;
+  for (uint32_t i = 0; i < rr.clients; ++i) {
+    unchanged &= round_robin.clients[i].stream == i % 3 && round_robin.clients[i].token == (i / 3) % 2;
+  }
+  check(unchanged, "without weights, streams round-robin and tokens advance once per round");
+
+  bool rejected = true;
+  for (const char* bad : {"user*0", "user*", "user*x", "user*10000", "list:own:2", "bogus*2"}) {
+    try {
+      parse_stream(bad);
+      rejected = false;
+    } catch (const UsageError&) {
+    }
+  }
+  const StreamSpec weighted = parse_stream("list:own*3");
+  check(rejected && weighted.weight == 3 && weighted.own_list && weighted.needs_account && weighted.text == "list:own",
+        "stream weights parse (list:own*3) and bad ones are refused");
+  return failures;
+}
+
 int run_self_test() {
   World w;
   const uint64_t all = 4 * kEvents;
@@ -265,7 +339,7 @@ int run_self_test() {
        with_expected(counts(all + 1, 0, 1, 0, 0, 0, 0, 0, 0), all - 1), {{}, {7}}},
   };
 
-  int failures = 0;
+  int failures = check_plans();
   for (const Scenario& s : scenarios) {
     std::vector<Delivery> ds = w.clean_run();
     s.inject(w, ds);
@@ -277,8 +351,11 @@ int run_self_test() {
       std::printf("      got  %s\n      want %s\n", describe(got).c_str(), describe(s.want).c_str());
     }
   }
-  std::printf("sluice-bench self-test: %d of %zu scenarios %s\n", failures ? failures : static_cast<int>(scenarios.size()),
-              scenarios.size(), failures ? "FAILED" : "passed");
+  if (failures) {
+    std::printf("sluice-bench self-test: %d checks FAILED\n", failures);
+  } else {
+    std::printf("sluice-bench self-test: all %zu scenarios and the plan checks passed\n", scenarios.size());
+  }
   return failures ? 1 : 0;
 }
 
