@@ -1,5 +1,9 @@
 #include "auth/auth_service.hpp"
 
+#include <memory>
+#include <mutex>
+#include <vector>
+
 #include "auth/auth_queries.hpp"
 #include "common/grpc_auth.hpp"
 #include "common/log.hpp"
@@ -92,6 +96,59 @@ grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext*
     reply->set_age_ms(answer.age.count());
     reactor->Finish(grpc::Status::OK);
   });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerContext* context,
+                                                         const v1::RelationsBatchRequest* request,
+                                                         v1::RelationsBatchReply* reply) {
+  if (auto* refused = refuse_unless_internal(context)) return refused;
+  auto* reactor = context->DefaultReactor();
+  constexpr int kMaxBatch = 1000;
+  if (request->account_ids_size() > kMaxBatch) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "at most 1000 accounts per batch"));
+    return reactor;
+  }
+  if (request->account_ids_size() == 0) {
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  // Each viewer is looked up as by GetRelations (same cache, same query); the answers
+  // come back on whichever thread ran them, so they are counted under a lock and the
+  // last one finishes the call.
+  struct Pending {
+    std::mutex mutex;
+    int remaining;
+  };
+  auto pending = std::make_shared<Pending>();
+  const int count = request->account_ids_size();
+  pending->remaining = count;
+  std::vector<v1::RelationsBatchEntry*> entries;
+  entries.reserve(count);
+  for (int64_t account : request->account_ids()) {
+    entries.push_back(reply->add_entries());
+    entries.back()->set_account_id(account);
+  }
+  const auto max_age = std::chrono::milliseconds(std::max<int64_t>(0, request->max_age_ms()));
+  // The last answer may finish the call (and free request and reply) inside this loop,
+  // so the loop reads only its own copies.
+  for (v1::RelationsBatchEntry* entry : entries) {
+    cache_.relations(entry->account_id(), max_age,
+                     [reactor, entry, pending](const AuthAnswer<v1::RelationsReply>& answer) {
+                       std::unique_lock lock(pending->mutex);
+                       if (answer.value) {
+                         entry->set_ok(true);
+                         *entry->mutable_relations() = *answer.value;
+                         entry->mutable_relations()->set_age_ms(answer.age.count());
+                       } else {
+                         // Logged as GetRelations logs it; the other viewers still get theirs.
+                         (void)status_for_error(answer.error);
+                       }
+                       if (--pending->remaining > 0) return;
+                       lock.unlock();
+                       reactor->Finish(grpc::Status::OK);
+                     });
+  }
   return reactor;
 }
 

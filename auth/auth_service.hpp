@@ -26,6 +26,9 @@ class AuthService final : public v1::Auth::CallbackService {
                                           v1::FeedAccessReply* reply) override;
   grpc::ServerUnaryReactor* GetRelations(grpc::CallbackServerContext* context, const v1::RelationsRequest* request,
                                          v1::RelationsReply* reply) override;
+  grpc::ServerUnaryReactor* GetRelationsBatch(grpc::CallbackServerContext* context,
+                                              const v1::RelationsBatchRequest* request,
+                                              v1::RelationsBatchReply* reply) override;
   grpc::ServerUnaryReactor* GetFilters(grpc::CallbackServerContext* context, const v1::FiltersRequest* request,
                                        v1::FiltersReply* reply) override;
 

@@ -1,6 +1,7 @@
 #include "gateway/auth_client.hpp"
 
 #include <chrono>
+#include <mutex>
 
 #include "common/grpc_auth.hpp"
 #include "common/log.hpp"
@@ -126,6 +127,63 @@ void AuthClient::relations(int64_t account_id, std::chrono::milliseconds max_age
           if (!status.ok()) return done(LookupStatus::error, nullptr);
           // The reply lives in `call`: share it without a copy.
           done(LookupStatus::ok, std::shared_ptr<const v1::RelationsReply>(call, &call->reply));
+        });
+}
+
+void AuthClient::relations_batch(std::vector<int64_t> account_ids, std::chrono::milliseconds max_age,
+                                 std::function<void(std::vector<RelationsResult>)> done) {
+  if (!relations_batch_supported_.load(std::memory_order_relaxed)) {
+    // One call per viewer; the answers come back on any gRPC thread, so they are
+    // gathered under a lock and the last one hands them over.
+    struct Gathered {
+      std::mutex mutex;
+      std::vector<RelationsResult> results;
+      size_t remaining;
+      std::function<void(std::vector<RelationsResult>)> done;
+    };
+    auto gathered = std::make_shared<Gathered>();
+    gathered->results.resize(account_ids.size());
+    gathered->remaining = account_ids.size();
+    gathered->done = std::move(done);
+    if (account_ids.empty()) return gathered->done({});
+    for (size_t i = 0; i < account_ids.size(); ++i) {
+      const int64_t account = account_ids[i];
+      relations(account, max_age, [gathered, i, account](LookupStatus status,
+                                                         std::shared_ptr<const v1::RelationsReply> reply) {
+        std::unique_lock lock(gathered->mutex);
+        gathered->results[i] = RelationsResult{account, status, std::move(reply)};
+        if (--gathered->remaining > 0) return;
+        lock.unlock();
+        gathered->done(std::move(gathered->results));
+      });
+    }
+    return;
+  }
+  auto call = std::make_shared<Call<v1::RelationsBatchRequest, v1::RelationsBatchReply>>();
+  call->request.mutable_account_ids()->Add(account_ids.begin(), account_ids.end());
+  call->request.set_max_age_ms(max_age.count());
+  start(call, [](auto* api, auto... args) { api->GetRelationsBatch(args...); },
+        [this, max_age, done = std::move(done)](const auto& call, const grpc::Status& status) {
+          const auto& asked = call->request.account_ids();
+          if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+            log::info("the auth service has no batched relations lookup; asking per viewer");
+            relations_batch_supported_.store(false, std::memory_order_relaxed);
+            return relations_batch({asked.begin(), asked.end()}, max_age, done);
+          }
+          std::vector<RelationsResult> results;
+          results.reserve(asked.size());
+          const auto& entries = call->reply.entries();
+          for (int i = 0; i < asked.size(); ++i) {
+            RelationsResult result{asked[i], LookupStatus::error, nullptr};
+            // An entry is used only where it answers the account asked there.
+            if (status.ok() && i < entries.size() && entries[i].account_id() == asked[i] && entries[i].ok()) {
+              result.status = LookupStatus::ok;
+              // The reply lives in `call`: share it without a copy.
+              result.relations = std::shared_ptr<const v1::RelationsReply>(call, &entries[i].relations());
+            }
+            results.push_back(std::move(result));
+          }
+          done(std::move(results));
         });
 }
 

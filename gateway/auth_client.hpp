@@ -5,6 +5,7 @@
 // so no reply can reach a worker that is gone.
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <chrono>
 #include <functional>
@@ -47,8 +48,19 @@ struct FeedAccess {
   bool remote = true;
 };
 
+// One viewer's relations from a batch (AuthClient::relations_batch).
+struct RelationsResult {
+  int64_t account_id = 0;
+  LookupStatus status = LookupStatus::error;
+  std::shared_ptr<const sluice::v1::RelationsReply> relations;  // set when status is ok
+};
+
 class AuthClient {
  public:
+  // Viewers per relations_batch call: bounded so that a reply stays far below gRPC's
+  // 4 MB message limit even when some viewers block or mute thousands of accounts.
+  static constexpr size_t kMaxRelationsBatch = 100;
+
   AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token);
   ~AuthClient();
   AuthClient(const AuthClient&) = delete;
@@ -68,6 +80,12 @@ class AuthClient {
   // Relations at most `max_age` old (SLUICE_RELATIONS_MAX_STALENESS_MS, which the gateway owns).
   void relations(int64_t account_id, std::chrono::milliseconds max_age,
                  std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
+  // Several viewers' relations in one GetRelationsBatch call (at most kMaxRelationsBatch);
+  // against an auth service without it (UNIMPLEMENTED: an older auth tier during a rolling
+  // upgrade) one GetRelations per viewer, from then on. `done` runs once, with one result
+  // per account in the order asked, on a gRPC thread.
+  void relations_batch(std::vector<int64_t> account_ids, std::chrono::milliseconds max_age,
+                       std::function<void(std::vector<RelationsResult>)> done);
   void filters(int64_t account_id, bool fresh,
                std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::FiltersReply>)> done);
 
@@ -85,6 +103,7 @@ class AuthClient {
   std::condition_variable idle_;
   std::unordered_set<grpc::ClientContext*> in_flight_;
   bool stopping_ = false;
+  std::atomic<bool> relations_batch_supported_{true};
 };
 
 }  // namespace sluice::gateway

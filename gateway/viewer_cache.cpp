@@ -65,42 +65,59 @@ void ViewerCache::defer(int64_t account, std::shared_ptr<Client> client, const s
 }
 
 void ViewerCache::load_relations(int64_t account) {
-  Viewer& viewer = viewers_[account];
-  viewer.relations_loading = true;
-  auto started = context_.now();
+  viewers_[account].relations_loading = true;
+  // Viewers that need their relations in the same turn of the worker's loop (every
+  // viewer of a status, or every one past half the bound when a status arrives) go to
+  // the auth tier together: one call per kMaxRelationsBatch viewers, not one each.
+  relations_queue_.push_back(account);
+  if (relations_queue_.size() == 1) asio::post(io_, [this] { send_relations_queue(); });
+}
+
+void ViewerCache::send_relations_queue() {
+  std::vector<int64_t> queued;
+  queued.swap(relations_queue_);
+  // Taken before the calls leave, so the age it starts from is never younger than the data.
+  const auto started = context_.now();
   auto& io = io_;
-  // The auth tier's copy may be half the bound old, so this one stays usable for the
-  // other half (docs/protocol.md#relations); 0 (exact mode) asks PostgreSQL.
-  context_.auth.relations(account, max_staleness_ / 2, [this, account, started, &io](
-                                                LookupStatus status,
-                                                std::shared_ptr<const sluice::v1::RelationsReply> reply) {
-    asio::post(io, [this, account, started, status, reply] {
-      auto it = viewers_.find(account);
-      if (it == viewers_.end()) return;
-      Viewer& viewer = it->second;
-      viewer.relations_loading = false;
-      if (status == LookupStatus::ok) {
-        viewer.relations = Relations::from_reply(*reply);
-        // Its age: the auth service may have answered from its own cache.
-        viewer.relations_taken_at = started - std::chrono::milliseconds(reply->age_ms());
-      } else if (viewer.relations) {
-        // Stale if error (docs/protocol.md#relations): PostgreSQL is away, and this
-        // viewer's last known sets stay in use for another bound, so live streams keep
-        // delivering through an outage; the next status past half the bound tries again.
-        viewer.relations_taken_at = started;
-        log::debug("relations lookup failed; keeping the last known relations", {{"account_id", account}});
-      } else {
-        // Nothing known yet: as the reference, a failed query drops the statuses that needed it.
-        log::warn("relations lookup failed; dropping waiting statuses", {{"account_id", account}});
-        std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
-      }
-      if (viewer.subscriptions == 0 && !viewer.filters_loading) {
-        viewers_.erase(it);
-        return;
-      }
-      drain(account);
-    });
-  });
+  for (size_t first = 0; first < queued.size(); first += AuthClient::kMaxRelationsBatch) {
+    const size_t last = std::min(queued.size(), first + AuthClient::kMaxRelationsBatch);
+    // The auth tier's copy may be half the bound old, so this one stays usable for the
+    // other half (docs/protocol.md#relations); 0 (exact mode) asks PostgreSQL.
+    context_.auth.relations_batch({queued.begin() + first, queued.begin() + last}, max_staleness_ / 2,
+                                  [this, started, &io](std::vector<RelationsResult> results) {
+                                    asio::post(io, [this, started, results = std::move(results)] {
+                                      for (const auto& result : results) relations_arrived(result, started);
+                                    });
+                                  });
+  }
+}
+
+void ViewerCache::relations_arrived(const RelationsResult& result, Clock::time_point started) {
+  const int64_t account = result.account_id;
+  auto it = viewers_.find(account);
+  if (it == viewers_.end()) return;
+  Viewer& viewer = it->second;
+  viewer.relations_loading = false;
+  if (result.status == LookupStatus::ok) {
+    viewer.relations = Relations::from_reply(*result.relations);
+    // Its age: the auth service may have answered from its own cache.
+    viewer.relations_taken_at = started - std::chrono::milliseconds(result.relations->age_ms());
+  } else if (viewer.relations) {
+    // Stale if error (docs/protocol.md#relations): PostgreSQL is away, and this
+    // viewer's last known sets stay in use for another bound, so live streams keep
+    // delivering through an outage; the next status past half the bound tries again.
+    viewer.relations_taken_at = started;
+    log::debug("relations lookup failed; keeping the last known relations", {{"account_id", account}});
+  } else {
+    // Nothing known yet: as the reference, a failed query drops the statuses that needed it.
+    log::warn("relations lookup failed; dropping waiting statuses", {{"account_id", account}});
+    std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
+  }
+  if (viewer.subscriptions == 0 && !viewer.filters_loading) {
+    viewers_.erase(it);
+    return;
+  }
+  drain(account);
 }
 
 void ViewerCache::load_filters(int64_t account, bool fresh) {

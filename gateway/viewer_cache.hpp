@@ -16,7 +16,9 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
+#include "gateway/auth_client.hpp"
 #include "gateway/gateway_event.hpp"
 #include "gateway/status_filter.hpp"
 
@@ -73,7 +75,10 @@ class ViewerCache {
 
  private:
   bool relations_fresh(const Viewer& viewer, Clock::time_point arrived) const;
+  // Marks the viewer loading and queues it for the next batch.
   void load_relations(int64_t account);
+  void send_relations_queue();
+  void relations_arrived(const RelationsResult& result, Clock::time_point started);
   void load_filters(int64_t account, bool fresh);
   void drain(int64_t account);
 
@@ -82,6 +87,7 @@ class ViewerCache {
   DeliverDecided deliver_decided_;
   std::chrono::milliseconds max_staleness_;
   std::unordered_map<int64_t, Viewer> viewers_;
+  std::vector<int64_t> relations_queue_;  // viewers whose relations go out in the next batch
 };
 
 }  // namespace sluice::gateway

@@ -265,6 +265,62 @@ TEST(RelationsTest, CachedWithinTheRequestsMaxAgeAndAgeReported) {
   EXPECT_EQ(queries_sent("relations") - before, 3u);
 }
 
+TEST(RelationsTest, ABatchAnswersEveryViewerInTheOrderAsked) {
+  AuthHarness harness(test_config());
+  auto first = account();
+  auto second = account();
+  auto target = account();
+  shared_pg().exec("INSERT INTO blocks (account_id, target_account_id) VALUES (" + id(first.account_id) + ", " +
+                   id(target.account_id) + ");"
+                   "INSERT INTO mutes (account_id, target_account_id) VALUES (" + id(second.account_id) + ", " +
+                   id(target.account_id) + ")");
+  const int64_t nobody = target.account_id + 1000000;
+  const uint64_t before = queries_sent("relations");
+  v1::RelationsBatchReply reply;
+  ASSERT_TRUE(harness.relations_batch({second.account_id, nobody, first.account_id, second.account_id}, 0, &reply).ok());
+  ASSERT_EQ(reply.entries_size(), 4);
+  const std::vector<int64_t> asked{second.account_id, nobody, first.account_id, second.account_id};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(reply.entries(i).account_id(), asked[i]) << i;
+    EXPECT_TRUE(reply.entries(i).ok()) << i;
+  }
+  const std::vector<int64_t> just_target{target.account_id};
+  EXPECT_EQ(sorted(reply.entries(0).relations().muting()), just_target);
+  EXPECT_EQ(reply.entries(0).relations().blocking_size(), 0);
+  EXPECT_EQ(reply.entries(1).relations().muting_size() + reply.entries(1).relations().blocking_size(), 0);
+  EXPECT_EQ(sorted(reply.entries(2).relations().blocking()), just_target);
+  EXPECT_EQ(sorted(reply.entries(3).relations().muting()), just_target);
+  // Max age 0 reads PostgreSQL for every entry, as GetRelations does.
+  EXPECT_EQ(queries_sent("relations") - before, 4u);
+}
+
+TEST(RelationsTest, ABatchUsesTheCacheWithinItsMaxAge) {
+  auth_test::ManualClock clock;
+  auto config = test_config();
+  config.cache.now = clock.function();
+  AuthHarness harness(config);
+  auto viewer = account();
+  auto other = account();
+  harness.relations(viewer.account_id, 5000);  // cached at age 0
+  clock.advance(milliseconds(2000));
+  const uint64_t before = queries_sent("relations");
+  v1::RelationsBatchReply reply;
+  ASSERT_TRUE(harness.relations_batch({viewer.account_id, other.account_id}, 2500, &reply).ok());
+  ASSERT_EQ(reply.entries_size(), 2);
+  EXPECT_EQ(reply.entries(0).relations().age_ms(), 2000) << "from the cache, its age reported";
+  EXPECT_EQ(reply.entries(1).relations().age_ms(), 0);
+  EXPECT_EQ(queries_sent("relations") - before, 1u) << "only the viewer not cached is queried";
+}
+
+TEST(RelationsTest, ABatchIsBoundedAndMayBeEmpty) {
+  AuthHarness harness(test_config());
+  v1::RelationsBatchReply reply;
+  EXPECT_TRUE(harness.relations_batch({}, 0, &reply).ok());
+  EXPECT_EQ(reply.entries_size(), 0);
+  std::vector<int64_t> too_many(1001, 1);
+  EXPECT_EQ(harness.relations_batch(too_many, 5000, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 // ---- custom filters ----
 
 struct FilterRow {

@@ -159,6 +159,14 @@ class AuthHarness {
     if (!status.ok()) throw std::runtime_error("GetRelations failed: " + status.error_message());
     return reply;
   }
+  grpc::Status relations_batch(const std::vector<int64_t>& account_ids, int64_t max_age_ms,
+                               v1::RelationsBatchReply* reply) {
+    grpc::ClientContext context;
+    v1::RelationsBatchRequest request;
+    request.mutable_account_ids()->Add(account_ids.begin(), account_ids.end());
+    request.set_max_age_ms(max_age_ms);
+    return stub_->GetRelationsBatch(&context, request, reply);
+  }
   v1::FiltersReply filters(int64_t account_id) {
     grpc::ClientContext context;
     v1::FiltersRequest request;
