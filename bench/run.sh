@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs one sluice-bench scenario against a freshly started Sluice:
+# Runs one sluice-bench scenario against a freshly started Sluice (or, with --reference,
+# Mastodon's own Node.js streaming server):
 #   - a throwaway Redis and PostgreSQL on free loopback ports (temp dir, removed on exit),
 #   - Mastodon's tables (sql/schema/mastodon-main.sql), N accounts with one token each,
 #     optionally a realistic filtering profile,
@@ -32,6 +33,13 @@
 #                         account's user channel: what a delivery costs on this machine.
 #                         It sends every payload as Redis carried it, so the per-event
 #                         check reports wrong_payload; delivery counts and timings hold.
+#   --reference DIR       instead of Sluice, Mastodon's streaming server: `node DIR/index.js`
+#                         (node from PATH; DIR holds its files and node_modules, kept outside
+#                         this repository) with its production settings: NODE_ENV=production,
+#                         LOG_LEVEL (as above), PORT, BIND=127.0.0.1, REDIS_HOST/REDIS_PORT,
+#                         DATABASE_URL, DB_POOL left at its default (--server-env to change).
+#                         If its token query joins `devices` (Mastodon before 4.3), an empty
+#                         `devices` table is created. One process; sluice-bench measures it.
 #   -h, --help
 set -euo pipefail
 
@@ -48,10 +56,11 @@ log_level="warn"
 keep_logs=""
 bench_wrapper=""
 floor_bin=""
+reference_dir=""
 server_env=()
 bench_args=()
 
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^#   -h, --help$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -67,6 +76,7 @@ while [ $# -gt 0 ]; do
     --logs) keep_logs="$2"; shift ;;
     --bench-wrapper) bench_wrapper="$2"; shift ;;
     --floor) floor_bin="$2"; shift ;;
+    --reference) reference_dir="$(cd "$2" && pwd)"; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; bench_args+=("$@"); break ;;
     *) bench_args+=("$1") ;;
@@ -77,17 +87,29 @@ done
 case "$gateways" in ''|*[!0-9]*) echo "run.sh: --gateways needs a number" >&2; exit 2 ;; esac
 case "$accounts" in ''|*[!0-9]*) echo "run.sh: --accounts needs a number" >&2; exit 2 ;; esac
 [ "$gateways" -ge 1 ] && [ "$accounts" -ge 1 ] || { echo "run.sh: --gateways and --accounts must be >= 1" >&2; exit 2; }
+if [ -n "$reference_dir" ]; then
+  if [ "$split" -eq 1 ] || [ -n "$floor_bin" ]; then
+    echo "run.sh: --reference goes with neither --split/--gateways nor --floor" >&2; exit 2
+  fi
+  [ -f "$reference_dir/index.js" ] || { echo "run.sh: $reference_dir/index.js is missing" >&2; exit 2; }
+  [ -d "$reference_dir/node_modules" ] || { echo "run.sh: $reference_dir/node_modules is missing (npm install there first)" >&2; exit 2; }
+  command -v node >/dev/null || { echo "run.sh: --reference needs node on PATH" >&2; exit 2; }
+fi
 
 if [ "$build" -eq 1 ]; then
   targets=(sluice-bench)
-  if [ "$split" -eq 1 ]; then targets+=(sluice-gateway sluice-broker sluice-auth); else targets+=(sluice); fi
+  if [ -n "$reference_dir" ]; then :
+  elif [ "$split" -eq 1 ]; then targets+=(sluice-gateway sluice-broker sluice-auth); else targets+=(sluice); fi
   if [ ! -f "$build_dir/build.ninja" ]; then
     nice cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSLUICE_TESTS=OFF >/dev/null
   fi
   nice cmake --build "$build_dir" --target "${targets[@]}" >&2
 fi
 bin="$build_dir/bin"
-for exe in sluice-bench $([ "$split" -eq 1 ] && echo "sluice-gateway sluice-broker sluice-auth" || echo sluice); do
+servers="sluice"
+[ "$split" -eq 1 ] && servers="sluice-gateway sluice-broker sluice-auth"
+[ -n "$reference_dir" ] && servers=""
+for exe in sluice-bench $servers; do
   [ -x "$bin/$exe" ] || { echo "run.sh: $bin/$exe is missing (build it, or drop --no-build)" >&2; exit 2; }
 done
 
@@ -95,7 +117,7 @@ scratch="$(mktemp -d /tmp/sluice-bench-XXXXXX)"
 # shellcheck source=../scripts/lib/throwaway.sh
 source "$root/scripts/lib/throwaway.sh"
 pids=()        # every process we started, stopped in reverse order on exit
-server_pids=() # the Sluice processes (measured by sluice-bench)
+server_pids=() # the server processes (measured by sluice-bench)
 
 cleanup() {
   local status=$?
@@ -135,9 +157,28 @@ INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word)
   SELECT id, 'zzqxneverinbenchpayload', true FROM custom_filters;
 SQL
 fi
+if [ -n "$reference_dir" ] && grep -q 'JOIN devices' "$reference_dir/index.js"; then
+  # Mastodon's devices table (end-to-end encryption; dropped in 4.3), as 4.2's schema has it,
+  # left empty: the reference's token query LEFT JOINs it.
+  psql_db >/dev/null <<'SQL'
+CREATE TABLE devices (
+    id bigserial PRIMARY KEY,
+    access_token_id bigint,
+    account_id bigint,
+    device_id character varying DEFAULT '' NOT NULL,
+    name character varying DEFAULT '' NOT NULL,
+    fingerprint_key text DEFAULT '' NOT NULL,
+    identity_key text DEFAULT '' NOT NULL,
+    created_at timestamp without time zone DEFAULT now() NOT NULL,
+    updated_at timestamp without time zone DEFAULT now() NOT NULL
+);
+CREATE INDEX index_devices_on_access_token_id ON devices (access_token_id);
+CREATE INDEX index_devices_on_account_id ON devices (account_id);
+SQL
+fi
 database_url="postgres://postgres@127.0.0.1:$pg_port/mastodon_bench"
 
-# --- Sluice --------------------------------------------------------------
+# --- Server (Sluice, the floor or the reference) ---------------------------------
 port="$(free_port)"
 common_env=(REDIS_HOST=127.0.0.1 REDIS_PORT="$redis_port" LOG_LEVEL="$log_level" NODE_ENV=production)
 gateway_env=(PORT="$port" BIND=127.0.0.1)
@@ -148,6 +189,7 @@ start_server() { # name env... -- command
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
+  # env execs the command: $! is the server process itself, as sluice-bench must measure it.
   env "${envs[@]}" "${server_env[@]}" "$@" >"$scratch/$name.log" 2>&1 &
   pids+=($!)
   server_pids+=($!)
@@ -156,6 +198,10 @@ start_server() { # name env... -- command
 if [ -n "$floor_bin" ]; then
   start_server floor -- "$floor_bin" "$port" "$redis_port" "timeline:1"
   topology="fan-out floor"
+elif [ -n "$reference_dir" ]; then
+  start_server reference "${common_env[@]}" "${gateway_env[@]}" DATABASE_URL="$database_url" \
+    -- node "$reference_dir/index.js"
+  topology="Mastodon's streaming server, $reference_dir"
 elif [ "$split" -eq 0 ]; then
   start_server sluice "${common_env[@]}" "${gateway_env[@]}" DATABASE_URL="$database_url" \
     SLUICE_BROKER_ADMIN_LISTEN= SLUICE_AUTH_ADMIN_LISTEN= SLUICE_GATEWAY_ADMIN_LISTEN= -- "$bin/sluice"
@@ -177,16 +223,16 @@ else
   done
   topology="split: $gateways gateway(s) + broker + auth"
 fi
-wait_for_port "$port" Sluice
+wait_for_port "$port" "the server"
 for _ in $(seq 1 100); do
   [ -n "$floor_bin" ] && break  # the floor streams on any path: no health answer
   curl -sf "http://127.0.0.1:$port/api/v1/streaming/health" >/dev/null 2>&1 && break
   sleep 0.1
 done
 for pid in "${server_pids[@]}"; do
-  kill -0 "$pid" 2>/dev/null || { echo "run.sh: a Sluice process exited at start:" >&2; tail -n 20 "$scratch"/*.log >&2; exit 3; }
+  kill -0 "$pid" 2>/dev/null || { echo "run.sh: a server process exited at start:" >&2; tail -n 20 "$scratch"/*.log >&2; exit 3; }
 done
-echo "run.sh: Sluice ($topology) on 127.0.0.1:$port, pids ${server_pids[*]}; Redis :$redis_port; PostgreSQL :$pg_port; $accounts account(s)$([ "$filter_profile" -eq 1 ] && echo ", filtering profile")" >&2
+echo "run.sh: $([ -n "$reference_dir" ] && echo Reference || echo Sluice) ($topology) on 127.0.0.1:$port, pids ${server_pids[*]}; Redis :$redis_port; PostgreSQL :$pg_port; $accounts account(s)$([ "$filter_profile" -eq 1 ] && echo ", filtering profile")" >&2
 
 # --- Bench -----------------------------------------------------------------
 pid_args=()
@@ -201,11 +247,11 @@ set -e
 # --- Server health after the run --------------------------------------------
 for pid in "${server_pids[@]}"; do
   if ! kill -0 "$pid" 2>/dev/null; then
-    echo "run.sh: Sluice process $pid DIED during the run" >&2
+    echo "run.sh: server process $pid DIED during the run" >&2
     status=$((status == 0 ? 1 : status))
   fi
 done
-problems="$(grep -hiE '"level":"(warn|error|fatal)"|\b(warn|error|fatal)\b|AddressSanitizer|runtime error' "$scratch"/sluice*.log "$scratch"/gateway*.log "$scratch"/broker.log "$scratch"/auth.log 2>/dev/null | head -n 20 || true)"
+problems="$(grep -hiE '"level":"(warn|error|fatal)"|\b(warn|error|fatal)\b|AddressSanitizer|runtime error' "$scratch"/sluice*.log "$scratch"/gateway*.log "$scratch"/broker.log "$scratch"/auth.log "$scratch"/reference.log 2>/dev/null | head -n 20 || true)"
 if [ -n "$problems" ]; then
   echo "run.sh: server log warnings/errors (first 20):" >&2
   echo "$problems" >&2
