@@ -19,8 +19,8 @@
 #   --gateway-threads T   SLUICE_GATEWAY_THREADS for each gateway / the all-in-one
 #   --accounts N          accounts, one token each (default 1); clients use them round-robin;
 #                         account i owns list i (for --stream list:i)
-#   --filter-profile      chosen_languages {en}, blocks, mutes, a domain block and a keyword
-#                         filter (none of which matches the bench payload)
+#   --filter-profile      chosen_languages, blocks, mutes, domain blocks and a keyword filter
+#                         for every account, partly its own (none matches the bench payload)
 #   --build-dir DIR       where bin/sluice* are (default build-release)
 #   --no-build            do not (re)build; use what is in --build-dir
 #   --log-level L         server LOG_LEVEL (default warn: one log line per connection
@@ -140,11 +140,14 @@ tokens_file="$scratch/tokens.txt"
 create_bench_accounts "$pg_port" mastodon_bench "$accounts" "$tokens_file"
 if [ "$filter_profile" -eq 1 ]; then
   # Three other accounts, each blocked, muted and (one) on a blocked domain; a keyword
-  # filter in every context. The bench payload's author (alice / carol@remote.example),
-  # language (en) and text match none of them, so every event must still be delivered
-  # after the server has checked all of it.
+  # filter in every context. On top of that, each account's own rows, different from
+  # account to account (chosen by its id): one block and one mute among 50 more accounts,
+  # a domain block among 10 domains, a second keyword of its own, and chosen languages
+  # {en} or {en,de}. The bench payload's author (alice / carol@remote.example), language
+  # (en) and text match none of them, so every event must still be delivered after the
+  # server has checked all of it.
   psql_db >/dev/null <<SQL
-UPDATE users SET chosen_languages = '{en}';
+UPDATE users SET chosen_languages = CASE WHEN account_id % 2 = 0 THEN '{en}'::varchar[] ELSE '{en,de}'::varchar[] END;
 INSERT INTO accounts (username, domain) VALUES ('spammer', NULL), ('troll', NULL), ('loud', 'blocked.example');
 INSERT INTO blocks (account_id, target_account_id)
   SELECT u.account_id, a.id FROM users u CROSS JOIN accounts a WHERE a.username IN ('spammer', 'troll');
@@ -155,6 +158,17 @@ INSERT INTO custom_filters (account_id, phrase, context, action)
   SELECT account_id, 'Bench filter', '{home,notifications,public,thread,account}', 0 FROM users;
 INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word)
   SELECT id, 'zzqxneverinbenchpayload', true FROM custom_filters;
+INSERT INTO accounts (username, domain)
+  SELECT 'other' || i, CASE WHEN i % 5 = 0 THEN 'other' || i || '.example' END FROM generate_series(0, 49) AS i;
+INSERT INTO blocks (account_id, target_account_id)
+  SELECT u.account_id, a.id FROM users u JOIN accounts a ON a.username = 'other' || (u.account_id * 7 % 50);
+INSERT INTO mutes (account_id, target_account_id)
+  SELECT u.account_id, a.id FROM users u JOIN accounts a ON a.username = 'other' || ((u.account_id * 13 + 1) % 50);
+INSERT INTO account_domain_blocks (account_id, domain)
+  SELECT account_id, 'spam' || (account_id % 10) || '.example' FROM users;
+INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word)
+  SELECT id, 'zzqown' || account_id, false FROM custom_filters;
+ANALYZE;
 SQL
 fi
 if [ -n "$reference_dir" ] && grep -q 'JOIN devices' "$reference_dir/index.js"; then
