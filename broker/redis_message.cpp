@@ -295,6 +295,14 @@ json parse_message_json(std::string_view text) {
   return json::parse(decoded, nullptr, /*allow_exceptions=*/false);
 }
 
+// Channels of filtered streams (docs/protocol.md#filtered-streams): public* and hashtag*.
+// Only their statuses are filtered, so only they need status facts; every other
+// channel (a home timeline, a list, ...) is spared parsing the status's HTML.
+bool feeds_filtered_streams(std::string_view channel) {
+  return channel == "timeline:public" || channel.starts_with("timeline:public:") ||
+         channel.starts_with("timeline:hashtag:");
+}
+
 RedisMessageVerdict parse_into(std::string_view text, sluice::v1::ChannelEvent& out) {
   const json message = parse_message_json(text);
   if (message.is_discarded()) return RedisMessageVerdict::invalid_json;
@@ -312,7 +320,9 @@ RedisMessageVerdict parse_into(std::string_view text, sluice::v1::ChannelEvent& 
     append_js_stringify(serialized, *payload);
     out.set_payload(std::move(serialized));
   }
-  if (is_status_event(*event) && payload->is_object()) fill_status_facts(*payload, *out.mutable_status());
+  if (is_status_event(*event) && payload->is_object() && feeds_filtered_streams(out.channel())) {
+    fill_status_facts(*payload, *out.mutable_status());
+  }
   return RedisMessageVerdict::deliver;
 }
 

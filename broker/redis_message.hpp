@@ -19,7 +19,8 @@ enum class RedisMessageVerdict {
 // Parses `text` published on `channel` (namespace already stripped) into `out`:
 // channel, event, payload exactly as clients receive it (JS JSON.stringify of an
 // object payload, the raw string of a string payload, docs/protocol.md#payload-serialisation), and for
-// update/status.update with an object payload the StatusFacts of docs/protocol.md#status-fields-used, including
+// update/status.update with an object payload on a channel of filtered streams
+// (timeline:public*, timeline:hashtag:*) the StatusFacts of docs/protocol.md#status-fields-used, including
 // the custom-filter search text of docs/protocol.md#searched-text. Never throws; never crashes on any input.
 RedisMessageVerdict parse_redis_message(std::string_view channel, std::string_view text,
                                         sluice::v1::ChannelEvent& out);

@@ -138,9 +138,14 @@ TEST(RedisMessage, UpdatePublicExample) {
 }
 
 TEST(RedisMessage, StatusUpdateHomeExample) {
-  const Parsed parsed = parse(
-      R"({"event":"status.update","payload":{"id":"2","spoiler_text":"Film talk","language":"de","content":"\u003cp\u003eDas Ende war \u003cstrong\u003e\u00fcberraschend\u003c/strong\u003e\u003c/p\u003e","filtered":[{"filter":{"id":"41"},"keyword_matches":["Ende"]}],"account":{"id":"109500000000000003","username":"carol","acct":"carol@remote.example"},"media_attachments":[],"mentions":[]},"queued_at":1768474800000})",
-      "timeline:109000000000000001");
+  const std::string message =
+      R"({"event":"status.update","payload":{"id":"2","spoiler_text":"Film talk","language":"de","content":"\u003cp\u003eDas Ende war \u003cstrong\u003e\u00fcberraschend\u003c/strong\u003e\u003c/p\u003e","filtered":[{"filter":{"id":"41"},"keyword_matches":["Ende"]}],"account":{"id":"109500000000000003","username":"carol","acct":"carol@remote.example"},"media_attachments":[],"mentions":[]},"queued_at":1768474800000})";
+  const Parsed home = parse(message, "timeline:109000000000000001");
+  ASSERT_EQ(home.verdict, RedisMessageVerdict::deliver);
+  EXPECT_FALSE(home.event.has_status()) << "a home timeline is not filtered: no facts";
+  // The same message on a filtered stream's channel: its payload and its facts.
+  const Parsed parsed = parse(message, "timeline:public");
+  EXPECT_EQ(parsed.event.payload(), home.event.payload());
   ASSERT_EQ(parsed.verdict, RedisMessageVerdict::deliver);
   EXPECT_EQ(parsed.event.event(), "status.update");
   EXPECT_EQ(parsed.event.payload(),
@@ -340,6 +345,21 @@ TEST(StatusFacts, OnlyForUpdateAndStatusUpdateWithObjectPayload) {
   EXPECT_FALSE(parse(status_message("", "conversation")).event.has_status());
   EXPECT_FALSE(parse(R"({"event":"update","payload":"1"})").event.has_status());
   EXPECT_FALSE(parse(R"({"event":"update","payload":[1]})").event.has_status());
+}
+
+TEST(StatusFacts, OnlyOnTheChannelsOfFilteredStreams) {
+  for (const char* channel : {"timeline:public", "timeline:public:local:media", "timeline:public:remote",
+                              "timeline:hashtag:cafe", "timeline:hashtag:cafe:local"}) {
+    EXPECT_TRUE(parse(status_message(""), channel).event.has_status()) << channel;
+  }
+  // A home timeline, a list, direct messages: their statuses go out unchanged.
+  for (const char* channel : {"timeline:1", "timeline:1:notifications", "timeline:list:5", "timeline:direct:1",
+                              "timeline:publicity", "timeline:hashtag"}) {
+    const Parsed parsed = parse(status_message(""), channel);
+    EXPECT_EQ(parsed.verdict, RedisMessageVerdict::deliver) << channel;
+    EXPECT_FALSE(parsed.event.has_status()) << channel;
+    EXPECT_FALSE(parsed.event.payload().empty()) << channel;
+  }
 }
 
 TEST(StatusFacts, WellFormedNeedsAccountIdMentionsAndMedia) {
