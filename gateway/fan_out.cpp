@@ -22,15 +22,14 @@ struct FanOut::FrameCache {
   const Frame& for_client(ClientKind kind, const std::string& echo, bool filtered_variant) {
     if (kind == ClientKind::eventsource) {
       Frame& frame = sse[filtered_variant];
-      if (!frame) frame = make_shared_frame(filtered_variant ? event.sse_filtered : event.sse_plain);
+      if (!frame) frame = make_shared_frame(event.sse(filtered_variant));
       return frame;
     }
     for (auto& [key, frame] : websocket) {
       if (key.second == filtered_variant && (key.first == &echo || *key.first == echo)) return frame;
     }
     websocket.emplace_back(std::make_pair(&echo, filtered_variant),
-                           make_shared_frame(websocket_event_frame(
-                               echo, filtered_variant ? event.ws_tail_filtered : event.ws_tail_plain)));
+                           make_shared_frame(websocket_event_frame(echo, event.ws_tail(filtered_variant))));
     return websocket.back().second;
   }
 };

@@ -42,19 +42,39 @@ std::shared_ptr<const GatewayEvent> GatewayEvent::prepare(std::shared_ptr<const 
   // The broker classified the channel (docs/protocol.md#system-channels).
   prepared->is_system = event.system_channel() != sluice::v1::SYSTEM_CHANNEL_NONE;
   if (!prepared->is_system && !event.payload().empty()) {
+    // The broker sends status facts only for channels of filtered streams (docs/protocol.md#status-fields-used).
     prepared->is_status = event.has_status();
-    prepared->sse_plain = sse_event_chunk(event.event(), event.payload());
-    prepared->ws_tail_plain = websocket_tail(event.event(), event.payload());
     const std::string& payload = event.payload();
     if (prepared->is_status && !event.status().has_filtered() && payload.size() >= 2 && payload.back() == '}') {
-      prepared->payload_open = payload.substr(0, payload.size() - 1);
-      std::string with_filtered = payload_with_filtered(prepared->payload_open, "[]");
-      prepared->sse_filtered = sse_event_chunk(event.event(), with_filtered);
-      prepared->ws_tail_filtered = websocket_tail(event.event(), with_filtered);
+      prepared->payload_open = std::string_view(payload).substr(0, payload.size() - 1);
     }
   }
   prepared->source = std::move(source);
   return prepared;
+}
+
+template <typename Build>
+const std::string& GatewayEvent::built(int slot, Build build) const {
+  std::call_once(once_[slot], [&] { pieces_[slot] = build(); });
+  return pieces_[slot];
+}
+
+const std::string& GatewayEvent::sse(bool filtered) const {
+  return built(filtered ? 1 : 0, [&]() -> std::string {
+    if (is_system || source->payload().empty()) return {};
+    if (!filtered) return sse_event_chunk(source->event(), source->payload());
+    if (payload_open.empty()) return {};
+    return sse_event_chunk(source->event(), payload_with_filtered(payload_open, "[]"));
+  });
+}
+
+const std::string& GatewayEvent::ws_tail(bool filtered) const {
+  return built(filtered ? 3 : 2, [&]() -> std::string {
+    if (is_system || source->payload().empty()) return {};
+    if (!filtered) return websocket_tail(source->event(), source->payload());
+    if (payload_open.empty()) return {};
+    return websocket_tail(source->event(), payload_with_filtered(payload_open, "[]"));
+  });
 }
 
 }  // namespace sluice::gateway

@@ -3,6 +3,7 @@
 // SSE and WebSocket frames that do not depend on the stream name are built here,
 // on the gRPC thread that received it, and shared read-only.
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -17,18 +18,27 @@ struct GatewayEvent {
   // timeline:access_token:<id> or timeline:system:<account> (docs/protocol.md#system-channels);
   // the family and id are source->system_channel() and source->system_id().
   bool is_system = false;
+  // The payload without its closing brace, for per-client `filtered` entries (a view
+  // into source's payload). Empty when the status needs no `filtered` key.
+  std::string_view payload_open;
 
-  // For streams without filtering (docs/protocol.md#which-events-are-forwarded): the payload untouched.
-  std::string sse_plain;      // whole SSE chunk
-  std::string ws_tail_plain;  // `,"event":…,"payload":…}` after `{"stream":<echo>`
-  // For filtered streams when the status has no `filtered` key: `"filtered":[]`
-  // appended as the last key (docs/protocol.md#filter-evaluation). Empty when not needed.
-  std::string sse_filtered;
-  std::string ws_tail_filtered;
-  // The payload without its closing brace, for per-client `filtered` entries.
-  std::string payload_open;
+  // The frame pieces, each built the first time a worker needs it (any worker, once):
+  // an event on a channel with SSE listeners only never escapes its payload for
+  // WebSocket, and one outside filtered streams never builds the `filtered` variant.
+  // `filtered`: with `"filtered":[]` appended as the last key (docs/protocol.md#filter-evaluation);
+  // empty when the status has no such variant (payload_open empty).
+  // The whole SSE chunk (docs/protocol.md#which-events-are-forwarded).
+  const std::string& sse(bool filtered) const;
+  // `,"event":…,"payload":…}` after `{"stream":<echo>`.
+  const std::string& ws_tail(bool filtered) const;
 
   static std::shared_ptr<const GatewayEvent> prepare(std::shared_ptr<const sluice::v1::ChannelEvent> source);
+
+ private:
+  template <typename Build>
+  const std::string& built(int slot, Build build) const;
+  mutable std::once_flag once_[4];
+  mutable std::string pieces_[4];  // sse, sse filtered, ws tail, ws tail filtered
 };
 
 // The status payload with `"filtered":<filtered_json>` as its last key

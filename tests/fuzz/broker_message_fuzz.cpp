@@ -57,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!message.ParseFromArray(data, static_cast<int>(size)) || !message.has_event()) return 0;
   auto source = std::make_shared<const sluice::v1::ChannelEvent>(message.event());
   auto event = GatewayEvent::prepare(source);
-  if (!event->sse_plain.empty() && !is_sse_chunk(event->sse_plain)) std::abort();
+  if (!event->sse(false).empty() && !is_sse_chunk(event->sse(false))) std::abort();
   if (!event->is_status) return 0;
 
   std::optional<std::vector<std::string>> languages = std::vector<std::string>{"en", "de"};

@@ -44,30 +44,30 @@ std::string frame_text(const std::string& frame) {
 
 TEST(GatewayEvent, StringPayloadGoesOutRaw) {
   auto e = prepare("timeline:public", "delete", "109876543210", false);
-  EXPECT_EQ(e->sse_plain, "22\r\nevent: delete\ndata: 109876543210\n\n\r\n");
-  EXPECT_EQ(frame_text(websocket_event_frame(R"(["public"])", e->ws_tail_plain)),
+  EXPECT_EQ(e->sse(false), "22\r\nevent: delete\ndata: 109876543210\n\n\r\n");
+  EXPECT_EQ(frame_text(websocket_event_frame(R"(["public"])", e->ws_tail(false))),
             R"({"stream":["public"],"event":"delete","payload":"109876543210"})");
-  EXPECT_TRUE(e->sse_filtered.empty());
+  EXPECT_TRUE(e->sse(true).empty());
 }
 
 TEST(GatewayEvent, ObjectPayloadIsAJsonStringInWebSocketFrames) {
   auto e = prepare("timeline:1", "notification", R"({"id":"1","content":"<p>\"hi\"</p>"})", false);
-  EXPECT_EQ(frame_text(websocket_event_frame(R"(["user"])", e->ws_tail_plain)),
+  EXPECT_EQ(frame_text(websocket_event_frame(R"(["user"])", e->ws_tail(false))),
             R"({"stream":["user"],"event":"notification","payload":"{\"id\":\"1\",\"content\":\"<p>\\\"hi\\\"</p>\"}"})");
 }
 
 TEST(GatewayEvent, StatusWithoutFilteredGetsEmptyFilteredLast) {
   auto e = prepare("timeline:public", "update", R"({"id":"110","language":"en"})", true);
-  EXPECT_EQ(e->sse_filtered,
+  EXPECT_EQ(e->sse(true),
             sse_event_chunk("update", R"({"id":"110","language":"en","filtered":[]})"));
   EXPECT_EQ(e->payload_open, R"({"id":"110","language":"en")");
   auto empty = prepare("timeline:public", "update", "{}", true);
-  EXPECT_EQ(empty->sse_filtered, sse_event_chunk("update", R"({"filtered":[]})"));
+  EXPECT_EQ(empty->sse(true), sse_event_chunk("update", R"({"filtered":[]})"));
 }
 
 TEST(GatewayEvent, StatusThatHasFilteredIsLeftAlone) {
   auto e = prepare("timeline:public", "update", R"({"id":"1","filtered":[]})", true, /*has_filtered=*/true);
-  EXPECT_TRUE(e->sse_filtered.empty());
+  EXPECT_TRUE(e->sse(true).empty());
 }
 
 TEST(GatewayEvent, SystemChannelsAreNotFramedForClients) {
@@ -76,10 +76,10 @@ TEST(GatewayEvent, SystemChannelsAreNotFramedForClients) {
   EXPECT_EQ(token->source->system_id(), 77);
   auto account = prepare("timeline:system:910001", "filters_changed", "", false);
   EXPECT_TRUE(account->is_system);
-  EXPECT_TRUE(account->sse_plain.empty());
+  EXPECT_TRUE(account->sse(false).empty());
   auto normal = prepare("timeline:910001", "filters_changed", "", false);
   EXPECT_FALSE(normal->is_system);
-  EXPECT_TRUE(normal->sse_plain.empty());
+  EXPECT_TRUE(normal->sse(false).empty());
 }
 
 }  // namespace
