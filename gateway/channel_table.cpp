@@ -1,6 +1,7 @@
 #include "gateway/channel_table.hpp"
 
 #include "common/broker_set.hpp"
+#include "gateway/channel_workers.hpp"
 #include "gateway/client.hpp"
 
 namespace sluice::gateway {
@@ -13,6 +14,7 @@ void ChannelTable::attach(Subscription& subscription) {
     subscription.slots[i] = static_cast<uint32_t>(list.size());
     list.push_back(Listener{&subscription, static_cast<uint32_t>(i)});
     if (list.size() == 1) {
+      workers_.add(channels[i], worker_);
       brokers_.acquire(channels[i], /*heartbeat=*/true);
     } else {
       brokers_.touch(channels[i]);
@@ -33,6 +35,7 @@ void ChannelTable::detach(Subscription& subscription) {
     list.pop_back();
     if (list.empty()) {
       listeners_.erase(it);
+      workers_.remove(channels[i], worker_);
       brokers_.release(channels[i]);
     }
   }

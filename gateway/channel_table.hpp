@@ -16,6 +16,7 @@ class BrokerSet;
 namespace sluice::gateway {
 
 struct Subscription;
+class ChannelWorkers;
 
 class ChannelTable {
  public:
@@ -24,7 +25,9 @@ class ChannelTable {
     uint32_t channel_index;  // which of the subscription's plan channels this is
   };
 
-  explicit ChannelTable(BrokerSet& brokers) : brokers_(brokers) {}
+  // `worker`: this worker's index in `workers`, told of its first and last listener of each channel.
+  ChannelTable(BrokerSet& brokers, ChannelWorkers& workers, unsigned worker)
+      : brokers_(brokers), workers_(workers), worker_(worker) {}
 
   void attach(Subscription& subscription);
   void detach(Subscription& subscription);
@@ -33,6 +36,8 @@ class ChannelTable {
 
  private:
   BrokerSet& brokers_;
+  ChannelWorkers& workers_;
+  const unsigned worker_;
   std::unordered_map<std::string, std::vector<Listener>> listeners_;
 };
 

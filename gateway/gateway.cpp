@@ -87,8 +87,13 @@ void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {
   auto prepared = GatewayEvent::prepare(std::move(event));
   // Before any worker closes a connection, so that a reconnect sees it.
   if (prepared->is_system) context_.recent_kills.record(*prepared->source);
-  for (auto& worker : workers_) {
-    Worker* w = worker.get();
+  // A system event may concern any client; any other goes only to the workers that
+  // have listeners on its channel.
+  const ChannelWorkers::Workers listening =
+      prepared->is_system ? ChannelWorkers::Workers{}.set() : context_.channel_workers.of(prepared->source->channel());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (!listening.test(i)) continue;
+    Worker* w = workers_[i].get();
     asio::post(w->io(), [w, prepared] { w->deliver(prepared); });
   }
 }

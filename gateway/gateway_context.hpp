@@ -2,6 +2,7 @@
 // What every worker and session of one gateway process shares.
 #include "gateway/auth_client.hpp"
 #include "gateway/auth_failure_limiter.hpp"
+#include "gateway/channel_workers.hpp"
 #include "gateway/clock.hpp"
 #include "gateway/connection_limits.hpp"
 #include "common/broker_set.hpp"
@@ -28,6 +29,7 @@ class GatewayContext {
   AuthClient& auth;
   BrokerSet& broker;
   RecentKills recent_kills;
+  ChannelWorkers channel_workers;
   ConnectionLimits connection_limits;
   AuthFailureLimiter auth_failures;
 

@@ -12,7 +12,7 @@ namespace sluice::gateway {
 Worker::Worker(GatewayContext& context, unsigned index)
     : context_(context),
       index_(index),
-      channels_(context.broker),
+      channels_(context.broker, context.channel_workers, index),
       heartbeats_(static_cast<unsigned>(context.config.sse_heartbeat_seconds),
                   static_cast<unsigned>(context.config.websocket_ping_seconds), context.now()),
       viewers_(context, io_, std::chrono::milliseconds(context.config.relations_max_staleness_ms),
