@@ -2,7 +2,7 @@
 // Which workers of this gateway have listeners on each channel, so that an event from
 // the broker is handed only to them: on an instance where most channels are home
 // timelines with one or two listeners, handing every event to every worker would wake
-// each thread for nothing (docs/benchmarks.md, "A realistic load"). Written by the
+// each thread for nothing (docs/benchmarks.md#the-headline-a-realistic-load-2026-12-03). Written by the
 // workers (a channel's first / last listener on a worker), read by the thread that
 // receives events.
 #include <bitset>
