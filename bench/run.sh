@@ -172,23 +172,10 @@ ANALYZE;
 SQL
 fi
 if [ -n "$reference_dir" ] && grep -q 'JOIN devices' "$reference_dir/index.js"; then
-  # Mastodon's devices table (end-to-end encryption; dropped in 4.3), as 4.2's schema has it,
-  # left empty: the reference's token query LEFT JOINs it.
-  psql_db >/dev/null <<'SQL'
-CREATE TABLE devices (
-    id bigserial PRIMARY KEY,
-    access_token_id bigint,
-    account_id bigint,
-    device_id character varying DEFAULT '' NOT NULL,
-    name character varying DEFAULT '' NOT NULL,
-    fingerprint_key text DEFAULT '' NOT NULL,
-    identity_key text DEFAULT '' NOT NULL,
-    created_at timestamp without time zone DEFAULT now() NOT NULL,
-    updated_at timestamp without time zone DEFAULT now() NOT NULL
-);
-CREATE INDEX index_devices_on_access_token_id ON devices (access_token_id);
-CREATE INDEX index_devices_on_account_id ON devices (account_id);
-SQL
+  # Mastodon's devices table (end-to-end encryption; dropped in 4.3), left empty: the
+  # reference's token query LEFT JOINs it. Taken from 4.2's schema, where it is defined once.
+  sed -n '/^CREATE TABLE devices (/,/^);/p; /^CREATE INDEX index_devices_on_/p' \
+    "$root/sql/schema/mastodon-4.2.sql" | psql_db >/dev/null
 fi
 database_url="postgres://postgres@127.0.0.1:$pg_port/mastodon_bench"
 
