@@ -53,28 +53,27 @@ std::shared_ptr<const GatewayEvent> GatewayEvent::prepare(std::shared_ptr<const 
   return prepared;
 }
 
-template <typename Build>
-const std::string& GatewayEvent::built(int slot, Build build) const {
-  std::call_once(once_[slot], [&] { pieces_[slot] = build(); });
+template <typename Piece>
+const std::string& GatewayEvent::built(int slot, bool filtered, Piece piece) const {
+  std::call_once(once_[slot], [&] {
+    if (is_system || source->payload().empty()) return;
+    if (!filtered) {
+      pieces_[slot] = piece(source->event(), source->payload());
+    } else if (!payload_open.empty()) {
+      pieces_[slot] = piece(source->event(), payload_with_filtered(payload_open, "[]"));
+    }
+  });
   return pieces_[slot];
 }
 
 const std::string& GatewayEvent::sse(bool filtered) const {
-  return built(filtered ? 1 : 0, [&]() -> std::string {
-    if (is_system || source->payload().empty()) return {};
-    if (!filtered) return sse_event_chunk(source->event(), source->payload());
-    if (payload_open.empty()) return {};
-    return sse_event_chunk(source->event(), payload_with_filtered(payload_open, "[]"));
-  });
+  return built(filtered ? 1 : 0, filtered,
+               [](std::string_view event, std::string_view payload) { return sse_event_chunk(event, payload); });
 }
 
 const std::string& GatewayEvent::ws_tail(bool filtered) const {
-  return built(filtered ? 3 : 2, [&]() -> std::string {
-    if (is_system || source->payload().empty()) return {};
-    if (!filtered) return websocket_tail(source->event(), source->payload());
-    if (payload_open.empty()) return {};
-    return websocket_tail(source->event(), payload_with_filtered(payload_open, "[]"));
-  });
+  return built(filtered ? 3 : 2, filtered,
+               [](std::string_view event, std::string_view payload) { return websocket_tail(event, payload); });
 }
 
 }  // namespace sluice::gateway

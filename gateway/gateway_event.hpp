@@ -35,8 +35,10 @@ struct GatewayEvent {
   static std::shared_ptr<const GatewayEvent> prepare(std::shared_ptr<const sluice::v1::ChannelEvent> source);
 
  private:
-  template <typename Build>
-  const std::string& built(int slot, Build build) const;
+  // pieces_[slot], built once by `piece(event, payload)` from the payload, or from the
+  // payload with `"filtered":[]` when `filtered`.
+  template <typename Piece>
+  const std::string& built(int slot, bool filtered, Piece piece) const;
   mutable std::once_flag once_[4];
   mutable std::string pieces_[4];  // sse, sse filtered, ws tail, ws tail filtered
 };
