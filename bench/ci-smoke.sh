@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# CI regression benchmark: 210 listeners (half SSE, half WebSocket) spread over
-# user, user:notification, public, hashtag:cafe, hashtag:local:cafe and list:1,
-# 51 events at 50/s on each of their 6 channels (update, status.update and delete in
-# turn), against the all-in-one server of an existing build directory (Release, or the
-# Debug+ASan build: nothing here depends on timing).
+# CI regression benchmark, a small realistic load: 5 accounts with their own tokens and
+# filter rows (run.sh --filter-profile), 210 listeners (half SSE, half WebSocket) drawn
+# by weight over user, user:notification, public, hashtag:cafe, hashtag:local:cafe and
+# each account's own list, 51 events at 50/s on each of their channels (update,
+# status.update and delete in turn), against the all-in-one server of an existing build
+# directory (Release, or the Debug+ASan build: nothing here depends on timing).
 #
 #   bench/ci-smoke.sh BUILD_DIR
 #
@@ -36,8 +37,9 @@ done
 output="$(mktemp /tmp/sluice-ci-smoke-XXXXXX.out)"
 trap 'rm -f "$output"' EXIT
 
-"$root/bench/run.sh" --no-build --build-dir "$build_dir" --log-level warn -- \
-  --clients 210 --transport mixed --stream user,user:notification,public,hashtag:cafe,hashtag:local:cafe,list:1 \
+"$root/bench/run.sh" --no-build --build-dir "$build_dir" --log-level warn --accounts 5 --filter-profile -- \
+  --clients 210 --transport mixed \
+  --stream 'user*2,user:notification,public*2,hashtag:cafe,hashtag:local:cafe,list:own' \
   --event-mix update,status.update,delete --connect-rate 400 --connect-timeout-ms 30000 \
   --events 51 --rate 50 --settle-ms 1000 --drain-ms 10000 --max-seconds 240 --no-progress --fail-on-mismatch \
   | tee "$output"
