@@ -76,11 +76,9 @@ class AuthClient {
   // status ok + owned, not_found (not owned), or error.
   void check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done);
   void feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done);
-  // docs/protocol.md#relations and docs/protocol.md#keyword-filters: one viewer's relations and keyword filters.
-  // Relations at most `max_age` old (SLUICE_RELATIONS_MAX_STALENESS_MS, which the gateway owns).
-  void relations(int64_t account_id, std::chrono::milliseconds max_age,
-                 std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
-  // Several viewers' relations in one GetRelationsBatch call (at most kMaxRelationsBatch);
+  // docs/protocol.md#relations and docs/protocol.md#keyword-filters: viewers' relations and keyword filters.
+  // Relations at most `max_age` old (SLUICE_RELATIONS_MAX_STALENESS_MS, which the gateway owns),
+  // several viewers in one GetRelationsBatch call (at most kMaxRelationsBatch);
   // against an auth service without it (UNIMPLEMENTED: an older auth tier during a rolling
   // upgrade) one GetRelations per viewer, from then on. `done` runs once, with one result
   // per account in the order asked, on a gRPC thread.
@@ -96,6 +94,9 @@ class AuthClient {
   // a gRPC thread (or inline with CANCELLED once stopped).
   template <typename Request, typename Reply, typename Rpc, typename OnDone>
   void start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDone on_done);
+  // One viewer's relations (GetRelations): relations_batch's way to an older auth tier.
+  void relations(int64_t account_id, std::chrono::milliseconds max_age,
+                 std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
 
   std::unique_ptr<sluice::v1::Auth::Stub> stub_;
   std::string internal_token_;
