@@ -10,6 +10,7 @@ sigset_t termination_set() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 }  // namespace
@@ -21,11 +22,14 @@ void block_termination_signals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-int wait_for_termination_signal() {
+int wait_for_termination_signal(const std::function<void()>& on_hangup) {
   sigset_t set = termination_set();
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
+  for (;;) {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig != SIGHUP || !on_hangup) return sig;
+    on_hangup();
+  }
 }
 
 }  // namespace sluice
