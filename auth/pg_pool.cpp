@@ -27,11 +27,13 @@ bool idle_connection_alive(pqxx::connection& connection) {
 
 }  // namespace
 
-PgPool::PgPool(PgConfig config, Prepare prepare, std::chrono::milliseconds checkout_timeout)
+PgPool::PgPool(PgConfig config, Prepare prepare, std::chrono::milliseconds checkout_timeout,
+               ConnectionBudget* budget)
     : config_(std::move(config)),
       conninfo_(config_.conninfo()),
       prepare_(std::move(prepare)),
       checkout_timeout_(checkout_timeout),
+      budget_(budget),
       // Help strings as the reference's metrics.js writes them (docs/protocol.md#metrics).
       total_gauge_(metrics::Registry::global().gauge(
           "pg_pool_total_connections", "The total number of clients existing within the pool")),
@@ -39,15 +41,37 @@ PgPool::PgPool(PgConfig config, Prepare prepare, std::chrono::milliseconds check
           "pg_pool_idle_connections", "The number of clients which are not checked out but are currently idle in the pool")),
       waiting_gauge_(metrics::Registry::global().gauge(
           "pg_pool_waiting_queries",
-          "The number of queued requests waiting on a client when all clients are checked out")) {}
+          "The number of queued requests waiting on a client when all clients are checked out")) {
+  if (budget_) budget_->add(this);
+}
 
 PgPool::~PgPool() {
+  // First out of the budget's registry: from here on it calls nothing of this pool.
+  if (budget_) budget_->remove(this);
   close();
-  std::lock_guard lock(mutex_);
-  total_gauge_.add(-static_cast<int64_t>(idle_.size()));
-  idle_gauge_.add(-static_cast<int64_t>(idle_.size()));
-  total_ -= static_cast<int>(idle_.size());
-  idle_.clear();
+  {
+    std::lock_guard lock(mutex_);
+    while (!idle_.empty()) {
+      idle_.pop_back();
+      idle_gauge_.dec();
+      count_out_locked();
+    }
+    report_activity_locked();
+  }
+  if (budget_) budget_->wake_waiters();
+}
+
+void PgPool::count_out_locked() {
+  --total_;
+  total_gauge_.dec();
+  if (budget_) budget_->release();
+}
+
+void PgPool::report_activity_locked() {
+  if (!budget_) return;
+  bool active = total_ > 0 || waiting_ > 0;
+  if (active != active_) budget_->pool_active(active);
+  active_ = active;
 }
 
 void PgPool::close() {
@@ -88,11 +112,11 @@ int PgPool::waiting() const {
 
 PgPool::Lease PgPool::checkout() {
   std::unique_lock lock(mutex_);
-  const auto deadline = std::chrono::steady_clock::now() + checkout_timeout_;
+  const auto deadline = Clock::now() + checkout_timeout_;
   for (;;) {
     if (closed_) throw DatabaseError("the connection pool is shut down");
     if (!idle_.empty()) {
-      Lease lease{std::move(idle_.back()), true};
+      Lease lease{std::move(idle_.back().connection), true};
       idle_.pop_back();
       idle_gauge_.dec();
       if (lease.connection->is_open() && idle_connection_alive(*lease.connection)) {
@@ -100,24 +124,57 @@ PgPool::Lease PgPool::checkout() {
         return lease;
       }
       // Closed under us (e.g. PostgreSQL restarted): count it out and look again.
-      --total_;
-      total_gauge_.dec();
+      count_out_locked();
       continue;
     }
-    if (total_ < config_.pool_size) break;
-    ++waiting_;
+    bool for_slot = false;
+    if (total_ < config_.pool_size) {
+      if (!budget_ || budget_->try_take()) break;
+      // Every slot of the budget is taken: ask for one, then wait to be told one is free.
+      for_slot = true;
+      ++waiting_;
+      if (++slot_waiters_ == 1) budget_->pool_waiting(true);
+      report_activity_locked();
+      const int holding = total_;
+      lock.unlock();
+      const bool freed = budget_->reclaim_for(this, holding);
+      lock.lock();
+      // A slot released while this lock was not held woke nobody here: look once more
+      // before waiting (a release after this look wakes the wait, which needs the lock).
+      const bool got_slot = !freed && budget_->try_take();
+      if (freed || got_slot) {
+        --waiting_;
+        if (--slot_waiters_ == 0) budget_->pool_waiting(false);
+        report_activity_locked();
+        if (freed) continue;
+        if (!closed_ && total_ < config_.pool_size) break;
+        // Not needed any more (closed, or the pool filled up meanwhile): give it on.
+        budget_->release();
+        lock.unlock();
+        budget_->wake_waiters();
+        lock.lock();
+        continue;
+      }
+    } else {
+      ++waiting_;
+    }
     waiting_gauge_.inc();
     bool timed_out = available_.wait_until(lock, deadline) == std::cv_status::timeout;
     --waiting_;
     waiting_gauge_.dec();
-    if (timed_out && idle_.empty() && (total_ >= config_.pool_size || closed_)) {
+    if (for_slot && --slot_waiters_ == 0) budget_->pool_waiting(false);
+    report_activity_locked();
+    const bool no_slot = for_slot && budget_->taken() >= budget_->max();
+    if (timed_out && idle_.empty() && (total_ >= config_.pool_size || closed_ || no_slot)) {
       throw DatabaseError("timeout exceeded when trying to connect");
     }
   }
 
   // Open a new connection outside the lock: connecting can take up to connect_timeout.
+  // Its budget slot is already taken.
   ++total_;
   total_gauge_.inc();
+  report_activity_locked();
   lock.unlock();
   std::unique_ptr<pqxx::connection> connection;
   try {
@@ -149,26 +206,85 @@ bool PgPool::is_broken(const pqxx::failure& error, pqxx::connection& connection)
 }
 
 void PgPool::give_back(std::unique_ptr<pqxx::connection> connection) {
-  std::lock_guard lock(mutex_);
-  in_use_.erase(connection.get());
-  if (!connection || !connection->is_open() || closed_) {
-    connection.reset();
-    --total_;
-    total_gauge_.dec();
-  } else {
-    idle_.push_back(std::move(connection));
-    idle_gauge_.inc();
+  bool wake_budget = false;
+  {
+    std::lock_guard lock(mutex_);
+    in_use_.erase(connection.get());
+    // Another pool waits for a slot: what this one holds above its fair share goes
+    // back to the budget, and whatever it keeps idle may be claimed.
+    const bool others_wait = budget_ && budget_->others_waiting(slot_waiters_ > 0);
+    if (!connection || !connection->is_open() || closed_ || (others_wait && total_ > budget_->fair_share())) {
+      connection.reset();
+      count_out_locked();
+    } else {
+      idle_.push_back(Idle{std::move(connection), Clock::now()});
+      idle_gauge_.inc();
+    }
+    report_activity_locked();
+    available_.notify_one();
+    wake_budget = others_wait;
   }
-  available_.notify_one();
+  if (wake_budget) budget_->wake_waiters();
 }
 
 void PgPool::discard(std::unique_ptr<pqxx::connection> connection) {
+  {
+    std::lock_guard lock(mutex_);
+    in_use_.erase(connection.get());
+    connection.reset();
+    count_out_locked();
+    report_activity_locked();
+    available_.notify_one();
+  }
+  if (budget_) budget_->wake_waiters();
+}
+
+int PgPool::close_idle(std::chrono::milliseconds idle_for) {
+  std::vector<std::unique_ptr<pqxx::connection>> closing;
+  {
+    std::lock_guard lock(mutex_);
+    const auto cutoff = Clock::now() - idle_for;
+    // idle_ is in the order connections came back, so the oldest lead.
+    auto end = idle_.begin();
+    while (end != idle_.end() && end->since <= cutoff) ++end;
+    for (auto it = idle_.begin(); it != end; ++it) {
+      closing.push_back(std::move(it->connection));
+      idle_gauge_.dec();
+      count_out_locked();
+    }
+    idle_.erase(idle_.begin(), end);
+    report_activity_locked();
+  }
+  // Closed outside the lock: a goodbye to each server.
+  int closed = static_cast<int>(closing.size());
+  closing.clear();
+  if (closed > 0 && budget_) budget_->wake_waiters();
+  return closed;
+}
+
+std::pair<int, int> PgPool::total_and_idle() const {
   std::lock_guard lock(mutex_);
-  in_use_.erase(connection.get());
-  connection.reset();
-  --total_;
-  total_gauge_.dec();
-  available_.notify_one();
+  return {total_, static_cast<int>(idle_.size())};
+}
+
+bool PgPool::shed_idle_connection() {
+  std::unique_ptr<pqxx::connection> closing;
+  {
+    std::lock_guard lock(mutex_);
+    if (idle_.empty()) return false;
+    // The one idle longest.
+    closing = std::move(idle_.front().connection);
+    idle_.erase(idle_.begin());
+    idle_gauge_.dec();
+    count_out_locked();
+    report_activity_locked();
+  }
+  return true;
+}
+
+void PgPool::wake_slot_waiters() {
+  std::lock_guard lock(mutex_);
+  if (slot_waiters_ > 0) available_.notify_all();
 }
 
 }  // namespace sluice

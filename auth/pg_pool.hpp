@@ -1,7 +1,9 @@
 #pragma once
 // At most DB_POOL libpqxx connections (docs/protocol.md#postgresql-configuration): opened lazily on first need,
 // handed out one caller at a time, checkout bounded by the same 15 s the reference
-// allows for connecting, and broken connections dropped and replaced.
+// allows for connecting, and broken connections dropped and replaced. With several
+// tenants, every pool also draws its connections from one ConnectionBudget and closes
+// those idle for long (docs/hosting.md#databases).
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -12,8 +14,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "common/metrics.hpp"
+#include "auth/connection_budget.hpp"
 #include "auth/pg_config.hpp"
+#include "common/metrics.hpp"
 
 namespace sluice {
 
@@ -28,8 +31,11 @@ class PgPool {
   using Prepare = std::function<void(pqxx::connection&)>;
 
   // `prepare` runs once on every new connection (to declare prepared statements).
+  // With a `budget`, every connection also takes one of its slots; the budget must
+  // outlive the pool.
   PgPool(PgConfig config, Prepare prepare,
-         std::chrono::milliseconds checkout_timeout = std::chrono::milliseconds(15000));
+         std::chrono::milliseconds checkout_timeout = std::chrono::milliseconds(15000),
+         ConnectionBudget* budget = nullptr);
   ~PgPool();
   PgPool(const PgPool&) = delete;
   PgPool& operator=(const PgPool&) = delete;
@@ -54,7 +60,23 @@ class PgPool {
   int waiting() const;
   int max_size() const { return config_.pool_size; }
 
+  // Closes the connections idle for longer than `idle_for` (node-postgres closes
+  // them after 10 s). Returns how many it closed.
+  int close_idle(std::chrono::milliseconds idle_for);
+
+  // For ConnectionBudget (which calls these holding its registry lock only).
+  std::pair<int, int> total_and_idle() const;
+  // Closes one idle connection, freeing its budget slot; false when none is idle.
+  bool shed_idle_connection();
+  // Callers waiting for a budget slot look again.
+  void wake_slot_waiters();
+
  private:
+  using Clock = std::chrono::steady_clock;
+  struct Idle {
+    std::unique_ptr<pqxx::connection> connection;
+    Clock::time_point since;
+  };
   struct Lease {
     std::unique_ptr<pqxx::connection> connection;
     bool reused = false;
@@ -66,6 +88,12 @@ class PgPool {
   void give_back(std::unique_ptr<pqxx::connection> connection);
   // A connection that broke in use (or, with nullptr, one that failed to open).
   void discard(std::unique_ptr<pqxx::connection> connection = nullptr);
+  // One connection fewer (closed, lost or never opened): counters, gauge, budget slot.
+  // Under mutex_; the caller calls budget_->wake_waiters() once unlocked.
+  void count_out_locked();
+  // Tells the budget when this pool starts or stops holding or wanting connections.
+  // Under mutex_, after any change to total_, waiting_ or slot_waiters_.
+  void report_activity_locked();
 
   const PgConfig config_;
   const std::string conninfo_;
@@ -74,9 +102,12 @@ class PgPool {
 
   mutable std::mutex mutex_;
   std::condition_variable available_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  ConnectionBudget* const budget_;
+  std::vector<Idle> idle_;  // most recently returned last
   int total_ = 0;    // open connections plus connections being opened
   int waiting_ = 0;  // callers blocked in checkout
+  int slot_waiters_ = 0;  // of which waiting for a budget slot
+  bool active_ = false;   // as last reported to the budget
   std::unordered_set<pqxx::connection*> in_use_;  // checked out: what close() cancels
   bool closed_ = false;
 
