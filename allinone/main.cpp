@@ -32,7 +32,7 @@ int run(const sluice::Env& env) {
 
   AuthTier auth(std::move(auth_config));
   BrokerTier broker(std::move(broker_config));
-  broker.add_system_listener([&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.cache(), event); });
+  broker.add_system_listener([&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.tenants(), event); });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

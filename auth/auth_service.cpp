@@ -26,8 +26,18 @@ grpc::Status status_for_error(std::exception_ptr error) {
   }
 }
 
-AuthService::AuthService(AuthCache& cache, std::string internal_token)
-    : cache_(cache), internal_token_(std::move(internal_token)) {}
+AuthService::AuthService(AuthTenants& tenants, std::string internal_token)
+    : tenants_(tenants), internal_token_(std::move(internal_token)) {}
+
+std::shared_ptr<TenantAuth> AuthService::tenant_or_finish(const std::string& name,
+                                                          grpc::ServerUnaryReactor* reactor) {
+  AuthTenants::Found found = tenants_.find(name);
+  if (!found.tenant) {
+    reactor->Finish(grpc::Status(found.unknown ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::FAILED_PRECONDITION,
+                                 found.error));
+  }
+  return std::move(found.tenant);
+}
 
 grpc::ServerUnaryReactor* AuthService::refuse_unless_internal(grpc::CallbackServerContext* context) {
   if (internal_token_ok(*context, internal_token_)) return nullptr;
@@ -40,8 +50,10 @@ grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* 
                                                    const v1::TokenRequest* request, v1::TokenReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
-  if (request->fresh()) cache_.forget_token(request->token());
-  cache_.lookup_token(request->token(), [reactor, reply](const AuthAnswer<v1::TokenReply>& answer) {
+  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  if (!tenant) return reactor;
+  if (request->fresh()) tenant->cache().forget_token(request->token());
+  tenant->cache().lookup_token(request->token(), [reactor, reply, tenant](const AuthAnswer<v1::TokenReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;
     reply->set_age_ms(answer.age.count());
@@ -55,8 +67,10 @@ grpc::ServerUnaryReactor* AuthService::CheckListOwnership(grpc::CallbackServerCo
                                                           v1::ListOwnershipReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
-  cache_.check_list_ownership(request->list_id(), request->account_id(),
-                              [reactor, reply](const AuthAnswer<bool>& answer) {
+  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  if (!tenant) return reactor;
+  tenant->cache().check_list_ownership(request->list_id(), request->account_id(),
+                              [reactor, reply, tenant](const AuthAnswer<bool>& answer) {
                                 if (!answer.value) return reactor->Finish(status_for_error(answer.error));
                                 reply->set_owned(*answer.value);
                                 reactor->Finish(grpc::Status::OK);
@@ -69,11 +83,13 @@ grpc::ServerUnaryReactor* AuthService::GetFeedAccess(grpc::CallbackServerContext
                                                      v1::FeedAccessReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
+  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  if (!tenant) return reactor;
   if (request->kind() != v1::FEED_KIND_LIVE && request->kind() != v1::FEED_KIND_TOPIC) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "feed kind must be LIVE or TOPIC"));
     return reactor;
   }
-  cache_.feed_access(request->kind(), [reactor, reply](const AuthAnswer<v1::FeedAccessReply>& answer) {
+  tenant->cache().feed_access(request->kind(), [reactor, reply, tenant](const AuthAnswer<v1::FeedAccessReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;
     reactor->Finish(grpc::Status::OK);
@@ -85,12 +101,14 @@ grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext*
                                                     const v1::RelationsRequest* request, v1::RelationsReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
+  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  if (!tenant) return reactor;
   // The gateway owns the staleness bound (SLUICE_RELATIONS_MAX_STALENESS_MS) and sends
   // it; an older gateway that does not gets the documented default.
   constexpr int64_t kDefaultMaxAgeMs = 5000;
   auto max_age = std::chrono::milliseconds(
       request->has_max_age_ms() ? std::max<int64_t>(0, request->max_age_ms()) : kDefaultMaxAgeMs);
-  cache_.relations(request->account_id(), max_age, [reactor, reply](const AuthAnswer<v1::RelationsReply>& answer) {
+  tenant->cache().relations(request->account_id(), max_age, [reactor, reply, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;
     reply->set_age_ms(answer.age.count());
@@ -104,6 +122,8 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
                                                          v1::RelationsBatchReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
+  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  if (!tenant) return reactor;
   constexpr int kMaxBatch = 1000;
   if (request->account_ids_size() > kMaxBatch) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "at most 1000 accounts per batch"));
@@ -133,8 +153,8 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
   // The last answer may finish the call (and free request and reply) inside this loop,
   // so the loop reads only its own copies.
   for (v1::RelationsBatchEntry* entry : entries) {
-    cache_.relations(entry->account_id(), max_age,
-                     [reactor, entry, pending](const AuthAnswer<v1::RelationsReply>& answer) {
+    tenant->cache().relations(entry->account_id(), max_age,
+                     [reactor, entry, pending, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
                        std::unique_lock lock(pending->mutex);
                        if (answer.value) {
                          entry->set_ok(true);
@@ -156,8 +176,10 @@ grpc::ServerUnaryReactor* AuthService::GetFilters(grpc::CallbackServerContext* c
                                                   const v1::FiltersRequest* request, v1::FiltersReply* reply) {
   if (auto* refused = refuse_unless_internal(context)) return refused;
   auto* reactor = context->DefaultReactor();
-  if (request->fresh()) cache_.forget_filters(request->account_id());
-  cache_.filters(request->account_id(), [reactor, reply](const AuthAnswer<v1::FiltersReply>& answer) {
+  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  if (!tenant) return reactor;
+  if (request->fresh()) tenant->cache().forget_filters(request->account_id());
+  tenant->cache().filters(request->account_id(), [reactor, reply, tenant](const AuthAnswer<v1::FiltersReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error));
     *reply = *answer.value;
     reactor->Finish(grpc::Status::OK);

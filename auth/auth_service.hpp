@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "auth/auth_cache.hpp"
+#include "auth/auth_tenants.hpp"
 #include "sluice/v1/auth.grpc.pb.h"
 
 namespace sluice {
@@ -14,8 +14,8 @@ namespace sluice {
 class AuthService final : public v1::Auth::CallbackService {
  public:
   // `internal_token`: SLUICE_INTERNAL_TOKEN; calls without it get UNAUTHENTICATED
-  // (empty: no check).
-  AuthService(AuthCache& cache, std::string internal_token);
+  // (empty: no check). Each call is answered from its tenant's caches and database.
+  AuthService(AuthTenants& tenants, std::string internal_token);
 
   grpc::ServerUnaryReactor* LookupToken(grpc::CallbackServerContext* context, const v1::TokenRequest* request,
                                         v1::TokenReply* reply) override;
@@ -35,8 +35,12 @@ class AuthService final : public v1::Auth::CallbackService {
  private:
   // The reactor finished with UNAUTHENTICATED when the shared secret is missing, else null.
   grpc::ServerUnaryReactor* refuse_unless_internal(grpc::CallbackServerContext* context);
+  // The request's instance; null, with the reactor finished, when this tier does not
+  // serve it (NOT_FOUND) or its settings are wrong (FAILED_PRECONDITION). Lookups keep
+  // the pointer until they answer.
+  std::shared_ptr<TenantAuth> tenant_or_finish(const std::string& name, grpc::ServerUnaryReactor* reactor);
 
-  AuthCache& cache_;
+  AuthTenants& tenants_;
   const std::string internal_token_;
 };
 

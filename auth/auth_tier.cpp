@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "common/config_error.hpp"
 #include "common/log.hpp"
 
 namespace sluice {
@@ -14,17 +15,29 @@ AuthConfig AuthConfig::from_env(const Env& env) {
   config.listen = env.non_empty("SLUICE_AUTH_LISTEN").value_or("127.0.0.1:50052");
   config.admin_listen = env.get_or("SLUICE_AUTH_ADMIN_LISTEN", "127.0.0.1:9092");
   config.internal_token = env.get_or("SLUICE_INTERNAL_TOKEN", "");
+  config.db_connections_max = static_cast<int>(env.non_negative("SLUICE_AUTH_DB_CONNECTIONS_MAX", 50));
+  if (config.db_connections_max < 1) {
+    throw ConfigError("Invalid SLUICE_AUTH_DB_CONNECTIONS_MAX environment variable: must be at least 1");
+  }
+  config.db_idle_timeout = std::chrono::milliseconds(env.non_negative("SLUICE_AUTH_DB_IDLE_TIMEOUT_MS", 10000));
   return config;
 }
 
-AuthTier::AuthTier(AuthConfig config)
+namespace {
+AuthTenants make_tenants(const AuthConfig& config, const Tenants* tenants, WorkerPool& workers,
+                         ConnectionBudget* budget) {
+  if (!tenants) return AuthTenants(TenantAuthSettings{config.pg, config.cache}, config.checkout_timeout, workers);
+  return AuthTenants(*tenants, config.checkout_timeout, workers, *budget);
+}
+}  // namespace
+
+AuthTier::AuthTier(AuthConfig config, std::shared_ptr<const Tenants> tenants)
     : config_(std::move(config)),
-      pool_(config_.pg, [this](pqxx::connection& connection) { queries_.prepare(connection); },
-            config_.checkout_timeout),
-      queries_(pool_),
-      workers_(config_.pg.pool_size, config_.cache.queue_max),
-      cache_(queries_, workers_, config_.cache),
-      service_(cache_, config_.internal_token) {
+      budget_(tenants ? std::make_unique<ConnectionBudget>(config_.db_connections_max) : nullptr),
+      // One thread per connection the tier may hold: more would only wait for one.
+      workers_(tenants ? config_.db_connections_max : config_.pg.pool_size, config_.cache.queue_max),
+      tenants_(make_tenants(config_, tenants.get(), workers_, budget_.get())),
+      service_(tenants_, config_.internal_token) {
   probe_ = std::thread([this] { probe_loop(); });
 }
 
@@ -45,7 +58,9 @@ void AuthTier::report(bool ready) {
   std::lock_guard lock(callback_mutex_);
   if (ready == ready_) return;
   ready_ = ready;
-  if (ready) {
+  if (tenants_.multi_tenant()) {
+    log::info("serving the instances of the tenants file", {{"db_connections_max", config_.db_connections_max}});
+  } else if (ready) {
     log::info("postgresql is reachable", {{"database", config_.pg.describe()}});
   } else {
     log::warn("postgresql is unreachable", {{"database", config_.pg.describe()}});
@@ -56,10 +71,15 @@ void AuthTier::report(bool ready) {
 void AuthTier::probe_loop() {
   for (;;) {
     bool ok = true;
-    try {
-      queries_.ping();
-    } catch (const std::exception&) {
-      ok = false;
+    if (tenants_.multi_tenant()) {
+      // Connections an instance no longer uses go back to the budget.
+      tenants_.for_each_built([this](TenantAuth& tenant) { tenant.pool().close_idle(config_.db_idle_timeout); });
+    } else {
+      try {
+        tenants_.find_built("")->queries().ping();
+      } catch (const std::exception&) {
+        ok = false;
+      }
     }
     std::unique_lock lock(stop_mutex_);
     if (stopping_) return;
@@ -76,7 +96,7 @@ void AuthTier::stop() {
     stopping_ = true;
   }
   stop_wake_.notify_all();
-  pool_.close();
+  tenants_.for_each_built([](TenantAuth& tenant) { tenant.pool().close(); });
   // Until every worker has finished, keep cancelling: a statement that started just
   // after a cancel (the next one of a lookup) would otherwise wait on PostgreSQL for
   // as long as whatever holds it there.
@@ -84,7 +104,7 @@ void AuthTier::stop() {
   std::thread canceller([this, &workers_done] {
     while (!workers_done.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (!workers_done.load()) pool_.cancel_running();
+      if (!workers_done.load()) tenants_.for_each_built([](TenantAuth& tenant) { tenant.pool().cancel_running(); });
     }
   });
   workers_.stop();

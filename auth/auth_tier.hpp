@@ -1,5 +1,6 @@
 #pragma once
-// The auth tier as a component: the PostgreSQL pool, the queries, the caches, the
+// The auth tier as a component: the PostgreSQL pool, the queries, the caches (one set
+// per tenant when a tenants file names several instances, docs/hosting.md#tenants), the
 // worker threads and the gRPC service, plus a readiness probe. It owns no grpc::Server:
 // sluice-auth registers service() on its own server and the all-in-one binary on its
 // in-process one.
@@ -13,13 +14,13 @@
 #include <string>
 #include <thread>
 
-#include "auth/auth_cache.hpp"
-#include "auth/auth_queries.hpp"
 #include "auth/auth_service.hpp"
-#include "auth/pg_pool.hpp"
+#include "auth/auth_tenants.hpp"
+#include "auth/connection_budget.hpp"
+#include "auth/pg_config.hpp"
 #include "auth/worker_pool.hpp"
 #include "common/env.hpp"
-#include "auth/pg_config.hpp"
+#include "common/tenants.hpp"
 
 namespace sluice {
 
@@ -33,6 +34,10 @@ struct AuthConfig {
   std::chrono::milliseconds readiness_interval{2000};
   // The longest a query waits for a pool connection (the reference's 15 s).
   std::chrono::milliseconds checkout_timeout{15000};
+  // With a tenants file (docs/hosting.md#databases): the PostgreSQL connections of all
+  // tenants together, and how long one stays open unused (node-postgres's 10 s).
+  int db_connections_max = 50;                          // SLUICE_AUTH_DB_CONNECTIONS_MAX
+  std::chrono::milliseconds db_idle_timeout{10000};     // SLUICE_AUTH_DB_IDLE_TIMEOUT_MS
 
   // Throws ConfigError naming the variable.
   static AuthConfig from_env(const Env& env);
@@ -42,16 +47,24 @@ class AuthTier {
  public:
   // Starts the worker threads and the readiness probe; connects to nothing before the
   // first query or probe (pool connections are opened lazily, docs/protocol.md#postgresql-configuration).
-  explicit AuthTier(AuthConfig config);
+  // With `tenants`, serves those instances (config.pg and config.cache then come from
+  // each tenant's variables) and throws ConfigError when one's are wrong.
+  explicit AuthTier(AuthConfig config, std::shared_ptr<const Tenants> tenants = nullptr);
   ~AuthTier();
   AuthTier(const AuthTier&) = delete;
   AuthTier& operator=(const AuthTier&) = delete;
 
   grpc::Service* service() { return &service_; }
-  AuthCache& cache() { return cache_; }
+  AuthTenants& tenants() { return tenants_; }
+  // The one instance's caches (no tenants file).
+  AuthCache& cache() { return tenants_.find_built("")->cache(); }
   const AuthConfig& config() const { return config_; }
+  // A reloaded tenants file (docs/hosting.md#tenants).
+  void update_tenants(const Tenants& tenants) { tenants_.update(tenants); }
 
-  // True while PostgreSQL answers the probe.
+  // One instance: true while PostgreSQL answers the probe. Several: true once started,
+  // for one instance's database being down must not take the others' lookups out of
+  // rotation; that instance's lookups answer UNAVAILABLE.
   bool ready() const;
   // Called at once with the current state, then on every change, from the probe thread.
   // It must not call set_readiness_callback itself.
@@ -67,10 +80,9 @@ class AuthTier {
   void report(bool ready);
 
   const AuthConfig config_;
-  PgPool pool_;
-  AuthQueries queries_;
+  const std::unique_ptr<ConnectionBudget> budget_;  // with tenants only
   WorkerPool workers_;
-  AuthCache cache_;
+  AuthTenants tenants_;
   AuthService service_;
 
   mutable std::mutex callback_mutex_;  // guards ready_ and callback_, orders reports

@@ -19,6 +19,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/signals.hpp"
+#include "common/tenants_file.hpp"
 
 namespace {
 
@@ -29,8 +30,13 @@ int run(const sluice::Env& env) {
 
   AuthConfig config = AuthConfig::from_env(env);
   auto tls = InternalTls::from_env(env);
+  // docs/hosting.md#tenants: several instances from one file, or the environment's one.
+  std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
 
-  AuthTier tier(std::move(config));
+  AuthTier tier(std::move(config), tenants_file ? tenants_file->current() : nullptr);
+  if (tenants_file) {
+    tenants_file->watch([&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(*tenants); });
+  }
   const AuthConfig& settings = tier.config();
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -69,9 +75,9 @@ int run(const sluice::Env& env) {
     system_events = std::make_unique<BrokerSet>(
         BrokerSetOptions::from_env(env, ""), [tls](const BrokerTarget& broker) { return broker_channel(broker, tls); },
         settings.internal_token, "sluice-auth",
-        [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.cache(), *event); },
+        [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.tenants(), *event); },
         // Kills published while the stream was down were missed: forget what they would have.
-        [&tier] { tier.cache().forget_tokens_and_filters(); });
+        [&tier] { system_events_missed(tier.tenants()); });
     system_events->start();
   }
 
@@ -80,8 +86,12 @@ int run(const sluice::Env& env) {
   log::info("sluice-auth listening",
             {{"grpc", settings.listen}, {"admin", settings.admin_listen}, {"database", settings.pg.describe()}});
 
-  int signal = wait_for_termination_signal();
+  // SIGHUP reads the tenants file again; without one it stops the process as before.
+  std::function<void()> reload;
+  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
+  int signal = wait_for_termination_signal(reload);
   log::info("shutting down", {{"signal", signal}});
+  if (tenants_file) tenants_file->stop();
   tier.set_readiness_callback(nullptr);
   health->SetServingStatus(kServiceName, false);
   health->SetServingStatus("", false);

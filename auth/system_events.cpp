@@ -4,9 +4,13 @@
 
 namespace sluice {
 
-bool apply_system_event(AuthCache& cache, const sluice::v1::ChannelEvent& event) {
+bool apply_system_event(AuthTenants& tenants, const sluice::v1::ChannelEvent& event) {
   // The broker classified the channel (docs/protocol.md#system-channels).
   if (!event.system_id_valid()) return false;
+  // An instance whose caches were never built has nothing to forget.
+  std::shared_ptr<TenantAuth> tenant = tenants.find_built(event.tenant());
+  if (!tenant) return false;
+  AuthCache& cache = tenant->cache();
   const int64_t id = event.system_id();
   if (event.system_channel() == sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN) {
     if (event.event() != "kill") return false;
@@ -26,6 +30,10 @@ bool apply_system_event(AuthCache& cache, const sluice::v1::ChannelEvent& event)
     }
   }
   return false;
+}
+
+void system_events_missed(AuthTenants& tenants) {
+  tenants.for_each_built([](TenantAuth& tenant) { tenant.cache().forget_tokens_and_filters(); });
 }
 
 }  // namespace sluice

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/config_error.hpp"
+#include "common/tenants_file.hpp"
 #include "common/log.hpp"
 
 namespace sluice {
@@ -19,6 +20,7 @@ std::string make_broker_id() {
 }  // namespace
 
 BrokerConfig BrokerConfig::from_env(const Env& env) {
+  refuse_tenants_file_until_routed(env, "broker");
   BrokerConfig config;
   config.redis = redis_config_from_env(env);
   config.listen = env.get_or("SLUICE_BROKER_LISTEN", "127.0.0.1:50051");

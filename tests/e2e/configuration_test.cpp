@@ -66,6 +66,19 @@ TEST(Configuration, BadSettingsStopEveryBinaryWithOneClearLine) {
       {"sluice-gateway",
        {{"SLUICE_CLIENT_QUEUE_BYTES", "-1"}},
        "sluice-gateway: Invalid SLUICE_CLIENT_QUEUE_BYTES environment variable"},
+      // docs/hosting.md#status: only sluice-auth serves several instances so far.
+      {"sluice",
+       {{"SLUICE_TENANTS_FILE", "/etc/hostname"}},
+       "sluice: SLUICE_TENANTS_FILE is set, but the broker does not serve several instances yet"},
+      {"sluice-gateway",
+       {{"SLUICE_TENANTS_FILE", "/etc/hostname"}},
+       "sluice-gateway: SLUICE_TENANTS_FILE is set, but the gateway does not serve several instances yet"},
+      {"sluice-broker",
+       {{"SLUICE_TENANTS_FILE", "/etc/hostname"}},
+       "sluice-broker: SLUICE_TENANTS_FILE is set, but the broker does not serve several instances yet"},
+      {"sluice-auth",
+       {{"SLUICE_TENANTS_FILE", "/nonexistent/tenants.json"}},
+       "sluice-auth: SLUICE_TENANTS_FILE /nonexistent/tenants.json cannot be read"},
   };
   for (const auto& c : cases) {
     auto env = c.env;
