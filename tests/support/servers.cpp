@@ -90,27 +90,47 @@ void RedisServer::start() {
 }
 
 void RedisServer::stop() {
+  {
+    std::lock_guard lock(command_mutex_);
+    if (command_context_) redisFree(command_context_);
+    command_context_ = nullptr;
+  }
   if (process_) process_->stop(SIGTERM);
   process_.reset();
 }
 
+// One connection, kept: a new one per command (floods publish tens of thousands of
+// messages) would leave as many sockets in TIME_WAIT and can run out of local ports.
 std::string RedisServer::command(const std::vector<std::string>& args) {
-  redisContext* ctx = redisConnect("127.0.0.1", port_);
-  if (!ctx || ctx->err) {
-    if (ctx) redisFree(ctx);
-    throw std::runtime_error("cannot connect to test redis");
-  }
   std::vector<const char*> argv;
   std::vector<size_t> lens;
   for (const auto& a : args) {
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  auto* reply = static_cast<redisReply*>(redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
-  std::string text = reply_text(reply);
-  if (reply) freeReplyObject(reply);
-  redisFree(ctx);
-  return text;
+  std::lock_guard lock(command_mutex_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!command_context_) {
+      redisContext* ctx = redisConnect("127.0.0.1", port_);
+      if (!ctx || ctx->err) {
+        if (ctx) redisFree(ctx);
+        throw std::runtime_error("cannot connect to test redis");
+      }
+      command_context_ = ctx;
+    }
+    auto* reply = static_cast<redisReply*>(
+        redisCommandArgv(command_context_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (!reply) {
+      // The connection went away (a restart, a CLIENT KILL): the command never ran.
+      redisFree(command_context_);
+      command_context_ = nullptr;
+      continue;
+    }
+    std::string text = reply_text(reply);
+    freeReplyObject(reply);
+    return text;
+  }
+  throw std::runtime_error("test redis does not answer");
 }
 
 long long RedisServer::integer(const std::vector<std::string>& args) { return std::stoll(command(args)); }

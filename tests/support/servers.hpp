@@ -2,10 +2,13 @@
 // Real redis-server and PostgreSQL instances for tests: temporary data
 // directories, loopback only, free ports, stopped on destruction.
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "tests/support/process.hpp"
+
+struct redisContext;
 
 namespace sluice::testing {
 
@@ -37,6 +40,8 @@ class RedisServer {
   int tls_port_ = 0;
   std::vector<std::string> tls_args_;
   std::unique_ptr<Process> process_;
+  std::mutex command_mutex_;
+  redisContext* command_context_ = nullptr;  // command()'s connection, kept
 };
 
 class PostgresServer {
