@@ -9,11 +9,8 @@
 
 namespace sluice::broker {
 
-BrokerService::BrokerService(SubscriptionRegistry& registry, RedisSubscriber& subscriber,
-                             SubscriptionHeartbeat& heartbeat, Options options)
-    : registry_(registry),
-      subscriber_(subscriber),
-      heartbeat_(heartbeat),
+BrokerService::BrokerService(BrokerTenants& tenants, Options options)
+    : tenants_(tenants),
       options_(std::move(options)),
       events_sent_(metrics::Registry::global().counter("sluice_broker_events_sent_total",
                                                        "Channel events the broker wrote to gateway streams")),

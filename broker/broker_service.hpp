@@ -10,9 +10,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "broker/redis_subscriber.hpp"
-#include "broker/subscription_heartbeat.hpp"
-#include "broker/subscription_registry.hpp"
+#include "broker/broker_tenants.hpp"
 #include "common/metrics.hpp"
 #include "sluice/v1/broker.grpc.pb.h"
 
@@ -28,8 +26,7 @@ class BrokerService final : public v1::Broker::CallbackService {
     std::string broker_id;
   };
 
-  BrokerService(SubscriptionRegistry& registry, RedisSubscriber& subscriber, SubscriptionHeartbeat& heartbeat,
-                Options options);
+  BrokerService(BrokerTenants& tenants, Options options);
 
   grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>* Events(
       grpc::CallbackServerContext* context) override;
@@ -37,9 +34,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   // Finishes every stream with UNAVAILABLE and refuses new ones (shutdown).
   void close_all();
 
-  SubscriptionRegistry& registry() { return registry_; }
-  RedisSubscriber& subscriber() { return subscriber_; }
-  SubscriptionHeartbeat& heartbeat() { return heartbeat_; }
+  BrokerTenants& tenants() { return tenants_; }
   const Options& options() const { return options_; }
   metrics::Counter& events_sent() { return events_sent_; }
   metrics::Counter& overflows() { return overflows_; }
@@ -49,9 +44,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   void stream_done(uint64_t id);
 
  private:
-  SubscriptionRegistry& registry_;
-  RedisSubscriber& subscriber_;
-  SubscriptionHeartbeat& heartbeat_;
+  BrokerTenants& tenants_;
   Options options_;
 
   std::mutex mutex_;

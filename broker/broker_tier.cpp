@@ -5,7 +5,6 @@
 #include <boost/asio/post.hpp>
 
 #include "common/config_error.hpp"
-#include "common/tenants_file.hpp"
 #include "common/log.hpp"
 
 namespace sluice {
@@ -20,7 +19,6 @@ std::string make_broker_id() {
 }  // namespace
 
 BrokerConfig BrokerConfig::from_env(const Env& env) {
-  refuse_tenants_file_until_routed(env, "broker");
   BrokerConfig config;
   config.redis = redis_config_from_env(env);
   config.listen = env.get_or("SLUICE_BROKER_LISTEN", "127.0.0.1:50051");
@@ -36,11 +34,11 @@ BrokerConfig BrokerConfig::from_env(const Env& env) {
   return config;
 }
 
-BrokerTier::BrokerTier(BrokerConfig config)
+BrokerTier::BrokerTier(BrokerConfig config, std::shared_ptr<const Tenants> tenants)
     : config_(std::move(config)),
-      subscriber_(io_, config_.redis, registry_),
-      heartbeat_(io_, config_.redis, registry_, config_.heartbeat_interval),
-      service_(registry_, subscriber_, heartbeat_,
+      tenants_(tenants ? broker::BrokerTenants(io_, *tenants, config_.heartbeat_interval)
+                       : broker::BrokerTenants(io_, config_.redis, config_.heartbeat_interval)),
+      service_(tenants_,
                broker::BrokerService::Options{config_.internal_token, config_.gateway_queue, make_broker_id()}) {}
 
 BrokerTier::~BrokerTier() { stop(); }
@@ -51,10 +49,8 @@ void BrokerTier::start() {
   if (started_) return;
   started_ = true;
   work_.emplace(io_.get_executor());
-  boost::asio::post(io_, [this] {
-    subscriber_.start();
-    heartbeat_.start();
-  });
+  boost::asio::post(io_, [this] { tenants_.start(); });
+  serving_ = true;
   thread_ = std::thread([this] {
     // One dedicated thread for all Redis I/O. A handler that throws is a bug, but
     // must not take the broker down with it.
@@ -72,23 +68,29 @@ void BrokerTier::start() {
 void BrokerTier::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
+  serving_ = false;
   service_.close_all();
-  boost::asio::post(io_, [this] {
-    subscriber_.stop();
-    heartbeat_.stop();
-  });
+  boost::asio::post(io_, [this] { tenants_.stop(); });
   work_.reset();
   thread_.join();
 }
 
-bool BrokerTier::ready() const { return subscriber_.ready(); }
+bool BrokerTier::ready() const {
+  if (tenants_.multi_tenant()) return serving_.load();
+  return tenants_.only().subscriber().ready();
+}
 
 void BrokerTier::set_readiness_callback(std::function<void(bool)> callback) {
-  subscriber_.set_readiness_callback(std::move(callback));
+  if (!tenants_.multi_tenant()) return tenants_.only().subscriber().set_readiness_callback(std::move(callback));
+  if (callback) callback(true);
 }
 
 void BrokerTier::add_system_listener(std::function<void(const sluice::v1::ChannelEvent&)> listener) {
-  subscriber_.add_system_listener(std::move(listener));
+  tenants_.add_system_listener(std::move(listener));
+}
+
+void BrokerTier::update_tenants(std::shared_ptr<const Tenants> tenants) {
+  boost::asio::post(io_, [this, tenants = std::move(tenants)] { tenants_.update(*tenants); });
 }
 
 }  // namespace sluice

@@ -1,6 +1,8 @@
 #pragma once
 // The broker tier as a component: Redis subscriptions (one subscriber and one
-// command connection on a dedicated Redis thread) behind the gRPC Broker service.
+// command connection per distinct Redis, on a dedicated Redis thread; one Redis and
+// one instance without a tenants file, docs/hosting.md#redis) behind the gRPC Broker
+// service.
 // It owns no grpc::Server: the sluice-broker binary and the all-in-one binary
 // register service() on their own server. Shut that server down before
 // destroying the tier.
@@ -14,12 +16,13 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <atomic>
+#include <memory>
 
 #include "broker/broker_service.hpp"
-#include "broker/redis_subscriber.hpp"
-#include "broker/subscription_heartbeat.hpp"
-#include "broker/subscription_registry.hpp"
+#include "broker/broker_tenants.hpp"
 #include "common/env.hpp"
+#include "common/tenants.hpp"
 #include "broker/redis_config.hpp"
 #include "sluice/v1/broker.pb.h"
 
@@ -41,7 +44,9 @@ struct BrokerConfig {
 
 class BrokerTier {
  public:
-  explicit BrokerTier(BrokerConfig config);
+  // With `tenants`, serves those instances (config.redis then comes from each one's
+  // variables) and throws ConfigError when one's are wrong.
+  explicit BrokerTier(BrokerConfig config, std::shared_ptr<const Tenants> tenants = nullptr);
   ~BrokerTier();
   BrokerTier(const BrokerTier&) = delete;
   BrokerTier& operator=(const BrokerTier&) = delete;
@@ -51,10 +56,14 @@ class BrokerTier {
   void start();
   // Finishes every gateway stream with UNAVAILABLE, closes Redis, joins the thread.
   void stop();
-  // The subscriber connection is up and subscribed.
+  // One instance: its subscriber connection is up and subscribed. Several: started,
+  // for one instance's Redis being down must not take the others out of rotation.
   bool ready() const;
-  // Called (on the Redis thread) on every readiness change.
+  // Called (on the Redis thread) on every readiness change; with several instances,
+  // at once with the state that does not change until stop.
   void set_readiness_callback(std::function<void(bool)> callback);
+  // A reloaded tenants file (any thread; applied on the Redis thread).
+  void update_tenants(std::shared_ptr<const Tenants> tenants);
   // Called (on the Redis thread) for every system-channel event (kill,
   // filters_changed on timeline:access_token:* and timeline:system:*).
   void add_system_listener(std::function<void(const sluice::v1::ChannelEvent&)> listener);
@@ -68,9 +77,8 @@ class BrokerTier {
   std::thread thread_;
   bool started_ = false;
   bool stopped_ = false;
-  broker::SubscriptionRegistry registry_;
-  broker::RedisSubscriber subscriber_;
-  broker::SubscriptionHeartbeat heartbeat_;
+  std::atomic<bool> serving_{false};  // between start and stop
+  broker::BrokerTenants tenants_;
   broker::BrokerService service_;
 };
 

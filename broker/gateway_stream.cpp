@@ -29,24 +29,33 @@ void GatewayStream::begin() {
 void GatewayStream::join_locked() {
   if (joined_ || released_) return;
   joined_ = true;
-  service_.registry().add_stream(id_, shared_from_this());
+  service_.tenants().add_stream(id_, shared_from_this());
 }
 
 void GatewayStream::release() {
-  SubscriptionRegistry::Change change;
   {
     std::lock_guard lock(mutex_);
     if (released_) return;
     released_ = true;
-    if (joined_) change = service_.registry().remove_stream(id_);
+    if (!joined_) return;
   }
-  // The last gateway leaving a channel UNSUBSCRIBEs it; its key is left to expire
-  // (docs/protocol.md#subscription-heartbeat-keys).
-  service_.subscriber().channels_changed(std::move(change.toggled));
+  service_.tenants().remove_stream(id_);
+}
+
+// The instance a message names; null for one this broker does not serve (yet), which
+// is logged once per stream and name.
+std::shared_ptr<TenantBroker> GatewayStream::tenant_locked(const std::string& name) {
+  auto tenant = service_.tenants().find(name);
+  if (!tenant && unknown_tenants_logged_.insert(name).second) {
+    log::warn("Gateway stream names a tenant this broker does not serve",
+              {{"gateway", gateway_id_}, {"peer", peer_}, {"tenant", name}});
+  }
+  return tenant;
 }
 
 void GatewayStream::handle(const v1::GatewayMessage& message) {
   SubscriptionRegistry::Change change;
+  std::shared_ptr<TenantBroker> tenant;
   switch (message.kind_case()) {
     case v1::GatewayMessage::kHello: {
       log::info("Gateway stream opened", {{"gateway", message.hello().gateway_id()}, {"peer", peer_}});
@@ -68,31 +77,46 @@ void GatewayStream::handle(const v1::GatewayMessage& message) {
       return;
     }
     case v1::GatewayMessage::kSubscribe: {
+      const auto& subscribe = message.subscribe();
       std::lock_guard lock(mutex_);
       if (released_) return;
       join_locked();
-      change = service_.registry().subscribe(id_, requested_channels(message.subscribe().channels()),
-                                             message.subscribe().heartbeat());
+      tenant = tenant_locked(subscribe.tenant());
+      if (!tenant) {
+        // Kept until the broker's own tenants file names it (docs/hosting.md#reloading).
+        service_.tenants().hold_for_unknown(subscribe.tenant(), id_, requested_channels(subscribe.channels()),
+                                            subscribe.heartbeat());
+        return;
+      }
+      change = tenant->registry().subscribe(id_, requested_channels(subscribe.channels()), subscribe.heartbeat());
       break;
     }
     case v1::GatewayMessage::kUnsubscribe: {
+      const auto& unsubscribe = message.unsubscribe();
       std::lock_guard lock(mutex_);
       if (released_) return;
-      change = service_.registry().unsubscribe(id_, requested_channels(message.unsubscribe().channels()));
+      tenant = tenant_locked(unsubscribe.tenant());
+      if (!tenant) {
+        service_.tenants().release_for_unknown(unsubscribe.tenant(), id_, requested_channels(unsubscribe.channels()));
+        return;
+      }
+      change = tenant->registry().unsubscribe(id_, requested_channels(unsubscribe.channels()));
       break;
     }
     case v1::GatewayMessage::kTouch: {
       std::lock_guard lock(mutex_);
       if (released_) return;
-      service_.heartbeat().touch_coalesced(
-          service_.registry().held_with_heartbeat(id_, requested_channels(message.touch().channels())));
+      tenant = tenant_locked(message.touch().tenant());
+      if (!tenant) return;
+      tenant->heartbeat().touch_coalesced(
+          tenant->registry().held_with_heartbeat(id_, requested_channels(message.touch().channels())));
       return;
     }
     case v1::GatewayMessage::KIND_NOT_SET:
       return;  // a newer gateway's message kind: ignored
   }
-  service_.subscriber().channels_changed(std::move(change.toggled));
-  service_.heartbeat().touch(std::move(change.heartbeat));
+  tenant->subscriber().channels_changed(std::move(change.toggled));
+  tenant->heartbeat().touch(std::move(change.heartbeat));
 }
 
 void GatewayStream::OnReadDone(bool ok) {

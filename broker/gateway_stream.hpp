@@ -14,6 +14,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 namespace sluice::broker {
 
 class BrokerService;
+class TenantBroker;
 
 // The channel names a gateway's Subscribe, Unsubscribe or Touch asks for: empty
 // names are dropped; any other bytes are a channel name Redis may be asked for.
@@ -47,8 +49,9 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
 
  private:
   void handle(const v1::GatewayMessage& message);
-  // Registers with the registry (system broadcasts start) unless released.
+  // Joins every instance's registry (system broadcasts start) unless released.
   void join_locked();
+  std::shared_ptr<TenantBroker> tenant_locked(const std::string& name);
   // Gives back every channel the stream held.
   void release();
   void start_write_locked(std::shared_ptr<const v1::BrokerMessage> message);
@@ -67,6 +70,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
   bool released_ = false;
   bool finished_ = false;
   bool write_failed_ = false;
+  std::set<std::string> unknown_tenants_logged_;
 
   std::shared_ptr<GatewayStream> self_;
 };

@@ -18,6 +18,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/signals.hpp"
+#include "common/tenants_file.hpp"
 
 namespace {
 
@@ -29,7 +30,12 @@ int run(const sluice::Env& env) {
   BrokerConfig config = BrokerConfig::from_env(env);
   auto tls = InternalTls::from_env(env);
 
-  BrokerTier tier(config);
+  // docs/hosting.md#tenants: several instances from one file, or the environment's one.
+  std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
+  BrokerTier tier(config, tenants_file ? tenants_file->current() : nullptr);
+  if (tenants_file) {
+    tenants_file->watch([&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(std::move(tenants)); });
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -52,10 +58,16 @@ int run(const sluice::Env& env) {
 
   tier.start();
   log::info("sluice-broker listening",
-            {{"listen", config.listen}, {"admin", config.admin_listen}, {"redis", config.redis.describe()}});
+            {{"listen", config.listen},
+             {"admin", config.admin_listen},
+             {"redis", tenants_file ? "per tenant, " + tenants_file->path() : config.redis.describe()}});
 
-  int signal = wait_for_termination_signal();
+  // SIGHUP reads the tenants file again; without one it stops the process as before.
+  std::function<void()> reload;
+  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
+  int signal = wait_for_termination_signal(reload);
   log::info("sluice-broker shutting down", {{"signal", signal}});
+  if (tenants_file) tenants_file->stop();
   tier.set_readiness_callback({});
   set_health(false);
   // Gateways see UNAVAILABLE and reconnect to another broker.

@@ -205,6 +205,33 @@ std::string RedisConfig::describe() const {
   return {};
 }
 
+std::string RedisConfig::connection_key() const {
+  // Length-prefixed fields: no value can run into the next.
+  std::string key;
+  auto add = [&key](std::string_view field) {
+    key += std::to_string(field.size());
+    key += ':';
+    key += field;
+  };
+  add(std::to_string(static_cast<int>(mode)));
+  add(host);
+  add(std::to_string(port));
+  add(path);
+  for (const auto& sentinel : sentinels) {
+    add(sentinel.host);
+    add(std::to_string(sentinel.port));
+  }
+  add(sentinel_master);
+  add(sentinel_username);
+  add(sentinel_password);
+  add(std::to_string(db));
+  add(username);
+  add(password);
+  add(tls ? "tls" : "plain");
+  add(tls_extra_ca_file);
+  return key;
+}
+
 RedisConfig redis_config_from_env(const Env& env) {
   RedisConfig config;
   config.redis_namespace = env.get_or("REDIS_NAMESPACE", "");

@@ -46,6 +46,9 @@ struct RedisConfig {
   std::string_view without_namespace(std::string_view channel) const;
   // Where this connects, for logs (never includes a password).
   std::string describe() const;
+  // Everything that tells one Redis connection from another (all but the namespace):
+  // instances whose keys are equal share one connection pair (docs/hosting.md#redis).
+  std::string connection_key() const;
 };
 
 // Reads the variables of docs/protocol.md#redis-configuration: REDIS_URL, else

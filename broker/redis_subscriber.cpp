@@ -50,32 +50,48 @@ metrics::Counter& dropped(const char* reason) {
                                              {{"reason", reason}});
 }
 
+std::vector<std::string> system_patterns(const RedisConfig& config) {
+  std::string prefix = config.redis_namespace.empty() ? "" : glob_escape(config.with_namespace(""));
+  return {prefix + "timeline:access_token:*", prefix + "timeline:system:*"};
+}
+
 }  // namespace
 
-RedisSubscriber::RedisSubscriber(boost::asio::io_context& io, const RedisConfig& config,
-                                 SubscriptionRegistry& registry)
+RedisSubscriber::RedisSubscriber(boost::asio::io_context& io, const RedisConfig& config, std::string tenant,
+                                 SubscriptionRegistry& registry, RedisLink& link)
     : io_(io),
       config_(config),
+      tenant_(std::move(tenant)),
       registry_(registry),
-      connection_(io, config, "subscriber",
-                  RedisConnection::Callbacks{[this] { on_ready(); }, [this] { on_lost(); },
-                                             [this](redisReply* reply) { on_push(reply); }}),
-      subscriptions_(metrics::Registry::global().gauge(
-          "redis_subscriptions", "The number of Redis channels the streaming server is subscribed to")),
-      messages_received_(metrics::Registry::global().counter(
-          "redis_messages_received_total",
-          "The total number of messages the streaming server has received from redis subscriptions")),
+      link_(link),
+      patterns_(system_patterns(config)),
       dropped_invalid_json_(dropped("invalid_json")),
       dropped_not_an_object_(dropped("not_an_object")),
       dropped_no_event_(dropped("no_event")),
       dropped_no_payload_(dropped("no_payload")) {}
 
-void RedisSubscriber::start() { connection_.start(); }
+void RedisSubscriber::start() {
+  if (attached_) return;
+  attached_ = true;
+  link_.attach(*this);
+  // Joining a connection that is up already (an instance added by a reload).
+  if (connection().ready()) on_ready();
+}
 
 void RedisSubscriber::stop() {
-  bool was_ready = ready_.exchange(false);
-  connection_.stop();
+  if (!attached_) return;
+  attached_ = false;
+  // The connection may stay for the link's other instances: give back what is held.
+  if (connection().ready()) {
+    send_in_batches("UNSUBSCRIBE", std::vector<std::string>(subscribed_.begin(), subscribed_.end()));
+    std::vector<std::string> punsubscribe = {"PUNSUBSCRIBE"};
+    punsubscribe.insert(punsubscribe.end(), patterns_.begin(), patterns_.end());
+    connection().subscription_command(punsubscribe);
+  }
+  link_.detach(*this);
   subscribed_.clear();
+  awaiting_confirmation_.clear();
+  bool was_ready = ready_.exchange(false);
   if (was_ready) notify_readiness(false);
 }
 
@@ -108,14 +124,14 @@ void RedisSubscriber::send_in_batches(const char* command, const std::vector<std
     std::vector<std::string> args = {command};
     size_t end = std::min(channels.size(), start + kChannelsPerCommand);
     for (size_t i = start; i < end; ++i) args.push_back(config_.with_namespace(channels[i]));
-    connection_.subscription_command(args);
+    connection().subscription_command(args);
   }
 }
 
 // Compares what the gateways want now with what this connection has asked for, so
 // that the order in which changes were posted does not matter.
 void RedisSubscriber::reconcile(const std::vector<std::string>& channels) {
-  if (!connection_.ready()) return;  // on_ready() subscribes everything wanted
+  if (!attached_ || !connection().ready()) return;  // on_ready() subscribes everything wanted
   std::vector<std::string> subscribe, unsubscribe;
   for (const auto& channel : channels) {
     bool wanted = registry_.wanted(channel);
@@ -135,10 +151,9 @@ void RedisSubscriber::reconcile(const std::vector<std::string>& channels) {
 void RedisSubscriber::on_ready() {
   subscribed_.clear();
   // The system channels of every connection, as two patterns held for good.
-  std::string prefix = glob_escape(config_.with_namespace(""));
-  if (config_.redis_namespace.empty()) prefix.clear();
-  connection_.subscription_command(
-      {"PSUBSCRIBE", prefix + "timeline:access_token:*", prefix + "timeline:system:*"});
+  std::vector<std::string> psubscribe = {"PSUBSCRIBE"};
+  psubscribe.insert(psubscribe.end(), patterns_.begin(), patterns_.end());
+  connection().subscription_command(psubscribe);
   std::vector<std::string> wanted = registry_.wanted_channels();
   subscribed_.insert(wanted.begin(), wanted.end());
   // The first connection starts subscriptions, which gateways align with when they ask
@@ -155,26 +170,8 @@ void RedisSubscriber::on_lost() {
   // Messages published while disconnected are lost (docs/protocol.md#redis-configuration); gateways stay connected.
   subscribed_.clear();
   awaiting_confirmation_.clear();
-  subscriptions_.set(0);
   ready_.store(false, std::memory_order_release);
   notify_readiness(false);
-}
-
-void RedisSubscriber::on_push(redisReply* reply) {
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
-  std::string_view kind = text_of(reply->element[0]);
-  if (kind == "message") {
-    messages_received_.inc();
-    deliver(text_of(reply->element[1]), text_of(reply->element[2]));
-  } else if (kind == "pmessage" && reply->elements >= 4) {
-    messages_received_.inc();
-    deliver_system(text_of(reply->element[2]), text_of(reply->element[3]));
-  } else if (kind == "subscribe" || kind == "unsubscribe" || kind == "psubscribe" || kind == "punsubscribe") {
-    // Redis' count covers channels and patterns of this connection, so the two
-    // system-channel patterns are included.
-    if (reply->element[2]->type == REDIS_REPLY_INTEGER) subscriptions_.set(reply->element[2]->integer);
-    if (kind == "subscribe") confirmed(text_of(reply->element[1]));
-  }
 }
 
 // Redis answers a SUBSCRIBE before it sends any message of that channel, so a marker
@@ -185,6 +182,7 @@ void RedisSubscriber::confirmed(std::string_view redis_channel) {
   if (it == awaiting_confirmation_.end()) return;
   auto marker = std::make_shared<v1::BrokerMessage>();
   marker->mutable_resubscribed()->add_channels(*it);
+  marker->mutable_resubscribed()->set_tenant(tenant_);
   std::shared_ptr<const v1::BrokerMessage> shared = std::move(marker);
   auto listeners = registry_.listeners(*it);
   awaiting_confirmation_.erase(it);
@@ -200,6 +198,7 @@ RedisSubscriber::Parsed RedisSubscriber::parse(std::string_view redis_channel, s
   v1::ChannelEvent& event = *parsed.message->mutable_event();
   parsed.verdict = parse_redis_message(parsed.channel, text, event);
   if (event.channel().empty()) event.set_channel(std::string(parsed.channel));
+  event.set_tenant(tenant_);
   event.set_received_at_us(received_at);
   return parsed;
 }

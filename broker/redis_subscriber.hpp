@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "broker/redis_connection.hpp"
+#include "broker/redis_link.hpp"
 #include "broker/subscription_registry.hpp"
 #include "common/metrics.hpp"
 #include "broker/redis_message.hpp"
@@ -28,9 +29,14 @@ class RedisSubscriber {
  public:
   using SystemListener = std::function<void(const v1::ChannelEvent&)>;
 
-  RedisSubscriber(boost::asio::io_context& io, const RedisConfig& config, SubscriptionRegistry& registry);
+  // One instance's subscriptions on `link`: `config` is the instance's Redis settings
+  // (its namespace is written here), `tenant` its name, carried on every event (empty
+  // without a tenants file, docs/hosting.md#tenants).
+  RedisSubscriber(boost::asio::io_context& io, const RedisConfig& config, std::string tenant,
+                  SubscriptionRegistry& registry, RedisLink& link);
 
-  // start() and stop() run on the Redis thread.
+  // start() and stop() run on the Redis thread: they attach to and detach from the
+  // link; stop() also gives back what this instance holds on a connection that stays.
   void start();
   void stop();
 
@@ -43,29 +49,40 @@ class RedisSubscriber {
   // Called on the Redis thread for every system-channel message (kill, filters_changed).
   void add_system_listener(SystemListener listener);
 
- private:
+  const std::string& tenant() const { return tenant_; }
+  const std::string& redis_namespace() const { return config_.redis_namespace; }
+  // The two system-channel patterns held for good, with the namespace.
+  const std::vector<std::string>& patterns() const { return patterns_; }
+
+  // From the link (Redis thread): the connection is up, or lost; a message, a
+  // pattern message, a SUBSCRIBE confirmed.
   void on_ready();
   void on_lost();
-  void on_push(redisReply* reply);
+  void deliver(std::string_view redis_channel, std::string_view text);
+  void deliver_system(std::string_view redis_channel, std::string_view text);
+  void confirmed(std::string_view redis_channel);
+
+ private:
   void reconcile(const std::vector<std::string>& channels);
   void send_in_batches(const char* command, const std::vector<std::string>& channels);
-  void deliver(std::string_view redis_channel, std::string_view text);
-  void confirmed(std::string_view redis_channel);
   struct Parsed {
     std::string_view channel;
     std::shared_ptr<sluice::v1::BrokerMessage> message;
     RedisMessageVerdict verdict;
   };
   Parsed parse(std::string_view redis_channel, std::string_view text);
-  void deliver_system(std::string_view redis_channel, std::string_view text);
   // Counts and logs a message that cannot be delivered.
   void drop(RedisMessageVerdict verdict, std::string_view channel, std::string_view text);
   void notify_readiness(bool ready);
+  RedisConnection& connection() { return link_.subscriber_connection(); }
 
   boost::asio::io_context& io_;
   const RedisConfig& config_;
+  const std::string tenant_;
   SubscriptionRegistry& registry_;
-  RedisConnection connection_;
+  RedisLink& link_;
+  const std::vector<std::string> patterns_;
+  bool attached_ = false;
 
   // Channels (without namespace) SUBSCRIBEd on the current connection and not
   // UNSUBSCRIBEd since. Redis thread only.
@@ -86,8 +103,6 @@ class RedisSubscriber {
   std::chrono::steady_clock::time_point last_drop_warning_{};
   uint64_t drops_since_warning_ = 0;
 
-  metrics::Gauge& subscriptions_;
-  metrics::Counter& messages_received_;
   metrics::Counter& dropped_invalid_json_;
   metrics::Counter& dropped_not_an_object_;
   metrics::Counter& dropped_no_event_;

@@ -5,25 +5,28 @@
 namespace sluice::broker {
 
 SubscriptionHeartbeat::SubscriptionHeartbeat(boost::asio::io_context& io, const RedisConfig& config,
-                                             SubscriptionRegistry& registry, std::chrono::milliseconds interval)
+                                             SubscriptionRegistry& registry, RedisLink& link,
+                                             std::chrono::milliseconds interval)
     : io_(io),
       config_(config),
       registry_(registry),
+      link_(link),
       interval_(interval),
-      connection_(io, config, "command", RedisConnection::Callbacks{[this] { on_ready(); }, {}, {}}),
       timer_(io),
       coalesce_timer_(io) {}
 
 void SubscriptionHeartbeat::start() {
-  connection_.start();
+  link_.attach(*this);
   arm_timer();
+  if (link_.command_connection().ready()) on_ready();
 }
 
 void SubscriptionHeartbeat::stop() {
+  if (stopping_) return;
   stopping_ = true;
   timer_.cancel();
   coalesce_timer_.cancel();
-  connection_.stop();
+  link_.detach(*this);
 }
 
 void SubscriptionHeartbeat::arm_timer() {
@@ -58,10 +61,11 @@ void SubscriptionHeartbeat::touch_coalesced(std::vector<std::string> channels) {
 }
 
 void SubscriptionHeartbeat::set_keys(const std::vector<std::string>& channels) {
+  if (stopping_) return;  // an instance removed by a reload: its keys expire
   const std::string ttl = std::to_string(kTtlSeconds);
   for (const auto& channel : channels) {
     // Replies are ignored, as in the reference.
-    if (!connection_.command({"SET", config_.with_namespace("subscribed:" + channel), "1", "EX", ttl})) {
+    if (!link_.command_connection().command({"SET", config_.with_namespace("subscribed:" + channel), "1", "EX", ttl})) {
       owed_.insert(channel);
     }
   }

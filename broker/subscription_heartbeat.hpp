@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "broker/redis_connection.hpp"
+#include "broker/redis_link.hpp"
 #include "broker/subscription_registry.hpp"
 #include "broker/redis_config.hpp"
 
@@ -22,30 +23,32 @@ class SubscriptionHeartbeat {
   static constexpr std::chrono::seconds kInterval{360};
   static constexpr int kTtlSeconds = 1080;
 
+  // One instance's keys, SET with its namespace on `link`'s command connection.
   SubscriptionHeartbeat(boost::asio::io_context& io, const RedisConfig& config, SubscriptionRegistry& registry,
-                        std::chrono::milliseconds interval = kInterval);
+                        RedisLink& link, std::chrono::milliseconds interval = kInterval);
 
-  // start() and stop() run on the Redis thread.
+  // start() and stop() run on the Redis thread: they attach to and detach from the link.
   void start();
   void stop();
+  // From the link: the command connection is up (again).
+  void on_ready();
   // Any thread: SET the keys of these channels now (a Subscribe named them).
   void touch(std::vector<std::string> channels);
   // Any thread: SET these keys within kCoalesceWindow, once per channel however
   // many gateways and clients asked meanwhile (a reconnect storm stays a few SETs).
   void touch_coalesced(std::vector<std::string> channels);
   static constexpr std::chrono::milliseconds kCoalesceWindow{100};
-  bool ready() const { return connection_.ready(); }
+  bool ready() const { return link_.command_connection().ready(); }
 
  private:
   void set_keys(const std::vector<std::string>& channels);
-  void on_ready();
   void arm_timer();
 
   boost::asio::io_context& io_;
   const RedisConfig& config_;
   SubscriptionRegistry& registry_;
+  RedisLink& link_;
   std::chrono::milliseconds interval_;
-  RedisConnection connection_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer coalesce_timer_;
   std::unordered_set<std::string> coalescing_;

@@ -60,9 +60,9 @@ class TenantsFile {
   std::thread thread_;
 };
 
-// The gateway and the broker do not route by tenant yet (docs/hosting.md#status): they
-// stop with this ConfigError when SLUICE_TENANTS_FILE is set, rather than serve every
-// Host from the environment's one instance.
+// The gateway does not route by tenant yet (docs/hosting.md#status): it stops with
+// this ConfigError when SLUICE_TENANTS_FILE is set, rather than serve every Host from
+// the environment's one instance.
 void refuse_tenants_file_until_routed(const Env& env, std::string_view tier);
 
 }  // namespace sluice

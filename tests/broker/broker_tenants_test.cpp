@@ -1,0 +1,204 @@
+// One broker serving several instances (docs/hosting.md#redis), against two real
+// redis-servers: instances on one Redis under different namespaces share one connection
+// pair, an instance on another Redis gets its own, every event reaches only the streams
+// that asked for that instance's channel, and a reload adds and removes instances.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "broker/broker_tier.hpp"
+#include "common/config_error.hpp"
+#include "tests/broker/gateway_client.hpp"
+#include "tests/support/servers.hpp"
+
+namespace sluice {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::GatewayClient;
+using testing::RedisServer;
+
+RedisServer& redis_a() {
+  static RedisServer server;
+  return server;
+}
+RedisServer& redis_b() {
+  static RedisServer server;
+  return server;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+// Connections Redis has open, less the one asking.
+long long clients(RedisServer& server) {
+  std::string list = server.command({"CLIENT", "LIST"});
+  return std::count(list.begin(), list.end(), '\n') + (list.empty() || list.back() == '\n' ? 0 : 1) - 1;
+}
+
+std::string tenant_json(const std::string& name, const std::string& url, const std::string& ns = "") {
+  std::string env = "\"REDIS_URL\": \"" + url + "\"";
+  if (!ns.empty()) env += ", \"REDIS_NAMESPACE\": \"" + ns + "\"";
+  return "\"" + name + "\": {\"hosts\": [\"" + name + ".example\"], \"env\": {" + env + "}}";
+}
+
+std::shared_ptr<const Tenants> tenants(const std::vector<std::string>& entries) {
+  std::string json = "{\"tenants\": {";
+  for (size_t i = 0; i < entries.size(); ++i) json += (i ? ", " : "") + entries[i];
+  return std::make_shared<const Tenants>(Tenants::parse(json + "}}", Env::from_map({})));
+}
+
+class TenantsBroker {
+ public:
+  explicit TenantsBroker(std::shared_ptr<const Tenants> file) {
+    BrokerConfig config = BrokerConfig::from_env(Env::from_map({}));
+    tier_ = std::make_unique<BrokerTier>(std::move(config), std::move(file));
+    grpc::ServerBuilder builder;
+    builder.RegisterService(tier_->service());
+    server_ = builder.BuildAndStart();
+    tier_->start();
+  }
+  ~TenantsBroker() {
+    tier_->stop();
+    server_->Shutdown(std::chrono::system_clock::now() + 5s);
+    server_.reset();
+    tier_.reset();
+  }
+  BrokerTier& tier() { return *tier_; }
+  std::unique_ptr<GatewayClient> gateway() {
+    auto client = std::make_unique<GatewayClient>(server_->InProcessChannel(grpc::ChannelArguments()));
+    client->hello("gw");
+    EXPECT_TRUE(client->wait_ready());
+    return client;
+  }
+
+ private:
+  std::unique_ptr<BrokerTier> tier_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+bool subscribe(GatewayClient& gateway, const std::string& tenant, const std::string& channel, bool heartbeat = false) {
+  v1::GatewayMessage message;
+  message.mutable_subscribe()->add_channels(channel);
+  message.mutable_subscribe()->set_heartbeat(heartbeat);
+  message.mutable_subscribe()->set_tenant(tenant);
+  return gateway.write(message);
+}
+
+std::string message(const std::string& payload) { return R"({"event":"delete","payload":")" + payload + R"("})"; }
+
+// Publishes once the broker holds the Redis channel, then reads the next event.
+std::optional<v1::ChannelEvent> publish_and_read(GatewayClient& gateway, RedisServer& redis,
+                                                 const std::string& redis_channel, const std::string& payload) {
+  EXPECT_TRUE(eventually([&] { return redis.numsub(redis_channel) == 1; })) << redis_channel;
+  EXPECT_EQ(redis.publish(redis_channel, message(payload)), 1) << redis_channel;
+  return gateway.next_event();
+}
+
+TEST(BrokerTenants, EachInstanceGetsItsOwnChannelsAndOneConnectionPairServesEachRedis) {
+  const std::string a = redis_a().url(), b = redis_b().url();
+  const long long a_before = clients(redis_a()), b_before = clients(redis_b());
+  TenantsBroker broker(tenants({tenant_json("one", a, "one"), tenant_json("two", a, "two"), tenant_json("plain", a),
+                                tenant_json("other", b)}));
+  auto gateway = broker.gateway();
+  // The same channel name for every instance: four different channels.
+  for (const char* tenant : {"one", "two", "plain", "other"}) ASSERT_TRUE(subscribe(*gateway, tenant, "timeline:public"));
+
+  struct Case {
+    RedisServer& redis;
+    const char* redis_channel;
+    const char* tenant;
+  };
+  const Case cases[] = {{redis_a(), "one:timeline:public", "one"},
+                        {redis_a(), "two:timeline:public", "two"},
+                        {redis_a(), "timeline:public", "plain"},
+                        {redis_b(), "timeline:public", "other"},
+                        {redis_a(), "two:timeline:public", "two"}};
+  int n = 0;
+  for (const Case& c : cases) {
+    const std::string payload = "p" + std::to_string(++n);
+    auto event = publish_and_read(*gateway, c.redis, c.redis_channel, payload);
+    ASSERT_TRUE(event) << c.redis_channel;
+    EXPECT_EQ(event->tenant(), c.tenant) << c.redis_channel;
+    EXPECT_EQ(event->channel(), "timeline:public") << c.redis_channel;
+    EXPECT_EQ(event->payload(), payload) << "an event of another instance came first: " << c.redis_channel;
+  }
+  // Three instances on redis_a, one on redis_b: a subscriber and a command connection each.
+  EXPECT_TRUE(eventually([&] { return clients(redis_a()) - a_before == 2; })) << clients(redis_a()) - a_before;
+  EXPECT_TRUE(eventually([&] { return clients(redis_b()) - b_before == 2; })) << clients(redis_b()) - b_before;
+}
+
+TEST(BrokerTenants, HeartbeatKeysAndSystemChannelsStayWithinTheirInstance) {
+  TenantsBroker broker(tenants({tenant_json("one", redis_a().url(), "one"), tenant_json("plain", redis_a().url())}));
+  std::mutex mutex;
+  std::vector<std::string> heard;
+  broker.tier().add_system_listener([&](const v1::ChannelEvent& event) {
+    std::lock_guard lock(mutex);
+    heard.push_back(event.tenant() + " " + event.event() + " " + std::to_string(event.system_id()));
+  });
+  auto gateway = broker.gateway();
+  ASSERT_TRUE(subscribe(*gateway, "one", "timeline:4242", /*heartbeat=*/true));
+  EXPECT_TRUE(eventually([] { return redis_a().integer({"EXISTS", "one:subscribed:timeline:4242"}) == 1; }));
+  EXPECT_EQ(redis_a().integer({"EXISTS", "subscribed:timeline:4242"}), 0) << "plain never asked for it";
+
+  ASSERT_TRUE(eventually([] { return redis_a().integer({"PUBSUB", "NUMPAT"}) >= 4; }));
+  EXPECT_EQ(redis_a().publish("one:timeline:access_token:7", R"({"event":"kill"})"), 1);
+  auto kill = gateway->next_event();
+  ASSERT_TRUE(kill);
+  EXPECT_EQ(kill->tenant(), "one");
+  EXPECT_EQ(kill->system_channel(), v1::SYSTEM_CHANNEL_ACCESS_TOKEN);
+  EXPECT_EQ(kill->system_id(), 7);
+  EXPECT_EQ(redis_a().publish("timeline:system:8", R"({"event":"kill"})"), 1);
+  auto second = gateway->next_event();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->tenant(), "plain");
+  EXPECT_EQ(second->system_id(), 8);
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(heard, (std::vector<std::string>{"one kill 7", "plain kill 8"}));
+}
+
+TEST(BrokerTenants, AReloadServesNewInstancesIncludingWhatGatewaysAskedForFirstAndLetsRemovedOnesGo) {
+  const std::string a = redis_a().url();
+  TenantsBroker broker(tenants({tenant_json("keep", a, "keep"), tenant_json("gone", a, "gone")}));
+  auto gateway = broker.gateway();
+  ASSERT_TRUE(subscribe(*gateway, "gone", "timeline:hashtag:x"));
+  ASSERT_TRUE(eventually([] { return redis_a().numsub("gone:timeline:hashtag:x") == 1; }));
+  // A gateway that reloaded first asks for an instance the broker does not know yet.
+  ASSERT_TRUE(subscribe(*gateway, "new", "timeline:hashtag:x"));
+  ASSERT_TRUE(subscribe(*gateway, "keep", "timeline:hashtag:x"));
+  ASSERT_TRUE(publish_and_read(*gateway, redis_a(), "keep:timeline:hashtag:x", "before"));
+
+  broker.tier().update_tenants(tenants({tenant_json("keep", a, "keep"), tenant_json("new", redis_b().url(), "new")}));
+  EXPECT_TRUE(eventually([] { return redis_a().numsub("gone:timeline:hashtag:x") == 0; }));
+  auto event = publish_and_read(*gateway, redis_b(), "new:timeline:hashtag:x", "after");
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->tenant(), "new");
+  EXPECT_EQ(event->payload(), "after");
+  event = publish_and_read(*gateway, redis_a(), "keep:timeline:hashtag:x", "kept");
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->tenant(), "keep") << "an instance the reload did not touch keeps its subscriptions";
+}
+
+TEST(BrokerTenants, TwoInstancesOnOneRedisAndNamespaceAreRefused) {
+  BrokerConfig config = BrokerConfig::from_env(Env::from_map({}));
+  try {
+    BrokerTier tier(config, tenants({tenant_json("first", redis_a().url(), "ns"), tenant_json("second", redis_a().url(), "ns")}));
+    FAIL() << "two instances reading each other's channels were accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("tenants first and second use the same Redis"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(BrokerTier(config, tenants({"\"bad\": {\"hosts\": [\"bad.example\"], \"env\": {\"REDIS_PORT\": \"x\"}}"})),
+               ConfigError);
+}
+
+}  // namespace
+}  // namespace sluice
