@@ -1,8 +1,10 @@
 #include "common/broker_link.hpp"
 
 #include <deque>
+#include <map>
 #include <random>
 
+#include "common/channel_key.hpp"
 #include "common/grpc_auth.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -18,19 +20,23 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
     stub.async()->Events(&context_, this);
   }
 
-  // Called with link.mutex_ held, before start(): queues Hello and the current set.
+  // Called with link.mutex_ held, before start(): queues Hello and the current set,
+  // one Subscribe per instance and heartbeat choice.
   void queue_initial(const std::unordered_map<std::string, Wanted>& channels) {
     v1::GatewayMessage hello;
     hello.mutable_hello()->set_gateway_id(link_.gateway_id_);
     outgoing_.push_back(std::move(hello));
-    v1::GatewayMessage with_heartbeat, without_heartbeat;
-    for (const auto& [channel, wanted] : channels) {
-      auto& message = wanted.heartbeat ? with_heartbeat : without_heartbeat;
-      message.mutable_subscribe()->add_channels(channel);
+    std::map<std::pair<std::string_view, bool>, v1::GatewayMessage> subscribes;
+    for (const auto& [key, wanted] : channels) {
+      ChannelKeyParts parts = split_channel_key(key);
+      v1::GatewayMessage& message = subscribes[{parts.tenant, wanted.heartbeat}];
+      message.mutable_subscribe()->add_channels(std::string(parts.channel));
     }
-    with_heartbeat.mutable_subscribe()->set_heartbeat(true);
-    if (with_heartbeat.subscribe().channels_size() > 0) outgoing_.push_back(std::move(with_heartbeat));
-    if (without_heartbeat.has_subscribe()) outgoing_.push_back(std::move(without_heartbeat));
+    for (auto& [group, message] : subscribes) {
+      message.mutable_subscribe()->set_tenant(std::string(group.first));
+      message.mutable_subscribe()->set_heartbeat(group.second);
+      outgoing_.push_back(std::move(message));
+    }
   }
 
   void start() {
@@ -74,7 +80,10 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
     } else if (incoming_.has_ready()) {
       link_.on_stream_ready();
     } else if (incoming_.has_resubscribed() && link_.callbacks_.on_resubscribed) {
-      for (const auto& channel : incoming_.resubscribed().channels()) link_.callbacks_.on_resubscribed(channel);
+      const auto& resubscribed = incoming_.resubscribed();
+      for (const auto& channel : resubscribed.channels()) {
+        link_.callbacks_.on_resubscribed(channel_key(resubscribed.tenant(), channel));
+      }
     }
     incoming_.Clear();
     StartRead(&incoming_);
@@ -166,13 +175,19 @@ void BrokerLink::serve_stream(std::unique_lock<std::mutex>& lock) {
     // Gather the window's touches into one message.
     wake_.wait_for(lock, kTouchWindow, [&] { return stream_done_ || stopping_; });
     if (stream_done_ || stopping_) return;
-    v1::GatewayMessage message;
+    // One Touch per instance.
+    std::map<std::string_view, v1::GatewayMessage> touches;
     for (const auto& channel : touches_owed_) {
       // Only channels still held: a released one has no key to keep.
-      if (channels_.count(channel)) message.mutable_touch()->add_channels(channel);
+      if (!channels_.count(channel)) continue;
+      ChannelKeyParts parts = split_channel_key(channel);
+      touches[parts.tenant].mutable_touch()->add_channels(std::string(parts.channel));
+    }
+    for (auto& [tenant, message] : touches) {
+      message.mutable_touch()->set_tenant(std::string(tenant));
+      stream_->send(std::move(message));
     }
     touches_owed_.clear();
-    if (message.has_touch()) stream_->send(std::move(message));
   }
 }
 
@@ -199,9 +214,11 @@ void BrokerLink::acquire(const std::string& channel, bool heartbeat) {
     return;
   }
   if (!stream_ || stream_done_) return;
+  ChannelKeyParts parts = split_channel_key(channel);
   v1::GatewayMessage message;
-  message.mutable_subscribe()->add_channels(channel);
+  message.mutable_subscribe()->add_channels(std::string(parts.channel));
   message.mutable_subscribe()->set_heartbeat(heartbeat);
+  message.mutable_subscribe()->set_tenant(std::string(parts.tenant));
   stream_->send(std::move(message));
 }
 
@@ -224,8 +241,10 @@ void BrokerLink::release(const std::string& channel) {
   if (--it->second.count > 0) return;
   channels_.erase(it);
   if (!stream_ || stream_done_) return;
+  ChannelKeyParts parts = split_channel_key(channel);
   v1::GatewayMessage message;
-  message.mutable_unsubscribe()->add_channels(channel);
+  message.mutable_unsubscribe()->add_channels(std::string(parts.channel));
+  message.mutable_unsubscribe()->set_tenant(std::string(parts.tenant));
   stream_->send(std::move(message));
 }
 

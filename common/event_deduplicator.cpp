@@ -1,5 +1,7 @@
 #include "common/event_deduplicator.hpp"
 
+#include "common/channel_key.hpp"
+
 #include <algorithm>
 #include <functional>
 
@@ -28,7 +30,10 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
     forget_older_than(now - window_);
     last_sweep_ = now;
   }
-  Channel& channel = channels_[event->channel()];
+  // Channels are channel keys (common/channel_key.hpp): one per instance.
+  std::string qualified;
+  if (!event->tenant().empty()) qualified = channel_key(event->tenant(), event->channel());
+  Channel& channel = channels_[event->tenant().empty() ? event->channel() : qualified];
   channel.last_sent[source] = now;
   const uint64_t key = content_key(*event);
   Seen& seen = channel.contents[key];

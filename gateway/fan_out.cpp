@@ -95,7 +95,7 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   const GatewayEvent& event = *shared_event;
   if (event.is_system) return deliver_system(event);
   if (event.source->payload().empty()) return;  // docs/protocol.md#messages-from-rails: no payload, nothing to forward
-  const auto* listeners = channels_.listeners(event.source->channel());
+  const auto* listeners = channels_.listeners(event.channel_key());
   if (!listeners) return;
   FrameCache frames{event, {}, {}, {}};
   uint64_t sent[2] = {0, 0};

@@ -90,7 +90,7 @@ void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {
   // A system event may concern any client; any other goes only to the workers that
   // have listeners on its channel.
   const ChannelWorkers::Workers listening =
-      prepared->is_system ? ChannelWorkers::Workers{}.set() : context_.channel_workers.of(prepared->source->channel());
+      prepared->is_system ? ChannelWorkers::Workers{}.set() : context_.channel_workers.of(prepared->channel_key());
   for (size_t i = 0; i < workers_.size(); ++i) {
     if (!listening.test(i)) continue;
     Worker* w = workers_[i].get();

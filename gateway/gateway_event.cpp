@@ -1,5 +1,6 @@
 #include "gateway/gateway_event.hpp"
 
+#include "common/channel_key.hpp"
 #include "common/js_json.hpp"
 #include "gateway/websocket_protocol.hpp"
 #include "gateway/http_responses.hpp"
@@ -49,6 +50,7 @@ std::shared_ptr<const GatewayEvent> GatewayEvent::prepare(std::shared_ptr<const 
       prepared->payload_open = std::string_view(payload).substr(0, payload.size() - 1);
     }
   }
+  if (!event.tenant().empty()) prepared->qualified_key_ = sluice::channel_key(event.tenant(), event.channel());
   prepared->source = std::move(source);
   return prepared;
 }

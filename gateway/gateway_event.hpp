@@ -22,6 +22,10 @@ struct GatewayEvent {
   // into source's payload). Empty when the status needs no `filtered` key.
   std::string_view payload_open;
 
+  // The channel key (common/channel_key.hpp) the channel tables know this event's
+  // channel by: its channel name, or tenant and name for an instance of a tenants file.
+  const std::string& channel_key() const { return source->tenant().empty() ? source->channel() : qualified_key_; }
+
   // The frame pieces, each built the first time a worker needs it (any worker, once):
   // an event on a channel with SSE listeners only never escapes its payload for
   // WebSocket, and one outside filtered streams never builds the `filtered` variant.
@@ -39,6 +43,7 @@ struct GatewayEvent {
   // payload with `"filtered":[]` when `filtered`.
   template <typename Piece>
   const std::string& built(int slot, bool filtered, Piece piece) const;
+  std::string qualified_key_;  // set only for a tenant's event
   mutable std::once_flag once_[4];
   mutable std::string pieces_[4];  // sse, sse filtered, ws tail, ws tail filtered
 };

@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "broker/broker_tier.hpp"
+#include "common/broker_set.hpp"
+#include "common/channel_key.hpp"
 #include "common/config_error.hpp"
 #include "tests/broker/gateway_client.hpp"
 #include "tests/support/servers.hpp"
@@ -74,6 +76,7 @@ class TenantsBroker {
     tier_.reset();
   }
   BrokerTier& tier() { return *tier_; }
+  std::shared_ptr<grpc::Channel> channel() { return server_->InProcessChannel(grpc::ChannelArguments()); }
   std::unique_ptr<GatewayClient> gateway() {
     auto client = std::make_unique<GatewayClient>(server_->InProcessChannel(grpc::ChannelArguments()));
     client->hello("gw");
@@ -186,6 +189,45 @@ TEST(BrokerTenants, AReloadServesNewInstancesIncludingWhatGatewaysAskedForFirstA
   event = publish_and_read(*gateway, redis_a(), "keep:timeline:hashtag:x", "kept");
   ASSERT_TRUE(event);
   EXPECT_EQ(event->tenant(), "keep") << "an instance the reload did not touch keeps its subscriptions";
+}
+
+// What a gateway process holds: a BrokerSet of channel keys (common/channel_key.hpp)
+// over the broker's Events stream, with the tenant in every message it sends.
+TEST(BrokerTenants, AGatewaysBrokerSetHoldsChannelKeysOfSeveralInstances) {
+  TenantsBroker broker(tenants({tenant_json("one", redis_a().url(), "one"), tenant_json("two", redis_a().url(), "two")}));
+  std::mutex mutex;
+  std::vector<std::string> received;
+  BrokerSetOptions options;
+  options.addresses = "in-process";
+  BrokerSet set(
+      options, [&broker](const BrokerTarget&) { return broker.channel(); }, "", "gw",
+      [&](std::shared_ptr<const v1::ChannelEvent> event) {
+        std::lock_guard lock(mutex);
+        received.push_back(channel_key(event->tenant(), event->channel()) + " " + event->payload());
+      });
+  set.start();
+  ASSERT_TRUE(eventually([&] { return set.connected(); }));
+  set.acquire(channel_key("one", "timeline:1"), /*heartbeat=*/true);
+  set.acquire(channel_key("two", "timeline:1"), /*heartbeat=*/true);
+  ASSERT_TRUE(eventually([] { return redis_a().numsub("one:timeline:1") == 1 && redis_a().numsub("two:timeline:1") == 1; }));
+  EXPECT_TRUE(eventually([] {
+    return redis_a().integer({"EXISTS", "one:subscribed:timeline:1"}) == 1 &&
+           redis_a().integer({"EXISTS", "two:subscribed:timeline:1"}) == 1;
+  }));
+  // The same message on both instances' channel: two deliveries, each with its instance.
+  EXPECT_EQ(redis_a().publish("one:timeline:1", message("same")), 1);
+  EXPECT_EQ(redis_a().publish("two:timeline:1", message("same")), 1);
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard lock(mutex);
+    return received.size() >= 2;
+  }));
+  set.release(channel_key("one", "timeline:1"));
+  EXPECT_TRUE(eventually([] { return redis_a().numsub("one:timeline:1") == 0; }));
+  EXPECT_EQ(redis_a().numsub("two:timeline:1"), 1) << "releasing one instance's channel leaves the other's";
+  set.stop();
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(received, (std::vector<std::string>{channel_key("one", "timeline:1") + " same",
+                                                channel_key("two", "timeline:1") + " same"}));
 }
 
 TEST(BrokerTenants, TwoInstancesOnOneRedisAndNamespaceAreRefused) {
