@@ -54,6 +54,10 @@ TEST_P(Streams, EveryRowOfTheTableOverSseAndWebSocket) {
   };
   for (const auto& row : rows) {
     SCOPED_TRACE(row.sse_target);
+    // The last row's clients are gone and their channels given back (the `user` row
+    // also held this row's notifications channel): otherwise the SUBSCRIBE awaited
+    // below could be the old one, just before its UNSUBSCRIBE.
+    for (const auto& other : rows) ASSERT_TRUE(wait_numsub(other.channel, 0)) << other.channel;
     // The WebSocket first: its subscription has no acknowledgement, so the Redis
     // SUBSCRIBE it causes is the sign that it is in place.
     WsClient ws(cluster.port(), with_token("/api/v1/streaming?" + row.ws_query, viewer.token));
