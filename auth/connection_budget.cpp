@@ -50,6 +50,7 @@ bool ConnectionBudget::reclaim_for(const PgPool* requester, int requester_total)
 }
 
 void ConnectionBudget::wake_waiters() {
+  wakes_.fetch_add(1);
   if (waiting_pools_.load() == 0) return;
   std::lock_guard lock(registry_mutex_);
   for (PgPool* pool : pools_) pool->wake_slot_waiters();

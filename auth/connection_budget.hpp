@@ -11,6 +11,7 @@
 // own mutex, so those touch only atomics. reclaim_for and wake_waiters take the
 // registry mutex and then a pool's mutex; pools call them holding no lock of theirs.
 #include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <vector>
 
@@ -52,12 +53,16 @@ class ConnectionBudget {
   bool reclaim_for(const PgPool* requester, int requester_total);
   // Tells the pools waiting for a slot that one may be free.
   void wake_waiters();
+  // How many times wake_waiters was called: a pool that saw it change while it held no
+  // lock looks again instead of waiting for a wake-up that already came.
+  uint64_t wakes() const { return wakes_.load(); }
 
  private:
   const int max_;
   std::atomic<int> taken_{0};
   std::atomic<int> active_pools_{0};
   std::atomic<int> waiting_pools_{0};
+  std::atomic<uint64_t> wakes_{0};
   std::mutex registry_mutex_;
   std::vector<PgPool*> pools_;
 };

@@ -125,10 +125,19 @@ PgPool::Lease PgPool::checkout() {
       }
       // Closed under us (e.g. PostgreSQL restarted): count it out and look again.
       count_out_locked();
+      if (budget_) {
+        lock.unlock();
+        budget_->wake_waiters();
+        lock.lock();
+      }
       continue;
     }
     bool for_slot = false;
-    if (total_ < config_.pool_size) {
+    // While another pool waits for a slot, one at or above its fair share waits for
+    // its own connections instead of taking more.
+    const bool yield_slots = budget_ && total_ > 0 && total_ >= budget_->fair_share() &&
+                             budget_->others_waiting(slot_waiters_ > 0);
+    if (total_ < config_.pool_size && !yield_slots) {
       if (!budget_ || budget_->try_take()) break;
       // Every slot of the budget is taken: ask for one, then wait to be told one is free.
       for_slot = true;
@@ -136,17 +145,20 @@ PgPool::Lease PgPool::checkout() {
       if (++slot_waiters_ == 1) budget_->pool_waiting(true);
       report_activity_locked();
       const int holding = total_;
+      const uint64_t wakes = budget_->wakes();
       lock.unlock();
       const bool freed = budget_->reclaim_for(this, holding);
       lock.lock();
-      // A slot released while this lock was not held woke nobody here: look once more
-      // before waiting (a release after this look wakes the wait, which needs the lock).
+      // A slot released (or a connection left idle) while this lock was not held woke
+      // nobody here: look again rather than wait (a wake after this look needs the lock,
+      // so it reaches the wait).
       const bool got_slot = !freed && budget_->try_take();
-      if (freed || got_slot) {
+      const bool look_again = freed || (!got_slot && budget_->wakes() != wakes);
+      if (look_again || got_slot) {
         --waiting_;
         if (--slot_waiters_ == 0) budget_->pool_waiting(false);
         report_activity_locked();
-        if (freed) continue;
+        if (!got_slot) continue;
         if (!closed_ && total_ < config_.pool_size) break;
         // Not needed any more (closed, or the pool filled up meanwhile): give it on.
         budget_->release();
@@ -165,7 +177,7 @@ PgPool::Lease PgPool::checkout() {
     if (for_slot && --slot_waiters_ == 0) budget_->pool_waiting(false);
     report_activity_locked();
     const bool no_slot = for_slot && budget_->taken() >= budget_->max();
-    if (timed_out && idle_.empty() && (total_ >= config_.pool_size || closed_ || no_slot)) {
+    if (timed_out && idle_.empty() && (total_ >= config_.pool_size || closed_ || no_slot || yield_slots)) {
       throw DatabaseError("timeout exceeded when trying to connect");
     }
   }

@@ -74,6 +74,43 @@ TEST(PgPoolBudget, ABusyPoolAboveItsFairShareGivesAConnectionBackWhenItReturnsIt
   EXPECT_LE(budget.taken(), 2);
 }
 
+TEST(PgPoolBudget, ABusyPoolWithItsOwnQueueDoesNotTakeBackTheSlotItGaveUp) {
+  ConnectionBudget budget(2);
+  PgPool a(tagged_config("budget-queue"), nullptr, milliseconds(20000), &budget);
+  PgPool b(tagged_config("budget-queue"), nullptr, milliseconds(20000), &budget);
+  std::atomic<bool> release_first{false}, release_second{false}, release_third{false}, b_done{false};
+  std::atomic<int> holding{0};
+  auto hold = [&](std::atomic<bool>& until) {
+    return std::thread([&] {
+      a.run([&](pqxx::connection&) {
+        ++holding;
+        EXPECT_TRUE(eventually([&] { return until.load(); }));
+      });
+    });
+  };
+  std::thread first = hold(release_first), second = hold(release_second);
+  ASSERT_TRUE(eventually([&] { return holding.load() == 2; }));
+  // a's own third caller queues (and will hold what it gets), then b's.
+  std::thread third = hold(release_third);
+  ASSERT_TRUE(eventually([&] { return a.waiting() == 1; }));
+  std::thread other([&] {
+    b.run(select_one);
+    b_done = true;
+  });
+  ASSERT_TRUE(eventually([&] { return b.waiting() == 1; }));
+  // a gives a connection back: above its share of 1, it is closed, and the slot goes
+  // to b, not to a's own queue, while a still holds the other one.
+  release_first = true;
+  EXPECT_TRUE(eventually([&] { return b_done.load(); })) << "b starved while a re-took the slot it gave up";
+  release_second = true;
+  release_third = true;
+  first.join();
+  second.join();
+  third.join();
+  other.join();
+  EXPECT_LE(budget.taken(), 2);
+}
+
 TEST(PgPoolBudget, AWaitForASlotNobodyFreesEndsInTheCheckoutTimeout) {
   ConnectionBudget budget(1);
   PgPool a(tagged_config("budget-timeout"), nullptr, milliseconds(5000), &budget);
