@@ -31,7 +31,8 @@ BrokerTenants::BrokerTenants(boost::asio::io_context& io, const Tenants& tenants
 
 BrokerTenants::~BrokerTenants() = default;
 
-std::vector<BrokerTenants::Wanted> BrokerTenants::wanted_of(const Tenants& tenants, bool strict) {
+std::vector<BrokerTenants::Wanted> BrokerTenants::wanted_of(const Tenants& tenants, bool strict,
+                                                            std::set<std::string>* refused) {
   std::vector<Wanted> out;
   // Two instances reading the same channels of the same Redis would each get the
   // other's events.
@@ -51,14 +52,15 @@ std::vector<BrokerTenants::Wanted> BrokerTenants::wanted_of(const Tenants& tenan
       error = "tenant " + tenant.name + ": " + e.what();
     }
     if (strict) throw ConfigError(error);
-    log::error("tenant left out", {{"tenant", tenant.name}, {"error", error}});
+    log::error("tenant's new settings refused; it keeps what it had", {{"tenant", tenant.name}, {"error", error}});
+    if (refused) refused->insert(tenant.name);
   }
   return out;
 }
 
 std::shared_ptr<TenantBroker> BrokerTenants::build_locked(const Wanted& wanted) {
   auto& link = links_[wanted.redis.connection_key()];
-  if (!link) link = std::make_unique<RedisLink>(io_, wanted.redis);
+  if (!link) link = std::make_unique<RedisLink>(io_, wanted.redis, multi_tenant_);
   auto tenant = std::make_shared<TenantBroker>(io_, wanted.name, wanted.redis, *link, heartbeat_interval_);
   for (const auto& listener : listeners_) tenant->subscriber().add_system_listener(listener);
   for (const auto& [id, sink] : streams_) tenant->registry().add_stream(id, sink);
@@ -105,22 +107,27 @@ void BrokerTenants::remove_stream(StreamId id) {
   for (auto& [tenant, toggled] : changes) tenant->subscriber().channels_changed(std::move(toggled));
 }
 
-void BrokerTenants::hold_for_unknown(std::string_view tenant, StreamId id, const std::vector<std::string>& channels,
-                                     bool heartbeat) {
+std::shared_ptr<TenantBroker> BrokerTenants::hold_for_unknown(std::string_view tenant, StreamId id,
+                                                              const std::vector<std::string>& channels,
+                                                              bool heartbeat) {
   std::lock_guard lock(mutex_);
-  if (!streams_.count(id)) return;
+  if (auto known = tenants_.find(tenant); known != tenants_.end()) return known->second;
+  if (!streams_.count(id)) return nullptr;
   auto& held = unknown_[std::string(tenant)][id];
   for (const auto& channel : channels) held[channel] = heartbeat;
+  return nullptr;
 }
 
-void BrokerTenants::release_for_unknown(std::string_view tenant, StreamId id,
-                                        const std::vector<std::string>& channels) {
+std::shared_ptr<TenantBroker> BrokerTenants::release_for_unknown(std::string_view tenant, StreamId id,
+                                                                 const std::vector<std::string>& channels) {
   std::lock_guard lock(mutex_);
+  if (auto known = tenants_.find(tenant); known != tenants_.end()) return known->second;
   auto held = unknown_.find(tenant);
-  if (held == unknown_.end()) return;
+  if (held == unknown_.end()) return nullptr;
   auto stream = held->second.find(id);
-  if (stream == held->second.end()) return;
+  if (stream == held->second.end()) return nullptr;
   for (const auto& channel : channels) stream->second.erase(channel);
+  return nullptr;
 }
 
 void BrokerTenants::add_system_listener(RedisSubscriber::SystemListener listener) {
@@ -166,12 +173,14 @@ void BrokerTenants::stop() {
 }
 
 void BrokerTenants::update(const Tenants& file) {
-  std::vector<Wanted> wanted = wanted_of(file, /*strict=*/false);
+  std::set<std::string> refused;
+  std::vector<Wanted> wanted = wanted_of(file, /*strict=*/false, &refused);
   std::vector<std::shared_ptr<TenantBroker>> added, removed;
   std::vector<RedisLink*> new_links;
   {
     std::lock_guard lock(mutex_);
-    std::set<std::string, std::less<>> names;
+    // A refused instance that is served keeps its settings, connections and subscriptions.
+    std::set<std::string, std::less<>> names(refused.begin(), refused.end());
     for (const Wanted& w : wanted) {
       names.insert(w.name);
       auto it = tenants_.find(w.name);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -75,16 +76,20 @@ class BrokerTenants {
   void remove_stream(StreamId id);
   // Channels a stream asked for under an instance this broker does not serve (yet): a
   // gateway whose tenants file was reloaded first. Subscribed when the instance comes.
-  void hold_for_unknown(std::string_view tenant, StreamId id, const std::vector<std::string>& channels,
-                        bool heartbeat);
-  void release_for_unknown(std::string_view tenant, StreamId id, const std::vector<std::string>& channels);
+  // When the instance came meanwhile (a reload since find()), nothing is kept and it is
+  // returned: the caller subscribes as usual.
+  std::shared_ptr<TenantBroker> hold_for_unknown(std::string_view tenant, StreamId id,
+                                                 const std::vector<std::string>& channels, bool heartbeat);
+  std::shared_ptr<TenantBroker> release_for_unknown(std::string_view tenant, StreamId id,
+                                                    const std::vector<std::string>& channels);
   void add_system_listener(RedisSubscriber::SystemListener listener);
 
   // Redis thread.
   void start();
   void stop();
   // A reloaded tenants file (Redis thread): new instances are served, removed ones
-  // stop (their channels are unsubscribed). An instance whose Redis settings or
+  // stop (their channels are unsubscribed); one whose new settings are refused keeps
+  // what it had. An instance whose Redis settings or
   // namespace changed keeps the old ones until the broker restarts (logged): its
   // gateways' subscriptions live on that connection.
   void update(const Tenants& tenants);
@@ -94,9 +99,9 @@ class BrokerTenants {
     std::string name;
     RedisConfig redis;
   };
-  // Each instance's Redis settings, checked; bad ones throw (`strict`) or are logged and
-  // left out.
-  static std::vector<Wanted> wanted_of(const Tenants& tenants, bool strict);
+  // Each instance's Redis settings, checked; bad ones throw (`strict`) or are logged,
+  // left out and named in `refused`.
+  static std::vector<Wanted> wanted_of(const Tenants& tenants, bool strict, std::set<std::string>* refused = nullptr);
   // Under mutex_.
   std::shared_ptr<TenantBroker> build_locked(const Wanted& wanted);
   void start_tenant(TenantBroker& tenant);

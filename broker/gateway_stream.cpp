@@ -82,12 +82,13 @@ void GatewayStream::handle(const v1::GatewayMessage& message) {
       if (released_) return;
       join_locked();
       tenant = tenant_locked(subscribe.tenant());
+      // Kept until the broker's own tenants file names it (docs/hosting.md#reloading),
+      // unless a reload just did.
       if (!tenant) {
-        // Kept until the broker's own tenants file names it (docs/hosting.md#reloading).
-        service_.tenants().hold_for_unknown(subscribe.tenant(), id_, requested_channels(subscribe.channels()),
-                                            subscribe.heartbeat());
-        return;
+        tenant = service_.tenants().hold_for_unknown(subscribe.tenant(), id_, requested_channels(subscribe.channels()),
+                                                     subscribe.heartbeat());
       }
+      if (!tenant) return;
       change = tenant->registry().subscribe(id_, requested_channels(subscribe.channels()), subscribe.heartbeat());
       break;
     }
@@ -97,9 +98,10 @@ void GatewayStream::handle(const v1::GatewayMessage& message) {
       if (released_) return;
       tenant = tenant_locked(unsubscribe.tenant());
       if (!tenant) {
-        service_.tenants().release_for_unknown(unsubscribe.tenant(), id_, requested_channels(unsubscribe.channels()));
-        return;
+        tenant = service_.tenants().release_for_unknown(unsubscribe.tenant(), id_,
+                                                        requested_channels(unsubscribe.channels()));
       }
+      if (!tenant) return;
       change = tenant->registry().unsubscribe(id_, requested_channels(unsubscribe.channels()));
       break;
     }

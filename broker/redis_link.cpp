@@ -20,8 +20,9 @@ void erase_value(std::vector<T*>& items, T* item) {
 
 }  // namespace
 
-RedisLink::RedisLink(boost::asio::io_context& io, const RedisConfig& config)
-    : subscriber_(io, config, "subscriber",
+RedisLink::RedisLink(boost::asio::io_context& io, const RedisConfig& config, bool shared)
+    : shared_(shared),
+      subscriber_(io, config, "subscriber",
                   RedisConnection::Callbacks{[this] { on_subscriber_ready(); }, [this] { on_subscriber_lost(); },
                                              [this](redisReply* reply) { on_push(reply); }}),
       command_(io, config, "command", RedisConnection::Callbacks{[this] { on_command_ready(); }, {}, {}}),
@@ -61,11 +62,12 @@ void RedisLink::detach(SubscriptionHeartbeat& heartbeat) { erase_value(heartbeat
 
 // Every Mastodon channel starts with "timeline:", and the instances on one Redis have
 // different namespaces (BrokerTenants refuses two with the same), so the namespace is
-// what precedes a ":timeline:"; the longest one attached wins. One instance alone gets
-// every message, its namespace cut off blindly as the reference does
-// (docs/protocol.md#redis-namespace).
+// what precedes a ":timeline:"; the longest one attached wins. Without a tenants file
+// the one instance gets every message, its namespace cut off blindly as the reference
+// does (docs/protocol.md#redis-namespace); with one, a message of an instance just
+// removed from a shared Redis must not reach the instance left.
 RedisSubscriber* RedisLink::route(std::string_view redis_channel) const {
-  if (subscribers_.size() == 1) return subscribers_.front();
+  if (!shared_) return subscribers_.empty() ? nullptr : subscribers_.front();
   constexpr std::string_view kTimeline = "timeline:";
   for (size_t end = redis_channel.rfind(":timeline:"); end != std::string_view::npos;
        end = end == 0 ? std::string_view::npos : redis_channel.rfind(":timeline:", end - 1)) {

@@ -25,8 +25,11 @@ class SubscriptionHeartbeat;
 
 class RedisLink {
  public:
-  // `config`: the connection settings (its namespace is not used here).
-  RedisLink(boost::asio::io_context& io, const RedisConfig& config);
+  // `config`: the connection settings (its namespace is not used here). `shared`: the
+  // link of a tenants file, whose messages are always routed by namespace; otherwise
+  // the one instance gets every message, its namespace cut blindly as the reference
+  // does (docs/protocol.md#redis-namespace).
+  RedisLink(boost::asio::io_context& io, const RedisConfig& config, bool shared);
   RedisLink(const RedisLink&) = delete;
   RedisLink& operator=(const RedisLink&) = delete;
 
@@ -53,6 +56,7 @@ class RedisLink {
   void on_push(redisReply* reply);
   void on_command_ready();
 
+  const bool shared_;
   RedisConnection subscriber_;
   RedisConnection command_;
   std::vector<RedisSubscriber*> subscribers_;

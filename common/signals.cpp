@@ -5,17 +5,23 @@
 
 namespace sluice {
 namespace {
+// A process started with SIGHUP ignored (nohup) keeps ignoring it.
+bool hangup_ignored = false;
+
 sigset_t termination_set() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
+  if (!hangup_ignored) sigaddset(&set, SIGHUP);
   return set;
 }
 }  // namespace
 
 void block_termination_signals() {
+  struct sigaction hangup {};
+  sigaction(SIGHUP, nullptr, &hangup);
+  hangup_ignored = hangup.sa_handler == SIG_IGN;
   sigset_t set = termination_set();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A client that goes away mid-write must not kill the process.

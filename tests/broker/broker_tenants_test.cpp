@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "broker/broker_tier.hpp"
+#include "broker/redis_link.hpp"
+#include "broker/redis_subscriber.hpp"
 #include "common/broker_set.hpp"
 #include "common/channel_key.hpp"
 #include "common/config_error.hpp"
@@ -189,6 +191,43 @@ TEST(BrokerTenants, AReloadServesNewInstancesIncludingWhatGatewaysAskedForFirstA
   event = publish_and_read(*gateway, redis_a(), "keep:timeline:hashtag:x", "kept");
   ASSERT_TRUE(event);
   EXPECT_EQ(event->tenant(), "keep") << "an instance the reload did not touch keeps its subscriptions";
+
+  // A typo in keep's settings: refused, keep goes on as it was. The same reload drops
+  // "new", whose channel going away shows the reload was applied.
+  broker.tier().update_tenants(tenants({"\"keep\": {\"hosts\": [\"keep.example\"], \"env\": {\"REDIS_URL\": "
+                                        "\"redis://127.0.0.1:notaport\", \"REDIS_NAMESPACE\": \"keep\"}}"}));
+  EXPECT_TRUE(eventually([] { return redis_b().numsub("new:timeline:hashtag:x") == 0; }));
+  event = publish_and_read(*gateway, redis_a(), "keep:timeline:hashtag:x", "still");
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->payload(), "still") << "a refused reload must not take a served instance away";
+}
+
+// Messages on a Redis shared by instances go by namespace; one of an instance no longer
+// attached (in flight while it was removed) reaches nobody.
+TEST(BrokerTenants, ASharedRedisRoutesByNamespaceAndNeverByElimination) {
+  boost::asio::io_context io;
+  RedisConfig left_config = redis_config_from_env(Env::from_map({{"REDIS_NAMESPACE", "left"}}));
+  RedisConfig plain_config = redis_config_from_env(Env::from_map({}));
+  broker::SubscriptionRegistry registry;
+  broker::RedisLink shared(io, left_config, /*shared=*/true);
+  broker::RedisSubscriber left(io, left_config, "left", registry, shared);
+  shared.attach(left);
+  EXPECT_EQ(shared.route("left:timeline:1"), &left);
+  EXPECT_EQ(shared.route("gone:timeline:1"), nullptr);
+  EXPECT_EQ(shared.route("timeline:1"), nullptr);
+  broker::RedisSubscriber plain(io, plain_config, "plain", registry, shared);
+  shared.attach(plain);
+  EXPECT_EQ(shared.route("timeline:1"), &plain);
+  EXPECT_EQ(shared.route("left:timeline:hashtag:x"), &left);
+  shared.detach(plain);
+  shared.detach(left);
+
+  // Without a tenants file, the one instance's namespace is cut blindly, as the reference does.
+  broker::RedisLink single(io, left_config, /*shared=*/false);
+  broker::RedisSubscriber only(io, left_config, "", registry, single);
+  single.attach(only);
+  EXPECT_EQ(single.route("anything:timeline:1"), &only);
+  single.detach(only);
 }
 
 // What a gateway process holds: a BrokerSet of channel keys (common/channel_key.hpp)
