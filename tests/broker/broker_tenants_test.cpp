@@ -24,6 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::GatewayClient;
 using testing::RedisServer;
+using testing::eventually;
 
 RedisServer& redis_a() {
   static RedisServer server;
@@ -32,15 +33,6 @@ RedisServer& redis_a() {
 RedisServer& redis_b() {
   static RedisServer server;
   return server;
-}
-
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
 }
 
 // Connections Redis has open, less the one asking.

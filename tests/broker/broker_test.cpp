@@ -26,19 +26,11 @@ namespace {
 using namespace std::chrono_literals;
 using testing::GatewayClient;
 using testing::RedisServer;
+using testing::eventually;
 
 RedisServer& redis() {
   static RedisServer server;
   return server;
-}
-
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
 }
 
 uint64_t counter(const std::string& name, const metrics::Labels& labels = {}) {
