@@ -27,9 +27,10 @@ AuthCacheSettings AuthCacheSettings::from_env(const Env& env) {
   return settings;
 }
 
-AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSettings settings)
+AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSettings settings, WorkerPool::Lane lane)
     : queries_(queries),
       workers_(workers),
+      lane_(lane),
       settings_(std::move(settings)),
       tokens_(
           "token", settings_.max_entries,
@@ -71,7 +72,7 @@ void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> 
     }
     return load();
   };
-  auto run = [this](std::function<void()> task) { return workers_.submit(std::move(task)); };
+  auto run = [this](std::function<void()> task) { return workers_.submit(std::move(task), lane_); };
   auto now = settings_.now;
   cache.get(key, std::move(load), run,
             [done = std::move(done), now](const typename TtlCache<Key, T>::Result& result) {
@@ -99,7 +100,7 @@ void AuthCache::check_list_ownership(const std::string& list_id, int64_t account
     }
     done(answer);
   };
-  if (!workers_.submit(task)) {
+  if (!workers_.submit(task, lane_)) {
     done(AuthAnswer<bool>{nullptr, std::make_exception_ptr(WorkRefused("the auth service is busy or stopping")),
                           milliseconds(0)});
   }

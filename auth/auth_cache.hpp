@@ -59,8 +59,9 @@ class AuthCache {
   template <class T>
   using Done = std::function<void(const AuthAnswer<T>&)>;
 
-  // Misses are queried on `workers`; `queries` and `workers` must outlive the cache.
-  AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSettings settings);
+  // Misses are queried on `workers`, in `lane` (one per instance of a tenants file);
+  // `queries` and `workers` must outlive the cache.
+  AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSettings settings, WorkerPool::Lane lane = {});
 
   // Each calls `done` exactly once: inline for a cache hit, on a worker thread otherwise.
   void lookup_token(const std::string& token, Done<v1::TokenReply> done);
@@ -93,6 +94,7 @@ class AuthCache {
 
   AuthQueries& queries_;
   WorkerPool& workers_;
+  const WorkerPool::Lane lane_;
   const AuthCacheSettings settings_;
   TtlCache<std::string, v1::TokenReply> tokens_;
   TtlCache<int, v1::FeedAccessReply> feed_access_;

@@ -16,7 +16,10 @@ TenantAuth::TenantAuth(std::string name, const TenantAuthSettings& settings,
       pool_(settings.pg, [this](pqxx::connection& connection) { queries_.prepare(connection); }, checkout_timeout,
             budget),
       queries_(pool_),
-      cache_(queries_, workers, settings.cache) {}
+      // With a tenants file each instance has its lane on the shared threads, at most
+      // its DB_POOL running at once (docs/hosting.md#databases).
+      cache_(queries_, workers, settings.cache,
+             budget ? WorkerPool::Lane{this, settings.pg.pool_size} : WorkerPool::Lane{}) {}
 
 AuthTenants::AuthTenants(TenantAuthSettings settings, std::chrono::milliseconds checkout_timeout, WorkerPool& workers)
     : checkout_timeout_(checkout_timeout), workers_(workers), budget_(nullptr) {

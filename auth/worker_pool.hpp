@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace sluice {
@@ -18,8 +19,19 @@ struct WorkRefused : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Whose work a task is: tasks of one lane run in the order submitted, lanes take turns
+// for free threads, and at most `max_running` tasks of a lane run at once, so one
+// instance whose database hangs cannot hold every thread while another's lookups wait
+// (docs/hosting.md#databases). The default lane has no limit of its own.
+struct WorkerLane {
+  const void* key = nullptr;
+  int max_running = 0;  // 0: as many as there are threads
+};
+
 class WorkerPool {
  public:
+  using Lane = WorkerLane;
+
   // At most `max_queued` tasks wait (0: no bound); beyond, submit refuses.
   explicit WorkerPool(int threads, size_t max_queued = 0);
   ~WorkerPool();
@@ -28,16 +40,27 @@ class WorkerPool {
 
   // Queues `task`; false when the queue is full or stop() has begun (the caller
   // answers by itself then, with WorkRefused).
-  bool submit(std::function<void()> task);
+  bool submit(std::function<void()> task, Lane lane = {});
   // Runs what is already queued, then joins the threads. Idempotent.
   void stop();
 
  private:
   void work();
 
+  struct Queue {
+    std::deque<std::function<void()>> tasks;
+    int running = 0;
+    int max_running = 0;
+    bool in_turn = false;  // listed in turns_
+  };
+  // Lists the lane for a turn if it has work and room to run it. Under mutex_.
+  void offer_turn_locked(const void* key, Queue& queue);
+
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::function<void()>> queue_;
+  std::unordered_map<const void*, Queue> queues_;
+  std::deque<const void*> turns_;  // lanes with a task that may start, in turn order
+  size_t queued_ = 0;
   const size_t max_queued_;
   bool stopping_ = false;
   std::mutex join_mutex_;  // stop() may be called from two threads
