@@ -80,6 +80,7 @@ Tenants Tenants::parse(std::string_view json_text, const Env& base) {
         invalid(where, "\"" + host.get<std::string>() + "\" is not a host name (no port, no scheme)");
       }
       auto [it, inserted] = out.by_host_.emplace(normalized, out.tenants_.size());
+      if (!inserted && it->second == out.tenants_.size()) invalid(where, "host \"" + normalized + "\" is listed twice");
       if (!inserted) {
         invalid(where, "host \"" + normalized + "\" is also served by tenant \"" + out.tenants_[it->second].name + "\"");
       }

@@ -68,6 +68,9 @@ TEST(Tenants, MistakesAreRefusedWithWhereTheyAre) {
       {R"({"tenants": {"s": {"hosts": [7]}}})", "every host must be a string"},
       {R"({"tenants": {"a": {"hosts": ["x.example"]}, "b": {"hosts": ["X.example"]}}})",
        "tenant \"b\": host \"x.example\" is also served by tenant \"a\""},
+      // Found by fuzz_tenants: the same host twice in one tenant read past the tenants parsed so far.
+      {R"({"tenants": {"s": {"hosts": ["s.example", "www.s.example", "WWW.s.example"]}}})",
+       "tenant \"s\": host \"www.s.example\" is listed twice"},
       {R"({"tenants": {"s": {"hosts": ["s.example"], "env": {"redis_url": "x"}}}})",
        "\"redis_url\" is not an environment variable name"},
       {R"({"tenants": {"s": {"hosts": ["s.example"], "env": {"DB_POOL": 5}}}})", "DB_POOL must be a string"},
