@@ -16,6 +16,7 @@
 #include "common/channel_key.hpp"
 #include "common/config_error.hpp"
 #include "tests/broker/gateway_client.hpp"
+#include "tests/broker/in_process_broker.hpp"
 #include "tests/support/servers.hpp"
 
 namespace sluice {
@@ -53,34 +54,10 @@ std::shared_ptr<const Tenants> tenants(const std::vector<std::string>& entries) 
   return std::make_shared<const Tenants>(Tenants::parse(json + "}}", Env::from_map({})));
 }
 
-class TenantsBroker {
+class TenantsBroker : public testing::InProcessBroker {
  public:
-  explicit TenantsBroker(std::shared_ptr<const Tenants> file) {
-    BrokerConfig config = BrokerConfig::from_env(Env::from_map({}));
-    tier_ = std::make_unique<BrokerTier>(std::move(config), std::move(file));
-    grpc::ServerBuilder builder;
-    builder.RegisterService(tier_->service());
-    server_ = builder.BuildAndStart();
-    tier_->start();
-  }
-  ~TenantsBroker() {
-    tier_->stop();
-    server_->Shutdown(std::chrono::system_clock::now() + 5s);
-    server_.reset();
-    tier_.reset();
-  }
-  BrokerTier& tier() { return *tier_; }
-  std::shared_ptr<grpc::Channel> channel() { return server_->InProcessChannel(grpc::ChannelArguments()); }
-  std::unique_ptr<GatewayClient> gateway() {
-    auto client = std::make_unique<GatewayClient>(server_->InProcessChannel(grpc::ChannelArguments()));
-    client->hello("gw");
-    EXPECT_TRUE(client->wait_ready());
-    return client;
-  }
-
- private:
-  std::unique_ptr<BrokerTier> tier_;
-  std::unique_ptr<grpc::Server> server_;
+  explicit TenantsBroker(std::shared_ptr<const Tenants> file)
+      : InProcessBroker(BrokerConfig::from_env(Env::from_map({})), std::move(file)) {}
 };
 
 bool subscribe(GatewayClient& gateway, const std::string& tenant, const std::string& channel, bool heartbeat = false) {

@@ -18,6 +18,7 @@
 #include "broker/broker_tier.hpp"
 #include "common/metrics.hpp"
 #include "tests/broker/gateway_client.hpp"
+#include "tests/broker/in_process_broker.hpp"
 #include "tests/support/servers.hpp"
 
 namespace sluice {
@@ -51,43 +52,20 @@ long long command_calls(RedisServer& server, const std::string& command) {
 
 long long ttl(RedisServer& server, const std::string& key) { return server.integer({"TTL", key}); }
 
-// A broker tier registered on an in-process gRPC server, as the all-in-one binary does.
-class Broker {
+// A broker tier registered on an in-process gRPC server, configured from variables
+// (REDIS_URL defaults to the suite's Redis).
+BrokerConfig broker_config(std::map<std::string, std::string> vars, const std::function<void(BrokerConfig&)>& adjust) {
+  if (!vars.count("REDIS_URL") && !vars.count("REDIS_SENTINELS")) vars["REDIS_URL"] = redis().url();
+  BrokerConfig config = BrokerConfig::from_env(Env::from_map(vars));
+  if (adjust) adjust(config);
+  return config;
+}
+
+class Broker : public testing::InProcessBroker {
  public:
-  explicit Broker(std::map<std::string, std::string> vars, std::function<void(BrokerConfig&)> adjust = {}) {
-    if (!vars.count("REDIS_URL") && !vars.count("REDIS_SENTINELS")) vars["REDIS_URL"] = redis().url();
-    BrokerConfig config = BrokerConfig::from_env(Env::from_map(vars));
-    if (adjust) adjust(config);
-    tier_ = std::make_unique<BrokerTier>(std::move(config));
-    grpc::ServerBuilder builder;
-    builder.RegisterService(tier_->service());
-    server_ = builder.BuildAndStart();
-    tier_->start();
-  }
+  explicit Broker(std::map<std::string, std::string> vars, std::function<void(BrokerConfig&)> adjust = {})
+      : InProcessBroker(broker_config(std::move(vars), adjust)) {}
   Broker() : Broker(std::map<std::string, std::string>{}) {}
-  ~Broker() {
-    tier_->stop();
-    server_->Shutdown(std::chrono::system_clock::now() + 5s);
-    server_.reset();
-    tier_.reset();
-  }
-
-  BrokerTier& tier() { return *tier_; }
-  std::shared_ptr<grpc::Channel> channel() { return server_->InProcessChannel(grpc::ChannelArguments()); }
-  // A gateway stream that said Hello and got Ready.
-  std::unique_ptr<GatewayClient> gateway(const std::string& id = "gw") {
-    auto client = std::make_unique<GatewayClient>(channel());
-    client->hello(id);
-    EXPECT_TRUE(client->wait_ready()) << "no Ready after Hello";
-    return client;
-  }
-  bool wait_ready(std::chrono::milliseconds timeout = 10s) {
-    return eventually([this] { return tier_->ready(); }, timeout);
-  }
-
- private:
-  std::unique_ptr<BrokerTier> tier_;
-  std::unique_ptr<grpc::Server> server_;
 };
 
 std::string unique_channel(const std::string& base) {
