@@ -19,6 +19,7 @@
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/signals.hpp"
+#include "common/tenants_file.hpp"
 #include "gateway/gateway.hpp"
 
 namespace {
@@ -30,8 +31,12 @@ int run(const sluice::Env& env) {
   BrokerConfig broker_config = BrokerConfig::from_env(env);
   auto gateway_config = gateway::GatewayConfig::from_env(env);
 
-  AuthTier auth(std::move(auth_config));
-  BrokerTier broker(std::move(broker_config));
+  // docs/hosting.md#tenants: several instances from one file, or the environment's one.
+  std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
+  std::shared_ptr<const Tenants> tenants = tenants_file ? tenants_file->current() : nullptr;
+
+  AuthTier auth(std::move(auth_config), tenants);
+  BrokerTier broker(std::move(broker_config), tenants);
   broker.add_system_listener([&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.tenants(), event); });
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -52,12 +57,25 @@ int run(const sluice::Env& env) {
   auto in_process = server->InProcessChannel(channel_args);
   gateway::Gateway gateway(std::move(gateway_config), [in_process](const BrokerTarget&) { return in_process; },
                            server->InProcessChannel(channel_args));
+  if (tenants_file) {
+    gateway.update_tenants(tenants);
+    tenants_file->watch([&](std::shared_ptr<const Tenants> reloaded) {
+      auth.update_tenants(*reloaded);
+      broker.update_tenants(reloaded);
+      gateway.update_tenants(reloaded);
+    });
+  }
+  StopWatchingOnExit stop_watching{tenants_file.get()};
   gateway.start();
   AdminHttpServer admin(admin_listen, [&] { return gateway.ready() && broker.ready() && auth.ready(); });
   admin.start();
 
-  int signal = wait_for_termination_signal();
+  // SIGHUP reads the tenants file again; without one it stops the process as before.
+  std::function<void()> reload;
+  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
+  int signal = wait_for_termination_signal(reload);
   log::info("shutting down", {{"signal", signal}});
+  if (tenants_file) tenants_file->stop();
   gateway.stop();  // the drain, with /readyz answering 503 meanwhile (docs/drain.md)
   admin.stop();
   auth.set_readiness_callback(nullptr);

@@ -37,6 +37,7 @@ int run(const sluice::Env& env) {
   if (tenants_file) {
     tenants_file->watch([&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(*tenants); });
   }
+  StopWatchingOnExit stop_watching{tenants_file.get()};
   const AuthConfig& settings = tier.config();
 
   grpc::EnableDefaultHealthCheckService(true);

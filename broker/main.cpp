@@ -36,6 +36,7 @@ int run(const sluice::Env& env) {
   if (tenants_file) {
     tenants_file->watch([&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(std::move(tenants)); });
   }
+  StopWatchingOnExit stop_watching{tenants_file.get()};
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

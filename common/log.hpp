@@ -23,4 +23,11 @@ inline void info(std::string_view m, const nlohmann::json& f = nullptr) { write(
 inline void warn(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::warn, m, f); }
 inline void error(std::string_view m, const nlohmann::json& f = nullptr) { write(Level::error, m, f); }
 
+// `fields` with the instance a line concerns (docs/hosting.md#observability): a
+// "tenant" field for an instance of a tenants file, nothing for the environment's one.
+inline nlohmann::json for_tenant(std::string_view tenant, nlohmann::json fields = nlohmann::json::object()) {
+  if (!tenant.empty()) fields["tenant"] = tenant;
+  return fields;
+}
+
 }  // namespace sluice::log

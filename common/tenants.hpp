@@ -10,9 +10,6 @@
 //                "env": {"REDIS_URL": "redis://redis-a:6379/0", "DATABASE_URL": "postgres://..."}},
 //     "club":   {"hosts": ["club.example"], "env": {"REDIS_URL": "redis://redis-a:6379/0",
 //                                                   "REDIS_NAMESPACE": "club", "DB_NAME": "club"}}}}
-//
-// Not wired into the tiers yet: until it is, Sluice serves the one instance its
-// environment describes.
 #include <cstddef>
 #include <string>
 #include <string_view>

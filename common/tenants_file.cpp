@@ -8,12 +8,6 @@
 
 namespace sluice {
 
-void refuse_tenants_file_until_routed(const Env& env, std::string_view tier) {
-  if (!env.non_empty("SLUICE_TENANTS_FILE")) return;
-  throw ConfigError("SLUICE_TENANTS_FILE is set, but the " + std::string(tier) +
-                    " does not serve several instances yet (docs/hosting.md#status): only sluice-auth and sluice-broker read it");
-}
-
 std::unique_ptr<TenantsFile> TenantsFile::from_env(const Env& env) {
   auto path = env.non_empty("SLUICE_TENANTS_FILE");
   if (!path) return nullptr;

@@ -60,9 +60,14 @@ class TenantsFile {
   std::thread thread_;
 };
 
-// The gateway does not route by tenant yet (docs/hosting.md#status): it stops with
-// this ConfigError when SLUICE_TENANTS_FILE is set, rather than serve every Host from
-// the environment's one instance.
-void refuse_tenants_file_until_routed(const Env& env, std::string_view tier);
+// Stops a TenantsFile's watcher when it goes out of scope: declared after the objects
+// the watcher's callback calls into, it stops the thread before they are destroyed, on
+// every path out of a scope (a start that throws included).
+struct StopWatchingOnExit {
+  TenantsFile* file;
+  ~StopWatchingOnExit() {
+    if (file) file->stop();
+  }
+};
 
 }  // namespace sluice

@@ -50,7 +50,7 @@ void log_request(const RequestRecord& request, int status, uint64_t bytes, std::
                            {"duration_ms", elapsed_ms(request.started)},
                            {"bytes", bytes},               {"client_ip", request.client_ip}};
   if (!stream.empty()) fields["stream"] = stream;
-  log::info("request completed", fields);
+  log::info("request completed", log::for_tenant(request.tenant, std::move(fields)));
 }
 
 void RequestRecord::add_stream(std::string_view name) {
@@ -67,14 +67,15 @@ void RequestRecord::add_stream(std::string_view name) {
 
 void log_stream_end(const RequestRecord& request, std::string_view kind, uint64_t bytes, std::string_view reason) {
   if (!log::enabled(log::Level::info)) return;
-  log::info("stream ended", {{"req_id", request.request_id},
-                             {"type", kind},
-                             {"path", request.target},
-                             {"stream", request.streams},
-                             {"duration_ms", elapsed_ms(request.started)},
-                             {"bytes", bytes},
-                             {"client_ip", request.client_ip},
-                             {"reason", reason}});
+  nlohmann::json fields = {{"req_id", request.request_id},
+                           {"type", kind},
+                           {"path", request.target},
+                           {"stream", request.streams},
+                           {"duration_ms", elapsed_ms(request.started)},
+                           {"bytes", bytes},
+                           {"client_ip", request.client_ip},
+                           {"reason", reason}};
+  log::info("stream ended", log::for_tenant(request.tenant, std::move(fields)));
 }
 
 }  // namespace sluice::gateway

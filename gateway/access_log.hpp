@@ -20,6 +20,8 @@ struct RequestRecord {
   std::string method;
   std::string target;  // already redacted
   std::string client_ip;
+  // The instance the request is for (docs/hosting.md#tenants); empty without a tenants file.
+  std::string tenant;
   std::chrono::steady_clock::time_point started;
   // Streams subscribed on the connection, comma-separated, each once.
   std::string streams;

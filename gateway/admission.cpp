@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "common/channel_key.hpp"
 #include "gateway/gateway_context.hpp"
 
 namespace sluice::gateway {
@@ -28,7 +29,7 @@ void check_feed_access(GatewayContext& context, asio::io_context& io, const Auth
   if (admitted->plan.feed_kind == FeedKind::none || (auth.permissions & kPermissionViewFeeds)) {
     return done(std::move(*admitted));
   }
-  context.auth.feed_access(admitted->plan.feed_kind, [admitted, done = std::move(done), &io](LookupStatus status,
+  context.auth.feed_access(auth.tenant, admitted->plan.feed_kind, [admitted, done = std::move(done), &io](LookupStatus status,
                                                                                              FeedAccess access) {
     asio::post(io, [admitted, done, status, access] {
       if (status != LookupStatus::ok) return done(StreamError{500, "An unexpected error occurred"});
@@ -45,8 +46,12 @@ void check_stream_access(GatewayContext& context, asio::io_context& io, std::sha
                          StreamPlan plan, AccessChecked done) {
   auto admitted = std::make_shared<AdmittedStream>();
   admitted->plan = std::move(plan);
+  // docs/hosting.md#tenants: the stream hears its own instance's channels only.
+  if (!auth->tenant.empty()) {
+    for (auto& channel : admitted->plan.channels) channel = sluice::channel_key(auth->tenant, channel);
+  }
   if (!admitted->plan.list_id) return check_feed_access(context, io, *auth, std::move(admitted), std::move(done));
-  context.auth.check_list(*admitted->plan.list_id, auth->account_id,
+  context.auth.check_list(auth->tenant, *admitted->plan.list_id, auth->account_id,
                           [&context, &io, auth, admitted, done = std::move(done)](LookupStatus status) mutable {
                             asio::post(io, [&context, &io, auth, admitted, done = std::move(done), status]() mutable {
                               if (status != LookupStatus::ok) {

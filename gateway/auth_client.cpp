@@ -64,8 +64,10 @@ void AuthClient::start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDo
       });
 }
 
-void AuthClient::lookup_token(const std::string& token, std::function<void(TokenResult)> done, bool fresh) {
+void AuthClient::lookup_token(const std::string& tenant, const std::string& token, std::function<void(TokenResult)> done,
+                              bool fresh) {
   auto call = std::make_shared<Call<v1::TokenRequest, v1::TokenReply>>();
+  call->request.set_tenant(tenant);
   call->request.set_token(token);
   call->request.set_fresh(fresh);
   start(call, [](auto* api, auto... args) { api->LookupToken(args...); },
@@ -73,13 +75,15 @@ void AuthClient::lookup_token(const std::string& token, std::function<void(Token
           TokenResult result;
           if (!status.ok()) {
             log::warn("token lookup failed",
-                      {{"grpc_status", static_cast<int>(status.error_code())}, {"detail", status.error_message()}});
+                      log::for_tenant(call->request.tenant(), {{"grpc_status", static_cast<int>(status.error_code())},
+                                                               {"detail", status.error_message()}}));
             result.status = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? LookupStatus::busy
                                                                                     : LookupStatus::error;
           } else if (!call->reply.found()) {
             result.status = LookupStatus::not_found;
           } else {
             auto info = std::make_shared<AuthInfo>();
+            info->tenant = call->request.tenant();
             const auto& r = call->reply;
             info->access_token_id = r.access_token_id();
             info->account_id = r.account_id();
@@ -96,8 +100,10 @@ void AuthClient::lookup_token(const std::string& token, std::function<void(Token
         });
 }
 
-void AuthClient::check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done) {
+void AuthClient::check_list(const std::string& tenant, const std::string& list_id, int64_t account_id,
+                            std::function<void(LookupStatus)> done) {
   auto call = std::make_shared<Call<v1::ListOwnershipRequest, v1::ListOwnershipReply>>();
+  call->request.set_tenant(tenant);
   call->request.set_list_id(list_id);
   call->request.set_account_id(account_id);
   start(call, [](auto* api, auto... args) { api->CheckListOwnership(args...); },
@@ -107,8 +113,9 @@ void AuthClient::check_list(const std::string& list_id, int64_t account_id, std:
         });
 }
 
-void AuthClient::feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done) {
+void AuthClient::feed_access(const std::string& tenant, FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done) {
   auto call = std::make_shared<Call<v1::FeedAccessRequest, v1::FeedAccessReply>>();
+  call->request.set_tenant(tenant);
   call->request.set_kind(kind == FeedKind::topic ? v1::FEED_KIND_TOPIC : v1::FEED_KIND_LIVE);
   start(call, [](auto* api, auto... args) { api->GetFeedAccess(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
@@ -117,9 +124,10 @@ void AuthClient::feed_access(FeedKind kind, std::function<void(LookupStatus, Fee
         });
 }
 
-void AuthClient::relations(int64_t account_id, std::chrono::milliseconds max_age,
+void AuthClient::relations(const std::string& tenant, int64_t account_id, std::chrono::milliseconds max_age,
                            std::function<void(LookupStatus, std::shared_ptr<const v1::RelationsReply>)> done) {
   auto call = std::make_shared<Call<v1::RelationsRequest, v1::RelationsReply>>();
+  call->request.set_tenant(tenant);
   call->request.set_account_id(account_id);
   call->request.set_max_age_ms(max_age.count());
   start(call, [](auto* api, auto... args) { api->GetRelations(args...); },
@@ -130,7 +138,7 @@ void AuthClient::relations(int64_t account_id, std::chrono::milliseconds max_age
         });
 }
 
-void AuthClient::relations_batch(std::vector<int64_t> account_ids, std::chrono::milliseconds max_age,
+void AuthClient::relations_batch(const std::string& tenant, std::vector<int64_t> account_ids, std::chrono::milliseconds max_age,
                                  std::function<void(std::vector<RelationsResult>)> done) {
   if (!relations_batch_supported_.load(std::memory_order_relaxed)) {
     // One call per viewer; the answers come back on any gRPC thread, so they are
@@ -148,7 +156,7 @@ void AuthClient::relations_batch(std::vector<int64_t> account_ids, std::chrono::
     if (account_ids.empty()) return gathered->done({});
     for (size_t i = 0; i < account_ids.size(); ++i) {
       const int64_t account = account_ids[i];
-      relations(account, max_age, [gathered, i, account](LookupStatus status,
+      relations(tenant, account, max_age, [gathered, i, account](LookupStatus status,
                                                          std::shared_ptr<const v1::RelationsReply> reply) {
         std::unique_lock lock(gathered->mutex);
         gathered->results[i] = RelationsResult{account, status, std::move(reply)};
@@ -160,6 +168,7 @@ void AuthClient::relations_batch(std::vector<int64_t> account_ids, std::chrono::
     return;
   }
   auto call = std::make_shared<Call<v1::RelationsBatchRequest, v1::RelationsBatchReply>>();
+  call->request.set_tenant(tenant);
   call->request.mutable_account_ids()->Add(account_ids.begin(), account_ids.end());
   call->request.set_max_age_ms(max_age.count());
   start(call, [](auto* api, auto... args) { api->GetRelationsBatch(args...); },
@@ -168,7 +177,7 @@ void AuthClient::relations_batch(std::vector<int64_t> account_ids, std::chrono::
           if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
             log::info("the auth service has no batched relations lookup; asking per viewer");
             relations_batch_supported_.store(false, std::memory_order_relaxed);
-            return relations_batch({asked.begin(), asked.end()}, max_age, done);
+            return relations_batch(call->request.tenant(), {asked.begin(), asked.end()}, max_age, done);
           }
           std::vector<RelationsResult> results;
           results.reserve(asked.size());
@@ -187,9 +196,10 @@ void AuthClient::relations_batch(std::vector<int64_t> account_ids, std::chrono::
         });
 }
 
-void AuthClient::filters(int64_t account_id, bool fresh,
+void AuthClient::filters(const std::string& tenant, int64_t account_id, bool fresh,
                          std::function<void(LookupStatus, std::shared_ptr<const v1::FiltersReply>)> done) {
   auto call = std::make_shared<Call<v1::FiltersRequest, v1::FiltersReply>>();
+  call->request.set_tenant(tenant);
   call->request.set_account_id(account_id);
   call->request.set_fresh(fresh);
   start(call, [](auto* api, auto... args) { api->GetFilters(args...); },

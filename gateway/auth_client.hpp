@@ -23,6 +23,10 @@ namespace sluice::gateway {
 
 // What a token grants, fixed for the life of a connection (docs/protocol.md#what-a-token-grants).
 struct AuthInfo {
+  // The instance the token belongs to (docs/hosting.md#tenants): its tenants-file name,
+  // empty for the environment's one instance. Every later lookup for the connection,
+  // its channels and its viewer data are that instance's.
+  std::string tenant;
   int64_t access_token_id = 0;
   int64_t account_id = 0;
   int64_t permissions = 0;
@@ -71,20 +75,22 @@ class AuthClient {
   void stop();
   size_t calls_in_flight() const;
 
+  // Every lookup names its instance (`tenant`, AuthInfo::tenant): empty for the
+  // environment's one instance.
   // `fresh` bypasses the auth service's cache (after a kill, see RecentKills).
-  void lookup_token(const std::string& token, std::function<void(TokenResult)> done, bool fresh = false);
+  void lookup_token(const std::string& tenant, const std::string& token, std::function<void(TokenResult)> done, bool fresh = false);
   // status ok + owned, not_found (not owned), or error.
-  void check_list(const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done);
-  void feed_access(FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done);
+  void check_list(const std::string& tenant, const std::string& list_id, int64_t account_id, std::function<void(LookupStatus)> done);
+  void feed_access(const std::string& tenant, FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done);
   // docs/protocol.md#relations and docs/protocol.md#keyword-filters: viewers' relations and keyword filters.
   // Relations at most `max_age` old (SLUICE_RELATIONS_MAX_STALENESS_MS, which the gateway owns),
   // several viewers in one GetRelationsBatch call (at most kMaxRelationsBatch);
   // against an auth service without it (UNIMPLEMENTED: an older auth tier during a rolling
   // upgrade) one GetRelations per viewer, from then on. `done` runs once, with one result
   // per account in the order asked, on a gRPC thread.
-  void relations_batch(std::vector<int64_t> account_ids, std::chrono::milliseconds max_age,
+  void relations_batch(const std::string& tenant, std::vector<int64_t> account_ids, std::chrono::milliseconds max_age,
                        std::function<void(std::vector<RelationsResult>)> done);
-  void filters(int64_t account_id, bool fresh,
+  void filters(const std::string& tenant, int64_t account_id, bool fresh,
                std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::FiltersReply>)> done);
 
  private:
@@ -95,7 +101,7 @@ class AuthClient {
   template <typename Request, typename Reply, typename Rpc, typename OnDone>
   void start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDone on_done);
   // One viewer's relations (GetRelations): relations_batch's way to an older auth tier.
-  void relations(int64_t account_id, std::chrono::milliseconds max_age,
+  void relations(const std::string& tenant, int64_t account_id, std::chrono::milliseconds max_age,
                  std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
 
   std::unique_ptr<sluice::v1::Auth::Stub> stub_;

@@ -88,7 +88,7 @@ void FanOut::deliver_decided(Client& client, const std::string& echo_json, const
                                   evaluated = filters.evaluate(event.source->status().filter_text(), unix_ms_now());
                                   return evaluated;
                                 });
-  if (send_status(client, echo_json, decision, frames)) context_.metrics.sent(client.kind()).inc();
+  if (send_status(client, echo_json, decision, frames)) context_.metrics.count_sent(client.kind(), client.auth().tenant, 1);
 }
 
 void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
@@ -120,9 +120,10 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
       continue;
     }
     if (!passes_feed_and_language(subscription, event)) continue;
-    const auto* viewer = viewers_.ready(client.auth().account_id, now);
+    const ViewerId viewer_id = ViewerId::of(client.auth());
+    const auto* viewer = viewers_.ready(viewer_id, now);
     if (!viewer) {
-      viewers_.defer(client.auth().account_id, client.shared_from_this(), subscription.plan.echo_json, shared_event,
+      viewers_.defer(viewer_id, client.shared_from_this(), subscription.plan.echo_json, shared_event,
                      now);
       continue;
     }
@@ -131,8 +132,9 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
     if (!send_status(client, subscription.plan.echo_json, decision, frames)) continue;
     ++sent[static_cast<int>(client.kind())];
   }
-  if (sent[0]) context_.metrics.sent(ClientKind::eventsource).inc(sent[0]);
-  if (sent[1]) context_.metrics.sent(ClientKind::websocket).inc(sent[1]);
+  // A channel key names one instance: every listener here is of the event's.
+  if (sent[0]) context_.metrics.count_sent(ClientKind::eventsource, event.source->tenant(), sent[0]);
+  if (sent[1]) context_.metrics.count_sent(ClientKind::websocket, event.source->tenant(), sent[1]);
 }
 
 // docs/protocol.md#system-channels: kill closes, filters_changed clears filter caches, the rest is ignored.
@@ -142,12 +144,15 @@ void FanOut::deliver_system(const GatewayEvent& event) {
   if (!kill && name != "filters_changed") return;
   if (!event.source->system_id_valid()) return;
   const bool by_token = event.source->system_channel() == sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN;
-  const auto clients = by_token ? clients_.with_access_token(event.source->system_id())
-                                : clients_.of_account(event.source->system_id());
+  auto clients = by_token ? clients_.with_access_token(event.source->system_id())
+                          : clients_.of_account(event.source->system_id());
+  // Ids repeat across instances: a system event concerns its own instance's clients only
+  // (docs/hosting.md#tenants).
+  std::erase_if(clients, [&](const Client* client) { return client->auth().tenant != event.source->tenant(); });
   if (!kill) {
     // Filter caches are kept per account on this worker: one refresh serves every
     // connection of the account (a token channel names one account too).
-    if (!clients.empty()) viewers_.filters_changed(clients.front()->auth().account_id);
+    if (!clients.empty()) viewers_.filters_changed(ViewerId::of(clients.front()->auth()));
     return;
   }
   for (Client* client : clients) client->end_gracefully();

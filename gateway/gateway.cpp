@@ -74,10 +74,11 @@ size_t Gateway::client_count() const {
 
 int Gateway::port() const { return listener_ ? listener_->port() : 0; }
 
-void GatewayContext::authenticate(const std::string& token, std::function<void(TokenResult)> done) {
-  auth.lookup_token(token, [this, token, done = std::move(done)](TokenResult result) mutable {
+void GatewayContext::authenticate(const std::string& tenant, const std::string& token,
+                                  std::function<void(TokenResult)> done) {
+  auth.lookup_token(tenant, token, [this, tenant, token, done = std::move(done)](TokenResult result) mutable {
     if (result.status == LookupStatus::ok && recent_kills.affects(*result.info, result.age)) {
-      return auth.lookup_token(token, std::move(done), /*fresh=*/true);
+      return auth.lookup_token(tenant, token, std::move(done), /*fresh=*/true);
     }
     done(std::move(result));
   });

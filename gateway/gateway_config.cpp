@@ -3,7 +3,6 @@
 #include <thread>
 
 #include "common/config_error.hpp"
-#include "common/tenants_file.hpp"
 #include "gateway/connection_limits.hpp"
 
 namespace sluice::gateway {
@@ -35,7 +34,6 @@ int positive_seconds(const Env& env, const char* name, int fallback) {
 }  // namespace
 
 GatewayConfig GatewayConfig::from_env(const Env& env) {
-  refuse_tenants_file_until_routed(env, "gateway");
   GatewayConfig config;
   config.socket_path = env.get_or("SOCKET", "");
   int64_t port = env.integer("PORT", 4000);

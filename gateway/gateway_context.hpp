@@ -9,6 +9,7 @@
 #include "gateway/gateway_config.hpp"
 #include "gateway/gateway_metrics.hpp"
 #include "gateway/recent_kills.hpp"
+#include "gateway/tenant_router.hpp"
 
 namespace sluice::gateway {
 
@@ -32,10 +33,12 @@ class GatewayContext {
   ChannelWorkers channel_workers;
   ConnectionLimits connection_limits;
   AuthFailureLimiter auth_failures;
+  // docs/hosting.md#routing: which instance a request's Host names.
+  TenantRouter tenants;
 
   // A token lookup that asks again, bypassing the auth cache, when the answer
   // names a token or account killed recently. `done` runs on a gRPC thread.
-  void authenticate(const std::string& token, std::function<void(TokenResult)> done);
+  void authenticate(const std::string& tenant, const std::string& token, std::function<void(TokenResult)> done);
 };
 
 }  // namespace sluice::gateway

@@ -62,8 +62,39 @@ GatewayMetrics::GatewayMetrics() {
                                     "Requests and WebSocket messages refused by an admission limit",
                                     {{"limit", refusal_label(static_cast<Refusal>(i))}});
   }
+  unknown_hosts = &registry.counter("sluice_unknown_host_requests_total",
+                                    "Stream requests refused because no tenant serves their Host (docs/hosting.md#routing)");
   open_connections = &registry.gauge("sluice_open_connections",
                                      "Client connections the gateway holds, streaming or not (SLUICE_MAX_CONNECTIONS)");
+}
+
+TenantMetrics* GatewayMetrics::tenant(const std::string& tenant) {
+  if (tenant.empty()) return nullptr;
+  std::lock_guard lock(tenants_mutex_);
+  auto& slot = tenants_[tenant];
+  if (slot) return slot.get();
+  slot = std::make_unique<TenantMetrics>();
+  auto& registry = metrics::Registry::global();
+  for (auto kind : {ClientKind::websocket, ClientKind::eventsource}) {
+    int i = static_cast<int>(kind);
+    slot->connected_clients[i] = &registry.gauge("sluice_tenant_connected_clients",
+                                                 "Clients connected to the streaming server, per instance of the tenants file",
+                                                 {{"tenant", tenant}, {"type", kind_label(kind)}});
+    slot->messages_sent[i] = &registry.counter("sluice_tenant_messages_sent_total",
+                                               "Messages sent to clients, per instance of the tenants file and connection type",
+                                               {{"tenant", tenant}, {"type", kind_label(kind)}});
+  }
+  return slot.get();
+}
+
+void GatewayMetrics::count_client(ClientKind kind, const std::string& tenant_name, int delta) {
+  clients(kind).add(delta);
+  if (auto* series = tenant(tenant_name)) series->clients(kind).add(delta);
+}
+
+void GatewayMetrics::count_sent(ClientKind kind, const std::string& tenant_name, uint64_t messages) {
+  sent(kind).inc(messages);
+  if (auto* series = tenant(tenant_name)) series->sent(kind).inc(messages);
 }
 
 metrics::Gauge& GatewayMetrics::channels(ClientKind kind, const std::string& stream_name) {

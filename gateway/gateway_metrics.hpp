@@ -1,6 +1,8 @@
 #pragma once
 // The reference's client metrics (docs/protocol.md#metrics), primed at start, plus Sluice's own.
 #include <array>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -23,8 +25,25 @@ enum class Refusal : uint8_t {
 };
 const char* refusal_label(Refusal refusal);
 
+// docs/hosting.md#observability: one instance's clients and messages, beside the
+// reference's totals (which still count every instance). Series exist for tenants of
+// the tenants file only, so their number is bounded by the file.
+struct TenantMetrics {
+  std::array<metrics::Gauge*, 2> connected_clients{};
+  std::array<metrics::Counter*, 2> messages_sent{};
+  metrics::Gauge& clients(ClientKind kind) { return *connected_clients[static_cast<int>(kind)]; }
+  metrics::Counter& sent(ClientKind kind) { return *messages_sent[static_cast<int>(kind)]; }
+};
+
 struct GatewayMetrics {
   GatewayMetrics();
+
+  // The series of `tenant`; nullptr for the environment's one instance ("").
+  TenantMetrics* tenant(const std::string& tenant);
+  // A client of `tenant` connected (+1) or went away (-1): the reference's gauge and the tenant's.
+  void count_client(ClientKind kind, const std::string& tenant, int delta);
+  // Messages of `tenant` sent to clients of `kind`.
+  void count_sent(ClientKind kind, const std::string& tenant, uint64_t messages);
 
   metrics::Gauge& clients(ClientKind kind) { return *connected_clients[static_cast<int>(kind)]; }
   metrics::Gauge& channels(ClientKind kind, const std::string& stream_name);
@@ -42,6 +61,11 @@ struct GatewayMetrics {
   std::array<metrics::Counter*, static_cast<size_t>(Refusal::count_)> refusals{};
   metrics::Counter& refused(Refusal refusal) { return *refusals[static_cast<size_t>(refusal)]; }
   metrics::Gauge* open_connections = nullptr;
+  metrics::Counter* unknown_hosts = nullptr;
+
+ private:
+  std::mutex tenants_mutex_;
+  std::unordered_map<std::string, std::unique_ptr<TenantMetrics>> tenants_;
 };
 
 }  // namespace sluice::gateway

@@ -205,6 +205,7 @@ void HttpSession::begin_record(std::string_view method, std::string_view target)
   record_.request_id = make_request_id();
   record_.method = std::string(method);
   record_.target = redact_target(target);
+  record_.tenant.clear();
   record_.started = std::chrono::steady_clock::now();
   std::string_view forwarded;
   if (request_.count("X-Forwarded-For")) forwarded = sv(request_["X-Forwarded-For"]);
@@ -248,6 +249,7 @@ void HttpSession::route() {
                      keep_alive);
     }
   }
+  if (!pick_tenant(/*websocket=*/false)) return;
   // docs/protocol.md#stream-authentication-middleware: the path must name a stream, for every method and path.
   Params query = parse_query(query_text);
   auto stream_name = stream_name_for_path(path, query);
@@ -262,7 +264,7 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
   arm_handshake_deadline(/*websocket=*/false);
   auto self = shared_from_this();
   auto& io = worker_.io();
-  worker_.context().authenticate(*token, [self, &io, stream_name, query](TokenResult result) {
+  worker_.context().authenticate(record_.tenant, *token, [self, &io, stream_name, query](TokenResult result) {
     asio::post(io, [self, stream_name, query, result = std::move(result)] {
       self->note_lookup(result);
       if (!self->awaiting_answer()) return;
@@ -307,6 +309,7 @@ void HttpSession::open_event_stream(std::shared_ptr<const AuthInfo> auth, Admitt
 }
 
 void HttpSession::handle_upgrade() {
+  if (!pick_tenant(/*websocket=*/true)) return;
   auto [path, query_text] = split_target(sv(request_.target()));
   Params query = parse_query(query_text);
   auto token = token_from_request(request_, query);
@@ -315,7 +318,7 @@ void HttpSession::handle_upgrade() {
   arm_handshake_deadline(/*websocket=*/true);
   auto self = shared_from_this();
   auto& io = worker_.io();
-  worker_.context().authenticate(*token, [self, &io, query](TokenResult result) {
+  worker_.context().authenticate(record_.tenant, *token, [self, &io, query](TokenResult result) {
     asio::post(io, [self, query, result = std::move(result)] {
       self->note_lookup(result);
       if (!self->awaiting_answer()) return;
@@ -342,6 +345,25 @@ void HttpSession::handle_upgrade() {
       session->start(std::move(handshake), query, early);
     });
   });
+}
+
+bool HttpSession::pick_tenant(bool websocket) {
+  auto& context = worker_.context();
+  std::optional<std::string_view> host;
+  if (request_.count(http::field::host)) host = sv(request_[http::field::host]);
+  if (auto tenant = context.tenants.tenant_for(host)) {
+    record_.tenant = std::move(*tenant);
+    return true;
+  }
+  // docs/hosting.md#routing: no instance here, before any token is looked up.
+  context.metrics.unknown_hosts->inc();
+  constexpr std::string_view kMessage = "No Mastodon instance is served at this host";
+  if (websocket) {
+    write_raw_and_close(websocket_rejection(404, kMessage, record_.request_id));
+  } else {
+    respond_error(404, kMessage);
+  }
+  return false;
 }
 
 void HttpSession::respond_error(int status, std::string_view message) { respond_error(StreamError{status, std::string(message)}); }

@@ -66,6 +66,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // replies after a handshake timeout do nothing.
   bool awaiting_answer() const { return !answered_; }
   void respond(std::string bytes, bool keep_alive);
+  // docs/hosting.md#routing: the instance the request is for, into record_.tenant; false
+  // (after a 404 to the client) when no tenant serves its Host.
+  bool pick_tenant(bool websocket);
   void respond_error(int status, std::string_view message);
   void respond_error(const StreamError& error);
   void write_raw_and_close(std::string bytes);

@@ -1,9 +1,13 @@
 // sluice-gateway: the client-facing tier, talking to sluice-broker and sluice-auth.
+#include <functional>
+#include <memory>
+
 #include "common/admin_http.hpp"
 #include "common/env.hpp"
 #include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 #include "common/service_main.hpp"
+#include "common/tenants_file.hpp"
 #include "common/signals.hpp"
 #include "gateway/gateway.hpp"
 
@@ -13,15 +17,26 @@ int run(const sluice::Env& env) {
   using namespace sluice;
   auto config = gateway::GatewayConfig::from_env(env);
   auto tls = InternalTls::from_env(env);
+  // docs/hosting.md#routing: several instances by Host, or the environment's one.
+  std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
   auto auth_channel = sluice::auth_channel(config.auth_address, tls);
   std::string admin_listen = config.admin_listen;
   gateway::Gateway gateway(std::move(config), [tls](const BrokerTarget& broker) { return broker_channel(broker, tls); },
                            auth_channel);
+  if (tenants_file) {
+    gateway.update_tenants(tenants_file->current());
+    tenants_file->watch([&gateway](std::shared_ptr<const Tenants> tenants) { gateway.update_tenants(std::move(tenants)); });
+  }
+  StopWatchingOnExit stop_watching{tenants_file.get()};
   gateway.start();
   AdminHttpServer admin(admin_listen, [&gateway] { return gateway.ready(); });
   admin.start();
-  int sig = wait_for_termination_signal();
+  // SIGHUP reads the tenants file again; without one it stops the process as before.
+  std::function<void()> reload;
+  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
+  int sig = wait_for_termination_signal(reload);
   log::info("shutting down", {{"signal", sig}});
+  if (tenants_file) tenants_file->stop();
   // The drain first, while the admin port still answers: /readyz says 503 and
   // /metrics shows the drain until the last client has gone (docs/drain.md).
   gateway.stop();

@@ -8,8 +8,8 @@ void RecentKills::record(const sluice::v1::ChannelEvent& event) {
   std::lock_guard lock(mutex_);
   forget_old(now);
   switch (event.system_channel()) {
-    case sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN: tokens_[event.system_id()] = now; break;
-    case sluice::v1::SYSTEM_CHANNEL_ACCOUNT: accounts_[event.system_id()] = now; break;
+    case sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN: tokens_[{event.tenant(), event.system_id()}] = now; break;
+    case sluice::v1::SYSTEM_CHANNEL_ACCOUNT: accounts_[{event.tenant(), event.system_id()}] = now; break;
     default: break;
   }
 }
@@ -21,8 +21,8 @@ bool RecentKills::affects(const AuthInfo& auth, std::chrono::milliseconds answer
   auto now = now_();
   forget_old(now);
   auto produced = now - answer_age - kSlack;
-  auto killed_since = [&](const std::unordered_map<int64_t, Clock::time_point>& index, int64_t id) {
-    auto it = index.find(id);
+  auto killed_since = [&](const Index& index, int64_t id) {
+    auto it = index.find({auth.tenant, id});
     return it != index.end() && it->second >= produced;
   };
   return killed_since(tokens_, auth.access_token_id) || killed_since(accounts_, auth.account_id);

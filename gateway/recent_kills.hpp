@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <unordered_map>
+#include <map>
+#include <string>
+#include <utility>
 
 #include "gateway/auth_client.hpp"
 #include "gateway/clock.hpp"
@@ -36,8 +38,11 @@ class RecentKills {
   std::chrono::milliseconds retention_ = kMinimumRetention;
   NowFunction now_;
   std::mutex mutex_;
-  std::unordered_map<int64_t, Clock::time_point> tokens_;
-  std::unordered_map<int64_t, Clock::time_point> accounts_;
+  // Keyed by instance and id: a kill names a token or account of its own instance only
+  // (docs/hosting.md#tenants), and ids repeat across instances.
+  using Index = std::map<std::pair<std::string, int64_t>, Clock::time_point>;
+  Index tokens_;
+  Index accounts_;
 };
 
 }  // namespace sluice::gateway

@@ -34,7 +34,9 @@ enum class FeedKind { none, live, topic };
 // What a subscription to one stream needs.
 struct StreamPlan {
   std::string name;                  // stream name, also the connected_channels label
-  std::vector<std::string> channels;  // Redis channels without namespace, in order
+  // Redis channels without namespace, in order; once admitted, the channel keys
+  // (common/channel_key.hpp) of the token's instance.
+  std::vector<std::string> channels;
   std::string echo_json;             // the WebSocket `stream` field, e.g. ["hashtag","Café"]
   bool filtered = false;             // docs/protocol.md#filtered-streams
   FeedKind feed_kind = FeedKind::none;

@@ -27,6 +27,20 @@ namespace sluice::gateway {
 class Client;
 class GatewayContext;
 
+// A viewer: an account of one instance (docs/hosting.md#tenants). Account ids repeat
+// across instances, so the instance is part of the key and of every lookup.
+struct ViewerId {
+  std::string tenant;
+  int64_t account = 0;
+  static ViewerId of(const AuthInfo& auth) { return {auth.tenant, auth.account_id}; }
+  bool operator==(const ViewerId&) const = default;
+};
+struct ViewerIdHash {
+  size_t operator()(const ViewerId& id) const {
+    return std::hash<int64_t>()(id.account) ^ (std::hash<std::string>()(id.tenant) * 0x9e3779b97f4a7c15ULL);
+  }
+};
+
 class ViewerCache {
  public:
   using Clock = std::chrono::steady_clock;
@@ -43,10 +57,10 @@ class ViewerCache {
               DeliverDecided deliver_decided);
 
   // A filtered subscription of `account` appeared / went away on this worker.
-  void retain(int64_t account);
-  void release(int64_t account);
+  void retain(const ViewerId& id);
+  void release(const ViewerId& id);
   // docs/protocol.md#system-channels: the account's filters are fetched again before its next status.
-  void filters_changed(int64_t account);
+  void filters_changed(const ViewerId& id);
 
   struct Viewer {
     std::shared_ptr<const Relations> relations;
@@ -67,27 +81,27 @@ class ViewerCache {
 
   // The viewer when everything a status arriving now needs is in memory and no
   // earlier status of this viewer is still waiting; nullptr otherwise.
-  const Viewer* ready(int64_t account, Clock::time_point now);
+  const Viewer* ready(const ViewerId& id, Clock::time_point now);
   // Queues a status for `client` until the viewer's data is fresh enough.
-  void defer(int64_t account, std::shared_ptr<Client> client, const std::string& echo_json,
+  void defer(const ViewerId& id, std::shared_ptr<Client> client, const std::string& echo_json,
              std::shared_ptr<const GatewayEvent> event, Clock::time_point now);
 
 
  private:
   bool relations_fresh(const Viewer& viewer, Clock::time_point arrived) const;
   // Marks the viewer loading and queues it for the next batch.
-  void load_relations(int64_t account);
+  void load_relations(const ViewerId& id);
   void send_relations_queue();
-  void relations_arrived(const RelationsResult& result, Clock::time_point started);
-  void load_filters(int64_t account, bool fresh);
-  void drain(int64_t account);
+  void relations_arrived(const std::string& tenant, const RelationsResult& result, Clock::time_point started);
+  void load_filters(const ViewerId& id, bool fresh);
+  void drain(const ViewerId& id);
 
   GatewayContext& context_;
   boost::asio::io_context& io_;
   DeliverDecided deliver_decided_;
   std::chrono::milliseconds max_staleness_;
-  std::unordered_map<int64_t, Viewer> viewers_;
-  std::vector<int64_t> relations_queue_;  // viewers whose relations go out in the next batch
+  std::unordered_map<ViewerId, Viewer, ViewerIdHash> viewers_;
+  std::vector<ViewerId> relations_queue_;  // viewers whose relations go out in the next batches
 };
 
 }  // namespace sluice::gateway

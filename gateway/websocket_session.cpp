@@ -67,7 +67,7 @@ void WebSocketSession::on_bytes(const char* data, size_t size) {
         break;
       case WebSocketEvent::Kind::protocol_error:
         worker_.context().metrics.websocket_protocol_errors->inc();
-        log::debug("websocket protocol error", {{"reason", event.data}});
+        log::debug("websocket protocol error", log::for_tenant(auth().tenant, {{"reason", event.data}}));
         set_end_reason("protocol error");
         close_with(event.code, {});
         break;
@@ -113,12 +113,12 @@ void WebSocketSession::handle_message(std::string_view text) {
   }
   // nlohmann's DOM is recursive: refuse absurd nesting before parsing.
   if (json_nesting_exceeds(text, 256)) {
-    log::debug("websocket message nested too deeply; ignored");
+    log::debug("websocket message nested too deeply; ignored", log::for_tenant(auth().tenant));
     return;
   }
   auto message = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (message.is_discarded()) {
-    log::debug("websocket message is not JSON; ignored");  // docs/protocol.md#client-messages: logged, no reply
+    log::debug("websocket message is not JSON; ignored", log::for_tenant(auth().tenant));  // docs/protocol.md#client-messages: logged, no reply
     return;
   }
   if (!message.is_object()) return;  // falsy values and non-objects carry no fields
@@ -138,7 +138,7 @@ constexpr size_t kMaxWaitingRequests = 1000;
 void WebSocketSession::submit(Request request) {
   if (!request_running_) return run(std::move(request));
   if (waiting_requests_.size() >= kMaxWaitingRequests) {
-    log::debug("websocket subscription requests piling up; one dropped");
+    log::debug("websocket subscription requests piling up; one dropped", log::for_tenant(auth().tenant));
     return;
   }
   waiting_requests_.push_back(std::move(request));

@@ -106,7 +106,7 @@ void Worker::add_client(std::shared_ptr<Client> client) {
   } else {
     heartbeats_.add_pinged(c);
   }
-  context_.metrics.clients(c.kind()).inc();
+  context_.metrics.count_client(c.kind(), c.auth().tenant, 1);
   // docs/protocol.md#metrics: each connection counts two system channels.
   context_.metrics.channels(c.kind(), "system").add(2);
   // A request admitted while the gateway drains (its lookup was in flight): it goes
@@ -126,7 +126,7 @@ void Worker::remove_client(Client& c) {
   }
   auto taken = clients_.remove(c);
   if (!taken) return;
-  context_.metrics.clients(c.kind()).dec();
+  context_.metrics.count_client(c.kind(), c.auth().tenant, -1);
   context_.metrics.channels(c.kind(), "system").add(-2);
   // This may hold the last reference to the client, which is inside one of its own
   // handlers now: it goes once that has returned.
@@ -135,13 +135,13 @@ void Worker::remove_client(Client& c) {
 
 void Worker::attach(Subscription& subscription) {
   channels_.attach(subscription);
-  if (subscription.plan.filtered) viewers_.retain(subscription.client->auth().account_id);
+  if (subscription.plan.filtered) viewers_.retain(ViewerId::of(subscription.client->auth()));
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).inc();
 }
 
 void Worker::detach(Subscription& subscription) {
   channels_.detach(subscription);
-  if (subscription.plan.filtered) viewers_.release(subscription.client->auth().account_id);
+  if (subscription.plan.filtered) viewers_.release(ViewerId::of(subscription.client->auth()));
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).dec();
 }
 

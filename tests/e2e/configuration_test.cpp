@@ -66,13 +66,13 @@ TEST(Configuration, BadSettingsStopEveryBinaryWithOneClearLine) {
       {"sluice-gateway",
        {{"SLUICE_CLIENT_QUEUE_BYTES", "-1"}},
        "sluice-gateway: Invalid SLUICE_CLIENT_QUEUE_BYTES environment variable"},
-      // docs/hosting.md#status: the gateway does not serve several instances yet.
+      // docs/hosting.md#tenants: every tier stops on a tenants file it cannot use.
       {"sluice",
-       {{"SLUICE_TENANTS_FILE", "/etc/hostname"}},
-       "sluice: SLUICE_TENANTS_FILE is set, but the gateway does not serve several instances yet"},
+       {{"SLUICE_TENANTS_FILE", "/nonexistent/tenants.json"}},
+       "sluice: SLUICE_TENANTS_FILE /nonexistent/tenants.json cannot be read"},
       {"sluice-gateway",
-       {{"SLUICE_TENANTS_FILE", "/etc/hostname"}},
-       "sluice-gateway: SLUICE_TENANTS_FILE is set, but the gateway does not serve several instances yet"},
+       {{"SLUICE_TENANTS_FILE", "/nonexistent/tenants.json"}},
+       "sluice-gateway: SLUICE_TENANTS_FILE /nonexistent/tenants.json cannot be read"},
       {"sluice-broker",
        {{"SLUICE_TENANTS_FILE", "/nonexistent/tenants.json"}},
        "sluice-broker: SLUICE_TENANTS_FILE /nonexistent/tenants.json cannot be read"},

@@ -84,7 +84,7 @@ class Harness {
 
   std::vector<RelationsResult> batch(std::vector<int64_t> accounts) {
     std::promise<std::vector<RelationsResult>> answered;
-    client->relations_batch(std::move(accounts), 2500ms,
+    client->relations_batch("", std::move(accounts), 2500ms,
                             [&](std::vector<RelationsResult> results) { answered.set_value(std::move(results)); });
     auto future = answered.get_future();
     EXPECT_EQ(future.wait_for(20s), std::future_status::ready);

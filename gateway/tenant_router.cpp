@@ -1,0 +1,28 @@
+#include "gateway/tenant_router.hpp"
+
+namespace sluice::gateway {
+
+void TenantRouter::update(std::shared_ptr<const Tenants> tenants) {
+  std::lock_guard lock(mutex_);
+  tenants_ = std::move(tenants);
+}
+
+bool TenantRouter::has_tenants() const {
+  std::lock_guard lock(mutex_);
+  return tenants_ != nullptr;
+}
+
+std::optional<std::string> TenantRouter::tenant_for(std::optional<std::string_view> host_header) const {
+  std::shared_ptr<const Tenants> tenants;
+  {
+    std::lock_guard lock(mutex_);
+    tenants = tenants_;
+  }
+  if (!tenants) return std::string();
+  if (!host_header) return std::nullopt;
+  const Tenant* tenant = tenants->for_host(*host_header);
+  if (!tenant) return std::nullopt;
+  return tenant->name;
+}
+
+}  // namespace sluice::gateway
