@@ -72,12 +72,20 @@ bool read_head(Connection& connection, HttpResponse& response) {
   return true;
 }
 
+// "Host: 127.0.0.1" unless `headers` name a Host of their own (a tenant's,
+// docs/hosting.md#routing), then the other headers.
+std::string request_headers(const std::map<std::string, std::string>& headers) {
+  auto host = headers.find("Host");
+  std::string out = "Host: " + (host == headers.end() ? std::string("127.0.0.1") : host->second) + "\r\n";
+  for (const auto& [k, v] : headers) {
+    if (k != "Host") out += k + ": " + v + "\r\n";
+  }
+  return out;
+}
+
 std::string get_request(const std::string& target, const std::string& fixed_headers,
                         const std::map<std::string, std::string>& headers) {
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + fixed_headers;
-  for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
-  request += "\r\n";
-  return request;
+  return "GET " + target + " HTTP/1.1\r\n" + fixed_headers + request_headers(headers) + "\r\n";
 }
 
 }  // namespace
@@ -217,9 +225,8 @@ HttpResponse read_response(Connection& connection, const std::string& method, st
 HttpResponse http_request(int port, const std::string& method, const std::string& target,
                           const std::map<std::string, std::string>& headers, std::chrono::milliseconds timeout) {
   Connection connection("127.0.0.1", port);
-  std::string request = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-  for (const auto& [k, v] : headers) request += k + ": " + v + "\r\n";
-  request += "\r\n";
+  std::string request =
+      method + " " + target + " HTTP/1.1\r\nConnection: close\r\n" + request_headers(headers) + "\r\n";
   connection.send(request);
   return read_response(connection, method, timeout);
 }
