@@ -505,7 +505,8 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
       }
     }
   }
-  ASSERT_TRUE(eventually(
+  // On a timeout the comparison below says which streams lack what.
+  EXPECT_TRUE(eventually(
       [&] { return all_arrived([&](size_t c, const Stream& s) { return expected[c][s.echo].size(); }); }, 60s))
       << "streams did not receive every expected event and marker within 60 s";
 
