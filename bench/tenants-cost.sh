@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# What instances cost the shared auth and broker tiers (docs/hosting.md#cost): runs
-# sluice-auth and sluice-broker (Release, from BUILD_DIR) with a tenants file of N
-# instances and drives them with sluice-tenants-load (CLIENTS idle clients per instance:
-# one token lookup and a `user` stream's two channels each), then reports each tier's
-# resident memory, the Redis connections per Redis server and PostgreSQL's connections.
-# The same with 1 instance gives the base; the difference over N-1 is the cost of one.
+# What instances cost a Sluice fleet (docs/hosting.md#cost): runs sluice-auth,
+# sluice-broker and sluice-gateway (Release, from BUILD_DIR) with a tenants file of N
+# instances, opens CLIENTS idle SSE `user` streams per instance on the gateway (each
+# with its instance's Host and one of CLIENTS tokens: bench/tenants/hold_streams.py),
+# proves every stream live in its own instance with one `update` published on each
+# client's channel, and reports each tier's resident memory, the Redis connections per
+# Redis server and PostgreSQL's connections. The same with 1 instance gives the base;
+# the difference over N-1 is the cost of one instance with its clients.
 #
 #   bench/tenants-cost.sh [--build-dir DIR] [--tenants N] [--clients N] [--redis-servers N]
 #
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-for binary in sluice-auth sluice-broker sluice-tenants-load; do
+for binary in sluice-auth sluice-broker sluice-gateway; do
   [ -x "$build_dir/bin/$binary" ] || { echo "build $binary in $build_dir first" >&2; exit 2; }
 done
 [ "$redis_servers" -ge 1 ] && [ "$tenants" -ge "$redis_servers" ] || { echo "need tenants >= redis-servers >= 1" >&2; exit 2; }
@@ -88,9 +90,10 @@ for i in range(count):
     tenants[name] = {"hosts": [name + ".example"], "env": env}
 print(json.dumps({"tenants": tenants}))
 PY
-  local auth_port broker_port
+  local auth_port broker_port gateway_port
   auth_port="$(free_port)"
   broker_port="$(free_port)"
+  gateway_port="$(free_port)"
   SLUICE_TENANTS_FILE="$file" SLUICE_AUTH_LISTEN="127.0.0.1:$auth_port" SLUICE_AUTH_ADMIN_LISTEN="" \
     LOG_LEVEL=warn "$build_dir/bin/sluice-auth" >"$scratch/auth-$count.log" 2>&1 &
   local auth_pid=$!
@@ -101,28 +104,35 @@ PY
   pids+=("$broker_pid")
   wait_for_port "$auth_port" sluice-auth
   wait_for_port "$broker_port" sluice-broker
-  local auth_idle broker_idle
+  # Every client comes from 127.0.0.1: the per-address cap is off.
+  SLUICE_TENANTS_FILE="$file" SLUICE_AUTH_ADDR="127.0.0.1:$auth_port" SLUICE_BROKER_ADDR="127.0.0.1:$broker_port" \
+    PORT="$gateway_port" BIND=127.0.0.1 SLUICE_GATEWAY_ADMIN_LISTEN="" SLUICE_MAX_CONNECTIONS_PER_IP=0 \
+    LOG_LEVEL=warn "$build_dir/bin/sluice-gateway" >"$scratch/gateway-$count.log" 2>&1 &
+  local gateway_pid=$!
+  pids+=("$gateway_pid")
+  wait_for_port "$gateway_port" sluice-gateway
+  local auth_idle broker_idle gateway_idle
   sleep 1
   auth_idle="$(rss_kib "$auth_pid")"
   broker_idle="$(rss_kib "$broker_pid")"
+  gateway_idle="$(rss_kib "$gateway_pid")"
 
-  # The load holds its channels until its stdin closes (fd 7).
-  local fifo="$scratch/load-$count.in"
+  # The clients hold their streams until their stdin closes (fd 7).
+  local fifo="$scratch/load-$count.in" out="$scratch/load-$count.out"
   mkfifo "$fifo"
-  "$build_dir/bin/sluice-tenants-load" --tenants "$file" --broker "127.0.0.1:$broker_port" \
-    --auth "127.0.0.1:$auth_port" --clients "$clients" --accounts "$accounts" --tokens "$tokens" \
-    <"$fifo" >"$scratch/load-$count.out" 2>"$scratch/load-$count.err" &
+  python3 "$root/bench/tenants/hold_streams.py" --port "$gateway_port" --tenants "$file" --tokens "$tokens" \
+    <"$fifo" >"$out" 2>"$scratch/load-$count.err" &
   local load_pid=$!
   exec 7>"$fifo"
   # PostgreSQL's connections sampled while the lookups run: the most at any time.
   local pg_most=0 pg_sample
   for _ in $(seq 1 1200); do
-    [ -s "$scratch/load-$count.out" ] && break
+    [ -s "$out" ] && break
     pg_sample="$(pg_connections)"
     [ "$pg_sample" -gt "$pg_most" ] && pg_most=$pg_sample
     sleep 0.05
   done
-  [ -s "$scratch/load-$count.out" ] || { cat "$scratch/load-$count.err" >&2; exit 1; }
+  [ -s "$out" ] || { cat "$scratch/load-$count.err" >&2; exit 1; }
   # Settled when the first Redis has every channel of its instances subscribed.
   local own=$(( ${#redis_ports[@]} - 1 < count - 1 ? ${#redis_ports[@]} - 1 : count - 1 ))
   local want=$(( (count - own) * 2 * clients )) subscribed=0
@@ -131,11 +141,35 @@ PY
     [ "$subscribed" -ge "$want" ] && break
     sleep 0.1
   done
-  local auth_busy broker_busy pg_now redis_list="" i
+  local auth_busy broker_busy gateway_busy pg_now redis_list="" i
   auth_busy="$(rss_kib "$auth_pid")"
   broker_busy="$(rss_kib "$broker_pid")"
+  gateway_busy="$(rss_kib "$gateway_pid")"
   pg_now="$(pg_connections)"
   for i in "${!redis_ports[@]}"; do redis_list+="${redis_list:+,}$(redis_clients "${redis_ports[$i]}")"; done
+
+  # One `update` per client channel, in its own instance's Redis and namespace.
+  python3 - "$file" "$accounts" "$scratch/publish-$count" <<'PY'
+import json, sys
+tenants = json.load(open(sys.argv[1]))["tenants"]
+accounts = sys.argv[2].split(",")
+files = {}
+for name, tenant in tenants.items():
+    env = tenant["env"]
+    port = env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+    ns = env.get("REDIS_NAMESPACE", "")
+    out = files.setdefault(port, open("%s.%s" % (sys.argv[3], port), "w"))
+    for account in accounts:
+        channel = (ns + ":" if ns else "") + "timeline:" + account
+        out.write('PUBLISH %s "{\\"event\\":\\"update\\",\\"payload\\":{\\"id\\":\\"1\\"}}"\n' % channel)
+PY
+  local commands
+  for commands in "$scratch/publish-$count".*; do redis-cli -p "${commands##*.}" <"$commands" >/dev/null; done
+  for _ in $(seq 1 1300); do
+    [ "$(wc -l <"$out")" -ge 2 ] && break
+    sleep 0.1
+  done
+
   # The auth tier closes connections idle for SLUICE_AUTH_DB_IDLE_TIMEOUT_MS (10 s).
   local pg_later idle_start=$SECONDS
   for _ in $(seq 1 300); do
@@ -145,11 +179,13 @@ PY
   done
   exec 7>&-
   wait "$load_pid" || true
+  stop_process "$gateway_pid" TERM
   stop_process "$broker_pid" TERM
   stop_process "$auth_pid" TERM
-  printf '{"instances":%s,"clients_per_instance":%s,"load":%s,"auth_rss_kib":{"idle":%s,"loaded":%s},"broker_rss_kib":{"idle":%s,"loaded":%s},"postgres_connections":{"most_during_lookups":%s,"loaded":%s,"after_idle_timeout":%s},"redis_clients_per_server":[%s],"first_redis_channels":{"want":%s,"subscribed":%s},"seconds_until_postgres_idle":%s}\n' \
-    "$count" "$clients" "$(cat "$scratch/load-$count.out")" "$auth_idle" "$auth_busy" "$broker_idle" "$broker_busy" \
-    "$pg_most" "$pg_now" "$pg_later" "$redis_list" "$want" "$subscribed" "$((SECONDS - idle_start))"
+  printf '{"instances":%s,"clients_per_instance":%s,"clients":%s,"verification":%s,"gateway_rss_kib":{"idle":%s,"loaded":%s},"auth_rss_kib":{"idle":%s,"loaded":%s},"broker_rss_kib":{"idle":%s,"loaded":%s},"postgres_connections":{"most_during_lookups":%s,"loaded":%s,"after_idle_timeout":%s},"redis_clients_per_server":[%s],"first_redis_channels":{"want":%s,"subscribed":%s},"seconds_until_postgres_idle":%s}\n' \
+    "$count" "$clients" "$(head -1 "$out")" "$(sed -n 2p "$out")" "$gateway_idle" "$gateway_busy" "$auth_idle" "$auth_busy" \
+    "$broker_idle" "$broker_busy" "$pg_most" "$pg_now" "$pg_later" "$redis_list" "$want" "$subscribed" \
+    "$((SECONDS - idle_start))"
 }
 
 measure 1
