@@ -100,6 +100,13 @@ Tenants Tenants::parse(std::string_view json_text, const Env& base) {
   return out;
 }
 
+const Tenant* Tenants::find(std::string_view name) const {
+  for (const auto& tenant : tenants_) {
+    if (tenant.name == name) return &tenant;
+  }
+  return nullptr;
+}
+
 const Tenant* Tenants::for_host(std::string_view host_header) const {
   auto it = by_host_.find(normalized_host(host_header));
   return it == by_host_.end() ? nullptr : &tenants_[it->second];

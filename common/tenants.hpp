@@ -43,6 +43,8 @@ class Tenants {
   // The tenant serving a request's Host header ("Social.Example:443" finds
   // "social.example"), or nullptr for a host nobody serves.
   const Tenant* for_host(std::string_view host_header) const;
+  // The tenant of that name, or nullptr.
+  const Tenant* find(std::string_view name) const;
 
  private:
   std::vector<Tenant> tenants_;

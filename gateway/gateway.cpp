@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <set>
 #include <thread>
 
 #include "common/log.hpp"
@@ -82,6 +83,22 @@ void GatewayContext::authenticate(const std::string& tenant, const std::string& 
     }
     done(std::move(result));
   });
+}
+
+void Gateway::update_tenants(std::shared_ptr<const Tenants> tenants) {
+  auto removed = std::make_shared<std::set<std::string>>();
+  if (auto previous = context_.tenants.update(tenants)) {
+    for (const auto& tenant : previous->all()) {
+      if (!tenants || !tenants->find(tenant.name)) removed->insert(tenant.name);
+    }
+  }
+  if (removed->empty()) return;
+  log::info("instances removed from the tenants file; their clients are told to go away",
+            {{"tenants", std::vector<std::string>(removed->begin(), removed->end())}});
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    asio::post(w->io(), [w, removed] { w->end_tenants(*removed); });
+  }
 }
 
 void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {

@@ -26,9 +26,10 @@ class Gateway {
 
   // Binds (throws ConfigError when it cannot), starts the workers and the broker stream.
   // docs/hosting.md#routing: serve the instances of a tenants file (any thread; a
-  // reloaded file takes effect for the next request). Without a call, every request is
-  // the environment's one instance.
-  void update_tenants(std::shared_ptr<const Tenants> tenants) { context_.tenants.update(std::move(tenants)); }
+  // reloaded file takes effect for the next request, and the clients of instances it
+  // no longer lists are told to go away). Without a call, every request is the
+  // environment's one instance.
+  void update_tenants(std::shared_ptr<const Tenants> tenants);
   void start();
   // Fails readiness at once, stops accepting, tells every client to go away at a
   // random moment within the configured drain window (SLUICE_DRAIN_SECONDS; SSE ends,

@@ -2,9 +2,10 @@
 
 namespace sluice::gateway {
 
-void TenantRouter::update(std::shared_ptr<const Tenants> tenants) {
+std::shared_ptr<const Tenants> TenantRouter::update(std::shared_ptr<const Tenants> tenants) {
   std::lock_guard lock(mutex_);
-  tenants_ = std::move(tenants);
+  std::swap(tenants_, tenants);
+  return tenants;
 }
 
 bool TenantRouter::has_tenants() const {

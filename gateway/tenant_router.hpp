@@ -16,8 +16,9 @@ namespace sluice::gateway {
 
 class TenantRouter {
  public:
-  // Serve these tenants (a tenants file, or its reloaded version).
-  void update(std::shared_ptr<const Tenants> tenants);
+  // Serve these tenants (a tenants file, or its reloaded version); returns the ones
+  // served until now.
+  std::shared_ptr<const Tenants> update(std::shared_ptr<const Tenants> tenants);
   bool has_tenants() const;
   // "" without a tenants file; the tenant's name when it serves `host_header`;
   // nothing for a Host no tenant serves (or a missing Host, given as nullopt).

@@ -68,6 +68,13 @@ void Worker::drain(std::chrono::milliseconds window, uint64_t seed) {
   drain_due();
 }
 
+void Worker::end_tenants(const std::set<std::string>& removed) {
+  auto clients = clients_.all();  // a copy: going away edits the registry
+  for (auto& client : clients) {
+    if (removed.count(client->auth().tenant)) client->go_away();
+  }
+}
+
 void Worker::drain_due() {
   auto now = context_.now();
   while (drain_next_ < drain_order_.size() && drain_order_[drain_next_].at <= now) {
