@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <algorithm>
 #include <fstream>
 #include <functional>
@@ -147,15 +148,21 @@ Fleet& fleet() {
   return *made;
 }
 
-std::string tenants_json(Fleet& fleet) {
+// The tenants file: instance `t` of the fleet under `names[t]` (by default iso<t>), for
+// every t in `served` (by default all 20).
+std::string tenants_json(Fleet& fleet, std::vector<int> served = {}, std::map<int, std::string> names = {}) {
+  if (served.empty()) {
+    for (int t = 0; t < kTenants; ++t) served.push_back(t);
+  }
   Json tenants = Json::object();
-  for (int t = 0; t < kTenants; ++t) {
+  for (int t : served) {
+    std::string name = names.count(t) ? names[t] : tenant_name(t);
     Json env = {{"REDIS_URL", fleet.redis(t).url()},
                 {"DATABASE_URL", "postgres://postgres@127.0.0.1:" + std::to_string(suite_postgres().port()) + "/" +
                                      fleet.instances[t].database},
                 {"DB_POOL", "2"}};
     if (!redis_namespace(t).empty()) env["REDIS_NAMESPACE"] = redis_namespace(t);
-    tenants[tenant_name(t)] = {{"hosts", {tenant_host(t), "www." + tenant_host(t)}}, {"env", env}};
+    tenants[name] = {{"hosts", {name + ".example", "www." + name + ".example"}}, {"env", env}};
   }
   return Json{{"tenants", tenants}}.dump(2);
 }
@@ -667,6 +674,69 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
     EXPECT_EQ(www.response().status, 200) << "a tenant's second host, in capitals and with a port";
     EXPECT_EQ(counted(), before + 2);
     EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/health", {{"Host", "nobody.example"}}).status, 200);
+  }
+
+  // docs/hosting.md#reloading: a reload that removes iso19 and adds iso20 (iso19's
+  // Redis and database under a new name), without a restart. iso19's clients are told
+  // to go away and its Host is unknown from then on; iso20 is served, its events
+  // reach its clients; iso18 (another instance with a Redis of its own) notices nothing.
+  {
+    std::vector<int> served;
+    for (int t = 0; t < kTenants; ++t) served.push_back(t);
+    {
+      std::ofstream out(tenants_path);
+      out << tenants_json(fleet_, served, {{19, "iso20"}});
+    }
+    cluster.signal_gateway(SIGHUP);
+    if (GetParam() == Deployment::split) {
+      cluster.signal_tier("broker", SIGHUP);
+      cluster.signal_tier("auth", SIGHUP);
+    }
+    for (size_t c = 0; c < client_count; ++c) {
+      if (plans[c].tenant != 19) continue;
+      EXPECT_TRUE(eventually([&] { return ended[c].load(); }, 10s)) << "iso19 client " << c << " still open";
+    }
+    EXPECT_TRUE(eventually(
+        [&] {
+          return http_request(cluster.port(), "GET", "/api/v1/streaming/user",
+                              {{"Host", tenant_host(19)}, {"Authorization", "Bearer " + shared_token(0)}})
+                     .status == 404;
+        },
+        10s))
+        << "iso19's Host still served after the reload";
+
+    // iso20: the same database, so the same tokens; a new stream of it hears its events.
+    SseClient fresh(cluster.port(), "/api/v1/streaming/user",
+                    {{"Host", "iso20.example"}, {"Authorization", "Bearer " + shared_token(0)}});
+    ASSERT_EQ(fresh.response().status, 200) << fresh.response().body << cluster.logs();
+    const std::string channel = "timeline:" + std::to_string(account_id(viewer_of_token(19, 0)));
+    bool heard = false;
+    for (int round = 0; round < 20 && !heard; ++round) {
+      std::string id = std::to_string(20 * 1'000'000 + round);
+      fleet_.redis(19).publish(redis_channel(19, channel), redis_message("update", status_payload(19, id, kMarkerAuthor)));
+      auto event = fresh.next_event(1s);
+      heard = event && label_of(event->event, event->data) == "update " + id;
+    }
+    EXPECT_TRUE(heard) << "iso20's stream never heard its instance's events" << cluster.logs();
+
+    size_t kept = client_count;
+    for (size_t c = 0; c < client_count; ++c) {
+      if (plans[c].tenant == 18 && !plans[c].streams.front().filtered) kept = c;
+    }
+    ASSERT_LT(kept, client_count);
+    const Stream& stream = plans[kept].streams.front();
+    const std::string after_reload = std::to_string(19 * 1'000'000 + 999'998);
+    fleet_.redis(18).publish(redis_channel(18, stream.channels.front()),
+                             redis_message("update", status_payload(18, after_reload, kMarkerAuthor)));
+    EXPECT_TRUE(eventually(
+        [&] {
+          auto got = received_copy(kept);
+          const auto& labels = got[stream.echo];
+          return !labels.empty() && labels.back() == "update " + after_reload;
+        },
+        10s))
+        << "iso18's client missed an event after the reload";
+    EXPECT_FALSE(ended[kept].load()) << "the reload ended iso18's client";
   }
 }
 
