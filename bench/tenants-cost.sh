@@ -148,23 +148,39 @@ PY
   pg_now="$(pg_connections)"
   for i in "${!redis_ports[@]}"; do redis_list+="${redis_list:+,}$(redis_clients "${redis_ports[$i]}")"; done
 
-  # One `update` per client channel, in its own instance's Redis and namespace.
-  python3 - "$file" "$accounts" "$scratch/publish-$count" <<'PY'
-import json, sys
+  # One `update` per client channel, in its own instance's Redis and namespace; the
+  # receivers Redis counted for them go into the result.
+  local published
+  published="$(python3 - "$file" "$accounts" <<'PY'
+import json, socket, sys
 tenants = json.load(open(sys.argv[1]))["tenants"]
 accounts = sys.argv[2].split(",")
-files = {}
+message = json.dumps({"event": "update", "payload": {"id": "1"}})
+def command(*args):
+    out = "*%d\r\n" % len(args)
+    for arg in args:
+        data = arg.encode()
+        out += "$%d\r\n" % len(data) + arg + "\r\n"
+    return out.encode()
+by_port = {}
 for name, tenant in tenants.items():
     env = tenant["env"]
-    port = env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+    port = int(env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
     ns = env.get("REDIS_NAMESPACE", "")
-    out = files.setdefault(port, open("%s.%s" % (sys.argv[3], port), "w"))
     for account in accounts:
-        channel = (ns + ":" if ns else "") + "timeline:" + account
-        out.write('PUBLISH %s "{\\"event\\":\\"update\\",\\"payload\\":{\\"id\\":\\"1\\"}}"\n' % channel)
+        by_port.setdefault(port, []).append(command("PUBLISH", (ns + ":" if ns else "") + "timeline:" + account, message))
+publishes = receivers = 0
+for port, commands in by_port.items():
+    with socket.create_connection(("127.0.0.1", port)) as redis:
+        redis.sendall(b"".join(commands))
+        replies = b""
+        while replies.count(b"\r\n") < len(commands):
+            replies += redis.recv(65536)
+    publishes += len(commands)
+    receivers += sum(int(line[1:]) for line in replies.split(b"\r\n") if line.startswith(b":"))
+print(json.dumps({"publishes": publishes, "receivers": receivers}))
 PY
-  local commands
-  for commands in "$scratch/publish-$count".*; do redis-cli -p "${commands##*.}" <"$commands" >/dev/null; done
+)"
   for _ in $(seq 1 1300); do
     [ "$(wc -l <"$out")" -ge 2 ] && break
     sleep 0.1
@@ -182,8 +198,8 @@ PY
   stop_process "$gateway_pid" TERM
   stop_process "$broker_pid" TERM
   stop_process "$auth_pid" TERM
-  printf '{"instances":%s,"clients_per_instance":%s,"clients":%s,"verification":%s,"gateway_rss_kib":{"idle":%s,"loaded":%s},"auth_rss_kib":{"idle":%s,"loaded":%s},"broker_rss_kib":{"idle":%s,"loaded":%s},"postgres_connections":{"most_during_lookups":%s,"loaded":%s,"after_idle_timeout":%s},"redis_clients_per_server":[%s],"first_redis_channels":{"want":%s,"subscribed":%s},"seconds_until_postgres_idle":%s}\n' \
-    "$count" "$clients" "$(head -1 "$out")" "$(sed -n 2p "$out")" "$gateway_idle" "$gateway_busy" "$auth_idle" "$auth_busy" \
+  printf '{"instances":%s,"clients_per_instance":%s,"clients":%s,"published":%s,"verification":%s,"gateway_rss_kib":{"idle":%s,"loaded":%s},"auth_rss_kib":{"idle":%s,"loaded":%s},"broker_rss_kib":{"idle":%s,"loaded":%s},"postgres_connections":{"most_during_lookups":%s,"loaded":%s,"after_idle_timeout":%s},"redis_clients_per_server":[%s],"first_redis_channels":{"want":%s,"subscribed":%s},"seconds_until_postgres_idle":%s}\n' \
+    "$count" "$clients" "$(head -1 "$out")" "$published" "$(sed -n 2p "$out")" "$gateway_idle" "$gateway_busy" "$auth_idle" "$auth_busy" \
     "$broker_idle" "$broker_busy" "$pg_most" "$pg_now" "$pg_later" "$redis_list" "$want" "$subscribed" \
     "$((SECONDS - idle_start))"
 }
