@@ -77,8 +77,12 @@ void AuthClient::lookup_token(const std::string& tenant, const std::string& toke
             log::warn("token lookup failed",
                       log::for_tenant(call->request.tenant(), {{"grpc_status", static_cast<int>(status.error_code())},
                                                                {"detail", status.error_message()}}));
-            result.status = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ? LookupStatus::busy
-                                                                                    : LookupStatus::error;
+            // Busy, so the client is told to retry (503, Retry-After): the auth tier is
+            // overloaded, or it does not serve the instance yet because its copy of the
+            // tenants file is older than ours (docs/hosting.md#reloading).
+            const bool retry = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                               (status.error_code() == grpc::StatusCode::NOT_FOUND && !call->request.tenant().empty());
+            result.status = retry ? LookupStatus::busy : LookupStatus::error;
           } else if (!call->reply.found()) {
             result.status = LookupStatus::not_found;
           } else {

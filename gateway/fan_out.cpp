@@ -120,10 +120,9 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
       continue;
     }
     if (!passes_feed_and_language(subscription, event)) continue;
-    const ViewerId viewer_id = ViewerId::of(client.auth());
-    const auto* viewer = viewers_.ready(viewer_id, now);
+    const auto* viewer = viewers_.ready(ViewerRef::of(client.auth()), now);
     if (!viewer) {
-      viewers_.defer(viewer_id, client.shared_from_this(), subscription.plan.echo_json, shared_event,
+      viewers_.defer(ViewerId::of(client.auth()), client.shared_from_this(), subscription.plan.echo_json, shared_event,
                      now);
       continue;
     }

@@ -41,7 +41,7 @@ bool ViewerCache::relations_fresh(const Viewer& viewer, Clock::time_point arrive
   return viewer.relations_taken_at >= arrived - max_staleness_;
 }
 
-const ViewerCache::Viewer* ViewerCache::ready(const ViewerId& id, Clock::time_point now) {
+const ViewerCache::Viewer* ViewerCache::ready(const ViewerRef& id, Clock::time_point now) {
   auto it = viewers_.find(id);
   if (it == viewers_.end()) return nullptr;
   Viewer& viewer = it->second;
@@ -53,7 +53,7 @@ const ViewerCache::Viewer* ViewerCache::ready(const ViewerId& id, Clock::time_po
   if (max_staleness_.count() == 0 || !relations_fresh(viewer, now)) return nullptr;
   // Past half the bound, fetch ahead while statuses flow: the data never goes stale
   // under traffic, so statuses keep the shared fast path instead of waiting.
-  if (!viewer.relations_loading && viewer.relations_taken_at < now - max_staleness_ / 2) load_relations(id);
+  if (!viewer.relations_loading && viewer.relations_taken_at < now - max_staleness_ / 2) load_relations(it->first);
   return &viewer;
 }
 

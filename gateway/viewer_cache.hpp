@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -35,9 +36,26 @@ struct ViewerId {
   static ViewerId of(const AuthInfo& auth) { return {auth.tenant, auth.account_id}; }
   bool operator==(const ViewerId&) const = default;
 };
+// A viewer named without a copy of its tenant, for the per-delivery lookup (ready()).
+struct ViewerRef {
+  std::string_view tenant;
+  int64_t account = 0;
+  static ViewerRef of(const AuthInfo& auth) { return {auth.tenant, auth.account_id}; }
+};
 struct ViewerIdHash {
-  size_t operator()(const ViewerId& id) const {
-    return std::hash<int64_t>()(id.account) ^ (std::hash<std::string>()(id.tenant) * 0x9e3779b97f4a7c15ULL);
+  using is_transparent = void;
+  size_t operator()(const ViewerRef& id) const {
+    return std::hash<int64_t>()(id.account) ^ (std::hash<std::string_view>()(id.tenant) * 0x9e3779b97f4a7c15ULL);
+  }
+  size_t operator()(const ViewerId& id) const { return (*this)(ViewerRef{id.tenant, id.account}); }
+};
+struct ViewerIdEqual {
+  using is_transparent = void;
+  static ViewerRef ref(const ViewerId& id) { return {id.tenant, id.account}; }
+  static ViewerRef ref(const ViewerRef& id) { return id; }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return ref(a).account == ref(b).account && ref(a).tenant == ref(b).tenant;
   }
 };
 
@@ -81,7 +99,7 @@ class ViewerCache {
 
   // The viewer when everything a status arriving now needs is in memory and no
   // earlier status of this viewer is still waiting; nullptr otherwise.
-  const Viewer* ready(const ViewerId& id, Clock::time_point now);
+  const Viewer* ready(const ViewerRef& id, Clock::time_point now);
   // Queues a status for `client` until the viewer's data is fresh enough.
   void defer(const ViewerId& id, std::shared_ptr<Client> client, const std::string& echo_json,
              std::shared_ptr<const GatewayEvent> event, Clock::time_point now);
@@ -100,7 +118,7 @@ class ViewerCache {
   boost::asio::io_context& io_;
   DeliverDecided deliver_decided_;
   std::chrono::milliseconds max_staleness_;
-  std::unordered_map<ViewerId, Viewer, ViewerIdHash> viewers_;
+  std::unordered_map<ViewerId, Viewer, ViewerIdHash, ViewerIdEqual> viewers_;
   std::vector<ViewerId> relations_queue_;  // viewers whose relations go out in the next batches
 };
 
