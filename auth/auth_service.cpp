@@ -10,16 +10,16 @@
 
 namespace sluice {
 
-grpc::Status status_for_error(std::exception_ptr error) {
+grpc::Status status_for_error(std::exception_ptr error, const std::string& tenant) {
   try {
     std::rethrow_exception(error);
   } catch (const WorkRefused& e) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
   } catch (const NullScopesError& e) {
-    log::error("token lookup failed", {{"error", e.what()}});
+    log::error("token lookup failed", log::for_tenant(tenant, {{"error", e.what()}}));
     return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
   } catch (const std::exception& e) {
-    log::warn("database query failed", {{"error", e.what()}});
+    log::warn("database query failed", log::for_tenant(tenant, {{"error", e.what()}}));
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.what());
   } catch (...) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "database query failed");
@@ -54,7 +54,7 @@ grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* 
   if (!tenant) return reactor;
   if (request->fresh()) tenant->cache().forget_token(request->token());
   tenant->cache().lookup_token(request->token(), [reactor, reply, tenant](const AuthAnswer<v1::TokenReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
     *reply = *answer.value;
     reply->set_age_ms(answer.age.count());
     reactor->Finish(grpc::Status::OK);
@@ -71,7 +71,7 @@ grpc::ServerUnaryReactor* AuthService::CheckListOwnership(grpc::CallbackServerCo
   if (!tenant) return reactor;
   tenant->cache().check_list_ownership(request->list_id(), request->account_id(),
                               [reactor, reply, tenant](const AuthAnswer<bool>& answer) {
-                                if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+                                if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
                                 reply->set_owned(*answer.value);
                                 reactor->Finish(grpc::Status::OK);
                               });
@@ -90,7 +90,7 @@ grpc::ServerUnaryReactor* AuthService::GetFeedAccess(grpc::CallbackServerContext
     return reactor;
   }
   tenant->cache().feed_access(request->kind(), [reactor, reply, tenant](const AuthAnswer<v1::FeedAccessReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
     *reply = *answer.value;
     reactor->Finish(grpc::Status::OK);
   });
@@ -109,7 +109,7 @@ grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext*
   auto max_age = std::chrono::milliseconds(
       request->has_max_age_ms() ? std::max<int64_t>(0, request->max_age_ms()) : kDefaultMaxAgeMs);
   tenant->cache().relations(request->account_id(), max_age, [reactor, reply, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
     *reply = *answer.value;
     reply->set_age_ms(answer.age.count());
     reactor->Finish(grpc::Status::OK);
@@ -162,7 +162,7 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
                          entry->mutable_relations()->set_age_ms(answer.age.count());
                        } else {
                          // Logged as GetRelations logs it; the other viewers still get theirs.
-                         (void)status_for_error(answer.error);
+                         (void)status_for_error(answer.error, tenant->name());
                        }
                        if (--pending->remaining > 0) return;
                        lock.unlock();
@@ -180,7 +180,7 @@ grpc::ServerUnaryReactor* AuthService::GetFilters(grpc::CallbackServerContext* c
   if (!tenant) return reactor;
   if (request->fresh()) tenant->cache().forget_filters(request->account_id());
   tenant->cache().filters(request->account_id(), [reactor, reply, tenant](const AuthAnswer<v1::FiltersReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error));
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
     *reply = *answer.value;
     reactor->Finish(grpc::Status::OK);
   });

@@ -46,6 +46,7 @@ class AuthService final : public v1::Auth::CallbackService {
 
 // Database failure (and shutdown) → UNAVAILABLE; NULL scopes → INTERNAL (docs/protocol.md#token-lookup:
 // both are 500 for the client, only the first is worth retrying elsewhere).
-grpc::Status status_for_error(std::exception_ptr error);
+// `tenant` names the instance in the log line (empty without a tenants file).
+grpc::Status status_for_error(std::exception_ptr error, const std::string& tenant);
 
 }  // namespace sluice

@@ -90,7 +90,7 @@ void PgPool::cancel_running() {
     try {
       connection->cancel_query();
     } catch (const std::exception& e) {
-      log::warn("cancelling a running statement failed", {{"error", e.what()}});
+      log::warn("cancelling a running statement failed", {{"database", config_.describe()}, {"error", e.what()}});
     }
   }
 }
@@ -202,7 +202,7 @@ PgPool::Lease PgPool::checkout() {
     return Lease{std::move(connection), false};
   } catch (const std::exception& e) {
     discard(std::move(connection));
-    log::warn("postgresql connection failed", {{"error", e.what()}});
+    log::warn("postgresql connection failed", {{"database", config_.describe()}, {"error", e.what()}});
     throw DatabaseError(e.what());
   }
 }

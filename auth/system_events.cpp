@@ -15,13 +15,13 @@ bool apply_system_event(AuthTenants& tenants, const sluice::v1::ChannelEvent& ev
   if (event.system_channel() == sluice::v1::SYSTEM_CHANNEL_ACCESS_TOKEN) {
     if (event.event() != "kill") return false;
     cache.forget_access_token(id);
-    log::debug("access token revoked; cache entry dropped", {{"access_token_id", id}});
+    log::debug("access token revoked; cache entry dropped", log::for_tenant(event.tenant(), {{"access_token_id", id}}));
     return true;
   }
   if (event.system_channel() == sluice::v1::SYSTEM_CHANNEL_ACCOUNT) {
     if (event.event() == "kill") {
       cache.forget_account(id);
-      log::debug("account disabled; cache entries dropped", {{"account_id", id}});
+      log::debug("account disabled; cache entries dropped", log::for_tenant(event.tenant(), {{"account_id", id}}));
       return true;
     }
     if (event.event() == "filters_changed") {

@@ -161,7 +161,7 @@ void RedisSubscriber::on_ready() {
   if (was_ready_before_) awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
   was_ready_before_ = true;
   send_in_batches("SUBSCRIBE", wanted);
-  log::info("Redis subscriptions restored", {{"channels", wanted.size()}});
+  log::info("Redis subscriptions restored", log::for_tenant(tenant_, {{"channels", wanted.size()}}));
   ready_.store(true, std::memory_order_release);
   notify_readiness(true);
 }
@@ -252,13 +252,13 @@ void RedisSubscriber::drop(RedisMessageVerdict verdict, std::string_view channel
   // A message without payload on a normal channel is expected (Rails sends
   // filters_changed to timeline:<id> too): debug only.
   if (verdict == RedisMessageVerdict::system_only) {
-    log::debug("Redis message without payload not forwarded", {{"channel", channel}});
+    log::debug("Redis message without payload not forwarded", log::for_tenant(tenant_, {{"channel", channel}}));
     return;
   }
   constexpr size_t kExcerpt = 200;
-  nlohmann::json fields = {{"channel", channel},
-                           {"reason", reason_of(verdict)},
-                           {"message", std::string(text.substr(0, kExcerpt))}};
+  nlohmann::json fields = log::for_tenant(tenant_, {{"channel", channel},
+                                                    {"reason", reason_of(verdict)},
+                                                    {"message", std::string(text.substr(0, kExcerpt))}});
   log::debug("Redis message dropped", fields);
   // Warn at most once per interval so that a misbehaving publisher cannot flood the log.
   ++drops_since_warning_;
