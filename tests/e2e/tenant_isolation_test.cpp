@@ -390,6 +390,22 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
     return received[c];
   };
   auto is_probe = [](const std::string& label) { return label.rfind("delete probe", 0) == 0; };
+  // Publishes a status of client c's instance on its first stream's first channel and
+  // waits until it is the last thing that stream received: the positive marker that
+  // whatever happened before (a kill, a reload) has been applied to c.
+  auto still_hears = [&](size_t c, const std::string& id) {
+    const int t = plans[c].tenant;
+    const Stream& stream = plans[c].streams.front();
+    fleet_.redis(t).publish(redis_channel(t, stream.channels.front()),
+                            redis_message("update", status_payload(t, id, kMarkerAuthor)));
+    return eventually(
+        [&] {
+          auto got = received_copy(c);
+          const auto& labels = got[stream.echo];
+          return !labels.empty() && labels.back() == "update " + id;
+        },
+        10s);
+  };
 
   // Barrier: every stream of every client has heard a probe on each of its channels
   // (a WebSocket subscribe has no acknowledgement). Probes repeat until they arrive
@@ -609,20 +625,9 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
     ASSERT_LT(kept, client_count);
     fleet_.redis(3).publish(redis_channel(3, "timeline:access_token:" + std::to_string(kFirstId + j)),
                             R"({"event":"kill"})");
-    const Stream& stream = plans[kept].streams.front();
-    const std::string channel = stream.channels.front();
-    const std::string after_kill = std::to_string(5 * 1'000'000 + 999'999);
-    fleet_.redis(4).publish(redis_channel(4, channel),
-                            redis_message("update", status_payload(4, after_kill, kMarkerAuthor)));
-    EXPECT_TRUE(eventually([&] { return ended[killed].load(); }, 10s)) << "the kill did not end iso3's client";
-    EXPECT_TRUE(eventually(
-        [&] {
-          auto got = received_copy(kept);
-          const auto& labels = got[stream.echo];
-          return !labels.empty() && labels.back() == "update " + after_kill;
-        },
-        10s))
+    EXPECT_TRUE(still_hears(kept, std::to_string(5 * 1'000'000 + 999'999)))
         << "iso4's client with the same token id did not receive the event published after iso3's kill";
+    EXPECT_TRUE(eventually([&] { return ended[killed].load(); }, 10s)) << "the kill did not end iso3's client";
     EXPECT_FALSE(ended[kept].load()) << "iso3's kill ended iso4's client";
   }
 
@@ -751,17 +756,7 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
       if (plans[c].tenant == 18 && !plans[c].streams.front().filtered) kept = c;
     }
     ASSERT_LT(kept, client_count);
-    const Stream& stream = plans[kept].streams.front();
-    const std::string after_reload = std::to_string(19 * 1'000'000 + 999'998);
-    fleet_.redis(18).publish(redis_channel(18, stream.channels.front()),
-                             redis_message("update", status_payload(18, after_reload, kMarkerAuthor)));
-    EXPECT_TRUE(eventually(
-        [&] {
-          auto got = received_copy(kept);
-          const auto& labels = got[stream.echo];
-          return !labels.empty() && labels.back() == "update " + after_reload;
-        },
-        10s))
+    EXPECT_TRUE(still_hears(kept, std::to_string(19 * 1'000'000 + 999'998)))
         << "iso18's client missed an event after the reload";
     EXPECT_FALSE(ended[kept].load()) << "the reload ended iso18's client";
   }
