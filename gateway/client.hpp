@@ -20,6 +20,7 @@
 namespace sluice::gateway {
 
 class Worker;
+struct TenantMetrics;
 class Client;
 
 // One stream subscription of one client (docs/protocol.md#shared-redis-subscriptions: a listener per
@@ -68,6 +69,10 @@ class Client : public std::enable_shared_from_this<Client> {
   // The access log's record of the request that opened the stream, for the line
   // written when it ends (docs/protocol.md#access-log); not kept when that log is off.
   void keep_request_record(const RequestRecord& record);
+
+  // Its instance's metric series (docs/hosting.md#observability), null for the
+  // environment's one instance; set by the worker when it takes the client.
+  TenantMetrics* tenant_metrics = nullptr;
 
   // Bookkeeping of the worker's ClientRegistry and HeartbeatWheel; only they write it.
   uint32_t registry_slot = 0;

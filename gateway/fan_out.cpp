@@ -88,7 +88,7 @@ void FanOut::deliver_decided(Client& client, const std::string& echo_json, const
                                   evaluated = filters.evaluate(event.source->status().filter_text(), unix_ms_now());
                                   return evaluated;
                                 });
-  if (send_status(client, echo_json, decision, frames)) context_.metrics.count_sent(client.kind(), client.auth().tenant, 1);
+  if (send_status(client, echo_json, decision, frames)) context_.metrics.count_sent(client.kind(), client.tenant_metrics, 1);
 }
 
 void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
@@ -99,6 +99,8 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   if (!listeners) return;
   FrameCache frames{event, {}, {}, {}};
   uint64_t sent[2] = {0, 0};
+  // A channel key names one instance: every listener here is of the event's.
+  TenantMetrics* tenant_series = nullptr;
   auto now = context_.now();
   int64_t now_ms = 0;
   // Each distinct filter set is evaluated once per event: accounts share results.
@@ -114,6 +116,7 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
     Subscription& subscription = *listener.subscription;
     Client& client = *subscription.client;
     if (!client.open()) continue;
+    tenant_series = client.tenant_metrics;
     if (!subscription.plan.filtered || !event.is_status) {
       client.send(frames.for_client(client.kind(), subscription.plan.echo_json, false));
       ++sent[static_cast<int>(client.kind())];
@@ -131,9 +134,8 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
     if (!send_status(client, subscription.plan.echo_json, decision, frames)) continue;
     ++sent[static_cast<int>(client.kind())];
   }
-  // A channel key names one instance: every listener here is of the event's.
-  if (sent[0]) context_.metrics.count_sent(ClientKind::eventsource, event.source->tenant(), sent[0]);
-  if (sent[1]) context_.metrics.count_sent(ClientKind::websocket, event.source->tenant(), sent[1]);
+  if (sent[0]) context_.metrics.count_sent(ClientKind::eventsource, tenant_series, sent[0]);
+  if (sent[1]) context_.metrics.count_sent(ClientKind::websocket, tenant_series, sent[1]);
 }
 
 // docs/protocol.md#system-channels: kill closes, filters_changed clears filter caches, the rest is ignored.

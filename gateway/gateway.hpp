@@ -24,12 +24,12 @@ class Gateway {
   Gateway(GatewayConfig config, BrokerSet::ChannelFactory connect_broker, std::shared_ptr<grpc::Channel> auth_channel);
   ~Gateway();
 
-  // Binds (throws ConfigError when it cannot), starts the workers and the broker stream.
   // docs/hosting.md#routing: serve the instances of a tenants file (any thread; a
   // reloaded file takes effect for the next request, and the clients of instances it
   // no longer lists are told to go away). Without a call, every request is the
   // environment's one instance.
   void update_tenants(std::shared_ptr<const Tenants> tenants);
+  // Binds (throws ConfigError when it cannot), starts the workers and the broker stream.
   void start();
   // Fails readiness at once, stops accepting, tells every client to go away at a
   // random moment within the configured drain window (SLUICE_DRAIN_SECONDS; SSE ends,

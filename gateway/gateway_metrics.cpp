@@ -63,7 +63,7 @@ GatewayMetrics::GatewayMetrics() {
                                     {{"limit", refusal_label(static_cast<Refusal>(i))}});
   }
   unknown_hosts = &registry.counter("sluice_unknown_host_requests_total",
-                                    "Stream requests refused because no tenant serves their Host (docs/hosting.md#routing)");
+                                    "Requests refused because no tenant serves their Host (docs/hosting.md#routing)");
   open_connections = &registry.gauge("sluice_open_connections",
                                      "Client connections the gateway holds, streaming or not (SLUICE_MAX_CONNECTIONS)");
 }
@@ -85,16 +85,6 @@ TenantMetrics* GatewayMetrics::tenant(const std::string& tenant) {
                                                {{"tenant", tenant}, {"type", kind_label(kind)}});
   }
   return slot.get();
-}
-
-void GatewayMetrics::count_client(ClientKind kind, const std::string& tenant_name, int delta) {
-  clients(kind).add(delta);
-  if (auto* series = tenant(tenant_name)) series->clients(kind).add(delta);
-}
-
-void GatewayMetrics::count_sent(ClientKind kind, const std::string& tenant_name, uint64_t messages) {
-  sent(kind).inc(messages);
-  if (auto* series = tenant(tenant_name)) series->sent(kind).inc(messages);
 }
 
 metrics::Gauge& GatewayMetrics::channels(ClientKind kind, const std::string& stream_name) {

@@ -40,10 +40,17 @@ struct GatewayMetrics {
 
   // The series of `tenant`; nullptr for the environment's one instance ("").
   TenantMetrics* tenant(const std::string& tenant);
-  // A client of `tenant` connected (+1) or went away (-1): the reference's gauge and the tenant's.
-  void count_client(ClientKind kind, const std::string& tenant, int delta);
-  // Messages of `tenant` sent to clients of `kind`.
-  void count_sent(ClientKind kind, const std::string& tenant, uint64_t messages);
+  // A client connected (+1) or went away (-1): the reference's gauge and, with
+  // `tenant` (Client::tenant_metrics), its instance's.
+  void count_client(ClientKind kind, TenantMetrics* tenant, int delta) {
+    clients(kind).add(delta);
+    if (tenant) tenant->clients(kind).add(delta);
+  }
+  // Messages sent to clients of `kind`, of the instance `tenant` when there is one.
+  void count_sent(ClientKind kind, TenantMetrics* tenant, uint64_t messages) {
+    sent(kind).inc(messages);
+    if (tenant) tenant->sent(kind).inc(messages);
+  }
 
   metrics::Gauge& clients(ClientKind kind) { return *connected_clients[static_cast<int>(kind)]; }
   metrics::Gauge& channels(ClientKind kind, const std::string& stream_name);

@@ -8,9 +8,9 @@ std::shared_ptr<const Tenants> TenantRouter::update(std::shared_ptr<const Tenant
   return tenants;
 }
 
-bool TenantRouter::has_tenants() const {
+bool TenantRouter::serves(const std::string& tenant) const {
   std::lock_guard lock(mutex_);
-  return tenants_ != nullptr;
+  return tenants_ ? tenants_->find(tenant) != nullptr : tenant.empty();
 }
 
 std::optional<std::string> TenantRouter::tenant_for(std::optional<std::string_view> host_header) const {

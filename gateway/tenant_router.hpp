@@ -19,7 +19,9 @@ class TenantRouter {
   // Serve these tenants (a tenants file, or its reloaded version); returns the ones
   // served until now.
   std::shared_ptr<const Tenants> update(std::shared_ptr<const Tenants> tenants);
-  bool has_tenants() const;
+  // Whether `tenant` is served: the environment's instance ("") without a tenants
+  // file, a tenant of the file with one.
+  bool serves(const std::string& tenant) const;
   // "" without a tenants file; the tenant's name when it serves `host_header`;
   // nothing for a Host no tenant serves (or a missing Host, given as nullopt).
   std::optional<std::string> tenant_for(std::optional<std::string_view> host_header) const;

@@ -71,7 +71,9 @@ void Worker::drain(std::chrono::milliseconds window, uint64_t seed) {
 void Worker::end_tenants(const std::set<std::string>& removed) {
   auto clients = clients_.all();  // a copy: going away edits the registry
   for (auto& client : clients) {
-    if (removed.count(client->auth().tenant)) client->go_away();
+    // Re-checked: the instance may have come back in a later reload before this ran.
+    const std::string& tenant = client->auth().tenant;
+    if (removed.count(tenant) && !context_.tenants.serves(tenant)) client->go_away();
   }
 }
 
@@ -113,12 +115,14 @@ void Worker::add_client(std::shared_ptr<Client> client) {
   } else {
     heartbeats_.add_pinged(c);
   }
-  context_.metrics.count_client(c.kind(), c.auth().tenant, 1);
+  c.tenant_metrics = context_.metrics.tenant(c.auth().tenant);
+  context_.metrics.count_client(c.kind(), c.tenant_metrics, 1);
   // docs/protocol.md#metrics: each connection counts two system channels.
   context_.metrics.channels(c.kind(), "system").add(2);
-  // A request admitted while the gateway drains (its lookup was in flight): it goes
-  // as soon as it has started, never after the drain window.
-  if (draining_) {
+  // A request admitted while the gateway drains (its lookup was in flight), or for an
+  // instance a reload removed meanwhile (docs/hosting.md#routing): it goes as soon as
+  // it has started, never after the drain window.
+  if (draining_ || !context_.tenants.serves(c.auth().tenant)) {
     asio::post(io_, [weak = c.weak_from_this()] {
       if (auto client = weak.lock()) client->go_away();
     });
@@ -133,7 +137,7 @@ void Worker::remove_client(Client& c) {
   }
   auto taken = clients_.remove(c);
   if (!taken) return;
-  context_.metrics.count_client(c.kind(), c.auth().tenant, -1);
+  context_.metrics.count_client(c.kind(), c.tenant_metrics, -1);
   context_.metrics.channels(c.kind(), "system").add(-2);
   // This may hold the last reference to the client, which is inside one of its own
   // handlers now: it goes once that has returned.

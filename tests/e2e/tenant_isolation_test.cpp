@@ -314,7 +314,10 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
     }
   }
 
-  Cluster cluster(GetParam(), {{"SLUICE_TENANTS_FILE", tenants_path}});
+  // Two gateway workers, whatever the machine: viewers with the same account id in
+  // different instances then share a worker's caches, where a key without the
+  // instance would mix them.
+  Cluster cluster(GetParam(), {{"SLUICE_TENANTS_FILE", tenants_path}, {"SLUICE_GATEWAY_THREADS", "2"}});
   const size_t client_count = plans.size();
   std::vector<std::unique_ptr<SseClient>> sse(client_count);
   std::vector<std::unique_ptr<WsClient>> ws(client_count);
@@ -389,7 +392,9 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
     std::lock_guard<std::mutex> lock(mutex);
     return received[c];
   };
-  auto is_probe = [](const std::string& label) { return label.rfind("delete probe", 0) == 0; };
+  // A probe names its instance: only a stream's own instance's probes are left out of
+  // the comparison, so a probe that leaked across instances shows there.
+  auto probe_prefix = [](int t) { return "delete probe " + tenant_name(t) + " "; };
   // Publishes a status of client c's instance on its first stream's first channel and
   // waits until it is the last thing that stream received: the positive marker that
   // whatever happened before (a kill, a reload) has been applied to c.
@@ -416,7 +421,7 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
       auto got = received_copy(c);
       for (const auto& stream : plans[c].streams) {
         for (const auto& channel : stream.channels) {
-          const std::string probe = "delete probe " + channel + " ";
+          const std::string probe = probe_prefix(plans[c].tenant) + channel + " ";
           const auto& labels = got[stream.echo];
           if (std::none_of(labels.begin(), labels.end(), [&](const std::string& l) { return l.starts_with(probe); })) {
             missing.insert({plans[c].tenant, channel});
@@ -430,7 +435,8 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
   for (int round = 0; round < 30 && !live; ++round) {
     for (const auto& [t, channel] : unprobed()) {
       fleet_.redis(t).publish(redis_channel(t, channel),
-                              redis_message("delete", "probe " + channel + " " + std::to_string(round)));
+                              redis_message("delete", "probe " + tenant_name(t) + " " + channel + " " +
+                                                          std::to_string(round)));
     }
     live = eventually([&] { return unprobed().empty(); }, 1s);
   }
@@ -494,15 +500,15 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
   // Wait for everything expected (or time out), then end every stream with a marker
   // status of its own instance, published after everything else: nothing published
   // before can arrive after it, so what came before it is all a stream will get.
-  auto without_probes = [&](std::vector<std::string> labels) {
-    std::erase_if(labels, is_probe);
+  auto without_probes = [&](std::vector<std::string> labels, int tenant) {
+    std::erase_if(labels, [&](const std::string& l) { return l.starts_with(probe_prefix(tenant)); });
     return labels;
   };
   auto all_arrived = [&](const std::function<size_t(size_t, const Stream&)>& wanted) {
     for (size_t c = 0; c < client_count; ++c) {
       auto got = received_copy(c);
       for (const auto& stream : plans[c].streams) {
-        if (without_probes(got[stream.echo]).size() < wanted(c, stream)) return false;
+        if (without_probes(got[stream.echo], plans[c].tenant).size() < wanted(c, stream)) return false;
       }
     }
     return true;
@@ -545,7 +551,7 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
                          << labels.front();
     }
     for (const auto& stream : plans[c].streams) {
-      auto labels = without_probes(got[stream.echo]);
+      auto labels = without_probes(got[stream.echo], plans[c].tenant);
       deliveries += labels.size();
       // On filtered streams a status may wait for its viewer's data while a `delete`
       // does not (docs/protocol.md#relations): statuses keep their order among
@@ -629,6 +635,26 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
         << "iso4's client with the same token id did not receive the event published after iso3's kill";
     EXPECT_TRUE(eventually([&] { return ended[killed].load(); }, 10s)) << "the kill did not end iso3's client";
     EXPECT_FALSE(ended[kept].load()) << "iso3's kill ended iso4's client";
+  }
+
+  // The same for an account kill (`timeline:system:<id>`): iso5 and iso6 share a Redis;
+  // the account of iso5's token 1 exists in iso6 too, with a client of its own there.
+  {
+    const int t = 5, other = 6;
+    const int viewer = viewer_of_token(t, 1);
+    size_t killed = client_count, kept = client_count;
+    for (size_t c = 0; c < client_count; ++c) {
+      if (plans[c].viewer == viewer && plans[c].tenant == t) killed = c;
+      if (plans[c].viewer == viewer && plans[c].tenant == other) kept = c;
+    }
+    ASSERT_LT(killed, client_count);
+    ASSERT_LT(kept, client_count);
+    fleet_.redis(t).publish(redis_channel(t, "timeline:system:" + std::to_string(account_id(viewer))),
+                            R"({"event":"kill"})");
+    EXPECT_TRUE(still_hears(kept, std::to_string((other + 1) * 1'000'000 + 999'997)))
+        << "iso6's client of the same account id did not receive the event published after iso5's kill";
+    EXPECT_TRUE(eventually([&] { return ended[killed].load(); }, 10s)) << "the account kill did not end iso5's client";
+    EXPECT_FALSE(ended[kept].load()) << "iso5's account kill ended iso6's client";
   }
 
   // Tokens and lists are looked up in the request's own instance only.
@@ -742,12 +768,19 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
         << opened->response().body << cluster.logs();
     SseClient& fresh = *opened;
     const std::string channel = "timeline:" + std::to_string(account_id(viewer_of_token(19, 0)));
+    // Until the broker has read the file too, iso20's subscription waits there: publish
+    // again until one arrives; every event fresh receives must be one of these.
     bool heard = false;
+    std::set<std::string> sent;
     for (int round = 0; round < 20 && !heard; ++round) {
       std::string id = std::to_string(20 * 1'000'000 + round);
+      sent.insert("update " + id);
       fleet_.redis(19).publish(redis_channel(19, channel), redis_message("update", status_payload(19, id, kMarkerAuthor)));
-      auto event = fresh.next_event(1s);
-      heard = event && label_of(event->event, event->data) == "update " + id;
+      while (auto event = fresh.next_event(1s)) {
+        std::string label = label_of(event->event, event->data);
+        EXPECT_TRUE(sent.count(label)) << "iso20's stream received " << label;
+        heard = true;
+      }
     }
     EXPECT_TRUE(heard) << "iso20's stream never heard its instance's events" << cluster.logs();
 

@@ -12,7 +12,8 @@ std::shared_ptr<const Tenants> tenants(std::string_view json) {
 
 TEST(TenantRouter, WithoutATenantsFileEveryRequestIsTheEnvironmentsInstance) {
   TenantRouter router;
-  EXPECT_FALSE(router.has_tenants());
+  EXPECT_TRUE(router.serves(""));
+  EXPECT_FALSE(router.serves("social"));
   EXPECT_EQ(router.tenant_for("social.example"), std::optional<std::string>(""));
   EXPECT_EQ(router.tenant_for(std::nullopt), std::optional<std::string>(""));
 }
@@ -21,7 +22,9 @@ TEST(TenantRouter, TheHostPicksTheTenantAndAnUnknownOrMissingHostNone) {
   TenantRouter router;
   router.update(tenants(R"({"tenants": {"social": {"hosts": ["social.example", "www.social.example"]},
                                         "club": {"hosts": ["club.example"]}}})"));
-  EXPECT_TRUE(router.has_tenants());
+  EXPECT_TRUE(router.serves("social"));
+  EXPECT_FALSE(router.serves(""));
+  EXPECT_FALSE(router.serves("nobody"));
   EXPECT_EQ(router.tenant_for("social.example"), std::optional<std::string>("social"));
   EXPECT_EQ(router.tenant_for("WWW.Social.Example:443"), std::optional<std::string>("social"));
   EXPECT_EQ(router.tenant_for("club.example."), std::optional<std::string>("club"));
