@@ -4,8 +4,8 @@
 // five sharing a second, four with a Redis of their own, each with its own PostgreSQL
 // database. Every instance reuses the same account ids, token strings, token ids,
 // list ids and hashtag, with its own meaning for each: a token string names a
-// different account in each instance, a list id a different owner, and blocks and
-// mutes differ. Thousands of events go to every instance's channels; what each client
+// different account in each instance, a list id a different owner, and blocks,
+// mutes and feed-access settings differ. Thousands of events go to every instance's channels; what each client
 // receives, per stream and in order, is compared with what a small evaluator written
 // here from docs/protocol.md says its own instance must send it. A leak of an event,
 // token, relation, list or cache entry across instances shows as a foreign or missing
@@ -39,7 +39,9 @@ constexpr int kTenants = 20;
 constexpr int kViewers = 6;                  // accounts with a user and a token, per instance
 constexpr long long kFirstId = 7'000'000;    // the same account, user, token and list ids everywhere
 constexpr long long kRemoteAuthor = kFirstId + 50;  // an author without a user, on another domain
-constexpr long long kMarkerAuthor = kFirstId + 60;  // never blocked or muted: its statuses end each stream
+// Remote, never blocked or muted, so no instance's settings or relations drop its
+// statuses: they end each stream.
+constexpr long long kMarkerAuthor = kFirstId + 60;
 constexpr int kEventsPerTenant = 200;
 const std::string kTag = "isotag";
 
@@ -67,6 +69,12 @@ std::string redis_channel(int t, const std::string& channel) {
   std::string ns = redis_namespace(t);
   return ns.empty() ? channel : ns + ":" + channel;
 }
+
+// docs/protocol.md#feed-access-settings, per instance: iso1, iso4, … refuse local
+// statuses on hashtag (topic) streams, iso2, iso5, … on public (live) streams, the others
+// neither; a settings cache shared across instances would apply one's to another.
+bool local_topic_disabled(int t) { return t % 3 == 1; }
+bool local_live_disabled(int t) { return t % 3 == 2; }
 
 struct Instance {
   std::string database;
@@ -115,7 +123,10 @@ Fleet& fleet() {
     }
     sql += "INSERT INTO accounts (id, username, domain) VALUES (" + std::to_string(kRemoteAuthor) +
            ", 'far', 'remote.example');";
-    sql += "INSERT INTO accounts (id, username) VALUES (" + std::to_string(kMarkerAuthor) + ", 'marker');";
+    sql += "INSERT INTO accounts (id, username, domain) VALUES (" + std::to_string(kMarkerAuthor) +
+           ", 'marker', 'remote.example');";
+    if (local_topic_disabled(t)) sql += "INSERT INTO settings (var, value) VALUES ('local_topic_feed_access', E'--- disabled\\n');";
+    if (local_live_disabled(t)) sql += "INSERT INTO settings (var, value) VALUES ('local_live_feed_access', E'--- disabled\\n');";
     for (int j = 0; j < kViewers; ++j) {
       sql += "INSERT INTO oauth_access_tokens (id, token, scopes, resource_owner_id) VALUES (" +
              std::to_string(kFirstId + j) + ", '" + shared_token(j) + "', 'read', " +
@@ -208,9 +219,12 @@ std::optional<std::string> expected_delivery(const Instance& instance, const Cli
   if (std::find(stream.channels.begin(), stream.channels.end(), message.channel) == stream.channels.end()) {
     return std::nullopt;
   }
-  if (stream.filtered && message.event == "update" &&
-      relation_drops(instance, account_id(client.viewer), message.author)) {
-    return std::nullopt;
+  if (stream.filtered && message.event == "update") {
+    // docs/protocol.md#feed-access-check: local means username == acct, here an author with a user.
+    const bool local = message.author != kRemoteAuthor && message.author != kMarkerAuthor;
+    const bool topic = message.channel.starts_with("timeline:hashtag:");
+    if (local && (topic ? local_topic_disabled(client.tenant) : local_live_disabled(client.tenant))) return std::nullopt;
+    if (relation_drops(instance, account_id(client.viewer), message.author)) return std::nullopt;
   }
   return message.event + " " + message.id;
 }
@@ -227,7 +241,7 @@ std::string label_of(const std::string& event, const std::string& payload) {
 }
 
 Json status_payload(int t, const std::string& id, long long author) {
-  bool remote = author == kRemoteAuthor;
+  bool remote = author == kRemoteAuthor || author == kMarkerAuthor;
   std::string username = author == kMarkerAuthor ? "marker" : remote ? "far" : "viewer" + std::to_string(author - kFirstId);
   Json account = {{"id", std::to_string(author)},
                   {"username", username},
@@ -539,7 +553,7 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
       [&] { return all_arrived([&](size_t c, const Stream& s) { return expected[c][s.echo].size(); }); }, 60s))
       << "streams did not receive every expected event and marker within 60 s";
 
-  size_t deliveries = 0, dropped_by_relations = 0;
+  size_t deliveries = 0, dropped_by_relations = 0, dropped_by_settings = 0;
   std::vector<uint64_t> received_per_tenant(kTenants, 0);
   for (size_t c = 0; c < client_count; ++c) {
     auto got = received_copy(c);
@@ -575,10 +589,14 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
     if (message.event != "update") continue;
     for (size_t c = 0; c < client_count; ++c) {
       for (const auto& stream : plans[c].streams) {
-        if (plans[c].tenant == message.tenant && stream.filtered &&
-            std::count(stream.channels.begin(), stream.channels.end(), message.channel) &&
-            relation_drops(fleet_.instances[message.tenant], account_id(plans[c].viewer), message.author)) {
-          ++dropped_by_relations;
+        if (plans[c].tenant != message.tenant || !stream.filtered ||
+            !std::count(stream.channels.begin(), stream.channels.end(), message.channel)) {
+          continue;
+        }
+        if (!expected_delivery(fleet_.instances[message.tenant], plans[c], stream, message)) {
+          const bool by_relations =
+              relation_drops(fleet_.instances[message.tenant], account_id(plans[c].viewer), message.author);
+          ++(by_relations ? dropped_by_relations : dropped_by_settings);
         }
       }
     }
@@ -586,8 +604,10 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
   // The data exercises what it claims to: many deliveries, and relations that drop.
   EXPECT_GT(deliveries, 3000u);
   EXPECT_GT(dropped_by_relations, 100u);
+  EXPECT_GT(dropped_by_settings, 100u);
   std::cout << "[ isolation ] " << published.size() << " events to " << kTenants << " instances, " << deliveries
-            << " deliveries checked, " << dropped_by_relations << " dropped by an instance's own relations\n";
+            << " deliveries checked, " << dropped_by_relations << " dropped by an instance's own relations and " << dropped_by_settings
+            << " more by its own feed-access settings\n";
 
   // docs/hosting.md#observability: each instance's series count its own clients and
   // exactly the messages its clients received (probes included).
