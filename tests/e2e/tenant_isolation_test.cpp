@@ -5,7 +5,7 @@
 // database. Every instance reuses the same account ids, token strings, token ids,
 // list ids and hashtag, with its own meaning for each: a token string names a
 // different account in each instance, a list id a different owner, and blocks,
-// mutes and feed-access settings differ. Thousands of events go to every instance's channels; what each client
+// mutes, keyword filters (with the same filter ids) and feed-access settings differ. Thousands of events go to every instance's channels; what each client
 // receives, per stream and in order, is compared with what a small evaluator written
 // here from docs/protocol.md says its own instance must send it. A leak of an event,
 // token, relation, list or cache entry across instances shows as a foreign or missing
@@ -42,7 +42,7 @@ constexpr long long kRemoteAuthor = kFirstId + 50;  // an author without a user,
 // Remote, never blocked or muted, so no instance's settings or relations drop its
 // statuses: they end each stream.
 constexpr long long kMarkerAuthor = kFirstId + 60;
-constexpr int kEventsPerTenant = 200;
+constexpr int kEventsPerTenant = 250;
 const std::string kTag = "isotag";
 
 std::string tenant_name(int t) { return "iso" + std::to_string(t); }
@@ -76,10 +76,17 @@ std::string redis_channel(int t, const std::string& channel) {
 bool local_topic_disabled(int t) { return t % 3 == 1; }
 bool local_live_disabled(int t) { return t % 3 == 2; }
 
+// Keyword filters (docs/protocol.md#keyword-filters): in each instance most viewers have
+// one, on a word of this list, with the same filter id (kFirstId + viewer) everywhere
+// and a title naming the instance; statuses carry one of the words or none.
+const std::vector<std::string> kWords = {"alpha", "bravo", "charlie", "delta"};
+std::string filter_title(int t, int viewer) { return "f-" + tenant_name(t) + "-" + std::to_string(viewer); }
+
 struct Instance {
   std::string database;
   std::set<std::pair<long long, long long>> blocks;  // (blocker, target)
   std::set<std::pair<long long, long long>> mutes;   // (muter, target)
+  std::map<int, std::string> keyword;                // viewer → the word of its filter
 };
 
 // The servers and databases of the 20 instances, made once for both deployments.
@@ -153,6 +160,18 @@ Fleet& fleet() {
         }
       }
     }
+    for (int v = 0; v < kViewers; ++v) {
+      if (!chance(0.7)) continue;
+      const std::string word = kWords[std::uniform_int_distribution<size_t>(0, kWords.size() - 1)(rng)];
+      instance.keyword[v] = word;
+      const std::string id = std::to_string(kFirstId + v);
+      // Context `home` only: the streaming server ignores a filter's context
+      // (docs/protocol.md#filter-evaluation), so it applies on public and hashtag streams.
+      sql += "INSERT INTO custom_filters (id, account_id, phrase, context, action) VALUES (" + id + ", " +
+             std::to_string(account_id(v)) + ", '" + filter_title(t, v) + "', '{home}', 0);";
+      sql += "INSERT INTO custom_filter_keywords (custom_filter_id, keyword, whole_word) VALUES (" + id + ", '" + word +
+             "', true);";
+    }
     exec_in(instance.database, sql);
     made->instances.push_back(std::move(instance));
   }
@@ -210,6 +229,7 @@ struct Published {
   std::string event;
   std::string id;        // status id, or the deleted id, or the notification id
   long long author = 0;  // for statuses
+  std::string word;      // for statuses: one of kWords in the content, or none
 };
 
 // What `stream` must receive of `message`: its label, or nothing.
@@ -225,6 +245,15 @@ std::optional<std::string> expected_delivery(const Instance& instance, const Cli
     const bool topic = message.channel.starts_with("timeline:hashtag:");
     if (local && (topic ? local_topic_disabled(client.tenant) : local_live_disabled(client.tenant))) return std::nullopt;
     if (relation_drops(instance, account_id(client.viewer), message.author)) return std::nullopt;
+    // docs/protocol.md#filter-evaluation: `filtered` added, with the viewer's own filter
+    // when its whole word is in the content.
+    std::string filtered = message.event + " " + message.id + " filtered:";
+    auto own = instance.keyword.find(client.viewer);
+    if (own != instance.keyword.end() && !message.word.empty() && own->second == message.word) {
+      filtered += std::to_string(kFirstId + client.viewer) + "/" + filter_title(client.tenant, client.viewer) + "/" +
+                  message.word;
+    }
+    return filtered;
   }
   return message.event + " " + message.id;
 }
@@ -237,17 +266,32 @@ std::string label_of(const std::string& event, const std::string& payload) {
   if (json.is_discarded() || !json.is_object() || !json.contains("id") || !json["id"].is_string()) {
     return event + " unreadable " + payload.substr(0, 200);
   }
-  return event + " " + json["id"].get<std::string>();
+  std::string label = event + " " + json["id"].get<std::string>();
+  if (json.contains("filtered")) {
+    label += " filtered:";
+    bool first = true;
+    for (const auto& result : json["filtered"]) {
+      if (!first) label += ",";
+      first = false;
+      auto text = [&](const Json::json_pointer& at) {
+        if (!result.contains(at)) return std::string("?");
+        return result[at].is_string() ? result[at].get<std::string>() : result[at].dump();
+      };
+      label += text("/filter/id"_json_pointer) + "/" + text("/filter/title"_json_pointer) + "/" +
+               text("/keyword_matches/0"_json_pointer);
+    }
+  }
+  return label;
 }
 
-Json status_payload(int t, const std::string& id, long long author) {
+Json status_payload(int t, const std::string& id, long long author, const std::string& word = "") {
   bool remote = author == kRemoteAuthor || author == kMarkerAuthor;
   std::string username = author == kMarkerAuthor ? "marker" : remote ? "far" : "viewer" + std::to_string(author - kFirstId);
   Json account = {{"id", std::to_string(author)},
                   {"username", username},
                   {"acct", remote ? username + "@remote.example" : username}};
   Json status = {{"id", id},
-                 {"content", "<p>" + tenant_name(t) + " says " + id + "</p>"},
+                 {"content", "<p>" + tenant_name(t) + " says " + id + (word.empty() ? "" : " " + word) + "</p>"},
                  {"language", "en"},
                  {"visibility", "public"},
                  {"account", account},
@@ -421,7 +465,8 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
         [&] {
           auto got = received_copy(c);
           const auto& labels = got[stream.echo];
-          return !labels.empty() && labels.back() == "update " + id;
+          const std::string want = "update " + id;
+          return !labels.empty() && (labels.back() == want || labels.back().starts_with(want + " "));
         },
         10s);
   };
@@ -492,7 +537,8 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
       } else {
         p.event = "update";
         p.author = authors[static_cast<size_t>(pick(static_cast<int>(authors.size())))];
-        payload = status_payload(t, p.id, p.author);
+        if (pick(2) == 0) p.word = kWords[static_cast<size_t>(pick(static_cast<int>(kWords.size())))];
+        payload = status_payload(t, p.id, p.author, p.word);
       }
       fleet_.redis(t).publish(redis_channel(t, p.channel), redis_message(p.event, payload));
       published.push_back(std::move(p));
@@ -605,9 +651,18 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
   EXPECT_GT(deliveries, 3000u);
   EXPECT_GT(dropped_by_relations, 100u);
   EXPECT_GT(dropped_by_settings, 100u);
+  size_t filter_matches = 0;
+  for (const auto& streams : expected) {
+    for (const auto& [echo, labels] : streams) {
+      filter_matches += std::count_if(labels.begin(), labels.end(),
+                                      [](const std::string& l) { return l.find(" filtered:") != std::string::npos && !l.ends_with(" filtered:"); });
+    }
+  }
+  EXPECT_GT(filter_matches, 60u);
   std::cout << "[ isolation ] " << published.size() << " events to " << kTenants << " instances, " << deliveries
             << " deliveries checked, " << dropped_by_relations << " dropped by an instance's own relations and " << dropped_by_settings
-            << " more by its own feed-access settings\n";
+            << " more by its own feed-access settings; " << filter_matches
+            << " statuses matched a viewer's own keyword filter\n";
 
   // docs/hosting.md#observability: each instance's series count its own clients and
   // exactly the messages its clients received (probes included).
