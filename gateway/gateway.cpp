@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <random>
-#include <set>
 #include <thread>
 
 #include "common/log.hpp"
@@ -86,18 +85,17 @@ void GatewayContext::authenticate(const std::string& tenant, const std::string& 
 }
 
 void Gateway::update_tenants(std::shared_ptr<const Tenants> tenants) {
-  auto removed = std::make_shared<std::set<std::string>>();
+  std::vector<std::string> removed;
   if (auto previous = context_.tenants.update(tenants)) {
     for (const auto& tenant : previous->all()) {
-      if (!tenants || !tenants->find(tenant.name)) removed->insert(tenant.name);
+      if (!tenants || !tenants->find(tenant.name)) removed.push_back(tenant.name);
     }
   }
-  if (removed->empty()) return;
-  log::info("instances removed from the tenants file; their clients are told to go away",
-            {{"tenants", std::vector<std::string>(removed->begin(), removed->end())}});
+  if (removed.empty()) return;
+  log::info("instances removed from the tenants file; their clients are told to go away", {{"tenants", removed}});
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    asio::post(w->io(), [w, removed] { w->end_tenants(*removed); });
+    asio::post(w->io(), [w] { w->end_unserved_tenants(); });
   }
 }
 

@@ -68,12 +68,12 @@ void Worker::drain(std::chrono::milliseconds window, uint64_t seed) {
   drain_due();
 }
 
-void Worker::end_tenants(const std::set<std::string>& removed) {
+void Worker::end_unserved_tenants() {
   auto clients = clients_.all();  // a copy: going away edits the registry
   for (auto& client : clients) {
-    // Re-checked: the instance may have come back in a later reload before this ran.
-    const std::string& tenant = client->auth().tenant;
-    if (removed.count(tenant) && !context_.tenants.serves(tenant)) client->go_away();
+    // Asked now, not when the reload was posted: an instance that came back in a later
+    // reload keeps its clients.
+    if (!context_.tenants.serves(client->auth().tenant)) client->go_away();
   }
 }
 

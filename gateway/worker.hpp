@@ -12,7 +12,6 @@
 #include <memory>
 #include <random>
 #include <thread>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -61,9 +60,9 @@ class Worker {
   // within `window` (at once when zero), so reconnects reach the other gateways
   // spread out rather than as a storm. Clients added meanwhile go at once.
   void drain(std::chrono::milliseconds window, uint64_t seed);
-  // docs/hosting.md#routing: instances removed from the tenants file; their clients are
+  // docs/hosting.md#routing: clients of instances the tenants file no longer lists are
   // told to go away as on a drain (worker thread).
-  void end_tenants(const std::set<std::string>& removed);
+  void end_unserved_tenants();
 
  private:
   void schedule_tick();
