@@ -63,26 +63,44 @@ AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSetting
 template <class Key, class T>
 void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done,
                     std::optional<milliseconds> max_age) {
+  std::vector<Done<T>> dones;
+  dones.push_back(std::move(done));
+  get_many<Key, T>(
+      cache, {key},
+      [load = std::move(load)](const std::vector<Key>&) {
+        std::vector<T> values;
+        values.push_back(load());
+        return values;
+      },
+      std::move(dones), max_age);
+}
+
+template <class Key, class T>
+void AuthCache::get_many(TtlCache<Key, T>& cache, const std::vector<Key>& keys,
+                         std::function<std::vector<T>(const std::vector<Key>&)> load, std::vector<Done<T>> dones,
+                         std::optional<milliseconds> max_age) {
   // docs/protocol.md#auth-overload: a lookup that waited in the queue past its deadline
   // is refused without reaching PostgreSQL, so a flood never piles up there.
   auto queued_at = settings_.now();
-  load = [this, queued_at, load = std::move(load)] {
+  auto load_in_time = [this, queued_at, load = std::move(load)](const std::vector<Key>& missing) {
     if (settings_.queue_timeout.count() > 0 && settings_.now() - queued_at > settings_.queue_timeout) {
       throw WorkRefused("the lookup waited too long for PostgreSQL");
     }
-    return load();
+    return load(missing);
   };
   auto run = [this](std::function<void()> task) { return workers_.submit(std::move(task), lane_); };
-  auto now = settings_.now;
-  cache.get(key, std::move(load), run,
-            [done = std::move(done), now](const typename TtlCache<Key, T>::Result& result) {
-              AuthAnswer<T> answer{result.value, result.error, milliseconds(0)};
-              if (result.value) {
-                answer.age = std::max(milliseconds(0),
-                                      std::chrono::duration_cast<milliseconds>(now() - result.loaded_at));
-              }
-              done(answer);
-            }, max_age);
+  std::vector<typename TtlCache<Key, T>::Done> answers;
+  answers.reserve(dones.size());
+  for (auto& done : dones) {
+    answers.push_back([done = std::move(done), now = settings_.now](const typename TtlCache<Key, T>::Result& result) {
+      AuthAnswer<T> answer{result.value, result.error, milliseconds(0)};
+      if (result.value) {
+        answer.age = std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(now() - result.loaded_at));
+      }
+      done(answer);
+    });
+  }
+  cache.get_many(keys, std::move(load_in_time), run, std::move(answers), max_age);
 }
 
 void AuthCache::lookup_token(const std::string& token, Done<v1::TokenReply> done) {
@@ -111,10 +129,11 @@ void AuthCache::feed_access(v1::FeedKind kind, Done<v1::FeedAccessReply> done) {
       feed_access_, static_cast<int>(kind), [this, kind] { return queries_.feed_access(kind); }, std::move(done));
 }
 
-void AuthCache::relations(int64_t account_id, milliseconds max_age, Done<v1::RelationsReply> done) {
-  get<int64_t, v1::RelationsReply>(
-      relations_, account_id, [this, account_id] { return queries_.relations(account_id); }, std::move(done),
-      max_age);
+void AuthCache::relations(const std::vector<int64_t>& account_ids, milliseconds max_age,
+                          std::vector<Done<v1::RelationsReply>> dones) {
+  get_many<int64_t, v1::RelationsReply>(
+      relations_, account_ids, [this](const std::vector<int64_t>& missing) { return queries_.relations(missing); },
+      std::move(dones), max_age);
 }
 
 void AuthCache::filters(int64_t account_id, Done<v1::FiltersReply> done) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "auth/auth_queries.hpp"
 #include "auth/ttl_cache.hpp"
@@ -68,8 +69,10 @@ class AuthCache {
   void check_list_ownership(const std::string& list_id, int64_t account_id, Done<bool> done);
   void feed_access(v1::FeedKind kind, Done<v1::FeedAccessReply> done);
   // Relations at most `max_age` old (docs/protocol.md#relations: the gateway owns the
-  // bound and sends it with each request; 0 queries PostgreSQL).
-  void relations(int64_t account_id, std::chrono::milliseconds max_age, Done<v1::RelationsReply> done);
+  // bound and sends it with each request; 0 queries PostgreSQL), `dones[i]` answering
+  // `account_ids[i]`. The viewers not answered from the cache are one query together.
+  void relations(const std::vector<int64_t>& account_ids, std::chrono::milliseconds max_age,
+                 std::vector<Done<v1::RelationsReply>> dones);
   void filters(int64_t account_id, Done<v1::FiltersReply> done);
 
   // The next lookup of `token` goes to PostgreSQL.
@@ -91,6 +94,10 @@ class AuthCache {
   template <class Key, class T>
   void get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> load, Done<T> done,
            std::optional<std::chrono::milliseconds> max_age = std::nullopt);
+  template <class Key, class T>
+  void get_many(TtlCache<Key, T>& cache, const std::vector<Key>& keys,
+                std::function<std::vector<T>(const std::vector<Key>&)> load, std::vector<Done<T>> dones,
+                std::optional<std::chrono::milliseconds> max_age);
 
   AuthQueries& queries_;
   WorkerPool& workers_;

@@ -1,11 +1,11 @@
 #include "auth/auth_queries.hpp"
 
 #include <optional>
-
-#include "common/log.hpp"
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "common/log.hpp"
 
 namespace sluice {
 namespace {
@@ -17,16 +17,18 @@ constexpr const char* kListSql = "SELECT id, account_id FROM lists WHERE id = $1
 constexpr const char* kSettingsSql = "SELECT var, value FROM settings WHERE var IN ($1, $2)";
 
 // docs/protocol.md#relations (a) and (b) turned around: instead of asking per event whether
-// these accounts are related, fetch every relation of the viewer once. Mutes count
-// whatever their expires_at and hide_notifications, as in the reference.
-constexpr const char* kRelationsSql = R"(SELECT 0 AS kind, target_account_id AS id, NULL::character varying AS domain
-  FROM blocks WHERE account_id = $1
+// these accounts are related, fetch every relation of the viewers once, for a batch of
+// viewers at a time ($1: their ids as a bigint[] literal); `viewer` says whose row it is.
+// Mutes count whatever their expires_at and hide_notifications, as in the reference.
+constexpr const char* kRelationsSql = R"(SELECT account_id AS viewer, 0 AS kind, target_account_id AS id,
+       NULL::character varying AS domain
+  FROM blocks WHERE account_id = ANY($1::bigint[])
 UNION ALL
-SELECT 1, account_id, NULL FROM blocks WHERE target_account_id = $1
+SELECT target_account_id, 1, account_id, NULL FROM blocks WHERE target_account_id = ANY($1::bigint[])
 UNION ALL
-SELECT 2, target_account_id, NULL FROM mutes WHERE account_id = $1
+SELECT account_id, 2, target_account_id, NULL FROM mutes WHERE account_id = ANY($1::bigint[])
 UNION ALL
-SELECT 3, NULL, domain FROM account_domain_blocks WHERE account_id = $1)";
+SELECT account_id, 3, NULL, domain FROM account_domain_blocks WHERE account_id = ANY($1::bigint[]))";
 
 // docs/protocol.md#keyword-filter-query (c), with expires_at delivered as Unix milliseconds (the
 // timestamp is stored in UTC without a zone, read as node-pg's Date would be on a
@@ -196,37 +198,52 @@ v1::FeedAccessReply AuthQueries::feed_access(v1::FeedKind kind) {
   return reply;
 }
 
-v1::RelationsReply AuthQueries::relations(int64_t account_id) {
+std::vector<v1::RelationsReply> AuthQueries::relations(const std::vector<int64_t>& account_ids) {
+  std::vector<v1::RelationsReply> replies(account_ids.size());
+  if (account_ids.empty()) return replies;
+  // Where each viewer's answer goes (a viewer asked twice gets it twice).
+  std::unordered_map<int64_t, std::vector<size_t>> slots;
+  std::string array = "{";
+  for (size_t i = 0; i < account_ids.size(); ++i) {
+    slots[account_ids[i]].push_back(i);
+    if (i > 0) array += ',';
+    array += std::to_string(account_ids[i]);
+  }
+  array += '}';
   pqxx::result rows;
   try {
     rows = pool_.run([&](pqxx::connection& connection) {
       relations_queries_.inc();
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(kRelations, account_id);
+      return tx.exec_prepared(kRelations, array);
     });
   } catch (const pqxx::sql_error& e) {
     throw DatabaseError(e.what());
   }
-  v1::RelationsReply reply;
   for (const auto& row : rows) {
-    switch (row[0].as<int>()) {
-      // Before 4.4 these columns may be NULL (docs/mastodon-releases.md): such a row
-      // relates nothing, as it matches nothing in the reference's queries.
-      case 0:
-        if (!row[1].is_null()) reply.add_blocking(row[1].as<int64_t>());
-        break;
-      case 1:
-        if (!row[1].is_null()) reply.add_blocked_by(row[1].as<int64_t>());
-        break;
-      case 2:
-        if (!row[1].is_null()) reply.add_muting(row[1].as<int64_t>());
-        break;
-      case 3:
-        if (!row[2].is_null()) reply.add_blocked_domains(row[2].as<std::string>());
-        break;
+    auto viewer = slots.find(row[0].as<int64_t>());
+    if (viewer == slots.end()) continue;
+    for (size_t slot : viewer->second) {
+      v1::RelationsReply& reply = replies[slot];
+      switch (row[1].as<int>()) {
+        // Before 4.4 these columns may be NULL (docs/mastodon-releases.md): such a row
+        // relates nothing, as it matches nothing in the reference's queries.
+        case 0:
+          if (!row[2].is_null()) reply.add_blocking(row[2].as<int64_t>());
+          break;
+        case 1:
+          if (!row[2].is_null()) reply.add_blocked_by(row[2].as<int64_t>());
+          break;
+        case 2:
+          if (!row[2].is_null()) reply.add_muting(row[2].as<int64_t>());
+          break;
+        case 3:
+          if (!row[3].is_null()) reply.add_blocked_domains(row[3].as<std::string>());
+          break;
+      }
     }
   }
-  return reply;
+  return replies;
 }
 
 v1::FiltersReply AuthQueries::filters(int64_t account_id) {

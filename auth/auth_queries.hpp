@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "auth/mastodon_schema.hpp"
 #include "auth/pg_pool.hpp"
@@ -40,8 +41,9 @@ class AuthQueries {
   bool list_owned(const std::string& list_id, int64_t account_id);
   // docs/protocol.md#feed-access-settings: access unless the setting's value is exactly "--- disabled\n".
   v1::FeedAccessReply feed_access(v1::FeedKind kind);
-  // docs/protocol.md#relations (a), (b) as whole sets for one viewer (age_ms left 0).
-  v1::RelationsReply relations(int64_t account_id);
+  // docs/protocol.md#relations (a), (b) as whole sets, for several viewers in one query:
+  // the replies are in the order of `account_ids` (age_ms left 0).
+  std::vector<v1::RelationsReply> relations(const std::vector<int64_t>& account_ids);
   // docs/protocol.md#keyword-filter-query (c) grouped per docs/protocol.md#filter-objects.
   v1::FiltersReply filters(int64_t account_id);
   // Readiness probe: SELECT 1 (not counted as an auth query).

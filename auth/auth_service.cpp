@@ -108,12 +108,14 @@ grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext*
   constexpr int64_t kDefaultMaxAgeMs = 5000;
   auto max_age = std::chrono::milliseconds(
       request->has_max_age_ms() ? std::max<int64_t>(0, request->max_age_ms()) : kDefaultMaxAgeMs);
-  tenant->cache().relations(request->account_id(), max_age, [reactor, reply, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
+  std::vector<AuthCache::Done<v1::RelationsReply>> done;
+  done.push_back([reactor, reply, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
     if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
     *reply = *answer.value;
     reply->set_age_ms(answer.age.count());
     reactor->Finish(grpc::Status::OK);
   });
+  tenant->cache().relations({request->account_id()}, max_age, std::move(done));
   return reactor;
 }
 
@@ -133,9 +135,10 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
-  // Each viewer is looked up as by GetRelations (same cache, same query); the answers
-  // come back on whichever thread ran them, so they are counted under a lock and the
-  // last one finishes the call.
+  // Each viewer is looked up as by GetRelations (same cache, same bound), and those not
+  // cached are one query together. The answers come back on whichever thread ran them
+  // (a hit inline, the rest on a worker), so they are counted under a lock and the last
+  // one finishes the call.
   struct Pending {
     std::mutex mutex;
     int remaining;
@@ -143,32 +146,31 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
   auto pending = std::make_shared<Pending>();
   const int count = request->account_ids_size();
   pending->remaining = count;
-  std::vector<v1::RelationsBatchEntry*> entries;
-  entries.reserve(count);
-  for (int64_t account : request->account_ids()) {
-    entries.push_back(reply->add_entries());
-    entries.back()->set_account_id(account);
+  std::vector<int64_t> accounts(request->account_ids().begin(), request->account_ids().end());
+  std::vector<AuthCache::Done<v1::RelationsReply>> dones;
+  dones.reserve(count);
+  for (int64_t account : accounts) {
+    v1::RelationsBatchEntry* entry = reply->add_entries();
+    entry->set_account_id(account);
+    dones.push_back([reactor, entry, pending, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
+      std::unique_lock lock(pending->mutex);
+      if (answer.value) {
+        entry->set_ok(true);
+        *entry->mutable_relations() = *answer.value;
+        entry->mutable_relations()->set_age_ms(answer.age.count());
+      } else {
+        // Logged as GetRelations logs it; the other viewers still get theirs.
+        (void)status_for_error(answer.error, tenant->name());
+      }
+      if (--pending->remaining > 0) return;
+      lock.unlock();
+      reactor->Finish(grpc::Status::OK);
+    });
   }
   const auto max_age = std::chrono::milliseconds(std::max<int64_t>(0, request->max_age_ms()));
-  // The last answer may finish the call (and free request and reply) inside this loop,
-  // so the loop reads only its own copies.
-  for (v1::RelationsBatchEntry* entry : entries) {
-    tenant->cache().relations(entry->account_id(), max_age,
-                     [reactor, entry, pending, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
-                       std::unique_lock lock(pending->mutex);
-                       if (answer.value) {
-                         entry->set_ok(true);
-                         *entry->mutable_relations() = *answer.value;
-                         entry->mutable_relations()->set_age_ms(answer.age.count());
-                       } else {
-                         // Logged as GetRelations logs it; the other viewers still get theirs.
-                         (void)status_for_error(answer.error, tenant->name());
-                       }
-                       if (--pending->remaining > 0) return;
-                       lock.unlock();
-                       reactor->Finish(grpc::Status::OK);
-                     });
-  }
+  // The last answer may finish the call (and free request and reply) inside this call,
+  // so it is given copies only.
+  tenant->cache().relations(accounts, max_age, std::move(dones));
   return reactor;
 }
 

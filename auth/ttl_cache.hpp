@@ -43,6 +43,7 @@ class TtlCache {
   };
   using Done = std::function<void(const Result&)>;
   using Load = std::function<Value()>;
+  using LoadMany = std::function<std::vector<Value>(const std::vector<Key>&)>;
   // Hands a load to a worker; returns false when it cannot (shutting down).
   using Run = std::function<bool(std::function<void()>)>;
   using Ttl = std::function<std::chrono::milliseconds(const Value&)>;
@@ -70,44 +71,77 @@ class TtlCache {
   // most that long ago is used, and 0 always loads anew without joining a running load.
   void get(const Key& key, Load load, const Run& run, Done done,
            std::optional<std::chrono::milliseconds> max_age = std::nullopt) {
-    std::shared_ptr<Flight> flight;
-    std::optional<Result> hit;
-    bool may_share = coalesce_ && (!max_age || max_age->count() > 0);
+    std::vector<Done> dones;
+    dones.push_back(std::move(done));
+    get_many(
+        {key},
+        [load = std::move(load)](const std::vector<Key>&) {
+          std::vector<Value> values;
+          values.push_back(load());
+          return values;
+        },
+        run, std::move(dones), max_age);
+  }
+
+  // get() for several keys at once, `dones[i]` answering `keys[i]`. The keys that are
+  // neither cached nor already loading are loaded together, by one call of `load` with
+  // them (it returns their values in that order): a batch of viewers is one query, not
+  // one each (docs/protocol.md#relations).
+  void get_many(const std::vector<Key>& keys, LoadMany load, const Run& run, std::vector<Done> dones,
+                std::optional<std::chrono::milliseconds> max_age = std::nullopt) {
+    std::vector<std::pair<size_t, Result>> hits;
+    std::vector<Key> to_load;
+    std::vector<std::shared_ptr<Flight>> flights;
+    const bool may_share = coalesce_ && (!max_age || max_age->count() > 0);
     {
       std::lock_guard lock(mutex_);
-      hit = find_locked(key, max_age);
-      if (!hit) {
-        misses_.inc();
-        auto running = may_share ? in_flight_.find(key) : in_flight_.end();
-        if (running != in_flight_.end()) {
-          running->second->waiters.push_back(std::move(done));
-          return;
+      for (size_t i = 0; i < keys.size(); ++i) {
+        if (auto hit = find_locked(keys[i], max_age)) {
+          hits.emplace_back(i, std::move(*hit));
+          continue;
         }
-        flight = std::make_shared<Flight>();
+        misses_.inc();
+        auto running = may_share ? in_flight_.find(keys[i]) : in_flight_.end();
+        if (running != in_flight_.end()) {
+          running->second->waiters.push_back(std::move(dones[i]));
+          continue;
+        }
+        auto flight = std::make_shared<Flight>();
         flight->epoch = epoch_;
-        flight->waiters.push_back(std::move(done));
-        if (may_share) in_flight_.emplace(key, flight);
+        flight->waiters.push_back(std::move(dones[i]));
+        if (may_share) in_flight_.emplace(keys[i], flight);
+        to_load.push_back(keys[i]);
+        flights.push_back(std::move(flight));
       }
     }
-    if (hit) {
-      done(*hit);
-      return;
-    }
-    auto task = [this, key, flight, load = std::move(load)] {
-      Result result;
-      result.loaded_at = now_();
+    for (auto& [index, hit] : hits) dones[index](hit);
+    if (to_load.empty()) return;
+    auto task = [this, to_load, flights, load = std::move(load)] {
+      const auto loaded_at = now_();
+      std::vector<Value> values;
+      std::exception_ptr error;
       try {
-        result.value = std::make_shared<const Value>(load());
+        values = load(to_load);
+        if (values.size() != to_load.size()) throw std::logic_error("a batch load answered the wrong number of keys");
       } catch (...) {
-        result.error = std::current_exception();
+        error = std::current_exception();
       }
-      complete(key, flight, result);
+      for (size_t i = 0; i < to_load.size(); ++i) {
+        Result result;
+        result.loaded_at = loaded_at;
+        if (error) {
+          result.error = error;
+        } else {
+          result.value = std::make_shared<const Value>(std::move(values[i]));
+        }
+        complete(to_load[i], flights[i], result);
+      }
     };
     if (!run(task)) {
       Result refused;
       refused.loaded_at = now_();
       refused.error = std::make_exception_ptr(WorkRefused("the auth service is busy or stopping"));
-      complete(key, flight, refused);
+      for (size_t i = 0; i < to_load.size(); ++i) complete(to_load[i], flights[i], refused);
     }
   }
 
@@ -161,7 +195,8 @@ class TtlCache {
       remove_locked(key);
       return std::nullopt;
     }
-    if (max_age && now - it->second.loaded_at > *max_age) return std::nullopt;  // too old for this caller
+    // Too old for this caller; 0 accepts nothing cached, even an answer loaded this instant.
+    if (max_age && (max_age->count() == 0 || now - it->second.loaded_at > *max_age)) return std::nullopt;
     lru_.splice(lru_.begin(), lru_, it->second.lru_position);
     hits_.inc();
     return Result{it->second.value, nullptr, it->second.loaded_at};

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "tests/auth/auth_test_support.hpp"
 
@@ -206,6 +209,90 @@ TEST(TtlCacheTest, CountsHitsAndMisses) {
   h.get(cache, "k", 1, &out);
   EXPECT_EQ(auth_test::cache_hits("counted") - hits, 1u);
   EXPECT_EQ(auth_test::cache_misses("counted") - misses, 1u);
+}
+
+// get_many: what is cached is answered inline, what is loading is joined, and the rest is
+// one load of just those keys (a batch of viewers is one query).
+struct ManyHarness : Harness {
+  std::vector<std::vector<std::string>> batches;  // the keys of each load, as asked
+  bool fail = false;
+  bool short_answer = false;
+
+  void get_many(Cache& cache, const std::vector<std::string>& keys, std::vector<int>* outs,
+                std::optional<milliseconds> max_age = std::nullopt) {
+    outs->assign(keys.size(), -2);
+    std::vector<Cache::Done> dones;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      dones.push_back([outs, i](const Cache::Result& result) { (*outs)[i] = result.value ? *result.value : -1; });
+    }
+    cache.get_many(
+        keys,
+        [this](const std::vector<std::string>& missing) {
+          batches.push_back(missing);
+          if (fail) throw std::runtime_error("database down");
+          std::vector<int> values;
+          for (const auto& key : missing) values.push_back(static_cast<int>(key.size()));
+          if (short_answer) values.pop_back();
+          return values;
+        },
+        run(), std::move(dones), max_age);
+  }
+};
+
+TEST(TtlCacheTest, ManyKeysLoadTogetherExceptThoseCachedOrLoading) {
+  ManyHarness h;
+  auto cache = make(h);
+  int cached;
+  h.get(cache, "cached", 42, &cached);
+  h.run_all();
+  int loading;
+  h.get(cache, "loading", 7, &loading);  // queued, not run yet
+  std::vector<int> outs;
+  h.get_many(cache, {"a", "cached", "bb", "loading", "a", "ccc"}, &outs);
+  EXPECT_EQ(outs[1], 42) << "a hit is answered inline";
+  EXPECT_EQ(outs[0], -2);
+  h.run_all();
+  ASSERT_EQ(h.batches.size(), 1u);
+  EXPECT_EQ(h.batches[0], (std::vector<std::string>{"a", "bb", "ccc"})) << "one load, only what was missing";
+  EXPECT_EQ(outs, (std::vector<int>{1, 42, 2, 7, 1, 3})) << "each key answered in its place, 'loading' by its own load";
+  EXPECT_EQ(h.loads, 2) << "the two single loads";
+  std::vector<int> again;
+  h.get_many(cache, {"bb", "ccc"}, &again);
+  EXPECT_EQ(again, (std::vector<int>{2, 3})) << "the batch's answers were cached";
+  EXPECT_TRUE(h.queued.empty());
+}
+
+TEST(TtlCacheTest, ManyKeysWithZeroMaxAgeLoadAnewInOneBatch) {
+  ManyHarness h;
+  auto cache = make(h);
+  std::vector<int> outs;
+  h.get_many(cache, {"a", "bb"}, &outs);
+  h.run_all();
+  h.get_many(cache, {"a", "bb", "a"}, &outs, milliseconds(0));
+  h.run_all();
+  ASSERT_EQ(h.batches.size(), 2u);
+  EXPECT_EQ(h.batches[1], (std::vector<std::string>{"a", "bb", "a"}));
+  EXPECT_EQ(outs, (std::vector<int>{1, 2, 1}));
+}
+
+TEST(TtlCacheTest, AFailedOrMalformedBatchAnswersEveryKeyWithAnErrorAndCachesNothing) {
+  ManyHarness h;
+  auto cache = make(h);
+  std::vector<int> outs;
+  h.fail = true;
+  h.get_many(cache, {"a", "bb"}, &outs);
+  h.run_all();
+  EXPECT_EQ(outs, (std::vector<int>{-1, -1}));
+  h.fail = false;
+  h.short_answer = true;
+  h.get_many(cache, {"a", "bb"}, &outs);
+  h.run_all();
+  EXPECT_EQ(outs, (std::vector<int>{-1, -1})) << "a load answering fewer keys than asked is an error, not a misplaced answer";
+  EXPECT_EQ(cache.size(), 0u);
+  h.short_answer = false;
+  h.accept = false;
+  h.get_many(cache, {"a", "bb"}, &outs);
+  EXPECT_EQ(outs, (std::vector<int>{-1, -1})) << "a refused run answers every key at once";
 }
 
 }  // namespace
