@@ -11,6 +11,7 @@
 #include <gumbo.h>
 #include <nlohmann/json.hpp>
 
+#include "broker/message_scan.hpp"
 #include "common/js_json.hpp"
 
 namespace sluice {
@@ -304,6 +305,15 @@ bool feeds_filtered_streams(std::string_view channel) {
 }
 
 RedisMessageVerdict parse_into(std::string_view text, sluice::v1::ChannelEvent& out) {
+  // Where nothing is filtered the payload is only copied through: the quick pass does it
+  // when the message is ordinary, and says so; anything else is parsed fully below.
+  if (!feeds_filtered_streams(out.channel())) {
+    if (auto scanned = scan_plain_message(text)) {
+      out.set_event(std::move(scanned->event));
+      out.set_payload(std::move(scanned->payload));
+      return RedisMessageVerdict::deliver;
+    }
+  }
   const json message = parse_message_json(text);
   if (message.is_discarded()) return RedisMessageVerdict::invalid_json;
   if (!message.is_object()) return RedisMessageVerdict::not_an_object;

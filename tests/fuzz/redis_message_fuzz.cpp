@@ -1,5 +1,6 @@
 // Any bytes published on a Redis channel: parse_redis_message must never crash,
-// and whatever it keeps must be valid UTF-8 (protobuf string fields, WS text).
+// whatever it keeps must be valid UTF-8 (protobuf string fields, WS text), and the quick
+// pass of unfiltered channels must agree with the full parse.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -23,5 +24,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   std::string wire;
   if (!event.SerializeToString(&wire)) std::abort();
+  // A home channel takes the quick pass (broker/message_scan.hpp) where the message is
+  // ordinary; clients must receive exactly what the full parse gives.
+  sluice::v1::ChannelEvent quick;
+  const auto quick_verdict = sluice::parse_redis_message("timeline:1", text, quick);
+  if (quick_verdict != verdict || quick.event() != event.event() || quick.payload() != event.payload()) std::abort();
   return 0;
 }
