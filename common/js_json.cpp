@@ -1,11 +1,16 @@
 #include "common/js_json.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sluice {
 namespace {
@@ -138,15 +143,44 @@ void append_digits_js_style(std::string& out, std::string_view digits, int point
 
 void append_value(std::string& out, const json& value);
 
+// The key's array index if it is one: "0" to "4294967294" written without leading zeros.
+std::optional<std::uint32_t> array_index(std::string_view key) {
+  if (key.empty() || key.size() > 10 || (key.size() > 1 && key[0] == '0')) return std::nullopt;
+  std::uint64_t index = 0;
+  for (char c : key) {
+    if (c < '0' || c > '9') return std::nullopt;
+    index = index * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (index > 4294967294ULL) return std::nullopt;
+  return static_cast<std::uint32_t>(index);
+}
+
+void append_member(std::string& out, bool& first, const std::string& key, const json& member) {
+  if (!first) out.push_back(',');
+  first = false;
+  append_js_string_literal(out, key);
+  out.push_back(':');
+  append_value(out, member);
+}
+
+// docs/protocol.md#payload-serialisation: a JavaScript object lists its array-index keys
+// first, in ascending order, and then the other keys in insertion order (ECMA-262
+// OrdinaryOwnPropertyKeys), so {"b":1,"2":2} comes out as {"2":2,"b":1}.
 void append_object(std::string& out, const json& value) {
+  const auto& members = value.get_ref<const json::object_t&>();
+  std::vector<std::pair<std::uint32_t, const json::object_t::value_type*>> indexed;
+  for (const auto& member : members) {
+    const char lead = member.first.empty() ? '\0' : member.first[0];
+    if (lead < '0' || lead > '9') continue;
+    if (auto index = array_index(member.first)) indexed.emplace_back(*index, &member);
+  }
+  std::sort(indexed.begin(), indexed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   out.push_back('{');
   bool first = true;
-  for (const auto& [key, member] : value.get_ref<const json::object_t&>()) {
-    if (!first) out.push_back(',');
-    first = false;
-    append_js_string_literal(out, key);
-    out.push_back(':');
-    append_value(out, member);
+  for (const auto& [index, member] : indexed) append_member(out, first, member->first, member->second);
+  for (const auto& member : members) {
+    if (!indexed.empty() && array_index(member.first)) continue;
+    append_member(out, first, member.first, member.second);
   }
   out.push_back('}');
 }

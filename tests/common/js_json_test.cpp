@@ -39,6 +39,15 @@ TEST(JsStringify, DuplicateKeyKeepsFirstPositionAndLastValue) {
   EXPECT_EQ(stringify_text(R"({"a":{"x":1},"b":2,"a":"last"})"), R"({"a":"last","b":2})");
 }
 
+// docs/protocol.md#payload-serialisation: array-index keys first, ascending, as a JS object lists them.
+TEST(JsStringify, ArrayIndexKeysComeFirstInAscendingOrder) {
+  EXPECT_EQ(stringify_text(R"({"b":1,"10":2,"a":3,"2":4,"0":5})"), R"({"0":5,"2":4,"10":2,"b":1,"a":3})");
+  // Not array indices: leading zeros, signs, fractions, 2^32-1 and beyond keep their place.
+  EXPECT_EQ(stringify_text(R"({"b":1,"01":2,"-1":3,"1.5":4,"4294967295":5,"4294967294":6,"":7})"),
+            R"({"4294967294":6,"b":1,"01":2,"-1":3,"1.5":4,"4294967295":5,"":7})");
+  EXPECT_EQ(stringify_text(R"({"x":{"b":1,"1":2}})"), R"({"x":{"1":2,"b":1}})") << "at every depth";
+}
+
 TEST(JsStringify, LiteralsAsIs) {
   EXPECT_EQ(stringify_text("[true,false,null]"), "[true,false,null]");
   EXPECT_EQ(stringify_text("true"), "true");
