@@ -2,7 +2,8 @@
 // One gateway's long-lived Events stream (proto/sluice/v1/broker.proto): reads
 // Hello/Subscribe/Unsubscribe, and writes the events of the channels it asked for
 // plus every system-channel event. Exactly one write is in flight; the rest wait
-// in a bounded queue. A gateway that falls behind past the bound is finished with
+// in a bounded queue, and the events among them go out as one batch to a gateway
+// that reads batches. A gateway that falls behind past the bound is finished with
 // RESOURCE_EXHAUSTED (it reconnects and re-subscribes) instead of growing memory.
 //
 // Thread-safety: deliver() runs on the Redis thread, reactions on gRPC threads.
@@ -55,6 +56,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
   // Gives back every channel the stream held.
   void release();
   void start_write_locked(std::shared_ptr<const v1::BrokerMessage> message);
+  std::shared_ptr<const v1::BrokerMessage> next_write_locked();
 
   BrokerService& service_;
   const uint64_t id_;
@@ -66,6 +68,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
   std::deque<std::shared_ptr<const v1::BrokerMessage>> queue_;
   std::shared_ptr<const v1::BrokerMessage> in_flight_;
   bool hello_seen_ = false;
+  bool accepts_batches_ = false;  // from Hello: events may be sent as EventBatch
   bool joined_ = false;
   bool released_ = false;
   bool finished_ = false;

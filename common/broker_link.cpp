@@ -25,6 +25,7 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
   void queue_initial(const std::unordered_map<std::string, Wanted>& channels) {
     v1::GatewayMessage hello;
     hello.mutable_hello()->set_gateway_id(link_.gateway_id_);
+    hello.mutable_hello()->set_accepts_event_batches(true);
     outgoing_.push_back(std::move(hello));
     std::map<std::pair<std::string_view, bool>, v1::GatewayMessage> subscribes;
     for (const auto& [key, wanted] : channels) {
@@ -77,6 +78,10 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
     if (incoming_.has_event()) {
       auto event = std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()));
       link_.callbacks_.on_event(std::move(event));
+    } else if (incoming_.has_events()) {
+      for (auto& event : *incoming_.mutable_events()->mutable_events()) {
+        link_.callbacks_.on_event(std::make_shared<v1::ChannelEvent>(std::move(event)));
+      }
     } else if (incoming_.has_ready()) {
       link_.on_stream_ready();
     } else if (incoming_.has_resubscribed() && link_.callbacks_.on_resubscribed) {

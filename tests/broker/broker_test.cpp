@@ -442,6 +442,62 @@ TEST(Broker, SlowGatewayIsFinishedWithResourceExhausted) {
   EXPECT_EQ(redis().numsub(channel), 1);
 }
 
+// Events that queue up behind a write (here: while the gateways do not read) go out as
+// one EventBatch to a gateway whose Hello says it reads them, in the channel's order;
+// an older gateway gets the same events one per message.
+TEST(Broker, EventsQueuedBehindAWriteGoAsBatchesOnlyToGatewaysThatReadThem) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  const std::string batching_channel = unique_channel("timeline:hashtag:batching");
+  const std::string older_channel = unique_channel("timeline:hashtag:older");
+  GatewayClient batching(broker.channel(), {}, /*start_reading=*/false);
+  GatewayClient older(broker.channel(), {}, /*start_reading=*/false);
+  batching.hello("batching", /*accepts_event_batches=*/true);
+  older.hello("older");
+  batching.subscribe({batching_channel});
+  older.subscribe({older_channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(batching_channel) == 1 && redis().numsub(older_channel) == 1; }));
+  const uint64_t sent_before = counter("sluice_broker_events_sent_total");
+  constexpr int kEvents = 300;
+  const std::string padding(8000, 'x');
+  for (int i = 1; i <= kEvents; ++i) {
+    const std::string message = R"({"event":"delete","payload":")" + std::to_string(i) + "-" + padding + R"("})";
+    ASSERT_EQ(redis().publish(batching_channel, message), 1);
+    ASSERT_EQ(redis().publish(older_channel, message), 1);
+  }
+  batching.start_reading();
+  older.start_reading();
+
+  // Every event once, in order, whatever messages carry them.
+  auto read_all = [&](GatewayClient& gateway, int& messages, int& batches) {
+    int expected = 1;
+    while (expected <= kEvents) {
+      auto message = gateway.next();
+      ASSERT_TRUE(message.has_value()) << "event " << expected << " never came";
+      if (message->has_ready()) continue;
+      ++messages;
+      std::vector<v1::ChannelEvent> events;
+      if (message->has_event()) events.push_back(message->event());
+      if (message->has_events()) {
+        ++batches;
+        events.assign(message->events().events().begin(), message->events().events().end());
+      }
+      for (const auto& event : events) {
+        ASSERT_EQ(event.payload(), std::to_string(expected) + "-" + padding) << "out of order";
+        ++expected;
+      }
+    }
+  };
+  int batching_messages = 0, batching_batches = 0, older_messages = 0, older_batches = 0;
+  read_all(batching, batching_messages, batching_batches);
+  read_all(older, older_messages, older_batches);
+  EXPECT_GT(batching_batches, 0);
+  EXPECT_LT(batching_messages, kEvents) << "the events that queued went in fewer messages";
+  EXPECT_EQ(older_batches, 0);
+  EXPECT_EQ(older_messages, kEvents);
+  EXPECT_EQ(counter("sluice_broker_events_sent_total") - sent_before, 2u * kEvents) << "counted per event";
+}
+
 TEST(Broker, ReconnectsAndResubscribesAfterRedisRestart) {
   Broker broker;
   ASSERT_TRUE(broker.wait_ready());

@@ -58,9 +58,11 @@ class GatewayClient {
     std::lock_guard lock(write_mutex_);
     return stream_->Write(message);
   }
-  bool hello(const std::string& gateway_id = "test-gateway") {
+  // Like an older gateway unless `accepts_event_batches`.
+  bool hello(const std::string& gateway_id = "test-gateway", bool accepts_event_batches = false) {
     v1::GatewayMessage message;
     message.mutable_hello()->set_gateway_id(gateway_id);
+    message.mutable_hello()->set_accepts_event_batches(accepts_event_batches);
     return write(message);
   }
   bool subscribe(const std::vector<std::string>& channels, bool heartbeat = false) {
