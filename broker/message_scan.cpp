@@ -195,7 +195,10 @@ class Scanner {
       append_js_string_literal(out, decoded_);
       return true;
     }
-    append_js_string_literal(out, raw);
+    // Valid UTF-8 without quotes, backslashes or control characters is its own literal.
+    out.push_back('"');
+    out.append(raw);
+    out.push_back('"');
     return true;
   }
 
@@ -203,16 +206,11 @@ class Scanner {
   // with nothing consumed.
   bool unescaped_string(std::string_view& raw) {
     const std::size_t start = pos_ + 1;
-    for (std::size_t i = start; i < text_.size(); ++i) {
-      const auto c = static_cast<unsigned char>(text_[i]);
-      if (c == '"') {
-        raw = text_.substr(start, i - start);
-        pos_ = i + 1;
-        return true;
-      }
-      if (c == '\\' || c < 0x20) return false;
-    }
-    return false;
+    const std::size_t end = find_json_string_special(text_, start);
+    if (end >= text_.size() || text_[end] != '"') return false;
+    raw = text_.substr(start, end - start);
+    pos_ = end + 1;
+    return true;
   }
 
   // The string at pos_, decoded, appended to `out`.

@@ -330,6 +330,20 @@ void append_js_string_literal(std::string& out, std::string_view utf8) {
   out.push_back('"');
 }
 
+std::size_t find_json_string_special(std::string_view text, std::size_t pos) {
+  while (pos + 8 <= text.size()) {
+    const std::uint64_t word = load_word(text.data() + pos);
+    if ((has_byte_below(word, 0x20) | has_byte(word, '"') | has_byte(word, '\\')) != 0) break;
+    pos += 8;
+  }
+  while (pos < text.size()) {
+    const auto c = static_cast<unsigned char>(text[pos]);
+    if (c < 0x20 || c == '"' || c == '\\') return pos;
+    ++pos;
+  }
+  return pos;
+}
+
 void append_js_number(std::string& out, double value) {
   if (!std::isfinite(value)) {
     out.append("null");

@@ -44,6 +44,11 @@ bool js_truthy(const nlohmann::ordered_json& value);
 // which overflows the stack on very deep input.
 bool json_nesting_exceeds(std::string_view text, std::size_t max_depth);
 
+// The position of the first '"', '\\' or control character (below U+0020) at or after
+// `pos` in `text`, or text.size(): where a JSON string's plain bytes end. Eight bytes
+// at a time.
+std::size_t find_json_string_special(std::string_view text, std::size_t pos);
+
 // ---- UTF-8 as JavaScript decodes bytes (WHATWG "utf-8" decoder) ----
 
 // Length of the well-formed UTF-8 sequence starting at text[pos] (1–4), or 0 if

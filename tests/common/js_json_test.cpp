@@ -245,6 +245,22 @@ TEST(Utf8, SequenceLengths) {
   EXPECT_EQ(utf8_sequence_length("a", 1), 0u);
 }
 
+TEST(JsonString, FindsTheFirstQuoteBackslashOrControlCharacterAtAnyOffset) {
+  for (std::size_t at = 0; at < 20; ++at) {
+    for (char special : {'"', '\\', '\n', '\x1f', '\0'}) {
+      std::string text(at, 'a');
+      text += "\xC3\xA9\x7f";  // non-ASCII and DEL are plain
+      const std::size_t expected = text.size();
+      text.push_back(special);
+      text += "zz\"";
+      EXPECT_EQ(find_json_string_special(text, 0), expected) << at << " " << int(special);
+      EXPECT_EQ(find_json_string_special(text, expected + 1), text.size() - 1);
+    }
+  }
+  EXPECT_EQ(find_json_string_special("plain text, all of it", 0), 21u);
+  EXPECT_EQ(find_json_string_special("", 0), 0u);
+}
+
 TEST(Utf8, Validity) {
   EXPECT_TRUE(is_valid_utf8(""));
   EXPECT_TRUE(is_valid_utf8("plain ascii"));
