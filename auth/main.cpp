@@ -76,7 +76,9 @@ int run(const sluice::Env& env) {
     system_events = std::make_unique<BrokerSet>(
         BrokerSetOptions::from_env(env, ""), [tls](const BrokerTarget& broker) { return broker_channel(broker, tls); },
         settings.internal_token, "sluice-auth",
-        [&tier](std::shared_ptr<const sluice::v1::ChannelEvent> event) { apply_system_event(tier.tenants(), *event); },
+        [&tier](BrokerLink::Events events) {
+          for (const auto& event : events) apply_system_event(tier.tenants(), *event);
+        },
         // Kills published while the stream was down were missed: forget what they would have.
         [&tier] { system_events_missed(tier.tenants()); });
     system_events->start();

@@ -76,12 +76,14 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
     if (incoming_.has_event()) {
-      auto event = std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()));
-      link_.callbacks_.on_event(std::move(event));
+      link_.callbacks_.on_event({std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()))});
     } else if (incoming_.has_events()) {
+      BrokerLink::Events events;
+      events.reserve(incoming_.events().events_size());
       for (auto& event : *incoming_.mutable_events()->mutable_events()) {
-        link_.callbacks_.on_event(std::make_shared<v1::ChannelEvent>(std::move(event)));
+        events.push_back(std::make_shared<v1::ChannelEvent>(std::move(event)));
       }
+      link_.callbacks_.on_event(std::move(events));
     } else if (incoming_.has_ready()) {
       link_.on_stream_ready();
     } else if (incoming_.has_resubscribed() && link_.callbacks_.on_resubscribed) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,7 +25,10 @@ namespace sluice {
 
 class BrokerLink {
  public:
-  using EventHandler = std::function<void(std::shared_ptr<const sluice::v1::ChannelEvent>)>;
+  // The events of one message from the broker (one, or an EventBatch), in the stream's
+  // order: handed on together so that the gateway wakes each worker once for them.
+  using Events = std::vector<std::shared_ptr<const sluice::v1::ChannelEvent>>;
+  using EventHandler = std::function<void(Events)>;
 
   struct Callbacks {
     EventHandler on_event;

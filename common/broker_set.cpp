@@ -249,7 +249,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     member.link = std::make_unique<BrokerLink>(
         connect_(target), internal_token_, process_id_,
         BrokerLink::Callbacks{
-            [this, source](std::shared_ptr<const v1::ChannelEvent> event) { deliver(source, std::move(event)); },
+            [this, source](BrokerLink::Events events) { deliver(source, std::move(events)); },
             on_ready_, [this, source] { stream_opening(source); },
             [this, source](const std::string& channel) { resubscribed(source, channel); }});
     auto [it, inserted] = members_.emplace(target.address, std::move(member));
@@ -354,13 +354,20 @@ void BrokerSet::release(const std::string& channel) {
   channels_.erase(it);
 }
 
-void BrokerSet::deliver(int source, std::shared_ptr<const v1::ChannelEvent> event) {
-  if (!replicated_.load(std::memory_order_acquire)) return on_event_(std::move(event));
+void BrokerSet::deliver(int source, BrokerLink::Events events) {
+  if (!replicated_.load(std::memory_order_acquire)) return on_event_(std::move(events));
   // Deciding and handing on under one lock: the streams run on different threads, and
   // the order of first copies is the channel's order only if it is also the order of
   // delivery (the e2e test saw e54 before e53 without it).
   std::lock_guard lock(deliver_mutex_);
-  hand_on_locked(dedup_.offer(source, std::move(event), std::chrono::steady_clock::now()));
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<EventDeduplicator::Event> first_copies;
+  for (auto& event : events) {
+    auto released = dedup_.offer(source, std::move(event), now);
+    first_copies.insert(first_copies.end(), std::make_move_iterator(released.begin()),
+                        std::make_move_iterator(released.end()));
+  }
+  hand_on_locked(std::move(first_copies));
 }
 
 void BrokerSet::hand_on_locked(std::vector<EventDeduplicator::Event> events) {
@@ -371,7 +378,7 @@ void BrokerSet::hand_on_locked(std::vector<EventDeduplicator::Event> events) {
     dropped.inc(now_dropped - dropped_reported_);
     dropped_reported_ = now_dropped;
   }
-  for (auto& event : events) on_event_(std::move(event));
+  if (!events.empty()) on_event_(std::move(events));
 }
 
 void BrokerSet::stream_opening(int source) {

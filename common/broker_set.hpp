@@ -117,7 +117,7 @@ class BrokerSet {
   void update_replicated_locked();
   BrokerLink* link_locked(const std::string& address);
   void run_due_locked(std::chrono::steady_clock::time_point now, std::vector<std::unique_ptr<BrokerLink>>& to_stop);
-  void deliver(int source, std::shared_ptr<const v1::ChannelEvent> event);
+  void deliver(int source, BrokerLink::Events events);
   void stream_opening(int source);
   void resubscribed(int source, const std::string& channel);
   // With deliver_mutex_ held: passes events on, and counts the dropped copies.

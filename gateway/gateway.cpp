@@ -23,7 +23,7 @@ Gateway::Gateway(GatewayConfig config, BrokerSet::ChannelFactory connect_broker,
                  std::shared_ptr<grpc::Channel> auth_channel)
     : auth_(std::move(auth_channel), config.internal_token),
       broker_(config.brokers, std::move(connect_broker), config.internal_token, make_gateway_id(),
-              [this](std::shared_ptr<const sluice::v1::ChannelEvent> event) { on_event(std::move(event)); }),
+              [this](BrokerLink::Events events) { on_events(std::move(events)); }),
       context_(std::move(config), auth_, broker_) {
   for (unsigned i = 0; i < context_.config.threads; ++i) workers_.push_back(std::make_unique<Worker>(context_, i));
 }
@@ -99,18 +99,28 @@ void Gateway::update_tenants(std::shared_ptr<const Tenants> tenants) {
   }
 }
 
-void Gateway::on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event) {
-  auto prepared = GatewayEvent::prepare(std::move(event));
-  // Before any worker closes a connection, so that a reconnect sees it.
-  if (prepared->is_system) context_.recent_kills.record(*prepared->source);
-  // A system event may concern any client; any other goes only to the workers that
-  // have listeners on its channel.
-  const ChannelWorkers::Workers listening =
-      prepared->is_system ? ChannelWorkers::Workers{}.set() : context_.channel_workers.of(prepared->channel_key());
+void Gateway::on_events(BrokerLink::Events events) {
+  // Each worker gets the events it has listeners for in one post, in order: a post
+  // per event woke a worker per event.
+  std::vector<std::vector<std::shared_ptr<const GatewayEvent>>> for_worker(workers_.size());
+  for (auto& event : events) {
+    auto prepared = GatewayEvent::prepare(std::move(event));
+    // Before any worker closes a connection, so that a reconnect sees it.
+    if (prepared->is_system) context_.recent_kills.record(*prepared->source);
+    // A system event may concern any client; any other goes only to the workers that
+    // have listeners on its channel.
+    const ChannelWorkers::Workers listening =
+        prepared->is_system ? ChannelWorkers::Workers{}.set() : context_.channel_workers.of(prepared->channel_key());
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      if (listening.test(i)) for_worker[i].push_back(prepared);
+    }
+  }
   for (size_t i = 0; i < workers_.size(); ++i) {
-    if (!listening.test(i)) continue;
+    if (for_worker[i].empty()) continue;
     Worker* w = workers_[i].get();
-    asio::post(w->io(), [w, prepared] { w->deliver(prepared); });
+    asio::post(w->io(), [w, batch = std::move(for_worker[i])] {
+      for (const auto& prepared : batch) w->deliver(prepared);
+    });
   }
 }
 

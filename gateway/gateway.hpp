@@ -42,7 +42,7 @@ class Gateway {
   size_t client_count() const;
 
  private:
-  void on_event(std::shared_ptr<const sluice::v1::ChannelEvent> event);
+  void on_events(BrokerLink::Events events);
 
   AuthClient auth_;
   BrokerSet broker_;

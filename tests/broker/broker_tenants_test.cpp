@@ -211,9 +211,11 @@ TEST(BrokerTenants, AGatewaysBrokerSetHoldsChannelKeysOfSeveralInstances) {
   options.addresses = "in-process";
   BrokerSet set(
       options, [&broker](const BrokerTarget&) { return broker.channel(); }, "", "gw",
-      [&](std::shared_ptr<const v1::ChannelEvent> event) {
+      [&](BrokerLink::Events events) {
         std::lock_guard lock(mutex);
-        received.push_back(channel_key(event->tenant(), event->channel()) + " " + event->payload());
+        for (const auto& event : events) {
+          received.push_back(channel_key(event->tenant(), event->channel()) + " " + event->payload());
+        }
       });
   set.start();
   ASSERT_TRUE(eventually([&] { return set.connected(); }));

@@ -67,9 +67,9 @@ TEST(BrokerMembership, ChannelsMoveAsBrokersJoinAndLeaveWithoutLossOrDuplicates)
   BrokerSet set(
       options, [](const BrokerTarget& target) { return grpc::CreateChannel(target.address, grpc::InsecureChannelCredentials()); },
       "", "membership-test",
-      [&](std::shared_ptr<const sluice::v1::ChannelEvent> event) {
+      [&](BrokerLink::Events events) {
         std::lock_guard lock(got_mutex);
-        got[event->channel()].push_back(event->payload());
+        for (const auto& event : events) got[event->channel()].push_back(event->payload());
       },
       {},
       [&](const std::string&, const std::string&) -> std::optional<std::vector<std::string>> {
