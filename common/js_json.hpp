@@ -3,6 +3,7 @@
 // payloads reach clients byte-for-byte as the reference server sends them, plus the
 // UTF-8 rules JavaScript applies when it turns bytes into strings.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,25 @@ std::size_t find_json_string_special(std::string_view text, std::size_t pos);
 // Length of the well-formed UTF-8 sequence starting at text[pos] (1–4), or 0 if
 // the bytes there are ill-formed (overlong, surrogate, > U+10FFFF, truncated).
 std::size_t utf8_sequence_length(std::string_view text, std::size_t pos);
+
+// Appends the code point (at most U+10FFFF, not a surrogate) as UTF-8.
+inline void append_utf8(std::string& out, std::uint32_t code_point) {
+  if (code_point < 0x80) {
+    out.push_back(static_cast<char>(code_point));
+  } else if (code_point < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (code_point >> 6)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else if (code_point < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (code_point >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (code_point >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((code_point >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (code_point & 0x3F)));
+  }
+}
 
 // Strict RFC 3629 validity (what WebSocket text frames require, RFC 6455 §8.1).
 bool is_valid_utf8(std::string_view text);
