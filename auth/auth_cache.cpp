@@ -65,14 +65,7 @@ void AuthCache::get(TtlCache<Key, T>& cache, const Key& key, std::function<T()> 
                     std::optional<milliseconds> max_age) {
   std::vector<Done<T>> dones;
   dones.push_back(std::move(done));
-  get_many<Key, T>(
-      cache, {key},
-      [load = std::move(load)](const std::vector<Key>&) {
-        std::vector<T> values;
-        values.push_back(load());
-        return values;
-      },
-      std::move(dones), max_age);
+  get_many<Key, T>(cache, {key}, TtlCache<Key, T>::load_one(std::move(load)), std::move(dones), max_age);
 }
 
 template <class Key, class T>

@@ -73,14 +73,16 @@ class TtlCache {
            std::optional<std::chrono::milliseconds> max_age = std::nullopt) {
     std::vector<Done> dones;
     dones.push_back(std::move(done));
-    get_many(
-        {key},
-        [load = std::move(load)](const std::vector<Key>&) {
-          std::vector<Value> values;
-          values.push_back(load());
-          return values;
-        },
-        run, std::move(dones), max_age);
+    get_many({key}, load_one(std::move(load)), run, std::move(dones), max_age);
+  }
+
+  // A load of one key as get_many takes it.
+  static LoadMany load_one(Load load) {
+    return [load = std::move(load)](const std::vector<Key>&) {
+      std::vector<Value> values;
+      values.push_back(load());
+      return values;
+    };
   }
 
   // get() for several keys at once, `dones[i]` answering `keys[i]`. The keys that are

@@ -34,6 +34,11 @@ TEST_P(Foundation, SseUserStreamDeliversEventsWithExactFraming) {
             "event: update\ndata: {\"id\":\"110\",\"content\":\"<p>café &amp; tea</p>\",\"language\":\"en\","
             "\"account\":{\"id\":\"910002\",\"username\":\"a\",\"acct\":\"a\"},\"mentions\":[],"
             "\"media_attachments\":[],\"filtered\":[]}");
+  // JSON.stringify of a parsed object lists array-index keys first, ascending
+  // (docs/protocol.md#payload-serialisation); elsewhere the original order stays.
+  suite_redis().publish(channel, R"({"event":"announcement","payload":{"b":1,"10":2,"x":{"z":0,"1":1},"2":3}})");
+  EXPECT_EQ(client.next_block(), R"(event: announcement
+data: {"2":3,"10":2,"b":1,"x":{"1":1,"z":0}})");
 }
 
 TEST_P(Foundation, WebSocketUserStreamDeliversEventsWithExactFraming) {
