@@ -210,21 +210,6 @@ std::vector<std::string> canonical_keywords(const sluice::v1::CustomFilter& filt
   return keywords;
 }
 
-// A text prepared once per evaluation: well-formed, canonicalized, and the map back.
-struct PreparedText {
-  std::string original;
-  std::string canonical;
-  std::vector<uint32_t> offsets;
-
-  explicit PreparedText(std::string_view text) : original(well_formed(text)) {
-    canonical = js_canonical_text(original, &offsets);
-  }
-  std::pair<size_t, size_t> to_original(std::pair<size_t, size_t> range) const {
-    if (offsets.empty()) return range;
-    return {offsets[range.first], offsets[range.second]};
-  }
-};
-
 }  // namespace
 
 char16_t js_canonicalize(char16_t unit) { return canonical_table()[unit]; }
@@ -272,8 +257,8 @@ std::string filter_regex_source(const sluice::v1::CustomFilter& filter) {
 std::optional<std::pair<size_t, size_t>> literal_first_match(const sluice::v1::CustomFilter& filter,
                                                              std::string_view text) {
   if (text.empty() || filter.keywords_size() == 0) return std::nullopt;
-  PreparedText prepared(text);
-  auto match = run_literal(filter, canonical_keywords(filter), prepared.canonical);
+  FilterSubject prepared(text);
+  auto match = run_literal(filter, canonical_keywords(filter), prepared.canonical());
   if (!match) return std::nullopt;
   return prepared.to_original(*match);
 }
@@ -283,8 +268,8 @@ std::optional<std::pair<size_t, size_t>> pcre2_first_match(const sluice::v1::Cus
   if (text.empty() || filter.keywords_size() == 0) return std::nullopt;
   CodePtr code = compile_canonical(filter, canonical_keywords(filter));
   if (!code) return std::nullopt;
-  PreparedText prepared(text);
-  auto match = run_pcre2(code.get(), prepared.canonical);
+  FilterSubject prepared(text);
+  auto match = run_pcre2(code.get(), prepared.canonical());
   if (!match) return std::nullopt;
   return prepared.to_original(*match);
 }
@@ -378,21 +363,23 @@ std::shared_ptr<const CompiledFilters> CompiledFilters::compile(const sluice::v1
 
 bool CompiledFilters::empty() const { return filters_.empty(); }
 
-std::string CompiledFilters::evaluate(std::string_view filter_text, int64_t now_ms) const {
-  if (filter_text.empty()) return "[]";
-  std::optional<detail::PreparedText> prepared;  // built on the first live filter
+FilterSubject::FilterSubject(std::string_view filter_text) : original_(detail::well_formed(filter_text)) {
+  canonical_ = detail::js_canonical_text(original_, &offsets_);
+}
+
+std::string CompiledFilters::evaluate(const FilterSubject& subject, int64_t now_ms) const {
+  if (subject.empty()) return "[]";
   std::string out = "[";
   for (const Filter& filter : filters_) {
     if (filter.has_expires_at && filter.expires_at_ms < now_ms) continue;
     if (!filter.has_keywords) continue;
-    if (!prepared) prepared.emplace(filter_text);
-    auto match = filter.code ? detail::run_pcre2(filter.code.get(), prepared->canonical)
-                             : detail::run_literal(filter.keywords, filter.canonical_keywords, prepared->canonical);
+    auto match = filter.code ? detail::run_pcre2(filter.code.get(), subject.canonical())
+                             : detail::run_literal(filter.keywords, filter.canonical_keywords, subject.canonical());
     if (!match) continue;
-    auto [start, end] = prepared->to_original(*match);
+    auto [start, end] = subject.to_original(*match);
     if (out.size() > 1) out.push_back(',');
     out += filter.json_head;
-    append_js_string_literal(out, std::string_view(prepared->original).substr(start, end - start));
+    append_js_string_literal(out, std::string_view(subject.original()).substr(start, end - start));
     out += "],\"status_matches\":null}";
   }
   out.push_back(']');

@@ -34,6 +34,28 @@ struct Relations {
 // it drops the message.
 bool relations_drop(const Relations& relations, int64_t viewer_account_id, const sluice::v1::StatusFacts& status);
 
+// A status's searched text (docs/protocol.md#filter-evaluation) prepared for matching:
+// made well-formed, canonicalized as CompiledFilters describes, with the map back to
+// the original bytes. Built once per event and shared by every viewer's filters, so
+// a thousand viewers with their own filters do not each prepare the same text.
+class FilterSubject {
+ public:
+  explicit FilterSubject(std::string_view filter_text);
+  bool empty() const { return original_.empty(); }
+  const std::string& original() const { return original_; }
+  const std::string& canonical() const { return canonical_; }
+  // A [start, end) range of canonical() as the same range of original().
+  std::pair<size_t, size_t> to_original(std::pair<size_t, size_t> range) const {
+    if (offsets_.empty()) return range;
+    return {offsets_[range.first], offsets_[range.second]};
+  }
+
+ private:
+  std::string original_;
+  std::string canonical_;
+  std::vector<uint32_t> offsets_;  // empty when canonicalizing kept the byte layout
+};
+
 // One connection's keyword filters (docs/protocol.md#keyword-filters), compiled once.
 //
 // Matching follows JavaScript's non-unicode `new RegExp(source, 'i')` exactly:
@@ -55,7 +77,10 @@ class CompiledFilters {
   // The JSON array to put under "filtered" for a status whose searched text is
   // `filter_text`, at time `now_ms` (unix ms): "[]" when nothing matches, else
   // [{"filter":{"id":…,"title":…,"context":[…],"expires_at":…,"filter_action":…},"keyword_matches":["…"],"status_matches":null},…]
-  std::string evaluate(std::string_view filter_text, int64_t now_ms) const;
+  std::string evaluate(const FilterSubject& subject, int64_t now_ms) const;
+  std::string evaluate(std::string_view filter_text, int64_t now_ms) const {
+    return evaluate(FilterSubject(filter_text), now_ms);
+  }
 
   struct Filter;
 

@@ -107,6 +107,8 @@ class ViewerCache {
 
  private:
   bool relations_fresh(const Viewer& viewer, Clock::time_point arrived) const;
+  // How old a viewer's sets may grow before the next status fetches them ahead.
+  std::chrono::milliseconds refresh_age() const;
   // Marks the viewer loading and queues it for the next batch.
   void load_relations(const ViewerId& id);
   void send_relations_queue();

@@ -1,0 +1,191 @@
+// ViewerCache's staleness bound for relations (docs/protocol.md#relations), on the
+// gateway's clock held still by the test: sets are used until the bound, fetched
+// ahead once they are four fifths of it old (counting the age the auth tier reports
+// for its own copy), and a status past the bound never uses them. The auth service
+// is scripted and holds every relations call until the test releases it, so whether
+// a fetch started is read from the client's calls in flight, not waited for.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "common/broker_set.hpp"
+#include "gateway/gateway_context.hpp"
+#include "gateway/viewer_cache.hpp"
+#include "sluice/v1/auth.grpc.pb.h"
+#include "tests/support/process.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+namespace v1 = sluice::v1;
+
+class HeldRelationsAuth final : public v1::Auth::CallbackService {
+ public:
+  std::atomic<int64_t> age_ms{0};          // what the next answers report as their age
+  std::atomic<int64_t> last_max_age_ms{-1};
+
+  grpc::ServerUnaryReactor* GetRelationsBatch(grpc::CallbackServerContext* context,
+                                              const v1::RelationsBatchRequest* request,
+                                              v1::RelationsBatchReply* reply) override {
+    last_max_age_ms = request->max_age_ms();
+    for (int64_t account : request->account_ids()) {
+      auto* entry = reply->add_entries();
+      entry->set_account_id(account);
+      entry->set_ok(true);
+      entry->mutable_relations()->add_blocking(account + 1000);
+      entry->mutable_relations()->set_age_ms(age_ms);
+    }
+    std::lock_guard lock(mutex_);
+    auto* reactor = context->DefaultReactor();
+    if (closing_) {
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      held_.push_back(reactor);
+    }
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetFilters(grpc::CallbackServerContext* context, const v1::FiltersRequest*,
+                                       v1::FiltersReply*) override {
+    auto* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  size_t held() {
+    std::lock_guard lock(mutex_);
+    return held_.size();
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    for (auto* reactor : held_) reactor->Finish(grpc::Status::OK);
+    held_.clear();
+  }
+  // At the end of a test: answers what is held and whatever arrives later at once.
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closing_ = true;
+    }
+    release();
+  }
+
+ private:
+  bool closing_ = false;
+  std::mutex mutex_;
+  std::vector<grpc::ServerUnaryReactor*> held_;
+};
+
+struct ManualClock {
+  SteadyClock::time_point now = SteadyClock::time_point{} + 1h;
+  NowFunction function() {
+    return [this] { return now; };
+  }
+};
+
+class ViewerCacheTest : public ::testing::Test {
+ protected:
+  static constexpr auto kBound = 1000ms;
+
+  ViewerCacheTest() {
+    grpc::ServerBuilder builder;
+    builder.RegisterService(&service);
+    server_ = builder.BuildAndStart();
+    auth_ = std::make_unique<AuthClient>(server_->InProcessChannel(grpc::ChannelArguments()), "");
+    // Never started: these tests need no broker.
+    brokers_ = std::make_unique<BrokerSet>(BrokerSetOptions{}, [](const BrokerTarget&) { return nullptr; }, "",
+                                           "viewer-cache-test", [](BrokerLink::Events) {});
+    context_ = std::make_unique<GatewayContext>(GatewayConfig{}, *auth_, *brokers_, clock.function());
+    cache_ = std::make_unique<ViewerCache>(*context_, io_, kBound,
+                                           [this](Client&, const std::string&, const GatewayEvent&,
+                                                  const ViewerCache::Viewer&) { ++decided_later; });
+  }
+  ~ViewerCacheTest() override {
+    service.close();
+    auth_->stop();
+    server_->Shutdown(std::chrono::system_clock::now() + 5s);
+    server_->Wait();
+  }
+
+  // Runs what the auth replies posted to the worker's loop until the viewer is ready
+  // now and every answered call has left the client's calls in flight.
+  bool becomes_ready() {
+    return sluice::testing::eventually([&] {
+      io_.poll();
+      return ready() != nullptr && auth_->calls_in_flight() == 0;
+    });
+  }
+  const ViewerCache::Viewer* ready() { return cache_->ready(ViewerRef{kViewer.tenant, kViewer.account}, clock.now); }
+  // What the worker's loop does after a status: the queued fetches leave.
+  size_t fetches_started() {
+    io_.poll();
+    return auth_->calls_in_flight();
+  }
+
+  const ViewerId kViewer{"", 42};
+  HeldRelationsAuth service;
+  ManualClock clock;
+  int decided_later = 0;
+  ViewerCache& cache() { return *cache_; }
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AuthClient> auth_;
+  std::unique_ptr<BrokerSet> brokers_;
+  std::unique_ptr<GatewayContext> context_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ = boost::asio::make_work_guard(io_);
+  std::unique_ptr<ViewerCache> cache_;
+};
+
+TEST_F(ViewerCacheTest, SetsAreFetchedAheadAtFourFifthsOfTheBoundAndNeverUsedPastIt) {
+  cache().retain(kViewer);
+  ASSERT_TRUE(sluice::testing::eventually([&] { return fetches_started() == 1 && service.held() == 1; }));
+  // The gateway asks for a copy at most half the bound old.
+  EXPECT_EQ(service.last_max_age_ms.load(), 500);
+  service.release();
+  ASSERT_TRUE(becomes_ready());
+
+  clock.now += 799ms;
+  ASSERT_NE(ready(), nullptr);
+  EXPECT_EQ(fetches_started(), 0u) << "fetched before four fifths of the bound";
+
+  clock.now += 2ms;  // 801 ms: used, and fetched ahead
+  ASSERT_NE(ready(), nullptr);
+  EXPECT_EQ(fetches_started(), 1u);
+  ASSERT_TRUE(sluice::testing::eventually([&] { return service.held() == 1; }));
+
+  clock.now += 200ms;  // 1,001 ms, the answer not in yet: past the bound, so not used
+  EXPECT_EQ(ready(), nullptr);
+  service.release();
+  // The new sets count from when their fetch started (801 ms): usable again now.
+  ASSERT_TRUE(becomes_ready());
+  EXPECT_EQ(decided_later, 0);
+}
+
+TEST_F(ViewerCacheTest, TheAgeTheAuthTierReportsCountsAgainstTheBound) {
+  service.age_ms = 400;  // the auth tier answers from a copy 400 ms old
+  cache().retain(kViewer);
+  ASSERT_TRUE(sluice::testing::eventually([&] { return fetches_started() == 1 && service.held() == 1; }));
+  service.release();
+  ASSERT_TRUE(becomes_ready());
+
+  clock.now += 399ms;  // the sets are 799 ms old
+  ASSERT_NE(ready(), nullptr);
+  EXPECT_EQ(fetches_started(), 0u);
+  clock.now += 2ms;  // 801 ms old
+  ASSERT_NE(ready(), nullptr);
+  EXPECT_EQ(fetches_started(), 1u);
+  clock.now += 200ms;  // 1,001 ms old, the answer not in yet
+  EXPECT_EQ(ready(), nullptr);
+}
+
+}  // namespace
+}  // namespace sluice::gateway
