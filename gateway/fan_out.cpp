@@ -1,7 +1,6 @@
 #include "gateway/fan_out.hpp"
 
 #include <optional>
-#include <unordered_map>
 
 #include "gateway/channel_table.hpp"
 #include "gateway/client.hpp"
@@ -19,10 +18,7 @@ struct FanOut::FrameCache {
   const GatewayEvent& event;
   Frame sse[2];
   std::vector<std::pair<std::pair<const std::string*, bool>, Frame>> websocket;
-  // Keyword-filter results per filter set: accounts share one evaluation. A thousand
-  // viewers with filters of their own are a thousand sets, so a map, not a scan.
-  std::unordered_map<const CompiledFilters*, std::string> evaluations;
-  // The status's text, prepared on the first evaluation for every set after it.
+  // The status's text, prepared on the first evaluation for every viewer after it.
   std::optional<FilterSubject> filter_subject;
 
   const Frame& for_client(ClientKind kind, const std::string& echo, bool filtered_variant) {
@@ -87,7 +83,7 @@ bool FanOut::send_status(Client& client, const std::string& echo_json, const Sta
 void FanOut::deliver_decided(Client& client, const std::string& echo_json, const GatewayEvent& event,
                              const ViewerCache::Viewer& viewer) {
   if (!client.open()) return;
-  FrameCache frames{event, {}, {}, {}, {}};
+  FrameCache frames{event, {}, {}, {}};
   std::string evaluated;
   auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer.relations, *viewer.filters,
                                 [&](const CompiledFilters& filters) -> const std::string& {
@@ -103,20 +99,24 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   if (event.source->payload().empty()) return;  // docs/protocol.md#messages-from-rails: no payload, nothing to forward
   const auto* listeners = channels_.listeners(event.channel_key());
   if (!listeners) return;
-  FrameCache frames{event, {}, {}, {}, {}};
+  FrameCache frames{event, {}, {}, {}};
   uint64_t sent[2] = {0, 0};
   // A channel key names one instance: every listener here is of the event's.
   TenantMetrics* tenant_series = nullptr;
   auto now = context_.now();
   int64_t now_ms = 0;
-  // Each distinct filter set is evaluated once per event: accounts share results.
-  auto evaluate_once = [&](const CompiledFilters& filters) -> const std::string& {
-    auto [it, inserted] = frames.evaluations.try_emplace(&filters);
-    if (!inserted) return it->second;
-    if (!now_ms) now_ms = unix_ms_now();
-    if (!frames.filter_subject) frames.filter_subject.emplace(event.source->status().filter_text());
-    it->second = filters.evaluate(*frames.filter_subject, now_ms);
-    return it->second;
+  // Each viewer's filters are evaluated once per event: the viewer's connections on
+  // this worker share the result, kept in the viewer under this event's number.
+  const uint64_t event_number = ++events_delivered_;
+  const ViewerCache::Viewer* viewer = nullptr;
+  const EvaluateFilters evaluate_once = [&](const CompiledFilters& filters) -> const std::string& {
+    if (viewer->evaluated_event != event_number) {
+      if (!now_ms) now_ms = unix_ms_now();
+      if (!frames.filter_subject) frames.filter_subject.emplace(event.source->status().filter_text());
+      viewer->evaluated_filtered = filters.evaluate(*frames.filter_subject, now_ms);
+      viewer->evaluated_event = event_number;
+    }
+    return viewer->evaluated_filtered;
   };
   for (const ChannelTable::Listener& listener : *listeners) {
     Subscription& subscription = *listener.subscription;
@@ -129,7 +129,7 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
       continue;
     }
     if (!passes_feed_and_language(subscription, event)) continue;
-    const auto* viewer = viewers_.ready(ViewerRef::of(client.auth()), now);
+    viewer = viewers_.ready(ViewerRef::of(client.auth()), now);
     if (!viewer) {
       viewers_.defer(ViewerId::of(client.auth()), client.shared_from_this(), subscription.plan.echo_json, shared_event,
                      now);

@@ -5,6 +5,7 @@
 // statuses whose viewer data is still loading handed to the ViewerCache and decided
 // here when it arrives; and the system channels' `kill` and `filters_changed`.
 // Worker thread only.
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,9 @@ class FanOut {
   const ChannelTable& channels_;
   const ClientRegistry& clients_;
   ViewerCache& viewers_;
+  // Numbers the events this worker fans out, for the per-viewer evaluation cache
+  // (ViewerCache::Viewer::evaluated_event); never 0.
+  uint64_t events_delivered_ = 0;
 };
 
 }  // namespace sluice::gateway

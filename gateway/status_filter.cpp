@@ -5,6 +5,7 @@
 #include <unicode/ustring.h>
 #include <unicode/utypes.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 
@@ -14,12 +15,28 @@ namespace sluice::gateway {
 
 // ---------------------------------------------------------------- relations
 
+namespace {
+
+template <typename Repeated, typename T>
+void fill_sorted(const Repeated& from, std::vector<T>& to) {
+  to.assign(from.begin(), from.end());
+  std::sort(to.begin(), to.end());
+  to.erase(std::unique(to.begin(), to.end()), to.end());
+}
+
+template <typename T, typename Key>
+bool contains(const std::vector<T>& sorted, const Key& key) {
+  return !sorted.empty() && std::binary_search(sorted.begin(), sorted.end(), key);
+}
+
+}  // namespace
+
 std::shared_ptr<const Relations> Relations::from_reply(const sluice::v1::RelationsReply& reply) {
   auto relations = std::make_shared<Relations>();
-  relations->blocking.insert(reply.blocking().begin(), reply.blocking().end());
-  relations->blocked_by.insert(reply.blocked_by().begin(), reply.blocked_by().end());
-  relations->muting.insert(reply.muting().begin(), reply.muting().end());
-  relations->blocked_domains.insert(reply.blocked_domains().begin(), reply.blocked_domains().end());
+  fill_sorted(reply.blocking(), relations->blocking);
+  fill_sorted(reply.blocked_by(), relations->blocked_by);
+  fill_sorted(reply.muting(), relations->muting);
+  fill_sorted(reply.blocked_domains(), relations->blocked_domains);
   return relations;
 }
 
@@ -31,8 +48,8 @@ bool relations_drop(const Relations& relations, int64_t /*viewer_account_id*/, c
   for (int64_t mention : status.mention_ids_num()) {
     if (mention == 0) return true;
   }
-  auto viewer_excludes = [&](int64_t id) { return relations.blocking.count(id) || relations.muting.count(id); };
-  if (viewer_excludes(author) || relations.blocked_by.count(author)) return true;
+  auto viewer_excludes = [&](int64_t id) { return contains(relations.blocking, id) || contains(relations.muting, id); };
+  if (viewer_excludes(author) || contains(relations.blocked_by, author)) return true;
   for (int64_t mention : status.mention_ids_num()) {
     if (viewer_excludes(mention)) return true;
   }
@@ -40,7 +57,7 @@ bool relations_drop(const Relations& relations, int64_t /*viewer_account_id*/, c
     const std::string& acct = status.account_acct();
     auto at = acct.find('@');
     if (at != std::string::npos && at + 1 < acct.size() &&
-        relations.blocked_domains.count(acct.substr(at + 1))) {
+        contains(relations.blocked_domains, std::string_view(acct).substr(at + 1))) {
       return true;
     }
   }

@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 #include "sluice/v1/auth.pb.h"
@@ -17,11 +16,14 @@
 namespace sluice::gateway {
 
 // One viewer's relations (docs/protocol.md#relations), built from the auth service's reply.
+// Each set is a sorted vector without duplicates: every status asks each viewer's sets,
+// and a binary search over contiguous ids touches a cache line or two where a hash set
+// touches its buckets and nodes, and an empty set touches nothing.
 struct Relations {
-  std::unordered_set<int64_t> blocking;             // accounts the viewer blocks
-  std::unordered_set<int64_t> blocked_by;           // accounts that block the viewer
-  std::unordered_set<int64_t> muting;               // accounts the viewer mutes
-  std::unordered_set<std::string> blocked_domains;  // exact, case-sensitive
+  std::vector<int64_t> blocking;             // accounts the viewer blocks
+  std::vector<int64_t> blocked_by;           // accounts that block the viewer
+  std::vector<int64_t> muting;               // accounts the viewer mutes
+  std::vector<std::string> blocked_domains;  // exact, case-sensitive
   static std::shared_ptr<const Relations> from_reply(const sluice::v1::RelationsReply& reply);
 };
 

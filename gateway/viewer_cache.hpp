@@ -88,6 +88,12 @@ class ViewerCache {
     bool filters_loading = false;
     bool filters_stale = false;
     int subscriptions = 0;
+    // The `filtered` array of the last status this worker evaluated for the viewer,
+    // by the fan-out's event number (FanOut::deliver): the viewer's other connections
+    // here take it instead of evaluating again. A cache of a pure function of the
+    // status and the filters, so kept even through the const view ready() gives.
+    mutable uint64_t evaluated_event = 0;  // 0: none
+    mutable std::string evaluated_filtered;
     struct Waiting {
       std::shared_ptr<Client> client;
       std::string echo_json;

@@ -51,11 +51,35 @@ std::shared_ptr<const Relations> relations(std::vector<int64_t> blocking, std::v
 constexpr int64_t kViewer = 100;
 
 TEST(Relations, FromReplyFillsEverySetAndKeepsDuplicatesHarmless) {
-  auto r = relations({1, 2, 2}, {3}, {4, 4, 5}, {"a.example", "a.example", "B.example"});
-  EXPECT_EQ(r->blocking, (std::unordered_set<int64_t>{1, 2}));
-  EXPECT_EQ(r->blocked_by, (std::unordered_set<int64_t>{3}));
-  EXPECT_EQ(r->muting, (std::unordered_set<int64_t>{4, 5}));
-  EXPECT_EQ(r->blocked_domains, (std::unordered_set<std::string>{"a.example", "B.example"}));
+  auto r = relations({2, 1, 2}, {3}, {5, 4, 4}, {"a.example", "a.example", "B.example"});
+  EXPECT_EQ(r->blocking, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(r->blocked_by, (std::vector<int64_t>{3}));
+  EXPECT_EQ(r->muting, (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(r->blocked_domains, (std::vector<std::string>{"B.example", "a.example"}));
+}
+
+// The sets are searched, not scanned: every member of a large set given in no order
+// is found, and nothing between them.
+TEST(Relations, LargeSetsInAnyOrderFindEveryMemberAndNothingElse) {
+  std::vector<int64_t> odd;
+  for (int64_t id = 399; id > 0; id -= 2) odd.push_back(id);
+  std::vector<std::string> domains;
+  for (int i = 99; i >= 0; --i) domains.push_back("d" + std::to_string(i) + ".example");
+  auto blocking = relations(odd, {}, {}, {});
+  auto blocked_by = relations({}, odd, {}, {});
+  auto muting = relations({}, {}, odd, {});
+  auto domain_blocks = relations({}, {}, {}, domains);
+  for (int64_t id = 1; id <= 400; ++id) {
+    bool member = id % 2 == 1;
+    EXPECT_EQ(relations_drop(*blocking, kViewer, status_by(id, "a")), member) << id;
+    EXPECT_EQ(relations_drop(*blocking, kViewer, status_by(1000, "a", {id})), member) << id;
+    EXPECT_EQ(relations_drop(*blocked_by, kViewer, status_by(id, "a")), member) << id;
+    EXPECT_EQ(relations_drop(*muting, kViewer, status_by(1000, "a", {id})), member) << id;
+  }
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(relations_drop(*domain_blocks, kViewer, status_by(7, "a@d" + std::to_string(i) + ".example"))) << i;
+    EXPECT_FALSE(relations_drop(*domain_blocks, kViewer, status_by(7, "a@e" + std::to_string(i) + ".example"))) << i;
+  }
 }
 
 TEST(Relations, NoRelationsKeepsEverything) {
