@@ -196,6 +196,21 @@ TEST_P(Filtering, KeywordFiltersAnnotatePerClient) {
   ASSERT_TRUE(unfiltered);
   EXPECT_EQ(unfiltered->data, base + R"(,"filtered":[]})");
 
+  // Each status is evaluated on its own: the next one, which matches nothing, takes
+  // nothing of the last one's matches (the per-viewer result is kept per event).
+  std::string tea = status_json("32", "900010", "a", "a", "\"en\"", "[]", "<p>Only tea</p>");
+  suite_redis().publish("timeline:hashtag:kw", update(tea));
+  std::string tea_filtered = tea.substr(0, tea.size() - 1) + R"(,"filtered":[]})";
+  auto tea_sse = annotated.next_event();
+  ASSERT_TRUE(tea_sse);
+  EXPECT_EQ(tea_sse->data, tea_filtered);
+  auto tea_ws = ws.next_text();
+  ASSERT_TRUE(tea_ws);
+  EXPECT_EQ(nlohmann::json::parse(*tea_ws)["payload"], tea_filtered);
+  auto tea_plain = plain.next_event();
+  ASSERT_TRUE(tea_plain);
+  EXPECT_EQ(tea_plain->data, tea_filtered);
+
   // A status that already has `filtered` passes unchanged (docs/protocol.md#drop-pass-or-annotate).
   std::string prefiltered = status_json("31", "900010", "a", "a", "\"en\"", "[]", "café", R"(,"filtered":[1])");
   suite_redis().publish("timeline:hashtag:kw", update(prefiltered));
