@@ -55,7 +55,8 @@ int run(const sluice::Env& env) {
   // The in-process broker is the only one, whatever SLUICE_BROKER_ADDR says.
   gateway_config.brokers.addresses = "in-process";
   auto in_process = server->InProcessChannel(channel_args);
-  gateway::Gateway gateway(std::move(gateway_config), [in_process](const BrokerTarget&) { return in_process; },
+  gateway::Gateway gateway(std::move(gateway_config),
+                           [streams = grpc_broker_streams(in_process, "")](const BrokerTarget&) { return streams; },
                            server->InProcessChannel(channel_args));
   if (tenants_file) {
     gateway.update_tenants(tenants);

@@ -74,8 +74,11 @@ int run(const sluice::Env& env) {
   std::unique_ptr<BrokerSet> system_events;
   if (env.non_empty("SLUICE_BROKER_ADDR")) {
     system_events = std::make_unique<BrokerSet>(
-        BrokerSetOptions::from_env(env, ""), [tls](const BrokerTarget& broker) { return broker_channel(broker, tls); },
-        settings.internal_token, "sluice-auth",
+        BrokerSetOptions::from_env(env, ""),
+        [tls, token = settings.internal_token](const BrokerTarget& broker) {
+          return grpc_broker_streams(broker_channel(broker, tls), token);
+        },
+        "sluice-auth",
         [&tier](BrokerLink::Events events) {
           for (const auto& event : events) apply_system_event(tier.tenants(), *event);
         },

@@ -12,45 +12,31 @@
 namespace sluice {
 
 
-// One Events call. Reads run continuously; writes go one at a time from a queue.
-class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
+namespace {
+
+// One Events call over gRPC. Reads run continuously; writes go one at a time from a queue.
+class GrpcBrokerStream final : public BrokerStream,
+                               private grpc::ClientBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
  public:
-  Stream(BrokerLink& link, v1::Broker::Stub& stub) : link_(link) {
-    attach_internal_token(context_, link.internal_token_);
+  GrpcBrokerStream(v1::Broker::Stub& stub, const std::string& internal_token, Receiver& receiver)
+      : receiver_(receiver) {
+    attach_internal_token(context_, internal_token);
     stub.async()->Events(&context_, this);
   }
 
-  // Called with link.mutex_ held, before start(): queues Hello and the current set,
-  // one Subscribe per instance and heartbeat choice.
-  void queue_initial(const std::unordered_map<std::string, Wanted>& channels) {
-    v1::GatewayMessage hello;
-    hello.mutable_hello()->set_gateway_id(link_.gateway_id_);
-    hello.mutable_hello()->set_accepts_event_batches(true);
-    outgoing_.push_back(std::move(hello));
-    std::map<std::pair<std::string_view, bool>, v1::GatewayMessage> subscribes;
-    for (const auto& [key, wanted] : channels) {
-      ChannelKeyParts parts = split_channel_key(key);
-      v1::GatewayMessage& message = subscribes[{parts.tenant, wanted.heartbeat}];
-      message.mutable_subscribe()->add_channels(std::string(parts.channel));
-    }
-    for (auto& [group, message] : subscribes) {
-      message.mutable_subscribe()->set_tenant(std::string(group.first));
-      message.mutable_subscribe()->set_heartbeat(group.second);
-      outgoing_.push_back(std::move(message));
-    }
-  }
-
-  void start() {
+  bool start(std::vector<v1::GatewayMessage> initial) override {
     StartRead(&incoming_);
     std::lock_guard lock(write_mutex_);
+    for (auto& message : initial) outgoing_.push_back(std::move(message));
     if (!outgoing_.empty()) {
       writing_ = true;
       StartWrite(&outgoing_.front());
     }
     StartCall();
+    return true;
   }
 
-  void send(v1::GatewayMessage message) {
+  void send(v1::GatewayMessage message) override {
     std::lock_guard lock(write_mutex_);
     if (done_) return;
     outgoing_.push_back(std::move(message));
@@ -60,8 +46,9 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
     }
   }
 
-  void cancel() { context_.TryCancel(); }
+  void cancel() override { context_.TryCancel(); }
 
+ private:
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(write_mutex_);
     outgoing_.pop_front();
@@ -76,21 +63,18 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
   void OnReadDone(bool ok) override {
     if (!ok) return;  // OnDone follows
     if (incoming_.has_event()) {
-      link_.callbacks_.on_event({std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()))});
+      receiver_.on_events({std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()))});
     } else if (incoming_.has_events()) {
-      BrokerLink::Events events;
+      Events events;
       events.reserve(incoming_.events().events_size());
       for (auto& event : *incoming_.mutable_events()->mutable_events()) {
         events.push_back(std::make_shared<v1::ChannelEvent>(std::move(event)));
       }
-      link_.callbacks_.on_event(std::move(events));
+      receiver_.on_events(std::move(events));
     } else if (incoming_.has_ready()) {
-      link_.on_stream_ready();
-    } else if (incoming_.has_resubscribed() && link_.callbacks_.on_resubscribed) {
-      const auto& resubscribed = incoming_.resubscribed();
-      for (const auto& channel : resubscribed.channels()) {
-        link_.callbacks_.on_resubscribed(channel_key(resubscribed.tenant(), channel));
-      }
+      receiver_.on_ready();
+    } else if (incoming_.has_resubscribed()) {
+      receiver_.on_resubscribed(incoming_.resubscribed());
     }
     incoming_.Clear();
     StartRead(&incoming_);
@@ -105,11 +89,10 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
       log::warn("broker stream ended", {{"grpc_status", static_cast<int>(status.error_code())},
                                         {"detail", status.error_message()}});
     }
-    link_.on_stream_done();
+    receiver_.on_done();
   }
 
- private:
-  BrokerLink& link_;
+  Receiver& receiver_;
   grpc::ClientContext context_;
   v1::BrokerMessage incoming_;
   std::mutex write_mutex_;
@@ -118,12 +101,17 @@ class BrokerLink::Stream final : public grpc::ClientBidiReactor<v1::GatewayMessa
   bool done_ = false;
 };
 
-BrokerLink::BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-                       Callbacks callbacks)
-    : stub_(v1::Broker::NewStub(std::move(channel))),
-      internal_token_(std::move(internal_token)),
-      gateway_id_(std::move(gateway_id)),
-      callbacks_(std::move(callbacks)) {}
+}  // namespace
+
+BrokerStreamOpener grpc_broker_streams(std::shared_ptr<grpc::Channel> channel, std::string internal_token) {
+  std::shared_ptr<v1::Broker::Stub> stub = v1::Broker::NewStub(std::move(channel));
+  return [stub, internal_token = std::move(internal_token)](BrokerStream::Receiver& receiver) {
+    return std::make_unique<GrpcBrokerStream>(*stub, internal_token, receiver);
+  };
+}
+
+BrokerLink::BrokerLink(BrokerStreamOpener open_stream, std::string gateway_id, Callbacks callbacks)
+    : open_stream_(std::move(open_stream)), gateway_id_(std::move(gateway_id)), callbacks_(std::move(callbacks)) {}
 
 BrokerLink::~BrokerLink() { stop(); }
 
@@ -150,10 +138,9 @@ void BrokerLink::supervise() {
   while (!stopping_) {
     stream_done_ = false;
     if (callbacks_.on_opening) callbacks_.on_opening();
-    stream_ = std::make_unique<Stream>(*this, *stub_);
-    stream_->queue_initial(channels_);
+    stream_ = open_stream_(*this);
     auto opened_at = std::chrono::steady_clock::now();
-    stream_->start();
+    if (!stream_->start(opening_messages_locked())) stream_done_ = true;
     serve_stream(lock);
     if (!stream_done_) {
       stream_->cancel();
@@ -198,12 +185,39 @@ void BrokerLink::serve_stream(std::unique_lock<std::mutex>& lock) {
   }
 }
 
-void BrokerLink::on_stream_ready() {
+std::vector<v1::GatewayMessage> BrokerLink::opening_messages_locked() const {
+  std::vector<v1::GatewayMessage> messages(1);
+  messages.front().mutable_hello()->set_gateway_id(gateway_id_);
+  messages.front().mutable_hello()->set_accepts_event_batches(true);
+  std::map<std::pair<std::string_view, bool>, v1::GatewayMessage> subscribes;
+  for (const auto& [key, wanted] : channels_) {
+    ChannelKeyParts parts = split_channel_key(key);
+    v1::GatewayMessage& message = subscribes[{parts.tenant, wanted.heartbeat}];
+    message.mutable_subscribe()->add_channels(std::string(parts.channel));
+  }
+  for (auto& [group, message] : subscribes) {
+    message.mutable_subscribe()->set_tenant(std::string(group.first));
+    message.mutable_subscribe()->set_heartbeat(group.second);
+    messages.push_back(std::move(message));
+  }
+  return messages;
+}
+
+void BrokerLink::on_events(Events events) { callbacks_.on_event(std::move(events)); }
+
+void BrokerLink::on_ready() {
   if (!connected_.exchange(true)) log::info("broker stream ready");
   if (callbacks_.on_ready) callbacks_.on_ready();
 }
 
-void BrokerLink::on_stream_done() {
+void BrokerLink::on_resubscribed(const v1::Resubscribed& resubscribed) {
+  if (!callbacks_.on_resubscribed) return;
+  for (const auto& channel : resubscribed.channels()) {
+    callbacks_.on_resubscribed(channel_key(resubscribed.tenant(), channel));
+  }
+}
+
+void BrokerLink::on_done() {
   {
     std::lock_guard lock(mutex_);
     stream_done_ = true;

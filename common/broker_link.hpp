@@ -23,11 +23,45 @@
 
 namespace sluice {
 
-class BrokerLink {
+// One opened Events stream as a BrokerLink sees it, whatever carries it: a gRPC call
+// to a broker (grpc_broker_streams below), or the all-in-one's hand-off inside one
+// process (broker/local_gateway_stream.hpp), which skips serialising every event.
+class BrokerStream {
+ public:
+  using Events = std::vector<std::shared_ptr<const sluice::v1::ChannelEvent>>;
+
+  // What a stream reports, in the stream's order. Never called while the link's
+  // own lock is held by the thread calling into the stream.
+  class Receiver {
+   public:
+    virtual ~Receiver() = default;
+    virtual void on_events(Events events) = 0;
+    virtual void on_ready() = 0;
+    virtual void on_resubscribed(const sluice::v1::Resubscribed& resubscribed) = 0;
+    // The stream has ended: nothing more is reported after it. Once per started stream.
+    virtual void on_done() = 0;
+  };
+
+  virtual ~BrokerStream() = default;
+  // Sends `initial` (Hello, then the subscriptions) first and starts. False: the stream
+  // could not be opened; it has ended, and on_done does not follow.
+  virtual bool start(std::vector<sluice::v1::GatewayMessage> initial) = 0;
+  virtual void send(sluice::v1::GatewayMessage message) = 0;
+  // Ends the stream; on_done follows, from another thread.
+  virtual void cancel() = 0;
+};
+
+// Opens one stream to one broker, reporting to `receiver` (which outlives its on_done).
+using BrokerStreamOpener = std::function<std::unique_ptr<BrokerStream>(BrokerStream::Receiver& receiver)>;
+
+// Streams over gRPC on `channel`, carrying SLUICE_INTERNAL_TOKEN when set.
+BrokerStreamOpener grpc_broker_streams(std::shared_ptr<grpc::Channel> channel, std::string internal_token);
+
+class BrokerLink : private BrokerStream::Receiver {
  public:
   // The events of one message from the broker (one, or an EventBatch), in the stream's
   // order: handed on together so that the gateway wakes each worker once for them.
-  using Events = std::vector<std::shared_ptr<const sluice::v1::ChannelEvent>>;
+  using Events = BrokerStream::Events;
   using EventHandler = std::function<void(Events)>;
 
   struct Callbacks {
@@ -43,8 +77,7 @@ class BrokerLink {
     std::function<void(const std::string& channel)> on_resubscribed;
   };
 
-  BrokerLink(std::shared_ptr<grpc::Channel> channel, std::string internal_token, std::string gateway_id,
-             Callbacks callbacks);
+  BrokerLink(BrokerStreamOpener open_stream, std::string gateway_id, Callbacks callbacks);
   ~BrokerLink();
 
   void start();
@@ -62,7 +95,6 @@ class BrokerLink {
   bool connected() const { return connected_.load(std::memory_order_acquire); }
 
  private:
-  class Stream;
   struct Wanted {
     int count = 0;
     bool heartbeat = false;
@@ -72,11 +104,17 @@ class BrokerLink {
   // With mutex_ held: waits until the stream ends or stop, sending owed touches.
   void serve_stream(std::unique_lock<std::mutex>& lock);
   void owe_touch_locked(const std::string& channel);
-  void on_stream_ready();
-  void on_stream_done();
+  // Hello, then one Subscribe per instance and heartbeat choice: what a new stream
+  // starts with.
+  std::vector<sluice::v1::GatewayMessage> opening_messages_locked() const;
 
-  std::unique_ptr<sluice::v1::Broker::Stub> stub_;
-  std::string internal_token_;
+  // BrokerStream::Receiver
+  void on_events(Events events) override;
+  void on_ready() override;
+  void on_resubscribed(const sluice::v1::Resubscribed& resubscribed) override;
+  void on_done() override;
+
+  BrokerStreamOpener open_stream_;
   std::string gateway_id_;
   Callbacks callbacks_;
 
@@ -84,7 +122,7 @@ class BrokerLink {
   std::condition_variable wake_;
   std::unordered_map<std::string, Wanted> channels_;
   std::unordered_set<std::string> touches_owed_;
-  std::unique_ptr<Stream> stream_;
+  std::unique_ptr<BrokerStream> stream_;
   bool stream_done_ = false;
   bool stopping_ = false;
   std::thread supervisor_;

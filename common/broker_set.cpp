@@ -120,12 +120,10 @@ std::vector<size_t> place_channel(const std::string& channel, const std::vector<
   return chosen;
 }
 
-BrokerSet::BrokerSet(BrokerSetOptions options, ChannelFactory connect, std::string internal_token,
-                     std::string process_id, BrokerLink::EventHandler on_event, std::function<void()> on_ready,
-                     Resolver resolve)
+BrokerSet::BrokerSet(BrokerSetOptions options, StreamFactory connect, std::string process_id,
+                     BrokerLink::EventHandler on_event, std::function<void()> on_ready, Resolver resolve)
     : options_(std::move(options)),
       connect_(std::move(connect)),
-      internal_token_(std::move(internal_token)),
       process_id_(std::move(process_id)),
       on_event_(std::move(on_event)),
       on_ready_(std::move(on_ready)),
@@ -247,7 +245,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
     Member member{target, next_source_++, nullptr};
     int source = member.source;
     member.link = std::make_unique<BrokerLink>(
-        connect_(target), internal_token_, process_id_,
+        connect_(target), process_id_,
         BrokerLink::Callbacks{
             [this, source](BrokerLink::Events events) { deliver(source, std::move(events)); },
             on_ready_, [this, source] { stream_opening(source); },

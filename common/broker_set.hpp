@@ -68,10 +68,12 @@ std::vector<size_t> place_channel(const std::string& channel, const std::vector<
 
 class BrokerSet {
  public:
-  using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const BrokerTarget&)>;
+  // How streams to one broker are opened: grpc_broker_streams over a channel to it, or
+  // the all-in-one's in-process broker.
+  using StreamFactory = std::function<BrokerStreamOpener(const BrokerTarget&)>;
 
-  BrokerSet(BrokerSetOptions options, ChannelFactory connect, std::string internal_token, std::string process_id,
-            BrokerLink::EventHandler on_event, std::function<void()> on_ready = {}, Resolver resolve = system_resolver());
+  BrokerSet(BrokerSetOptions options, StreamFactory connect, std::string process_id, BrokerLink::EventHandler on_event,
+            std::function<void()> on_ready = {}, Resolver resolve = system_resolver());
   ~BrokerSet();
 
   void start();
@@ -129,8 +131,7 @@ class BrokerSet {
   void wake_if_holding_locked();  // with deliver_mutex_ held
 
   const BrokerSetOptions options_;
-  ChannelFactory connect_;
-  std::string internal_token_;
+  StreamFactory connect_;
   std::string process_id_;
   BrokerLink::EventHandler on_event_;
   std::function<void()> on_ready_;

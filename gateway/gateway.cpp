@@ -19,10 +19,10 @@ std::string make_gateway_id() {
 }
 }  // namespace
 
-Gateway::Gateway(GatewayConfig config, BrokerSet::ChannelFactory connect_broker,
+Gateway::Gateway(GatewayConfig config, BrokerSet::StreamFactory connect_broker,
                  std::shared_ptr<grpc::Channel> auth_channel)
     : auth_(std::move(auth_channel), config.internal_token),
-      broker_(config.brokers, std::move(connect_broker), config.internal_token, make_gateway_id(),
+      broker_(config.brokers, std::move(connect_broker), make_gateway_id(),
               [this](BrokerLink::Events events) { on_events(std::move(events)); }),
       context_(std::move(config), auth_, broker_) {
   for (unsigned i = 0; i < context_.config.threads; ++i) workers_.push_back(std::make_unique<Worker>(context_, i));

@@ -21,7 +21,7 @@ class Listener;
 class Gateway {
  public:
   // `connect_broker` makes the channel to each broker of config.brokers.
-  Gateway(GatewayConfig config, BrokerSet::ChannelFactory connect_broker, std::shared_ptr<grpc::Channel> auth_channel);
+  Gateway(GatewayConfig config, BrokerSet::StreamFactory connect_broker, std::shared_ptr<grpc::Channel> auth_channel);
   ~Gateway();
 
   // docs/hosting.md#routing: serve the instances of a tenants file (any thread; a

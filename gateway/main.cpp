@@ -21,8 +21,13 @@ int run(const sluice::Env& env) {
   std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
   auto auth_channel = sluice::auth_channel(config.auth_address, tls);
   std::string admin_listen = config.admin_listen;
-  gateway::Gateway gateway(std::move(config), [tls](const BrokerTarget& broker) { return broker_channel(broker, tls); },
-                           auth_channel);
+  std::string internal_token = config.internal_token;
+  gateway::Gateway gateway(
+      std::move(config),
+      [tls, internal_token](const BrokerTarget& broker) {
+        return grpc_broker_streams(broker_channel(broker, tls), internal_token);
+      },
+      auth_channel);
   if (tenants_file) {
     gateway.update_tenants(tenants_file->current());
     tenants_file->watch([&gateway](std::shared_ptr<const Tenants> tenants) { gateway.update_tenants(std::move(tenants)); });

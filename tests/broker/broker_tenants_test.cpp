@@ -210,7 +210,7 @@ TEST(BrokerTenants, AGatewaysBrokerSetHoldsChannelKeysOfSeveralInstances) {
   BrokerSetOptions options;
   options.addresses = "in-process";
   BrokerSet set(
-      options, [&broker](const BrokerTarget&) { return broker.channel(); }, "", "gw",
+      options, [&broker](const BrokerTarget&) { return grpc_broker_streams(broker.channel(), ""); }, "gw",
       [&](BrokerLink::Events events) {
         std::lock_guard lock(mutex);
         for (const auto& event : events) {

@@ -65,8 +65,11 @@ TEST(BrokerMembership, ChannelsMoveAsBrokersJoinAndLeaveWithoutLossOrDuplicates)
   options.resolve_interval = 100ms;
   options.handover = 300ms;
   BrokerSet set(
-      options, [](const BrokerTarget& target) { return grpc::CreateChannel(target.address, grpc::InsecureChannelCredentials()); },
-      "", "membership-test",
+      options,
+      [](const BrokerTarget& target) {
+        return grpc_broker_streams(grpc::CreateChannel(target.address, grpc::InsecureChannelCredentials()), "");
+      },
+      "membership-test",
       [&](BrokerLink::Events events) {
         std::lock_guard lock(got_mutex);
         for (const auto& event : events) got[event->channel()].push_back(event->payload());

@@ -63,7 +63,9 @@ TEST(GatewayShutdown, StopWithLookupsInFlightCancelsThemAndLeavesNothingBehind) 
   {
     auto gateway = std::make_unique<Gateway>(
         config,
-        [](const sluice::BrokerTarget&) { return grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()); },
+        [](const sluice::BrokerTarget&) {
+          return sluice::grpc_broker_streams(grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()), "");
+        },
         server->InProcessChannel(grpc::ChannelArguments()));
     gateway->start();
     for (int i = 0; i < kClients; ++i) {

@@ -100,7 +100,7 @@ class ViewerCacheTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     auth_ = std::make_unique<AuthClient>(server_->InProcessChannel(grpc::ChannelArguments()), "");
     // Never started: these tests need no broker.
-    brokers_ = std::make_unique<BrokerSet>(BrokerSetOptions{}, [](const BrokerTarget&) { return nullptr; }, "",
+    brokers_ = std::make_unique<BrokerSet>(BrokerSetOptions{}, [](const BrokerTarget&) { return BrokerStreamOpener{}; },
                                            "viewer-cache-test", [](BrokerLink::Events) {});
     context_ = std::make_unique<GatewayContext>(GatewayConfig{}, *auth_, *brokers_, clock.function());
     cache_ = std::make_unique<ViewerCache>(*context_, io_, kBound,
