@@ -7,17 +7,8 @@
 
 namespace sluice::broker {
 
-std::vector<std::string> requested_channels(const google::protobuf::RepeatedPtrField<std::string>& channels) {
-  std::vector<std::string> out;
-  out.reserve(channels.size());
-  for (const auto& channel : channels) {
-    if (!channel.empty()) out.push_back(channel);
-  }
-  return out;
-}
-
 GatewayStream::GatewayStream(BrokerService& service, uint64_t id, std::string peer)
-    : service_(service), id_(id), peer_(std::move(peer)) {}
+    : service_(service), session_(service.tenants(), id, std::move(peer)) {}
 
 void GatewayStream::begin() {
   self_ = shared_from_this();
@@ -26,106 +17,30 @@ void GatewayStream::begin() {
   StartRead(&request_);
 }
 
-void GatewayStream::join_locked() {
-  if (joined_ || released_) return;
-  joined_ = true;
-  service_.tenants().add_stream(id_, shared_from_this());
-}
-
-void GatewayStream::release() {
+void GatewayStream::handle(const v1::GatewayMessage& message) {
+  if (!message.has_hello()) return session_.apply(message, shared_from_this());
+  if (!session_.hello(message.hello())) return;
   {
     std::lock_guard lock(mutex_);
-    if (released_) return;
-    released_ = true;
-    if (!joined_) return;
-  }
-  service_.tenants().remove_stream(id_);
-}
-
-// The instance a message names; null for one this broker does not serve (yet), which
-// is logged once per stream and name.
-std::shared_ptr<TenantBroker> GatewayStream::tenant_locked(const std::string& name) {
-  auto tenant = service_.tenants().find(name);
-  if (!tenant && unknown_tenants_logged_.insert(name).second) {
-    log::warn("Gateway stream names a tenant this broker does not serve",
-              {{"gateway", gateway_id_}, {"peer", peer_}, {"tenant", name}});
-  }
-  return tenant;
-}
-
-void GatewayStream::handle(const v1::GatewayMessage& message) {
-  SubscriptionRegistry::Change change;
-  std::shared_ptr<TenantBroker> tenant;
-  switch (message.kind_case()) {
-    case v1::GatewayMessage::kHello: {
-      log::info("Gateway stream opened", {{"gateway", message.hello().gateway_id()}, {"peer", peer_}});
-      std::lock_guard lock(mutex_);
-      gateway_id_ = message.hello().gateway_id();
-      if (hello_seen_) return;
-      accepts_batches_ = message.hello().accepts_event_batches();
-      hello_seen_ = true;
-      // Ready first, so that it precedes any event on the stream.
-      auto ready = std::make_shared<v1::BrokerMessage>();
-      ready->mutable_ready()->set_broker_id(service_.options().broker_id);
-      if (!finished_ && !write_failed_) {
-        if (in_flight_) {
-          queue_.push_back(std::move(ready));
-        } else {
-          start_write_locked(std::move(ready));
-        }
+    accepts_batches_ = message.hello().accepts_event_batches();
+    // Ready first, so that it precedes any event on the stream.
+    auto ready = std::make_shared<v1::BrokerMessage>();
+    ready->mutable_ready()->set_broker_id(service_.options().broker_id);
+    if (!finished_ && !write_failed_) {
+      if (in_flight_) {
+        queue_.push_back(std::move(ready));
+      } else {
+        start_write_locked(std::move(ready));
       }
-      join_locked();
-      return;
     }
-    case v1::GatewayMessage::kSubscribe: {
-      const auto& subscribe = message.subscribe();
-      std::lock_guard lock(mutex_);
-      if (released_) return;
-      join_locked();
-      tenant = tenant_locked(subscribe.tenant());
-      // Kept until the broker's own tenants file names it (docs/hosting.md#reloading),
-      // unless a reload just did.
-      if (!tenant) {
-        tenant = service_.tenants().hold_for_unknown(subscribe.tenant(), id_, requested_channels(subscribe.channels()),
-                                                     subscribe.heartbeat());
-      }
-      if (!tenant) return;
-      change = tenant->registry().subscribe(id_, requested_channels(subscribe.channels()), subscribe.heartbeat());
-      break;
-    }
-    case v1::GatewayMessage::kUnsubscribe: {
-      const auto& unsubscribe = message.unsubscribe();
-      std::lock_guard lock(mutex_);
-      if (released_) return;
-      tenant = tenant_locked(unsubscribe.tenant());
-      if (!tenant) {
-        tenant = service_.tenants().release_for_unknown(unsubscribe.tenant(), id_,
-                                                        requested_channels(unsubscribe.channels()));
-      }
-      if (!tenant) return;
-      change = tenant->registry().unsubscribe(id_, requested_channels(unsubscribe.channels()));
-      break;
-    }
-    case v1::GatewayMessage::kTouch: {
-      std::lock_guard lock(mutex_);
-      if (released_) return;
-      tenant = tenant_locked(message.touch().tenant());
-      if (!tenant) return;
-      tenant->heartbeat().touch_coalesced(
-          tenant->registry().held_with_heartbeat(id_, requested_channels(message.touch().channels())));
-      return;
-    }
-    case v1::GatewayMessage::KIND_NOT_SET:
-      return;  // a newer gateway's message kind: ignored
   }
-  tenant->subscriber().channels_changed(std::move(change.toggled));
-  tenant->heartbeat().touch(std::move(change.heartbeat));
+  session_.join(shared_from_this());
 }
 
 void GatewayStream::OnReadDone(bool ok) {
   if (!ok) {
     // The gateway closed its side (or the stream broke): nothing more will come.
-    release();
+    session_.release();
     finish(grpc::Status::OK);
     return;
   }
@@ -169,7 +84,6 @@ std::shared_ptr<const v1::BrokerMessage> GatewayStream::next_write_locked() {
 
 void GatewayStream::deliver(const std::shared_ptr<const v1::BrokerMessage>& message) {
   size_t queued = 0;
-  std::string gateway;
   {
     std::lock_guard lock(mutex_);
     if (finished_ || write_failed_) return;
@@ -182,12 +96,11 @@ void GatewayStream::deliver(const std::shared_ptr<const v1::BrokerMessage>& mess
       return;
     }
     queued = queue_.size();
-    gateway = gateway_id_;
   }
   service_.overflows().inc();
   log::warn("Gateway stream fell behind; closing it",
-            {{"gateway", gateway}, {"peer", peer_}, {"queued", queued}});
-  release();
+            {{"gateway", session_.gateway_id()}, {"peer", session_.peer()}, {"queued", queued}});
+  session_.release();
   finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                       "gateway stream fell behind: more than " + std::to_string(service_.options().gateway_queue) +
                           " messages queued"));
@@ -215,20 +128,20 @@ void GatewayStream::finish(const grpc::Status& status) {
 }
 
 void GatewayStream::OnCancel() {
-  release();
+  session_.release();
   finish(grpc::Status::CANCELLED);
 }
 
 void GatewayStream::OnDone() {
-  release();
+  session_.release();
   service_.streams_gauge().dec();
+  log::info("Gateway stream closed", {{"gateway", session_.gateway_id()}, {"peer", session_.peer()}});
   {
     std::lock_guard lock(mutex_);
-    log::info("Gateway stream closed", {{"gateway", gateway_id_}, {"peer", peer_}});
     queue_.clear();
     in_flight_.reset();
   }
-  service_.stream_done(id_);
+  service_.stream_done(session_.id());
   // gRPC is done with the reactor; the Redis thread may still hold a reference.
   auto last = std::move(self_);
 }

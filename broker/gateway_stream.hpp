@@ -15,21 +15,16 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "broker/event_sink.hpp"
+#include "broker/gateway_session.hpp"
 #include "sluice/v1/broker.grpc.pb.h"
 
 namespace sluice::broker {
 
 class BrokerService;
-class TenantBroker;
-
-// The channel names a gateway's Subscribe, Unsubscribe or Touch asks for: empty
-// names are dropped; any other bytes are a channel name Redis may be asked for.
-std::vector<std::string> requested_channels(const google::protobuf::RepeatedPtrField<std::string>& channels);
 
 class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>,
                             public EventSink,
@@ -50,30 +45,19 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
 
  private:
   void handle(const v1::GatewayMessage& message);
-  // Joins every instance's registry (system broadcasts start) unless released.
-  void join_locked();
-  std::shared_ptr<TenantBroker> tenant_locked(const std::string& name);
-  // Gives back every channel the stream held.
-  void release();
   void start_write_locked(std::shared_ptr<const v1::BrokerMessage> message);
   std::shared_ptr<const v1::BrokerMessage> next_write_locked();
 
   BrokerService& service_;
-  const uint64_t id_;
-  const std::string peer_;
+  GatewaySession session_;
   v1::GatewayMessage request_;
 
   std::recursive_mutex mutex_;
-  std::string gateway_id_;  // from Hello, for logs
   std::deque<std::shared_ptr<const v1::BrokerMessage>> queue_;
   std::shared_ptr<const v1::BrokerMessage> in_flight_;
-  bool hello_seen_ = false;
   bool accepts_batches_ = false;  // from Hello: events may be sent as EventBatch
-  bool joined_ = false;
-  bool released_ = false;
   bool finished_ = false;
   bool write_failed_ = false;
-  std::set<std::string> unknown_tenants_logged_;
 
   std::shared_ptr<GatewayStream> self_;
 };
