@@ -26,17 +26,22 @@ grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>* BrokerService::E
     log::warn("Gateway stream refused: wrong or missing internal token", {{"peer", context->peer()}});
     return new RejectedStream(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "internal token required"));
   }
-  uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  uint64_t id = next_stream_id();
   auto stream = std::make_shared<GatewayStream>(*this, id, context->peer());
-  {
-    std::lock_guard lock(mutex_);
-    if (closing_) {
-      return new RejectedStream(grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker shutting down"));
-    }
-    live_.emplace(id, stream);
-  }
+  std::weak_ptr<GatewayStream> weak = stream;
+  bool open = add_stream(id, [weak] {
+    if (auto stream = weak.lock()) stream->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker shutting down"));
+  });
+  if (!open) return new RejectedStream(grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker shutting down"));
   stream->begin();
   return stream.get();
+}
+
+bool BrokerService::add_stream(uint64_t id, std::function<void()> close) {
+  std::lock_guard lock(mutex_);
+  if (closing_) return false;
+  live_.emplace(id, std::move(close));
+  return true;
 }
 
 void BrokerService::stream_done(uint64_t id) {
@@ -45,15 +50,13 @@ void BrokerService::stream_done(uint64_t id) {
 }
 
 void BrokerService::close_all() {
-  std::vector<std::shared_ptr<GatewayStream>> streams;
+  std::vector<std::function<void()>> closes;
   {
     std::lock_guard lock(mutex_);
     closing_ = true;
-    for (auto& [id, weak] : live_) {
-      if (auto stream = weak.lock()) streams.push_back(std::move(stream));
-    }
+    for (auto& [id, close] : live_) closes.push_back(close);
   }
-  for (auto& stream : streams) stream->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker shutting down"));
+  for (auto& close : closes) close();
 }
 
 }  // namespace sluice::broker

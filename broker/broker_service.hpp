@@ -1,10 +1,13 @@
 #pragma once
 // The broker's gRPC service: one GatewayStream per gateway Events stream.
-// Checks the optional shared secret (SLUICE_INTERNAL_TOKEN) first.
+// Checks the optional shared secret (SLUICE_INTERNAL_TOKEN) first. It also keeps the
+// all-in-one's in-process streams (broker/local_gateway_stream.hpp) among the live
+// ones, so that shutdown ends every gateway's stream, however carried.
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,8 +18,6 @@
 #include "sluice/v1/broker.grpc.pb.h"
 
 namespace sluice::broker {
-
-class GatewayStream;
 
 class BrokerService final : public v1::Broker::CallbackService {
  public:
@@ -40,7 +41,10 @@ class BrokerService final : public v1::Broker::CallbackService {
   metrics::Counter& overflows() { return overflows_; }
   metrics::Gauge& streams_gauge() { return streams_gauge_; }
 
-  // A stream's OnDone.
+  uint64_t next_stream_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  // A stream that shutdown ends with `close`; false (and not kept) once shutting down.
+  bool add_stream(uint64_t id, std::function<void()> close);
+  // A stream has ended.
   void stream_done(uint64_t id);
 
  private:
@@ -48,7 +52,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   Options options_;
 
   std::mutex mutex_;
-  std::unordered_map<uint64_t, std::weak_ptr<GatewayStream>> live_;
+  std::unordered_map<uint64_t, std::function<void()>> live_;  // id → how to close it
   bool closing_ = false;
   std::atomic<uint64_t> next_id_{1};
 

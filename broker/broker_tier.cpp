@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "broker/local_gateway_stream.hpp"
 #include "common/config_error.hpp"
 #include "common/log.hpp"
 
@@ -44,6 +45,8 @@ BrokerTier::BrokerTier(BrokerConfig config, std::shared_ptr<const Tenants> tenan
 BrokerTier::~BrokerTier() { stop(); }
 
 grpc::Service* BrokerTier::service() { return &service_; }
+
+BrokerStreamOpener BrokerTier::local_streams() { return broker::local_gateway_streams(service_, io_); }
 
 void BrokerTier::start() {
   if (started_) return;

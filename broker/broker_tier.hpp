@@ -21,6 +21,7 @@
 
 #include "broker/broker_service.hpp"
 #include "broker/broker_tenants.hpp"
+#include "common/broker_link.hpp"
 #include "common/env.hpp"
 #include "common/tenants.hpp"
 #include "broker/redis_config.hpp"
@@ -52,6 +53,9 @@ class BrokerTier {
   BrokerTier& operator=(const BrokerTier&) = delete;
 
   grpc::Service* service();
+  // In-process Events streams for a gateway in the same process (the all-in-one):
+  // gRPC's contract without its carriage (broker/local_gateway_stream.hpp).
+  BrokerStreamOpener local_streams();
   // Starts the Redis thread and connects (never waits for Redis).
   void start();
   // Finishes every gateway stream with UNAVAILABLE, closes Redis, joins the thread.

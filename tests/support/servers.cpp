@@ -133,6 +133,32 @@ std::string RedisServer::command(const std::vector<std::string>& args) {
   throw std::runtime_error("test redis does not answer");
 }
 
+void RedisServer::pipeline(const std::vector<std::vector<std::string>>& commands) {
+  redisContext* ctx = redisConnect("127.0.0.1", port_);
+  if (!ctx || ctx->err) {
+    if (ctx) redisFree(ctx);
+    throw std::runtime_error("cannot connect to test redis");
+  }
+  for (const auto& args : commands) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data());
+  }
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* reply = nullptr;
+    if (redisGetReply(ctx, &reply) != REDIS_OK) {
+      redisFree(ctx);
+      throw std::runtime_error("test redis did not answer a pipelined command");
+    }
+    freeReplyObject(reply);
+  }
+  redisFree(ctx);
+}
+
 long long RedisServer::integer(const std::vector<std::string>& args) { return std::stoll(command(args)); }
 
 long long RedisServer::numsub(const std::string& channel) {

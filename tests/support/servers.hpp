@@ -30,6 +30,9 @@ class RedisServer {
   // Number of subscribers of `channel` (PUBSUB NUMSUB).
   long long numsub(const std::string& channel);
   long long publish(const std::string& channel, const std::string& message);
+  // Sends every command in one write on a fresh connection, then reads every reply:
+  // Redis then handles them back to back (a burst, as Rails' fan-out publishes).
+  void pipeline(const std::vector<std::vector<std::string>>& commands);
 
   void stop();
   void start();
