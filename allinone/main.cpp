@@ -1,6 +1,7 @@
-// sluice: gateway, broker and auth in one process, wired through in-process gRPC
-// channels (no internal ports), serving clients on PORT/BIND or SOCKET. The
-// default deployment for a single-host Mastodon instance and for the quick start.
+// sluice: gateway, broker and auth in one process, serving clients on PORT/BIND or
+// SOCKET, with no internal ports: the gateway asks auth over an in-process gRPC
+// channel, and takes the broker's events by hand (broker/local_gateway_stream.hpp).
+// The default deployment for a single-host Mastodon instance and for the quick start.
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -54,9 +55,8 @@ int run(const sluice::Env& env) {
   std::string admin_listen = gateway_config.admin_listen;
   // The in-process broker is the only one, whatever SLUICE_BROKER_ADDR says.
   gateway_config.brokers.addresses = "in-process";
-  auto in_process = server->InProcessChannel(channel_args);
   gateway::Gateway gateway(std::move(gateway_config),
-                           [streams = grpc_broker_streams(in_process, "")](const BrokerTarget&) { return streams; },
+                           [local = broker.local_streams()](const BrokerTarget&) { return local; },
                            server->InProcessChannel(channel_args));
   if (tenants_file) {
     gateway.update_tenants(tenants);
