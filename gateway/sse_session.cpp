@@ -11,8 +11,11 @@ SseSession::SseSession(Worker& worker, Socket socket, ConnectionTicket ticket, s
 void SseSession::start(std::string request_id, std::unique_ptr<Subscription> subscription, bool keep_alive) {
   keep_alive_ = keep_alive;
   worker_.add_client(shared_from_this());
-  send(make_frame(sse_response_head(request_id, keep_alive)));
+  // Subscribed before the head goes out: a client that publishes as soon as it sees
+  // 200 gets that event (docs/protocol.md#sse-response-head). No event can come between the two:
+  // deliveries reach this worker as later handlers.
   add_subscription(std::move(subscription));
+  send(make_frame(sse_response_head(request_id, keep_alive)));
   start_reading();
 }
 
