@@ -69,10 +69,12 @@ void BrokerTier::start() {
 }
 
 void BrokerTier::stop() {
+  // Also for a tier never started: in-process streams opened on it are ended (their
+  // messages would wait for a Redis thread that never runs), and no more are opened.
+  service_.close_all();
   if (!started_ || stopped_) return;
   stopped_ = true;
   serving_ = false;
-  service_.close_all();
   boost::asio::post(io_, [this] { tenants_.stop(); });
   work_.reset();
   thread_.join();

@@ -51,10 +51,10 @@ class LocalSession final : public EventSink, public std::enable_shared_from_this
     }
   }
 
-  // The stream was opened: it now counts as open, and end() reports its end.
-  void opened() {
+  // Whether the stream counts as open: end() reports only an open one's end.
+  void set_open(bool open) {
     std::lock_guard lock(mutex_);
-    open_ = true;
+    open_ = open;
   }
 
   // Ends an opened session once: its channels are given back, and the link hears of it last.
@@ -124,13 +124,19 @@ class LocalGatewayStream final : public BrokerStream {
       : service_(service), session_(std::make_shared<LocalSession>(service, io, service.next_stream_id(), receiver)) {}
 
   bool start(std::vector<v1::GatewayMessage> initial) override {
+    // Open before the broker can close it: a shutdown that closes it right after
+    // add_stream must end it.
+    session_->set_open(true);
+    service_.streams_gauge().inc();
     std::weak_ptr<LocalSession> weak = session_;
-    bool open = service_.add_stream(session_->id(), [weak] {
+    bool accepted = service_.add_stream(session_->id(), [weak] {
       if (auto session = weak.lock()) session->end();
     });
-    if (!open) return false;
-    session_->opened();
-    service_.streams_gauge().inc();
+    if (!accepted) {
+      session_->set_open(false);
+      service_.streams_gauge().dec();
+      return false;
+    }
     for (auto& message : initial) session_->post(std::move(message));
     return true;
   }

@@ -286,6 +286,17 @@ TEST(LocalGatewayStream, BrokerShutdownEndsTheStreamAndRefusesNewOnes) {
   EXPECT_EQ(gateway.done_count(), 1);
 }
 
+TEST(LocalGatewayStream, StoppingATierNeverStartedEndsItsStreams) {
+  // Its Redis thread never ran, so nothing the stream sent was handled: only the stop
+  // can end it, or a gateway stopping its link would wait for ever.
+  BrokerTier tier(LocalBroker::config());
+  LocalGateway gateway(tier);
+  ASSERT_TRUE(gateway.start("g", {subscribe(unique_channel("timeline"))}));
+  tier.stop();
+  EXPECT_TRUE(gateway.wait_done());
+  EXPECT_EQ(gateway.done_count(), 1);
+}
+
 TEST(LocalGatewayStream, ResubscribedComesInOrderAfterARedisRestart) {
   LocalBroker broker;
   ASSERT_TRUE(broker.wait_ready());
