@@ -218,10 +218,10 @@ void BrokerLink::on_resubscribed(const v1::Resubscribed& resubscribed) {
 }
 
 void BrokerLink::on_done() {
-  {
-    std::lock_guard lock(mutex_);
-    stream_done_ = true;
-  }
+  // Notified under the lock: once the supervisor sees stream_done_, stop() may return
+  // and the link (with wake_) be destroyed.
+  std::lock_guard lock(mutex_);
+  stream_done_ = true;
   wake_.notify_all();
 }
 
