@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "broker/gateway_stream.hpp"
+#include "broker/gateway_session.hpp"
 #include "broker/subscription_registry.hpp"
 
 using namespace sluice::broker;
