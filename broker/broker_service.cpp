@@ -41,12 +41,14 @@ bool BrokerService::add_stream(uint64_t id, std::function<void()> close) {
   std::lock_guard lock(mutex_);
   if (closing_) return false;
   live_.emplace(id, std::move(close));
+  streams_gauge_.inc();
   return true;
 }
 
-void BrokerService::stream_done(uint64_t id) {
+void BrokerService::stream_done(const GatewaySession& session) {
+  log::info("Gateway stream closed", {{"gateway", session.gateway_id()}, {"peer", session.peer()}});
   std::lock_guard lock(mutex_);
-  live_.erase(id);
+  if (live_.erase(session.id())) streams_gauge_.dec();
 }
 
 void BrokerService::close_all() {

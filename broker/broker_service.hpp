@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "broker/broker_tenants.hpp"
+#include "broker/gateway_session.hpp"
 #include "common/metrics.hpp"
 #include "sluice/v1/broker.grpc.pb.h"
 
@@ -39,13 +40,13 @@ class BrokerService final : public v1::Broker::CallbackService {
   const Options& options() const { return options_; }
   metrics::Counter& events_sent() { return events_sent_; }
   metrics::Counter& overflows() { return overflows_; }
-  metrics::Gauge& streams_gauge() { return streams_gauge_; }
 
   uint64_t next_stream_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
-  // A stream that shutdown ends with `close`; false (and not kept) once shutting down.
+  // A stream opens, counted as live until stream_done; shutdown ends it with `close`.
+  // False (and nothing kept or counted) once shutting down.
   bool add_stream(uint64_t id, std::function<void()> close);
-  // A stream has ended.
-  void stream_done(uint64_t id);
+  // A stream that add_stream accepted has ended, whatever carried it.
+  void stream_done(const GatewaySession& session);
 
  private:
   BrokerTenants& tenants_;

@@ -22,6 +22,14 @@ std::string GatewaySession::gateway_id() const {
   return gateway_id_;
 }
 
+void GatewaySession::handle(const v1::GatewayMessage& message, const std::shared_ptr<EventSink>& sink,
+                            const std::function<void()>& send_ready) {
+  if (!message.has_hello()) return apply(message, sink);
+  if (!hello(message.hello())) return;
+  send_ready();
+  join(sink);
+}
+
 bool GatewaySession::hello(const v1::Hello& hello) {
   log::info("Gateway stream opened", {{"gateway", hello.gateway_id()}, {"peer", peer_}});
   std::lock_guard lock(mutex_);
@@ -102,7 +110,7 @@ void GatewaySession::apply(const v1::GatewayMessage& message, const std::shared_
           tenant->registry().held_with_heartbeat(id_, requested_channels(message.touch().channels())));
       return;
     }
-    case v1::GatewayMessage::kHello:  // the carrier's (hello())
+    case v1::GatewayMessage::kHello:  // handle()'s
     case v1::GatewayMessage::KIND_NOT_SET:  // a newer gateway's message kind: ignored
       return;
   }

@@ -5,6 +5,7 @@
 // channels in each instance's registry (docs/protocol.md#shared-redis-subscriptions).
 // Thread-safe; the carrier decides when Ready goes out and what `sink` receives.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -27,13 +28,13 @@ class GatewaySession {
  public:
   GatewaySession(BrokerTenants& tenants, uint64_t id, std::string peer);
 
-  // Hello: records the gateway's name. True the first time only: the carrier then
-  // sends Ready, before any event, and calls join().
-  bool hello(const v1::Hello& hello);
-  // Joins every instance's registry (system broadcasts start) unless released.
-  void join(const std::shared_ptr<EventSink>& sink);
-  // Subscribe, Unsubscribe and Touch; any other kind is not for it and is ignored.
-  void apply(const v1::GatewayMessage& message, const std::shared_ptr<EventSink>& sink);
+  // One message from the gateway. The first Hello records the gateway's name, runs
+  // `send_ready` (the carrier's Ready, which so precedes any event) and joins every
+  // instance's registry, which starts the system broadcasts to `sink`; a later Hello
+  // only renames. Subscribe, Unsubscribe and Touch change the registries; a kind this
+  // broker does not know is ignored.
+  void handle(const v1::GatewayMessage& message, const std::shared_ptr<EventSink>& sink,
+              const std::function<void()>& send_ready);
   // Gives back every channel the stream held; later messages change nothing.
   void release();
 
@@ -42,6 +43,9 @@ class GatewaySession {
   std::string gateway_id() const;
 
  private:
+  bool hello(const v1::Hello& hello);
+  void join(const std::shared_ptr<EventSink>& sink);
+  void apply(const v1::GatewayMessage& message, const std::shared_ptr<EventSink>& sink);
   // Under mutex_.
   void join_locked(const std::shared_ptr<EventSink>& sink);
   // The instance a message names; null for one this broker does not serve (yet), which

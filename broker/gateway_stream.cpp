@@ -12,29 +12,23 @@ GatewayStream::GatewayStream(BrokerService& service, uint64_t id, std::string pe
 
 void GatewayStream::begin() {
   self_ = shared_from_this();
-  service_.streams_gauge().inc();
   std::lock_guard lock(mutex_);
   StartRead(&request_);
 }
 
 void GatewayStream::handle(const v1::GatewayMessage& message) {
-  if (!message.has_hello()) return session_.apply(message, shared_from_this());
-  if (!session_.hello(message.hello())) return;
-  {
+  session_.handle(message, shared_from_this(), [&] {
     std::lock_guard lock(mutex_);
     accepts_batches_ = message.hello().accepts_event_batches();
-    // Ready first, so that it precedes any event on the stream.
     auto ready = std::make_shared<v1::BrokerMessage>();
     ready->mutable_ready()->set_broker_id(service_.options().broker_id);
-    if (!finished_ && !write_failed_) {
-      if (in_flight_) {
-        queue_.push_back(std::move(ready));
-      } else {
-        start_write_locked(std::move(ready));
-      }
+    if (finished_ || write_failed_) return;
+    if (in_flight_) {
+      queue_.push_back(std::move(ready));
+    } else {
+      start_write_locked(std::move(ready));
     }
-  }
-  session_.join(shared_from_this());
+  });
 }
 
 void GatewayStream::OnReadDone(bool ok) {
@@ -134,14 +128,12 @@ void GatewayStream::OnCancel() {
 
 void GatewayStream::OnDone() {
   session_.release();
-  service_.streams_gauge().dec();
-  log::info("Gateway stream closed", {{"gateway", session_.gateway_id()}, {"peer", session_.peer()}});
   {
     std::lock_guard lock(mutex_);
     queue_.clear();
     in_flight_.reset();
   }
-  service_.stream_done(session_.id());
+  service_.stream_done(session_);
   // gRPC is done with the reactor; the Redis thread may still hold a reference.
   auto last = std::move(self_);
 }

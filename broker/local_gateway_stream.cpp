@@ -6,7 +6,6 @@
 #include "broker/broker_service.hpp"
 #include "broker/event_sink.hpp"
 #include "broker/gateway_session.hpp"
-#include "common/log.hpp"
 
 namespace sluice::broker {
 
@@ -66,9 +65,7 @@ class LocalSession final : public EventSink, public std::enable_shared_from_this
       pending_.clear();
     }
     session_.release();
-    service_.streams_gauge().dec();
-    service_.stream_done(session_.id());
-    log::info("Gateway stream closed", {{"gateway", session_.gateway_id()}, {"peer", session_.peer()}});
+    service_.stream_done(session_);
     receiver_.on_done();
   }
 
@@ -81,15 +78,10 @@ class LocalSession final : public EventSink, public std::enable_shared_from_this
       std::lock_guard lock(mutex_);
       if (ended_) return;
     }
-    if (!message.has_hello()) return session_.apply(message, shared_from_this());
-    if (!session_.hello(message.hello())) return;
-    {
+    session_.handle(message, shared_from_this(), [this] {
       std::lock_guard lock(mutex_);
-      if (ended_) return;
-      // Ready first, so that it precedes any event.
-      receiver_.on_ready();
-    }
-    session_.join(shared_from_this());
+      if (!ended_) receiver_.on_ready();
+    });
   }
 
   void flush() {
@@ -127,14 +119,12 @@ class LocalGatewayStream final : public BrokerStream {
     // Open before the broker can close it: a shutdown that closes it right after
     // add_stream must end it.
     session_->set_open(true);
-    service_.streams_gauge().inc();
     std::weak_ptr<LocalSession> weak = session_;
     bool accepted = service_.add_stream(session_->id(), [weak] {
       if (auto session = weak.lock()) session->end();
     });
     if (!accepted) {
       session_->set_open(false);
-      service_.streams_gauge().dec();
       return false;
     }
     for (auto& message : initial) session_->post(std::move(message));
