@@ -99,15 +99,25 @@ void RedisServer::stop() {
   process_.reset();
 }
 
+namespace {
+// A command's words as hiredis takes them (pointers into `args`, which must outlive it).
+struct CommandArgv {
+  explicit CommandArgv(const std::vector<std::string>& args) {
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+  int count() const { return static_cast<int>(argv.size()); }
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+};
+}  // namespace
+
 // One connection, kept: a new one per command (floods publish tens of thousands of
 // messages) would leave as many sockets in TIME_WAIT and can run out of local ports.
 std::string RedisServer::command(const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
+  CommandArgv command(args);
   std::lock_guard lock(command_mutex_);
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!command_context_) {
@@ -119,7 +129,7 @@ std::string RedisServer::command(const std::vector<std::string>& args) {
       command_context_ = ctx;
     }
     auto* reply = static_cast<redisReply*>(
-        redisCommandArgv(command_context_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+        redisCommandArgv(command_context_, command.count(), command.argv.data(), command.lens.data()));
     if (!reply) {
       // The connection went away (a restart, a CLIENT KILL): the command never ran.
       redisFree(command_context_);
@@ -140,13 +150,8 @@ void RedisServer::pipeline(const std::vector<std::vector<std::string>>& commands
     throw std::runtime_error("cannot connect to test redis");
   }
   for (const auto& args : commands) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data());
+    CommandArgv command(args);
+    redisAppendCommandArgv(ctx, command.count(), command.argv.data(), command.lens.data());
   }
   for (size_t i = 0; i < commands.size(); ++i) {
     void* reply = nullptr;
