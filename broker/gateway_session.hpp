@@ -3,7 +3,7 @@
 // (gRPC's GatewayStream, or the all-in-one's LocalGatewayStream): its name from Hello,
 // its place among the streams every instance's system channels reach, and its
 // channels in each instance's registry (docs/protocol.md#shared-redis-subscriptions).
-// Thread-safe; the carrier decides when Ready goes out and what `sink` receives.
+// Thread-safe; the carrier decides how Ready goes out and what `sink` receives.
 #include <cstdint>
 #include <functional>
 #include <memory>
