@@ -33,8 +33,8 @@ void check_feed_access(GatewayContext& context, asio::io_context& io, const Auth
                                                                                              FeedAccess access) {
     asio::post(io, [admitted, done, status, access] {
       if (status != LookupStatus::ok) return done(StreamError{500, "An unexpected error occurred"});
-      admitted->filter_local = !access.local;
-      admitted->filter_remote = !access.remote;
+      admitted->rules.filter_local = !access.local;
+      admitted->rules.filter_remote = !access.remote;
       done(std::move(*admitted));
     });
   });
@@ -46,6 +46,7 @@ void check_stream_access(GatewayContext& context, asio::io_context& io, std::sha
                          StreamPlan plan, AccessChecked done) {
   auto admitted = std::make_shared<AdmittedStream>();
   admitted->plan = std::move(plan);
+  admitted->rules.languages = ChosenLanguages(auth->chosen_languages);
   // docs/hosting.md#tenants: the stream hears its own instance's channels only.
   if (!auth->tenant.empty()) {
     for (auto& channel : admitted->plan.channels) channel = sluice::channel_key(auth->tenant, channel);

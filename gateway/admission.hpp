@@ -11,6 +11,7 @@
 
 #include "gateway/auth_client.hpp"
 #include "gateway/socket.hpp"
+#include "gateway/status_decision.hpp"
 #include "gateway/streams.hpp"
 
 namespace sluice::gateway {
@@ -29,9 +30,9 @@ std::optional<StreamError> scope_refusal(std::string_view stream_name, const Aut
 // A stream the client may have.
 struct AdmittedStream {
   StreamPlan plan;
-  // docs/protocol.md#feed-access-check: the settings deny local / remote statuses.
-  bool filter_local = false;
-  bool filter_remote = false;
+  // docs/protocol.md#feed-access-check (from the feed-access settings) and
+  // docs/protocol.md#language-check (from the token's account).
+  SubscriptionRules rules;
 };
 using AccessChecked = std::function<void(std::variant<AdmittedStream, StreamError>)>;
 

@@ -15,12 +15,14 @@
 #include "gateway/clock.hpp"
 #include "gateway/frame.hpp"
 #include "gateway/socket.hpp"
+#include "gateway/status_decision.hpp"
 #include "gateway/streams.hpp"
 
 namespace sluice::gateway {
 
 class Worker;
 struct TenantMetrics;
+struct CachedViewer;
 class Client;
 
 // One stream subscription of one client (docs/protocol.md#shared-redis-subscriptions: a listener per
@@ -28,9 +30,11 @@ class Client;
 struct Subscription {
   Client* client = nullptr;
   StreamPlan plan;
-  // docs/protocol.md#feed-access-check: drop local/remote statuses when the feed settings deny access.
-  bool filter_local = false;
-  bool filter_remote = false;
+  // docs/protocol.md#feed-access-check, docs/protocol.md#language-check.
+  SubscriptionRules rules;
+  // On a filtered stream, the viewer's entry in its worker's ViewerCache: held from
+  // attach to detach, so the fan-out reaches it without a lookup per delivery.
+  CachedViewer* viewer = nullptr;
   // Position of this subscription in its worker's list for each plan channel.
   std::vector<uint32_t> slots;
 };

@@ -38,10 +38,8 @@ struct FanOut::FrameCache {
 
 // docs/protocol.md#feed-access-check and docs/protocol.md#language-check for
 // update/status.update on public and hashtag streams.
-bool FanOut::passes_feed_and_language(const Subscription& subscription, const GatewayEvent& event) {
-  SubscriptionRules rules{subscription.filter_local, subscription.filter_remote,
-                          &subscription.client->auth().chosen_languages};
-  switch (check_feed_and_language(event.source->status(), rules)) {
+bool FanOut::passes_feed_and_language(const Subscription& subscription, const FeedFacts& status) {
+  switch (check_feed_and_language(status, subscription.rules)) {
     case FeedCheck::pass: return true;
     case FeedCheck::malformed: context_.metrics.malformed_statuses->inc(); return false;
     case FeedCheck::drop: return false;
@@ -70,10 +68,17 @@ void prefetch_object(const T* object) {
 // receive it runs on this CPU) evicts what the loop touched before it, so every
 // listener's Subscription and Client would be a cache miss on arrival: most of the
 // gap between this loop and a bare one over file descriptors (docs/benchmarks.md,
-// "Where the time goes"). Asked for a client or two ahead, they arrive during a write.
+// "Where the time goes"). Asked for a client or two ahead, they arrive during a write;
+// so does the viewer entry of a filtered subscription. Going further down the viewer's
+// chain (its sets, then their ids) moved the misses into the loop instead of removing
+// them (docs/benchmarks.md#many-viewers-against-one-2026-12-03-7e64ca0).
 void prefetch_ahead(const std::vector<ChannelTable::Listener>& list, size_t i) {
   if (i + 2 < list.size()) prefetch_object(list[i + 2].subscription);
-  if (i + 1 < list.size()) prefetch_object(list[i + 1].subscription->client);
+  if (i + 1 < list.size()) {
+    const Subscription& next = *list[i + 1].subscription;
+    prefetch_object(next.client);
+    if (next.viewer) prefetch_object(next.viewer);
+  }
 }
 
 int64_t unix_ms_now() {
@@ -111,7 +116,7 @@ void FanOut::deliver_decided(Client& client, const std::string& echo_json, const
   if (!client.open()) return;
   FrameCache frames{event, {}, {}, {}};
   std::string evaluated;
-  auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer.relations, *viewer.filters,
+  auto decision = decide_status(event.source->status(), *viewer.relations, *viewer.filters,
                                 [&](const CompiledFilters& filters) -> const std::string& {
                                   evaluated = filters.evaluate(event.source->status().filter_text(), unix_ms_now());
                                   return evaluated;
@@ -134,6 +139,8 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   // Each viewer's filters are evaluated once per event: the viewer's connections on
   // this worker share the result, kept in the viewer under this event's number.
   const uint64_t event_number = ++events_delivered_;
+  // What the feed and language checks read of the status, once for every listener.
+  std::optional<FeedFacts> feed_facts;
   const ViewerCache::Viewer* viewer = nullptr;
   const EvaluateFilters evaluate_once = [&](const CompiledFilters& filters) -> const std::string& {
     if (viewer->evaluated_event != event_number) {
@@ -156,15 +163,15 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
       ++sent[static_cast<int>(client.kind())];
       continue;
     }
-    if (!passes_feed_and_language(subscription, event)) continue;
-    viewer = viewers_.ready(ViewerRef::of(client.auth()), now);
-    if (!viewer) {
-      viewers_.defer(ViewerId::of(client.auth()), client.shared_from_this(), subscription.plan.echo_json, shared_event,
+    if (!feed_facts) feed_facts = FeedFacts::of(event.source->status());
+    if (!passes_feed_and_language(subscription, *feed_facts)) continue;
+    if (!viewers_.ready(*subscription.viewer, now)) {
+      viewers_.defer(*subscription.viewer->id, client.shared_from_this(), subscription.plan.echo_json, shared_event,
                      now);
       continue;
     }
-    auto decision = decide_status(event.source->status(), client.auth().account_id, *viewer->relations,
-                                  *viewer->filters, evaluate_once);
+    viewer = subscription.viewer;
+    auto decision = decide_status(event.source->status(), *viewer->relations, *viewer->filters, evaluate_once);
     if (!send_status(client, subscription.plan.echo_json, decision, frames)) continue;
     ++sent[static_cast<int>(client.kind())];
   }

@@ -37,7 +37,7 @@ class FanOut {
   void deliver_system(const GatewayEvent& event);
   // docs/protocol.md#feed-access-check and docs/protocol.md#language-check, decided
   // from the subscription and the token alone.
-  bool passes_feed_and_language(const Subscription& subscription, const GatewayEvent& event);
+  bool passes_feed_and_language(const Subscription& subscription, const FeedFacts& status);
   // Sends what decide_status chose: a shared frame, or one of the client's own.
   // False when the status is dropped.
   bool send_status(Client& client, const std::string& echo_json, const StatusDecision& decision, FrameCache& frames);

@@ -300,8 +300,7 @@ void HttpSession::open_event_stream(std::shared_ptr<const AuthInfo> auth, Admitt
   timer_.cancel();
   auto subscription = std::make_unique<Subscription>();
   subscription->plan = std::move(admitted.plan);
-  subscription->filter_local = admitted.filter_local;
-  subscription->filter_remote = admitted.filter_remote;
+  subscription->rules = std::move(admitted.rules);
   log_request(record_, 200, 0, subscription->plan.name);
   auto session = std::make_shared<SseSession>(worker_, std::move(socket_), ticket_, std::move(auth));
   session->keep_request_record(record_);

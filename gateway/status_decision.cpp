@@ -1,26 +1,64 @@
 #include "gateway/status_decision.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace sluice::gateway {
 
-FeedCheck check_feed_and_language(const sluice::v1::StatusFacts& status, const SubscriptionRules& rules) {
-  if (!status.well_formed()) return FeedCheck::malformed;
-  bool local = status.account_username() == status.account_acct();
-  if ((local && rules.filter_local) || (!local && rules.filter_remote)) return FeedCheck::drop;
-  if (rules.chosen_languages && *rules.chosen_languages) {
-    const auto& languages = **rules.chosen_languages;
-    if (!status.has_language()) return FeedCheck::drop;
-    if (std::find(languages.begin(), languages.end(), status.language()) == languages.end()) return FeedCheck::drop;
+std::optional<uint64_t> ChosenLanguages::pack(std::string_view code) {
+  if (code.size() > sizeof(uint64_t) || code.find('\0') != std::string_view::npos) return std::nullopt;
+  uint64_t packed = 0;
+  std::memcpy(&packed, code.data(), code.size());
+  return packed;
+}
+
+ChosenLanguages::ChosenLanguages(const std::optional<std::vector<std::string>>& chosen) {
+  if (!chosen) return;
+  restricted_ = true;
+  packed_ = chosen->size() <= kInline;
+  for (size_t i = 0; packed_ && i < chosen->size(); ++i) {
+    auto packed = pack((*chosen)[i]);
+    if (packed) inline_[count_++] = *packed;
+    packed_ = packed.has_value();
   }
+  if (!packed_) {
+    count_ = 0;
+    codes_ = *chosen;
+  }
+}
+
+bool ChosenLanguages::admits(const std::optional<std::string_view>& language,
+                             const std::optional<uint64_t>& packed) const {
+  if (!restricted_) return true;
+  if (!language) return false;  // strict equality: null is in no list of codes
+  if (!packed_) return std::find(codes_.begin(), codes_.end(), *language) != codes_.end();
+  // Every chosen code packs, so one that does not cannot equal any of them.
+  if (!packed) return false;
+  return std::find(inline_.begin(), inline_.begin() + count_, *packed) != inline_.begin() + count_;
+}
+
+FeedFacts FeedFacts::of(const sluice::v1::StatusFacts& status) {
+  FeedFacts facts;
+  facts.well_formed = status.well_formed();
+  facts.local = status.account_username() == status.account_acct();
+  if (status.has_language()) {
+    facts.language = status.language();
+    facts.packed_language = ChosenLanguages::pack(status.language());
+  }
+  return facts;
+}
+
+FeedCheck check_feed_and_language(const FeedFacts& status, const SubscriptionRules& rules) {
+  if (!status.well_formed) return FeedCheck::malformed;
+  if ((status.local && rules.filter_local) || (!status.local && rules.filter_remote)) return FeedCheck::drop;
+  if (!rules.languages.admits(status.language, status.packed_language)) return FeedCheck::drop;
   return FeedCheck::pass;
 }
 
-StatusDecision decide_status(const sluice::v1::StatusFacts& status, int64_t viewer_account_id,
-                             const Relations& relations, const CompiledFilters& filters,
-                             const EvaluateFilters& evaluate) {
+StatusDecision decide_status(const sluice::v1::StatusFacts& status, const Relations& relations,
+                             const CompiledFilters& filters, const EvaluateFilters& evaluate) {
   StatusDecision decision;
-  if (relations_drop(relations, viewer_account_id, status)) return decision;
+  if (relations_drop(relations, status)) return decision;
   if (status.has_filtered()) {
     decision.verdict = StatusVerdict::unchanged;
     return decision;

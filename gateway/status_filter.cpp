@@ -40,7 +40,7 @@ std::shared_ptr<const Relations> Relations::from_reply(const sluice::v1::Relatio
   return relations;
 }
 
-bool relations_drop(const Relations& relations, int64_t /*viewer_account_id*/, const sluice::v1::StatusFacts& status) {
+bool relations_drop(const Relations& relations, const sluice::v1::StatusFacts& status) {
   // The relations are the viewer's own (the query's $1), so the viewer id itself
   // plays no further part: the reference has no special case for own statuses.
   const int64_t author = status.account_id_num();

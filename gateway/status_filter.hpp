@@ -34,7 +34,7 @@ struct Relations {
 // falsy test does). A non-numeric author or mention id (account_id_num /
 // mention_ids_num 0) also drops, as PostgreSQL would fail the reference's query and
 // it drops the message.
-bool relations_drop(const Relations& relations, int64_t viewer_account_id, const sluice::v1::StatusFacts& status);
+bool relations_drop(const Relations& relations, const sluice::v1::StatusFacts& status);
 
 // A status's searched text (docs/protocol.md#filter-evaluation) prepared for matching:
 // made well-formed, canonicalized as CompiledFilters describes, with the map back to

@@ -12,12 +12,21 @@ ViewerCache::ViewerCache(GatewayContext& context, boost::asio::io_context& io,
                          std::chrono::milliseconds relations_max_staleness, DeliverDecided deliver_decided)
     : context_(context), io_(io), deliver_decided_(std::move(deliver_decided)), max_staleness_(relations_max_staleness) {}
 
-void ViewerCache::retain(const ViewerId& id) {
-  Viewer& viewer = viewers_[id];
-  if (viewer.subscriptions++ > 0) return;
+ViewerCache::Viewer& ViewerCache::entry(const ViewerId& id) {
+  auto it = viewers_.try_emplace(id).first;
+  it->second.id = &it->first;
+  return it->second;
+}
+
+ViewerCache::Viewer* ViewerCache::retain(const ViewerId& id) {
+  // An unordered_map's elements stay where they are through inserts and rehashing:
+  // only erasing this one, after its last release, moves anything a subscription holds.
+  Viewer& viewer = entry(id);
+  if (viewer.subscriptions++ > 0) return &viewer;
   // Fetch ahead, so the first status does not wait.
   load_relations(id);
   load_filters(id, false);
+  return &viewer;
 }
 
 void ViewerCache::release(const ViewerId& id) {
@@ -51,25 +60,22 @@ bool ViewerCache::relations_fresh(const Viewer& viewer, Clock::time_point arrive
   return viewer.relations_taken_at >= arrived - max_staleness_;
 }
 
-const ViewerCache::Viewer* ViewerCache::ready(const ViewerRef& id, Clock::time_point now) {
-  auto it = viewers_.find(id);
-  if (it == viewers_.end()) return nullptr;
-  Viewer& viewer = it->second;
+bool ViewerCache::ready(Viewer& viewer, Clock::time_point now) {
   // A filters fetch in flight was started by filters_changed (or before the first
   // filters): a status arriving now must wait for it, never use the filters it
   // replaces (docs/protocol.md#filter-cache).
-  if (!viewer.waiting.empty() || !viewer.filters || viewer.filters_stale || viewer.filters_loading) return nullptr;
+  if (!viewer.waiting.empty() || !viewer.filters || viewer.filters_stale || viewer.filters_loading) return false;
   // With a zero bound every status needs its own fetch, started after it arrived.
-  if (max_staleness_.count() == 0 || !relations_fresh(viewer, now)) return nullptr;
+  if (max_staleness_.count() == 0 || !relations_fresh(viewer, now)) return false;
   // Past the refresh age, fetch ahead while statuses flow: the data never goes stale
   // under traffic, so statuses keep the shared fast path instead of waiting.
-  if (!viewer.relations_loading && viewer.relations_taken_at < now - refresh_age()) load_relations(it->first);
-  return &viewer;
+  if (!viewer.relations_loading && viewer.relations_taken_at < now - refresh_age()) load_relations(*viewer.id);
+  return true;
 }
 
 void ViewerCache::defer(const ViewerId& id, std::shared_ptr<Client> client, const std::string& echo_json,
                         std::shared_ptr<const GatewayEvent> event, Clock::time_point now) {
-  Viewer& viewer = viewers_[id];
+  Viewer& viewer = entry(id);
   viewer.waiting.push_back(Viewer::Waiting{std::move(client), echo_json, std::move(event), now});
   if (!viewer.relations_loading && !relations_fresh(viewer, now)) load_relations(id);
   if (!viewer.filters_loading && (!viewer.filters || viewer.filters_stale)) load_filters(id, viewer.filters_stale);
@@ -77,7 +83,7 @@ void ViewerCache::defer(const ViewerId& id, std::shared_ptr<Client> client, cons
 }
 
 void ViewerCache::load_relations(const ViewerId& id) {
-  viewers_[id].relations_loading = true;
+  entry(id).relations_loading = true;
   // Viewers that need their relations in the same turn of the worker's loop (every
   // viewer of a status, or every one past the refresh age when a status arrives) go to
   // the auth tier together: one call per kMaxRelationsBatch viewers, not one each.
@@ -144,7 +150,7 @@ void ViewerCache::relations_arrived(const std::string& tenant, const RelationsRe
 }
 
 void ViewerCache::load_filters(const ViewerId& id, bool fresh) {
-  Viewer& viewer = viewers_[id];
+  Viewer& viewer = entry(id);
   viewer.filters_loading = true;
   viewer.filters_stale = false;
   auto& io = io_;

@@ -36,27 +36,37 @@ struct ViewerId {
   static ViewerId of(const AuthInfo& auth) { return {auth.tenant, auth.account_id}; }
   bool operator==(const ViewerId&) const = default;
 };
-// A viewer named without a copy of its tenant, for the per-delivery lookup (ready()).
-struct ViewerRef {
-  std::string_view tenant;
-  int64_t account = 0;
-  static ViewerRef of(const AuthInfo& auth) { return {auth.tenant, auth.account_id}; }
-};
 struct ViewerIdHash {
-  using is_transparent = void;
-  size_t operator()(const ViewerRef& id) const {
-    return std::hash<int64_t>()(id.account) ^ (std::hash<std::string_view>()(id.tenant) * 0x9e3779b97f4a7c15ULL);
+  size_t operator()(const ViewerId& id) const {
+    return std::hash<int64_t>()(id.account) ^ (std::hash<std::string>()(id.tenant) * 0x9e3779b97f4a7c15ULL);
   }
-  size_t operator()(const ViewerId& id) const { return (*this)(ViewerRef{id.tenant, id.account}); }
 };
-struct ViewerIdEqual {
-  using is_transparent = void;
-  static ViewerRef ref(const ViewerId& id) { return {id.tenant, id.account}; }
-  static ViewerRef ref(const ViewerRef& id) { return id; }
-  template <typename A, typename B>
-  bool operator()(const A& a, const B& b) const {
-    return ref(a).account == ref(b).account && ref(a).tenant == ref(b).tenant;
-  }
+
+// One viewer's entry in a worker's ViewerCache. Subscriptions hold a pointer to it
+// (Subscription::viewer), valid while they are retained.
+struct CachedViewer {
+  using Clock = std::chrono::steady_clock;
+  const ViewerId* id = nullptr;  // its key in the cache
+  std::shared_ptr<const Relations> relations;
+  Clock::time_point relations_taken_at{};
+  std::shared_ptr<const CompiledFilters> filters;
+  bool relations_loading = false;
+  bool filters_loading = false;
+  bool filters_stale = false;
+  int subscriptions = 0;
+  // The `filtered` array of the last status this worker evaluated for the viewer,
+  // by the fan-out's event number (FanOut::deliver): the viewer's other connections
+  // here take it instead of evaluating again. A cache of a pure function of the
+  // status and the filters, so kept even through the const view the decision gets.
+  mutable uint64_t evaluated_event = 0;  // 0: none
+  mutable std::string evaluated_filtered;
+  struct Waiting {
+    std::shared_ptr<Client> client;
+    std::string echo_json;
+    std::shared_ptr<const GatewayEvent> event;
+    Clock::time_point arrived;
+  };
+  std::deque<Waiting> waiting;
 };
 
 class ViewerCache {
@@ -65,7 +75,7 @@ class ViewerCache {
   // Called with the `filtered` array for a status that passed (e.g. "[]").
   using Verdict = std::function<void(const std::string& filtered_json)>;
 
-  struct Viewer;
+  using Viewer = CachedViewer;
   // Sends a status that waited for its viewer's data, now that it is there.
   using DeliverDecided = std::function<void(Client& client, const std::string& echo_json, const GatewayEvent& event,
                                             const Viewer& viewer)>;
@@ -74,44 +84,24 @@ class ViewerCache {
   ViewerCache(GatewayContext& context, boost::asio::io_context& io, std::chrono::milliseconds relations_max_staleness,
               DeliverDecided deliver_decided);
 
-  // A filtered subscription of `account` appeared / went away on this worker.
-  void retain(const ViewerId& id);
+  // A filtered subscription of `account` appeared / went away on this worker. The entry
+  // retain returns stays where it is until the matching release.
+  Viewer* retain(const ViewerId& id);
   void release(const ViewerId& id);
   // docs/protocol.md#system-channels: the account's filters are fetched again before its next status.
   void filters_changed(const ViewerId& id);
 
-  struct Viewer {
-    std::shared_ptr<const Relations> relations;
-    Clock::time_point relations_taken_at{};
-    std::shared_ptr<const CompiledFilters> filters;
-    bool relations_loading = false;
-    bool filters_loading = false;
-    bool filters_stale = false;
-    int subscriptions = 0;
-    // The `filtered` array of the last status this worker evaluated for the viewer,
-    // by the fan-out's event number (FanOut::deliver): the viewer's other connections
-    // here take it instead of evaluating again. A cache of a pure function of the
-    // status and the filters, so kept even through the const view ready() gives.
-    mutable uint64_t evaluated_event = 0;  // 0: none
-    mutable std::string evaluated_filtered;
-    struct Waiting {
-      std::shared_ptr<Client> client;
-      std::string echo_json;
-      std::shared_ptr<const GatewayEvent> event;
-      Clock::time_point arrived;
-    };
-    std::deque<Waiting> waiting;
-  };
-
-  // The viewer when everything a status arriving now needs is in memory and no
-  // earlier status of this viewer is still waiting; nullptr otherwise.
-  const Viewer* ready(const ViewerRef& id, Clock::time_point now);
+  // True when everything a status arriving now needs of `viewer` (a retained entry) is
+  // in memory and no earlier status of this viewer is still waiting.
+  bool ready(Viewer& viewer, Clock::time_point now);
   // Queues a status for `client` until the viewer's data is fresh enough.
   void defer(const ViewerId& id, std::shared_ptr<Client> client, const std::string& echo_json,
              std::shared_ptr<const GatewayEvent> event, Clock::time_point now);
 
 
  private:
+  // The viewer's entry, made if it is not there.
+  Viewer& entry(const ViewerId& id);
   bool relations_fresh(const Viewer& viewer, Clock::time_point arrived) const;
   // How old a viewer's sets may grow before the next status fetches them ahead.
   std::chrono::milliseconds refresh_age() const;
@@ -126,7 +116,7 @@ class ViewerCache {
   boost::asio::io_context& io_;
   DeliverDecided deliver_decided_;
   std::chrono::milliseconds max_staleness_;
-  std::unordered_map<ViewerId, Viewer, ViewerIdHash, ViewerIdEqual> viewers_;
+  std::unordered_map<ViewerId, Viewer, ViewerIdHash> viewers_;
   std::vector<ViewerId> relations_queue_;  // viewers whose relations go out in the next batches
 };
 

@@ -192,8 +192,7 @@ void WebSocketSession::add_admitted(std::variant<AdmittedStream, StreamError> ch
   }
   auto subscription = std::make_unique<Subscription>();
   subscription->plan = std::move(admitted.plan);
-  subscription->filter_local = admitted.filter_local;
-  subscription->filter_remote = admitted.filter_remote;
+  subscription->rules = std::move(admitted.rules);
   add_subscription(std::move(subscription));
 }
 

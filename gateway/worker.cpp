@@ -146,13 +146,16 @@ void Worker::remove_client(Client& c) {
 
 void Worker::attach(Subscription& subscription) {
   channels_.attach(subscription);
-  if (subscription.plan.filtered) viewers_.retain(ViewerId::of(subscription.client->auth()));
+  if (subscription.plan.filtered) subscription.viewer = viewers_.retain(ViewerId::of(subscription.client->auth()));
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).inc();
 }
 
 void Worker::detach(Subscription& subscription) {
   channels_.detach(subscription);
-  if (subscription.plan.filtered) viewers_.release(ViewerId::of(subscription.client->auth()));
+  if (subscription.plan.filtered) {
+    subscription.viewer = nullptr;
+    viewers_.release(ViewerId::of(subscription.client->auth()));
+  }
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).dec();
 }
 

@@ -61,11 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!event->is_status) return 0;
 
   std::optional<std::vector<std::string>> languages = std::vector<std::string>{"en", "de"};
-  SubscriptionRules rules{static_cast<bool>(size & 1), static_cast<bool>(size & 2), &languages};
-  if (check_feed_and_language(source->status(), rules) != FeedCheck::pass) return 0;
+  SubscriptionRules rules{static_cast<bool>(size & 1), static_cast<bool>(size & 2), ChosenLanguages(languages)};
+  if (check_feed_and_language(FeedFacts::of(source->status()), rules) != FeedCheck::pass) return 0;
 
   std::string evaluated;
-  auto decision = decide_status(source->status(), /*viewer_account_id=*/1, viewer_relations(), viewer_filters(),
+  auto decision = decide_status(source->status(), viewer_relations(), viewer_filters(),
                                 [&](const CompiledFilters& filters) -> const std::string& {
                                   evaluated = filters.evaluate(source->status().filter_text(), 0);
                                   return evaluated;

@@ -9,8 +9,6 @@
 namespace sluice::gateway {
 namespace {
 
-constexpr int64_t kViewer = 10;
-
 sluice::v1::StatusFacts status(int64_t author = 20, const std::string& acct = "author") {
   sluice::v1::StatusFacts facts;
   facts.set_well_formed(true);
@@ -59,45 +57,86 @@ EvaluateFilters evaluate_at(int64_t now_ms, const sluice::v1::StatusFacts& facts
   };
 }
 
+FeedCheck check(const sluice::v1::StatusFacts& facts, const SubscriptionRules& rules) {
+  return check_feed_and_language(FeedFacts::of(facts), rules);
+}
+
+SubscriptionRules choosing(std::optional<std::vector<std::string>> languages) {
+  return SubscriptionRules{false, false, ChosenLanguages(languages)};
+}
+
 TEST(FeedAndLanguage, MalformedStatusesAreSetApart) {
   auto facts = status();
   facts.set_well_formed(false);
-  EXPECT_EQ(check_feed_and_language(facts, {}), FeedCheck::malformed);
+  EXPECT_EQ(check(facts, {}), FeedCheck::malformed);
 }
 
 TEST(FeedAndLanguage, LocalAndRemoteFeedsFollowTheSettings) {
-  SubscriptionRules no_local{true, false, nullptr};
-  SubscriptionRules no_remote{false, true, nullptr};
-  EXPECT_EQ(check_feed_and_language(status(20, "author"), no_local), FeedCheck::drop);
-  EXPECT_EQ(check_feed_and_language(status(20, "author@remote.example"), no_local), FeedCheck::pass);
-  EXPECT_EQ(check_feed_and_language(status(20, "author"), no_remote), FeedCheck::pass);
-  EXPECT_EQ(check_feed_and_language(status(20, "author@remote.example"), no_remote), FeedCheck::drop);
+  SubscriptionRules no_local{true, false, {}};
+  SubscriptionRules no_remote{false, true, {}};
+  EXPECT_EQ(check(status(20, "author"), no_local), FeedCheck::drop);
+  EXPECT_EQ(check(status(20, "author@remote.example"), no_local), FeedCheck::pass);
+  EXPECT_EQ(check(status(20, "author"), no_remote), FeedCheck::pass);
+  EXPECT_EQ(check(status(20, "author@remote.example"), no_remote), FeedCheck::drop);
 }
 
 TEST(FeedAndLanguage, ChosenLanguagesFilterEvenAnEmptyListAndNullLanguage) {
-  std::optional<std::vector<std::string>> none;
-  std::optional<std::vector<std::string>> english = std::vector<std::string>{"en"};
-  std::optional<std::vector<std::string>> empty = std::vector<std::string>{};
   auto facts = status();
-  EXPECT_EQ(check_feed_and_language(facts, {false, false, &none}), FeedCheck::pass);
-  EXPECT_EQ(check_feed_and_language(facts, {false, false, &english}), FeedCheck::pass);
-  EXPECT_EQ(check_feed_and_language(facts, {false, false, &empty}), FeedCheck::drop);
+  EXPECT_EQ(check(facts, choosing(std::nullopt)), FeedCheck::pass);
+  EXPECT_EQ(check(facts, choosing(std::vector<std::string>{"en"})), FeedCheck::pass);
+  EXPECT_EQ(check(facts, choosing(std::vector<std::string>{})), FeedCheck::drop);
   facts.set_language("de");
-  EXPECT_EQ(check_feed_and_language(facts, {false, false, &english}), FeedCheck::drop);
+  EXPECT_EQ(check(facts, choosing(std::vector<std::string>{"en"})), FeedCheck::drop);
   facts.clear_language();
-  EXPECT_EQ(check_feed_and_language(facts, {false, false, &english}), FeedCheck::drop);
+  EXPECT_EQ(check(facts, choosing(std::vector<std::string>{"en"})), FeedCheck::drop);
+  EXPECT_EQ(check(facts, choosing(std::nullopt)), FeedCheck::pass);
+}
+
+// The packed comparison must be string equality exactly: codes that share their first
+// 8 bytes, codes with a NUL, lists longer than the inline ones and codes longer than
+// 8 bytes all take the path that cannot tell them apart by packing.
+TEST(FeedAndLanguage, ChosenLanguagesCompareAsStringsWhateverTheirLength) {
+  auto facts = status();
+  auto with = [&](const std::string& language) {
+    facts.set_language(language);
+    return facts;
+  };
+  const std::vector<std::string> short_codes{"en", "de", "fr", "zh-TW"};
+  EXPECT_EQ(check(with("zh-TW"), choosing(short_codes)), FeedCheck::pass);
+  EXPECT_EQ(check(with("zh"), choosing(short_codes)), FeedCheck::drop);
+  EXPECT_EQ(check(with("zh-TWN"), choosing(short_codes)), FeedCheck::drop);
+  EXPECT_EQ(check(with(""), choosing(short_codes)), FeedCheck::drop);
+  EXPECT_EQ(check(with(""), choosing(std::vector<std::string>{""})), FeedCheck::pass);
+  // Eight bytes pack; a ninth does not, and must not match its first eight.
+  EXPECT_EQ(check(with("abcdefgh"), choosing(std::vector<std::string>{"abcdefgh"})), FeedCheck::pass);
+  EXPECT_EQ(check(with("abcdefghi"), choosing(std::vector<std::string>{"abcdefgh"})), FeedCheck::drop);
+  EXPECT_EQ(check(with("abcdefgh"), choosing(std::vector<std::string>{"abcdefghi"})), FeedCheck::drop);
+  EXPECT_EQ(check(with("abcdefghi"), choosing(std::vector<std::string>{"en", "abcdefghi"})), FeedCheck::pass);
+  // A NUL would pack like the shorter code it pads.
+  EXPECT_EQ(check(with(std::string("en\0", 3)), choosing(std::vector<std::string>{"en"})), FeedCheck::drop);
+  EXPECT_EQ(check(with("en"), choosing(std::vector<std::string>{std::string("en\0", 3)})), FeedCheck::drop);
+  EXPECT_EQ(check(with(std::string("en\0", 3)), choosing(std::vector<std::string>{std::string("en\0", 3)})),
+            FeedCheck::pass);
+  // More codes than fit inline.
+  const std::vector<std::string> many{"en", "de", "fr", "es", "it", "pt"};
+  EXPECT_GT(many.size(), ChosenLanguages::kInline);
+  EXPECT_EQ(check(with("pt"), choosing(many)), FeedCheck::pass);
+  EXPECT_EQ(check(with("en"), choosing(many)), FeedCheck::pass);
+  EXPECT_EQ(check(with("nl"), choosing(many)), FeedCheck::drop);
+  facts.clear_language();
+  EXPECT_EQ(check(facts, choosing(many)), FeedCheck::drop);
 }
 
 TEST(Decision, RelationsDropBeforeAnyFilterIsEvaluated) {
   auto facts = status(20);
   auto keyword = filters({"news"});
   evaluations = 0;
-  EXPECT_EQ(decide_status(facts, kViewer, *relations({20}), *keyword, evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide_status(facts, *relations({20}), *keyword, evaluate_at(0, facts)).verdict,
             StatusVerdict::drop);
-  EXPECT_EQ(decide_status(facts, kViewer, *relations({}, {20}), *keyword, evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide_status(facts, *relations({}, {20}), *keyword, evaluate_at(0, facts)).verdict,
             StatusVerdict::drop);
   auto remote = status(20, "author@blocked.example");
-  EXPECT_EQ(decide_status(remote, kViewer, *relations({}, {}, {"blocked.example"}), *keyword, evaluate_at(0, remote))
+  EXPECT_EQ(decide_status(remote, *relations({}, {}, {"blocked.example"}), *keyword, evaluate_at(0, remote))
                 .verdict,
             StatusVerdict::drop);
   EXPECT_EQ(evaluations, 0);
@@ -106,24 +145,24 @@ TEST(Decision, RelationsDropBeforeAnyFilterIsEvaluated) {
 TEST(Decision, PayloadWithFilteredIsForwardedUnchanged) {
   auto facts = status();
   facts.set_has_filtered(true);
-  EXPECT_EQ(decide_status(facts, kViewer, *relations(), *filters({"news"}), evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide_status(facts, *relations(), *filters({"news"}), evaluate_at(0, facts)).verdict,
             StatusVerdict::unchanged);
 }
 
 TEST(Decision, NoFiltersOrNoMatchShareTheEmptyFilteredFrame) {
   auto facts = status();
   evaluations = 0;
-  EXPECT_EQ(decide_status(facts, kViewer, *relations(), *filters({}), evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide_status(facts, *relations(), *filters({}), evaluate_at(0, facts)).verdict,
             StatusVerdict::no_filter_match);
   EXPECT_EQ(evaluations, 0);  // nothing to evaluate
-  EXPECT_EQ(decide_status(facts, kViewer, *relations(), *filters({"dogs"}), evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide_status(facts, *relations(), *filters({"dogs"}), evaluate_at(0, facts)).verdict,
             StatusVerdict::no_filter_match);
   EXPECT_EQ(evaluations, 1);
 }
 
 TEST(Decision, AMatchGivesTheViewerItsOwnFilteredArray) {
   auto facts = status();
-  auto decision = decide_status(facts, kViewer, *relations(), *filters({"news"}), evaluate_at(0, facts));
+  auto decision = decide_status(facts, *relations(), *filters({"news"}), evaluate_at(0, facts));
   EXPECT_EQ(decision.verdict, StatusVerdict::filter_matches);
   EXPECT_NE(decision.filtered_json.find(R"("keyword_matches":["news"])"), std::string::npos) << decision.filtered_json;
 }

@@ -71,80 +71,80 @@ TEST(Relations, LargeSetsInAnyOrderFindEveryMemberAndNothingElse) {
   auto domain_blocks = relations({}, {}, {}, domains);
   for (int64_t id = 1; id <= 400; ++id) {
     bool member = id % 2 == 1;
-    EXPECT_EQ(relations_drop(*blocking, kViewer, status_by(id, "a")), member) << id;
-    EXPECT_EQ(relations_drop(*blocking, kViewer, status_by(1000, "a", {id})), member) << id;
-    EXPECT_EQ(relations_drop(*blocked_by, kViewer, status_by(id, "a")), member) << id;
-    EXPECT_EQ(relations_drop(*muting, kViewer, status_by(1000, "a", {id})), member) << id;
+    EXPECT_EQ(relations_drop(*blocking, status_by(id, "a")), member) << id;
+    EXPECT_EQ(relations_drop(*blocking, status_by(1000, "a", {id})), member) << id;
+    EXPECT_EQ(relations_drop(*blocked_by, status_by(id, "a")), member) << id;
+    EXPECT_EQ(relations_drop(*muting, status_by(1000, "a", {id})), member) << id;
   }
   for (int i = 0; i < 100; ++i) {
-    EXPECT_TRUE(relations_drop(*domain_blocks, kViewer, status_by(7, "a@d" + std::to_string(i) + ".example"))) << i;
-    EXPECT_FALSE(relations_drop(*domain_blocks, kViewer, status_by(7, "a@e" + std::to_string(i) + ".example"))) << i;
+    EXPECT_TRUE(relations_drop(*domain_blocks, status_by(7, "a@d" + std::to_string(i) + ".example"))) << i;
+    EXPECT_FALSE(relations_drop(*domain_blocks, status_by(7, "a@e" + std::to_string(i) + ".example"))) << i;
   }
 }
 
 TEST(Relations, NoRelationsKeepsEverything) {
   auto r = relations({}, {}, {}, {});
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "alice")));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "bob@remote.example", {8, 9})));
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "alice")));
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "bob@remote.example", {8, 9})));
   // The viewer's own status: no special case either way.
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(kViewer, "me", {kViewer})));
+  EXPECT_FALSE(relations_drop(*r, status_by(kViewer, "me", {kViewer})));
 }
 
 TEST(Relations, ViewerBlockingAuthorOrAnyMentionDrops) {
   auto r = relations({7}, {}, {}, {});
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(7, "alice")));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(8, "bob", {7})));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(8, "bob", {1, 2, 7})));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(8, "bob", {1, 2, 3})));
+  EXPECT_TRUE(relations_drop(*r, status_by(7, "alice")));
+  EXPECT_TRUE(relations_drop(*r, status_by(8, "bob", {7})));
+  EXPECT_TRUE(relations_drop(*r, status_by(8, "bob", {1, 2, 7})));
+  EXPECT_FALSE(relations_drop(*r, status_by(8, "bob", {1, 2, 3})));
 }
 
 TEST(Relations, ViewerMutingAuthorOrAnyMentionDrops) {
   auto r = relations({}, {}, {7}, {});
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(7, "alice")));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(8, "bob", {9, 7})));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(8, "bob", {9})));
+  EXPECT_TRUE(relations_drop(*r, status_by(7, "alice")));
+  EXPECT_TRUE(relations_drop(*r, status_by(8, "bob", {9, 7})));
+  EXPECT_FALSE(relations_drop(*r, status_by(8, "bob", {9})));
 }
 
 TEST(Relations, AuthorBlockingViewerDropsButMentionedBlockerDoesNot) {
   auto r = relations({}, {7}, {}, {});
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(7, "alice", {8})));
+  EXPECT_TRUE(relations_drop(*r, status_by(7, "alice", {8})));
   // Query (a) checks `account_id = author AND target = viewer` only for the author.
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(8, "bob", {7})));
+  EXPECT_FALSE(relations_drop(*r, status_by(8, "bob", {7})));
 }
 
 TEST(Relations, DuplicateMentionsAreHarmless) {
   auto blocked = relations({5}, {}, {}, {});
-  EXPECT_TRUE(relations_drop(*blocked, kViewer, status_by(8, "bob", {5, 5, 5})));
+  EXPECT_TRUE(relations_drop(*blocked, status_by(8, "bob", {5, 5, 5})));
   auto none = relations({6}, {}, {}, {});
-  EXPECT_FALSE(relations_drop(*none, kViewer, status_by(8, "bob", {5, 5, 8, 8})));
+  EXPECT_FALSE(relations_drop(*none, status_by(8, "bob", {5, 5, 8, 8})));
 }
 
 TEST(Relations, DomainBlockMatchesTextAfterFirstAtExactly) {
   auto r = relations({}, {}, {}, {"remote.example"});
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(7, "bob@remote.example")));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "bob@Remote.example")));  // case-sensitive
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "bob@sub.remote.example")));  // no suffix match
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "bob@remote.example.")));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "remote.example")));  // local: no domain at all
+  EXPECT_TRUE(relations_drop(*r, status_by(7, "bob@remote.example")));
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "bob@Remote.example")));  // case-sensitive
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "bob@sub.remote.example")));  // no suffix match
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "bob@remote.example.")));
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "remote.example")));  // local: no domain at all
   // The mentioned accounts' domains play no part.
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "bob@other.example", {8})));
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "bob@other.example", {8})));
 }
 
 TEST(Relations, DomainIsEverythingAfterTheFirstAt) {
   auto r = relations({}, {}, {}, {"b@c", "b"});
   StatusFacts s = status_by(7, "a@b@c");
   auto only_b = relations({}, {}, {}, {"b"});
-  EXPECT_TRUE(relations_drop(*r, kViewer, s));
-  EXPECT_FALSE(relations_drop(*only_b, kViewer, s));
+  EXPECT_TRUE(relations_drop(*r, s));
+  EXPECT_FALSE(relations_drop(*only_b, s));
 }
 
 TEST(Relations, EmptyDomainChecksNothing) {
   auto r = relations({}, {}, {}, {""});
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "bob@")));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(7, "bob")));
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "bob@")));
+  EXPECT_FALSE(relations_drop(*r, status_by(7, "bob")));
   auto upper = relations({}, {}, {}, {"REMOTE.EXAMPLE"});
-  EXPECT_TRUE(relations_drop(*upper, kViewer, status_by(7, "x@REMOTE.EXAMPLE")));
-  EXPECT_FALSE(relations_drop(*upper, kViewer, status_by(7, "x@remote.example")));
+  EXPECT_TRUE(relations_drop(*upper, status_by(7, "x@REMOTE.EXAMPLE")));
+  EXPECT_FALSE(relations_drop(*upper, status_by(7, "x@remote.example")));
 }
 
 TEST(Relations, NonNumericIdsDropEvenWithoutRelations) {
@@ -152,23 +152,23 @@ TEST(Relations, NonNumericIdsDropEvenWithoutRelations) {
   StatusFacts author = status_by(7, "alice");
   author.set_account_id("abc");
   author.set_account_id_num(0);
-  EXPECT_TRUE(relations_drop(*r, kViewer, author));
+  EXPECT_TRUE(relations_drop(*r, author));
   StatusFacts mention = status_by(7, "alice", {8, 9});
   mention.set_mention_ids(1, "x9");
   mention.set_mention_ids_num(1, 0);
-  EXPECT_TRUE(relations_drop(*r, kViewer, mention));
+  EXPECT_TRUE(relations_drop(*r, mention));
 }
 
 TEST(Relations, EveryKindTogether) {
   auto r = relations({1}, {2}, {3}, {"d.example"});
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(1, "a")));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(2, "a")));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(3, "a")));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(4, "a@d.example")));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(4, "a", {1})));
-  EXPECT_TRUE(relations_drop(*r, kViewer, status_by(4, "a", {3})));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(4, "a", {2})));
-  EXPECT_FALSE(relations_drop(*r, kViewer, status_by(4, "a@e.example", {5, 6})));
+  EXPECT_TRUE(relations_drop(*r, status_by(1, "a")));
+  EXPECT_TRUE(relations_drop(*r, status_by(2, "a")));
+  EXPECT_TRUE(relations_drop(*r, status_by(3, "a")));
+  EXPECT_TRUE(relations_drop(*r, status_by(4, "a@d.example")));
+  EXPECT_TRUE(relations_drop(*r, status_by(4, "a", {1})));
+  EXPECT_TRUE(relations_drop(*r, status_by(4, "a", {3})));
+  EXPECT_FALSE(relations_drop(*r, status_by(4, "a", {2})));
+  EXPECT_FALSE(relations_drop(*r, status_by(4, "a@e.example", {5, 6})));
 }
 
 // ---------------------------------------------------------------- filters

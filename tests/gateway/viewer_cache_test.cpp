@@ -119,10 +119,10 @@ class ViewerCacheTest : public ::testing::Test {
   bool becomes_ready() {
     return sluice::testing::eventually([&] {
       io_.poll();
-      return ready() != nullptr && auth_->calls_in_flight() == 0;
+      return ready() && auth_->calls_in_flight() == 0;
     });
   }
-  const ViewerCache::Viewer* ready() { return cache_->ready(ViewerRef{kViewer.tenant, kViewer.account}, clock.now); }
+  bool ready() { return viewer != nullptr && cache_->ready(*viewer, clock.now); }
   // What the worker's loop does after a status: the queued fetches leave.
   size_t fetches_started() {
     io_.poll();
@@ -130,6 +130,7 @@ class ViewerCacheTest : public ::testing::Test {
   }
 
   const ViewerId kViewer{"", 42};
+  ViewerCache::Viewer* viewer = nullptr;  // what a subscription of kViewer holds
   HeldRelationsAuth service;
   ManualClock clock;
   int decided_later = 0;
@@ -146,7 +147,7 @@ class ViewerCacheTest : public ::testing::Test {
 };
 
 TEST_F(ViewerCacheTest, SetsAreFetchedAheadAtFourFifthsOfTheBoundAndNeverUsedPastIt) {
-  cache().retain(kViewer);
+  viewer = cache().retain(kViewer);
   ASSERT_TRUE(sluice::testing::eventually([&] { return fetches_started() == 1 && service.held() == 1; }));
   // The gateway asks for a copy at most half the bound old.
   EXPECT_EQ(service.last_max_age_ms.load(), 500);
@@ -154,16 +155,16 @@ TEST_F(ViewerCacheTest, SetsAreFetchedAheadAtFourFifthsOfTheBoundAndNeverUsedPas
   ASSERT_TRUE(becomes_ready());
 
   clock.now += 799ms;
-  ASSERT_NE(ready(), nullptr);
+  ASSERT_TRUE(ready());
   EXPECT_EQ(fetches_started(), 0u) << "fetched before four fifths of the bound";
 
   clock.now += 2ms;  // 801 ms: used, and fetched ahead
-  ASSERT_NE(ready(), nullptr);
+  ASSERT_TRUE(ready());
   EXPECT_EQ(fetches_started(), 1u);
   ASSERT_TRUE(sluice::testing::eventually([&] { return service.held() == 1; }));
 
   clock.now += 200ms;  // 1,001 ms, the answer not in yet: past the bound, so not used
-  EXPECT_EQ(ready(), nullptr);
+  EXPECT_FALSE(ready());
   service.release();
   // The new sets count from when their fetch started (801 ms): usable again now.
   ASSERT_TRUE(becomes_ready());
@@ -172,19 +173,43 @@ TEST_F(ViewerCacheTest, SetsAreFetchedAheadAtFourFifthsOfTheBoundAndNeverUsedPas
 
 TEST_F(ViewerCacheTest, TheAgeTheAuthTierReportsCountsAgainstTheBound) {
   service.age_ms = 400;  // the auth tier answers from a copy 400 ms old
-  cache().retain(kViewer);
+  viewer = cache().retain(kViewer);
   ASSERT_TRUE(sluice::testing::eventually([&] { return fetches_started() == 1 && service.held() == 1; }));
   service.release();
   ASSERT_TRUE(becomes_ready());
 
   clock.now += 399ms;  // the sets are 799 ms old
-  ASSERT_NE(ready(), nullptr);
+  ASSERT_TRUE(ready());
   EXPECT_EQ(fetches_started(), 0u);
   clock.now += 2ms;  // 801 ms old
-  ASSERT_NE(ready(), nullptr);
+  ASSERT_TRUE(ready());
   EXPECT_EQ(fetches_started(), 1u);
   clock.now += 200ms;  // 1,001 ms old, the answer not in yet
-  EXPECT_EQ(ready(), nullptr);
+  EXPECT_FALSE(ready());
+}
+
+// Subscriptions keep the entry retain gave them (Subscription::viewer) and the fan-out
+// uses it without a lookup, so it must stay put while other viewers come and go.
+TEST_F(ViewerCacheTest, TheEntryASubscriptionHoldsStaysWhileOtherViewersComeAndGo) {
+  viewer = cache().retain(kViewer);
+  ASSERT_NE(viewer, nullptr);
+  ASSERT_NE(viewer->id, nullptr);
+  EXPECT_EQ(*viewer->id, kViewer);
+  std::vector<ViewerId> others{ViewerId{"tenant-b", kViewer.account}};  // same id, other instance
+  for (int64_t account = 1000; account < 3000; ++account) others.push_back(ViewerId{"", account});
+  for (const auto& other : others) EXPECT_NE(cache().retain(other), viewer);  // the table grows and rehashes
+  EXPECT_EQ(cache().retain(kViewer), viewer);  // a second subscription of the same viewer
+  for (const auto& other : others) cache().release(other);
+  // Their fetches answered, the others' entries are erased (ASan would see a dangling viewer).
+  service.close();
+  ASSERT_TRUE(becomes_ready());
+  EXPECT_EQ(*viewer->id, kViewer);
+  EXPECT_EQ(viewer->subscriptions, 2);
+  ASSERT_NE(viewer->relations, nullptr);
+  EXPECT_EQ(viewer->relations->blocking, std::vector<int64_t>{kViewer.account + 1000});
+  cache().release(kViewer);
+  EXPECT_EQ(viewer->subscriptions, 1);
+  EXPECT_TRUE(ready());
 }
 
 }  // namespace
