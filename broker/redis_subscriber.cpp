@@ -12,11 +12,6 @@ namespace {
 constexpr size_t kChannelsPerCommand = 512;
 constexpr auto kDropWarningInterval = std::chrono::seconds(10);
 
-std::string_view text_of(const redisReply* reply) {
-  if (!reply || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS)) return {};
-  return {reply->str, reply->len};
-}
-
 // REDIS_NAMESPACE is literal text in a PSUBSCRIBE pattern.
 std::string glob_escape(std::string_view text) {
   std::string out;

@@ -64,7 +64,9 @@ TEST(WorkerPool, LanesTakeTurns) {
   auto task = [&](char name) {
     return [&, name] {
       started = true;
-      if (order.empty()) EXPECT_TRUE(eventually([&] { return release.load(); }));
+      if (order.empty()) {
+        EXPECT_TRUE(eventually([&] { return release.load(); }));
+      }
       std::lock_guard lock(mutex);
       order += name;
     };

@@ -582,7 +582,7 @@ TEST_P(TenantIsolation, EveryClientReceivesExactlyItsOwnInstancesEvents) {
     }
     int n = 0;
     for (const auto& channel : channels) {
-      Published marker{t, channel, "update", std::to_string((t + 1) * 1'000'000 + 900'000 + n++), kMarkerAuthor};
+      Published marker{t, channel, "update", std::to_string((t + 1) * 1'000'000 + 900'000 + n++), kMarkerAuthor, ""};
       fleet_.redis(t).publish(redis_channel(t, channel),
                               redis_message("update", status_payload(t, marker.id, kMarkerAuthor)));
       for (size_t c = 0; c < client_count; ++c) {
