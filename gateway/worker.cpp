@@ -145,8 +145,9 @@ void Worker::remove_client(Client& c) {
 }
 
 void Worker::attach(Subscription& subscription) {
-  channels_.attach(subscription);
+  // The viewer's entry first: the fan-out uses it for every listener the table holds.
   if (subscription.plan.filtered) subscription.viewer = viewers_.retain(ViewerId::of(subscription.client->auth()));
+  channels_.attach(subscription);
   context_.metrics.channels(subscription.client->kind(), subscription.plan.name).inc();
 }
 
