@@ -57,14 +57,18 @@ std::shared_ptr<const GatewayEvent> GatewayEvent::prepare(std::shared_ptr<const 
 
 template <typename Piece>
 const std::string& GatewayEvent::built(int slot, bool filtered, Piece piece) const {
-  std::call_once(once_[slot], [&] {
-    if (is_system || source->payload().empty()) return;
-    if (!filtered) {
-      pieces_[slot] = piece(source->event(), source->payload());
-    } else if (!payload_open.empty()) {
-      pieces_[slot] = piece(source->event(), payload_with_filtered(payload_open, "[]"));
+  if (built_[slot].load(std::memory_order_acquire)) return pieces_[slot];
+  std::lock_guard lock(building_);
+  if (!built_[slot].load(std::memory_order_relaxed)) {
+    if (!is_system && !source->payload().empty()) {
+      if (!filtered) {
+        pieces_[slot] = piece(source->event(), source->payload());
+      } else if (!payload_open.empty()) {
+        pieces_[slot] = piece(source->event(), payload_with_filtered(payload_open, "[]"));
+      }
     }
-  });
+    built_[slot].store(true, std::memory_order_release);
+  }
   return pieces_[slot];
 }
 

@@ -2,6 +2,7 @@
 // An event from the broker, prepared ONCE for every worker thread: the pieces of
 // SSE and WebSocket frames that do not depend on the stream name are built here,
 // on the gRPC thread that received it, and shared read-only.
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,7 +45,11 @@ struct GatewayEvent {
   template <typename Piece>
   const std::string& built(int slot, bool filtered, Piece piece) const;
   std::string qualified_key_;  // set only for a tenant's event
-  mutable std::once_flag once_[4];
+  // Not std::call_once: glibc's wakes waiters with a futex system call after every
+  // first run, whether anyone waits or not, and pieces are built thousands of times a
+  // second (docs/benchmarks.md#the-in-process-hand-off). An uncontended mutex makes none.
+  mutable std::atomic<bool> built_[4] = {};
+  mutable std::mutex building_;
   mutable std::string pieces_[4];  // sse, sse filtered, ws tail, ws tail filtered
 };
 

@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "gateway/websocket_protocol.hpp"
 #include "gateway/http_responses.hpp"
 
@@ -80,6 +85,40 @@ TEST(GatewayEvent, SystemChannelsAreNotFramedForClients) {
   auto normal = prepare("timeline:910001", "filters_changed", "", false);
   EXPECT_FALSE(normal->is_system);
   EXPECT_TRUE(normal->sse(false).empty());
+}
+
+// Every worker that fans an event out asks for its pieces, at once: each piece is built
+// by one of them and every caller gets that one string, complete.
+TEST(GatewayEvent, WorkersAskingAtOnceShareOnePiece) {
+  const std::string payload = R"({"id":"110","content":"<p>\"x\"</p>","language":"en"})";
+  for (int round = 0; round < 50; ++round) {
+    auto e = prepare("timeline:public", "update", payload, true);
+    constexpr int kWorkers = 4;
+    std::array<std::array<const std::string*, 4>, kWorkers> seen{};
+    std::atomic<int> ready{0};
+    std::vector<std::thread> workers;
+    for (int w = 0; w < kWorkers; ++w) {
+      workers.emplace_back([&, w] {
+        ++ready;
+        while (ready.load() < kWorkers) {
+        }
+        seen[w] = {&e->ws_tail(w % 2 == 0), &e->sse(w % 2 == 0), &e->ws_tail(w % 2 != 0), &e->sse(w % 2 != 0)};
+      });
+    }
+    for (auto& worker : workers) worker.join();
+    for (int w = 1; w < kWorkers; ++w) {
+      const int same_order = (w % 2 == 0) ? 0 : 2;  // workers of the other parity asked in the other order
+      const int other_order = 2 - same_order;
+      EXPECT_EQ(seen[w][same_order], seen[0][0]);
+      EXPECT_EQ(seen[w][same_order + 1], seen[0][1]);
+      EXPECT_EQ(seen[w][other_order], seen[0][2]);
+      EXPECT_EQ(seen[w][other_order + 1], seen[0][3]);
+    }
+    EXPECT_EQ(*seen[0][0], websocket_tail("update", payload_with_filtered(e->payload_open, "[]")));
+    EXPECT_EQ(*seen[0][1], sse_event_chunk("update", payload_with_filtered(e->payload_open, "[]")));
+    EXPECT_EQ(*seen[0][2], websocket_tail("update", payload));
+    EXPECT_EQ(*seen[0][3], sse_event_chunk("update", payload));
+  }
 }
 
 }  // namespace
