@@ -57,19 +57,33 @@ std::shared_ptr<const GatewayEvent> GatewayEvent::prepare(std::shared_ptr<const 
 
 template <typename Piece>
 const std::string& GatewayEvent::built(int slot, bool filtered, Piece piece) const {
-  if (built_[slot].load(std::memory_order_acquire)) return pieces_[slot];
-  std::lock_guard lock(building_);
-  if (!built_[slot].load(std::memory_order_relaxed)) {
-    if (!is_system && !source->payload().empty()) {
-      if (!filtered) {
-        pieces_[slot] = piece(source->event(), source->payload());
-      } else if (!payload_open.empty()) {
-        pieces_[slot] = piece(source->event(), payload_with_filtered(payload_open, "[]"));
-      }
+  std::atomic<int>& state = state_[slot];
+  for (;;) {
+    int seen = state.load(std::memory_order_acquire);
+    if (seen == kBuilt) return pieces_[slot];
+    if (seen == kBuilding) {
+      state.wait(kBuilding, std::memory_order_acquire);
+      continue;
     }
-    built_[slot].store(true, std::memory_order_release);
+    if (!state.compare_exchange_strong(seen, kBuilding, std::memory_order_acquire)) continue;
+    try {
+      if (!is_system && !source->payload().empty()) {
+        if (!filtered) {
+          pieces_[slot] = piece(source->event(), source->payload());
+        } else if (!payload_open.empty()) {
+          pieces_[slot] = piece(source->event(), payload_with_filtered(payload_open, "[]"));
+        }
+      }
+    } catch (...) {
+      // Out of memory: another worker (or this one, next time) tries again.
+      state.store(kNotBuilt, std::memory_order_release);
+      state.notify_all();
+      throw;
+    }
+    state.store(kBuilt, std::memory_order_release);
+    state.notify_all();
+    return pieces_[slot];
   }
-  return pieces_[slot];
 }
 
 const std::string& GatewayEvent::sse(bool filtered) const {

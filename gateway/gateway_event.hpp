@@ -4,7 +4,6 @@
 // on the gRPC thread that received it, and shared read-only.
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -45,11 +44,14 @@ struct GatewayEvent {
   template <typename Piece>
   const std::string& built(int slot, bool filtered, Piece piece) const;
   std::string qualified_key_;  // set only for a tenant's event
-  // Not std::call_once: glibc's wakes waiters with a futex system call after every
-  // first run, whether anyone waits or not, and pieces are built thousands of times a
-  // second (docs/benchmarks.md#the-in-process-hand-off). An uncontended mutex makes none.
-  mutable std::atomic<bool> built_[4] = {};
-  mutable std::mutex building_;
+  // Each piece's state: kNotBuilt, kBuilding (one worker builds it, the others wait),
+  // kBuilt. Not std::call_once: glibc's makes a futex system call after every first
+  // run, waiters or not, and pieces are built thousands of times a second; an atomic's
+  // notify makes one only when someone waits. Not one mutex for the event either: a
+  // worker building the SSE chunk would hold up one that needs the WebSocket tail
+  // (docs/benchmarks.md#the-in-process-hand-off).
+  static constexpr int kNotBuilt = 0, kBuilding = 1, kBuilt = 2;
+  mutable std::atomic<int> state_[4] = {};
   mutable std::string pieces_[4];  // sse, sse filtered, ws tail, ws tail filtered
 };
 
