@@ -49,7 +49,7 @@ struct GatewayEvent {
   // run, waiters or not, and pieces are built thousands of times a second; an atomic's
   // notify makes one only when someone waits. Not one mutex for the event either: a
   // worker building the SSE chunk would hold up one that needs the WebSocket tail
-  // (docs/benchmarks.md#the-in-process-hand-off).
+  // (docs/benchmarks.md#system-calls-that-wake-nobody-f6ce2d9-then-a304e8c-2026-12-04-night).
   static constexpr int kNotBuilt = 0, kBuilding = 1, kBuilt = 2;
   mutable std::atomic<int> state_[4] = {};
   mutable std::string pieces_[4];  // sse, sse filtered, ws tail, ws tail filtered
