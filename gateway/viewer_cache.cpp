@@ -23,9 +23,10 @@ ViewerCache::Viewer* ViewerCache::retain(const ViewerId& id) {
   // only erasing this one, after its last release, moves anything a subscription holds.
   Viewer& viewer = entry(id);
   if (viewer.subscriptions++ > 0) return &viewer;
-  // Fetch ahead, so the first status does not wait.
-  load_relations(id);
-  load_filters(id, false);
+  // Fetch ahead, so the first status does not wait; an entry kept for a fetch still
+  // out (its last subscription went meanwhile) takes that fetch's answer instead.
+  if (!viewer.relations_loading) load_relations(id);
+  if (!viewer.filters_loading) load_filters(id, false);
   return &viewer;
 }
 

@@ -200,7 +200,8 @@ TEST_F(ViewerCacheTest, TheEntryASubscriptionHoldsStaysWhileOtherViewersComeAndG
   for (const auto& other : others) EXPECT_NE(cache().retain(other), viewer);  // the table grows and rehashes
   EXPECT_EQ(cache().retain(kViewer), viewer);  // a second subscription of the same viewer
   for (const auto& other : others) cache().release(other);
-  // Their fetches answered, the others' entries are erased (ASan would see a dangling viewer).
+  // Their fetches answered, the others' entries are erased: had that moved this one,
+  // ASan would report the reads below.
   service.close();
   ASSERT_TRUE(becomes_ready());
   EXPECT_EQ(*viewer->id, kViewer);
@@ -210,6 +211,25 @@ TEST_F(ViewerCacheTest, TheEntryASubscriptionHoldsStaysWhileOtherViewersComeAndG
   cache().release(kViewer);
   EXPECT_EQ(viewer->subscriptions, 1);
   EXPECT_TRUE(ready());
+}
+
+// A viewer's last subscription goes while its first fetch is still out, and a new one
+// comes before the answer: the entry kept for the fetch is the one the new subscription
+// holds, the fetch out serves it (no second one), and the answer must not erase it.
+TEST_F(ViewerCacheTest, AnEntryKeptForAFetchServesTheNextSubscription) {
+  viewer = cache().retain(kViewer);
+  ASSERT_TRUE(sluice::testing::eventually([&] { return fetches_started() == 1 && service.held() == 1; }));
+  cache().release(kViewer);  // no subscription left; the relations fetch is still out
+  ViewerCache::Viewer* again = cache().retain(kViewer);
+  EXPECT_EQ(again, viewer);
+  EXPECT_EQ(again->subscriptions, 1);
+  service.release();  // answers the one fetch held; a second one would stay held...
+  // ...and keep a call in flight, which becomes_ready() waits to see at zero. It also
+  // reads *viewer: ASan reports it if the answer erased the entry.
+  ASSERT_TRUE(becomes_ready());
+  EXPECT_EQ(*viewer->id, kViewer);
+  EXPECT_EQ(viewer->subscriptions, 1);
+  ASSERT_TRUE(viewer->relations);
 }
 
 }  // namespace
