@@ -47,7 +47,8 @@ struct GatewayEvent {
   // Each piece's state: kNotBuilt, kBuilding (one worker builds it, the others wait),
   // kBuilt. Not std::call_once: glibc's makes a futex system call after every first
   // run, waiters or not, and pieces are built thousands of times a second; an atomic's
-  // notify makes one only when someone waits. Not one mutex for the event either: a
+  // notify makes one only when a waiter is counted (libstdc++ counts them per bucket of
+  // addresses, so now and then for another atomic's waiter). Not one mutex for the event either: a
   // worker building the SSE chunk would hold up one that needs the WebSocket tail
   // (docs/benchmarks.md#system-calls-that-wake-nobody-f6ce2d9-then-a304e8c-2026-12-04-night).
   static constexpr int kNotBuilt = 0, kBuilding = 1, kBuilt = 2;
