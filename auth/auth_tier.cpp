@@ -5,6 +5,7 @@
 
 #include "common/config_error.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace sluice {
 
@@ -38,7 +39,10 @@ AuthTier::AuthTier(AuthConfig config, std::shared_ptr<const Tenants> tenants)
       workers_(tenants ? config_.db_connections_max : config_.pg.pool_size, config_.cache.queue_max),
       tenants_(make_tenants(config_, tenants.get(), workers_, budget_.get())),
       service_(tenants_, config_.internal_token) {
-  probe_ = std::thread([this] { probe_loop(); });
+  probe_ = std::thread([this] {
+    name_this_thread("auth-probe");
+    probe_loop();
+  });
 }
 
 AuthTier::~AuthTier() { stop(); }
@@ -102,6 +106,7 @@ void AuthTier::stop() {
   // as long as whatever holds it there.
   std::atomic<bool> workers_done{false};
   std::thread canceller([this, &workers_done] {
+    name_this_thread("auth-cancel");
     while (!workers_done.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       if (!workers_done.load()) tenants_.for_each_built([](TenantAuth& tenant) { tenant.pool().cancel_running(); });

@@ -1,11 +1,20 @@
 #include "auth/worker_pool.hpp"
 
+#include <string>
+
+#include "common/thread_name.hpp"
+
 namespace sluice {
 
 WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued) {
   if (threads < 1) threads = 1;
   threads_.reserve(static_cast<size_t>(threads));
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, i] {
+      name_this_thread("auth-db-" + std::to_string(i));
+      work();
+    });
+  }
 }
 
 WorkerPool::~WorkerPool() { stop(); }

@@ -7,6 +7,7 @@
 #include "broker/local_gateway_stream.hpp"
 #include "common/config_error.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace sluice {
 namespace {
@@ -55,6 +56,7 @@ void BrokerTier::start() {
   boost::asio::post(io_, [this] { tenants_.start(); });
   serving_ = true;
   thread_ = std::thread([this] {
+    name_this_thread("broker-redis");
     // One dedicated thread for all Redis I/O. A handler that throws is a bug, but
     // must not take the broker down with it.
     while (true) {

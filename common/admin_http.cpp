@@ -8,6 +8,7 @@
 #include "common/config_error.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "common/thread_name.hpp"
 
 namespace sluice {
 
@@ -126,7 +127,10 @@ void AdminHttpServer::start() {
   if (ec) throw ConfigError("Cannot listen on " + impl_->listen + ": " + ec.message());
   impl_->bound_port = impl_->acceptor.local_endpoint().port();
   impl_->accept();
-  impl_->thread = std::thread([this] { impl_->io.run(); });
+  impl_->thread = std::thread([this] {
+    name_this_thread("admin-http");
+    impl_->io.run();
+  });
   log::info("admin HTTP listening", {{"address", impl_->listen}});
 }
 

@@ -8,6 +8,7 @@
 #include "common/grpc_auth.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "common/thread_name.hpp"
 
 namespace sluice {
 
@@ -115,7 +116,12 @@ BrokerLink::BrokerLink(BrokerStreamOpener open_stream, std::string gateway_id, C
 
 BrokerLink::~BrokerLink() { stop(); }
 
-void BrokerLink::start() { supervisor_ = std::thread([this] { supervise(); }); }
+void BrokerLink::start() {
+  supervisor_ = std::thread([this] {
+    name_this_thread("broker-link");
+    supervise();
+  });
+}
 
 void BrokerLink::stop() {
   {

@@ -11,6 +11,7 @@
 #include "common/env.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "common/thread_name.hpp"
 
 namespace sluice {
 
@@ -142,7 +143,10 @@ void BrokerSet::start() {
     started_ = true;
     if (targets) apply_members_locked(*targets);
   }
-  supervisor_ = std::thread([this] { supervise(); });
+  supervisor_ = std::thread([this] {
+    name_this_thread("broker-set");
+    supervise();
+  });
 }
 
 void BrokerSet::stop() {

@@ -5,6 +5,7 @@
 
 #include "common/config_error.hpp"
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 
 namespace sluice {
 
@@ -76,6 +77,7 @@ void TenantsFile::watch(Changed changed) {
   }
   if (reload_interval_.count() == 0) return;  // SIGHUP only
   thread_ = std::thread([this] {
+    name_this_thread("tenants-file");
     std::unique_lock lock(mutex_);
     while (!wake_.wait_for(lock, reload_interval_, [this] { return stopping_; })) {
       lock.unlock();

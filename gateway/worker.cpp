@@ -1,8 +1,10 @@
 #include "gateway/worker.hpp"
 
 #include <algorithm>
+#include <string>
 
 #include "common/log.hpp"
+#include "common/thread_name.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/http_responses.hpp"
 #include "gateway/websocket_protocol.hpp"
@@ -28,6 +30,7 @@ Worker::~Worker() { stop(); }
 void Worker::start() {
   schedule_tick();
   thread_ = std::thread([this] {
+    name_this_thread("gw-worker-" + std::to_string(index_));
     for (;;) {
       try {
         io_.run();

@@ -162,6 +162,8 @@ void Cluster::stop_gateway(int signal, int* exit_status) {
   *exit_status = gateway_->stop(signal, std::chrono::seconds(15));
 }
 
+pid_t Cluster::gateway_pid() const { return gateway_->pid(); }
+
 void Cluster::signal_gateway(int signal) { ::kill(gateway_->pid(), signal); }
 
 int Cluster::wait_gateway(std::chrono::milliseconds timeout) { return gateway_->wait(timeout); }

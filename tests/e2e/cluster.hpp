@@ -40,6 +40,8 @@ class Cluster {
   ~Cluster();
 
   int port() const { return port_; }
+  // The process clients connect to: the gateway, or the all-in-one.
+  pid_t gateway_pid() const;
   Deployment deployment() const { return deployment_; }
   // Split only: starts the broker process `index` again (after stop_tier).
   void restart_broker(int index = 0);

@@ -2,8 +2,14 @@
 // clients, real Redis, real PostgreSQL.
 #include <gtest/gtest.h>
 
-#include <csignal>
 #include <sys/wait.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "tests/e2e/cluster.hpp"
 
@@ -141,6 +147,23 @@ TEST_P(Foundation, EventsFlowAgainAfterRedisRestarts) {
   ASSERT_TRUE(event) << cluster.logs();
   EXPECT_EQ(event->data, "after-restart");
   EXPECT_EQ(ws.next_text(10s), R"({"stream":["user"],"event":"delete","payload":"after-restart"})");
+}
+
+// Each thread Sluice starts says what it is (common/thread_name.hpp), for `top -H`,
+// profiles and debuggers; gRPC names its own.
+TEST_P(Foundation, ThreadsCarryTheNameOfTheirRole) {
+  Cluster cluster(GetParam());
+  std::set<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(cluster.gateway_pid()) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  std::vector<std::string> expected = {"gw-worker-0", "broker-set", "broker-link"};
+  if (GetParam() == Deployment::all_in_one) expected = {"gw-worker-0", "broker-redis", "auth-db-0", "auth-probe"};
+  for (const auto& name : expected) EXPECT_TRUE(names.count(name)) << name << " is not among the threads' names";
 }
 
 TEST_P(Foundation, StopsCleanlyOnSigterm) {
