@@ -5,6 +5,8 @@
 #include <unicode/ustring.h>
 #include <unicode/utypes.h>
 
+#include <boost/container/small_vector.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -229,6 +231,28 @@ std::vector<std::string> canonical_keywords(const sluice::v1::CustomFilter& filt
 
 }  // namespace
 
+namespace {
+// 2^15 bits (4 KiB), indexed by a multiplicative hash of three bytes.
+constexpr int kTrigramIndexBits = 15;
+// Past this many bytes the index would be mostly ones: the text is not indexed.
+constexpr size_t kMaxIndexedBytes = 16 * 1024;
+
+uint16_t trigram_bit(const char* at) {
+  const uint32_t bytes = static_cast<uint32_t>(static_cast<unsigned char>(at[0])) |
+                         static_cast<uint32_t>(static_cast<unsigned char>(at[1])) << 8 |
+                         static_cast<uint32_t>(static_cast<unsigned char>(at[2])) << 16;
+  return static_cast<uint16_t>((bytes * 0x9E3779B1u) >> (32 - kTrigramIndexBits));
+}
+}  // namespace
+
+std::vector<uint16_t> keyword_trigrams(std::string_view canonical_keyword) {
+  std::vector<uint16_t> bits;
+  for (size_t i = 0; i + 3 <= canonical_keyword.size(); ++i) bits.push_back(trigram_bit(canonical_keyword.data() + i));
+  std::sort(bits.begin(), bits.end());
+  bits.erase(std::unique(bits.begin(), bits.end()), bits.end());
+  return bits;
+}
+
 char16_t js_canonicalize(char16_t unit) { return canonical_table()[unit]; }
 
 std::string js_canonical_text(std::string_view text, std::vector<uint32_t>* offsets) {
@@ -328,13 +352,53 @@ std::string js_iso_string(int64_t ms) {
 
 // ---------------------------------------------------------------- filters
 
+namespace {
+
+// What FilterSubject::may_contain asks of each keyword: up to kBitsPerKeyword of its
+// trigram bits (a subset rules a text out less often, never wrongly), held inside the
+// filter for the usual one or two keywords. Ruling a status out then reads the
+// filter and the event's index, and nothing else of the viewer's
+// (docs/benchmarks.md#keyword-filters-ruled-out-before-the-regex-2026-12-05).
+class KeywordProbes {
+ public:
+  static constexpr size_t kBitsPerKeyword = 4;
+
+  void add(std::vector<uint16_t> trigrams) {
+    if (trigrams.size() > kBitsPerKeyword) {
+      // Spread over the keyword's bits rather than the first few.
+      std::vector<uint16_t> spread;
+      for (size_t i = 0; i < kBitsPerKeyword; ++i) spread.push_back(trigrams[i * (trigrams.size() - 1) / (kBitsPerKeyword - 1)]);
+      trigrams = std::move(spread);
+    }
+    bits_.insert(bits_.end(), trigrams.begin(), trigrams.end());
+    counts_.push_back(static_cast<uint8_t>(trigrams.size()));
+  }
+
+  bool some_keyword_may_occur(const FilterSubject& subject) const {
+    size_t at = 0;
+    for (uint8_t count : counts_) {
+      if (subject.may_contain(std::span<const uint16_t>(bits_.data() + at, count))) return true;
+      at += count;
+    }
+    return false;
+  }
+
+ private:
+  boost::container::small_vector<uint16_t, 2 * kBitsPerKeyword> bits_;
+  boost::container::small_vector<uint8_t, 2> counts_;
+};
+
+}  // namespace
+
 struct CompiledFilters::Filter {
-  // `{"filter":{…},"keyword_matches":[` rendered once.
-  std::string json_head;
+  // First: what is read for every status.
+  KeywordProbes probes;
   bool has_expires_at = false;
   int64_t expires_at_ms = 0;
   bool has_keywords = false;
   detail::CodePtr code;                 // nullptr: use the literal search
+  // `{"filter":{…},"keyword_matches":[` rendered once.
+  std::string json_head;
   sluice::v1::CustomFilter keywords;    // only keywords and whole_word, for the literal search
   std::vector<std::string> canonical_keywords;
 };
@@ -372,6 +436,7 @@ std::shared_ptr<const CompiledFilters> CompiledFilters::compile(const sluice::v1
     filter.has_keywords = source.keywords_size() > 0;
     *filter.keywords.mutable_keywords() = source.keywords();
     filter.canonical_keywords = detail::canonical_keywords(source);
+    for (const auto& keyword : filter.canonical_keywords) filter.probes.add(detail::keyword_trigrams(keyword));
     if (filter.has_keywords) filter.code = detail::compile_canonical(source, filter.canonical_keywords);
     compiled->filters_.push_back(std::move(filter));
   }
@@ -382,6 +447,20 @@ bool CompiledFilters::empty() const { return filters_.empty(); }
 
 FilterSubject::FilterSubject(std::string_view filter_text) : original_(detail::well_formed(filter_text)) {
   canonical_ = detail::js_canonical_text(original_, &offsets_);
+  if (canonical_.size() > detail::kMaxIndexedBytes) return;
+  trigrams_.assign((size_t{1} << detail::kTrigramIndexBits) / 64, 0);
+  for (size_t i = 0; i + 3 <= canonical_.size(); ++i) {
+    const uint16_t bit = detail::trigram_bit(canonical_.data() + i);
+    trigrams_[bit >> 6] |= uint64_t{1} << (bit & 63);
+  }
+}
+
+bool FilterSubject::may_contain(std::span<const uint16_t> trigrams) const {
+  if (trigrams_.empty()) return true;
+  for (uint16_t bit : trigrams) {
+    if (!(trigrams_[bit >> 6] >> (bit & 63) & 1)) return false;
+  }
+  return true;
 }
 
 std::string CompiledFilters::evaluate(const FilterSubject& subject, int64_t now_ms) const {
@@ -390,6 +469,7 @@ std::string CompiledFilters::evaluate(const FilterSubject& subject, int64_t now_
   for (const Filter& filter : filters_) {
     if (filter.has_expires_at && filter.expires_at_ms < now_ms) continue;
     if (!filter.has_keywords) continue;
+    if (!filter.probes.some_keyword_may_occur(subject)) continue;
     auto match = filter.code ? detail::run_pcre2(filter.code.get(), subject.canonical())
                              : detail::run_literal(filter.keywords, filter.canonical_keywords, subject.canonical());
     if (!match) continue;

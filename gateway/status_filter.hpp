@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,12 +41,22 @@ bool relations_drop(const Relations& relations, const sluice::v1::StatusFacts& s
 // made well-formed, canonicalized as CompiledFilters describes, with the map back to
 // the original bytes. Built once per event and shared by every viewer's filters, so
 // a thousand viewers with their own filters do not each prepare the same text.
+//
+// It also records which three-byte sequences the canonical text contains, in a Bloom
+// filter: a keyword with a sequence the text lacks cannot occur in it, so the filter
+// cannot match and its regex is not run. That is most statuses for most viewers, and
+// it spares touching the regex's compiled code, each viewer's own memory
+// (docs/benchmarks.md#keyword-filters-ruled-out-before-the-regex-2026-12-05).
 class FilterSubject {
  public:
   explicit FilterSubject(std::string_view filter_text);
   bool empty() const { return original_.empty(); }
   const std::string& original() const { return original_; }
   const std::string& canonical() const { return canonical_; }
+  // False only if the canonical text surely lacks one of `trigrams`
+  // (detail::keyword_trigrams of a canonical keyword); never false for a keyword
+  // that occurs.
+  bool may_contain(std::span<const uint16_t> trigrams) const;
   // A [start, end) range of canonical() as the same range of original().
   std::pair<size_t, size_t> to_original(std::pair<size_t, size_t> range) const {
     if (offsets_.empty()) return range;
@@ -56,6 +67,7 @@ class FilterSubject {
   std::string original_;
   std::string canonical_;
   std::vector<uint32_t> offsets_;  // empty when canonicalizing kept the byte layout
+  std::vector<uint64_t> trigrams_;  // the Bloom filter's bits; empty: the text is too long to index
 };
 
 // One connection's keyword filters (docs/protocol.md#keyword-filters), compiled once.
@@ -115,6 +127,12 @@ std::string filter_regex_source(const sluice::v1::CustomFilter& filter);
 // Returns [start, end) byte offsets in the well-formed text, or nullopt.
 std::optional<std::pair<size_t, size_t>> literal_first_match(const sluice::v1::CustomFilter& filter,
                                                              std::string_view text);
+
+// The Bloom filter bits of every three-byte sequence of a canonical keyword, for
+// FilterSubject::may_contain. Every alternative of a filter's pattern is one keyword,
+// escaped, with at most `\b` on either side, so a text lacking every keyword cannot
+// match. Empty for a keyword shorter than three bytes: it is never ruled out.
+std::vector<uint16_t> keyword_trigrams(std::string_view canonical_keyword);
 
 // The first match as PCRE2 finds it, for the same cross-check.
 std::optional<std::pair<size_t, size_t>> pcre2_first_match(const sluice::v1::CustomFilter& filter,

@@ -495,6 +495,57 @@ TEST(CompiledFilters, EvaluatesConcurrentlyFromSeveralThreads) {
 // mix word characters, metacharacters, non-ASCII letters with and without JS
 // folding and length-changing canonical forms; and, on ASCII, against std::regex
 // (ECMAScript, icase) run on the reference's own pattern source.
+TEST(CompiledFilters, TheRegexIsTriedOnlyWhereAKeywordMayOccur) {
+  const FilterSubject subject("A cat, concatenated, at the end");  // canonical: upper case
+  auto may_contain = [&](std::string_view keyword) { return subject.may_contain(detail::keyword_trigrams(keyword)); };
+  EXPECT_TRUE(may_contain("CAT"));
+  EXPECT_TRUE(may_contain("CONCATENATED"));
+  EXPECT_TRUE(may_contain("THE END"));
+  EXPECT_TRUE(may_contain("A CAT, CONCATENATED, AT THE END"));
+  EXPECT_FALSE(may_contain("DOG"));
+  EXPECT_FALSE(may_contain("CATS"));
+  EXPECT_FALSE(may_contain("cat"));  // keywords are compared canonical
+  // Shorter than three bytes, and the empty keyword (an alternative that matches
+  // anywhere): never ruled out.
+  EXPECT_TRUE(may_contain("ZQ"));
+  EXPECT_TRUE(may_contain(""));
+  // A substring is enough to try: the whole-word regex may still refuse it.
+  EXPECT_EQ(run({{"cat", true}}, "concatenate"), "[]");
+  // Through evaluate: only the filter whose keyword occurs is reported.
+  auto filters = compile({make_filter("1", "T", {{"dragon"}}), make_filter("2", "U", {{"wyvern"}})});
+  EXPECT_EQ(filters->evaluate("a Wyvern", kNow),
+            R"([{"filter":{"id":"2","title":"U","context":["public"],"expires_at":null,"filter_action":"warn"},"keyword_matches":["Wyvern"],"status_matches":null}])");
+  // A text too long to index is never ruled out.
+  const FilterSubject long_text(std::string(20000, 'x'));
+  EXPECT_TRUE(long_text.may_contain(detail::keyword_trigrams("DOG")));
+  EXPECT_EQ(run({{"dog"}}, std::string(20000, 'x') + " dog"), one("dog"));
+}
+
+// Long keywords are ruled out on a few of their trigrams; over a small alphabet most
+// texts hold most trigrams, so both ways through evaluate() are taken often.
+TEST(CompiledFilters, RandomizedLongKeywordsAreNeverRuledOutWhereTheyMatch) {
+  std::mt19937 rng(99);
+  auto random_string = [&](size_t min_length, size_t max_length) {
+    std::string s(std::uniform_int_distribution<size_t>(min_length, max_length)(rng), 'a');
+    for (char& c : s) c = "abcAB "[std::uniform_int_distribution<int>(0, 5)(rng)];
+    return s;
+  };
+  int matched = 0, unmatched = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::vector<Kw> keywords;
+    const int count = std::uniform_int_distribution<int>(1, 3)(rng);
+    for (int i = 0; i < count; ++i) keywords.push_back({random_string(4, 7), rng() % 4 == 0});
+    CustomFilter filter = make_filter("1", "T", keywords);
+    const std::string text = random_string(20, 80);
+    const bool by_pcre = detail::pcre2_first_match(filter, text).has_value();
+    ASSERT_EQ(compile({filter})->evaluate(text, kNow) != "[]", by_pcre)
+        << "source " << detail::filter_regex_source(filter) << " text " << text;
+    (by_pcre ? matched : unmatched)++;
+  }
+  EXPECT_GT(matched, 300);
+  EXPECT_GT(unmatched, 300);
+}
+
 TEST(CompiledFilters, RandomizedPcre2MatchesLiteralSearchAndStdRegex) {
   std::mt19937 rng(1234);
   const std::vector<std::string> alphabet = {"a", "A", "b", "B", "_", "1", " ", ".", "*", "(", ")", "[", "\\",
@@ -520,6 +571,11 @@ TEST(CompiledFilters, RandomizedPcre2MatchesLiteralSearchAndStdRegex) {
     auto by_literal = detail::literal_first_match(filter, text);
     ASSERT_EQ(by_pcre, by_literal) << "source " << detail::filter_regex_source(filter) << " text " << text;
     if (by_pcre) ++pcre_matches;
+    // evaluate() tries the regex only where a keyword occurs: that must never rule
+    // out a text the regex matches.
+    const bool evaluated_match = compile({filter})->evaluate(text, kNow) != "[]";
+    ASSERT_EQ(evaluated_match, !text.empty() && by_pcre.has_value())
+        << "source " << detail::filter_regex_source(filter) << " text " << text;
     if (ascii_only && !text.empty()) {
       std::regex re(detail::filter_regex_source(filter), std::regex::ECMAScript | std::regex::icase);
       std::smatch m;
