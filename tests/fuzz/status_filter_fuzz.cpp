@@ -1,5 +1,6 @@
 // Keyword filters are user-written and statuses come from the whole fediverse:
-// compiling and evaluating any of them must not crash, and the result must be JSON.
+// compiling and evaluating any of them must not crash, the result must be JSON, and it
+// must report a match exactly where the literal search finds one.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -34,5 +35,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto compiled = sluice::gateway::CompiledFilters::compile(reply);
   std::string result = compiled->evaluate(text, 0);
   if (nlohmann::json::parse(result, nullptr, false).is_discarded()) std::abort();
+  // evaluate() runs the regex only where a keyword may occur: it must report a match
+  // exactly where the independent literal search finds one.
+  const bool literal_match = !text.empty() && sluice::gateway::detail::literal_first_match(*filter, text).has_value();
+  if ((result != "[]") != literal_match) std::abort();
   return 0;
 }

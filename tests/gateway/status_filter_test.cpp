@@ -491,10 +491,8 @@ TEST(CompiledFilters, EvaluatesConcurrentlyFromSeveralThreads) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
-// Cross-checks: the PCRE2 path against the literal search over random inputs that
-// mix word characters, metacharacters, non-ASCII letters with and without JS
-// folding and length-changing canonical forms; and, on ASCII, against std::regex
-// (ECMAScript, icase) run on the reference's own pattern source.
+// A status is ruled out for a filter by the event's index of three-byte sequences
+// (FilterSubject), before any regex runs.
 TEST(CompiledFilters, TheRegexIsTriedOnlyWhereAKeywordMayOccur) {
   const FilterSubject subject("A cat, concatenated, at the end");  // canonical: upper case
   auto may_contain = [&](std::string_view keyword) { return subject.may_contain(detail::keyword_trigrams(keyword)); };
@@ -546,6 +544,10 @@ TEST(CompiledFilters, RandomizedLongKeywordsAreNeverRuledOutWhereTheyMatch) {
   EXPECT_GT(unmatched, 300);
 }
 
+// Cross-checks: the PCRE2 path against the literal search over random inputs that
+// mix word characters, metacharacters, non-ASCII letters with and without JS
+// folding and length-changing canonical forms; and, on ASCII, against std::regex
+// (ECMAScript, icase) run on the reference's own pattern source.
 TEST(CompiledFilters, RandomizedPcre2MatchesLiteralSearchAndStdRegex) {
   std::mt19937 rng(1234);
   const std::vector<std::string> alphabet = {"a", "A", "b", "B", "_", "1", " ", ".", "*", "(", ")", "[", "\\",
