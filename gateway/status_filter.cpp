@@ -395,7 +395,6 @@ struct CompiledFilters::Filter {
   KeywordProbes probes;
   bool has_expires_at = false;
   int64_t expires_at_ms = 0;
-  bool has_keywords = false;
   detail::CodePtr code;                 // nullptr: use the literal search
   // `{"filter":{…},"keyword_matches":[` rendered once.
   std::string json_head;
@@ -433,11 +432,10 @@ std::shared_ptr<const CompiledFilters> CompiledFilters::compile(const sluice::v1
     filter.expires_at_ms = source.expires_at_ms();
     // The reference's cache comes from a join on keywords: a filter always has
     // one. A keyword-less filter here can only be a bug upstream; it matches nothing.
-    filter.has_keywords = source.keywords_size() > 0;
     *filter.keywords.mutable_keywords() = source.keywords();
     filter.canonical_keywords = detail::canonical_keywords(source);
     for (const auto& keyword : filter.canonical_keywords) filter.probes.add(detail::keyword_trigrams(keyword));
-    if (filter.has_keywords) filter.code = detail::compile_canonical(source, filter.canonical_keywords);
+    if (source.keywords_size() > 0) filter.code = detail::compile_canonical(source, filter.canonical_keywords);
     compiled->filters_.push_back(std::move(filter));
   }
   return compiled;
@@ -447,7 +445,8 @@ bool CompiledFilters::empty() const { return filters_.empty(); }
 
 FilterSubject::FilterSubject(std::string_view filter_text) : original_(detail::well_formed(filter_text)) {
   canonical_ = detail::js_canonical_text(original_, &offsets_);
-  if (canonical_.size() > detail::kMaxIndexedBytes) return;
+  // An empty text matches nothing (evaluate), so it needs no index either.
+  if (canonical_.empty() || canonical_.size() > detail::kMaxIndexedBytes) return;
   trigrams_.assign((size_t{1} << detail::kTrigramIndexBits) / 64, 0);
   for (size_t i = 0; i + 3 <= canonical_.size(); ++i) {
     const uint16_t bit = detail::trigram_bit(canonical_.data() + i);
@@ -468,7 +467,7 @@ std::string CompiledFilters::evaluate(const FilterSubject& subject, int64_t now_
   std::string out = "[";
   for (const Filter& filter : filters_) {
     if (filter.has_expires_at && filter.expires_at_ms < now_ms) continue;
-    if (!filter.has_keywords) continue;
+    // A filter without keywords has no probe, so it is never tried.
     if (!filter.probes.some_keyword_may_occur(subject)) continue;
     auto match = filter.code ? detail::run_pcre2(filter.code.get(), subject.canonical())
                              : detail::run_literal(filter.keywords, filter.canonical_keywords, subject.canonical());
