@@ -116,9 +116,10 @@ void FanOut::deliver_decided(Client& client, const std::string& echo_json, const
   if (!client.open()) return;
   FrameCache frames{event, {}, {}, {}};
   std::string evaluated;
-  auto decision = decide_status(event.source->status(), *viewer.relations, *viewer.filters,
-                                [&](const CompiledFilters& filters) -> const std::string& {
-                                  evaluated = filters.evaluate(event.source->status().filter_text(), unix_ms_now());
+  const auto& status = event.source->status();
+  auto decision = decide_status(status, RelationsDigest::of(status), viewer.for_decision(),
+                                [&](const StatusViewer& data) -> const std::string& {
+                                  evaluated = evaluate_filters(data, FilterSubject(status.filter_text()), unix_ms_now());
                                   return evaluated;
                                 });
   if (send_status(client, echo_json, decision, frames)) context_.metrics.count_sent(client.kind(), client.tenant_metrics, 1);
@@ -141,12 +142,13 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   const uint64_t event_number = ++events_delivered_;
   // What the feed and language checks read of the status, once for every listener.
   std::optional<FeedFacts> feed_facts;
+  std::optional<RelationsDigest> status_keys;  // what the relations check reads of the status, once too
   const ViewerCache::Viewer* viewer = nullptr;
-  const EvaluateFilters evaluate_once = [&](const CompiledFilters& filters) -> const std::string& {
+  const EvaluateFilters evaluate_once = [&](const StatusViewer& data) -> const std::string& {
     if (viewer->evaluated_event != event_number) {
       if (!now_ms) now_ms = unix_ms_now();
       if (!frames.filter_subject) frames.filter_subject.emplace(event.source->status().filter_text());
-      viewer->evaluated_filtered = filters.evaluate(*frames.filter_subject, now_ms);
+      viewer->evaluated_filtered = evaluate_filters(data, *frames.filter_subject, now_ms);
       viewer->evaluated_event = event_number;
     }
     return viewer->evaluated_filtered;
@@ -171,7 +173,8 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
       continue;
     }
     viewer = subscription.viewer;
-    auto decision = decide_status(event.source->status(), *viewer->relations, *viewer->filters, evaluate_once);
+    if (!status_keys) status_keys = RelationsDigest::of(event.source->status());
+    auto decision = decide_status(event.source->status(), *status_keys, viewer->for_decision(), evaluate_once);
     if (!send_status(client, subscription.plan.echo_json, decision, frames)) continue;
     ++sent[static_cast<int>(client.kind())];
   }

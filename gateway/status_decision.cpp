@@ -55,19 +55,24 @@ FeedCheck check_feed_and_language(const FeedFacts& status, const SubscriptionRul
   return FeedCheck::pass;
 }
 
-StatusDecision decide_status(const sluice::v1::StatusFacts& status, const Relations& relations,
-                             const CompiledFilters& filters, const EvaluateFilters& evaluate) {
+std::string evaluate_filters(const StatusViewer& viewer, const FilterSubject& subject, int64_t now_ms) {
+  if (!viewer.filter_keys.may_match(subject)) return "[]";
+  return viewer.filters.evaluate(subject, now_ms);
+}
+
+StatusDecision decide_status(const sluice::v1::StatusFacts& status, const RelationsDigest& status_keys,
+                             const StatusViewer& viewer, const EvaluateFilters& evaluate) {
   StatusDecision decision;
-  if (relations_drop(relations, status)) return decision;
+  if (status_keys.overlaps(viewer.relations_keys) && relations_drop(viewer.relations, status)) return decision;
   if (status.has_filtered()) {
     decision.verdict = StatusVerdict::unchanged;
     return decision;
   }
-  if (filters.empty()) {
+  if (viewer.filter_keys.none()) {
     decision.verdict = StatusVerdict::no_filter_match;
     return decision;
   }
-  const std::string& filtered = evaluate(filters);
+  const std::string& filtered = evaluate(viewer);
   if (filtered == "[]") {
     decision.verdict = StatusVerdict::no_filter_match;
     return decision;

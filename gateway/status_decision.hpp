@@ -75,13 +75,28 @@ struct StatusDecision {
   std::string filtered_json;  // the array, for filter_matches
 };
 
-// Evaluates a filter set on the status's text and returns the `filtered` array, kept
-// by the caller: the fan-out evaluates each distinct set once per event and hands every
-// client of that set the same string, so no client copies it unless its filters match.
-using EvaluateFilters = std::function<const std::string&(const CompiledFilters&)>;
+// A viewer's data as the decision reads it. The digests come from the viewer's cache
+// entry, which the fan-out has prefetched; the sets and the compiled filters behind
+// their pointers are read only where a digest leaves the answer open.
+struct StatusViewer {
+  const Relations& relations;
+  const RelationsDigest& relations_keys;  // RelationsDigest::of(relations)
+  const CompiledFilters& filters;
+  const KeywordDigest& filter_keys;  // filters.digest()
+};
+
+// Evaluates the viewer's filters on the status's text and returns the `filtered` array,
+// kept by the caller: the fan-out evaluates each viewer once per event and hands every
+// client of that viewer the same string, so no client copies it unless its filters match.
+using EvaluateFilters = std::function<const std::string&(const StatusViewer&)>;
+
+// CompiledFilters::evaluate for the viewer, answered "[]" from its keyword digest
+// where none of its keywords can occur in the subject.
+std::string evaluate_filters(const StatusViewer& viewer, const FilterSubject& subject, int64_t now_ms);
 
 // docs/protocol.md#relations, #filter-evaluation, #drop-pass-or-annotate.
-StatusDecision decide_status(const sluice::v1::StatusFacts& status, const Relations& relations,
-                             const CompiledFilters& filters, const EvaluateFilters& evaluate);
+// `status_keys` is RelationsDigest::of(status).
+StatusDecision decide_status(const sluice::v1::StatusFacts& status, const RelationsDigest& status_keys,
+                             const StatusViewer& viewer, const EvaluateFilters& evaluate);
 
 }  // namespace sluice::gateway

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <functional>
 
 #include "common/js_json.hpp"
 
@@ -29,6 +30,14 @@ void fill_sorted(const Repeated& from, std::vector<T>& to) {
 template <typename T, typename Key>
 bool contains(const std::vector<T>& sorted, const Key& key) {
   return !sorted.empty() && std::binary_search(sorted.begin(), sorted.end(), key);
+}
+
+// The author's domain as relations_drop compares it: the acct's text after the first
+// '@'; nothing when there is no '@' or nothing after it.
+std::optional<std::string_view> author_domain(std::string_view acct) {
+  auto at = acct.find('@');
+  if (at == std::string_view::npos || at + 1 >= acct.size()) return std::nullopt;
+  return acct.substr(at + 1);
 }
 
 }  // namespace
@@ -56,14 +65,49 @@ bool relations_drop(const Relations& relations, const sluice::v1::StatusFacts& s
     if (viewer_excludes(mention)) return true;
   }
   if (!relations.blocked_domains.empty()) {
-    const std::string& acct = status.account_acct();
-    auto at = acct.find('@');
-    if (at != std::string::npos && at + 1 < acct.size() &&
-        contains(relations.blocked_domains, std::string_view(acct).substr(at + 1))) {
-      return true;
-    }
+    auto domain = author_domain(status.account_acct());
+    if (domain && contains(relations.blocked_domains, *domain)) return true;
   }
   return false;
+}
+
+void RelationsDigest::set(uint64_t hash) {
+  // Fibonacci hashing: the product's top 8 bits pick one of 256, spreading ids that
+  // differ only in their low bits (consecutive accounts) over the whole digest.
+  const uint64_t bit = (hash * 0x9E3779B97F4A7C15ULL) >> 56;
+  bits_[bit / 64] |= uint64_t{1} << (bit % 64);
+}
+
+void RelationsDigest::add(int64_t account_id) { set(static_cast<uint64_t>(account_id)); }
+
+void RelationsDigest::add(std::string_view domain) { set(std::hash<std::string_view>()(domain)); }
+
+RelationsDigest RelationsDigest::of(const Relations& relations) {
+  RelationsDigest digest;
+  for (const auto* ids : {&relations.blocking, &relations.blocked_by, &relations.muting}) {
+    for (int64_t id : *ids) digest.add(id);
+  }
+  for (const std::string& domain : relations.blocked_domains) digest.add(std::string_view(domain));
+  return digest;
+}
+
+RelationsDigest RelationsDigest::of(const sluice::v1::StatusFacts& status) {
+  RelationsDigest digest;
+  digest.overlaps_all_ = status.account_id_num() == 0;
+  digest.add(status.account_id_num());
+  for (int64_t mention : status.mention_ids_num()) {
+    digest.overlaps_all_ = digest.overlaps_all_ || mention == 0;
+    digest.add(mention);
+  }
+  if (auto domain = author_domain(status.account_acct())) digest.add(*domain);
+  return digest;
+}
+
+bool RelationsDigest::overlaps(const RelationsDigest& other) const {
+  if (overlaps_all_ || other.overlaps_all_) return true;
+  uint64_t shared = 0;
+  for (size_t i = 0; i < bits_.size(); ++i) shared |= bits_[i] & other.bits_[i];
+  return shared != 0;
 }
 
 // ---------------------------------------------------------------- JS helpers
@@ -253,6 +297,17 @@ std::vector<uint16_t> keyword_trigrams(std::string_view canonical_keyword) {
   return bits;
 }
 
+std::vector<uint16_t> keyword_probes(std::string_view canonical_keyword) {
+  std::vector<uint16_t> trigrams = keyword_trigrams(canonical_keyword);
+  if (trigrams.size() <= kProbesPerKeyword) return trigrams;
+  // Spread over the keyword's bits rather than the first few.
+  std::vector<uint16_t> spread;
+  for (size_t i = 0; i < kProbesPerKeyword; ++i) {
+    spread.push_back(trigrams[i * (trigrams.size() - 1) / (kProbesPerKeyword - 1)]);
+  }
+  return spread;
+}
+
 char16_t js_canonicalize(char16_t unit) { return canonical_table()[unit]; }
 
 std::string js_canonical_text(std::string_view text, std::vector<uint32_t>* offsets) {
@@ -354,24 +409,16 @@ std::string js_iso_string(int64_t ms) {
 
 namespace {
 
-// What FilterSubject::may_contain asks of each keyword: up to kBitsPerKeyword of its
-// trigram bits (a subset rules a text out less often, never wrongly), held inside the
-// filter for the usual one or two keywords. Ruling a status out then reads the
+// What FilterSubject::may_contain asks of each keyword of one filter: its
+// detail::keyword_probes (a subset of its trigram bits rules a text out less often,
+// never wrongly), held inside the filter for the usual one or two keywords. Ruling a status out then reads the
 // filter and the event's index, and nothing else of the viewer's
 // (docs/benchmarks.md#keyword-filters-ruled-out-before-the-regex-2026-12-05).
 class KeywordProbes {
  public:
-  static constexpr size_t kBitsPerKeyword = 4;
-
-  void add(std::vector<uint16_t> trigrams) {
-    if (trigrams.size() > kBitsPerKeyword) {
-      // Spread over the keyword's bits rather than the first few.
-      std::vector<uint16_t> spread;
-      for (size_t i = 0; i < kBitsPerKeyword; ++i) spread.push_back(trigrams[i * (trigrams.size() - 1) / (kBitsPerKeyword - 1)]);
-      trigrams = std::move(spread);
-    }
-    bits_.insert(bits_.end(), trigrams.begin(), trigrams.end());
-    counts_.push_back(static_cast<uint8_t>(trigrams.size()));
+  void add(const std::vector<uint16_t>& probes) {
+    bits_.insert(bits_.end(), probes.begin(), probes.end());
+    counts_.push_back(static_cast<uint8_t>(probes.size()));
   }
 
   bool some_keyword_may_occur(const FilterSubject& subject) const {
@@ -384,7 +431,7 @@ class KeywordProbes {
   }
 
  private:
-  boost::container::small_vector<uint16_t, 2 * kBitsPerKeyword> bits_;
+  boost::container::small_vector<uint16_t, 2 * detail::kProbesPerKeyword> bits_;
   boost::container::small_vector<uint8_t, 2> counts_;
 };
 
@@ -434,14 +481,36 @@ std::shared_ptr<const CompiledFilters> CompiledFilters::compile(const sluice::v1
     // one. A keyword-less filter here can only be a bug upstream; it matches nothing.
     *filter.keywords.mutable_keywords() = source.keywords();
     filter.canonical_keywords = detail::canonical_keywords(source);
-    for (const auto& keyword : filter.canonical_keywords) filter.probes.add(detail::keyword_trigrams(keyword));
+    for (const auto& keyword : filter.canonical_keywords) {
+      auto probes = detail::keyword_probes(keyword);
+      filter.probes.add(probes);
+      compiled->digest_.add(probes);
+    }
     if (source.keywords_size() > 0) filter.code = detail::compile_canonical(source, filter.canonical_keywords);
     compiled->filters_.push_back(std::move(filter));
   }
   return compiled;
 }
 
-bool CompiledFilters::empty() const { return filters_.empty(); }
+void KeywordDigest::add(const std::vector<uint16_t>& probes) {
+  if (every_subject_) return;
+  if (keywords_ == kKeywords) {
+    every_subject_ = true;
+    return;
+  }
+  std::copy(probes.begin(), probes.end(), bits_.begin() + keywords_ * detail::kProbesPerKeyword);
+  counts_[keywords_++] = static_cast<uint8_t>(probes.size());
+}
+
+bool KeywordDigest::may_match(const FilterSubject& subject) const {
+  if (every_subject_) return true;
+  for (size_t k = 0; k < keywords_; ++k) {
+    if (subject.may_contain(std::span<const uint16_t>(bits_.data() + k * detail::kProbesPerKeyword, counts_[k]))) {
+      return true;
+    }
+  }
+  return false;
+}
 
 FilterSubject::FilterSubject(std::string_view filter_text) : original_(detail::well_formed(filter_text)) {
   canonical_ = detail::js_canonical_text(original_, &offsets_);

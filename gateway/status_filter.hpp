@@ -3,6 +3,7 @@
 // (docs/protocol.md#relations and docs/protocol.md#keyword-filters): blocks, mutes, domain blocks, and the
 // viewer's keyword filters. Pure code, no I/O: the worker fetches the inputs
 // from the auth service and calls these per event.
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -37,6 +38,34 @@ struct Relations {
 // it drops the message.
 bool relations_drop(const Relations& relations, const sluice::v1::StatusFacts& status);
 
+// The keys a relations check compares, account ids and domains, summed up in 256 bits,
+// one bit per key (a Bloom filter with one hash). A viewer's digest sits in its cache
+// entry, which the fan-out reads for every listener anyway; a status's is taken once
+// per event. Where the two share no bit, no key of the status is among the viewer's
+// sets, so relations_drop is false without reading them: for a thousand viewers those
+// reads were a cache miss or two each, for most statuses and most viewers to find
+// nothing (docs/benchmarks.md#relations-and-keywords-ruled-out-from-the-viewers-entry-2026-12-05).
+class RelationsDigest {
+ public:
+  RelationsDigest() = default;  // no keys: overlaps only a digest that overlaps all
+  // Every id and domain of the viewer's sets.
+  static RelationsDigest of(const Relations& relations);
+  // The status's author, mentioned accounts and the author's domain (as relations_drop
+  // reads it). A non-numeric id makes it overlap every digest, even an empty one: such
+  // a status is dropped whatever the sets hold.
+  static RelationsDigest of(const sluice::v1::StatusFacts& status);
+  // False only if relations_drop is false for every pair of sets and status with
+  // these digests.
+  bool overlaps(const RelationsDigest& other) const;
+
+ private:
+  void add(int64_t account_id);
+  void add(std::string_view domain);
+  void set(uint64_t hash);
+  std::array<uint64_t, 4> bits_{};
+  bool overlaps_all_ = false;
+};
+
 // A status's searched text (docs/protocol.md#filter-evaluation) prepared for matching:
 // made well-formed, canonicalized as CompiledFilters describes, with the map back to
 // the original bytes. Built once per event and shared by every viewer's filters, so
@@ -70,6 +99,36 @@ class FilterSubject {
   std::vector<uint64_t> trigrams_;  // the Bloom filter's bits; empty: the text is too long to index
 };
 
+namespace detail {
+inline constexpr size_t kProbesPerKeyword = 4;  // see keyword_probes
+}  // namespace detail
+
+// A viewer's keyword filters summed up for the fan-out: up to kKeywords keywords'
+// probes (detail::keyword_probes), held inline. The usual status holds none of a
+// viewer's keywords; with the digest in the viewer's cache entry, which the fan-out
+// prefetches, ruling it out reads that entry and the event's FilterSubject, not the
+// compiled filters behind their pointer, a cache miss per viewer
+// (docs/benchmarks.md#relations-and-keywords-ruled-out-from-the-viewers-entry-2026-12-05).
+// Built by CompiledFilters::compile, a keyword at a time.
+class KeywordDigest {
+ public:
+  static constexpr size_t kKeywords = 4;
+  KeywordDigest() = default;  // no keywords
+  // Nothing can match, whatever the status: there is no keyword.
+  bool none() const { return !every_subject_ && keywords_ == 0; }
+  // False only if no keyword of the filters can occur in the subject's text, so that
+  // CompiledFilters::evaluate gives "[]". With more than kKeywords keywords, always true.
+  bool may_match(const FilterSubject& subject) const;
+  // One more keyword, by its detail::keyword_probes.
+  void add(const std::vector<uint16_t>& probes);
+
+ private:
+  bool every_subject_ = false;  // more keywords than fit
+  uint8_t keywords_ = 0;
+  std::array<uint8_t, kKeywords> counts_{};
+  std::array<uint16_t, kKeywords * detail::kProbesPerKeyword> bits_{};
+};
+
 // One connection's keyword filters (docs/protocol.md#keyword-filters), compiled once.
 //
 // Matching follows JavaScript's non-unicode `new RegExp(source, 'i')` exactly:
@@ -87,7 +146,8 @@ class CompiledFilters {
   CompiledFilters(const CompiledFilters&) = delete;
   CompiledFilters& operator=(const CompiledFilters&) = delete;
 
-  bool empty() const;
+  // Every keyword of every filter, expired or not; none() when there is no filter.
+  const KeywordDigest& digest() const { return digest_; }
   // The JSON array to put under "filtered" for a status whose searched text is
   // `filter_text`, at time `now_ms` (unix ms): "[]" when nothing matches, else
   // [{"filter":{"id":…,"title":…,"context":[…],"expires_at":…,"filter_action":…},"keyword_matches":["…"],"status_matches":null},…]
@@ -101,6 +161,7 @@ class CompiledFilters {
  private:
   CompiledFilters() = default;
   std::vector<Filter> filters_;
+  KeywordDigest digest_;
 };
 
 namespace detail {
@@ -133,6 +194,10 @@ std::optional<std::pair<size_t, size_t>> literal_first_match(const sluice::v1::C
 // escaped, with at most `\b` on either side, so a text lacking every keyword cannot
 // match. Empty for a keyword shorter than three bytes: it is never ruled out.
 std::vector<uint16_t> keyword_trigrams(std::string_view canonical_keyword);
+
+// What a keyword is probed by: at most kProbesPerKeyword of its trigram bits, spread
+// over the keyword. Empty, like keyword_trigrams, for a keyword shorter than three bytes.
+std::vector<uint16_t> keyword_probes(std::string_view canonical_keyword);
 
 // The first match as PCRE2 finds it, for the same cross-check.
 std::optional<std::pair<size_t, size_t>> pcre2_first_match(const sluice::v1::CustomFilter& filter,

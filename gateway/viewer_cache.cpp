@@ -129,7 +129,7 @@ void ViewerCache::relations_arrived(const std::string& tenant, const RelationsRe
   Viewer& viewer = it->second;
   viewer.relations_loading = false;
   if (result.status == LookupStatus::ok) {
-    viewer.relations = Relations::from_reply(*result.relations);
+    viewer.take_relations(Relations::from_reply(*result.relations));
     // Its age: the auth service may have answered from its own cache.
     viewer.relations_taken_at = started - std::chrono::milliseconds(result.relations->age_ms());
   } else if (viewer.relations) {
@@ -165,7 +165,7 @@ void ViewerCache::load_filters(const ViewerId& id, bool fresh) {
       Viewer& viewer = it->second;
       viewer.filters_loading = false;
       if (status == LookupStatus::ok) {
-        if (!viewer.filters_stale) viewer.filters = CompiledFilters::compile(*reply);
+        if (!viewer.filters_stale) viewer.take_filters(CompiledFilters::compile(*reply));
       } else if (viewer.filters) {
         // Stale if error, as for relations: the last known filters stay in use.
         log::debug("filters lookup failed; keeping the last known filters", log::for_tenant(id.tenant, {{"account_id", id.account}}));

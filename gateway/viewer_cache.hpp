@@ -21,6 +21,7 @@
 
 #include "gateway/auth_client.hpp"
 #include "gateway/gateway_event.hpp"
+#include "gateway/status_decision.hpp"
 #include "gateway/status_filter.hpp"
 
 namespace sluice::gateway {
@@ -47,9 +48,14 @@ struct ViewerIdHash {
 struct CachedViewer {
   using Clock = std::chrono::steady_clock;
   const ViewerId* id = nullptr;  // its key in the cache
-  std::shared_ptr<const Relations> relations;
+  std::shared_ptr<const Relations> relations;  // set by take_relations, with its digest
   Clock::time_point relations_taken_at{};
-  std::shared_ptr<const CompiledFilters> filters;
+  std::shared_ptr<const CompiledFilters> filters;  // set by take_filters, with its digest
+  // The digests of both, here rather than behind the pointers: the fan-out prefetches
+  // this entry, so the decision reads them without a cache miss of their own, and
+  // most statuses need nothing more of the viewer (StatusViewer).
+  RelationsDigest relations_digest;
+  KeywordDigest filters_digest;
   bool relations_loading = false;
   bool filters_loading = false;
   bool filters_stale = false;
@@ -67,6 +73,16 @@ struct CachedViewer {
     Clock::time_point arrived;
   };
   std::deque<Waiting> waiting;
+  void take_relations(std::shared_ptr<const Relations> taken) {
+    relations_digest = RelationsDigest::of(*taken);
+    relations = std::move(taken);
+  }
+  void take_filters(std::shared_ptr<const CompiledFilters> taken) {
+    filters_digest = taken->digest();
+    filters = std::move(taken);
+  }
+  // What the decision reads of this viewer; valid while relations and filters are set.
+  StatusViewer for_decision() const { return {*relations, relations_digest, *filters, filters_digest}; }
 };
 
 class ViewerCache {

@@ -50,11 +50,18 @@ std::shared_ptr<const CompiledFilters> filters(std::initializer_list<const char*
 int evaluations = 0;
 std::string last_evaluation;
 EvaluateFilters evaluate_at(int64_t now_ms, const sluice::v1::StatusFacts& facts) {
-  return [now_ms, &facts](const CompiledFilters& compiled) -> const std::string& {
+  return [now_ms, &facts](const StatusViewer& viewer) -> const std::string& {
     ++evaluations;
-    last_evaluation = compiled.evaluate(facts.filter_text(), now_ms);
+    last_evaluation = evaluate_filters(viewer, FilterSubject(facts.filter_text()), now_ms);
     return last_evaluation;
   };
+}
+
+// The decision as the fan-out calls it: with the status's and the viewer's digests.
+StatusDecision decide(const sluice::v1::StatusFacts& facts, const Relations& sets, const CompiledFilters& compiled,
+                      const EvaluateFilters& evaluate) {
+  const RelationsDigest sets_keys = RelationsDigest::of(sets);
+  return decide_status(facts, RelationsDigest::of(facts), {sets, sets_keys, compiled, compiled.digest()}, evaluate);
 }
 
 FeedCheck check(const sluice::v1::StatusFacts& facts, const SubscriptionRules& rules) {
@@ -131,38 +138,83 @@ TEST(Decision, RelationsDropBeforeAnyFilterIsEvaluated) {
   auto facts = status(20);
   auto keyword = filters({"news"});
   evaluations = 0;
-  EXPECT_EQ(decide_status(facts, *relations({20}), *keyword, evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide(facts, *relations({20}), *keyword, evaluate_at(0, facts)).verdict,
             StatusVerdict::drop);
-  EXPECT_EQ(decide_status(facts, *relations({}, {20}), *keyword, evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide(facts, *relations({}, {20}), *keyword, evaluate_at(0, facts)).verdict,
             StatusVerdict::drop);
   auto remote = status(20, "author@blocked.example");
-  EXPECT_EQ(decide_status(remote, *relations({}, {}, {"blocked.example"}), *keyword, evaluate_at(0, remote))
+  EXPECT_EQ(decide(remote, *relations({}, {}, {"blocked.example"}), *keyword, evaluate_at(0, remote))
                 .verdict,
             StatusVerdict::drop);
   EXPECT_EQ(evaluations, 0);
 }
 
+// The digests decide whether the sets and filters are read at all: given viewer
+// digests that rule the status out, the decision does not look at sets that would
+// drop it or filters that would match. (The fan-out always passes the digests of the
+// same sets and filters; status_filter_test pins that those never rule out a drop or
+// a match.)
+TEST(Decision, TheSetsAndFiltersAreReadOnlyWhereTheDigestsLeaveItOpen) {
+  auto facts = status(20);
+  auto blocking = relations({20});
+  auto none = filters({});
+  const RelationsDigest status_keys = RelationsDigest::of(facts);
+  const RelationsDigest blocking_keys = RelationsDigest::of(*blocking);
+  const RelationsDigest no_relations;
+  ASSERT_TRUE(status_keys.overlaps(blocking_keys));
+  ASSERT_FALSE(status_keys.overlaps(no_relations));
+  EXPECT_EQ(decide_status(facts, status_keys, {*blocking, blocking_keys, *none, none->digest()}, evaluate_at(0, facts))
+                .verdict,
+            StatusVerdict::drop);
+  EXPECT_EQ(decide_status(facts, status_keys, {*blocking, no_relations, *none, none->digest()}, evaluate_at(0, facts))
+                .verdict,
+            StatusVerdict::no_filter_match);
+
+  auto news = filters({"news"});
+  auto cats = filters({"cats"});
+  const KeywordDigest no_keywords;
+  auto empty = relations();
+  const RelationsDigest empty_keys = RelationsDigest::of(*empty);
+  EXPECT_EQ(decide_status(facts, status_keys, {*empty, empty_keys, *news, news->digest()}, evaluate_at(0, facts))
+                .verdict,
+            StatusVerdict::filter_matches);
+  evaluations = 0;
+  EXPECT_EQ(decide_status(facts, status_keys, {*empty, empty_keys, *news, no_keywords}, evaluate_at(0, facts)).verdict,
+            StatusVerdict::no_filter_match);
+  EXPECT_EQ(evaluations, 0);
+  // The keywords of another filter set, none of them in the text: ruled out by the
+  // digest, so the filters given are not run.
+  sluice::v1::StatusFacts without_cats = facts;
+  without_cats.set_filter_text("Breaking news");
+  EXPECT_EQ(decide_status(without_cats, status_keys, {*empty, empty_keys, *news, cats->digest()},
+                          evaluate_at(0, without_cats))
+                .verdict,
+            StatusVerdict::no_filter_match);
+  EXPECT_EQ(evaluations, 1);
+  EXPECT_EQ(last_evaluation, "[]");
+}
+
 TEST(Decision, PayloadWithFilteredIsForwardedUnchanged) {
   auto facts = status();
   facts.set_has_filtered(true);
-  EXPECT_EQ(decide_status(facts, *relations(), *filters({"news"}), evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide(facts, *relations(), *filters({"news"}), evaluate_at(0, facts)).verdict,
             StatusVerdict::unchanged);
 }
 
 TEST(Decision, NoFiltersOrNoMatchShareTheEmptyFilteredFrame) {
   auto facts = status();
   evaluations = 0;
-  EXPECT_EQ(decide_status(facts, *relations(), *filters({}), evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide(facts, *relations(), *filters({}), evaluate_at(0, facts)).verdict,
             StatusVerdict::no_filter_match);
   EXPECT_EQ(evaluations, 0);  // nothing to evaluate
-  EXPECT_EQ(decide_status(facts, *relations(), *filters({"dogs"}), evaluate_at(0, facts)).verdict,
+  EXPECT_EQ(decide(facts, *relations(), *filters({"dogs"}), evaluate_at(0, facts)).verdict,
             StatusVerdict::no_filter_match);
   EXPECT_EQ(evaluations, 1);
 }
 
 TEST(Decision, AMatchGivesTheViewerItsOwnFilteredArray) {
   auto facts = status();
-  auto decision = decide_status(facts, *relations(), *filters({"news"}), evaluate_at(0, facts));
+  auto decision = decide(facts, *relations(), *filters({"news"}), evaluate_at(0, facts));
   EXPECT_EQ(decision.verdict, StatusVerdict::filter_matches);
   EXPECT_NE(decision.filtered_json.find(R"("keyword_matches":["news"])"), std::string::npos) << decision.filtered_json;
 }

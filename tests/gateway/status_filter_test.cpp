@@ -171,6 +171,77 @@ TEST(Relations, EveryKindTogether) {
   EXPECT_FALSE(relations_drop(*r, status_by(4, "a@e.example", {5, 6})));
 }
 
+// The digests never rule out a drop: over random sets and statuses, every status
+// relations_drop drops has a digest that overlaps the sets'. Ids are drawn from a
+// small range so that statuses hit the sets often, and from a wide one so that
+// consecutive and distant ids both occur.
+TEST(RelationsDigest, RandomizedDropsAlwaysOverlap) {
+  std::mt19937_64 rng(2026);
+  auto id = [&]() -> int64_t {
+    return rng() % 2 ? static_cast<int64_t>(1 + rng() % 40) : static_cast<int64_t>(rng() >> 1);
+  };
+  auto ids = [&](size_t most) {
+    std::vector<int64_t> out(rng() % (most + 1));
+    for (auto& v : out) v = id();
+    return out;
+  };
+  auto domain = [&] { return "d" + std::to_string(rng() % 30) + ".example"; };
+  int drops = 0, keeps = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::vector<std::string> domains(rng() % 4);
+    for (auto& d : domains) d = domain();
+    auto sets = relations(ids(12), ids(3), ids(12), domains);
+    std::vector<int64_t> mentions = ids(3);
+    std::string acct = rng() % 2 ? "a@" + domain() : "a";
+    if (rng() % 50 == 0) acct = "a@";
+    StatusFacts status = status_by(id(), acct, mentions);
+    if (rng() % 200 == 0) status.set_account_id_num(0);
+    const bool dropped = relations_drop(*sets, status);
+    (dropped ? drops : keeps)++;
+    if (dropped) {
+      ASSERT_TRUE(RelationsDigest::of(status).overlaps(RelationsDigest::of(*sets))) << round;
+      ASSERT_TRUE(RelationsDigest::of(*sets).overlaps(RelationsDigest::of(status))) << round;
+    }
+  }
+  EXPECT_GT(drops, 2000);
+  EXPECT_GT(keeps, 2000);
+}
+
+// ...and they rule out most statuses whose keys are not among a viewer's few: a digest
+// that overlapped everything would keep every check as costly as before.
+TEST(RelationsDigest, KeysOutsideAFewSetsRarelyOverlap) {
+  auto sets = relations({101, 102, 103, 104}, {205}, {301, 302, 303, 304}, {"blocked.example", "spam.example"});
+  const RelationsDigest viewer = RelationsDigest::of(*sets);
+  int overlapping = 0;
+  const int statuses = 10000;
+  for (int i = 0; i < statuses; ++i) {
+    StatusFacts status = status_by(100000 + i, "a@host" + std::to_string(i) + ".example", {200000 + i});
+    ASSERT_FALSE(relations_drop(*sets, status));
+    if (RelationsDigest::of(status).overlaps(viewer)) ++overlapping;
+  }
+  // 10 keys set at most 10 of 256 bits; a status brings 3 keys: about 11 % expected.
+  EXPECT_LT(overlapping, statuses / 5);
+}
+
+TEST(RelationsDigest, ANonNumericIdOverlapsEvenNoRelations) {
+  const RelationsDigest none = RelationsDigest::of(*relations({}, {}, {}, {}));
+  EXPECT_FALSE(RelationsDigest::of(status_by(7, "alice", {8})).overlaps(none));
+  StatusFacts author = status_by(7, "alice");
+  author.set_account_id_num(0);
+  EXPECT_TRUE(RelationsDigest::of(author).overlaps(none));
+  EXPECT_TRUE(none.overlaps(RelationsDigest::of(author)));
+  StatusFacts mention = status_by(7, "alice", {8, 9});
+  mention.set_mention_ids_num(1, 0);
+  EXPECT_TRUE(RelationsDigest::of(mention).overlaps(none));
+}
+
+TEST(RelationsDigest, TheAuthorsDomainIsTakenAsTheCheckReadsIt) {
+  const RelationsDigest blocked = RelationsDigest::of(*relations({}, {}, {}, {"b@c.example"}));
+  // Everything after the first '@'.
+  EXPECT_TRUE(RelationsDigest::of(status_by(7, "a@b@c.example")).overlaps(blocked));
+  EXPECT_TRUE(relations_drop(*relations({}, {}, {}, {"b@c.example"}), status_by(7, "a@b@c.example")));
+}
+
 // ---------------------------------------------------------------- filters
 
 struct Kw {
@@ -216,9 +287,9 @@ std::string run(std::vector<Kw> keywords, const std::string& text) {
 
 TEST(CompiledFilters, NoFiltersGiveEmptyArray) {
   auto filters = compile({});
-  EXPECT_TRUE(filters->empty());
+  EXPECT_TRUE(filters->digest().none());
   EXPECT_EQ(filters->evaluate("anything", kNow), "[]");
-  EXPECT_FALSE(compile({make_filter("1", "T", {{"x"}})})->empty());
+  EXPECT_FALSE(compile({make_filter("1", "T", {{"x"}})})->digest().none());
 }
 
 TEST(CompiledFilters, WarnMatchExactJson) {
@@ -542,6 +613,59 @@ TEST(CompiledFilters, RandomizedLongKeywordsAreNeverRuledOutWhereTheyMatch) {
   }
   EXPECT_GT(matched, 300);
   EXPECT_GT(unmatched, 300);
+}
+
+// A viewer's keyword digest never rules out a text its filters match: random filter
+// sets of one to three filters of one to three keywords (so some sets have more
+// keywords than the digest holds, and some keywords are too short to probe).
+TEST(KeywordDigest, RandomizedMatchesAreNeverRuledOut) {
+  std::mt19937 rng(7);
+  auto random_string = [&](size_t min_length, size_t max_length) {
+    std::string s(std::uniform_int_distribution<size_t>(min_length, max_length)(rng), 'a');
+    for (char& c : s) c = "abcAB "[std::uniform_int_distribution<int>(0, 5)(rng)];
+    return s;
+  };
+  int matched = 0, ruled_out = 0, beyond_digest = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::vector<CustomFilter> set;
+    size_t keyword_count = 0;
+    const int filter_count = std::uniform_int_distribution<int>(1, 3)(rng);
+    for (int f = 0; f < filter_count; ++f) {
+      std::vector<Kw> keywords;
+      const int count = std::uniform_int_distribution<int>(1, 3)(rng);
+      for (int i = 0; i < count; ++i) keywords.push_back({random_string(rng() % 20 == 0 ? 1 : 4, 7), rng() % 4 == 0});
+      keyword_count += keywords.size();
+      set.push_back(make_filter(std::to_string(f + 1), "T", keywords));
+    }
+    auto compiled = compile(set);
+    const std::string text = random_string(20, 80);
+    const FilterSubject subject(text);
+    const bool matches = compiled->evaluate(subject, kNow) != "[]";
+    const bool may = compiled->digest().may_match(subject);
+    if (matches) {
+      ASSERT_TRUE(may) << "round " << round << " text " << text;
+      ++matched;
+    }
+    if (!may) ++ruled_out;
+    if (keyword_count > KeywordDigest::kKeywords) {
+      EXPECT_TRUE(may);
+      ++beyond_digest;
+    }
+  }
+  EXPECT_GT(matched, 300);
+  EXPECT_GT(ruled_out, 300);
+  EXPECT_GT(beyond_digest, 300);
+}
+
+TEST(KeywordDigest, NoKeywordIsNoneAndAShortOneIsAlwaysTried) {
+  EXPECT_TRUE(compile({})->digest().none());
+  EXPECT_TRUE(compile({make_filter("1", "T", {})})->digest().none());
+  const auto short_keyword = compile({make_filter("1", "T", {{"ab"}})});
+  EXPECT_FALSE(short_keyword->digest().none());
+  EXPECT_TRUE(short_keyword->digest().may_match(FilterSubject("nothing like it")));
+  const auto dragon = compile({make_filter("1", "T", {{"dragon"}})});
+  EXPECT_FALSE(dragon->digest().may_match(FilterSubject("a wyvern")));
+  EXPECT_TRUE(dragon->digest().may_match(FilterSubject("a DRAGON")));
 }
 
 // Cross-checks: the PCRE2 path against the literal search over random inputs that
