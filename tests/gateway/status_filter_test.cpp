@@ -590,15 +590,19 @@ TEST(CompiledFilters, TheRegexIsTriedOnlyWhereAKeywordMayOccur) {
   EXPECT_EQ(run({{"dog"}}, std::string(20000, 'x') + " dog"), one("dog"));
 }
 
+// A random string over a five-letter alphabet and the space: short keywords drawn
+// from it occur in random texts often, so both ways through a prefilter are taken.
+std::string small_alphabet_string(std::mt19937& rng, size_t min_length, size_t max_length) {
+  std::string s(std::uniform_int_distribution<size_t>(min_length, max_length)(rng), 'a');
+  for (char& c : s) c = "abcAB "[std::uniform_int_distribution<int>(0, 5)(rng)];
+  return s;
+}
+
 // Long keywords are ruled out on a few of their trigrams; over a small alphabet most
 // texts hold most trigrams, so both ways through evaluate() are taken often.
 TEST(CompiledFilters, RandomizedLongKeywordsAreNeverRuledOutWhereTheyMatch) {
   std::mt19937 rng(99);
-  auto random_string = [&](size_t min_length, size_t max_length) {
-    std::string s(std::uniform_int_distribution<size_t>(min_length, max_length)(rng), 'a');
-    for (char& c : s) c = "abcAB "[std::uniform_int_distribution<int>(0, 5)(rng)];
-    return s;
-  };
+  auto random_string = [&](size_t min_length, size_t max_length) { return small_alphabet_string(rng, min_length, max_length); };
   int matched = 0, unmatched = 0;
   for (int round = 0; round < 3000; ++round) {
     std::vector<Kw> keywords;
@@ -620,11 +624,7 @@ TEST(CompiledFilters, RandomizedLongKeywordsAreNeverRuledOutWhereTheyMatch) {
 // keywords than the digest holds, and some keywords are too short to probe).
 TEST(KeywordDigest, RandomizedMatchesAreNeverRuledOut) {
   std::mt19937 rng(7);
-  auto random_string = [&](size_t min_length, size_t max_length) {
-    std::string s(std::uniform_int_distribution<size_t>(min_length, max_length)(rng), 'a');
-    for (char& c : s) c = "abcAB "[std::uniform_int_distribution<int>(0, 5)(rng)];
-    return s;
-  };
+  auto random_string = [&](size_t min_length, size_t max_length) { return small_alphabet_string(rng, min_length, max_length); };
   int matched = 0, ruled_out = 0, beyond_digest = 0;
   for (int round = 0; round < 3000; ++round) {
     std::vector<CustomFilter> set;
