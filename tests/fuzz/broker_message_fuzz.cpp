@@ -2,7 +2,7 @@
 // payload and status facts. Preparing the event and deciding it for a viewer with
 // relations and keyword filters must not crash, and what a client is sent stays
 // well formed: an SSE event is one whole HTTP chunk, a `filtered` splice yields JSON when
-// the payload was a JSON object.
+// the payload was a JSON object. The viewer's digests never change the decision.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -65,11 +65,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (check_feed_and_language(FeedFacts::of(source->status()), rules) != FeedCheck::pass) return 0;
 
   std::string evaluated;
-  auto decision = decide_status(source->status(), viewer_relations(), viewer_filters(),
-                                [&](const CompiledFilters& filters) -> const std::string& {
-                                  evaluated = filters.evaluate(source->status().filter_text(), 0);
+  const Relations& relations = viewer_relations();
+  const CompiledFilters& filters = viewer_filters();
+  const RelationsDigest relations_keys = RelationsDigest::of(relations);
+  auto decision = decide_status(source->status(), RelationsDigest::of(source->status()),
+                                {relations, relations_keys, filters, filters.digest()},
+                                [&](const StatusViewer& viewer) -> const std::string& {
+                                  evaluated = evaluate_filters(viewer, FilterSubject(source->status().filter_text()), 0);
                                   return evaluated;
                                 });
+  // The digests only spare reads: the decision drops exactly what the sets drop, and
+  // reports a match wherever the compiled filters find one.
+  const bool dropped = relations_drop(relations, source->status());
+  if (dropped != (decision.verdict == StatusVerdict::drop)) std::abort();
+  if (!dropped && !source->status().has_filtered() &&
+      (filters.evaluate(source->status().filter_text(), 0) != "[]") !=
+          (decision.verdict == StatusVerdict::filter_matches)) {
+    std::abort();
+  }
   if (decision.verdict == StatusVerdict::filter_matches && !event->payload_open.empty()) {
     bool payload_is_json = !nlohmann::json::parse(source->payload(), nullptr, false).is_discarded();
     std::string spliced = payload_with_filtered(event->payload_open, decision.filtered_json);
