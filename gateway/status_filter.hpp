@@ -146,7 +146,8 @@ class CompiledFilters {
   CompiledFilters(const CompiledFilters&) = delete;
   CompiledFilters& operator=(const CompiledFilters&) = delete;
 
-  // Every keyword of every filter, expired or not; none() when there is no filter.
+  // The keywords of every filter, expired or not (past KeywordDigest::kKeywords, a mark
+  // that any text may match); none() when no filter has a keyword.
   const KeywordDigest& digest() const { return digest_; }
   // The JSON array to put under "filtered" for a status whose searched text is
   // `filter_text`, at time `now_ms` (unix ms): "[]" when nothing matches, else

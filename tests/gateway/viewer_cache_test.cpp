@@ -53,7 +53,11 @@ class HeldRelationsAuth final : public v1::Auth::CallbackService {
   }
 
   grpc::ServerUnaryReactor* GetFilters(grpc::CallbackServerContext* context, const v1::FiltersRequest*,
-                                       v1::FiltersReply*) override {
+                                       v1::FiltersReply* reply) override {
+    auto* filter = reply->add_filters();
+    filter->set_id("1");
+    filter->set_title("dragons");
+    filter->add_keywords()->set_keyword("dragon");
     auto* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -208,6 +212,13 @@ TEST_F(ViewerCacheTest, TheEntryASubscriptionHoldsStaysWhileOtherViewersComeAndG
   EXPECT_EQ(viewer->subscriptions, 2);
   ASSERT_NE(viewer->relations, nullptr);
   EXPECT_EQ(viewer->relations->blocking, std::vector<int64_t>{kViewer.account + 1000});
+  // The digests beside the pointers are theirs (CachedViewer::take_relations and
+  // take_filters): the decision reads those first.
+  v1::StatusFacts by_blocked;
+  by_blocked.set_account_id_num(kViewer.account + 1000);
+  EXPECT_TRUE(RelationsDigest::of(by_blocked).overlaps(viewer->relations_digest));
+  EXPECT_TRUE(viewer->filters_digest.may_match(FilterSubject("a dragon")));
+  EXPECT_FALSE(viewer->filters_digest.may_match(FilterSubject("a wyvern")));
   cache().release(kViewer);
   EXPECT_EQ(viewer->subscriptions, 1);
   EXPECT_TRUE(ready());
