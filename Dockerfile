@@ -11,7 +11,7 @@ RUN apt-get update -qq \
       build-essential cmake ninja-build pkg-config ccache \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libboost-dev libboost-system-dev libpqxx-dev libhiredis-dev nlohmann-json3-dev \
-      libicu-dev libpcre2-dev libgumbo-dev libssl-dev \
+      libicu-dev libpcre2-dev libgumbo-dev liburing-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 COPY . .
 # Release build of the four binaries. The compiler cache lives in a build cache mount

@@ -10,11 +10,6 @@
 
 namespace sluice::gateway {
 
-namespace {
-// Frames gathered into one write: enough to drain a burst in one syscall.
-constexpr size_t kMaxGather = 32;
-}  // namespace
-
 Client::Client(Worker& worker, Socket socket, ConnectionTicket ticket, ClientKind kind,
                std::shared_ptr<const AuthInfo> auth)
     : worker_(worker), socket_(std::move(socket)), ticket_(std::move(ticket)), auth_(std::move(auth)), kind_(kind) {}
@@ -55,7 +50,14 @@ void Client::send(const Frame& frame) {
   // Data arriving while a write is still out marks the moment the client fell behind.
   if (writing_ && behind_since_ == SteadyClock::time_point{}) behind_since_ = worker_.context().now();
   queue_.push_back(frame);
-  if (!writing_) flush();
+  if (writing_ || enlisted_) return;
+  // In a fan-out step, the write joins the worker's batch (gateway/write_batch.hpp).
+  if (WriteBatch& batch = worker_.write_batch(); batch.is_open()) {
+    enlisted_ = true;
+    batch.enlist(std::shared_ptr<BatchedWriter>(shared_from_this(), static_cast<BatchedWriter*>(this)));
+    return;
+  }
+  flush();
 }
 
 void Client::check_lag() {
@@ -64,52 +66,84 @@ void Client::check_lag() {
 }
 
 void Client::flush() {
-  while (!closed_ && !writing_) {
+  while (!closed_ && !writing_ && !enlisted_) {
     if (queue_.empty()) {
       behind_since_ = {};
       if (queue_.capacity() > 64) queue_.shrink_to_fit();
       if (close_when_flushed_) finish_flushed();
       return;
     }
-    size_t count = std::min(queue_.size(), kMaxGather);
-    boost::container::static_vector<asio::const_buffer, kMaxGather> buffers;
+    size_t count = std::min(queue_.size(), WriteBatch::kMaxGather);
+    if (!socket_.non_blocking()) return write_async(count, 0);
+    // Usually the socket has room: one sendmsg now, and no completion to post and
+    // run per delivery (docs/benchmarks.md, "Where the time goes"). An error is left
+    // to the asynchronous write, which reports it outside the fan-out loop that may
+    // have called us.
+    boost::container::static_vector<asio::const_buffer, WriteBatch::kMaxGather> buffers;
     for (size_t i = 0; i < count; ++i) buffers.emplace_back(queue_[i]->bytes.data(), queue_[i]->bytes.size());
-    if (socket_.non_blocking()) {
-      // Usually the socket has room: one sendmsg now, and no completion to post and
-      // run per delivery (docs/benchmarks.md, "Where the time goes"). An error is left
-      // to the asynchronous write below, which reports it outside the fan-out loop
-      // that may have called us.
-      boost::system::error_code ec;
-      size_t written = socket_.write_some(buffers, ec);
-      bytes_written_ += written;
-      size_t done = 0;
-      while (done < count && written >= queue_[done]->bytes.size()) {
-        written -= queue_[done]->bytes.size();
-        release_own_bytes(*queue_[done]);
-        ++done;
-      }
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
-      if (!ec && done == count) continue;
-      count -= done;
-      buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(done));
-      if (!buffers.empty()) buffers.front() += written;  // the part of the first frame already sent
+    boost::system::error_code ec;
+    Unwritten rest = take_written(count, socket_.write_some(buffers, ec));
+    if (ec || rest.frames > 0) return write_async(rest.frames, rest.first_offset);
+  }
+}
+
+Client::Unwritten Client::take_written(size_t count, size_t written) {
+  bytes_written_ += written;
+  size_t done = 0;
+  while (done < count && written >= queue_[done]->bytes.size()) {
+    written -= queue_[done]->bytes.size();
+    release_own_bytes(*queue_[done]);
+    ++done;
+  }
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(done));
+  return {count - done, done < count ? written : 0};
+}
+
+void Client::write_async(size_t count, size_t first_offset) {
+  boost::container::static_vector<asio::const_buffer, WriteBatch::kMaxGather> buffers;
+  for (size_t i = 0; i < count; ++i) buffers.emplace_back(queue_[i]->bytes.data(), queue_[i]->bytes.size());
+  if (!buffers.empty()) buffers.front() += first_offset;  // the part of the first frame already sent
+  in_flight_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + count));
+  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
+  writing_ = true;
+  asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t written) {
+    self->writing_ = false;
+    self->bytes_written_ += written;
+    for (const auto& frame : self->in_flight_) self->release_own_bytes(*frame);
+    self->in_flight_.clear();
+    if (ec) {
+      self->close_now();
+      return;
     }
-    in_flight_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + count));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));
-    writing_ = true;
-    asio::async_write(socket_, buffers, [self = shared_from_this()](const boost::system::error_code& ec, size_t written) {
-      self->writing_ = false;
-      self->bytes_written_ += written;
-      for (const auto& frame : self->in_flight_) self->release_own_bytes(*frame);
-      self->in_flight_.clear();
-      if (ec) {
-        self->close_now();
-        return;
-      }
-      self->flush();
-    });
+    self->flush();
+  });
+}
+
+int Client::batched_fd() const { return const_cast<Socket&>(socket_).native_handle(); }
+
+size_t Client::gather(iovec* out, size_t max) {
+  gathered_ = 0;
+  if (closed_ || writing_) return 0;
+  gathered_ = std::min(queue_.size(), max);
+  for (size_t i = 0; i < gathered_; ++i) {
+    out[i].iov_base = const_cast<char*>(queue_[i]->bytes.data());
+    out[i].iov_len = queue_[i]->bytes.size();
+  }
+  return gathered_;
+}
+
+void Client::batch_written(long result) {
+  enlisted_ = false;
+  if (closed_) return;
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    // The peer left (EPIPE, ECONNRESET) or the write failed: as an asynchronous write's
+    // error, the connection ends.
+    close_now();
     return;
   }
+  Unwritten rest = take_written(gathered_, result > 0 ? static_cast<size_t>(result) : 0);
+  if (rest.frames > 0) return write_async(rest.frames, rest.first_offset);
+  flush();  // what arrived after the gather, or the close that waited for it
 }
 
 void Client::release_own_bytes(const FrameData& frame) {
@@ -118,7 +152,7 @@ void Client::release_own_bytes(const FrameData& frame) {
 
 void Client::close_after_flush() {
   close_when_flushed_ = true;
-  if (!writing_) flush();
+  flush();
 }
 
 void Client::serve_next_request_after_flush() {

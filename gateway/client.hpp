@@ -17,6 +17,7 @@
 #include "gateway/socket.hpp"
 #include "gateway/status_decision.hpp"
 #include "gateway/streams.hpp"
+#include "gateway/write_batch.hpp"
 
 namespace sluice::gateway {
 
@@ -42,7 +43,7 @@ struct Subscription {
 enum class ClientKind : uint8_t { eventsource = 0, websocket = 1 };
 inline const char* kind_label(ClientKind kind) { return kind == ClientKind::eventsource ? "eventsource" : "websocket"; }
 
-class Client : public std::enable_shared_from_this<Client> {
+class Client : public std::enable_shared_from_this<Client>, private BatchedWriter {
  public:
   Client(Worker& worker, Socket socket, ConnectionTicket ticket, ClientKind kind, std::shared_ptr<const AuthInfo> auth);
   virtual ~Client();
@@ -110,6 +111,20 @@ class Client : public std::enable_shared_from_this<Client> {
   void wait_readable();
   void on_readable();
   void flush();
+  // The part of the queue's first `count` frames a write left: how many frames, and how
+  // much of the first of them went out. Written frames leave the queue.
+  struct Unwritten {
+    size_t frames;
+    size_t first_offset;
+  };
+  Unwritten take_written(size_t count, size_t written);
+  // Writes the queue's first `count` frames (from `first_offset` into the first) once the
+  // socket has room.
+  void write_async(size_t count, size_t first_offset);
+  // BatchedWriter: the worker's WriteBatch writes the queue during a fan-out step.
+  int batched_fd() const override;
+  size_t gather(iovec* out, size_t max) override;
+  void batch_written(long result) override;
   // A frame left the queue: its bytes no longer count against this client's bound.
   void release_own_bytes(const FrameData& frame);
   void finish_flushed();
@@ -123,6 +138,9 @@ class Client : public std::enable_shared_from_this<Client> {
   bool close_when_flushed_ = false;
   bool hand_back_when_flushed_ = false;
   bool writing_ = false;
+  // In the worker's WriteBatch for this step, with `gathered_` frames to write.
+  bool enlisted_ = false;
+  size_t gathered_ = 0;
   bool over_limit_ = false;
   // docs/protocol.md#slow-clients: bytes of this client's own frames (shared ones are
   // bounded process-wide), and since when it has had data it could not write at once.

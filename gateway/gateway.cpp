@@ -118,9 +118,7 @@ void Gateway::on_events(BrokerLink::Events events) {
   for (size_t i = 0; i < workers_.size(); ++i) {
     if (for_worker[i].empty()) continue;
     Worker* w = workers_[i].get();
-    asio::post(w->io(), [w, batch = std::move(for_worker[i])] {
-      for (const auto& prepared : batch) w->deliver(prepared);
-    });
+    asio::post(w->io(), [w, batch = std::move(for_worker[i])] { w->deliver(batch); });
   }
 }
 

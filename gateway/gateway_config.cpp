@@ -56,6 +56,7 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   if (threads > 256) throw ConfigError("Invalid SLUICE_GATEWAY_THREADS environment variable: at most 256");
   config.threads = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
   config.reuse_port = env.flag("SLUICE_REUSE_PORT", false);
+  config.io_uring = env.flag("SLUICE_GATEWAY_IO_URING", true);
   config.client_queue_bytes = static_cast<size_t>(env.non_negative("SLUICE_CLIENT_QUEUE_BYTES", 4 << 20));
   if (config.client_queue_bytes < 64 * 1024) {
     throw ConfigError("Invalid SLUICE_CLIENT_QUEUE_BYTES environment variable: at least 65536");

@@ -28,6 +28,9 @@ struct GatewayConfig {
 
   unsigned threads = 0;                 // SLUICE_GATEWAY_THREADS (0: one per core)
   bool reuse_port = false;              // SLUICE_REUSE_PORT: several gateways on one port
+  // SLUICE_GATEWAY_IO_URING: a fan-out step's writes in one io_uring submission
+  // (gateway/write_batch.hpp); one system call per write when false or unavailable.
+  bool io_uring = true;
   // docs/protocol.md#slow-clients
   size_t client_queue_bytes = 4 << 20;  // SLUICE_CLIENT_QUEUE_BYTES: a client's own queued bytes
   size_t queued_bytes_max = size_t{1} << 30;  // SLUICE_QUEUED_BYTES_MAX: every queued frame, counted once

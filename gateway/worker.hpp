@@ -7,6 +7,7 @@
 //   HeartbeatWheel  SSE `:thump` and WebSocket ping schedule (gateway/heartbeat_wheel.hpp)
 //   ViewerCache     relations and filters of filtered viewers (gateway/viewer_cache.hpp)
 //   FanOut          an event to its listeners (gateway/fan_out.hpp)
+//   WriteBatch      the socket writes of one step in one system call (gateway/write_batch.hpp)
 // and here: the thread, the one-second tick, and the drain at shutdown.
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "gateway/heartbeat_wheel.hpp"
 #include "gateway/socket.hpp"
 #include "gateway/viewer_cache.hpp"
+#include "gateway/write_batch.hpp"
 
 namespace sluice::gateway {
 
@@ -46,7 +48,9 @@ class Worker {
   void remove_client(Client& client);
   void attach(Subscription& subscription);
   void detach(Subscription& subscription);
-  void deliver(const std::shared_ptr<const GatewayEvent>& event) { fan_out_.deliver(event); }
+  // Events the gateway handed over in one post, in order, their writes in one batch.
+  void deliver(const std::vector<std::shared_ptr<const GatewayEvent>>& events);
+  WriteBatch& write_batch() { return write_batch_; }
 
   // Frames every client of this worker shares.
   const Frame& thump_frame() const { return thump_frame_; }
@@ -79,6 +83,7 @@ class Worker {
   HeartbeatWheel<Client> heartbeats_;
   ViewerCache viewers_;
   FanOut fan_out_;
+  WriteBatch write_batch_;
 
   struct DrainEntry {
     std::chrono::steady_clock::time_point at;
