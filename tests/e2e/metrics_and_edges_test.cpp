@@ -249,10 +249,12 @@ TEST_P(MetricsAndEdges, ClientThatStopsReadingIsDisconnectedOnceBehindTooLong) {
 
 // docs/protocol.md#slow-clients: a burst far past SLUICE_CLIENT_QUEUE_BYTES per client
 // reaches every client that keeps reading, whole and in order, because shared frames
-// are not any one client's bytes.
-TEST_P(MetricsAndEdges, BurstIsDeliveredWholeToClientsThatKeepReading) {
-  Cluster cluster(GetParam(), {{"SLUICE_CLIENT_QUEUE_BYTES", "65536"}});
-  auto viewer = create_account(suite_postgres(), "burst_reader");
+// are not any one client's bytes. The burst fills the sockets, so writes are partial
+// and wait for room: through the worker's io_uring batch by default, and one system
+// call each with SLUICE_GATEWAY_IO_URING=false (gateway/write_batch.hpp).
+void expect_burst_delivered_whole(Deployment deployment, const std::string& io_uring, const std::string& reader) {
+  Cluster cluster(deployment, {{"SLUICE_CLIENT_QUEUE_BYTES", "65536"}, {"SLUICE_GATEWAY_IO_URING", io_uring}});
+  auto viewer = create_account(suite_postgres(), reader);
   std::string channel = "timeline:" + std::to_string(viewer.account_id);
   constexpr int kSse = 12, kWs = 4, kEvents = 1500;
   std::vector<std::unique_ptr<SseClient>> sse;
@@ -273,8 +275,14 @@ TEST_P(MetricsAndEdges, BurstIsDeliveredWholeToClientsThatKeepReading) {
            text.find(R"(connected_channels{type="websocket",channel="user"} )" + std::to_string(kWs)) != std::string::npos;
   }));
   std::string pad(2000, 'p');
-  auto payload_of = [&](int i) { return R"({"id":")" + std::to_string(i) + R"(","pad":")" + pad + R"("})"; };
-  // 1500 events of 2 KB: 3 MB per client, 46 times SLUICE_CLIENT_QUEUE_BYTES.
+  // The first event is 8 MB, more than a connection's socket buffers take while the
+  // client does not read (the kernel's send buffer grows to 4 MB at most): its first
+  // write is partial and the rest of it waits for room.
+  std::string first_pad(8 << 20, 'f');
+  auto payload_of = [&](int i) {
+    return R"({"id":")" + std::to_string(i) + R"(","pad":")" + (i == 0 ? first_pad : pad) + R"("})";
+  };
+  // Then 1499 events of 2 KB: 11 MB per client, 168 times SLUICE_CLIENT_QUEUE_BYTES.
   for (int i = 0; i < kEvents; ++i) {
     suite_redis().publish(channel, R"({"event":"notification","payload":)" + payload_of(i) + "}");
   }
@@ -305,6 +313,24 @@ TEST_P(MetricsAndEdges, BurstIsDeliveredWholeToClientsThatKeepReading) {
   auto text = http_request(cluster.port(), "GET", "/metrics").body;
   EXPECT_NE(text.find(R"(sluice_slow_client_disconnects_total{type="eventsource"} 0)"), std::string::npos);
   EXPECT_NE(text.find(R"(sluice_slow_client_disconnects_total{type="websocket"} 0)"), std::string::npos);
+  // The gateway says which way it wrote: batched, or (asked to, or where the kernel
+  // refuses io_uring, with its reason) one by one.
+  auto logs = cluster.full_logs();
+  if (io_uring == "false") {
+    EXPECT_NE(logs.find("SLUICE_GATEWAY_IO_URING is false"), std::string::npos) << cluster.logs();
+  } else {
+    EXPECT_TRUE(logs.find("batched through io_uring") != std::string::npos ||
+                logs.find("io_uring_setup: ") != std::string::npos)
+        << cluster.logs();
+  }
+}
+
+TEST_P(MetricsAndEdges, BurstIsDeliveredWholeToClientsThatKeepReading) {
+  expect_burst_delivered_whole(GetParam(), "true", "burst_reader");
+}
+
+TEST_P(MetricsAndEdges, BurstIsDeliveredWholeWithOneSystemCallPerWrite) {
+  expect_burst_delivered_whole(GetParam(), "false", "burst_reader_plain");
 }
 
 INSTANTIATE_TEST_SUITE_P(Deployments, MetricsAndEdges, ::testing::Values(Deployment::all_in_one, Deployment::split),

@@ -1,5 +1,9 @@
 #include "tests/support/clients.hpp"
 
+#include <gtest/gtest.h>
+
+#include <charconv>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,7 +51,16 @@ bool dechunk(std::string& raw, std::string& out, bool& ended) {
   for (;;) {
     auto eol = raw.find("\r\n");
     if (eol == std::string::npos) return true;
-    size_t size = std::stoul(raw.substr(0, eol), nullptr, 16);
+    // A size line that is not hex means the stream is corrupt (bytes lost or doubled):
+    // a test failure that ends this stream, not an exception out of a reader thread.
+    size_t size = 0;
+    auto [end, error] = std::from_chars(raw.data(), raw.data() + eol, size, 16);
+    if (error != std::errc() || end == raw.data()) {
+      ADD_FAILURE() << "corrupt chunked body, size line: " << raw.substr(0, std::min<size_t>(eol, 80));
+      ended = true;
+      raw.clear();
+      return false;
+    }
     if (raw.size() < eol + 2 + size + 2) return true;
     if (size == 0) {
       ended = true;

@@ -1,0 +1,191 @@
+// The worker's WriteBatch (gateway/write_batch.hpp) on real sockets: every writer's
+// bytes arrive, whole and in order, with one submission per ring's worth of writers;
+// a full socket takes what fits and the rest is the writer's; errors reach the writer.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/write_batch.hpp"
+
+namespace sluice::gateway {
+namespace {
+
+// One end of a connected pair: the writer's side is written by the batch, the peer's
+// read here.
+struct SocketPair {
+  int writer = -1;
+  int peer = -1;
+  SocketPair() {
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0) {
+      writer = fds[0];
+      peer = fds[1];
+    }
+  }
+  ~SocketPair() {
+    if (writer >= 0) close(writer);
+    if (peer >= 0) close(peer);
+  }
+  // Everything the peer can read now.
+  std::string drain() const {
+    std::string out;
+    char buffer[65536];
+    for (;;) {
+      ssize_t n = recv(peer, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n <= 0) return out;
+      out.append(buffer, static_cast<size_t>(n));
+    }
+  }
+};
+
+class RecordingWriter : public BatchedWriter {
+ public:
+  RecordingWriter(int fd, std::vector<std::string> chunks) : fd_(fd), chunks_(std::move(chunks)) {}
+  int batched_fd() const override { return fd_; }
+  size_t gather(iovec* out, size_t max) override {
+    size_t count = std::min(chunks_.size(), max);
+    for (size_t i = 0; i < count; ++i) out[i] = {chunks_[i].data(), chunks_[i].size()};
+    return count;
+  }
+  void batch_written(long result) override {
+    results.push_back(result);
+  }
+  std::vector<long> results;
+
+ private:
+  int fd_;
+  std::vector<std::string> chunks_;
+};
+
+#define SKIP_WITHOUT_IO_URING(batch) \
+  if (!(batch).available()) GTEST_SKIP() << "io_uring unavailable here: " << (batch).why_unavailable()
+
+TEST(WriteBatch, EveryWriterOfAStepIsWrittenWholeInOneSubmission) {
+  WriteBatch batch(true);
+  SKIP_WITHOUT_IO_URING(batch);
+  constexpr int kWriters = 100;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::shared_ptr<RecordingWriter>> writers;
+  batch.open();
+  ASSERT_TRUE(batch.is_open());
+  for (int i = 0; i < kWriters; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>());
+    ASSERT_GE(pairs.back()->writer, 0);
+    // One frame for some, several gathered into one write for others.
+    std::vector<std::string> chunks{"first " + std::to_string(i) + "\n"};
+    for (int k = 0; k < i % 4; ++k) chunks.push_back("more " + std::to_string(k) + "\n");
+    writers.push_back(std::make_shared<RecordingWriter>(pairs.back()->writer, chunks));
+    batch.enlist(writers.back());
+  }
+  batch.submit();
+  EXPECT_FALSE(batch.is_open());
+  EXPECT_EQ(batch.submissions(), 1u);
+  EXPECT_EQ(batch.writes(), static_cast<size_t>(kWriters));
+  for (int i = 0; i < kWriters; ++i) {
+    std::string expected = "first " + std::to_string(i) + "\n";
+    for (int k = 0; k < i % 4; ++k) expected += "more " + std::to_string(k) + "\n";
+    ASSERT_EQ(writers[i]->results.size(), 1u) << "writer " << i;
+    EXPECT_EQ(writers[i]->results[0], static_cast<long>(expected.size())) << "writer " << i;
+    EXPECT_EQ(pairs[i]->drain(), expected) << "writer " << i;
+  }
+}
+
+TEST(WriteBatch, MoreWritersThanTheRingHoldsTakeOneSubmissionPerRingful) {
+  WriteBatch batch(true);
+  SKIP_WITHOUT_IO_URING(batch);
+  constexpr int kWriters = 1100;  // 512 + 512 + 76
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::shared_ptr<RecordingWriter>> writers;
+  batch.open();
+  for (int i = 0; i < kWriters; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>());
+    ASSERT_GE(pairs.back()->writer, 0);
+    writers.push_back(std::make_shared<RecordingWriter>(pairs.back()->writer,
+                                                        std::vector<std::string>{"event " + std::to_string(i)}));
+    batch.enlist(writers.back());
+  }
+  batch.submit();
+  EXPECT_EQ(batch.submissions(), 3u);
+  EXPECT_EQ(batch.writes(), static_cast<size_t>(kWriters));
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_EQ(writers[i]->results.size(), 1u) << "writer " << i;
+    EXPECT_EQ(pairs[i]->drain(), "event " + std::to_string(i)) << "writer " << i;
+  }
+}
+
+TEST(WriteBatch, AFullSocketTakesWhatFitsAndThenNothingWithoutBlocking) {
+  WriteBatch batch(true);
+  SKIP_WITHOUT_IO_URING(batch);
+  SocketPair pair;
+  ASSERT_GE(pair.writer, 0);
+  int small = 4096;
+  ASSERT_EQ(setsockopt(pair.writer, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  const std::string big(1 << 20, 'x');
+  auto first = std::make_shared<RecordingWriter>(pair.writer, std::vector<std::string>{big});
+  batch.open();
+  batch.enlist(first);
+  batch.submit();
+  ASSERT_EQ(first->results.size(), 1u);
+  EXPECT_GT(first->results[0], 0) << "some of it fits";
+  EXPECT_LT(first->results[0], static_cast<long>(big.size())) << "not a megabyte into a 4 KiB buffer";
+  // Nothing read meanwhile: the next write finds no room and says so at once.
+  auto second = std::make_shared<RecordingWriter>(pair.writer, std::vector<std::string>{"more"});
+  batch.open();
+  batch.enlist(second);
+  batch.submit();
+  ASSERT_EQ(second->results.size(), 1u);
+  EXPECT_EQ(second->results[0], -EAGAIN);
+  EXPECT_EQ(pair.drain(), big.substr(0, static_cast<size_t>(first->results[0])));
+}
+
+TEST(WriteBatch, APeerThatLeftIsTheWritersErrorAndTheOthersAreStillWritten) {
+  WriteBatch batch(true);
+  SKIP_WITHOUT_IO_URING(batch);
+  SocketPair left, stays;
+  ASSERT_GE(left.writer, 0);
+  ASSERT_GE(stays.writer, 0);
+  close(left.peer);
+  left.peer = -1;
+  auto gone = std::make_shared<RecordingWriter>(left.writer, std::vector<std::string>{"lost"});
+  auto served = std::make_shared<RecordingWriter>(stays.writer, std::vector<std::string>{"kept"});
+  batch.open();
+  batch.enlist(gone);
+  batch.enlist(served);
+  batch.submit();  // MSG_NOSIGNAL: no SIGPIPE ends this test
+  ASSERT_EQ(gone->results.size(), 1u);
+  EXPECT_EQ(gone->results[0], -EPIPE);
+  ASSERT_EQ(served->results.size(), 1u);
+  EXPECT_EQ(served->results[0], 4);
+  EXPECT_EQ(stays.drain(), "kept");
+}
+
+TEST(WriteBatch, AWriterWithNothingToWriteIsToldSoWithoutASubmission) {
+  WriteBatch batch(true);
+  SKIP_WITHOUT_IO_URING(batch);
+  SocketPair pair;
+  auto idle = std::make_shared<RecordingWriter>(pair.writer, std::vector<std::string>{});
+  batch.open();
+  batch.enlist(idle);
+  batch.submit();
+  ASSERT_EQ(idle->results.size(), 1u);
+  EXPECT_EQ(idle->results[0], 0);
+  EXPECT_EQ(batch.submissions(), 0u);
+  EXPECT_EQ(batch.writes(), 0u);
+}
+
+TEST(WriteBatch, SwitchedOffItIsNeverOpenSoWritersWriteThemselves) {
+  WriteBatch batch(false);
+  EXPECT_FALSE(batch.available());
+  EXPECT_NE(batch.why_unavailable().find("SLUICE_GATEWAY_IO_URING"), std::string::npos);
+  batch.open();
+  EXPECT_FALSE(batch.is_open());
+}
+
+}  // namespace
+}  // namespace sluice::gateway
