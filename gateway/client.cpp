@@ -119,7 +119,7 @@ void Client::write_async(size_t count, size_t first_offset) {
   });
 }
 
-int Client::batched_fd() const { return const_cast<Socket&>(socket_).native_handle(); }
+int Client::batched_fd() { return socket_.native_handle(); }
 
 size_t Client::gather(iovec* out, size_t max) {
   gathered_ = 0;

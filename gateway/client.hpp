@@ -122,7 +122,7 @@ class Client : public std::enable_shared_from_this<Client>, private BatchedWrite
   // socket has room.
   void write_async(size_t count, size_t first_offset);
   // BatchedWriter: the worker's WriteBatch writes the queue during a fan-out step.
-  int batched_fd() const override;
+  int batched_fd() override;
   size_t gather(iovec* out, size_t max) override;
   void batch_written(long result) override;
   // A frame left the queue: its bytes no longer count against this client's bound.

@@ -65,13 +65,18 @@ void WriteBatch::write_chunk(size_t first, size_t count) {
   headers_.resize(count);
   results_.assign(count, 0);
   queued_.clear();
-  io_uring* ring = &ring_->ring;
   for (size_t i = 0; i < count; ++i) {
     BatchedWriter& writer = *enlisted_[first + i];
     iovec* buffers = &buffers_[i * kMaxGather];
     size_t gathered = writer.gather(buffers, kMaxGather);
     if (gathered == 0) continue;  // result 0: nothing was written
-    io_uring_sqe* sqe = io_uring_get_sqe(ring);  // never null: at most kRingEntries per chunk
+    if (!ring_) {
+      // The ring failed in an earlier chunk of this step: these writers wait for room
+      // and write themselves, as after a full socket.
+      results_[i] = -EAGAIN;
+      continue;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);  // never null: at most kRingEntries per chunk
     // MSG_NOSIGNAL: a peer that left is an EPIPE result, not a signal (as Asio's writes).
     constexpr int kFlags = MSG_DONTWAIT | MSG_NOSIGNAL;
     if (gathered == 1) {
@@ -88,7 +93,7 @@ void WriteBatch::write_chunk(size_t first, size_t count) {
   }
   if (!queued_.empty()) complete(queued_.size());
   for (size_t i = 0; i < count; ++i) enlisted_[first + i]->batch_written(results_[i]);
-  if (!ring_failure_.empty()) {
+  if (ring_ && !ring_failure_.empty()) {
     // Every writer has its result; later steps write one by one.
     log::error("io_uring failed; socket writes one system call each from now on", {{"error", ring_failure_}});
     why_unavailable_ = ring_failure_;

@@ -1,9 +1,9 @@
 #pragma once
 // The socket writes of one fan-out step handed to the kernel together: one io_uring
 // submission for every client that got data, instead of one sendmsg system call each.
-// On this project's hosts a system call's entry and exit cost about as much as the
-// write itself, so a fan-out to many clients pays mostly for them
-// (docs/benchmarks.md#writes-batched-through-io_uring-2026-12-05).
+// On the virtual machines this project is measured on, a system call's entry and exit
+// cost about as much as the write it carries, and a fan-out to many clients is mostly
+// system calls (docs/benchmarks.md#writes-batched-through-io_uring-2026-12-05).
 //
 // Each write is non-blocking (MSG_DONTWAIT), exactly as the one it replaces: it takes
 // what the socket has room for, at once, and the writer carries on with the rest as
@@ -27,7 +27,7 @@ namespace sluice::gateway {
 class BatchedWriter {
  public:
   virtual ~BatchedWriter() = default;
-  virtual int batched_fd() const = 0;
+  virtual int batched_fd() = 0;
   // Fills `out` with up to `max` buffers to write now; 0 when there is nothing to write.
   virtual size_t gather(iovec* out, size_t max) = 0;
   // The result of the write of what gather gave: bytes written, or -errno (-EAGAIN

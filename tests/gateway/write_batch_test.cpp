@@ -47,7 +47,7 @@ struct SocketPair {
 class RecordingWriter : public BatchedWriter {
  public:
   RecordingWriter(int fd, std::vector<std::string> chunks) : fd_(fd), chunks_(std::move(chunks)) {}
-  int batched_fd() const override { return fd_; }
+  int batched_fd() override { return fd_; }
   size_t gather(iovec* out, size_t max) override {
     size_t count = std::min(chunks_.size(), max);
     for (size_t i = 0; i < count; ++i) out[i] = {chunks_[i].data(), chunks_[i].size()};
