@@ -30,11 +30,32 @@ Gateway::Gateway(GatewayConfig config, BrokerSet::StreamFactory connect_broker,
 
 Gateway::~Gateway() { stop(std::chrono::milliseconds(0)); }
 
+// One line for the whole gateway: how its workers write (gateway/write_batch.hpp), and
+// why not batched where a worker could not set up its ring.
+void Gateway::log_write_mode() const {
+  size_t batched = 0;
+  std::string why_not;
+  for (const auto& worker : workers_) {
+    if (worker->write_batch().available()) {
+      ++batched;
+    } else if (why_not.empty()) {
+      why_not = worker->write_batch().why_unavailable();
+    }
+  }
+  if (batched == workers_.size()) {
+    log::info("socket writes of each fan-out step batched through io_uring", {{"workers", batched}});
+  } else {
+    log::info("socket writes one system call each",
+              {{"workers", workers_.size() - batched}, {"of", workers_.size()}, {"io_uring", why_not}});
+  }
+}
+
 void Gateway::start() {
   std::vector<Worker*> workers;
   for (auto& worker : workers_) workers.push_back(worker.get());
   listener_ = std::make_unique<Listener>(workers_.front()->io(), workers);
   listener_->open(context_.config);
+  log_write_mode();
   for (auto& worker : workers_) worker->start();
   broker_.start();
   listener_->start();

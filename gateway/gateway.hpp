@@ -42,6 +42,7 @@ class Gateway {
   size_t client_count() const;
 
  private:
+  void log_write_mode() const;
   void on_events(BrokerLink::Events events);
 
   AuthClient auth_;

@@ -28,20 +28,31 @@ Worker::Worker(GatewayContext& context, unsigned index)
 
 Worker::~Worker() { stop(); }
 
-void Worker::deliver(const std::vector<std::shared_ptr<const GatewayEvent>>& events) {
+template <class Body>
+void Worker::run_step(Body&& body) {
   write_batch_.open();
-  for (const auto& event : events) fan_out_.deliver(event);
+  try {
+    body();
+  } catch (...) {
+    write_batch_.submit();
+    throw;
+  }
   write_batch_.submit();
 }
 
-void Worker::start() {
-  if (index_ == 0) {
-    if (write_batch_.available()) {
-      log::info("socket writes of each fan-out step batched through io_uring");
-    } else {
-      log::info("socket writes one system call each", {{"io_uring", write_batch_.why_unavailable()}});
-    }
+void Worker::deliver(const std::vector<std::shared_ptr<const GatewayEvent>>& events) {
+  // A step's writes wait for its end, and a client's own frames (a status with its
+  // `filtered` matches) count against its queue bound meanwhile (docs/protocol.md#slow-clients):
+  // a step takes at most one write's worth of events, so it adds no more than that.
+  for (size_t first = 0; first < events.size(); first += WriteBatch::kMaxGather) {
+    size_t end = std::min(events.size(), first + WriteBatch::kMaxGather);
+    run_step([&] {
+      for (size_t i = first; i < end; ++i) fan_out_.deliver(events[i]);
+    });
   }
+}
+
+void Worker::start() {
   schedule_tick();
   thread_ = std::thread([this] {
     name_this_thread("gw-worker-" + std::to_string(index_));
@@ -119,10 +130,9 @@ void Worker::schedule_tick() {
   ticker_.expires_after(HeartbeatWheel<Client>::kTick);
   ticker_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    write_batch_.open();
-    heartbeats_.advance(context_.now(), [](Client& client) { client.heartbeat(); });
-    write_batch_.submit();
+    // Re-armed first: a heartbeat that throws must not stop the ticks.
     schedule_tick();
+    run_step([this] { heartbeats_.advance(context_.now(), [](Client& client) { client.heartbeat(); }); });
   });
 }
 

@@ -48,9 +48,10 @@ class Worker {
   void remove_client(Client& client);
   void attach(Subscription& subscription);
   void detach(Subscription& subscription);
-  // Events the gateway handed over in one post, in order, their writes in one batch.
+  // Events the gateway handed over in one post, in order, their writes batched.
   void deliver(const std::vector<std::shared_ptr<const GatewayEvent>>& events);
   WriteBatch& write_batch() { return write_batch_; }
+  const WriteBatch& write_batch() const { return write_batch_; }
 
   // Frames every client of this worker shares.
   const Frame& thump_frame() const { return thump_frame_; }
@@ -70,6 +71,10 @@ class Worker {
 
  private:
   void schedule_tick();
+  // Runs `body` as one step of the write batch: its clients' writes go out together at
+  // the end, also when it throws.
+  template <class Body>
+  void run_step(Body&& body);
   void drain_due();
 
   GatewayContext& context_;

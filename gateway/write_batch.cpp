@@ -6,21 +6,26 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
+#include <utility>
 
 #include "common/log.hpp"
 
 namespace sluice::gateway {
 
 namespace {
-// Writes per submission: 512 submission entries and their completions take about 40 KiB
-// per worker, and a fan-out to 10,000 clients on two workers still enters the kernel
-// only about ten times per event.
+// Writes per submission. The ring (512 entries and their completions) takes about 50 KiB
+// per worker, the buffer lists of a full chunk up to about 290 KiB more, and a fan-out to
+// 10,000 clients on two workers still enters the kernel only about ten times per event.
 constexpr unsigned kRingEntries = 512;
 }  // namespace
 
 struct WriteBatch::Ring {
   io_uring ring{};
-  ~Ring() { io_uring_queue_exit(&ring); }
+  bool set_up = false;
+  ~Ring() {
+    if (set_up) io_uring_queue_exit(&ring);
+  }
 };
 
 WriteBatch::WriteBatch(bool enabled) {
@@ -31,7 +36,8 @@ WriteBatch::WriteBatch(bool enabled) {
   auto ring = std::make_unique<Ring>();
   // SUBMIT_ALL: a write that fails at submission (a closed descriptor) does not stop the
   // ones after it. COOP_TASKRUN: completions need no interrupt of the worker, which
-  // collects them right away. Kernels before 5.19 know neither: plain then.
+  // collects them right away. Kernels before 5.19 know neither: plain then. Neither ties
+  // the ring to the thread that sets it up (the gateway's), unlike SINGLE_ISSUER.
   io_uring_params params{};
   params.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN;
   int error = io_uring_queue_init_params(kRingEntries, &ring->ring, &params);
@@ -41,8 +47,17 @@ WriteBatch::WriteBatch(bool enabled) {
   }
   if (error < 0) {
     why_unavailable_ = std::string("io_uring_setup: ") + std::strerror(-error);
-    // The ring was not set up: nothing for the destructor to release.
-    ring.release();
+    return;
+  }
+  ring->set_up = true;
+  // A kernel with io_uring but without its socket writes (send from 5.6, sendmsg from
+  // 5.3) would fail every write with EINVAL: ask it first.
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring->ring);
+  bool writes_supported = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+                          io_uring_opcode_supported(probe, IORING_OP_SENDMSG);
+  if (probe != nullptr) io_uring_free_probe(probe);
+  if (!writes_supported) {
+    why_unavailable_ = "io_uring without IORING_OP_SEND and IORING_OP_SENDMSG (Linux 5.6 or later)";
     return;
   }
   ring_ = std::move(ring);
@@ -52,21 +67,29 @@ WriteBatch::~WriteBatch() = default;
 
 void WriteBatch::submit() {
   open_ = false;
+  // Taken out first: whatever a writer does with its result (end its connection, or
+  // throw), no writer of this step is left enlisted for the next one.
+  std::vector<std::shared_ptr<BatchedWriter>> writers = std::exchange(enlisted_, {});
   // Results are handed out after each chunk; a writer acting on its result may end a
   // connection, but never enlists again in this step (the batch is closed).
-  for (size_t first = 0; first < enlisted_.size(); first += kRingEntries) {
-    write_chunk(first, std::min<size_t>(kRingEntries, enlisted_.size() - first));
+  std::exception_ptr failure;
+  for (size_t first = 0; first < writers.size(); first += kRingEntries) {
+    write_chunk(writers, first, std::min<size_t>(kRingEntries, writers.size() - first), failure);
   }
-  enlisted_.clear();
+  // The capacity stays for the next step.
+  writers.clear();
+  enlisted_ = std::move(writers);
+  if (failure) std::rethrow_exception(failure);
 }
 
-void WriteBatch::write_chunk(size_t first, size_t count) {
+void WriteBatch::write_chunk(const std::vector<std::shared_ptr<BatchedWriter>>& writers, size_t first, size_t count,
+                             std::exception_ptr& failure) {
   buffers_.resize(count * kMaxGather);
   headers_.resize(count);
   results_.assign(count, 0);
   queued_.clear();
   for (size_t i = 0; i < count; ++i) {
-    BatchedWriter& writer = *enlisted_[first + i];
+    BatchedWriter& writer = *writers[first + i];
     iovec* buffers = &buffers_[i * kMaxGather];
     size_t gathered = writer.gather(buffers, kMaxGather);
     if (gathered == 0) continue;  // result 0: nothing was written
@@ -92,7 +115,15 @@ void WriteBatch::write_chunk(size_t first, size_t count) {
     queued_.push_back(i);
   }
   if (!queued_.empty()) complete(queued_.size());
-  for (size_t i = 0; i < count; ++i) enlisted_[first + i]->batch_written(results_[i]);
+  // Every writer gets its result even if one throws on its own (the worker logs it and
+  // carries on): a writer left without one would stay enlisted and never write again.
+  for (size_t i = 0; i < count; ++i) {
+    try {
+      writers[first + i]->batch_written(results_[i]);
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+  }
   if (ring_ && !ring_failure_.empty()) {
     // Every writer has its result; later steps write one by one.
     log::error("io_uring failed; socket writes one system call each from now on", {{"error", ring_failure_}});
@@ -116,9 +147,9 @@ void WriteBatch::complete(size_t queued) {
       ring_failure_ = std::string("io_uring_enter: ") + std::strerror(n < 0 ? -n : EIO);
       break;
     }
+    ++submissions_;
     submitted += static_cast<size_t>(n);
   }
-  ++submissions_;
   writes_ += submitted;
   // Writes are consumed in the order queued: those past `submitted` never went out, and
   // their writers wait for room as after a full socket.

@@ -10,13 +10,15 @@
 // before (an asynchronous write that waits for room). So the batch only changes how
 // the kernel is entered, never what a client receives or when a slow one is cut.
 //
-// Where io_uring is not there (a kernel without it, a seccomp profile that refuses it,
-// SLUICE_GATEWAY_IO_URING=false), available() is false and writers write one by one.
+// Where io_uring is not there (a kernel without it or without its socket writes, which
+// came in 5.6; a seccomp profile that refuses it; SLUICE_GATEWAY_IO_URING=false),
+// available() is false and writers write one by one.
 // Worker thread only.
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,16 +57,18 @@ class WriteBatch {
   // Called once per writer per step; the writer is kept alive until its result.
   void enlist(std::shared_ptr<BatchedWriter> writer) { enlisted_.push_back(std::move(writer)); }
   // Closes the step: writes what every enlisted writer gathers and reports each result.
-  // Writers that act on their result write one by one from then on.
+  // Writers that act on their result write one by one from then on. If a writer throws
+  // on its result, the others still get theirs, and the first exception is rethrown.
   void submit();
 
-  // Submissions made (each one system call) and writes carried, for tests.
+  // System calls that submitted writes, and writes carried, for tests.
   size_t submissions() const { return submissions_; }
   size_t writes() const { return writes_; }
 
  private:
   struct Ring;
-  void write_chunk(size_t first, size_t count);
+  void write_chunk(const std::vector<std::shared_ptr<BatchedWriter>>& writers, size_t first, size_t count,
+                   std::exception_ptr& failure);
   void complete(size_t queued);
 
   std::unique_ptr<Ring> ring_;

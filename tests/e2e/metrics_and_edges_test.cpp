@@ -318,10 +318,11 @@ void expect_burst_delivered_whole(Deployment deployment, const std::string& io_u
   auto logs = cluster.full_logs();
   if (io_uring == "false") {
     EXPECT_NE(logs.find("SLUICE_GATEWAY_IO_URING is false"), std::string::npos) << cluster.logs();
-  } else {
-    EXPECT_TRUE(logs.find("batched through io_uring") != std::string::npos ||
-                logs.find("io_uring_setup: ") != std::string::npos)
-        << cluster.logs();
+  } else if (logs.find("batched through io_uring") == std::string::npos) {
+    // Refused here (a kernel or seccomp profile without io_uring): the run above took the
+    // one-by-one path, and says so rather than pass as the batched one.
+    ASSERT_NE(logs.find("socket writes one system call each"), std::string::npos) << cluster.logs();
+    GTEST_SKIP() << "io_uring refused on this machine: the batched path was not exercised";
   }
 }
 

@@ -2,12 +2,15 @@
 // bytes arrive, whole and in order, with one submission per ring's worth of writers;
 // a full socket takes what fits and the rest is the writer's; errors reach the writer.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -100,6 +103,14 @@ TEST(WriteBatch, MoreWritersThanTheRingHoldsTakeOneSubmissionPerRingful) {
   WriteBatch batch(true);
   SKIP_WITHOUT_IO_URING(batch);
   constexpr int kWriters = 1100;  // 512 + 512 + 76
+  // Two descriptors per writer: more than a common soft limit of 1,024 allows.
+  rlimit files{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
+  if (files.rlim_cur < 2 * kWriters + 100) {
+    files.rlim_cur = std::min<rlim_t>(files.rlim_max, 2 * kWriters + 100);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
+  }
+  if (files.rlim_cur < 2 * kWriters + 100) GTEST_SKIP() << "open-file limit " << files.rlim_max << " too low";
   std::vector<std::unique_ptr<SocketPair>> pairs;
   std::vector<std::shared_ptr<RecordingWriter>> writers;
   batch.open();
@@ -177,6 +188,39 @@ TEST(WriteBatch, AWriterWithNothingToWriteIsToldSoWithoutASubmission) {
   EXPECT_EQ(idle->results[0], 0);
   EXPECT_EQ(batch.submissions(), 0u);
   EXPECT_EQ(batch.writes(), 0u);
+}
+
+// A writer that throws on its result (the worker logs it and carries on) must not cost
+// the others theirs, nor stay in the batch for the next step.
+TEST(WriteBatch, AWriterThatThrowsOnItsResultLeavesTheOthersTheirsAndTheNextStepClean) {
+  WriteBatch batch(true);
+  SKIP_WITHOUT_IO_URING(batch);
+  struct ThrowingWriter : RecordingWriter {
+    using RecordingWriter::RecordingWriter;
+    void batch_written(long result) override {
+      RecordingWriter::batch_written(result);
+      throw std::runtime_error("writer failed");
+    }
+  };
+  SocketPair first, second, third;
+  auto thrower = std::make_shared<ThrowingWriter>(first.writer, std::vector<std::string>{"one"});
+  auto after = std::make_shared<RecordingWriter>(second.writer, std::vector<std::string>{"two"});
+  batch.open();
+  batch.enlist(thrower);
+  batch.enlist(after);
+  EXPECT_THROW(batch.submit(), std::runtime_error);
+  ASSERT_EQ(after->results.size(), 1u);
+  EXPECT_EQ(after->results[0], 3);
+  EXPECT_EQ(second.drain(), "two");
+  auto next = std::make_shared<RecordingWriter>(third.writer, std::vector<std::string>{"three"});
+  batch.open();
+  batch.enlist(next);
+  batch.submit();
+  EXPECT_EQ(thrower->results.size(), 1u) << "the thrower was left in the batch";
+  EXPECT_EQ(after->results.size(), 1u);
+  ASSERT_EQ(next->results.size(), 1u);
+  EXPECT_EQ(third.drain(), "three");
+  EXPECT_EQ(first.drain(), "one");
 }
 
 TEST(WriteBatch, SwitchedOffItIsNeverOpenSoWritersWriteThemselves) {
