@@ -60,11 +60,6 @@ void Client::send(const Frame& frame) {
   flush();
 }
 
-void Client::check_lag() {
-  if (closed_ || over_limit_ || behind_since_ == SteadyClock::time_point{}) return;
-  if (worker_.context().now() - behind_since_ > worker_.context().config.client_max_lag) cut_slow("slow client: lag");
-}
-
 void Client::flush() {
   while (!closed_ && !writing_ && !enlisted_) {
     if (queue_.empty()) {

@@ -59,13 +59,11 @@ class Client : public std::enable_shared_from_this<Client>, private BatchedWrite
   void send(const Frame& frame);
   // Abrupt close: the socket is closed and everything released.
   void close_now();
-  // Cuts the client if it has been behind for longer than the lag bound (the worker's
-  // heartbeat sweep calls it, so a client that stops reading is cut even with no new events).
-  void check_lag();
   // `kill` (docs/protocol.md#system-channels): SSE ends the response, WebSocket closes with no status code.
   virtual void end_gracefully() = 0;
   // The worker's periodic keep-alive: SSE `:thump` (docs/protocol.md#sse-heartbeat), WebSocket ping
-  // (docs/protocol.md#keep-alive-and-close).
+  // (docs/protocol.md#keep-alive-and-close). Being a send, it also cuts a client that has been
+  // behind for longer than the lag bound, so one that stops reading is cut with no new events.
   virtual void heartbeat() = 0;
   // The gateway is draining (SIGTERM): SSE ends its response and closes, WebSocket
   // closes with 1001 "going away", so the client reconnects to another gateway.
