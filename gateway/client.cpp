@@ -74,12 +74,16 @@ void Client::flush() {
     // run per delivery (docs/benchmarks.md, "Where the time goes"). An error is left
     // to the asynchronous write, which reports it outside the fan-out loop that may
     // have called us.
-    boost::container::static_vector<asio::const_buffer, WriteBatch::kMaxGather> buffers;
-    for (size_t i = 0; i < count; ++i) buffers.emplace_back(queue_[i]->bytes.data(), queue_[i]->bytes.size());
     boost::system::error_code ec;
-    Unwritten rest = take_written(count, socket_.write_some(buffers, ec));
+    Unwritten rest = take_written(count, socket_.write_some(head_buffers(count), ec));
     if (ec || rest.frames > 0) return write_async(rest.frames, rest.first_offset);
   }
+}
+
+Client::HeadBuffers Client::head_buffers(size_t count) const {
+  HeadBuffers buffers;
+  for (size_t i = 0; i < count; ++i) buffers.emplace_back(queue_[i]->bytes.data(), queue_[i]->bytes.size());
+  return buffers;
 }
 
 Client::Unwritten Client::take_written(size_t count, size_t written) {
@@ -95,8 +99,7 @@ Client::Unwritten Client::take_written(size_t count, size_t written) {
 }
 
 void Client::write_async(size_t count, size_t first_offset) {
-  boost::container::static_vector<asio::const_buffer, WriteBatch::kMaxGather> buffers;
-  for (size_t i = 0; i < count; ++i) buffers.emplace_back(queue_[i]->bytes.data(), queue_[i]->bytes.size());
+  HeadBuffers buffers = head_buffers(count);
   if (!buffers.empty()) buffers.front() += first_offset;  // the part of the first frame already sent
   in_flight_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + count));
   queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(count));

@@ -2,6 +2,8 @@
 // What SSE and WebSocket connections share once the HTTP exchange is over: the
 // socket, the bounded write queue of shared frames, the subscriptions, and the
 // read loop that uses no per-connection buffer while idle.
+#include <boost/asio/buffer.hpp>
+#include <boost/container/static_vector.hpp>
 #include <cstdint>
 #include <optional>
 #include <memory>
@@ -116,6 +118,9 @@ class Client : public std::enable_shared_from_this<Client>, private BatchedWrite
     size_t first_offset;
   };
   Unwritten take_written(size_t count, size_t written);
+  // The queue's first `count` frames (at most WriteBatch::kMaxGather) as one write's buffers.
+  using HeadBuffers = boost::container::static_vector<asio::const_buffer, WriteBatch::kMaxGather>;
+  HeadBuffers head_buffers(size_t count) const;
   // Writes the queue's first `count` frames (from `first_offset` into the first) once the
   // socket has room.
   void write_async(size_t count, size_t first_offset);
