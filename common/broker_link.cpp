@@ -26,6 +26,12 @@ class GrpcBrokerStream final : public BrokerStream,
   }
 
   bool start(std::vector<v1::GatewayMessage> initial) override {
+    // send() starts writes from other threads, outside gRPC's reactions. Without a
+    // hold, gRPC frees the call as soon as its last operation completes, before
+    // OnDone, and a write started in that moment runs on freed memory (the fault
+    // matrix's broker-kill found it; ClientBidiReactor::AddHold documents the rule).
+    // The hold goes when the read fails, the one sign that the call is ending.
+    AddHold();
     StartRead(&incoming_);
     std::lock_guard lock(write_mutex_);
     for (auto& message : initial) outgoing_.push_back(std::move(message));
@@ -39,7 +45,7 @@ class GrpcBrokerStream final : public BrokerStream,
 
   void send(v1::GatewayMessage message) override {
     std::lock_guard lock(write_mutex_);
-    if (done_) return;
+    if (ending_) return;
     outgoing_.push_back(std::move(message));
     if (!writing_) {
       writing_ = true;
@@ -54,7 +60,7 @@ class GrpcBrokerStream final : public BrokerStream,
     std::lock_guard lock(write_mutex_);
     outgoing_.pop_front();
     writing_ = false;
-    if (!ok || done_) return;
+    if (!ok || ending_) return;
     if (!outgoing_.empty()) {
       writing_ = true;
       StartWrite(&outgoing_.front());
@@ -62,7 +68,16 @@ class GrpcBrokerStream final : public BrokerStream,
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows
+    if (!ok) {
+      // The call is ending: no send may start a write from here on, and once the
+      // hold is gone OnDone follows.
+      {
+        std::lock_guard lock(write_mutex_);
+        ending_ = true;
+      }
+      RemoveHold();
+      return;
+    }
     if (incoming_.has_event()) {
       receiver_.on_events({std::make_shared<v1::ChannelEvent>(std::move(*incoming_.mutable_event()))});
     } else if (incoming_.has_events()) {
@@ -82,10 +97,6 @@ class GrpcBrokerStream final : public BrokerStream,
   }
 
   void OnDone(const grpc::Status& status) override {
-    {
-      std::lock_guard lock(write_mutex_);
-      done_ = true;
-    }
     if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
       log::warn("broker stream ended", {{"grpc_status", static_cast<int>(status.error_code())},
                                         {"detail", status.error_message()}});
@@ -99,7 +110,7 @@ class GrpcBrokerStream final : public BrokerStream,
   std::mutex write_mutex_;
   std::deque<v1::GatewayMessage> outgoing_;
   bool writing_ = false;
-  bool done_ = false;
+  bool ending_ = false;  // the read failed: writes no longer start
 };
 
 }  // namespace
