@@ -148,6 +148,7 @@ class Verifier {
     uint64_t errors = 0;
   };
   void sample(const char* counter, uint32_t slot, const std::string& what);
+  bool sampled(const char* counter) const { return samples_.count(counter) != 0; }
   bool payload_matches(const Client& c, const ExpectedEvent& e, bool remote, std::string_view payload,
                        size_t marker_at, bool& only_filtered_wrong) const;
 
