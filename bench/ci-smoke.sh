@@ -15,7 +15,9 @@
 # up AND every event arrived exactly once, in order and correct; timing (latency,
 # throughput) never fails it, it is only printed. Exits 1 when a connection failed or
 # dropped, or the server died; 4 when an event was missing, duplicated, reordered,
-# unexpected or wrong; 2 on a bad call; 3 when the tool itself could not run.
+# unexpected or wrong; 5 when the kernel's receive times (the arrival latency) are
+# missing for some event or later than its receipt, a check of the tool's own measure;
+# 2 on a bad call; 3 when the tool itself could not run.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,9 +62,18 @@ print(f"connections ok={c['ok']} failed={c['failed']} dropped={c['dropped']}; "
       f"reordered={d['reordered']} wrong_event={d['wrong_event']} wrong_payload={d['wrong_payload']} "
       f"wrong_stream={d['wrong_stream']} unexpected={d['unexpected']}; "
       f"latency p50={l['p50']}ms p99={l['p99']}ms max={l['max']}ms (report only)")
+# The kernel's receive time of each event comes before the tool reads it, so every
+# arrival percentile is at most the receipt's; and the kernel gives one for every read.
+a = r["arrival_latency_ms"]
+if a["count"] != l["count"] or any(a[k] > l[k] for k in ("p50", "p99", "max")):
+    print(f"ARRIVAL-MISMATCH arrival {a} against receipts {l}")
 PY
 )"
 [ -n "$summary" ] && echo "ci-smoke: $summary"
+if grep -q ARRIVAL-MISMATCH <<<"$summary"; then
+  echo "ci-smoke: FAIL: the kernel's receive times are missing for some events or later than their receipts" >&2
+  exit 5
+fi
 case "$status" in
   0) echo "ci-smoke: PASS"; exit 0 ;;
   1) echo "ci-smoke: FAIL: not every connection got through and stayed up (or the server died)" >&2; exit 1 ;;

@@ -49,7 +49,7 @@ double read_loadavg() {
 
 json Report::to_json() const {
   const Options& o = *options;
-  LogHistogram latency, connect;
+  LogHistogram latency, arrival, connect;
   uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0;
   uint64_t complete = 0, short_clients = 0, silent = 0, over = 0, foreign = 0, pings = 0, bytes_in = 0;
   uint64_t last_rx = 0, with_errors = 0, missing_never_dropped = 0;
@@ -61,6 +61,7 @@ json Report::to_json() const {
   std::string error_sample;
   for (const json& f : finals) {
     latency.merge(LogHistogram::from_json(f.at("latency")));
+    arrival.merge(LogHistogram::from_json(f.at("arrival")));
     connect.merge(LogHistogram::from_json(f.at("connect")));
     ok += f.value("ok", uint64_t{0});
     failed += f.value("failed", uint64_t{0});
@@ -185,6 +186,7 @@ json Report::to_json() const {
                    {"ws_pings_answered", pings},
                    {"bytes_received", bytes_in}};
   j["latency_ms"] = latency_json(latency);
+  j["arrival_latency_ms"] = latency_json(arrival);
   // The longest any connected client waited between two consecutive events of the run
   // (the publishing interval included): how long the flow stopped for someone.
   j["longest_gap_ms"] = round_to(static_cast<double>(longest_gap) / 1e6, 1);
@@ -327,6 +329,8 @@ void print_table(const json& j) {
     std::printf("  %-18s %s\n", "  server said", d["error_sample"].get<std::string>().c_str());
   }
   std::printf("  %-18s %s\n", "latency", percentiles(j["latency_ms"]).c_str());
+  std::printf("  %-18s %s   (publish to the kernel's receive time)\n", "arrival latency",
+              percentiles(j["arrival_latency_ms"]).c_str());
   std::printf("  %-18s %.0f deliveries/s (first publish to last receive, %.2f s)\n", "throughput",
               j["throughput"]["delivered_per_second"].get<double>(), j["throughput"]["window_seconds"].get<double>());
   std::printf("  %-18s %.2f s CPU in %" PRIu64 " client worker(s) over %.1f s; host load %.2f -> %.2f on %" PRIu64 " CPUs\n",

@@ -6,12 +6,14 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <string_view>
 #include <vector>
@@ -78,6 +80,12 @@ struct Stats {
   std::map<std::string, uint64_t> drop_reasons;
   std::string error_sample;  // first {"error":...} frame seen
   LogHistogram latency;
+  // Publish to the kernel's receive time of the bytes that completed the event
+  // (SO_TIMESTAMPNS): the latency without this tool's own lag in getting round to the
+  // socket, which at 10,000 clients per worker is most of `latency`
+  // (docs/benchmarks.md#arrival-latency). Where a read holds several events, all take
+  // its last segment's time: later, never earlier, than their own.
+  LogHistogram arrival;
   LogHistogram connect;
 };
 
@@ -108,6 +116,8 @@ class Worker {
   void on_connected(Conn& c, uint32_t slot);
   void on_event(uint32_t slot, uint32_t events);
   void on_readable(Conn& c, uint32_t slot);
+  // recv into scratch_, taking the kernel's receive time into arrived_ns_.
+  ssize_t receive(int fd);
   void flush(Conn& c, uint32_t slot);
   void fail(Conn& c, const std::string& reason);
   void drop(Conn& c, const std::string& reason);
@@ -139,6 +149,8 @@ class Worker {
   uint64_t rng_;
   std::vector<Conn> conns_;
   std::vector<char> scratch_;
+  // The kernel's receive time (CLOCK_REALTIME ns) of the last read, 0 when it gave none.
+  uint64_t arrived_ns_ = 0;
   Stats stats_;
   Verifier verifier_;
   int epoll_ = -1;
@@ -231,6 +243,7 @@ void Worker::start_connect(Conn& c, uint32_t slot) {
   ++pending_;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
   if (cfg_.spread_sources) {
     // Defer the port choice to connect() so the 4-tuple, not the source port
     // alone, must be unique; several source addresses multiply the port space.
@@ -314,9 +327,30 @@ void Worker::on_event(uint32_t slot, uint32_t events) {
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c, slot);
 }
 
+ssize_t Worker::receive(int fd) {
+  iovec into{scratch_.data(), scratch_.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+  msghdr message{};
+  message.msg_iov = &into;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(fd, &message, 0);
+  arrived_ns_ = 0;
+  if (n <= 0) return n;
+  for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr; header = CMSG_NXTHDR(&message, header)) {
+    if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec at;
+      std::memcpy(&at, CMSG_DATA(header), sizeof at);
+      arrived_ns_ = static_cast<uint64_t>(at.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(at.tv_nsec);
+    }
+  }
+  return n;
+}
+
 void Worker::on_readable(Conn& c, uint32_t slot) {
   for (int round = 0; round < kReadsPerWakeup && c.fd >= 0; ++round) {
-    ssize_t n = ::recv(c.fd, scratch_.data(), scratch_.size(), 0);
+    ssize_t n = receive(c.fd);
     if (n > 0) {
       stats_.bytes_in += static_cast<uint64_t>(n);
       feed(c, slot, scratch_.data(), static_cast<size_t>(n));
@@ -695,6 +729,9 @@ void Worker::account(Conn& c, const Verifier::Fed& fed, std::string_view text) {
   ++stats_.delivered;
   const uint64_t now = realtime_ns();
   if (fed.sent_ns != 0) stats_.latency.record(now > fed.sent_ns ? now - fed.sent_ns : 0);
+  if (fed.sent_ns != 0 && arrived_ns_ != 0) {
+    stats_.arrival.record(arrived_ns_ > fed.sent_ns ? arrived_ns_ - fed.sent_ns : 0);
+  }
   if (stats_.first_rx_ns == 0) stats_.first_rx_ns = now;
   stats_.last_rx_ns = now;
   if (c.last_event_ns != 0 && now > c.last_event_ns) {
@@ -827,6 +864,7 @@ void Worker::report_progress(bool final) {
     j["drop_reasons"] = stats_.drop_reasons;
     j["error_sample"] = stats_.error_sample;
     j["latency"] = stats_.latency.to_json();
+    j["arrival"] = stats_.arrival.to_json();
     j["connect"] = stats_.connect.to_json();
   }
   send_line(j);
