@@ -1,12 +1,14 @@
 // The worker's WriteBatch (gateway/write_batch.hpp) on real sockets: every writer's
 // bytes arrive, whole and in order, with one submission per ring's worth of writers;
 // a full socket takes what fits and the rest is the writer's; errors reach the writer.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cerrno>
 #include <climits>
 #include <memory>
@@ -221,6 +223,63 @@ TEST(WriteBatch, AWriterThatThrowsOnItsResultLeavesTheOthersTheirsAndTheNextStep
   ASSERT_EQ(next->results.size(), 1u);
   EXPECT_EQ(third.drain(), "three");
   EXPECT_EQ(first.drain(), "one");
+}
+
+// The ring's descriptors in this process ("anon_inode:[io_uring]" in /proc/self/fd).
+std::vector<int> io_uring_descriptors() {
+  std::vector<int> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code error;
+    auto target = std::filesystem::read_symlink(entry.path(), error);
+    if (!error && target.string() == "anon_inode:[io_uring]") found.push_back(std::stoi(entry.path().filename().string()));
+  }
+  return found;
+}
+
+// The ring itself failing mid-step, for real: its descriptor is made /dev/null, so the
+// kernel refuses io_uring_enter. No write of the step went out, so each writer must be
+// told "no room" (-EAGAIN: it keeps its bytes and writes them itself), none an error
+// (which would end its connection) or a count (which would drop its bytes); and from
+// then on the batch is unavailable, so later steps write one by one.
+TEST(WriteBatch, WhenTheRingFailsEveryWriterKeepsItsBytesAndLaterStepsWriteOneByOne) {
+  const std::vector<int> before = io_uring_descriptors();
+  WriteBatch batch(true);
+  SKIP_WITHOUT_IO_URING(batch);
+  std::vector<int> ring_fds;
+  for (int fd : io_uring_descriptors()) {
+    if (std::find(before.begin(), before.end(), fd) == before.end()) ring_fds.push_back(fd);
+  }
+  ASSERT_EQ(ring_fds.size(), 1u) << "the batch should own exactly one ring";
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(null_fd, 0);
+  ASSERT_EQ(dup2(null_fd, ring_fds[0]), ring_fds[0]);  // the ring's teardown closes it
+  close(null_fd);
+
+  constexpr int kWriters = 3;
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::shared_ptr<RecordingWriter>> writers;
+  batch.open();
+  ASSERT_TRUE(batch.is_open());
+  for (int i = 0; i < kWriters; ++i) {
+    pairs.push_back(std::make_unique<SocketPair>());
+    ASSERT_GE(pairs.back()->writer, 0);
+    writers.push_back(std::make_shared<RecordingWriter>(pairs.back()->writer,
+                                                        std::vector<std::string>{"frame " + std::to_string(i) + "\n"}));
+    batch.enlist(writers.back());
+  }
+  batch.submit();
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_EQ(writers[i]->results.size(), 1u) << "writer " << i;
+    EXPECT_EQ(writers[i]->results[0], -EAGAIN) << "writer " << i;
+    EXPECT_EQ(pairs[i]->drain(), "") << "writer " << i << ": nothing went out, so nothing may arrive";
+  }
+  EXPECT_EQ(batch.submissions(), 0u);
+  EXPECT_EQ(batch.writes(), 0u);
+  EXPECT_FALSE(batch.available());
+  EXPECT_NE(batch.why_unavailable().find("io_uring_enter"), std::string::npos) << batch.why_unavailable();
+  batch.open();
+  EXPECT_FALSE(batch.is_open()) << "after a ring failure, writers write themselves";
+  EXPECT_TRUE(io_uring_descriptors().size() == before.size()) << "the failed ring was not released";
 }
 
 TEST(WriteBatch, SwitchedOffItIsNeverOpenSoWritersWriteThemselves) {
