@@ -19,7 +19,6 @@
 #include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
-#include "common/signals.hpp"
 #include "common/tenants_file.hpp"
 #include "gateway/gateway.hpp"
 
@@ -71,12 +70,8 @@ int run(const sluice::Env& env) {
   AdminHttpServer admin(admin_listen, [&] { return gateway.ready() && broker.ready() && auth.ready(); });
   admin.start();
 
-  // SIGHUP reads the tenants file again; without one it stops the process as before.
-  std::function<void()> reload;
-  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
-  int signal = wait_for_termination_signal(reload);
+  int signal = wait_for_termination_reloading(tenants_file.get());
   log::info("shutting down", {{"signal", signal}});
-  if (tenants_file) tenants_file->stop();
   gateway.stop();  // the drain, with /readyz answering 503 meanwhile (docs/drain.md)
   admin.stop();
   auth.set_readiness_callback(nullptr);

@@ -18,7 +18,6 @@
 #include "common/service_main.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
-#include "common/signals.hpp"
 #include "common/tenants_file.hpp"
 
 namespace {
@@ -92,12 +91,8 @@ int run(const sluice::Env& env) {
   log::info("sluice-auth listening",
             {{"grpc", settings.listen}, {"admin", settings.admin_listen}, {"database", settings.pg.describe()}});
 
-  // SIGHUP reads the tenants file again; without one it stops the process as before.
-  std::function<void()> reload;
-  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
-  int signal = wait_for_termination_signal(reload);
+  int signal = wait_for_termination_reloading(tenants_file.get());
   log::info("shutting down", {{"signal", signal}});
-  if (tenants_file) tenants_file->stop();
   tier.set_readiness_callback(nullptr);
   health->SetServingStatus(kServiceName, false);
   health->SetServingStatus("", false);

@@ -17,7 +17,6 @@
 #include "common/service_main.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
-#include "common/signals.hpp"
 #include "common/tenants_file.hpp"
 
 namespace {
@@ -63,12 +62,8 @@ int run(const sluice::Env& env) {
              {"admin", config.admin_listen},
              {"redis", tenants_file ? "per tenant, " + tenants_file->path() : config.redis.describe()}});
 
-  // SIGHUP reads the tenants file again; without one it stops the process as before.
-  std::function<void()> reload;
-  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
-  int signal = wait_for_termination_signal(reload);
+  int signal = wait_for_termination_reloading(tenants_file.get());
   log::info("sluice-broker shutting down", {{"signal", signal}});
-  if (tenants_file) tenants_file->stop();
   tier.set_readiness_callback({});
   set_health(false);
   // Gateways see UNAVAILABLE and reconnect to another broker.

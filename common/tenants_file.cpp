@@ -5,6 +5,7 @@
 
 #include "common/config_error.hpp"
 #include "common/log.hpp"
+#include "common/signals.hpp"
 #include "common/thread_name.hpp"
 
 namespace sluice {
@@ -94,6 +95,14 @@ void TenantsFile::stop() {
   }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+int wait_for_termination_reloading(TenantsFile* tenants_file) {
+  std::function<void()> reload;
+  if (tenants_file) reload = [tenants_file] { tenants_file->reload(); };
+  int signal = wait_for_termination_signal(reload);
+  if (tenants_file) tenants_file->stop();
+  return signal;
 }
 
 }  // namespace sluice

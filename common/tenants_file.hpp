@@ -70,4 +70,8 @@ struct StopWatchingOnExit {
   }
 };
 
+// Waits for SIGTERM or SIGINT and returns it. SIGHUP reads `tenants_file` again; without
+// one (nullptr) it stops the process as before. The file is no longer watched on return.
+int wait_for_termination_reloading(TenantsFile* tenants_file);
+
 }  // namespace sluice

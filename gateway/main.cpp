@@ -8,7 +8,6 @@
 #include "common/log.hpp"
 #include "common/service_main.hpp"
 #include "common/tenants_file.hpp"
-#include "common/signals.hpp"
 #include "gateway/gateway.hpp"
 
 namespace {
@@ -36,12 +35,8 @@ int run(const sluice::Env& env) {
   gateway.start();
   AdminHttpServer admin(admin_listen, [&gateway] { return gateway.ready(); });
   admin.start();
-  // SIGHUP reads the tenants file again; without one it stops the process as before.
-  std::function<void()> reload;
-  if (tenants_file) reload = [&tenants_file] { tenants_file->reload(); };
-  int sig = wait_for_termination_signal(reload);
+  int sig = wait_for_termination_reloading(tenants_file.get());
   log::info("shutting down", {{"signal", sig}});
-  if (tenants_file) tenants_file->stop();
   // The drain first, while the admin port still answers: /readyz says 503 and
   // /metrics shows the drain until the last client has gone (docs/drain.md).
   gateway.stop();
