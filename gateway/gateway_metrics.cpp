@@ -64,6 +64,10 @@ GatewayMetrics::GatewayMetrics() {
   }
   unknown_hosts = &registry.counter("sluice_unknown_host_requests_total",
                                     "Requests refused because no tenant serves their Host (docs/hosting.md#routing)");
+  batched_writes = &registry.counter("sluice_gateway_batched_writes_total",
+                                     "Socket writes the workers handed to the kernel together through io_uring");
+  write_submissions = &registry.counter("sluice_gateway_write_submissions_total",
+                                        "io_uring_enter system calls that carried the batched writes");
   open_connections = &registry.gauge("sluice_open_connections",
                                      "Client connections the gateway holds, streaming or not (SLUICE_MAX_CONNECTIONS)");
 }

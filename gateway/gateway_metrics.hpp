@@ -69,6 +69,10 @@ struct GatewayMetrics {
   metrics::Counter& refused(Refusal refusal) { return *refusals[static_cast<size_t>(refusal)]; }
   metrics::Gauge* open_connections = nullptr;
   metrics::Counter* unknown_hosts = nullptr;
+  // gateway/write_batch.hpp: socket writes handed to the kernel through io_uring, and
+  // the system calls that carried them (their ratio is the batching an operator gets).
+  metrics::Counter* batched_writes = nullptr;
+  metrics::Counter* write_submissions = nullptr;
 
  private:
   std::mutex tenants_mutex_;

@@ -9,8 +9,13 @@
 namespace sluice::gateway {
 
 ViewerCache::ViewerCache(GatewayContext& context, boost::asio::io_context& io,
-                         std::chrono::milliseconds relations_max_staleness, DeliverDecided deliver_decided)
-    : context_(context), io_(io), deliver_decided_(std::move(deliver_decided)), max_staleness_(relations_max_staleness) {}
+                         std::chrono::milliseconds relations_max_staleness, DeliverDecided deliver_decided,
+                         RunStep run_step)
+    : context_(context),
+      io_(io),
+      deliver_decided_(std::move(deliver_decided)),
+      run_step_(std::move(run_step)),
+      max_staleness_(relations_max_staleness) {}
 
 ViewerCache::Viewer& ViewerCache::entry(const ViewerId& id) {
   auto it = viewers_.try_emplace(id).first;
@@ -114,7 +119,9 @@ void ViewerCache::send_relations_queue() {
     context_.auth.relations_batch(tenant, std::move(accounts), max_staleness_ / 2,
                                   [this, tenant, started, &io](std::vector<RelationsResult> results) {
                                     asio::post(io, [this, tenant, started, results = std::move(results)] {
-                                      for (const auto& result : results) relations_arrived(tenant, result, started);
+                                      run_step_([&] {
+                                        for (const auto& result : results) relations_arrived(tenant, result, started);
+                                      });
                                     });
                                   });
     first = last;
@@ -160,28 +167,33 @@ void ViewerCache::load_filters(const ViewerId& id, bool fresh) {
                                                      LookupStatus status,
                                                      std::shared_ptr<const sluice::v1::FiltersReply> reply) {
     asio::post(io, [this, id, started, status, reply] {
-      auto it = viewers_.find(id);
-      if (it == viewers_.end()) return;
-      Viewer& viewer = it->second;
-      viewer.filters_loading = false;
-      if (status == LookupStatus::ok) {
-        if (!viewer.filters_stale) viewer.take_filters(CompiledFilters::compile(*reply));
-      } else if (viewer.filters) {
-        // Stale if error, as for relations: the last known filters stay in use.
-        log::debug("filters lookup failed; keeping the last known filters", log::for_tenant(id.tenant, {{"account_id", id.account}}));
-      } else {
-        log::warn("filters lookup failed; dropping waiting statuses", log::for_tenant(id.tenant, {{"account_id", id.account}}));
-        std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
-      }
-      if (viewer.subscriptions == 0 && !viewer.relations_loading) {
-        viewers_.erase(it);
-        return;
-      }
-      // A filters_changed arrived while this fetch was running: fetch again.
-      if (viewer.filters_stale) load_filters(id, true);
-      drain(id);
+      run_step_([&] { filters_arrived(id, status, reply.get(), started); });
     });
   });
+}
+
+void ViewerCache::filters_arrived(const ViewerId& id, LookupStatus status, const sluice::v1::FiltersReply* reply,
+                                  Clock::time_point started) {
+  auto it = viewers_.find(id);
+  if (it == viewers_.end()) return;
+  Viewer& viewer = it->second;
+  viewer.filters_loading = false;
+  if (status == LookupStatus::ok) {
+    if (!viewer.filters_stale) viewer.take_filters(CompiledFilters::compile(*reply));
+  } else if (viewer.filters) {
+    // Stale if error, as for relations: the last known filters stay in use.
+    log::debug("filters lookup failed; keeping the last known filters", log::for_tenant(id.tenant, {{"account_id", id.account}}));
+  } else {
+    log::warn("filters lookup failed; dropping waiting statuses", log::for_tenant(id.tenant, {{"account_id", id.account}}));
+    std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
+  }
+  if (viewer.subscriptions == 0 && !viewer.relations_loading) {
+    viewers_.erase(it);
+    return;
+  }
+  // A filters_changed arrived while this fetch was running: fetch again.
+  if (viewer.filters_stale) load_filters(id, true);
+  drain(id);
 }
 
 // Decides waiting statuses in arrival order, as far as the data allows.

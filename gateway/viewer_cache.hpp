@@ -96,9 +96,14 @@ class ViewerCache {
   using DeliverDecided = std::function<void(Client& client, const std::string& echo_json, const GatewayEvent& event,
                                             const Viewer& viewer)>;
 
+  // Runs a reply's handler, which may send many waiting statuses, as one step of the
+  // worker's write batch: their socket writes go to the kernel together
+  // (gateway/write_batch.hpp). With a zero staleness bound every filtered status waits.
+  using RunStep = std::function<void(const std::function<void()>& handler)>;
+
   // Auth replies are handled on `io` (the worker's thread), where every call is made.
   ViewerCache(GatewayContext& context, boost::asio::io_context& io, std::chrono::milliseconds relations_max_staleness,
-              DeliverDecided deliver_decided);
+              DeliverDecided deliver_decided, RunStep run_step);
 
   // A filtered subscription of `account` appeared / went away on this worker. The entry
   // retain returns stays where it is until the matching release.
@@ -126,11 +131,14 @@ class ViewerCache {
   void send_relations_queue();
   void relations_arrived(const std::string& tenant, const RelationsResult& result, Clock::time_point started);
   void load_filters(const ViewerId& id, bool fresh);
+  void filters_arrived(const ViewerId& id, LookupStatus status, const sluice::v1::FiltersReply* reply,
+                       Clock::time_point started);
   void drain(const ViewerId& id);
 
   GatewayContext& context_;
   boost::asio::io_context& io_;
   DeliverDecided deliver_decided_;
+  RunStep run_step_;
   std::chrono::milliseconds max_staleness_;
   std::unordered_map<ViewerId, Viewer, ViewerIdHash> viewers_;
   std::vector<ViewerId> relations_queue_;  // viewers whose relations go out in the next batches

@@ -19,9 +19,10 @@ Worker::Worker(GatewayContext& context, unsigned index)
                   static_cast<unsigned>(context.config.websocket_ping_seconds), context.now()),
       viewers_(context, io_, std::chrono::milliseconds(context.config.relations_max_staleness_ms),
                [this](Client& client, const std::string& echo_json, const GatewayEvent& event,
-                      const ViewerCache::Viewer& viewer) { fan_out_.deliver_decided(client, echo_json, event, viewer); }),
+                      const ViewerCache::Viewer& viewer) { fan_out_.deliver_decided(client, echo_json, event, viewer); },
+               [this](const std::function<void()>& handler) { run_step(handler); }),
       fan_out_(context, channels_, clients_, viewers_),
-      write_batch_(context.config.io_uring),
+      write_batch_(context.config.io_uring, context.metrics.batched_writes, context.metrics.write_submissions),
       thump_frame_(make_shared_frame(chunk(":thump\n\n"))),
       ping_frame_(make_shared_frame(encode_ping_frame())),
       read_buffer_(64 * 1024) {}

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "common/log.hpp"
+#include "common/metrics.hpp"
 
 namespace sluice::gateway {
 
@@ -28,7 +29,8 @@ struct WriteBatch::Ring {
   }
 };
 
-WriteBatch::WriteBatch(bool enabled) {
+WriteBatch::WriteBatch(bool enabled, metrics::Counter* writes_counter, metrics::Counter* submissions_counter)
+    : writes_counter_(writes_counter), submissions_counter_(submissions_counter) {
   if (!enabled) {
     why_unavailable_ = "SLUICE_GATEWAY_IO_URING is false";
     return;
@@ -148,9 +150,11 @@ void WriteBatch::complete(size_t queued) {
       break;
     }
     ++submissions_;
+    if (submissions_counter_) submissions_counter_->inc();
     submitted += static_cast<size_t>(n);
   }
   writes_ += submitted;
+  if (writes_counter_) writes_counter_->inc(submitted);
   // Writes are consumed in the order queued: those past `submitted` never went out, and
   // their writers wait for room as after a full socket.
   for (size_t k = submitted; k < queued; ++k) results_[queued_[k]] = -EAGAIN;

@@ -23,6 +23,10 @@
 #include <string>
 #include <vector>
 
+namespace sluice::metrics {
+class Counter;
+}
+
 namespace sluice::gateway {
 
 // What the batch needs of a connection.
@@ -43,7 +47,9 @@ class WriteBatch {
   static constexpr size_t kMaxGather = 32;
 
   // Sets up the ring unless `enabled` is false; `why_unavailable` says why it could not.
-  explicit WriteBatch(bool enabled);
+  // The counters, when given, add up the writes and the system calls that carried them.
+  explicit WriteBatch(bool enabled, metrics::Counter* writes_counter = nullptr,
+                      metrics::Counter* submissions_counter = nullptr);
   ~WriteBatch();
   WriteBatch(const WriteBatch&) = delete;
   WriteBatch& operator=(const WriteBatch&) = delete;
@@ -86,6 +92,8 @@ class WriteBatch {
   std::string ring_failure_;
   size_t submissions_ = 0;
   size_t writes_ = 0;
+  metrics::Counter* writes_counter_;
+  metrics::Counter* submissions_counter_;
 };
 
 }  // namespace sluice::gateway

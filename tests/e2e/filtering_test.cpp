@@ -330,6 +330,45 @@ TEST(FilteringCost, NoDatabaseQueryPerStatusPerClient) {
   RecordProperty("relations_queries_per_1000_deliveries", std::to_string(relations * 1000.0 / (kClients * kStatuses)));
 }
 
+// Exact mode (a zero bound): every status on a filtered stream waits for its viewers'
+// relations and is sent from the handler of the auth tier's reply, outside the fan-out
+// of the event. Those writes go through the worker's write batch as the fan-out's do
+// (gateway/write_batch.hpp): one reply for several viewers is one system call per worker.
+TEST_P(Filtering, StatusesThatWaitedForTheirViewersAreWrittenThroughTheBatch) {
+  // Heartbeats (written in batched steps too) far off, so only the statuses count.
+  Cluster cluster(GetParam(), {{"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"}, {"SLUICE_SSE_HEARTBEAT_SECONDS", "3600"}});
+  if (cluster.full_logs().find("batched through io_uring") == std::string::npos) {
+    ASSERT_NE(cluster.full_logs().find("socket writes one system call each"), std::string::npos) << cluster.logs();
+    GTEST_SKIP() << "io_uring refused on this machine: there is no batch to write through";
+  }
+  constexpr int kClients = 8, kStatuses = 5;
+  std::vector<std::unique_ptr<SseClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    auto viewer = create_account(suite_postgres(), "batch_viewer");
+    clients.push_back(std::make_unique<SseClient>(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token)));
+    ASSERT_EQ(clients.back()->response().status, 200);
+  }
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  const double writes_before = metric(cluster.port(), "sluice_gateway_batched_writes_total");
+  const double calls_before = metric(cluster.port(), "sluice_gateway_write_submissions_total");
+  for (int i = 0; i < kStatuses; ++i) {
+    suite_redis().publish("timeline:public", update(status_json(std::to_string(2000 + i), "900030", "b", "b")));
+  }
+  for (int c = 0; c < kClients; ++c) {
+    for (int i = 0; i < kStatuses; ++i) {
+      auto event = clients[c]->next_event(5s);
+      ASSERT_TRUE(event) << "client " << c << ", status " << i;
+      EXPECT_EQ(nlohmann::json::parse(event->data)["id"], std::to_string(2000 + i)) << "client " << c;
+    }
+  }
+  const double writes = metric(cluster.port(), "sluice_gateway_batched_writes_total") - writes_before;
+  const double calls = metric(cluster.port(), "sluice_gateway_write_submissions_total") - calls_before;
+  // Every client got every status, each at least in one write of the batch (several of
+  // one client's statuses may share a write).
+  EXPECT_GE(writes, kClients) << "waiting statuses were written one system call each";
+  EXPECT_LT(calls, writes) << "no system call carried more than one write";
+}
+
 INSTANTIATE_TEST_SUITE_P(Deployments, Filtering, ::testing::Values(Deployment::all_in_one, Deployment::split),
                          deployment_name);
 

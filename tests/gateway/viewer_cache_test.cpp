@@ -109,7 +109,11 @@ class ViewerCacheTest : public ::testing::Test {
     context_ = std::make_unique<GatewayContext>(GatewayConfig{}, *auth_, *brokers_, clock.function());
     cache_ = std::make_unique<ViewerCache>(*context_, io_, kBound,
                                            [this](Client&, const std::string&, const GatewayEvent&,
-                                                  const ViewerCache::Viewer&) { ++decided_later; });
+                                                  const ViewerCache::Viewer&) { ++decided_later; },
+                                           [this](const std::function<void()>& handler) {
+                                             ++steps;
+                                             handler();
+                                           });
   }
   ~ViewerCacheTest() override {
     service.close();
@@ -138,6 +142,7 @@ class ViewerCacheTest : public ::testing::Test {
   HeldRelationsAuth service;
   ManualClock clock;
   int decided_later = 0;
+  int steps = 0;  // reply handlers run as a step of the worker's write batch
   ViewerCache& cache() { return *cache_; }
 
  private:
@@ -190,6 +195,18 @@ TEST_F(ViewerCacheTest, TheAgeTheAuthTierReportsCountsAgainstTheBound) {
   EXPECT_EQ(fetches_started(), 1u);
   clock.now += 200ms;  // 1,001 ms old, the answer not in yet
   EXPECT_FALSE(ready());
+}
+
+// A reply's handler may send every status that waited for it: it runs as one step of
+// the worker's write batch, so those writes reach the kernel together.
+TEST_F(ViewerCacheTest, EveryAuthReplyIsHandledAsOneWriteStep) {
+  viewer = cache().retain(kViewer);
+  ASSERT_TRUE(sluice::testing::eventually([&] { return fetches_started() == 1 && service.held() == 1; }));
+  const int before_relations = steps;  // the filters, answered at once, may be in already
+  service.release();
+  ASSERT_TRUE(becomes_ready());
+  EXPECT_EQ(steps, before_relations + 1) << "the relations reply was not handled as one step";
+  EXPECT_EQ(steps, 2) << "one step per reply: filters and relations";
 }
 
 // Subscriptions keep the entry retain gave them (Subscription::viewer) and the fan-out
