@@ -68,6 +68,23 @@ class RecordingWriter : public BatchedWriter {
   std::vector<std::string> chunks_;
 };
 
+// Writers on their own socket pairs, enlisted in a batch: writer i writes chunks_of(i).
+struct EnlistedWriters {
+  std::vector<std::unique_ptr<SocketPair>> pairs;
+  std::vector<std::shared_ptr<RecordingWriter>> writers;
+
+  template <class ChunksOf>
+  bool enlist(WriteBatch& batch, int count, ChunksOf chunks_of) {
+    for (int i = 0; i < count; ++i) {
+      pairs.push_back(std::make_unique<SocketPair>());
+      if (pairs.back()->writer < 0) return false;
+      writers.push_back(std::make_shared<RecordingWriter>(pairs.back()->writer, chunks_of(i)));
+      batch.enlist(writers.back());
+    }
+    return true;
+  }
+};
+
 #define SKIP_WITHOUT_IO_URING(batch) \
   if (!(batch).available()) GTEST_SKIP() << "io_uring unavailable here: " << (batch).why_unavailable()
 
@@ -75,19 +92,16 @@ TEST(WriteBatch, EveryWriterOfAStepIsWrittenWholeInOneSubmission) {
   WriteBatch batch(true);
   SKIP_WITHOUT_IO_URING(batch);
   constexpr int kWriters = 100;
-  std::vector<std::unique_ptr<SocketPair>> pairs;
-  std::vector<std::shared_ptr<RecordingWriter>> writers;
+  EnlistedWriters enlisted;
+  auto& [pairs, writers] = enlisted;
   batch.open();
   ASSERT_TRUE(batch.is_open());
-  for (int i = 0; i < kWriters; ++i) {
-    pairs.push_back(std::make_unique<SocketPair>());
-    ASSERT_GE(pairs.back()->writer, 0);
+  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [](int i) {
     // One frame for some, several gathered into one write for others.
     std::vector<std::string> chunks{"first " + std::to_string(i) + "\n"};
     for (int k = 0; k < i % 4; ++k) chunks.push_back("more " + std::to_string(k) + "\n");
-    writers.push_back(std::make_shared<RecordingWriter>(pairs.back()->writer, chunks));
-    batch.enlist(writers.back());
-  }
+    return chunks;
+  }));
   batch.submit();
   EXPECT_FALSE(batch.is_open());
   EXPECT_EQ(batch.submissions(), 1u);
@@ -113,16 +127,10 @@ TEST(WriteBatch, MoreWritersThanTheRingHoldsTakeOneSubmissionPerRingful) {
     ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
   }
   if (files.rlim_cur < 2 * kWriters + 100) GTEST_SKIP() << "open-file limit " << files.rlim_max << " too low";
-  std::vector<std::unique_ptr<SocketPair>> pairs;
-  std::vector<std::shared_ptr<RecordingWriter>> writers;
+  EnlistedWriters enlisted;
+  auto& [pairs, writers] = enlisted;
   batch.open();
-  for (int i = 0; i < kWriters; ++i) {
-    pairs.push_back(std::make_unique<SocketPair>());
-    ASSERT_GE(pairs.back()->writer, 0);
-    writers.push_back(std::make_shared<RecordingWriter>(pairs.back()->writer,
-                                                        std::vector<std::string>{"event " + std::to_string(i)}));
-    batch.enlist(writers.back());
-  }
+  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [](int i) { return std::vector<std::string>{"event " + std::to_string(i)}; }));
   batch.submit();
   EXPECT_EQ(batch.submissions(), 3u);
   EXPECT_EQ(batch.writes(), static_cast<size_t>(kWriters));
@@ -256,17 +264,11 @@ TEST(WriteBatch, WhenTheRingFailsEveryWriterKeepsItsBytesAndLaterStepsWriteOneBy
   close(null_fd);
 
   constexpr int kWriters = 3;
-  std::vector<std::unique_ptr<SocketPair>> pairs;
-  std::vector<std::shared_ptr<RecordingWriter>> writers;
+  EnlistedWriters enlisted;
+  auto& [pairs, writers] = enlisted;
   batch.open();
   ASSERT_TRUE(batch.is_open());
-  for (int i = 0; i < kWriters; ++i) {
-    pairs.push_back(std::make_unique<SocketPair>());
-    ASSERT_GE(pairs.back()->writer, 0);
-    writers.push_back(std::make_shared<RecordingWriter>(pairs.back()->writer,
-                                                        std::vector<std::string>{"frame " + std::to_string(i) + "\n"}));
-    batch.enlist(writers.back());
-  }
+  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [](int i) { return std::vector<std::string>{"frame " + std::to_string(i) + "\n"}; }));
   batch.submit();
   for (int i = 0; i < kWriters; ++i) {
     ASSERT_EQ(writers[i]->results.size(), 1u) << "writer " << i;
