@@ -3,7 +3,7 @@
 // It exists because that floor speaks only SSE, so comparing Sluice's WebSocket
 // figures with it also compared the load tool reading WebSocket (decoding every
 // payload from its JSON string) with it reading SSE, on the cores the servers use
-// (docs/benchmarks.md#a-websocket-floor).
+// (docs/benchmarks.md#a-websocket-floor-2026-12-05).
 //
 // As the SSE floor: no auth, no HTTP parsing beyond the end of the request head and its
 // Sec-WebSocket-Key, no JSON parsing (the payload is cut out of the Redis message by
