@@ -139,22 +139,31 @@ void ViewerCache::relations_arrived(const std::string& tenant, const RelationsRe
     viewer.take_relations(Relations::from_reply(*result.relations));
     // Its age: the auth service may have answered from its own cache.
     viewer.relations_taken_at = started - std::chrono::milliseconds(result.relations->age_ms());
-  } else if (viewer.relations) {
-    // Stale if error (docs/protocol.md#relations): PostgreSQL is away, and this
-    // viewer's last known sets stay in use for another bound, so live streams keep
-    // delivering through an outage; the next status past the refresh age tries again.
-    viewer.relations_taken_at = started;
-    log::debug("relations lookup failed; keeping the last known relations", log::for_tenant(id.tenant, {{"account_id", id.account}}));
   } else {
-    // Nothing known yet: as the reference, a failed query drops the statuses that needed it.
-    log::warn("relations lookup failed; dropping waiting statuses", log::for_tenant(id.tenant, {{"account_id", id.account}}));
-    std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
+    // The last known sets stay in use for another bound; the next status past the
+    // refresh age tries again.
+    if (viewer.relations) viewer.relations_taken_at = started;
+    lookup_failed(id, viewer, "relations", viewer.relations != nullptr, started);
   }
-  if (viewer.subscriptions == 0 && !viewer.filters_loading) {
-    viewers_.erase(it);
+  if (forget_if_unused(id, viewer)) return;
+  drain(id);
+}
+
+void ViewerCache::lookup_failed(const ViewerId& id, Viewer& viewer, std::string_view what, bool known,
+                                Clock::time_point started) {
+  const auto fields = log::for_tenant(id.tenant, {{"account_id", id.account}});
+  if (known) {
+    log::debug(std::string(what) + " lookup failed; keeping the last known " + std::string(what), fields);
     return;
   }
-  drain(id);
+  log::warn(std::string(what) + " lookup failed; dropping waiting statuses", fields);
+  std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
+}
+
+bool ViewerCache::forget_if_unused(const ViewerId& id, const Viewer& viewer) {
+  if (viewer.subscriptions > 0 || viewer.relations_loading || viewer.filters_loading) return false;
+  viewers_.erase(id);
+  return true;
 }
 
 void ViewerCache::load_filters(const ViewerId& id, bool fresh) {
@@ -180,17 +189,10 @@ void ViewerCache::filters_arrived(const ViewerId& id, LookupStatus status, const
   viewer.filters_loading = false;
   if (status == LookupStatus::ok) {
     if (!viewer.filters_stale) viewer.take_filters(CompiledFilters::compile(*reply));
-  } else if (viewer.filters) {
-    // Stale if error, as for relations: the last known filters stay in use.
-    log::debug("filters lookup failed; keeping the last known filters", log::for_tenant(id.tenant, {{"account_id", id.account}}));
   } else {
-    log::warn("filters lookup failed; dropping waiting statuses", log::for_tenant(id.tenant, {{"account_id", id.account}}));
-    std::erase_if(viewer.waiting, [&](const Viewer::Waiting& w) { return w.arrived <= started; });
+    lookup_failed(id, viewer, "filters", viewer.filters != nullptr, started);
   }
-  if (viewer.subscriptions == 0 && !viewer.relations_loading) {
-    viewers_.erase(it);
-    return;
-  }
+  if (forget_if_unused(id, viewer)) return;
   // A filters_changed arrived while this fetch was running: fetch again.
   if (viewer.filters_stale) load_filters(id, true);
   drain(id);

@@ -133,6 +133,12 @@ class ViewerCache {
   void load_filters(const ViewerId& id, bool fresh);
   void filters_arrived(const ViewerId& id, LookupStatus status, const sluice::v1::FiltersReply* reply,
                        Clock::time_point started);
+  // Stale if error (docs/protocol.md#relations): a failed lookup leaves the viewer's last
+  // known `what` in use (`known`), so live streams keep delivering through a PostgreSQL
+  // outage; with nothing known yet, as the reference, the statuses that needed it are dropped.
+  void lookup_failed(const ViewerId& id, Viewer& viewer, std::string_view what, bool known, Clock::time_point started);
+  // An entry no subscription holds leaves once none of its lookups is out. True: it left.
+  bool forget_if_unused(const ViewerId& id, const Viewer& viewer);
   void drain(const ViewerId& id);
 
   GatewayContext& context_;
