@@ -92,6 +92,44 @@ TEST_P(Filtering, StatusesFlowWithTheLastKnownRelationsWhileTheDatabaseIsDown) {
       << "the outage was never met: this test would prove nothing";
 }
 
+// docs/protocol.md#relations, the other side of stale if error: with nothing known of a
+// viewer yet, a failed relations lookup drops the statuses that waited for it, as the
+// reference drops a status whose query fails; they are not sent later, once a lookup works.
+TEST_P(Filtering, StatusesThatWaitedForRelationsThatNeverLoadedAreDropped) {
+  Cluster cluster(GetParam(), {{"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"}});
+  auto viewer = create_account(suite_postgres(), "never_loaded_viewer");
+  // The relations query reads `blocks`: without it every relations lookup fails, while
+  // the token lookup does not need it.
+  struct BlocksAway {
+    BlocksAway() { suite_postgres().exec("ALTER TABLE blocks RENAME TO blocks_away"); }
+    ~BlocksAway() { back(); }
+    void back() {
+      if (away) suite_postgres().exec("ALTER TABLE blocks_away RENAME TO blocks");
+      away = false;
+    }
+    bool away = true;
+  } blocks_away;
+  const std::string failed = "relations lookup failed; dropping waiting statuses";
+  auto failures = [&] {
+    const std::string logs = cluster.full_logs();
+    size_t count = 0;
+    for (size_t at = logs.find(failed); at != std::string::npos; at = logs.find(failed, at + 1)) ++count;
+    return count;
+  };
+  SseClient sse(cluster.port(), "/api/v1/streaming/public", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200);
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  // The subscription's own fetch fails first (nothing waits for it yet).
+  ASSERT_TRUE(eventually([&] { return failures() >= 1; })) << cluster.logs();
+  const size_t before = failures();
+  suite_redis().publish("timeline:public", update(status_json("dropped", "900001", "a", "a")));
+  // The status's own fetch failed: it is dropped now, not kept for later.
+  ASSERT_TRUE(eventually([&] { return failures() > before; })) << cluster.logs();
+  blocks_away.back();
+  EXPECT_EQ(delivered_ids(sse, "timeline:public", {status_json("after", "900001", "a", "a")}),
+            (std::vector<std::string>{"after"}));
+}
+
 TEST_P(Filtering, FeedAccessSettingsAndViewFeeds) {
   Cluster cluster(GetParam(), {{"SLUICE_SETTINGS_CACHE_TTL_MS", "0"}});
   suite_postgres().exec(
