@@ -51,6 +51,7 @@ struct Delivery {
   std::string payload;              // SSE data / WS payload string
   std::vector<std::string> stream;  // WS only
   bool payload_as_object = false;   // WS: put the payload in the frame as an object (a protocol error)
+  std::string (*rewrite)(const std::string& frame) = nullptr;  // WS: write the frame otherwise
 };
 
 std::string frame_of(const Delivery& d) {
@@ -58,7 +59,30 @@ std::string frame_of(const Delivery& d) {
   frame["stream"] = d.stream;
   frame["event"] = d.event;
   frame["payload"] = d.payload_as_object ? ojson::parse(d.payload) : ojson(d.payload);
-  return frame.dump();
+  return d.rewrite ? d.rewrite(frame.dump()) : frame.dump();
+}
+
+// The same frame with its keys in another order.
+std::string keys_reordered(const std::string& frame) {
+  const ojson f = ojson::parse(frame);
+  return ojson{{"payload", f["payload"]}, {"event", f["event"]}, {"stream", f["stream"]}}.dump();
+}
+
+// The same frame with every "/" written "\/", which JSON allows and JSON.stringify never writes.
+std::string slashes_escaped(const std::string& frame) {
+  std::string out;
+  for (char c : frame) {
+    if (c == '/') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// The payload's first escaped quote left unescaped: the frame is no longer valid JSON.
+std::string quote_unescaped(const std::string& frame) {
+  std::string out = frame;
+  out.erase(out.find("\\\""), 1);
+  return out;
 }
 
 struct World {
@@ -276,6 +300,15 @@ int run_self_test() {
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
       {"corrupted payload byte -> wrong_payload",
        [](World&, std::vector<Delivery>& ds) { corrupt(ds[find(ds, 2, 1, 6)], -40, 'X'); },
+       counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
+      {"WebSocket frame with its keys in another order -> nothing wrong",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 4)].rewrite = keys_reordered; },
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"WebSocket payload escaped otherwise (\\/) -> nothing wrong",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 4)].rewrite = slashes_escaped; },
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"WebSocket payload with an unescaped quote -> wrong_payload",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 4)].rewrite = quote_unescaped; },
        counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
       {"corrupted marker digit -> wrong_payload, and the event is missing",
        [&w](World&, std::vector<Delivery>& ds) {

@@ -14,6 +14,9 @@ using json = nlohmann::json;
 namespace {
 
 constexpr std::string_view kFilteredKey = ",\"filtered\":";
+constexpr std::string_view kFilteredKeyInString = ",\\\"filtered\\\":";
+// Between the event name and the payload string, in a frame written as the reference writes it.
+constexpr std::string_view kPayloadKey = "\",\"payload\":\"";
 
 // --- a small JSON reader for WebSocket event frames --------------------------
 
@@ -192,6 +195,37 @@ bool parse_ws_event(std::string_view message, std::string& event, std::string& p
   }
 }
 
+std::string json_string_contents(std::string_view text) {
+  // nlohmann escapes a string as JSON.stringify does: ", \ and control characters only
+  // (\b \f \n \r \t, others as lower-case \u00xx), UTF-8 left as it is.
+  const std::string quoted = json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+namespace {
+
+// A frame as the reference writes it: `head` ({"stream":<echo>,"event":"), the event
+// name, then ","payload":" and the payload string's contents up to the closing "}.
+bool split_reference_frame(std::string_view message, const std::string& head, std::string_view& event,
+                           std::string_view& contents) {
+  if (message.size() < head.size() + kPayloadKey.size() + 2 || message.compare(0, head.size(), head) != 0 ||
+      message.compare(message.size() - 2, 2, "\"}") != 0) {
+    return false;
+  }
+  const size_t name_end = message.find('"', head.size());
+  if (name_end == std::string_view::npos || name_end + kPayloadKey.size() > message.size() - 2 ||
+      message.compare(name_end, kPayloadKey.size(), kPayloadKey) != 0) {
+    return false;
+  }
+  event = message.substr(head.size(), name_end - head.size());
+  if (event.find('\\') != std::string_view::npos) return false;  // an escaped name: let the parser read it
+  const size_t at = name_end + kPayloadKey.size();
+  contents = message.substr(at, message.size() - 2 - at);
+  return true;
+}
+
+}  // namespace
+
 // --- counters ---------------------------------------------------------------
 
 void VerifyCounters::add(const VerifyCounters& o) {
@@ -236,6 +270,15 @@ VerifyCounters VerifyCounters::from_json(const json& j) {
 
 Verifier::Verifier(VerifierSetup setup) : setup_(std::move(setup)) {
   if (setup_.mix.empty()) throw std::logic_error("verifier: empty event mix");
+  for (const ExpectedEvent& e : setup_.mix) {
+    Escaped x;
+    for (int remote = 0; remote < 2; ++remote) {
+      x.payload[remote] = json_string_contents(e.payload[remote]);
+      x.marker_at[remote] = x.payload[remote].find(setup_.marker_prefix);
+      if (x.marker_at[remote] == std::string::npos) throw std::logic_error("verifier: a payload without its marker");
+    }
+    escaped_.push_back(std::move(x));
+  }
 }
 
 uint32_t Verifier::add_client(VerifierClient client) {
@@ -245,6 +288,8 @@ uint32_t Verifier::add_client(VerifierClient client) {
     c.tracks.back().channel = ch;
   }
   c.spec = std::move(client);
+  c.ws_head = "{\"stream\":" + json(c.spec.stream).dump() + ",\"event\":\"";
+  c.filtered_json_string = json_string_contents(c.spec.filtered_json);
   clients_.push_back(std::move(c));
   return static_cast<uint32_t>(clients_.size() - 1);
 }
@@ -284,6 +329,10 @@ Verifier::Fed Verifier::feed_sse(uint32_t slot, std::string_view event, std::str
 Verifier::Fed Verifier::feed_ws(uint32_t slot, std::string_view message) {
   const std::string& prefix = setup_.marker_prefix;
   if (!memmem(message.data(), message.size(), prefix.data(), prefix.size())) return {};  // not ours: cheap exit
+  std::string_view event, contents;
+  if (split_reference_frame(message, clients_[slot].ws_head, event, contents)) {
+    return feed(slot, event, contents, nullptr, PayloadForm::kJsonString);  // the echo is right: it is in the head
+  }
   bool payload_is_string = false;
   if (!parse_ws_event(message, scratch_event_, scratch_payload_, payload_is_string, scratch_stream_)) {
     ++receipts_.delivered;
@@ -303,17 +352,35 @@ Verifier::Fed Verifier::feed_ws(uint32_t slot, std::string_view message) {
   return fed;
 }
 
-bool Verifier::payload_matches(const Client& c, const ExpectedEvent& e, bool remote, std::string_view got,
-                               size_t marker_at, bool& only_filtered_wrong) const {
+Verifier::Want Verifier::want_for(const Client& c, size_t mix_index, bool remote, PayloadForm form) const {
+  const ExpectedEvent& e = setup_.mix[mix_index];
+  const int r = remote ? 1 : 0;
+  Want w;
+  w.status = e.status;
+  w.filtered = c.spec.filtered;
+  if (form == PayloadForm::kText) {
+    w.payload = e.payload[r];
+    w.marker_at = e.marker_at[r];
+    w.filtered_key = kFilteredKey;
+    w.filtered_json = c.spec.filtered_json;
+  } else {
+    w.payload = escaped_[mix_index].payload[r];
+    w.marker_at = escaped_[mix_index].marker_at[r];
+    w.filtered_key = kFilteredKeyInString;
+    w.filtered_json = c.filtered_json_string;
+  }
+  return w;
+}
+
+bool Verifier::payload_matches(const Want& w, std::string_view got, size_t marker_at, bool& only_filtered_wrong) const {
   only_filtered_wrong = false;
-  const std::string& want = e.payload[remote ? 1 : 0];
-  const size_t at = e.marker_at[remote ? 1 : 0];
+  const std::string_view want = w.payload;
+  const size_t at = w.marker_at;
   if (marker_at != at) return false;
   const size_t body_end = at + setup_.marker_prefix.size() + kMarkerBodyBytes;  // marker already checked
   if (got.size() < body_end || want.size() < body_end) return false;
   if (std::memcmp(got.data(), want.data(), at) != 0) return false;
-  const bool add_filtered = c.spec.filtered && e.status;
-  if (!e.status) {
+  if (!w.status) {
     // delete: the string payload, unchanged.
     return got.size() == want.size() && std::memcmp(got.data() + body_end, want.data() + body_end, want.size() - body_end) == 0;
   }
@@ -325,20 +392,30 @@ bool Verifier::payload_matches(const Client& c, const ExpectedEvent& e, bool rem
   }
   // ... then either "}" or ',"filtered":<array>}'.
   std::string_view tail = got.substr(status_end);
-  if (!add_filtered) {
+  const std::string_view key = w.filtered_key;
+  if (!w.filtered) {
     if (tail == "}") return true;
-    only_filtered_wrong = tail.substr(0, kFilteredKey.size()) == kFilteredKey;
+    only_filtered_wrong = tail.substr(0, key.size()) == key;
     return false;
   }
-  const std::string& f = c.spec.filtered_json;
-  const bool ok = tail.size() == kFilteredKey.size() + f.size() + 1 && tail.substr(0, kFilteredKey.size()) == kFilteredKey &&
-                  tail.substr(kFilteredKey.size(), f.size()) == f && tail.back() == '}';
+  const std::string_view f = w.filtered_json;
+  const bool ok = tail.size() == key.size() + f.size() + 1 && tail.substr(0, key.size()) == key &&
+                  tail.substr(key.size(), f.size()) == f && tail.back() == '}';
   only_filtered_wrong = !ok;
   return ok;
 }
 
+std::string Verifier::expected_payload(const Want& w) const {
+  std::string want(w.payload);
+  if (w.filtered && w.status) {
+    want.pop_back();
+    want.append(w.filtered_key).append(w.filtered_json).push_back('}');
+  }
+  return want;
+}
+
 Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_view payload,
-                             const std::vector<std::string>* stream) {
+                             const std::vector<std::string>* stream, PayloadForm form) {
   const std::string& prefix = setup_.marker_prefix;
   const char* hit = static_cast<const char*>(memmem(payload.data(), payload.size(), prefix.data(), prefix.size()));
   if (!hit) return {};
@@ -366,7 +443,8 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
     sample("unexpected", slot, "event " + std::to_string(f.seq) + " of channel " + std::to_string(f.channel));
     return fed;
   }
-  const ExpectedEvent& e = setup_.mix[f.seq % setup_.mix.size()];
+  const size_t mix_index = f.seq % setup_.mix.size();
+  const ExpectedEvent& e = setup_.mix[mix_index];
   bool bad = false;
 
   // Sequence. On filtered streams statuses may be overtaken by later non-status
@@ -407,8 +485,29 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
                                      json_list(*stream) + ", want " + json_list(c.spec.stream));
     bad = true;
   }
+  const bool remote = setup_.channel_remote[f.channel];
   bool only_filtered = false;
-  if (!payload_matches(c, e, setup_.channel_remote[f.channel], payload, marker_at, only_filtered)) {
+  Want want = want_for(c, mix_index, remote, form);
+  std::string_view checked = payload;
+  size_t checked_marker_at = marker_at;
+  bool payload_ok = payload_matches(want, payload, marker_at, only_filtered);
+  if (!payload_ok && form == PayloadForm::kJsonString) {
+    // Valid JSON can write the same string otherwise ("\/", "\u00e9"): decode it and compare
+    // the text, so that only the tool's cost depends on how the server escapes.
+    scratch_quoted_.assign(1, '"').append(payload).push_back('"');
+    Reader r{scratch_quoted_.data(), scratch_quoted_.data() + scratch_quoted_.size()};
+    const char* again = nullptr;
+    if (r.string(&scratch_payload_) && r.p == r.end) {
+      again = static_cast<const char*>(memmem(scratch_payload_.data(), scratch_payload_.size(), prefix.data(), prefix.size()));
+    }
+    if (again) {
+      want = want_for(c, mix_index, remote, PayloadForm::kText);
+      checked = scratch_payload_;
+      checked_marker_at = static_cast<size_t>(again - scratch_payload_.data());
+      payload_ok = payload_matches(want, checked, checked_marker_at, only_filtered);
+    }
+  }
+  if (!payload_ok) {
     ++receipts_.wrong_payload;
     if (only_filtered) ++receipts_.wrong_filtered;
     const char* counter = only_filtered ? "wrong_filtered" : "wrong_payload";
@@ -417,16 +516,12 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
     // server's share on this host, as when measuring the floor (which sends its
     // payloads unparsed and so fails this check on every delivery).
     if (!sampled(counter)) {
-      const bool remote = setup_.channel_remote[f.channel];
-      std::string want = e.payload[remote ? 1 : 0];
-      if (c.spec.filtered && e.status) {
-        want.pop_back();
-        want.append(kFilteredKey).append(c.spec.filtered_json).push_back('}');
-      }
-      std::memcpy(want.data() + e.marker_at[remote ? 1 : 0] + prefix.size(), payload.data() + body_at, kMarkerBodyBytes);
+      std::string expected = expected_payload(want);
+      std::memcpy(expected.data() + want.marker_at + prefix.size(), checked.data() + checked_marker_at + prefix.size(),
+                  kMarkerBodyBytes);
       sample(counter, slot,
              "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " (" + e.name + "): " +
-                 first_difference(payload, want));
+                 first_difference(checked, expected));
     }
     bad = true;
   }

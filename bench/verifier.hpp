@@ -11,6 +11,12 @@
 //     template, with `"filtered":<array>` appended on filtered streams for statuses);
 //   - the WebSocket `stream` echo;
 //   - that the event comes from a channel the client hears at all.
+// A WebSocket frame written as the reference writes it (JSON.stringify of
+// {stream, event, payload}: keys in that order, the payload string escaped only where
+// JSON requires) is checked without decoding its payload: against the expected payload
+// escaped the same way. Any other valid frame is parsed and decoded first, so a server
+// is never counted wrong for writing valid JSON differently; it only costs the tool more
+// (docs/benchmarks.md#what-the-tool-spends-on-a-websocket-frame).
 // bench/self_test.cpp injects faults to prove that every counter can fail.
 #pragma once
 
@@ -57,6 +63,11 @@ struct ExpectedEvent {
   size_t marker_at[2] = {0, 0};
 };
 
+// How a payload reaches the check: as the text itself (an SSE data line, or a
+// WebSocket payload once decoded), or still inside its JSON string (a WebSocket frame's
+// `"payload":"..."` between the quotes, escapes and all).
+enum class PayloadForm : uint8_t { kText, kJsonString };
+
 struct VerifierSetup {
   std::string marker_prefix;  // "SLUICEBENCH_<run id>_"
   uint64_t run_seed = 0;
@@ -89,8 +100,9 @@ class Verifier {
   Fed feed_sse(uint32_t slot, std::string_view event, std::string_view data);
   // One WebSocket text message, e.g. {"stream":["user"],"event":"update","payload":"{...}"}.
   Fed feed_ws(uint32_t slot, std::string_view message);
-  // The common step: `stream` is null for SSE.
-  Fed feed(uint32_t slot, std::string_view event, std::string_view payload, const std::vector<std::string>* stream);
+  // The common step: `stream` is null for SSE and for a frame whose echo is known right.
+  Fed feed(uint32_t slot, std::string_view event, std::string_view payload, const std::vector<std::string>* stream,
+           PayloadForm form = PayloadForm::kText);
 
   // Per-channel publish counts (P); needed for `expected` and `missing`.
   void set_published(std::vector<uint64_t> per_channel) { published_ = std::move(per_channel); }
@@ -144,13 +156,31 @@ class Verifier {
   };
   struct Client {
     VerifierClient spec;
+    std::string ws_head;               // {"stream":<echo>,"event":"  as the reference writes it
+    std::string filtered_json_string;  // spec.filtered_json escaped as inside a JSON string
     std::vector<Track> tracks;
     uint64_t errors = 0;
   };
   void sample(const char* counter, uint32_t slot, const std::string& what);
   bool sampled(const char* counter) const { return samples_.count(counter) != 0; }
-  bool payload_matches(const Client& c, const ExpectedEvent& e, bool remote, std::string_view payload,
-                       size_t marker_at, bool& only_filtered_wrong) const;
+  // What one client must receive for one event, in one form (marker body zeroed).
+  struct Want {
+    std::string_view payload;
+    size_t marker_at = 0;
+    bool status = false;  // a status: gets `filtered` on filtered streams
+    bool filtered = false;
+    std::string_view filtered_key;   // ,"filtered":  as written in this form
+    std::string_view filtered_json;  // the array, as written in this form
+  };
+  Want want_for(const Client& c, size_t mix_index, bool remote, PayloadForm form) const;
+  bool payload_matches(const Want& w, std::string_view payload, size_t marker_at, bool& only_filtered_wrong) const;
+  std::string expected_payload(const Want& w) const;  // for describing a mismatch
+  // Each mix entry's payloads escaped as inside a JSON string, and where the marker is there.
+  struct Escaped {
+    std::string payload[2];
+    size_t marker_at[2] = {0, 0};
+  };
+  std::vector<Escaped> escaped_;
 
   VerifierSetup setup_;
   std::vector<Client> clients_;
@@ -158,7 +188,7 @@ class Verifier {
   std::vector<uint64_t> published_;
   std::vector<std::vector<uint32_t>> excused_;  // per channel, sorted
   VerifyCounters receipts_;
-  std::string scratch_event_, scratch_payload_;
+  std::string scratch_event_, scratch_payload_, scratch_quoted_;
   std::vector<std::string> scratch_stream_;
   std::map<std::string, std::string> samples_;
 };
@@ -168,5 +198,8 @@ class Verifier {
 // payload_is_string tells whether `payload` was a JSON string.
 bool parse_ws_event(std::string_view message, std::string& event, std::string& payload, bool& payload_is_string,
                     std::vector<std::string>& stream);
+
+// The contents of `text` as a JSON string, escaped as JSON.stringify escapes it.
+std::string json_string_contents(std::string_view text);
 
 }  // namespace sluice_bench
