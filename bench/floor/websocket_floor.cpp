@@ -6,10 +6,13 @@
 // (docs/benchmarks.md#a-websocket-floor-2026-12-05).
 //
 // As the SSE floor: no auth, no HTTP parsing beyond the end of the request head and its
-// Sec-WebSocket-Key, no JSON parsing (the payload is cut out of the Redis message by
-// position and escaped once per event into a JSON string; the event name is always
-// `update`), one frame and one write() per client per event, no queue (a short write
-// drops the client), one thread, epoll, nothing read from clients after the handshake.
+// Sec-WebSocket-Key, one frame and one write() per client per event, no queue (a short
+// write drops the client), one thread, epoll, nothing read from clients after the
+// handshake. Unlike it, each event's frame is what a client must receive: once per event
+// (not per delivery) the Redis message is parsed and the frame written as the reference
+// writes it, JSON.stringify({stream, event, payload}) with the payload re-serialised
+// (Rails' \u003c escapes become "<"). So the load tool verifies the floor's frames as it
+// does Sluice's and spends the same on each (docs/benchmarks.md#what-the-tool-spends-on-a-websocket-frame).
 // The frame's stream echo is the STREAM argument. A yardstick, not a product: it is
 // built beside sluice-bench (bench/CMakeLists.txt) and run with
 // `bench/run.sh --floor build-release/bin/fanout-floor-ws`.
@@ -33,6 +36,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -74,15 +79,16 @@ std::string websocket_key(const std::string& head) {
   return head.substr(begin, end - begin);
 }
 
-// The raw payload as a JSON string's contents. The payloads carry no control characters.
-std::string json_string_body(const std::string& raw) {
-  std::string out;
-  out.reserve(raw.size() + raw.size() / 8);
-  for (char c : raw) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
+// The frame text the reference sends for one Redis message (`{"event":...,"payload":...}`):
+// a string payload as it is, an object payload re-serialised compactly. "" when the
+// message is not one.
+std::string event_frame_text(const std::string& message, const std::string& stream) {
+  using ojson = nlohmann::ordered_json;
+  const ojson m = ojson::parse(message, nullptr, false);
+  if (!m.is_object() || !m.contains("event") || !m["event"].is_string() || !m.contains("payload")) return "";
+  const ojson& payload = m["payload"];
+  const std::string text = payload.is_string() ? payload.get<std::string>() : payload.dump();
+  return ojson{{"stream", ojson::array({stream})}, {"event", m["event"]}, {"payload", text}}.dump();
 }
 
 // One unmasked final text frame (RFC 6455 section 5.2).
@@ -112,7 +118,6 @@ int main(int argc, char** argv) {
   const int port = std::atoi(argv[1]), redis_port = std::atoi(argv[2]);
   const std::string channel = argv[3];
   const std::string stream = argc > 4 ? argv[4] : "user";
-  const std::string frame_head = R"({"stream":[")" + stream + R"("],"event":"update","payload":")";
 
   int listener = socket(AF_INET, SOCK_STREAM, 0), one = 1;
   setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -182,10 +187,12 @@ int main(int argc, char** argv) {
           if (redis_buffer.size() < body_line_end + 2 + body_size + 2) break;
           std::string body = redis_buffer.substr(body_line_end + 2, body_size);
           redis_buffer.erase(0, body_line_end + 2 + body_size + 2);
-          size_t payload_at = body.find("\"payload\":");
-          if (payload_at == std::string::npos) continue;
-          std::string payload = body.substr(payload_at + 10, body.size() - payload_at - 11);  // up to the last '}'
-          std::string frame = text_frame(frame_head + json_string_body(payload) + "\"}");
+          const std::string text = event_frame_text(body, stream);
+          if (text.empty()) {
+            std::fprintf(stderr, "fanout-floor-ws: not an event, dropped: %.80s\n", body.c_str());
+            continue;
+          }
+          const std::string frame = text_frame(text);
           size_t kept = 0;
           for (size_t j = 0; j < clients.size(); ++j) {
             if (write(clients[j], frame.data(), frame.size()) == static_cast<ssize_t>(frame.size())) {
