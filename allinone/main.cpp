@@ -33,7 +33,7 @@ int run(const sluice::Env& env) {
 
   // docs/hosting.md#tenants: several instances from one file, or the environment's one.
   std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
-  std::shared_ptr<const Tenants> tenants = tenants_file ? tenants_file->current() : nullptr;
+  std::shared_ptr<const Tenants> tenants = starting_tenants(tenants_file.get());
 
   AuthTier auth(std::move(auth_config), tenants);
   BrokerTier broker(std::move(broker_config), tenants);
@@ -57,15 +57,12 @@ int run(const sluice::Env& env) {
   gateway::Gateway gateway(std::move(gateway_config),
                            [local = broker.local_streams()](const BrokerTarget&) { return local; },
                            server->InProcessChannel(channel_args));
-  if (tenants_file) {
-    gateway.update_tenants(tenants);
-    tenants_file->watch([&](std::shared_ptr<const Tenants> reloaded) {
-      auth.update_tenants(*reloaded);
-      broker.update_tenants(reloaded);
-      gateway.update_tenants(reloaded);
-    });
-  }
-  StopWatchingOnExit stop_watching{tenants_file.get()};
+  if (tenants_file) gateway.update_tenants(tenants);
+  FollowTenants follow_tenants{tenants_file.get(), [&](std::shared_ptr<const Tenants> reloaded) {
+                                 auth.update_tenants(*reloaded);
+                                 broker.update_tenants(reloaded);
+                                 gateway.update_tenants(reloaded);
+                               }};
   gateway.start();
   AdminHttpServer admin(admin_listen, [&] { return gateway.ready() && broker.ready() && auth.ready(); });
   admin.start();

@@ -32,11 +32,9 @@ int run(const sluice::Env& env) {
   // docs/hosting.md#tenants: several instances from one file, or the environment's one.
   std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
 
-  AuthTier tier(std::move(config), tenants_file ? tenants_file->current() : nullptr);
-  if (tenants_file) {
-    tenants_file->watch([&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(*tenants); });
-  }
-  StopWatchingOnExit stop_watching{tenants_file.get()};
+  AuthTier tier(std::move(config), starting_tenants(tenants_file.get()));
+  FollowTenants follow_tenants{tenants_file.get(),
+                               [&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(*tenants); }};
   const AuthConfig& settings = tier.config();
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -60,14 +60,29 @@ class TenantsFile {
   std::thread thread_;
 };
 
-// Stops a TenantsFile's watcher when it goes out of scope: declared after the objects
-// the watcher's callback calls into, it stops the thread before they are destroyed, on
-// every path out of a scope (a start that throws included).
-struct StopWatchingOnExit {
-  TenantsFile* file;
-  ~StopWatchingOnExit() {
-    if (file) file->stop();
+// The tenants a tier starts with: the file's, or nullptr without one (the one instance
+// the environment describes).
+inline std::shared_ptr<const Tenants> starting_tenants(const TenantsFile* file) {
+  return file ? file->current() : nullptr;
+}
+
+// Follows a TenantsFile's new versions into `changed` for as long as it lives (nothing
+// without a file). Declared after the objects `changed` calls into, it stops the
+// watcher before they are destroyed, on every path out of a scope (a start that throws
+// included).
+class FollowTenants {
+ public:
+  FollowTenants(TenantsFile* file, TenantsFile::Changed changed) : file_(file) {
+    if (file_) file_->watch(std::move(changed));
   }
+  ~FollowTenants() {
+    if (file_) file_->stop();
+  }
+  FollowTenants(const FollowTenants&) = delete;
+  FollowTenants& operator=(const FollowTenants&) = delete;
+
+ private:
+  TenantsFile* file_;
 };
 
 // Waits for SIGTERM or SIGINT and returns it. SIGHUP reads `tenants_file` again; without

@@ -27,11 +27,9 @@ int run(const sluice::Env& env) {
         return grpc_broker_streams(broker_channel(broker, tls), internal_token);
       },
       auth_channel);
-  if (tenants_file) {
-    gateway.update_tenants(tenants_file->current());
-    tenants_file->watch([&gateway](std::shared_ptr<const Tenants> tenants) { gateway.update_tenants(std::move(tenants)); });
-  }
-  StopWatchingOnExit stop_watching{tenants_file.get()};
+  if (tenants_file) gateway.update_tenants(tenants_file->current());
+  FollowTenants follow_tenants{
+      tenants_file.get(), [&gateway](std::shared_ptr<const Tenants> tenants) { gateway.update_tenants(std::move(tenants)); }};
   gateway.start();
   AdminHttpServer admin(admin_listen, [&gateway] { return gateway.ready(); });
   admin.start();
