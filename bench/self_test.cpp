@@ -78,6 +78,22 @@ std::string slashes_escaped(const std::string& frame) {
   return out;
 }
 
+// A key after the payload, which a client ignores.
+std::string key_after_payload(const std::string& frame) { return frame.substr(0, frame.size() - 1) + ",\"x\":\"y\"}"; }
+
+// A second "payload" key after the first: JSON.parse keeps the last.
+std::string second_payload(const std::string& frame) {
+  return frame.substr(0, frame.size() - 1) + ",\"payload\":\"x\"}";
+}
+
+// The marker's first time digit written as a \u escape, which JSON allows.
+std::string marker_digit_escaped(const std::string& frame) {
+  std::string out = frame;
+  const size_t at = out.find("_T1");
+  out.replace(at + 2, 1, "\\u0031");
+  return out;
+}
+
 // The payload's first escaped quote left unescaped: the frame is no longer valid JSON.
 std::string quote_unescaped(const std::string& frame) {
   std::string out = frame;
@@ -307,9 +323,18 @@ int run_self_test() {
       {"WebSocket payload escaped otherwise (\\/) -> nothing wrong",
        [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 4)].rewrite = slashes_escaped; },
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
-      {"WebSocket payload with an unescaped quote -> wrong_payload",
+      {"WebSocket frame with a key after the payload -> nothing wrong",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 4)].rewrite = key_after_payload; },
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"WebSocket frame with a second payload key: the last counts, so the event is missing",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 4)].rewrite = second_payload; },
+       counts(all - 1, 1, 0, 0, 0, 0, 0, 0, 0)},
+      {"WebSocket marker digit written as an escape -> nothing wrong",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 3)].rewrite = marker_digit_escaped; },
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"WebSocket payload with an unescaped quote -> wrong_payload (not JSON), and the event is missing",
        [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 4)].rewrite = quote_unescaped; },
-       counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
+       counts(all, 1, 0, 0, 0, 1, 0, 0, 0)},
       {"corrupted marker digit -> wrong_payload, and the event is missing",
        [&w](World&, std::vector<Delivery>& ds) {
          Delivery& d = ds[find(ds, 0, 3, 4)];

@@ -331,7 +331,9 @@ Verifier::Fed Verifier::feed_ws(uint32_t slot, std::string_view message) {
   if (!memmem(message.data(), message.size(), prefix.data(), prefix.size())) return {};  // not ours: cheap exit
   std::string_view event, contents;
   if (split_reference_frame(message, clients_[slot].ws_head, event, contents)) {
-    return feed(slot, event, contents, nullptr, PayloadForm::kJsonString);  // the echo is right: it is in the head
+    // The echo is right: it is in the head.
+    const Fed fed = feed(slot, event, contents, nullptr, PayloadForm::kJsonString);
+    if (!fed.reparse) return fed;
   }
   bool payload_is_string = false;
   if (!parse_ws_event(message, scratch_event_, scratch_payload_, payload_is_string, scratch_stream_)) {
@@ -420,24 +422,26 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   const char* hit = static_cast<const char*>(memmem(payload.data(), payload.size(), prefix.data(), prefix.size()));
   if (!hit) return {};
   Client& c = clients_[slot];
-  ++receipts_.delivered;
-  Fed fed{true, 0};
+  const bool in_string = form == PayloadForm::kJsonString;
   const size_t marker_at = static_cast<size_t>(hit - payload.data());
   const size_t body_at = marker_at + prefix.size();
   MarkerFields f;
   if (!parse_marker_body(payload.data() + body_at, payload.size() - body_at, setup_.run_seed, f)) {
+    if (in_string) return {false, 0, true};  // its digits may be escapes: let the parser decode them
     // A corrupted marker: we cannot tell which event this was.
+    ++receipts_.delivered;
     ++receipts_.wrong_payload;
     ++c.errors;
     sample("wrong_payload", slot, "corrupted marker " + std::string(payload.substr(marker_at, prefix.size() + kMarkerBodyBytes)));
-    return fed;
+    return {true, 0};
   }
-  fed.sent_ns = f.sent_ns;
+  Fed fed{true, f.sent_ns};
   Track* t = nullptr;
   for (Track& candidate : c.tracks) {
     if (candidate.channel == f.channel) t = &candidate;
   }
   if (!t || f.channel >= setup_.channel_remote.size()) {
+    ++receipts_.delivered;
     ++receipts_.unexpected;  // published on a channel this client does not hear
     ++c.errors;
     sample("unexpected", slot, "event " + std::to_string(f.seq) + " of channel " + std::to_string(f.channel));
@@ -445,6 +449,32 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   }
   const size_t mix_index = f.seq % setup_.mix.size();
   const ExpectedEvent& e = setup_.mix[mix_index];
+  const bool remote = setup_.channel_remote[f.channel];
+
+  // The payload first, before anything is counted: in a frame's JSON-string form, a
+  // mismatch may also mean the frame only looked like the reference's (a key after the
+  // payload, say), and then the parser must read the whole frame instead.
+  bool only_filtered = false;
+  Want want = want_for(c, mix_index, remote, form);
+  std::string_view checked = payload;
+  size_t checked_marker_at = marker_at;
+  bool payload_ok = payload_matches(want, payload, marker_at, only_filtered);
+  if (!payload_ok && in_string) {
+    // Valid JSON can write the same string otherwise ("\/", "\u00e9"): decode it and compare
+    // the text, so that only the tool's cost depends on how the server escapes.
+    scratch_quoted_.assign(1, '"').append(payload).push_back('"');
+    Reader r{scratch_quoted_.data(), scratch_quoted_.data() + scratch_quoted_.size()};
+    if (!r.string(&scratch_payload_) || r.p != r.end) return {false, 0, true};  // not one string
+    const char* again =
+        static_cast<const char*>(memmem(scratch_payload_.data(), scratch_payload_.size(), prefix.data(), prefix.size()));
+    if (!again) return {false, 0, true};
+    want = want_for(c, mix_index, remote, PayloadForm::kText);
+    checked = scratch_payload_;
+    checked_marker_at = static_cast<size_t>(again - scratch_payload_.data());
+    payload_ok = payload_matches(want, checked, checked_marker_at, only_filtered);
+  }
+
+  ++receipts_.delivered;
   bool bad = false;
 
   // Sequence. On filtered streams statuses may be overtaken by later non-status
@@ -484,28 +514,6 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
     sample("wrong_stream", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + ": got " +
                                      json_list(*stream) + ", want " + json_list(c.spec.stream));
     bad = true;
-  }
-  const bool remote = setup_.channel_remote[f.channel];
-  bool only_filtered = false;
-  Want want = want_for(c, mix_index, remote, form);
-  std::string_view checked = payload;
-  size_t checked_marker_at = marker_at;
-  bool payload_ok = payload_matches(want, payload, marker_at, only_filtered);
-  if (!payload_ok && form == PayloadForm::kJsonString) {
-    // Valid JSON can write the same string otherwise ("\/", "\u00e9"): decode it and compare
-    // the text, so that only the tool's cost depends on how the server escapes.
-    scratch_quoted_.assign(1, '"').append(payload).push_back('"');
-    Reader r{scratch_quoted_.data(), scratch_quoted_.data() + scratch_quoted_.size()};
-    const char* again = nullptr;
-    if (r.string(&scratch_payload_) && r.p == r.end) {
-      again = static_cast<const char*>(memmem(scratch_payload_.data(), scratch_payload_.size(), prefix.data(), prefix.size()));
-    }
-    if (again) {
-      want = want_for(c, mix_index, remote, PayloadForm::kText);
-      checked = scratch_payload_;
-      checked_marker_at = static_cast<size_t>(again - scratch_payload_.data());
-      payload_ok = payload_matches(want, checked, checked_marker_at, only_filtered);
-    }
   }
   if (!payload_ok) {
     ++receipts_.wrong_payload;

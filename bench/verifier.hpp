@@ -95,6 +95,9 @@ class Verifier {
   struct Fed {
     bool marked = false;
     uint64_t sent_ns = 0;
+    // feed() in PayloadForm::kJsonString only: the frame is not what it looked like;
+    // nothing was counted, and the whole frame must be parsed.
+    bool reparse = false;
   };
   // One SSE event: the `event:` line's value and the `data:` line's value.
   Fed feed_sse(uint32_t slot, std::string_view event, std::string_view data);
