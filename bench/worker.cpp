@@ -41,7 +41,9 @@ constexpr int kReadsPerWakeup = 4;
 // Client sockets are edge-triggered: a level-triggered socket is polled again at the
 // next epoll_wait after every read, which on this 2-core host was CPU taken from the
 // server being measured (docs/benchmarks.md#the-tool-edge-triggered). A read shorter
-// than the buffer leaves the socket empty, and any later data brings a new edge.
+// than the buffer leaves the socket empty, and any later data brings a new edge; but a
+// close queued behind data brings no edge of its own once the data's event has told of
+// it (EPOLLRDHUP/HUP/ERR), so such a socket is read until it says so.
 constexpr uint32_t kClientEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
 enum class State : uint8_t { kIdle, kConnecting, kSending, kHeaders, kStreaming, kClosed };
@@ -57,6 +59,7 @@ struct Conn {
   bool dropped = false;      // the server closed it during the run
   bool writable_armed = false;
   bool unread = false;  // may hold more than kReadsPerWakeup buffers: listed in unread_
+  bool peer_closing = false;  // an event told of a close or an error: read to the end
   uint8_t ws_opcode = 0;  // opcode of the fragmented WebSocket message being collected
   uint8_t crlf_left = 0;
   uint64_t chunk_left = 0;
@@ -333,6 +336,7 @@ void Worker::on_event(uint32_t slot, uint32_t events) {
     flush(c, slot);
     if (c.fd < 0) return;
   }
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) c.peer_closing = true;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c, slot);
 }
 
@@ -368,7 +372,7 @@ void Worker::on_readable(Conn& c, uint32_t slot) {
     if (n > 0) {
       stats_.bytes_in += static_cast<uint64_t>(n);
       feed(c, slot, scratch_.data(), static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < scratch_.size()) return;
+      if (static_cast<size_t>(n) < scratch_.size() && !c.peer_closing) return;
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
