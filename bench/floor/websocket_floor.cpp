@@ -87,8 +87,10 @@ std::string event_frame_text(const std::string& message, const std::string& stre
   const ojson m = ojson::parse(message, nullptr, false);
   if (!m.is_object() || !m.contains("event") || !m["event"].is_string() || !m.contains("payload")) return "";
   const ojson& payload = m["payload"];
-  const std::string text = payload.is_string() ? payload.get<std::string>() : payload.dump();
-  return ojson{{"stream", ojson::array({stream})}, {"event", m["event"]}, {"payload", text}}.dump();
+  // (A parsed value is valid UTF-8; only STREAM, from the command line, might not be.)
+  constexpr auto kReplace = ojson::error_handler_t::replace;
+  const std::string text = payload.is_string() ? payload.get<std::string>() : payload.dump(-1, ' ', false, kReplace);
+  return ojson{{"stream", ojson::array({stream})}, {"event", m["event"]}, {"payload", text}}.dump(-1, ' ', false, kReplace);
 }
 
 // One unmasked final text frame (RFC 6455 section 5.2).
