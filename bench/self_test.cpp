@@ -159,6 +159,12 @@ size_t find(const std::vector<Delivery>& ds, uint32_t client, uint32_t channel, 
   std::abort();
 }
 
+// Writes one delivery's frame (client, channel, seq) otherwise.
+std::function<void(World&, std::vector<Delivery>&)> rewrite_one(uint32_t client, uint32_t channel, uint32_t seq,
+                                                              std::string (*rewrite)(const std::string&)) {
+  return [=](World&, std::vector<Delivery>& ds) { ds[find(ds, client, channel, seq)].rewrite = rewrite; };
+}
+
 struct Scenario {
   const char* name;
   std::function<void(World&, std::vector<Delivery>&)> inject;
@@ -318,22 +324,22 @@ int run_self_test() {
        [](World&, std::vector<Delivery>& ds) { corrupt(ds[find(ds, 2, 1, 6)], -40, 'X'); },
        counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
       {"WebSocket frame with its keys in another order -> nothing wrong",
-       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 4)].rewrite = keys_reordered; },
+       rewrite_one(1, 2, 4, keys_reordered),
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
       {"WebSocket payload escaped otherwise (\\/) -> nothing wrong",
-       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 4)].rewrite = slashes_escaped; },
+       rewrite_one(1, 2, 4, slashes_escaped),
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
       {"WebSocket frame with a key after the payload -> nothing wrong",
-       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 4)].rewrite = key_after_payload; },
+       rewrite_one(2, 1, 4, key_after_payload),
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
       {"WebSocket frame with a second payload key: the last counts, so the event is missing",
-       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 4)].rewrite = second_payload; },
+       rewrite_one(2, 1, 4, second_payload),
        counts(all - 1, 1, 0, 0, 0, 0, 0, 0, 0)},
       {"WebSocket marker digit written as an escape -> nothing wrong",
-       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 1, 2, 3)].rewrite = marker_digit_escaped; },
+       rewrite_one(1, 2, 3, marker_digit_escaped),
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
       {"WebSocket payload with an unescaped quote -> wrong_payload (not JSON), and the event is missing",
-       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 2, 1, 4)].rewrite = quote_unescaped; },
+       rewrite_one(2, 1, 4, quote_unescaped),
        counts(all, 1, 0, 0, 0, 1, 0, 0, 0)},
       {"corrupted marker digit -> wrong_payload, and the event is missing",
        [&w](World&, std::vector<Delivery>& ds) {

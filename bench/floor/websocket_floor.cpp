@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/sha.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,32 +38,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/util.hpp"  // the accept key, as the load tool checks it
+
 namespace {
 
 void set_non_blocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-std::string base64(const unsigned char* data, size_t size) {
-  static const char* const kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < size; i += 3) {
-    uint32_t chunk = static_cast<uint32_t>(data[i]) << 16;
-    if (i + 1 < size) chunk |= static_cast<uint32_t>(data[i + 1]) << 8;
-    if (i + 2 < size) chunk |= data[i + 2];
-    out += kAlphabet[(chunk >> 18) & 63];
-    out += kAlphabet[(chunk >> 12) & 63];
-    out += i + 1 < size ? kAlphabet[(chunk >> 6) & 63] : '=';
-    out += i + 2 < size ? kAlphabet[chunk & 63] : '=';
-  }
-  return out;
-}
-
-// RFC 6455 section 4.2.2: base64(SHA-1(key + GUID)).
-std::string accept_key(const std::string& key) {
-  std::string text = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  return base64(digest, sizeof digest);
-}
 
 // The value of the Sec-WebSocket-Key header of a request head, "" without one.
 std::string websocket_key(const std::string& head) {
@@ -223,7 +201,7 @@ int main(int argc, char** argv) {
         std::string response = key.empty() ? std::string("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
                                            : "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                              "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
-                                                 accept_key(key) + "\r\n\r\n";
+                                                 sluice_bench::websocket_accept_for(key) + "\r\n\r\n";
         if (!key.empty() && write(fd, response.data(), response.size()) == static_cast<ssize_t>(response.size())) {
           clients.push_back(fd);
         } else {
