@@ -3,7 +3,6 @@
 // channel, and takes the broker's events by hand (broker/local_gateway_stream.hpp).
 // The default deployment for a single-host Mastodon instance and for the quick start.
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include "common/env.hpp"
 #include "common/service_main.hpp"
 #include "common/grpc_channel.hpp"
+#include "common/internal_server.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/tenants_file.hpp"
@@ -39,15 +39,9 @@ int run(const sluice::Env& env) {
   BrokerTier broker(std::move(broker_config), tenants);
   broker.add_system_listener([&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.tenants(), event); });
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::ServerBuilder builder;
-  builder.RegisterService(auth.service());
-  builder.RegisterService(broker.service());
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) throw ConfigError("cannot start the in-process gRPC server");
-  auto* health = server->GetHealthCheckService();
-  auth.set_readiness_callback([health](bool ready) { health->SetServingStatus("sluice.v1.Auth", ready); });
-  broker.set_readiness_callback([health](bool ready) { health->SetServingStatus("sluice.v1.Broker", ready); });
+  InternalServer server({}, {{"sluice.v1.Auth", auth.service()}, {"sluice.v1.Broker", broker.service()}});
+  ReportReadiness report_auth_readiness{auth, server, "sluice.v1.Auth"};
+  ReportReadiness report_broker_readiness{broker, server, "sluice.v1.Broker"};
   broker.start();
 
   auto channel_args = internal_channel_arguments();
@@ -56,7 +50,7 @@ int run(const sluice::Env& env) {
   gateway_config.brokers.addresses = "in-process";
   gateway::Gateway gateway(std::move(gateway_config),
                            [local = broker.local_streams()](const BrokerTarget&) { return local; },
-                           server->InProcessChannel(channel_args));
+                           server.in_process_channel(channel_args));
   if (tenants_file) gateway.update_tenants(tenants);
   FollowTenants follow_tenants{tenants_file.get(), [&](std::shared_ptr<const Tenants> reloaded) {
                                  auth.update_tenants(*reloaded);
@@ -71,12 +65,11 @@ int run(const sluice::Env& env) {
   log::info("shutting down", {{"signal", signal}});
   gateway.stop();  // the drain, with /readyz answering 503 meanwhile (docs/drain.md)
   admin.stop();
-  auth.set_readiness_callback(nullptr);
-  broker.set_readiness_callback(nullptr);
+  report_auth_readiness.stop();
+  report_broker_readiness.stop();
   auth.stop();
   broker.stop();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  server->Wait();
+  server.shutdown(std::chrono::seconds(2));
   return 0;
 }
 

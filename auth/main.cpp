@@ -1,7 +1,6 @@
 // sluice-auth: the auth tier on its own (gRPC service sluice.v1.Auth, the standard
 // grpc.health.v1.Health service, and an admin HTTP listener for /metrics and probes).
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -12,6 +11,7 @@
 #include "auth/system_events.hpp"
 #include "common/broker_set.hpp"
 #include "common/grpc_channel.hpp"
+#include "common/internal_server.hpp"
 #include "common/admin_http.hpp"
 #include "common/config_error.hpp"
 #include "common/env.hpp"
@@ -37,33 +37,18 @@ int run(const sluice::Env& env) {
                                [&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(*tenants); }};
   const AuthConfig& settings = tier.config();
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::ServerBuilder builder;
-  configure_internal_server(builder);
   // Gateways re-resolve their `dns:///` auth target when a connection ends: closing
   // connections after a while (calls in flight get the grace to finish) lets them find
   // replicas added by a scale-up. Lookups are unary, so no client notices.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
-  int bound_port = 0;
-  add_internal_listening_port(builder, settings.listen, tls, &bound_port);
-  builder.RegisterService(tier.service());
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || bound_port == 0) {
-    throw ConfigError("Cannot listen on SLUICE_AUTH_LISTEN address " + settings.listen);
-  }
-  // The probe thread must stop calling into the server's health service before the
-  // server goes away, on every path out of here.
-  struct ForgetCallback {
-    AuthTier& tier;
-    ~ForgetCallback() { tier.set_readiness_callback(nullptr); }
-  } forget_callback{tier};
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  InternalServer server({settings.listen, "SLUICE_AUTH_LISTEN", tls}, {{kServiceName, tier.service()}},
+                        [](grpc::ServerBuilder& builder) {
+                          builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+                          builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
+                        });
   // Serving only while PostgreSQL answers (design: readiness means the tier can serve).
-  tier.set_readiness_callback([health](bool ready) {
-    health->SetServingStatus(kServiceName, ready);
-    health->SetServingStatus("", ready);
-  });
+  // The probe thread must stop calling into the server before it goes away, on every
+  // path out of here.
+  ReportReadiness report_readiness{tier, server, kServiceName};
 
   // Revocations (kill) and filter changes reach this cache through the broker's
   // broadcast of the system channels; without SLUICE_BROKER_ADDR a revoked token is
@@ -91,15 +76,13 @@ int run(const sluice::Env& env) {
 
   int signal = wait_for_termination_reloading(tenants_file.get());
   log::info("shutting down", {{"signal", signal}});
-  tier.set_readiness_callback(nullptr);
-  health->SetServingStatus(kServiceName, false);
-  health->SetServingStatus("", false);
+  report_readiness.stop();
+  server.set_not_serving();
   // Fail queued database work first so that in-flight calls finish quickly, then stop
   // the server with a short deadline.
   if (system_events) system_events->stop();
   tier.stop();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  server->Wait();
+  server.shutdown(std::chrono::seconds(2));
   admin.stop();
   return 0;
 }

@@ -1,6 +1,5 @@
 // sluice-broker: the broker tier on its own (gRPC Broker service, Redis).
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include <chrono>
 #include <cstdio>
@@ -14,6 +13,7 @@
 #include "common/config_error.hpp"
 #include "common/env.hpp"
 #include "common/grpc_channel.hpp"
+#include "common/internal_server.hpp"
 #include "common/service_main.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -35,21 +35,8 @@ int run(const sluice::Env& env) {
   FollowTenants follow_tenants{tenants_file.get(),
                                [&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(std::move(tenants)); }};
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::ServerBuilder builder;
-  configure_internal_server(builder);
-  add_internal_listening_port(builder, config.listen, tls);
-  builder.RegisterService(tier.service());
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) throw ConfigError("cannot listen on " + config.listen + " (SLUICE_BROKER_LISTEN)");
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  auto set_health = [health](bool serving) {
-    if (!health) return;
-    health->SetServingStatus(kServiceName, serving);
-    health->SetServingStatus(serving);
-  };
-  set_health(false);
-  tier.set_readiness_callback(set_health);
+  InternalServer server({config.listen, "SLUICE_BROKER_LISTEN", tls}, {{kServiceName, tier.service()}});
+  ReportReadiness report_readiness{tier, server, kServiceName};
 
   AdminHttpServer admin(config.admin_listen, [&tier] { return tier.ready(); });
   admin.start();
@@ -62,11 +49,11 @@ int run(const sluice::Env& env) {
 
   int signal = wait_for_termination_reloading(tenants_file.get());
   log::info("sluice-broker shutting down", {{"signal", signal}});
-  tier.set_readiness_callback({});
-  set_health(false);
+  report_readiness.stop();
+  server.set_not_serving();
   // Gateways see UNAVAILABLE and reconnect to another broker.
   tier.stop();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server.shutdown(std::chrono::seconds(5));
   admin.stop();
   return 0;
 }

@@ -1,43 +1,18 @@
 // The sluice-auth executable: configuration errors, serving over TCP with the health
 // service following readiness, and a clean exit on SIGTERM.
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <future>
 
 #include "tests/auth/auth_test_support.hpp"
+#include "tests/support/grpc_health.hpp"
 #include "tests/support/process.hpp"
 
 namespace sluice {
 namespace {
 
 std::string binary() { return testing::bin_dir() + "/sluice-auth"; }
-
-// grpc.health.v1.Health/Check by hand: request {service}, reply {status} (1 = SERVING).
-int health_status(const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {
-  std::string request;
-  request.push_back(0x0A);
-  request.push_back(static_cast<char>(service.size()));
-  request += service;
-  grpc::Slice slice(request);
-  grpc::ByteBuffer request_buffer(&slice, 1), response_buffer;
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request_buffer, &response_buffer,
-                 [&](grpc::Status status) { done.set_value(status); });
-  grpc::Status status = done.get_future().get();
-  if (!status.ok()) return -1;
-  std::vector<grpc::Slice> slices;
-  response_buffer.Dump(&slices);
-  std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  if (bytes.empty()) return 0;  // UNKNOWN is the default value: not written
-  return bytes.size() >= 2 && bytes[0] == 0x08 ? bytes[1] : -2;
-}
 
 TEST(SluiceAuthBinaryTest, ConfigurationErrorIsOneLineAndExitCode1) {
   if (!std::filesystem::exists(binary())) GTEST_SKIP() << "build the sluice-auth target first";
@@ -79,8 +54,8 @@ TEST(SluiceAuthBinaryTest, ServesTokensAndHealthThenStopsOnSigterm) {
                            dir.path() + "/auth.log");
   ASSERT_TRUE(testing::wait_for_port(port, std::chrono::seconds(30)));
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
-  EXPECT_TRUE(auth_test::eventually([&] { return health_status(channel, "sluice.v1.Auth") == 1; }));
-  EXPECT_EQ(health_status(channel, ""), 1);
+  EXPECT_TRUE(auth_test::eventually([&] { return testing::health_status(channel, "sluice.v1.Auth") == 1; }));
+  EXPECT_EQ(testing::health_status(channel, ""), 1);
   EXPECT_TRUE(testing::wait_for_port(admin_port, std::chrono::seconds(10)));
 
   auto stub = v1::Auth::NewStub(channel);
