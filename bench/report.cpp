@@ -50,9 +50,14 @@ double read_loadavg() {
 json Report::to_json() const {
   const Options& o = *options;
   LogHistogram latency, arrival, connect;
-  uint64_t ok = 0, failed = 0, dropped = 0, not_started = 0, pending = 0, delivered = 0;
-  uint64_t complete = 0, short_clients = 0, silent = 0, over = 0, foreign = 0, pings = 0, bytes_in = 0;
-  uint64_t last_rx = 0, with_errors = 0, missing_never_dropped = 0;
+  // The workers' counters that add up, by their keys in each worker's final report.
+  std::map<std::string, uint64_t> sums;
+  for (const char* key : {"ok", "failed", "dropped", "not_started", "pending", "delivered", "clients_complete",
+                          "clients_short", "clients_silent", "clients_over", "clients_with_errors",
+                          "missing_never_dropped", "foreign_messages", "pings", "bytes_in"}) {
+    sums[key] = 0;
+  }
+  uint64_t last_rx = 0;
   uint64_t first_drop = 0, last_drop = 0, longest_gap = 0;
   VerifyCounters verify;
   json verify_samples = json::object();  // counter -> first receipt that raised it
@@ -63,26 +68,12 @@ json Report::to_json() const {
     latency.merge(LogHistogram::from_json(f.at("latency")));
     arrival.merge(LogHistogram::from_json(f.at("arrival")));
     connect.merge(LogHistogram::from_json(f.at("connect")));
-    ok += f.value("ok", uint64_t{0});
-    failed += f.value("failed", uint64_t{0});
-    dropped += f.value("dropped", uint64_t{0});
-    not_started += f.value("not_started", uint64_t{0});
-    pending += f.value("pending", uint64_t{0});
-    delivered += f.value("delivered", uint64_t{0});
-    complete += f.value("clients_complete", uint64_t{0});
-    short_clients += f.value("clients_short", uint64_t{0});
-    silent += f.value("clients_silent", uint64_t{0});
-    over += f.value("clients_over", uint64_t{0});
-    with_errors += f.value("clients_with_errors", uint64_t{0});
-    missing_never_dropped += f.value("missing_never_dropped", uint64_t{0});
+    for (auto& [key, sum] : sums) sum += f.value(key, uint64_t{0});
     verify.add(VerifyCounters::from_json(f.value("verify", json::object())));
     const json fs = f.value("verify_samples", json::object());
     for (auto it = fs.begin(); it != fs.end(); ++it) {
       if (!verify_samples.contains(it.key())) verify_samples[it.key()] = it.value();
     }
-    foreign += f.value("foreign_messages", uint64_t{0});
-    pings += f.value("pings", uint64_t{0});
-    bytes_in += f.value("bytes_in", uint64_t{0});
     last_rx = std::max(last_rx, f.value("last_rx_ns", uint64_t{0}));
     if (const uint64_t t = f.value("first_drop_ns", uint64_t{0}); t && (!first_drop || t < first_drop)) first_drop = t;
     last_drop = std::max(last_drop, f.value("last_drop_ns", uint64_t{0}));
@@ -92,8 +83,10 @@ json Report::to_json() const {
     add_reasons(drop_reasons, f.value("drop_reasons", json::object()));
     if (error_sample.empty()) error_sample = f.value("error_sample", "");
   }
+  const uint64_t ok = sums.at("ok"), dropped = sums.at("dropped"), not_started = sums.at("not_started");
+  const uint64_t pending = sums.at("pending"), delivered = sums.at("delivered");
   // Clients that never got an answer (the run was cut short) count as failed.
-  failed += pending;
+  const uint64_t failed = sums.at("failed") + pending;
   if (pending > 0) fail_reasons["no answer before the run ended"] += pending;
 
   json j;
@@ -163,7 +156,7 @@ json Report::to_json() const {
   j["delivery"] = {{"delivered", verify.delivered},
                    {"expected", verify.expected},
                    {"missing", verify.missing},
-                   {"missing_never_dropped", missing_never_dropped},
+                   {"missing_never_dropped", sums.at("missing_never_dropped")},
                    {"duplicated", verify.duplicated},
                    {"reordered", verify.reordered},
                    {"wrong_event", verify.wrong_event},
@@ -176,15 +169,15 @@ json Report::to_json() const {
                    {"verify_samples", verify_samples},
                    {"lost", verify.missing},
                    {"ratio", verify.expected ? round_to(static_cast<double>(received) / verify.expected, 6) : 0.0},
-                   {"clients_complete", complete},
-                   {"clients_short", short_clients},
-                   {"clients_silent", silent},
-                   {"clients_over", over},
-                   {"clients_with_errors", with_errors},
-                   {"foreign_messages", foreign},
+                   {"clients_complete", sums.at("clients_complete")},
+                   {"clients_short", sums.at("clients_short")},
+                   {"clients_silent", sums.at("clients_silent")},
+                   {"clients_over", sums.at("clients_over")},
+                   {"clients_with_errors", sums.at("clients_with_errors")},
+                   {"foreign_messages", sums.at("foreign_messages")},
                    {"error_sample", error_sample},
-                   {"ws_pings_answered", pings},
-                   {"bytes_received", bytes_in}};
+                   {"ws_pings_answered", sums.at("pings")},
+                   {"bytes_received", sums.at("bytes_in")}};
   j["latency_ms"] = latency_json(latency);
   j["arrival_latency_ms"] = latency_json(arrival);
   // The longest any connected client waited between two consecutive events of the run
