@@ -29,45 +29,50 @@ grpc::Status status_for_error(std::exception_ptr error, const std::string& tenan
 AuthService::AuthService(AuthTenants& tenants, std::string internal_token)
     : tenants_(tenants), internal_token_(std::move(internal_token)) {}
 
-std::shared_ptr<TenantAuth> AuthService::tenant_or_finish(const std::string& name,
-                                                          grpc::ServerUnaryReactor* reactor) {
-  AuthTenants::Found found = tenants_.find(name);
-  if (!found.tenant) {
-    reactor->Finish(grpc::Status(found.unknown ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::FAILED_PRECONDITION,
-                                 found.error));
+AuthService::Call AuthService::start(grpc::CallbackServerContext* context, const std::string& tenant_name) {
+  Call call{context->DefaultReactor(), nullptr};
+  if (!internal_token_ok(*context, internal_token_)) {
+    call.reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong internal token"));
+    return call;
   }
-  return std::move(found.tenant);
+  AuthTenants::Found found = tenants_.find(tenant_name);
+  if (!found.tenant) {
+    call.reactor->Finish(grpc::Status(
+        found.unknown ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::FAILED_PRECONDITION, found.error));
+  }
+  call.tenant = std::move(found.tenant);
+  return call;
 }
 
-grpc::ServerUnaryReactor* AuthService::refuse_unless_internal(grpc::CallbackServerContext* context) {
-  if (internal_token_ok(*context, internal_token_)) return nullptr;
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong internal token"));
-  return reactor;
+namespace {
+
+// The answer to a call from one cache lookup: the reply, with the answer's age where the
+// reply carries one (the gateway bounds staleness with it), or the error's status.
+template <class Reply>
+AuthCache::Done<Reply> finish_with(grpc::ServerUnaryReactor* reactor, Reply* reply, std::shared_ptr<TenantAuth> tenant) {
+  return [reactor, reply, tenant = std::move(tenant)](const AuthAnswer<Reply>& answer) {
+    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
+    *reply = *answer.value;
+    if constexpr (requires { reply->set_age_ms(int64_t{}); }) reply->set_age_ms(answer.age.count());
+    reactor->Finish(grpc::Status::OK);
+  };
 }
+
+}  // namespace
 
 grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* context,
                                                    const v1::TokenRequest* request, v1::TokenReply* reply) {
-  if (auto* refused = refuse_unless_internal(context)) return refused;
-  auto* reactor = context->DefaultReactor();
-  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
   if (request->fresh()) tenant->cache().forget_token(request->token());
-  tenant->cache().lookup_token(request->token(), [reactor, reply, tenant](const AuthAnswer<v1::TokenReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
-    *reply = *answer.value;
-    reply->set_age_ms(answer.age.count());
-    reactor->Finish(grpc::Status::OK);
-  });
+  tenant->cache().lookup_token(request->token(), finish_with(reactor, reply, tenant));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* AuthService::CheckListOwnership(grpc::CallbackServerContext* context,
                                                           const v1::ListOwnershipRequest* request,
                                                           v1::ListOwnershipReply* reply) {
-  if (auto* refused = refuse_unless_internal(context)) return refused;
-  auto* reactor = context->DefaultReactor();
-  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
   tenant->cache().check_list_ownership(request->list_id(), request->account_id(),
                               [reactor, reply, tenant](const AuthAnswer<bool>& answer) {
@@ -81,27 +86,19 @@ grpc::ServerUnaryReactor* AuthService::CheckListOwnership(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* AuthService::GetFeedAccess(grpc::CallbackServerContext* context,
                                                      const v1::FeedAccessRequest* request,
                                                      v1::FeedAccessReply* reply) {
-  if (auto* refused = refuse_unless_internal(context)) return refused;
-  auto* reactor = context->DefaultReactor();
-  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
   if (request->kind() != v1::FEED_KIND_LIVE && request->kind() != v1::FEED_KIND_TOPIC) {
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "feed kind must be LIVE or TOPIC"));
     return reactor;
   }
-  tenant->cache().feed_access(request->kind(), [reactor, reply, tenant](const AuthAnswer<v1::FeedAccessReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
-    *reply = *answer.value;
-    reactor->Finish(grpc::Status::OK);
-  });
+  tenant->cache().feed_access(request->kind(), finish_with(reactor, reply, tenant));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext* context,
                                                     const v1::RelationsRequest* request, v1::RelationsReply* reply) {
-  if (auto* refused = refuse_unless_internal(context)) return refused;
-  auto* reactor = context->DefaultReactor();
-  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
   // The gateway owns the staleness bound (SLUICE_RELATIONS_MAX_STALENESS_MS) and sends
   // it; an older gateway that does not gets the documented default.
@@ -109,12 +106,7 @@ grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext*
   auto max_age = std::chrono::milliseconds(
       request->has_max_age_ms() ? std::max<int64_t>(0, request->max_age_ms()) : kDefaultMaxAgeMs);
   std::vector<AuthCache::Done<v1::RelationsReply>> done;
-  done.push_back([reactor, reply, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
-    *reply = *answer.value;
-    reply->set_age_ms(answer.age.count());
-    reactor->Finish(grpc::Status::OK);
-  });
+  done.push_back(finish_with(reactor, reply, tenant));
   tenant->cache().relations({request->account_id()}, max_age, std::move(done));
   return reactor;
 }
@@ -122,9 +114,7 @@ grpc::ServerUnaryReactor* AuthService::GetRelations(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerContext* context,
                                                          const v1::RelationsBatchRequest* request,
                                                          v1::RelationsBatchReply* reply) {
-  if (auto* refused = refuse_unless_internal(context)) return refused;
-  auto* reactor = context->DefaultReactor();
-  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
   constexpr int kMaxBatch = 1000;
   if (request->account_ids_size() > kMaxBatch) {
@@ -176,16 +166,10 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
 
 grpc::ServerUnaryReactor* AuthService::GetFilters(grpc::CallbackServerContext* context,
                                                   const v1::FiltersRequest* request, v1::FiltersReply* reply) {
-  if (auto* refused = refuse_unless_internal(context)) return refused;
-  auto* reactor = context->DefaultReactor();
-  auto tenant = tenant_or_finish(request->tenant(), reactor);
+  auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
   if (request->fresh()) tenant->cache().forget_filters(request->account_id());
-  tenant->cache().filters(request->account_id(), [reactor, reply, tenant](const AuthAnswer<v1::FiltersReply>& answer) {
-    if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
-    *reply = *answer.value;
-    reactor->Finish(grpc::Status::OK);
-  });
+  tenant->cache().filters(request->account_id(), finish_with(reactor, reply, tenant));
   return reactor;
 }
 

@@ -33,12 +33,15 @@ class AuthService final : public v1::Auth::CallbackService {
                                        v1::FiltersReply* reply) override;
 
  private:
-  // The reactor finished with UNAUTHENTICATED when the shared secret is missing, else null.
-  grpc::ServerUnaryReactor* refuse_unless_internal(grpc::CallbackServerContext* context);
-  // The request's instance; null, with the reactor finished, when this tier does not
-  // serve it (NOT_FOUND) or its settings are wrong (FAILED_PRECONDITION). Lookups keep
-  // the pointer until they answer.
-  std::shared_ptr<TenantAuth> tenant_or_finish(const std::string& name, grpc::ServerUnaryReactor* reactor);
+  // Every call starts here: the shared secret, then the request's instance. `tenant` is
+  // null, with the reactor finished, when the secret is missing (UNAUTHENTICATED), this
+  // tier does not serve the instance (NOT_FOUND) or its settings are wrong
+  // (FAILED_PRECONDITION). Lookups keep the tenant until they answer.
+  struct Call {
+    grpc::ServerUnaryReactor* reactor;
+    std::shared_ptr<TenantAuth> tenant;
+  };
+  Call start(grpc::CallbackServerContext* context, const std::string& tenant_name);
 
   AuthTenants& tenants_;
   const std::string internal_token_;

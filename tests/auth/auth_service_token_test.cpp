@@ -193,6 +193,20 @@ TEST(TokenCacheTest, PositiveAnswersExpire) {
   EXPECT_FALSE(harness.lookup_ok(a.token).found());
 }
 
+// A gateway asks again, past every cache, when the token was killed after its answer was
+// produced (gateway/recent_kills.hpp): so a cached answer says how old it is.
+TEST(TokenCacheTest, ACachedAnswerReportsItsAge) {
+  auth_test::ManualClock clock;
+  auto config = test_config();
+  config.cache.now = clock.function();
+  config.cache.token_ttl = milliseconds(30000);
+  AuthHarness harness(config);
+  auto a = account();
+  EXPECT_EQ(harness.lookup_ok(a.token).age_ms(), 0);
+  clock.advance(milliseconds(1234));
+  EXPECT_EQ(harness.lookup_ok(a.token).age_ms(), 1234);
+}
+
 TEST(TokenCacheTest, ZeroTtlQueriesEveryTime) {
   auto config = test_config();
   config.cache.token_ttl = milliseconds(0);
