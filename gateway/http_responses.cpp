@@ -1,5 +1,6 @@
 #include "gateway/http_responses.hpp"
 
+#include <algorithm>
 #include <boost/beast/http/status.hpp>
 #include <ctime>
 #include <random>
@@ -25,12 +26,16 @@ std::string status_line(int status) {
   return "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) + "\r\n";
 }
 
+// `name: value` and its line end.
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
 std::string common_headers(std::string_view request_id) {
-  std::string out = "X-Request-Id: ";
-  out += request_id;
-  out += "\r\nAccess-Control-Allow-Origin: *\r\nDate: ";
-  out += http_date();
-  out += "\r\n";
+  std::string out;
+  append_header(out, "X-Request-Id", request_id);
+  out += "Access-Control-Allow-Origin: *\r\n";
+  append_header(out, "Date", http_date());
   return out;
 }
 
@@ -69,13 +74,8 @@ std::string json_error_response(int status, std::string_view message, std::strin
   std::string body = "{\"error\":";
   append_js_string_literal(body, message);
   body += '}';
-  std::string out = status_line(status);
-  out += common_headers(request_id);
-  out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  out += connection_header(keep_alive);
-  out += "\r\n";
-  out += body;
-  return out;
+  return plain_response(status, "application/json", body, request_id, keep_alive, /*head_only=*/false,
+                        /*no_store=*/false);
 }
 
 std::string cors_preflight_response(std::string_view request_id, std::optional<std::string_view> request_headers,
@@ -84,9 +84,8 @@ std::string cors_preflight_response(std::string_view request_id, std::optional<s
   out += common_headers(request_id);
   out += "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n";
   if (request_headers) {
-    out += "Vary: Access-Control-Request-Headers\r\nAccess-Control-Allow-Headers: ";
-    out += *request_headers;
-    out += "\r\n";
+    append_header(out, "Vary", "Access-Control-Request-Headers");
+    append_header(out, "Access-Control-Allow-Headers", *request_headers);
   }
   out += "Content-Length: 0\r\n";
   out += connection_header(keep_alive);
@@ -98,13 +97,9 @@ std::string plain_response(int status, std::string_view content_type, std::strin
                            std::string_view request_id, bool keep_alive, bool head_only, bool no_store) {
   std::string out = status_line(status);
   out += common_headers(request_id);
-  if (!content_type.empty()) {
-    out += "Content-Type: ";
-    out += content_type;
-    out += "\r\n";
-  }
+  if (!content_type.empty()) append_header(out, "Content-Type", content_type);
   if (no_store) out += "Cache-Control: private, no-store\r\n";
-  out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  append_header(out, "Content-Length", std::to_string(body.size()));
   out += connection_header(keep_alive);
   out += "\r\n";
   if (!head_only) out += body;
@@ -120,28 +115,21 @@ std::string with_retry_after(std::string response, int seconds) {
 
 std::string websocket_rejection(int status, std::string_view message, std::string_view request_id) {
   std::string out = status_line(status);
-  out += "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nX-Request-Id: ";
-  out += request_id;
-  out += "\r\nX-Error-Message: ";
-  out += message;
-  out += "\r\n\r\n";
+  out += "Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n";
+  append_header(out, "X-Request-Id", request_id);
+  append_header(out, "X-Error-Message", message);
+  out += "\r\n";
   return out;
 }
 
 std::string websocket_accept_response(std::string_view accept_key, std::optional<std::string_view> protocol,
                                       std::string_view request_id) {
   std::string out = status_line(101);
-  out += "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
-  out += accept_key;
+  out += "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+  append_header(out, "Sec-WebSocket-Accept", accept_key);
+  if (protocol) append_header(out, "Sec-WebSocket-Protocol", *protocol);
+  append_header(out, "X-Request-Id", request_id);
   out += "\r\n";
-  if (protocol) {
-    out += "Sec-WebSocket-Protocol: ";
-    out += *protocol;
-    out += "\r\n";
-  }
-  out += "X-Request-Id: ";
-  out += request_id;
-  out += "\r\n\r\n";
   return out;
 }
 
@@ -192,23 +180,16 @@ std::string sse_event_chunk(std::string_view event, std::string_view payload) {
 }
 
 std::optional<std::string> first_subprotocol(std::string_view header) {
-  // Like node ws: comma-separated tokens, optional whitespace around commas.
+  // Like node ws: comma-separated tokens, optional whitespace around commas; one empty
+  // or non-token item makes the whole header malformed.
   std::optional<std::string> first;
-  size_t pos = 0;
-  while (pos <= header.size()) {
-    size_t comma = header.find(',', pos);
-    if (comma == std::string_view::npos) comma = header.size();
-    std::string_view item = header.substr(pos, comma - pos);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item.empty()) return std::nullopt;
-    for (char c : item) {
-      if (!is_token_char(c)) return std::nullopt;
-    }
-    if (!first) first = std::string(item);
-    if (comma == header.size()) break;
-    pos = comma + 1;
-  }
+  bool malformed = false;
+  for_each_list_item(header, [&](std::string_view item) {
+    malformed = item.empty() || !std::all_of(item.begin(), item.end(), is_token_char);
+    if (!malformed && !first) first = std::string(item);
+    return !malformed;
+  });
+  if (malformed) return std::nullopt;
   return first;
 }
 

@@ -45,6 +45,24 @@ std::string chunk(std::string_view data);
 std::string sse_event_chunk(std::string_view event, std::string_view payload);
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
+// Calls `item` with each item of a comma-separated header value, without the spaces and
+// tabs around it, empty items included (callers differ on those), until it returns
+// false. The one reading of a list header both Node's HTTP parser (Connection) and its
+// `ws` (Sec-WebSocket-Protocol) share.
+template <class Item>
+void for_each_list_item(std::string_view value, Item&& item) {
+  size_t pos = 0;
+  for (;;) {
+    size_t comma = value.find(',', pos);
+    if (comma == std::string_view::npos) comma = value.size();
+    std::string_view one = value.substr(pos, comma - pos);
+    while (!one.empty() && (one.front() == ' ' || one.front() == '\t')) one.remove_prefix(1);
+    while (!one.empty() && (one.back() == ' ' || one.back() == '\t')) one.remove_suffix(1);
+    if (!item(one) || comma == value.size()) return;
+    pos = comma + 1;
+  }
+}
+
 // The first protocol of a Sec-WebSocket-Protocol header (comma separated), or
 // nullopt when the header is malformed per RFC 6455 token rules.
 std::optional<std::string> first_subprotocol(std::string_view header);

@@ -38,17 +38,12 @@ bool ascii_iequals(std::string_view a, std::string_view b) {
 
 // Node's parser: Connection lists `token` among its comma-separated values.
 bool header_lists_token(std::string_view value, std::string_view token) {
-  size_t pos = 0;
-  while (pos <= value.size()) {
-    size_t comma = value.find(',', pos);
-    if (comma == std::string_view::npos) comma = value.size();
-    std::string_view item = value.substr(pos, comma - pos);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (ascii_iequals(item, token)) return true;
-    pos = comma + 1;
-  }
-  return false;
+  bool listed = false;
+  for_each_list_item(value, [&](std::string_view item) {
+    listed = ascii_iequals(item, token);
+    return !listed;
+  });
+  return listed;
 }
 
 // Express route matching for the unauthenticated routes: case-insensitive, one
