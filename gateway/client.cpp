@@ -170,18 +170,20 @@ void Client::keep_request_record(const RequestRecord& record) {
   if (log::enabled(log::Level::info)) request_record_ = std::make_unique<RequestRecord>(record);
 }
 
-void Client::log_stream_end() {
-  if (!request_record_) return;
-  gateway::log_stream_end(*request_record_, kind_label(kind_), bytes_written_, end_reason_);
-  request_record_.reset();
+bool Client::end_stream() {
+  if (closed_) return false;
+  closed_ = true;
+  if (request_record_) {
+    gateway::log_stream_end(*request_record_, kind_label(kind_), bytes_written_, end_reason_);
+    request_record_.reset();
+  }
+  release_subscriptions();
+  queue_.clear();
+  return true;
 }
 
 void Client::hand_back_to_http() {
-  if (closed_) return;
-  closed_ = true;
-  log_stream_end();
-  release_subscriptions();
-  queue_.clear();
+  if (!end_stream()) return;
   // The pending readiness wait completes as aborted and finds the client closed.
   boost::system::error_code ignored;
   socket_.cancel(ignored);
@@ -252,14 +254,10 @@ void Client::release_subscriptions() {
 }
 
 void Client::close_now() {
-  if (closed_) return;
-  closed_ = true;
-  log_stream_end();
-  release_subscriptions();
+  if (!end_stream()) return;
   boost::system::error_code ignored;
   socket_.shutdown(Socket::shutdown_both, ignored);
   socket_.close(ignored);
-  queue_.clear();
   worker_.remove_client(*this);
 }
 

@@ -132,7 +132,9 @@ class Client : public std::enable_shared_from_this<Client>, private BatchedWrite
   void release_own_bytes(const FrameData& frame);
   void finish_flushed();
   void hand_back_to_http();
-  void log_stream_end();
+  // Once per client, on either way out (closed, or handed back to HTTP): the access log's
+  // stream line, subscriptions released, nothing more to write. False when it already ended.
+  bool end_stream();
   std::optional<const char*> queue_refusal(const Frame& frame);
   void cut_slow(const char* reason);
 
