@@ -10,9 +10,12 @@ namespace sluice::gateway {
 
 namespace v1 = sluice::v1;
 
-// One in-flight unary call: its context, request and reply must outlive the call.
+// One in-flight unary call: its context, request and reply must outlive the call. Every
+// request names the instance it is for (docs/hosting.md#tenants; empty without a
+// tenants file).
 template <typename Request, typename Reply>
 struct AuthClient::Call {
+  explicit Call(const std::string& tenant) { request.set_tenant(tenant); }
   grpc::ClientContext context;
   Request request;
   Reply reply;
@@ -66,8 +69,7 @@ void AuthClient::start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDo
 
 void AuthClient::lookup_token(const std::string& tenant, const std::string& token, std::function<void(TokenResult)> done,
                               bool fresh) {
-  auto call = std::make_shared<Call<v1::TokenRequest, v1::TokenReply>>();
-  call->request.set_tenant(tenant);
+  auto call = std::make_shared<Call<v1::TokenRequest, v1::TokenReply>>(tenant);
   call->request.set_token(token);
   call->request.set_fresh(fresh);
   start(call, [](auto* api, auto... args) { api->LookupToken(args...); },
@@ -106,8 +108,7 @@ void AuthClient::lookup_token(const std::string& tenant, const std::string& toke
 
 void AuthClient::check_list(const std::string& tenant, const std::string& list_id, int64_t account_id,
                             std::function<void(LookupStatus)> done) {
-  auto call = std::make_shared<Call<v1::ListOwnershipRequest, v1::ListOwnershipReply>>();
-  call->request.set_tenant(tenant);
+  auto call = std::make_shared<Call<v1::ListOwnershipRequest, v1::ListOwnershipReply>>(tenant);
   call->request.set_list_id(list_id);
   call->request.set_account_id(account_id);
   start(call, [](auto* api, auto... args) { api->CheckListOwnership(args...); },
@@ -118,8 +119,7 @@ void AuthClient::check_list(const std::string& tenant, const std::string& list_i
 }
 
 void AuthClient::feed_access(const std::string& tenant, FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done) {
-  auto call = std::make_shared<Call<v1::FeedAccessRequest, v1::FeedAccessReply>>();
-  call->request.set_tenant(tenant);
+  auto call = std::make_shared<Call<v1::FeedAccessRequest, v1::FeedAccessReply>>(tenant);
   call->request.set_kind(kind == FeedKind::topic ? v1::FEED_KIND_TOPIC : v1::FEED_KIND_LIVE);
   start(call, [](auto* api, auto... args) { api->GetFeedAccess(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
@@ -130,8 +130,7 @@ void AuthClient::feed_access(const std::string& tenant, FeedKind kind, std::func
 
 void AuthClient::relations(const std::string& tenant, int64_t account_id, std::chrono::milliseconds max_age,
                            std::function<void(LookupStatus, std::shared_ptr<const v1::RelationsReply>)> done) {
-  auto call = std::make_shared<Call<v1::RelationsRequest, v1::RelationsReply>>();
-  call->request.set_tenant(tenant);
+  auto call = std::make_shared<Call<v1::RelationsRequest, v1::RelationsReply>>(tenant);
   call->request.set_account_id(account_id);
   call->request.set_max_age_ms(max_age.count());
   start(call, [](auto* api, auto... args) { api->GetRelations(args...); },
@@ -171,8 +170,7 @@ void AuthClient::relations_batch(const std::string& tenant, std::vector<int64_t>
     }
     return;
   }
-  auto call = std::make_shared<Call<v1::RelationsBatchRequest, v1::RelationsBatchReply>>();
-  call->request.set_tenant(tenant);
+  auto call = std::make_shared<Call<v1::RelationsBatchRequest, v1::RelationsBatchReply>>(tenant);
   call->request.mutable_account_ids()->Add(account_ids.begin(), account_ids.end());
   call->request.set_max_age_ms(max_age.count());
   start(call, [](auto* api, auto... args) { api->GetRelationsBatch(args...); },
@@ -202,8 +200,7 @@ void AuthClient::relations_batch(const std::string& tenant, std::vector<int64_t>
 
 void AuthClient::filters(const std::string& tenant, int64_t account_id, bool fresh,
                          std::function<void(LookupStatus, std::shared_ptr<const v1::FiltersReply>)> done) {
-  auto call = std::make_shared<Call<v1::FiltersRequest, v1::FiltersReply>>();
-  call->request.set_tenant(tenant);
+  auto call = std::make_shared<Call<v1::FiltersRequest, v1::FiltersReply>>(tenant);
   call->request.set_account_id(account_id);
   call->request.set_fresh(fresh);
   start(call, [](auto* api, auto... args) { api->GetFilters(args...); },
