@@ -123,17 +123,23 @@ void AuthQueries::prepare(pqxx::connection& connection) {
   connection.prepare(kFilters, kFiltersSql);
 }
 
-v1::TokenReply AuthQueries::token(const std::string& token) {
-  pqxx::result rows;
+template <class Statement>
+auto AuthQueries::run(Statement&& statement) {
   try {
-    rows = pool_.run([&](pqxx::connection& connection) {
-      token_queries_.inc();
+    return pool_.run([&](pqxx::connection& connection) {
       pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(kToken, token);
+      return statement(tx);
     });
   } catch (const pqxx::sql_error& e) {
     throw DatabaseError(e.what());
   }
+}
+
+v1::TokenReply AuthQueries::token(const std::string& token) {
+  const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
+    token_queries_.inc();
+    return tx.exec_prepared(kToken, token);
+  });
   v1::TokenReply reply;
   if (rows.empty()) return reply;
   const auto& row = rows[0];
@@ -154,38 +160,30 @@ v1::TokenReply AuthQueries::token(const std::string& token) {
 
 bool AuthQueries::list_owned(const std::string& list_id, int64_t account_id) {
   if (!could_be_bigint(list_id)) return false;
-  try {
-    return pool_.run([&](pqxx::connection& connection) {
-      list_queries_.inc();
-      pqxx::nontransaction tx(connection);
+  return run([&](pqxx::nontransaction& tx) {
+    list_queries_.inc();
+    try {
       return !tx.exec_prepared(kList, list_id, account_id).empty();
-    });
-  } catch (const pqxx::data_exception&) {
-    // invalid_text_representation / numeric_value_out_of_range: the reference's query
-    // fails the same way and the list counts as not owned.
-    return false;
-  } catch (const pqxx::sql_error& e) {
-    throw DatabaseError(e.what());
-  }
+    } catch (const pqxx::data_exception&) {
+      // invalid_text_representation / numeric_value_out_of_range: the reference's query
+      // fails the same way and the list counts as not owned.
+      return false;
+    }
+  });
 }
 
 v1::FeedAccessReply AuthQueries::feed_access(v1::FeedKind kind) {
   const bool topic = kind == v1::FEED_KIND_TOPIC;
   const std::string local_var = topic ? "local_topic_feed_access" : "local_live_feed_access";
   const std::string remote_var = topic ? "remote_topic_feed_access" : "remote_live_feed_access";
-  pqxx::result rows;
-  try {
-    rows = pool_.run([&](pqxx::connection& connection) {
-      // Releases before 4.4 have no feed-access settings and their servers never read
-      // any (docs/mastodon-releases.md): every feed is open, no query.
-      if (!schema().has_feed_access_settings) return pqxx::result();
-      settings_queries_.inc();
-      pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(kSettings, local_var, remote_var);
-    });
-  } catch (const pqxx::sql_error& e) {
-    throw DatabaseError(e.what());
-  }
+  const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
+    // Releases before 4.4 have no feed-access settings and their servers never read
+    // any (docs/mastodon-releases.md): every feed is open, no query. Asked on the
+    // connection, for the first one is what detects the release.
+    if (!schema().has_feed_access_settings) return pqxx::result();
+    settings_queries_.inc();
+    return tx.exec_prepared(kSettings, local_var, remote_var);
+  });
   v1::FeedAccessReply reply;
   reply.set_local_access(true);
   reply.set_remote_access(true);
@@ -210,16 +208,10 @@ std::vector<v1::RelationsReply> AuthQueries::relations(const std::vector<int64_t
     array += std::to_string(account_ids[i]);
   }
   array += '}';
-  pqxx::result rows;
-  try {
-    rows = pool_.run([&](pqxx::connection& connection) {
-      relations_queries_.inc();
-      pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(kRelations, array);
-    });
-  } catch (const pqxx::sql_error& e) {
-    throw DatabaseError(e.what());
-  }
+  const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
+    relations_queries_.inc();
+    return tx.exec_prepared(kRelations, array);
+  });
   for (const auto& row : rows) {
     auto viewer = slots.find(row[0].as<int64_t>());
     if (viewer == slots.end()) continue;
@@ -247,16 +239,10 @@ std::vector<v1::RelationsReply> AuthQueries::relations(const std::vector<int64_t
 }
 
 v1::FiltersReply AuthQueries::filters(int64_t account_id) {
-  pqxx::result rows;
-  try {
-    rows = pool_.run([&](pqxx::connection& connection) {
-      filters_queries_.inc();
-      pqxx::nontransaction tx(connection);
-      return tx.exec_prepared(kFilters, account_id);
-    });
-  } catch (const pqxx::sql_error& e) {
-    throw DatabaseError(e.what());
-  }
+  const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
+    filters_queries_.inc();
+    return tx.exec_prepared(kFilters, account_id);
+  });
   // docs/protocol.md#filter-objects: one filter per id in first-seen row order, its keywords in row order.
   v1::FiltersReply reply;
   std::unordered_map<std::string, int> index_of;
@@ -290,14 +276,7 @@ MastodonSchema AuthQueries::schema() const {
 }
 
 void AuthQueries::ping() {
-  try {
-    pool_.run([](pqxx::connection& connection) {
-      pqxx::nontransaction tx(connection);
-      tx.exec("SELECT 1");
-    });
-  } catch (const pqxx::sql_error& e) {
-    throw DatabaseError(e.what());
-  }
+  run([](pqxx::nontransaction& tx) { tx.exec("SELECT 1"); });
 }
 
 }  // namespace sluice

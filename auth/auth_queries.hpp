@@ -51,6 +51,10 @@ class AuthQueries {
 
  private:
   metrics::Counter& counter(const char* query);
+  // Runs `statement` on a pooled connection outside a transaction (the reference's pool
+  // runs single statements so); a statement error it lets out becomes DatabaseError.
+  template <class Statement>
+  auto run(Statement&& statement);
 
   PgPool& pool_;
   mutable std::mutex schema_mutex_;
