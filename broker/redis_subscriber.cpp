@@ -91,7 +91,7 @@ void RedisSubscriber::stop() {
 }
 
 void RedisSubscriber::set_readiness_callback(std::function<void(bool)> callback) {
-  std::lock_guard lock(callbacks_mutex_);
+  std::lock_guard lock(readiness_mutex_);
   readiness_callback_ = std::move(callback);
 }
 
@@ -101,12 +101,8 @@ void RedisSubscriber::add_system_listener(SystemListener listener) {
 }
 
 void RedisSubscriber::notify_readiness(bool ready) {
-  std::function<void(bool)> callback;
-  {
-    std::lock_guard lock(callbacks_mutex_);
-    callback = readiness_callback_;
-  }
-  if (callback) callback(ready);
+  std::lock_guard lock(readiness_mutex_);
+  if (readiness_callback_) readiness_callback_(ready);
 }
 
 void RedisSubscriber::channels_changed(std::vector<std::string> channels) {

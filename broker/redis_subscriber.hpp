@@ -44,7 +44,9 @@ class RedisSubscriber {
   void channels_changed(std::vector<std::string> channels);
   // True while the subscriber connection is up and subscribed.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
-  // Called on the Redis thread on every readiness change.
+  // Called on the Redis thread on every readiness change. Replacing it (with nullptr, to
+  // detach) waits for a call in progress, so the old callback's target may go away after.
+  // The callback must not call this.
   void set_readiness_callback(std::function<void(bool)> callback);
   // Called on the Redis thread for every system-channel message (kill, filters_changed).
   void add_system_listener(SystemListener listener);
@@ -95,8 +97,9 @@ class RedisSubscriber {
   bool was_ready_before_ = false;
   std::atomic<bool> ready_{false};
 
-  std::mutex callbacks_mutex_;
+  std::mutex readiness_mutex_;  // held while the callback runs
   std::function<void(bool)> readiness_callback_;
+  std::mutex callbacks_mutex_;
   std::vector<SystemListener> system_listeners_;
 
   // Rate limit for warnings about dropped messages (one per interval).

@@ -55,8 +55,9 @@ class InternalServer {
 };
 
 // Keeps a service's health equal to its tier's readiness while in scope. stop() (or the
-// end of the scope) detaches it, so the tier's thread no longer calls into the server:
-// declared after both, it is undone before either goes away.
+// end of the scope) detaches it; the tiers' set_readiness_callback waits for a call in
+// progress, so from then on the tier's thread no longer calls into the server. Declared
+// after both, it is undone before either goes away.
 template <class Tier>
 class ReportReadiness {
  public:
