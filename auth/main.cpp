@@ -77,7 +77,6 @@ int run(const sluice::Env& env) {
   int signal = wait_for_termination_reloading(tenants_file.get());
   log::info("shutting down", {{"signal", signal}});
   report_readiness.stop();
-  server.set_not_serving();
   // Fail queued database work first so that in-flight calls finish quickly, then stop
   // the server with a short deadline.
   if (system_events) system_events->stop();

@@ -50,7 +50,6 @@ int run(const sluice::Env& env) {
   int signal = wait_for_termination_reloading(tenants_file.get());
   log::info("sluice-broker shutting down", {{"signal", signal}});
   report_readiness.stop();
-  server.set_not_serving();
   // Gateways see UNAVAILABLE and reconnect to another broker.
   tier.stop();
   server.shutdown(std::chrono::seconds(5));

@@ -22,22 +22,18 @@ InternalServer::InternalServer(const Listen& listen, std::vector<Service> servic
   }
   for (const Service& s : services_) builder.RegisterService(s.service);
   server_ = builder.BuildAndStart();
-  if (!server_ || (!listen.address.empty() && bound_port == 0)) {
-    if (listen.address.empty()) throw ConfigError("cannot start the in-process gRPC server");
+  if (listen.address.empty() && !server_) throw ConfigError("cannot start the in-process gRPC server");
+  if (!listen.address.empty() && (!server_ || bound_port == 0)) {
     throw ConfigError("cannot listen on " + listen.address + " (" + listen.variable + ")");
   }
   health_ = server_->GetHealthCheckService();
-  set_not_serving();
+  for (const Service& s : services_) set_serving(s.name, false);
 }
 
 void InternalServer::set_serving(const char* name, bool serving) {
   if (!health_) return;
   health_->SetServingStatus(name, serving);
   if (services_.size() == 1 && std::strcmp(services_.front().name, name) == 0) health_->SetServingStatus(serving);
-}
-
-void InternalServer::set_not_serving() {
-  for (const Service& s : services_) set_serving(s.name, false);
 }
 
 void InternalServer::shutdown(std::chrono::milliseconds grace) {

@@ -39,9 +39,6 @@ class InternalServer {
   // Sets `name`'s health. A server of one service reports its overall health ("") the
   // same, for probes that name no service.
   void set_serving(const char* name, bool serving);
-  // Each service NOT_SERVING: for the start of a shutdown, so that probes and clients
-  // turn away before calls are refused.
-  void set_not_serving();
   // Stops taking calls, lets those in flight finish within `grace`, and waits for them.
   void shutdown(std::chrono::milliseconds grace);
 
@@ -55,23 +52,29 @@ class InternalServer {
 };
 
 // Keeps a service's health equal to its tier's readiness while in scope. stop() (or the
-// end of the scope) detaches it; the tiers' set_readiness_callback waits for a call in
-// progress, so from then on the tier's thread no longer calls into the server. Declared
-// after both, it is undone before either goes away.
+// end of the scope), for the start of a shutdown, detaches it and reports NOT_SERVING, so
+// probes and clients turn away before calls are refused. The tiers'
+// set_readiness_callback waits for a call in progress, so from then on the tier's thread
+// no longer calls into the server. Declared after both, it is undone before either goes.
 template <class Tier>
 class ReportReadiness {
  public:
-  ReportReadiness(Tier& tier, InternalServer& server, const char* name) : tier_(tier) {
+  ReportReadiness(Tier& tier, InternalServer& server, const char* name) : tier_(tier), server_(server), name_(name) {
     tier_.set_readiness_callback([&server, name](bool ready) { server.set_serving(name, ready); });
   }
   ~ReportReadiness() { stop(); }
   ReportReadiness(const ReportReadiness&) = delete;
   ReportReadiness& operator=(const ReportReadiness&) = delete;
 
-  void stop() { tier_.set_readiness_callback(nullptr); }
+  void stop() {
+    tier_.set_readiness_callback(nullptr);
+    server_.set_serving(name_, false);
+  }
 
  private:
   Tier& tier_;
+  InternalServer& server_;
+  const char* name_;
 };
 
 }  // namespace sluice

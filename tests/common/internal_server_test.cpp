@@ -44,9 +44,9 @@ TEST(InternalServerTest, OneServiceStartsNotServingAndFollowsItsTierWithTheOvera
     EXPECT_EQ(testing::health_status(channel, "sluice.v1.Broker"), kNotServing);
     tier.callback(true);
   }
-  // Out of scope: the tier no longer reaches the server.
+  // Out of scope: the tier no longer reaches the server, and the service is reported
+  // NOT_SERVING though the tier last said ready (a shutdown starts so).
   EXPECT_FALSE(tier.callback);
-  server.set_not_serving();
   EXPECT_EQ(testing::health_status(channel, "sluice.v1.Broker"), kNotServing);
   EXPECT_EQ(testing::health_status(channel, ""), kNotServing);
   server.shutdown(std::chrono::milliseconds(100));
@@ -62,7 +62,7 @@ TEST(InternalServerTest, TwoServicesReportApartAndLeaveTheOverallStatusAlone) {
   EXPECT_EQ(testing::health_status(channel, "sluice.v1.Broker"), kNotServing);
   // One tier's readiness says nothing of the process: "" keeps gRPC's default.
   EXPECT_EQ(testing::health_status(channel, ""), kServing);
-  server.set_not_serving();
+  server.set_serving("sluice.v1.Auth", false);
   EXPECT_EQ(testing::health_status(channel, "sluice.v1.Auth"), kNotServing);
   server.shutdown(std::chrono::milliseconds(100));
 }
