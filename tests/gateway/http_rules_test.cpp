@@ -113,9 +113,36 @@ TEST(TokenSource, HeaderBytesAreLatin1CharactersAsInNode) {
   EXPECT_EQ(header_text("plain"), "plain");
 }
 
+// The one reader of list headers (Connection, Sec-WebSocket-Protocol): items split on
+// commas, spaces and tabs around each dropped, empty items kept, stopped on request.
+TEST(ListHeader, ItemsAreTrimmedEmptyOnesKeptAndTheCallerCanStop) {
+  std::vector<std::string> seen;
+  for_each_list_item(" a ,\tb\t,,c, ", [&](std::string_view item) {
+    seen.emplace_back(item);
+    return true;
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "", "c", ""}));
+  seen.clear();
+  for_each_list_item("", [&](std::string_view item) {
+    seen.emplace_back(item);
+    return true;
+  });
+  EXPECT_EQ(seen, std::vector<std::string>{""});
+  seen.clear();
+  for_each_list_item("x, stop, y", [&](std::string_view item) {
+    seen.emplace_back(item);
+    return item != "stop";
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"x", "stop"}));
+}
+
 TEST(Upgrade, NeedsConnectionUpgradeAndUpgradeHeader) {
   EXPECT_TRUE(is_upgrade_request(
       make_request({{http::field::connection, "keep-alive, Upgrade"}, {http::field::upgrade, "websocket"}})));
+  EXPECT_TRUE(is_upgrade_request(
+      make_request({{http::field::connection, "keep-alive,\tUPGRADE\t,"}, {http::field::upgrade, "websocket"}})));
+  EXPECT_FALSE(is_upgrade_request(
+      make_request({{http::field::connection, "keep-alive, Upgrade-ish"}, {http::field::upgrade, "websocket"}})));
   EXPECT_FALSE(is_upgrade_request(make_request({{http::field::upgrade, "websocket"}})));
   EXPECT_FALSE(is_upgrade_request(make_request({{http::field::connection, "upgrade"}})));
 }
