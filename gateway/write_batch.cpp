@@ -67,6 +67,8 @@ WriteBatch::WriteBatch(bool enabled, metrics::Counter* writes_counter, metrics::
 
 WriteBatch::~WriteBatch() = default;
 
+int WriteBatch::wait_for_completion(io_uring_cqe** completion) { return io_uring_wait_cqe(&ring_->ring, completion); }
+
 void WriteBatch::submit() {
   open_ = false;
   // Taken out first: whatever a writer does with its result (end its connection, or
@@ -161,7 +163,7 @@ void WriteBatch::complete(size_t queued) {
   size_t reaped = 0;
   while (reaped < submitted) {
     io_uring_cqe* cqe = nullptr;
-    int error = io_uring_wait_cqe(ring, &cqe);
+    int error = wait_for_completion(&cqe);
     if (error == -EINTR) continue;
     if (error < 0) {
       // Whether these went out is unknown: their connections are ended rather than

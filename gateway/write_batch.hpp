@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+struct io_uring_cqe;
+
 namespace sluice::metrics {
 class Counter;
 }
@@ -50,7 +52,7 @@ class WriteBatch {
   // The counters, when given, add up the writes and the system calls that carried them.
   explicit WriteBatch(bool enabled, metrics::Counter* writes_counter = nullptr,
                       metrics::Counter* submissions_counter = nullptr);
-  ~WriteBatch();
+  virtual ~WriteBatch();
   WriteBatch(const WriteBatch&) = delete;
   WriteBatch& operator=(const WriteBatch&) = delete;
 
@@ -70,6 +72,12 @@ class WriteBatch {
   // System calls that submitted writes, and writes carried, for tests.
   size_t submissions() const { return submissions_; }
   size_t writes() const { return writes_; }
+
+ protected:
+  // Waits for the next completion: 0, or -errno (io_uring_wait_cqe). Virtual so a test
+  // can make it fail: no real ring fails this wait on demand, since non-blocking writes
+  // have completed by the time it is called.
+  virtual int wait_for_completion(io_uring_cqe** completion);
 
  private:
   struct Ring;

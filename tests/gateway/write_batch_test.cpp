@@ -284,6 +284,66 @@ TEST(WriteBatch, WhenTheRingFailsEveryWriterKeepsItsBytesAndLaterStepsWriteOneBy
   EXPECT_TRUE(io_uring_descriptors().size() == before.size()) << "the failed ring was not released";
 }
 
+// A batch whose wait for completions fails after `good_waits` successful ones: the
+// only way to reach that failure, since a real ring has every non-blocking write
+// complete before the wait.
+class BatchWhoseWaitFails : public WriteBatch {
+ public:
+  explicit BatchWhoseWaitFails(size_t good_waits) : WriteBatch(true), good_waits_(good_waits) {}
+
+ protected:
+  int wait_for_completion(io_uring_cqe** completion) override {
+    if (waits_++ < good_waits_) return WriteBatch::wait_for_completion(completion);
+    return -EBADF;
+  }
+
+ private:
+  size_t good_waits_;
+  size_t waits_ = 0;
+};
+
+// The wait for results failing after the writes were submitted: whether each went out
+// is then unknown (here they did). A writer whose result came gets it; each of the
+// others is told -EIO, which ends its connection (the client reconnects) rather than
+// risk a frame twice or a gap. From then on the batch is unavailable and its ring gone.
+TEST(WriteBatch, WhenWaitingForResultsFailsWritersWithoutOneAreEndedAndLaterStepsWriteOneByOne) {
+  const size_t rings_before = io_uring_descriptors().size();
+  BatchWhoseWaitFails batch(1);
+  SKIP_WITHOUT_IO_URING(batch);
+  ASSERT_EQ(io_uring_descriptors().size(), rings_before + 1);
+
+  constexpr int kWriters = 3;
+  EnlistedWriters enlisted;
+  auto& [pairs, writers] = enlisted;
+  batch.open();
+  ASSERT_TRUE(batch.is_open());
+  auto frame = [](int i) { return "frame " + std::to_string(i) + "\n"; };
+  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [&](int i) { return std::vector<std::string>{frame(i)}; }));
+  batch.submit();
+  int counted = 0;
+  int ended = 0;
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_EQ(writers[i]->results.size(), 1u) << "writer " << i;
+    const long result = writers[i]->results[0];
+    if (result == static_cast<long>(frame(i).size())) {
+      ++counted;
+    } else if (result == -EIO) {
+      ++ended;
+    } else {
+      ADD_FAILURE() << "writer " << i << " was told " << result;
+    }
+  }
+  EXPECT_EQ(counted, 1) << "the one completion collected before the failure is its writer's";
+  EXPECT_EQ(ended, kWriters - 1);
+  EXPECT_EQ(batch.submissions(), 1u);
+  EXPECT_EQ(batch.writes(), static_cast<size_t>(kWriters));
+  EXPECT_FALSE(batch.available());
+  EXPECT_NE(batch.why_unavailable().find("io_uring_wait_cqe"), std::string::npos) << batch.why_unavailable();
+  batch.open();
+  EXPECT_FALSE(batch.is_open()) << "after a ring failure, writers write themselves";
+  EXPECT_EQ(io_uring_descriptors().size(), rings_before) << "the failed ring was not released";
+}
+
 TEST(WriteBatch, SwitchedOffItIsNeverOpenSoWritersWriteThemselves) {
   WriteBatch batch(false);
   EXPECT_FALSE(batch.available());
