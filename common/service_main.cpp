@@ -1,5 +1,7 @@
 #include "common/service_main.hpp"
 
+#include <absl/synchronization/mutex.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -12,6 +14,12 @@ namespace sluice {
 
 int run_service(const char* name, const std::function<int(const Env& env)>& body) {
   try {
+    // Debian builds Abseil without NDEBUG, so every absl::Mutex (all of gRPC's locks)
+    // keeps a graph of the order locks are taken in, and by default aborts the process
+    // when it sees two taken in both orders. That is a debugging aid: it costs CPU on
+    // every lock, and would turn a report into a crash of a server with thousands of
+    // clients (docs/benchmarks.md#abseils-lock-order-checks-switched-off-2026-12-05).
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     block_termination_signals();
     const char* env_dir = std::getenv("SLUICE_ENV_DIR");
     std::string dotenv = load_dotenv_into_process(env_dir ? env_dir : "");

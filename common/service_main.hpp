@@ -1,5 +1,6 @@
 #pragma once
-// The start every Sluice binary shares: termination signals blocked before any
+// The start every Sluice binary shares: Abseil's lock-order checks off (gRPC's locks
+// are Abseil's; see service_main.cpp), termination signals blocked before any
 // thread exists (so only the main thread waits for them), `.env` / `.env.production`
 // loaded from SLUICE_ENV_DIR or the working directory without overriding set
 // variables, logging configured from LOG_LEVEL / NODE_ENV, process metrics
