@@ -14,7 +14,7 @@ namespace sluice {
 
 int run_service(const char* name, const std::function<int(const Env& env)>& body) {
   try {
-    // Debian builds Abseil without NDEBUG, so every absl::Mutex (all of gRPC's locks)
+    // Debian builds Abseil without NDEBUG, so every absl::Mutex (gRPC's mutexes among them)
     // keeps a graph of the order locks are taken in, and by default aborts the process
     // when it sees two taken in both orders. That is a debugging aid: it costs CPU on
     // every lock, and would turn a report into a crash of a server with thousands of

@@ -1,5 +1,5 @@
 #pragma once
-// The start every Sluice binary shares: Abseil's lock-order checks off (gRPC's locks
+// The start every Sluice binary shares: Abseil's lock-order checks off (gRPC's mutexes
 // are Abseil's; see service_main.cpp), termination signals blocked before any
 // thread exists (so only the main thread waits for them), `.env` / `.env.production`
 // loaded from SLUICE_ENV_DIR or the working directory without overriding set
