@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -160,6 +161,9 @@ void WriteBatch::complete(size_t queued) {
   // Writes are consumed in the order queued: those past `submitted` never went out, and
   // their writers wait for room as after a full socket.
   for (size_t k = submitted; k < queued; ++k) results_[queued_[k]] = -EAGAIN;
+  // Marks the writes still waiting for their result (any result, 0 included, replaces it).
+  constexpr long kAwaitingResult = LONG_MIN;
+  for (size_t k = 0; k < submitted; ++k) results_[queued_[k]] = kAwaitingResult;
   size_t reaped = 0;
   while (reaped < submitted) {
     io_uring_cqe* cqe = nullptr;
@@ -170,7 +174,7 @@ void WriteBatch::complete(size_t queued) {
       // risk a frame twice or a gap (clients reconnect).
       ring_failure_ = std::string("io_uring_wait_cqe: ") + std::strerror(-error);
       for (size_t k = 0; k < submitted; ++k) {
-        if (results_[queued_[k]] == 0) results_[queued_[k]] = -EIO;
+        if (results_[queued_[k]] == kAwaitingResult) results_[queued_[k]] = -EIO;
       }
       return;
     }

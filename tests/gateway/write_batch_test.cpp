@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <cerrno>
 #include <climits>
 #include <memory>
@@ -284,31 +285,53 @@ TEST(WriteBatch, WhenTheRingFailsEveryWriterKeepsItsBytesAndLaterStepsWriteOneBy
   EXPECT_TRUE(io_uring_descriptors().size() == before.size()) << "the failed ring was not released";
 }
 
-// A batch whose wait for completions fails after `good_waits` successful ones: the
-// only way to reach that failure, since a real ring has every non-blocking write
-// complete before the wait.
-class BatchWhoseWaitFails : public WriteBatch {
+// A batch whose waits for completions are decided by the test: `interrupt` for wait n
+// returns -errno for it instead of waiting (0: wait for real). The only way to reach
+// the wait's failures, since a real ring has every non-blocking write complete before
+// the wait.
+class BatchWithScriptedWaits : public WriteBatch {
  public:
-  explicit BatchWhoseWaitFails(size_t good_waits) : WriteBatch(true), good_waits_(good_waits) {}
+  explicit BatchWithScriptedWaits(std::function<int(size_t wait)> interrupt)
+      : WriteBatch(true), interrupt_(std::move(interrupt)) {}
 
  protected:
   int wait_for_completion(io_uring_cqe** completion) override {
-    if (waits_++ < good_waits_) return WriteBatch::wait_for_completion(completion);
-    return -EBADF;
+    if (int error = interrupt_(waits_++); error != 0) return error;
+    return WriteBatch::wait_for_completion(completion);
   }
 
  private:
-  size_t good_waits_;
+  std::function<int(size_t)> interrupt_;
   size_t waits_ = 0;
 };
 
+// A wait interrupted by a signal (EINTR) is simply waited again: every writer gets
+// its own byte count and the ring stays.
+TEST(WriteBatch, AnInterruptedWaitIsRepeatedAndEveryWriterGetsItsResult) {
+  BatchWithScriptedWaits batch([](size_t wait) { return wait == 1 ? -EINTR : 0; });
+  SKIP_WITHOUT_IO_URING(batch);
+  constexpr int kWriters = 3;
+  EnlistedWriters enlisted;
+  auto& [pairs, writers] = enlisted;
+  batch.open();
+  auto frame = [](int i) { return "frame " + std::to_string(i) + "\n"; };
+  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [&](int i) { return std::vector<std::string>{frame(i)}; }));
+  batch.submit();
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_EQ(writers[i]->results.size(), 1u) << "writer " << i;
+    EXPECT_EQ(writers[i]->results[0], static_cast<long>(frame(i).size())) << "writer " << i;
+    EXPECT_EQ(pairs[i]->drain(), frame(i)) << "writer " << i;
+  }
+  EXPECT_TRUE(batch.available()) << batch.why_unavailable();
+}
+
 // The wait for results failing after the writes were submitted: whether each went out
-// is then unknown (here they did). A writer whose result came gets it; each of the
+// is then unknown (here all did, as the peers show). A writer whose result came gets it; each of the
 // others is told -EIO, which ends its connection (the client reconnects) rather than
 // risk a frame twice or a gap. From then on the batch is unavailable and its ring gone.
 TEST(WriteBatch, WhenWaitingForResultsFailsWritersWithoutOneAreEndedAndLaterStepsWriteOneByOne) {
   const size_t rings_before = io_uring_descriptors().size();
-  BatchWhoseWaitFails batch(1);
+  BatchWithScriptedWaits batch([](size_t wait) { return wait >= 1 ? -EBADF : 0; });
   SKIP_WITHOUT_IO_URING(batch);
   ASSERT_EQ(io_uring_descriptors().size(), rings_before + 1);
 
@@ -332,6 +355,7 @@ TEST(WriteBatch, WhenWaitingForResultsFailsWritersWithoutOneAreEndedAndLaterStep
     } else {
       ADD_FAILURE() << "writer " << i << " was told " << result;
     }
+    EXPECT_EQ(pairs[i]->drain(), frame(i)) << "writer " << i;
   }
   EXPECT_EQ(counted, 1) << "the one completion collected before the failure is its writer's";
   EXPECT_EQ(ended, kWriters - 1);
