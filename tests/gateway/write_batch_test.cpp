@@ -89,6 +89,18 @@ struct EnlistedWriters {
 #define SKIP_WITHOUT_IO_URING(batch) \
   if (!(batch).available()) GTEST_SKIP() << "io_uring unavailable here: " << (batch).why_unavailable()
 
+// Raises the soft open-file limit for `writers` socket pairs (two descriptors each: more
+// than a common soft limit of 1,024 allows for a ring's worth); false if the hard limit is lower.
+bool open_files_for(size_t writers) {
+  const rlim_t needed = 2 * writers + 100;
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return false;
+  if (files.rlim_cur >= needed) return true;
+  if (files.rlim_max < needed) return false;
+  files.rlim_cur = needed;
+  return setrlimit(RLIMIT_NOFILE, &files) == 0;
+}
+
 TEST(WriteBatch, EveryWriterOfAStepIsWrittenWholeInOneSubmission) {
   WriteBatch batch(true);
   SKIP_WITHOUT_IO_URING(batch);
@@ -120,14 +132,7 @@ TEST(WriteBatch, MoreWritersThanTheRingHoldsTakeOneSubmissionPerRingful) {
   WriteBatch batch(true);
   SKIP_WITHOUT_IO_URING(batch);
   constexpr int kWriters = 1100;  // 512 + 512 + 76
-  // Two descriptors per writer: more than a common soft limit of 1,024 allows.
-  rlimit files{};
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
-  if (files.rlim_cur < 2 * kWriters + 100) {
-    files.rlim_cur = std::min<rlim_t>(files.rlim_max, 2 * kWriters + 100);
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
-  }
-  if (files.rlim_cur < 2 * kWriters + 100) GTEST_SKIP() << "open-file limit " << files.rlim_max << " too low";
+  if (!open_files_for(kWriters)) GTEST_SKIP() << "open-file limit too low for " << kWriters << " socket pairs";
   EnlistedWriters enlisted;
   auto& [pairs, writers] = enlisted;
   batch.open();
@@ -366,6 +371,34 @@ TEST(WriteBatch, WhenWaitingForResultsFailsWritersWithoutOneAreEndedAndLaterStep
   batch.open();
   EXPECT_FALSE(batch.is_open()) << "after a ring failure, writers write themselves";
   EXPECT_EQ(io_uring_descriptors().size(), rings_before) << "the failed ring was not released";
+}
+
+// A ring that fails in one chunk of a step leaves the step's later chunks to their
+// writers: each is told "no room" (-EAGAIN), so it keeps its bytes and writes them
+// itself; nothing of theirs went into the failed ring.
+TEST(WriteBatch, AfterTheRingFailsTheStepsLaterChunksAreLeftToTheirWriters) {
+  BatchWithScriptedWaits batch([](size_t) { return -EBADF; });
+  SKIP_WITHOUT_IO_URING(batch);
+  constexpr int kRingful = 512;
+  constexpr int kWriters = kRingful + 2;
+  if (!open_files_for(kWriters)) GTEST_SKIP() << "open-file limit too low for " << kWriters << " socket pairs";
+  EnlistedWriters enlisted;
+  auto& [pairs, writers] = enlisted;
+  batch.open();
+  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [](int i) { return std::vector<std::string>{"event " + std::to_string(i)}; }));
+  batch.submit();
+  EXPECT_EQ(batch.submissions(), 1u);
+  EXPECT_EQ(batch.writes(), static_cast<size_t>(kRingful));
+  for (int i = 0; i < kWriters; ++i) {
+    ASSERT_EQ(writers[i]->results.size(), 1u) << "writer " << i;
+    if (i < kRingful) {
+      EXPECT_EQ(writers[i]->results[0], -EIO) << "writer " << i << ", in the chunk whose wait failed";
+    } else {
+      EXPECT_EQ(writers[i]->results[0], -EAGAIN) << "writer " << i << ", in a later chunk";
+      EXPECT_EQ(pairs[i]->drain(), "") << "writer " << i << ": its bytes are still its own";
+    }
+  }
+  EXPECT_FALSE(batch.available());
 }
 
 TEST(WriteBatch, SwitchedOffItIsNeverOpenSoWritersWriteThemselves) {
