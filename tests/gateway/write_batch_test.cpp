@@ -69,6 +69,18 @@ class RecordingWriter : public BatchedWriter {
   std::vector<std::string> chunks_;
 };
 
+// Raises the soft open-file limit for `writers` socket pairs (two descriptors each: more
+// than a common soft limit of 1,024 allows for a ring's worth); false if the hard limit is lower.
+bool open_files_for(size_t writers) {
+  const rlim_t needed = 2 * writers + 100;
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return false;
+  if (files.rlim_cur >= needed) return true;
+  if (files.rlim_max < needed) return false;
+  files.rlim_cur = needed;
+  return setrlimit(RLIMIT_NOFILE, &files) == 0;
+}
+
 // Writers on their own socket pairs, enlisted in a batch: writer i writes chunks_of(i).
 struct EnlistedWriters {
   std::vector<std::unique_ptr<SocketPair>> pairs;
@@ -84,22 +96,22 @@ struct EnlistedWriters {
     }
     return true;
   }
+
+  // Opens the batch and enlists `count` writers of "event <i>", the open-file limit
+  // raised for them first. False only when the limit cannot be raised far enough (the
+  // caller skips); a socket pair that cannot be made is a failure.
+  bool enlist_events(WriteBatch& batch, int count) {
+    if (!open_files_for(static_cast<size_t>(count))) return false;
+    batch.open();
+    EXPECT_TRUE(enlist(batch, count, [](int i) { return std::vector<std::string>{"event " + std::to_string(i)}; }))
+        << "a socket pair could not be made";
+    return true;
+  }
 };
 
 #define SKIP_WITHOUT_IO_URING(batch) \
   if (!(batch).available()) GTEST_SKIP() << "io_uring unavailable here: " << (batch).why_unavailable()
 
-// Raises the soft open-file limit for `writers` socket pairs (two descriptors each: more
-// than a common soft limit of 1,024 allows for a ring's worth); false if the hard limit is lower.
-bool open_files_for(size_t writers) {
-  const rlim_t needed = 2 * writers + 100;
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return false;
-  if (files.rlim_cur >= needed) return true;
-  if (files.rlim_max < needed) return false;
-  files.rlim_cur = needed;
-  return setrlimit(RLIMIT_NOFILE, &files) == 0;
-}
 
 TEST(WriteBatch, EveryWriterOfAStepIsWrittenWholeInOneSubmission) {
   WriteBatch batch(true);
@@ -132,11 +144,9 @@ TEST(WriteBatch, MoreWritersThanTheRingHoldsTakeOneSubmissionPerRingful) {
   WriteBatch batch(true);
   SKIP_WITHOUT_IO_URING(batch);
   constexpr int kWriters = 1100;  // 512 + 512 + 76
-  if (!open_files_for(kWriters)) GTEST_SKIP() << "open-file limit too low for " << kWriters << " socket pairs";
   EnlistedWriters enlisted;
   auto& [pairs, writers] = enlisted;
-  batch.open();
-  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [](int i) { return std::vector<std::string>{"event " + std::to_string(i)}; }));
+  if (!enlisted.enlist_events(batch, kWriters)) GTEST_SKIP() << "open-file limit too low for " << kWriters << " socket pairs";
   batch.submit();
   EXPECT_EQ(batch.submissions(), 3u);
   EXPECT_EQ(batch.writes(), static_cast<size_t>(kWriters));
@@ -381,11 +391,9 @@ TEST(WriteBatch, AfterTheRingFailsTheStepsLaterChunksAreLeftToTheirWriters) {
   SKIP_WITHOUT_IO_URING(batch);
   constexpr int kRingful = 512;
   constexpr int kWriters = kRingful + 2;
-  if (!open_files_for(kWriters)) GTEST_SKIP() << "open-file limit too low for " << kWriters << " socket pairs";
   EnlistedWriters enlisted;
   auto& [pairs, writers] = enlisted;
-  batch.open();
-  ASSERT_TRUE(enlisted.enlist(batch, kWriters, [](int i) { return std::vector<std::string>{"event " + std::to_string(i)}; }));
+  if (!enlisted.enlist_events(batch, kWriters)) GTEST_SKIP() << "open-file limit too low for " << kWriters << " socket pairs";
   batch.submit();
   EXPECT_EQ(batch.submissions(), 1u);
   EXPECT_EQ(batch.writes(), static_cast<size_t>(kRingful));
