@@ -112,7 +112,6 @@ struct EnlistedWriters {
 #define SKIP_WITHOUT_IO_URING(batch) \
   if (!(batch).available()) GTEST_SKIP() << "io_uring unavailable here: " << (batch).why_unavailable()
 
-
 TEST(WriteBatch, EveryWriterOfAStepIsWrittenWholeInOneSubmission) {
   WriteBatch batch(true);
   SKIP_WITHOUT_IO_URING(batch);
