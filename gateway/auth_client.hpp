@@ -32,6 +32,10 @@ struct AuthInfo {
   int64_t permissions = 0;
   std::vector<std::string> scopes;
   std::optional<std::vector<std::string>> chosen_languages;
+  // Set by admission: RecentKills' mark when this answer was last checked against kills
+  // (GatewayContext::authenticate); the worker ends the connection at registration when
+  // a kill for it came later. 0: checked against none.
+  uint64_t kills_mark = 0;
 };
 
 // docs/protocol.md#feed-access-settings: VIEW_FEEDS lets a role see every feed whatever the settings say.
@@ -42,7 +46,7 @@ enum class LookupStatus { ok, not_found, error, busy };
 
 struct TokenResult {
   LookupStatus status = LookupStatus::error;
-  std::shared_ptr<const AuthInfo> info;
+  std::shared_ptr<AuthInfo> info;
   // How old the auth tier's answer was (0: just queried).
   std::chrono::milliseconds age{0};
 };

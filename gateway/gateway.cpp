@@ -98,10 +98,23 @@ int Gateway::port() const { return listener_ ? listener_->port() : 0; }
 void GatewayContext::authenticate(const std::string& tenant, const std::string& token,
                                   std::function<void(TokenResult)> done) {
   auth.lookup_token(tenant, token, [this, tenant, token, done = std::move(done)](TokenResult result) mutable {
-    if (result.status == LookupStatus::ok && recent_kills.affects(*result.info, result.age)) {
-      return auth.lookup_token(tenant, token, std::move(done), /*fresh=*/true);
+    if (result.status != LookupStatus::ok) return done(std::move(result));
+    // Taken before the check: a kill recorded after it is either seen by the check or
+    // caught when the connection is registered (Worker::add_client).
+    uint64_t mark = recent_kills.mark();
+    if (!recent_kills.affects(*result.info, result.age)) {
+      result.info->kills_mark = mark;
+      return done(std::move(result));
     }
-    done(std::move(result));
+    // Asked again past every cache: the answer reflects the kills recorded so far.
+    mark = recent_kills.mark();
+    auth.lookup_token(
+        tenant, token,
+        [mark, done = std::move(done)](TokenResult fresh) {
+          if (fresh.status == LookupStatus::ok) fresh.info->kills_mark = mark;
+          done(std::move(fresh));
+        },
+        /*fresh=*/true);
   });
 }
 

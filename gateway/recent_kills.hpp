@@ -30,6 +30,14 @@ class RecentKills {
   // produced (with a second of slack: auth and this gateway hear of a kill in parallel).
   bool affects(const AuthInfo& auth, std::chrono::milliseconds answer_age);
 
+  // Admission checks an answer, then registers the connection on its worker later (after
+  // the list and feed checks, or a post): a kill recorded in between finds no connection
+  // to end. `mark()` numbers the kills recorded so far; `killed_after(auth, mark)` tells
+  // whether one for the token or its account was recorded since, so the worker ends such
+  // a connection as soon as it is registered.
+  uint64_t mark();
+  bool killed_after(const AuthInfo& auth, uint64_t mark);
+
  private:
   void forget_old(Clock::time_point now);
 
@@ -40,7 +48,12 @@ class RecentKills {
   std::mutex mutex_;
   // Keyed by instance and id: a kill names a token or account of its own instance only
   // (docs/hosting.md#tenants), and ids repeat across instances.
-  using Index = std::map<std::pair<std::string, int64_t>, Clock::time_point>;
+  struct Kill {
+    Clock::time_point at;
+    uint64_t number = 0;  // of kills recorded, this one included
+  };
+  using Index = std::map<std::pair<std::string, int64_t>, Kill>;
+  uint64_t recorded_ = 0;
   Index tokens_;
   Index accounts_;
 };

@@ -156,6 +156,12 @@ void Worker::add_client(std::shared_ptr<Client> client) {
     asio::post(io_, [weak = c.weak_from_this()] {
       if (auto client = weak.lock()) client->go_away();
     });
+  } else if (context_.recent_kills.killed_after(c.auth(), c.auth().kills_mark)) {
+    // docs/protocol.md#system-channels: killed between its admission and now, when the
+    // kill found no connection to end. It ends as a kill ends it, once started.
+    asio::post(io_, [weak = c.weak_from_this()] {
+      if (auto client = weak.lock()) client->end_gracefully();
+    });
   }
 }
 

@@ -2,6 +2,11 @@
 // docs/protocol.md#redis as clients see them.
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <thread>
+
+#include <pqxx/pqxx>
+
 #include "tests/e2e/cluster.hpp"
 
 namespace sluice::testing {
@@ -94,6 +99,44 @@ TEST_P(SseAndSystem, KillOnTheAccountChannelEndsEveryConnectionOfTheAccount) {
   auto event = other.next_event();
   ASSERT_TRUE(event);
   EXPECT_EQ(event->data, "5");
+}
+
+// docs/protocol.md#system-channels: a kill that comes while a request is still being
+// admitted (the token answered, the list check still out) ends that connection once it
+// is registered; before, the kill found no connection and the stream stayed open.
+TEST_P(SseAndSystem, AKillDuringTheListCheckEndsTheStreamOnceItIsAdmitted) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "kill_admitting");
+  std::string list_id = suite_postgres().query_value("INSERT INTO lists (account_id, title) VALUES (" +
+                                                     std::to_string(viewer.account_id) + ", 'l') RETURNING id");
+  // A stream of the same token already open: its end says the gateway has seen the kill.
+  SseClient witness(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(witness.response().status, 200);
+  // The list check waits in PostgreSQL while this transaction holds the table.
+  pqxx::connection locker(suite_postgres().conninfo());
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE lists IN ACCESS EXCLUSIVE MODE");
+  std::optional<SseClient> admitted;
+  std::thread opener([&] {
+    admitted.emplace(cluster.port(), "/api/v1/streaming/list?list=" + list_id, bearer(viewer.token));
+  });
+  auto waiting_on_lists = [&] {
+    return suite_postgres().query_value(
+               "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+               "WHERE c.relname = 'lists' AND NOT l.granted") != "0";
+  };
+  const bool held = eventually(waiting_on_lists, 10s);
+  if (held) {
+    suite_redis().publish("timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
+  }
+  const bool kill_seen = held && witness.wait_end(5s);
+  lock.abort();
+  opener.join();
+  ASSERT_TRUE(held) << "the list check never waited on the lock";
+  ASSERT_TRUE(kill_seen) << "the kill did not end the stream that was already open";
+  ASSERT_TRUE(admitted);
+  ASSERT_EQ(admitted->response().status, 200) << "the list check failed instead of waiting";
+  EXPECT_TRUE(admitted->wait_end(5s)) << "the stream admitted after the kill stayed open";
 }
 
 TEST_P(SseAndSystem, MessagesWithoutEventOrPayloadAreNotForwarded) {

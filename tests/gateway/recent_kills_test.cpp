@@ -77,6 +77,29 @@ TEST(RecentKills, KillsAreKeptAsLongAsTheOldestAnswerSeenAndAtLeastAMinute) {
   EXPECT_TRUE(kills.affects(viewer(8, 1), 95000ms));
 }
 
+// A connection admitted on an answer checked before a kill, and registered after it, is
+// ended at registration: the kill found no connection to end.
+TEST(RecentKills, AKillRecordedAfterTheMarkIsFoundForItsTokenOrAccountOnly) {
+  ManualClock clock;
+  RecentKills kills(clock.function());
+  AuthInfo other_instance = viewer(7, 100);
+  other_instance.tenant = "other";
+  const uint64_t before = kills.mark();
+  EXPECT_FALSE(kills.killed_after(viewer(7, 100), before));
+  kills.record(system_event(kToken, 7, "kill"));
+  EXPECT_TRUE(kills.killed_after(viewer(7, 100), before));
+  EXPECT_FALSE(kills.killed_after(viewer(8, 100), before)) << "another token of the account";
+  EXPECT_FALSE(kills.killed_after(other_instance, before)) << "the same token id in another instance";
+  // On the same clock reading: the order of recording decides, not the time.
+  const uint64_t checked = kills.mark();
+  EXPECT_FALSE(kills.killed_after(viewer(7, 100), checked)) << "a kill the check had seen";
+  kills.record(system_event(kAccount, 100, "kill"));
+  EXPECT_TRUE(kills.killed_after(viewer(8, 100), checked)) << "the account's kill, after the check";
+  EXPECT_FALSE(kills.killed_after(viewer(8, 101), checked));
+  kills.record(system_event(kToken, 9, "filters_changed"));
+  EXPECT_FALSE(kills.killed_after(viewer(9, 5), checked)) << "only kills count";
+}
+
 TEST(RecentKills, OnlyKillsWithAValidIdCount) {
   ManualClock clock;
   RecentKills kills(clock.function());
