@@ -1,6 +1,14 @@
 #include "common/grpc_channel.hpp"
 
 namespace sluice {
+namespace {
+
+// Both ends of every internal stream take messages this large. A gateway's opening
+// Subscribe names every channel it listens to, past gRPC's default 4 MiB at some tens of
+// thousands of accounts; a server that refused it would be sent it again forever.
+constexpr int kMaxInternalMessageBytes = 64 * 1024 * 1024;
+
+}  // namespace
 
 grpc::ChannelArguments internal_channel_arguments() {
   grpc::ChannelArguments args;
@@ -9,7 +17,7 @@ grpc::ChannelArguments internal_channel_arguments() {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
-  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 * 1024 * 1024);
+  args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, kMaxInternalMessageBytes);
   // A `dns:///name:port` target that resolves to several replicas (a Kubernetes
   // headless Service) gets calls spread over every one of them, not pinned to the
   // first; a plain host:port has one address and behaves as before.
@@ -18,6 +26,7 @@ grpc::ChannelArguments internal_channel_arguments() {
 }
 
 void configure_internal_server(grpc::ServerBuilder& builder) {
+  builder.SetMaxReceiveMessageSize(kMaxInternalMessageBytes);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);  // 0: never GOAWAY for pings

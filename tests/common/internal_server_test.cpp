@@ -52,6 +52,21 @@ TEST(InternalServerTest, OneServiceStartsNotServingAndFollowsItsTierWithTheOvera
   server.shutdown(std::chrono::milliseconds(100));
 }
 
+// A gateway's opening Subscribe names every channel it listens to; the tiers' clients
+// take 64 MiB (common/grpc_channel.cpp), and the servers take as much. Before, a broker
+// refused past gRPC's default 4 MiB and the gateway sent the same Subscribe forever.
+TEST(InternalServerTest, TakesMessagesAsLargeAsTheTiersSend) {
+  v1::Broker::CallbackService broker;
+  InternalServer server({}, {{"sluice.v1.Broker", &broker}});
+  auto channel = server.in_process_channel(grpc::ChannelArguments());
+  // A health check naming a 5 MiB service: read, and refused by the health service
+  // itself (INVALID_ARGUMENT: it takes names up to 200 bytes), not RESOURCE_EXHAUSTED
+  // by the transport before anyone read it.
+  grpc::Status status = testing::health_check(channel, std::string(5 << 20, 'x'));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  server.shutdown(std::chrono::milliseconds(100));
+}
+
 TEST(InternalServerTest, TwoServicesReportApartAndLeaveTheOverallStatusAlone) {
   v1::Broker::CallbackService broker;
   v1::Auth::CallbackService auth;
