@@ -123,15 +123,30 @@ bool valid_key(std::string_view key) {
 
 }  // namespace
 
-// Follows the dotenv package's rules closely enough for Mastodon's generated
-// .env.production files: KEY=VALUE, quotes, `#` comments, multi-line double quotes.
-std::map<std::string, std::string> parse_dotenv(std::string_view text) {
+// The dotenv package's rules (the reference loads .env with dotenv ^17,
+// docs/protocol.md#environment-file): KEY=VALUE lines, optional `export `, `#` comments;
+// an unquoted value ends at the first `#`; a quoted one ('…', "…", `…`) may span lines,
+// `\"` inside double quotes does not end it (and stays as written), and only whitespace
+// or a comment may follow its closing quote (else the line is read as unquoted); in a
+// value that starts with a double quote, `\n` and `\r` become newline and return.
+std::map<std::string, std::string> parse_dotenv(std::string_view input) {
+  // dotenv reads CRLF and CR line ends as LF first.
+  std::string text;
+  text.reserve(input.size());
+  for (size_t i = 0; i < input.size(); ++i) {
+    if (input[i] != '\r') {
+      text += input[i];
+    } else {
+      text += '\n';
+      if (i + 1 < input.size() && input[i + 1] == '\n') ++i;
+    }
+  }
   std::map<std::string, std::string> out;
   size_t pos = 0;
   while (pos < text.size()) {
     size_t eol = text.find('\n', pos);
-    if (eol == std::string_view::npos) eol = text.size();
-    std::string_view line = trim(text.substr(pos, eol - pos));
+    if (eol == std::string::npos) eol = text.size();
+    std::string_view line = trim(std::string_view(text).substr(pos, eol - pos));
     size_t next = eol + 1;
     if (line.empty() || line.front() == '#') {
       pos = next;
@@ -145,41 +160,41 @@ std::map<std::string, std::string> parse_dotenv(std::string_view text) {
     }
     std::string_view key = trim(line.substr(0, eq));
     // The value may span lines when quoted, so work on the rest of the text.
-    size_t value_start = pos + static_cast<size_t>(line.data() - (text.data() + pos)) + eq + 1;
-    while (value_start < text.size() && (text[value_start] == ' ' || text[value_start] == '\t')) ++value_start;
-    std::string value;
-    char quote = value_start < text.size() ? text[value_start] : '\0';
+    size_t value_start = static_cast<size_t>(line.data() - text.data()) + eq + 1;
+    while (value_start < eol && (text[value_start] == ' ' || text[value_start] == '\t')) ++value_start;
+    std::string_view raw;
+    const char quote = value_start < eol ? text[value_start] : '\0';
     if (quote == '"' || quote == '\'' || quote == '`') {
-      size_t close = text.find(quote, value_start + 1);
-      if (close != std::string_view::npos) {
-        std::string_view raw = text.substr(value_start + 1, close - value_start - 1);
-        if (quote == '"') {
-          for (size_t i = 0; i < raw.size(); ++i) {
-            if (raw[i] == '\\' && i + 1 < raw.size() && raw[i + 1] == 'n') {
-              value += '\n';
-              ++i;
-            } else if (raw[i] == '\\' && i + 1 < raw.size() && raw[i + 1] == 'r') {
-              value += '\r';
-              ++i;
-            } else {
-              value += raw[i];
-            }
-          }
-        } else {
-          value = std::string(raw);
+      size_t at = value_start + 1;
+      while (at < text.size() && text[at] != quote) at += (text[at] == '\\' && at + 1 < text.size() && text[at + 1] == quote) ? 2 : 1;
+      if (at < text.size()) {
+        size_t after = at + 1;
+        while (after < text.size() && (text[after] == ' ' || text[after] == '\t')) ++after;
+        if (after == text.size() || text[after] == '\n' || text[after] == '#') {
+          raw = std::string_view(text).substr(value_start, at + 1 - value_start);
+          size_t close_eol = text.find('\n', at);
+          next = close_eol == std::string::npos ? text.size() : close_eol + 1;
         }
-        size_t close_eol = text.find('\n', close);
-        next = close_eol == std::string_view::npos ? text.size() : close_eol + 1;
-      } else {
-        value = std::string(trim(text.substr(value_start, eol - value_start)));
       }
-    } else {
-      std::string_view raw = text.substr(value_start, eol - value_start);
-      auto hash = raw.find(" #");
-      if (hash != std::string_view::npos) raw = raw.substr(0, hash);
-      value = std::string(trim(raw));
     }
-    if (valid_key(key)) out[std::string(key)] = value;
+    if (raw.empty()) {
+      raw = std::string_view(text).substr(value_start, eol - value_start);
+      raw = trim(raw.substr(0, raw.find('#')));
+    }
+    const bool expand = !raw.empty() && raw.front() == '"';
+    if (raw.size() >= 2 && raw.front() == raw.back() && (raw.front() == '"' || raw.front() == '\'' || raw.front() == '`')) {
+      raw = raw.substr(1, raw.size() - 2);
+    }
+    std::string value;
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (expand && raw[i] == '\\' && i + 1 < raw.size() && (raw[i + 1] == 'n' || raw[i + 1] == 'r')) {
+        value += raw[i + 1] == 'n' ? '\n' : '\r';
+        ++i;
+      } else {
+        value += raw[i];
+      }
+    }
+    if (valid_key(key)) out[std::string(key)] = std::move(value);
     pos = next;
   }
   return out;

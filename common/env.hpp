@@ -42,8 +42,8 @@ class Env {
   std::map<std::string, std::string, std::less<>> vars_;
 };
 
-// Parses dotenv text (KEY=value lines, `#` comments, optional `export `, single or
-// double quotes, \n escapes in double quotes). Pure, for tests and fuzzing.
+// Parses dotenv text as the dotenv package does (common/env.cpp). Pure, for tests and
+// fuzzing.
 std::map<std::string, std::string> parse_dotenv(std::string_view text);
 
 // Loads `.env.production` (NODE_ENV=production) or `.env` from `directory` into the
