@@ -3,6 +3,10 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cstring>
 
 namespace sluice::broker {
@@ -12,6 +16,25 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr size_t kReadSize = 64 * 1024;
+
+// docs/protocol.md#redis-configuration: a Redis that vanished without a reset (its node
+// gone, a partition) must not leave the broker subscribed to nothing while it reports
+// ready. An idle connection is probed after 10 s, every 5 s, and given up after 4
+// unanswered probes; data left unacknowledged for 30 s ends it too.
+constexpr int kKeepAliveIdleSeconds = 10;
+constexpr int kKeepAliveIntervalSeconds = 5;
+constexpr int kKeepAliveProbes = 4;
+constexpr unsigned kUnacknowledgedTimeoutMs = 30000;
+
+void detect_dead_peers(asio::ip::tcp::socket& socket) {
+  boost::system::error_code ignored;
+  socket.set_option(asio::socket_base::keep_alive(true), ignored);
+  const int fd = socket.native_handle();
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &kKeepAliveIdleSeconds, sizeof kKeepAliveIdleSeconds);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &kKeepAliveIntervalSeconds, sizeof kKeepAliveIntervalSeconds);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &kKeepAliveProbes, sizeof kKeepAliveProbes);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &kUnacknowledgedTimeoutMs, sizeof kUnacknowledgedTimeoutMs);
+}
 
 // A pub/sub push: an array whose first element names its kind.
 bool is_push(const redisReply* reply) {
@@ -86,6 +109,7 @@ void RespConnection::connect(const Target& target) {
           auto& connected_socket = self->tls_ ? self->tls_->next_layer() : self->tcp_;
           boost::system::error_code ignored;
           connected_socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+          detect_dead_peers(connected_socket);
           if (!self->tls_) return self->connected();
           self->tls_->async_handshake(asio::ssl::stream_base::client, [self](const boost::system::error_code& tls_ec) {
             if (self->closed_) return;

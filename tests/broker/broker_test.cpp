@@ -1,11 +1,17 @@
 // The broker tier against a real redis-server, with gateways simulated by real
 // gRPC Events streams over an in-process channel
 // (docs/protocol.md#system-channels, docs/protocol.md#shared-redis-subscriptions, docs/protocol.md#redis).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -363,6 +369,57 @@ TEST(Broker, HeartbeatKeysAreRefreshedPeriodicallyWhileWanted) {
   redis().command({"EXPIRE", "subscribed:" + marker, "100"});
   ASSERT_TRUE(eventually([&] { return ttl(redis(), "subscribed:" + marker) > 1070; }, 3s));
   EXPECT_LE(ttl(redis(), "subscribed:" + home), 100);
+}
+
+// This process's TCP sockets connected to `port` on loopback, with their keepalive
+// settings: {SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT}.
+std::vector<std::array<int, 5>> keepalive_of_sockets_to(int port) {
+  std::vector<std::array<int, 5>> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = std::stoi(entry.path().filename().string());
+    sockaddr_in peer{};
+    socklen_t length = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0 || peer.sin_family != AF_INET ||
+        ntohs(peer.sin_port) != port) {
+      continue;
+    }
+    std::array<int, 5> values{};
+    const std::array<std::pair<int, int>, 5> options = {{{SOL_SOCKET, SO_KEEPALIVE},
+                                                          {IPPROTO_TCP, TCP_KEEPIDLE},
+                                                          {IPPROTO_TCP, TCP_KEEPINTVL},
+                                                          {IPPROTO_TCP, TCP_KEEPCNT},
+                                                          {IPPROTO_TCP, TCP_USER_TIMEOUT}}};
+    for (size_t i = 0; i < options.size(); ++i) {
+      socklen_t size = sizeof values[i];
+      ::getsockopt(fd, options[i].first, options[i].second, &values[i], &size);
+    }
+    found.push_back(values);
+  }
+  return found;
+}
+
+// docs/protocol.md#redis-configuration: a Redis gone without a reset is noticed by TCP
+// keepalive on both connections (the subscriber and the command connection); a dropped
+// connection is then reconnected as after any other loss.
+TEST(Broker, BothRedisConnectionsProbeASilentPeer) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  // The command connection opens with the first command it has to send.
+  auto a = broker.gateway("a");
+  std::string home = unique_channel("timeline");
+  a->subscribe({home}, /*heartbeat=*/true);
+  ASSERT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + home}) == 1; }));
+  // The suite's own command connection (tests/support) is among them, without keepalive.
+  size_t probing = 0;
+  for (const auto& values : keepalive_of_sockets_to(redis().port())) {
+    if (!values[0]) continue;
+    ++probing;
+    EXPECT_EQ(values[1], 10) << "seconds idle before the first probe";
+    EXPECT_EQ(values[2], 5) << "seconds between probes";
+    EXPECT_EQ(values[3], 4) << "unanswered probes before the connection is dropped";
+    EXPECT_EQ(values[4], 30000) << "milliseconds a write may go unacknowledged";
+  }
+  EXPECT_EQ(probing, 2u) << "the subscriber and the command connection";
 }
 
 TEST(Broker, NamespacePrefixesChannelsAndKeysAndIsStrippedFromEvents) {
