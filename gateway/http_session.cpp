@@ -139,16 +139,22 @@ void HttpSession::serve_next_request() { read_request(/*keep_alive_wait=*/true);
 void HttpSession::read_request(bool keep_alive_wait) {
   reader_.emplace();
   answered_ = false;
-  // An idle keep-alive connection gets Node's 5 s; a request being sent, the request timeout.
+  // An idle keep-alive connection gets Node's 5 s; a request being sent, the request
+  // timeout, from its first byte on (docs/protocol.md#http-server).
   const auto& config = worker_.context().config;
-  timer_.expires_after(std::chrono::seconds(keep_alive_wait ? config.keep_alive_seconds : config.request_timeout_seconds));
+  idle_ = keep_alive_wait && buffer_.size() == 0;
+  close_after(std::chrono::seconds(idle_ ? config.keep_alive_seconds : config.request_timeout_seconds));
+  parse_buffered();
+}
+
+void HttpSession::close_after(std::chrono::seconds timeout) {
+  timer_.expires_after(timeout);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
     if (!ec) {
       boost::system::error_code ignored;
       self->socket_.close(ignored);
     }
   });
-  parse_buffered();
 }
 
 // Reads by hand rather than with http::async_read so that RequestReader sees the raw
@@ -159,6 +165,11 @@ void HttpSession::read_more() {
                           [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
                             if (ec) return self->on_request(ec == asio::error::eof ? http::error::end_of_stream : ec);
                             self->buffer_.commit(n);
+                            if (self->idle_ && n > 0) {
+                              self->idle_ = false;
+                              self->close_after(
+                                  std::chrono::seconds(self->worker_.context().config.request_timeout_seconds));
+                            }
                             self->parse_buffered();
                           });
 }
@@ -419,6 +430,9 @@ void HttpSession::arm_handshake_deadline(bool websocket) {
 void HttpSession::respond(std::string bytes, bool keep_alive) {
   answered_ = true;
   log_request(record_, response_status(bytes), bytes.size());
+  // A client that does not read its response must not hold the connection, and its
+  // place under SLUICE_MAX_CONNECTIONS, for ever: the write gets the request timeout.
+  close_after(std::chrono::seconds(worker_.context().config.request_timeout_seconds));
   auto data = std::make_shared<std::string>(std::move(bytes));
   asio::async_write(socket_, asio::buffer(*data),
                     [self = shared_from_this(), data, keep_alive](const boost::system::error_code& ec, size_t) {

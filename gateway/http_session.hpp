@@ -44,6 +44,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void read_request(bool keep_alive_wait);
+  // Closes the socket after `timeout` unless the timer is re-armed or cancelled first.
+  void close_after(std::chrono::seconds timeout);
   void read_more();
   void parse_buffered();
   void on_request(const boost::system::error_code& ec);
@@ -83,6 +85,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // What the access log says of the current request (docs/protocol.md#access-log).
   RequestRecord record_;
   bool answered_ = false;
+  // Between requests on a keep-alive connection, until the next one's first byte.
+  bool idle_ = false;
 };
 
 }  // namespace sluice::gateway

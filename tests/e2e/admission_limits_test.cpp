@@ -2,7 +2,12 @@
 // /metrics, and leaves the connections within it alone.
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <pqxx/pqxx>
 #include <functional>
 #include <regex>
@@ -55,6 +60,31 @@ TEST_P(AdmissionLimits, GatewayConnectionLimitAnswers503WithRetryAfter) {
   auto event = first.next_event();
   ASSERT_TRUE(event);
   EXPECT_EQ(event->event, "notification");
+}
+
+// docs/protocol.md#http-surface: a client that sends plain requests and never reads the
+// answers is closed once a response has waited the request timeout, and its place under
+// SLUICE_MAX_CONNECTIONS is free again. Before, the stuck write held both for ever.
+TEST_P(AdmissionLimits, AClientThatStopsReadingPlainResponsesIsClosedAndItsPlaceFreed) {
+  Cluster cluster(GetParam(), {{"SLUICE_MAX_CONNECTIONS", "1"}, {"SLUICE_HTTP_REQUEST_TIMEOUT_SECONDS", "1"}});
+  auto viewer = create_account(suite_postgres(), "limit_unread");
+  Connection stuck("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
+  // Blocking sends, given up after 30 s: pipelined health checks until the gateway,
+  // stuck writing answers nobody reads, stops taking them and then closes the socket.
+  timeval give_up{30, 0};
+  ASSERT_EQ(::setsockopt(stuck.fd(), SOL_SOCKET, SO_SNDTIMEO, &give_up, sizeof give_up), 0);
+  std::string burst;
+  for (int i = 0; i < 1000; ++i) burst += "GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\n\r\n";
+  int error = 0;
+  while (error == 0) {
+    if (::send(stuck.fd(), burst.data(), burst.size(), MSG_NOSIGNAL) < 0) error = errno;
+  }
+  EXPECT_TRUE(error == ECONNRESET || error == EPIPE) << "the send ended with " << std::strerror(error)
+                                                      << " (EAGAIN: the gateway never closed the socket)";
+  ASSERT_TRUE(eventually([&] {
+    SseClient stream(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+    return stream.response().status == 200;
+  }, 10s)) << "the stuck connection's place was not freed";
 }
 
 TEST_P(AdmissionLimits, PerAddressCapCountsTheForwardedAddressOfATrustedProxy) {
