@@ -16,22 +16,30 @@ namespace sluice::gateway {
 // exist per channel, so a short vector beats a map.
 struct FanOut::FrameCache {
   const GatewayEvent& event;
-  Frame sse[2];
-  std::vector<std::pair<std::pair<const std::string*, bool>, Frame>> websocket;
+  // False for the one client of a status that waited for its viewer's data: its frame is
+  // that client's own bytes, and counts against its own queue bound
+  // (docs/protocol.md#slow-clients), not as a frame many clients share.
+  bool for_many_clients = true;
+  Frame sse[2] = {};
+  std::vector<std::pair<std::pair<const std::string*, bool>, Frame>> websocket = {};
   // The status's text, prepared on the first evaluation for every viewer after it.
-  std::optional<FilterSubject> filter_subject;
+  std::optional<FilterSubject> filter_subject = {};
+
+  Frame frame_of(std::string bytes) const {
+    return for_many_clients ? make_shared_frame(std::move(bytes)) : make_frame(std::move(bytes));
+  }
 
   const Frame& for_client(ClientKind kind, const std::string& echo, bool filtered_variant) {
     if (kind == ClientKind::eventsource) {
       Frame& frame = sse[filtered_variant];
-      if (!frame) frame = make_shared_frame(event.sse(filtered_variant));
+      if (!frame) frame = frame_of(event.sse(filtered_variant));
       return frame;
     }
     for (auto& [key, frame] : websocket) {
       if (key.second == filtered_variant && (key.first == &echo || *key.first == echo)) return frame;
     }
     websocket.emplace_back(std::make_pair(&echo, filtered_variant),
-                           make_shared_frame(websocket_event_frame(echo, event.ws_tail(filtered_variant))));
+                           frame_of(websocket_event_frame(echo, event.ws_tail(filtered_variant))));
     return websocket.back().second;
   }
 };
@@ -114,7 +122,7 @@ bool FanOut::send_status(Client& client, const std::string& echo_json, const Sta
 void FanOut::deliver_decided(Client& client, const std::string& echo_json, const GatewayEvent& event,
                              const ViewerCache::Viewer& viewer) {
   if (!client.open()) return;
-  FrameCache frames{event, {}, {}, {}};
+  FrameCache frames{event, /*for_many_clients=*/false};
   std::string evaluated;
   const auto& status = event.source->status();
   auto decision = decide_status(status, RelationsDigest::of(status), viewer.for_decision(),
@@ -131,7 +139,7 @@ void FanOut::deliver(const std::shared_ptr<const GatewayEvent>& shared_event) {
   if (event.source->payload().empty()) return;  // docs/protocol.md#messages-from-rails: no payload, nothing to forward
   const auto* listeners = channels_.listeners(event.channel_key());
   if (!listeners) return;
-  FrameCache frames{event, {}, {}, {}};
+  FrameCache frames{event};
   uint64_t sent[2] = {0, 0};
   // A channel key names one instance: every listener here is of the event's.
   TenantMetrics* tenant_series = nullptr;

@@ -271,6 +271,39 @@ TEST_P(MetricsAndEdges, ClientThatStopsReadingIsDisconnectedOnceBehindTooLong) {
   EXPECT_EQ(event->data, "still-served");
 }
 
+// docs/protocol.md#slow-clients: a status that waited for its viewer's data (every one,
+// with SLUICE_RELATIONS_MAX_STALENESS_MS=0) is written for its one client, so a client
+// that stops reading is cut once those bytes pass SLUICE_CLIENT_QUEUE_BYTES. Before, they
+// were marked as shared and counted nothing against the client's own bound.
+TEST_P(MetricsAndEdges, StatusesThatWaitedForViewerDataCountAgainstTheClientsOwnQueue) {
+  Cluster cluster(GetParam(), {{"SLUICE_CLIENT_QUEUE_BYTES", "65536"}, {"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"}});
+  auto viewer = create_account(suite_postgres(), "slow_exact");
+  Connection stalled("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
+  stalled.send("GET /api/v1/streaming/public HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
+  ASSERT_TRUE(wait_numsub("timeline:public", 1));
+  auto series = std::string(R"(sluice_slow_client_disconnects_total{type="eventsource"})");
+  auto disconnects = [&] {
+    auto text = http_request(cluster.port(), "GET", "/metrics").body;
+    auto pos = text.find(series + " ");
+    return pos == std::string::npos ? -1.0 : std::stod(text.substr(pos + series.size() + 1));
+  };
+  ASSERT_EQ(disconnects(), 0.0);
+  // 20 KB statuses: the kernel's buffers (4 MB at most) hold about 200; 1,000 queue
+  // 16 MB past them, where the queue entries alone (8 bytes each) stay under the bound.
+  const std::string content(20000, 'x');
+  bool cut = false;
+  for (int i = 0; i < 1000 && !cut; ++i) {
+    suite_redis().publish("timeline:public",
+                          R"({"event":"update","payload":{"id":")" + std::to_string(i) + R"(","language":"en","content":")" +
+                              content + R"(","account":{"id":"900100","username":"far","acct":"far@far.example"},)"
+                              R"("mentions":[],"media_attachments":[]}})");
+    if (i % 100 == 99) cut = disconnects() >= 1;
+  }
+  EXPECT_TRUE(eventually([&] { return disconnects() >= 1; }, 20s)) << "the stalled client was never cut";
+  EXPECT_TRUE(stalled.wait_closed(10s));
+  EXPECT_NE(cluster.full_logs().find("slow client: own queue"), std::string::npos) << cluster.logs();
+}
+
 // docs/protocol.md#slow-clients: a burst far past SLUICE_CLIENT_QUEUE_BYTES per client
 // reaches every client that keeps reading, whole and in order, because shared frames
 // are not any one client's bytes. The burst fills the sockets, so writes are partial
