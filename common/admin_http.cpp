@@ -48,31 +48,48 @@ std::pair<std::string, int> split_host_port(const std::string& text, const std::
 struct AdminHttpServer::Impl {
   std::string listen;
   std::function<bool()> ready;
+  Limits limits;
+  // Before io: handlers still queued when io goes count themselves out on destruction.
+  size_t open_connections = 0;
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
+  // After a failed accept (out of file descriptors, say): a pause, not a spin.
+  asio::steady_timer accept_pause{io};
   std::thread thread;
   int bound_port = 0;
 
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) serve(std::make_shared<tcp::socket>(std::move(socket)));
-      accept();
+      if (ec) {
+        accept_pause.expires_after(std::chrono::milliseconds(100));
+        accept_pause.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) accept();
+        });
+        return;
+      }
+      if (open_connections < limits.max_connections) serve(std::make_shared<beast::tcp_stream>(std::move(socket)));
+      accept();  // a connection past the limit is closed as `socket` goes
     });
   }
 
   // One request per connection: probes and scrapers do not need keep-alive.
-  void serve(std::shared_ptr<tcp::socket> socket) {
+  void serve(std::shared_ptr<beast::tcp_stream> stream) {
+    ++open_connections;
+    // Counted until the last handler lets the stream go.
+    std::shared_ptr<void> counted(nullptr, [this](void*) { --open_connections; });
+    stream->expires_after(limits.exchange_timeout);
     auto buffer = std::make_shared<beast::flat_buffer>(8192);
     auto request = std::make_shared<http::request<http::empty_body>>();
-    http::async_read(*socket, *buffer, *request,
-                     [this, socket, buffer, request](beast::error_code ec, std::size_t) {
+    http::async_read(*stream, *buffer, *request,
+                     [this, stream, buffer, request, counted](beast::error_code ec, std::size_t) {
                        if (ec) return;
                        auto response = std::make_shared<http::response<http::string_body>>(respond(*request));
-                       http::async_write(*socket, *response, [socket, response](beast::error_code, std::size_t) {
-                         beast::error_code ignored;
-                         socket->shutdown(tcp::socket::shutdown_both, ignored);
-                       });
+                       http::async_write(*stream, *response,
+                                         [stream, response, counted](beast::error_code, std::size_t) {
+                                           beast::error_code ignored;
+                                           stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+                                         });
                      });
   }
 
@@ -106,9 +123,11 @@ struct AdminHttpServer::Impl {
   }
 };
 
-AdminHttpServer::AdminHttpServer(std::string listen, std::function<bool()> ready) : impl_(std::make_unique<Impl>()) {
+AdminHttpServer::AdminHttpServer(std::string listen, std::function<bool()> ready, Limits limits)
+    : impl_(std::make_unique<Impl>()) {
   impl_->listen = std::move(listen);
   impl_->ready = std::move(ready);
+  impl_->limits = limits;
 }
 
 AdminHttpServer::~AdminHttpServer() { stop(); }
