@@ -81,7 +81,9 @@ void AuthCache::get_many(TtlCache<Key, T>& cache, const std::vector<Key>& keys,
     }
     return load(missing);
   };
-  auto run = [this](std::function<void()> task) { return workers_.submit(std::move(task), lane_); };
+  auto run = [this](std::function<void()> task) {
+    return workers_.submit(std::move(task), lane_) ? std::exception_ptr() : workers_.refusal();
+  };
   std::vector<typename TtlCache<Key, T>::Done> answers;
   answers.reserve(dones.size());
   for (auto& done : dones) {
@@ -112,8 +114,7 @@ void AuthCache::check_list_ownership(const std::string& list_id, int64_t account
     done(answer);
   };
   if (!workers_.submit(task, lane_)) {
-    done(AuthAnswer<bool>{nullptr, std::make_exception_ptr(WorkRefused("the auth service is busy or stopping")),
-                          milliseconds(0)});
+    done(AuthAnswer<bool>{nullptr, workers_.refusal(), milliseconds(0)});
   }
 }
 

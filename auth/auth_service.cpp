@@ -13,6 +13,8 @@ namespace sluice {
 grpc::Status status_for_error(std::exception_ptr error, const std::string& tenant) {
   try {
     std::rethrow_exception(error);
+  } catch (const ServiceStopping& e) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.what());
   } catch (const WorkRefused& e) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
   } catch (const NullScopesError& e) {

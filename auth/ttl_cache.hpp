@@ -44,8 +44,8 @@ class TtlCache {
   using Done = std::function<void(const Result&)>;
   using Load = std::function<Value()>;
   using LoadMany = std::function<std::vector<Value>(const std::vector<Key>&)>;
-  // Hands a load to a worker; returns false when it cannot (shutting down).
-  using Run = std::function<bool(std::function<void()>)>;
+  // Hands a load to a worker; returns null, or why it cannot (busy, or shutting down).
+  using Run = std::function<std::exception_ptr(std::function<void()>)>;
   using Ttl = std::function<std::chrono::milliseconds(const Value&)>;
   using Tags = std::function<std::vector<CacheTag>(const Value&)>;
   using Now = std::function<Clock::time_point()>;
@@ -139,10 +139,10 @@ class TtlCache {
         complete(to_load[i], flights[i], result);
       }
     };
-    if (!run(task)) {
+    if (std::exception_ptr refusal = run(task)) {
       Result refused;
       refused.loaded_at = now_();
-      refused.error = std::make_exception_ptr(WorkRefused("the auth service is busy or stopping"));
+      refused.error = refusal;
       for (size_t i = 0; i < to_load.size(); ++i) complete(to_load[i], flights[i], refused);
     }
   }

@@ -19,6 +19,12 @@ WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued)
 
 WorkerPool::~WorkerPool() { stop(); }
 
+std::exception_ptr WorkerPool::refusal() {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return std::make_exception_ptr(ServiceStopping("the auth service is stopping"));
+  return std::make_exception_ptr(WorkRefused("the auth service is busy"));
+}
+
 bool WorkerPool::submit(std::function<void()> task, Lane lane) {
   {
     std::lock_guard lock(mutex_);

@@ -3,6 +3,7 @@
 // database (a cache hit is answered inline; a miss is queued here).
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -12,11 +13,17 @@
 
 namespace sluice {
 
-// The auth tier could not take a lookup: its queue was full, the lookup waited past
-// its deadline, or the service is stopping (docs/protocol.md#auth-overload). Reported
-// to the gateway as RESOURCE_EXHAUSTED, which answers 503 with Retry-After.
+// The auth tier could not take a lookup: its queue was full, or the lookup waited past
+// its deadline (docs/protocol.md#auth-overload). Reported to the gateway as
+// RESOURCE_EXHAUSTED, which answers 503 with Retry-After.
 struct WorkRefused : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// The auth service is stopping (a rolling restart): reported as UNAVAILABLE, which the
+// gateways' retry policy sends to another replica (docs/scale-out.md#auth-replicas).
+struct ServiceStopping : WorkRefused {
+  using WorkRefused::WorkRefused;
 };
 
 // Whose work a task is: tasks of one lane run in the order submitted, lanes take turns
@@ -41,6 +48,8 @@ class WorkerPool {
   // Queues `task`; false when the queue is full or stop() has begun (the caller
   // answers by itself then, with WorkRefused).
   bool submit(std::function<void()> task, Lane lane = {});
+  // Why submit refuses now: ServiceStopping once stop() has begun, else WorkRefused.
+  std::exception_ptr refusal();
   // Runs what is already queued, then joins the threads. Idempotent.
   void stop();
 

@@ -24,10 +24,10 @@ struct Harness {
   bool accept = true;
 
   Cache::Run run() {
-    return [this](std::function<void()> task) {
-      if (!accept) return false;
+    return [this](std::function<void()> task) -> std::exception_ptr {
+      if (!accept) return std::make_exception_ptr(WorkRefused("refused"));
       queued.push_back(std::move(task));
-      return true;
+      return nullptr;
     };
   }
   void run_all() {

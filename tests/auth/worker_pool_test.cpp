@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/auth_service.hpp"
 #include "auth/worker_pool.hpp"
 #include "tests/support/process.hpp"
 
@@ -53,6 +54,28 @@ TEST(WorkerPool, ALaneAtItsLimitLeavesTheOtherThreadsToOtherLanes) {
   release = true;
   pool.stop();
   EXPECT_EQ(a_started.load(), 3);
+}
+
+// A full queue is load (RESOURCE_EXHAUSTED: the gateway answers 503 with Retry-After);
+// a stopping pool is a replica going away (UNAVAILABLE: the gateway's retry policy asks
+// another replica). Before, both were RESOURCE_EXHAUSTED and a rolling restart answered 503s.
+TEST(WorkerPool, ARefusalSaysWhetherThePoolIsFullOrStopping) {
+  WorkerPool pool(1, /*max_queued=*/1);
+  std::atomic<bool> release{false}, started{false};
+  ASSERT_TRUE(pool.submit([&] {
+    started = true;
+    EXPECT_TRUE(eventually([&] { return release.load(); }, std::chrono::seconds(30)));
+  }));
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  ASSERT_TRUE(pool.submit([] {}));
+  ASSERT_FALSE(pool.submit([] {})) << "the queue of one should be full";
+  grpc::Status busy = status_for_error(pool.refusal(), "");
+  EXPECT_EQ(busy.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << busy.error_message();
+  release = true;
+  pool.stop();
+  ASSERT_FALSE(pool.submit([] {}));
+  grpc::Status stopping = status_for_error(pool.refusal(), "");
+  EXPECT_EQ(stopping.error_code(), grpc::StatusCode::UNAVAILABLE) << stopping.error_message();
 }
 
 TEST(WorkerPool, LanesTakeTurns) {
