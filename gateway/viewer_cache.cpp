@@ -190,7 +190,10 @@ void ViewerCache::filters_arrived(const ViewerId& id, LookupStatus status, const
   if (status == LookupStatus::ok) {
     if (!viewer.filters_stale) viewer.take_filters(CompiledFilters::compile(*reply));
   } else {
-    lookup_failed(id, viewer, "filters", viewer.filters != nullptr, started);
+    // With no filters known, every waiting status goes, those that came after this
+    // lookup started too: unlike relations, nothing would fetch filters for them until
+    // the viewer's next status.
+    lookup_failed(id, viewer, "filters", viewer.filters != nullptr, context_.now());
   }
   if (forget_if_unused(id, viewer)) return;
   // A filters_changed arrived while this fetch was running: fetch again.

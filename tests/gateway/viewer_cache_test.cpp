@@ -52,6 +52,8 @@ class HeldRelationsAuth final : public v1::Auth::CallbackService {
     return reactor;
   }
 
+  std::atomic<bool> hold_filters{false};  // GetFilters waits for fail_filters()
+
   grpc::ServerUnaryReactor* GetFilters(grpc::CallbackServerContext* context, const v1::FiltersRequest*,
                                        v1::FiltersReply* reply) override {
     auto* filter = reply->add_filters();
@@ -59,8 +61,23 @@ class HeldRelationsAuth final : public v1::Auth::CallbackService {
     filter->set_title("dragons");
     filter->add_keywords()->set_keyword("dragon");
     auto* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
+    std::lock_guard lock(mutex_);
+    if (hold_filters && !closing_) {
+      held_filters_.push_back(reactor);
+    } else {
+      reactor->Finish(grpc::Status::OK);
+    }
     return reactor;
+  }
+  size_t held_filters() {
+    std::lock_guard lock(mutex_);
+    return held_filters_.size();
+  }
+  // The held filters lookups fail, as with PostgreSQL away.
+  void fail_filters() {
+    std::lock_guard lock(mutex_);
+    for (auto* reactor : held_filters_) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "database away"));
+    held_filters_.clear();
   }
 
   size_t held() {
@@ -79,12 +96,14 @@ class HeldRelationsAuth final : public v1::Auth::CallbackService {
       closing_ = true;
     }
     release();
+    fail_filters();
   }
 
  private:
   bool closing_ = false;
   std::mutex mutex_;
   std::vector<grpc::ServerUnaryReactor*> held_;
+  std::vector<grpc::ServerUnaryReactor*> held_filters_;
 };
 
 struct ManualClock {
@@ -258,6 +277,28 @@ TEST_F(ViewerCacheTest, AnEntryKeptForAFetchServesTheNextSubscription) {
   EXPECT_EQ(*viewer->id, kViewer);
   EXPECT_EQ(viewer->subscriptions, 1);
   ASSERT_TRUE(viewer->relations);
+}
+
+// docs/protocol.md#keyword-filters: statuses waiting for a viewer's first filters are
+// dropped when that lookup fails, those that came after it started included, as the
+// reference drops a status whose filter query fails. Before, a status that came after
+// the lookup started kept waiting (with its client) until another status came.
+TEST_F(ViewerCacheTest, StatusesWaitingForTheFirstFiltersAreDroppedWhenTheLookupFails) {
+  service.hold_filters = true;
+  viewer = cache().retain(kViewer);
+  ASSERT_TRUE(sluice::testing::eventually([&] {
+    return fetches_started() == 2 && service.held() == 1 && service.held_filters() == 1;
+  }));
+  clock.now += 10ms;  // the status comes after the filters lookup started
+  // Never delivered here (no filters yet), so no client or event is needed.
+  cache().defer(kViewer, nullptr, "", nullptr, clock.now);
+  ASSERT_EQ(viewer->waiting.size(), 1u);
+  service.fail_filters();
+  EXPECT_TRUE(sluice::testing::eventually([&] {
+    fetches_started();
+    return viewer->waiting.empty();
+  })) << "the status still waits for filters that nobody fetches";
+  EXPECT_EQ(decided_later, 0);
 }
 
 }  // namespace
