@@ -37,7 +37,9 @@ int run(const sluice::Env& env) {
 
   AuthTier auth(std::move(auth_config), tenants);
   BrokerTier broker(std::move(broker_config), tenants);
-  broker.add_system_listener([&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.tenants(), event); });
+  broker.add_system_listener({[&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.tenants(), event); },
+                              // Kills published while the broker's Redis connection was down were missed.
+                              [&auth] { system_events_missed(auth.tenants()); }});
 
   InternalServer server({}, {{"sluice.v1.Auth", auth.service()}, {"sluice.v1.Broker", broker.service()}});
   ReportReadiness report_auth_readiness{auth, server, "sluice.v1.Auth"};

@@ -64,7 +64,8 @@ int run(const sluice::Env& env) {
         [&tier](BrokerLink::Events events) {
           for (const auto& event : events) apply_system_event(tier.tenants(), *event);
         },
-        // Kills published while the stream was down were missed: forget what they would have.
+        // Kills published while the stream was down, or while its broker had lost Redis,
+        // were missed: forget what they would have.
         [&tier] { system_events_missed(tier.tenants()); });
     system_events->start();
   }

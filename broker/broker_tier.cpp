@@ -92,7 +92,7 @@ void BrokerTier::set_readiness_callback(std::function<void(bool)> callback) {
   if (callback) callback(true);
 }
 
-void BrokerTier::add_system_listener(std::function<void(const sluice::v1::ChannelEvent&)> listener) {
+void BrokerTier::add_system_listener(broker::RedisSubscriber::SystemListener listener) {
   tenants_.add_system_listener(std::move(listener));
 }
 

@@ -69,8 +69,9 @@ class BrokerTier {
   // A reloaded tenants file (any thread; applied on the Redis thread).
   void update_tenants(std::shared_ptr<const Tenants> tenants);
   // Called (on the Redis thread) for every system-channel event (kill,
-  // filters_changed on timeline:access_token:* and timeline:system:*).
-  void add_system_listener(std::function<void(const sluice::v1::ChannelEvent&)> listener);
+  // filters_changed on timeline:access_token:* and timeline:system:*), and when such
+  // events were missed (RedisSubscriber::SystemListener).
+  void add_system_listener(broker::RedisSubscriber::SystemListener listener);
 
   const BrokerConfig& config() const { return config_; }
 

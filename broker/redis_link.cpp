@@ -117,6 +117,9 @@ void RedisLink::on_push(redisReply* reply) {
     if (kind == "subscribe") {
       std::string_view channel = text_of(reply->element[1]);
       if (RedisSubscriber* subscriber = route(channel)) subscriber->confirmed(channel);
+    } else if (kind == "psubscribe") {
+      auto it = by_pattern_.find(std::string(text_of(reply->element[1])));
+      if (it != by_pattern_.end()) it->second->pattern_confirmed();
     }
   }
 }

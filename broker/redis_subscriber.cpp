@@ -149,7 +149,10 @@ void RedisSubscriber::on_ready() {
   subscribed_.insert(wanted.begin(), wanted.end());
   // The first connection starts subscriptions, which gateways align with when they ask
   // for them; a reconnect restarts them under streams that stayed open.
-  if (was_ready_before_) awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
+  if (was_ready_before_) {
+    awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
+    patterns_awaiting_ = patterns_.size();
+  }
   was_ready_before_ = true;
   send_in_batches("SUBSCRIBE", wanted);
   log::info("Redis subscriptions restored", log::for_tenant(tenant_, {{"channels", wanted.size()}}));
@@ -161,6 +164,7 @@ void RedisSubscriber::on_lost() {
   // Messages published while disconnected are lost (docs/protocol.md#redis-configuration); gateways stay connected.
   subscribed_.clear();
   awaiting_confirmation_.clear();
+  patterns_awaiting_ = 0;
   ready_.store(false, std::memory_order_release);
   notify_readiness(false);
 }
@@ -178,6 +182,28 @@ void RedisSubscriber::confirmed(std::string_view redis_channel) {
   auto listeners = registry_.listeners(*it);
   awaiting_confirmation_.erase(it);
   for (const auto& sink : *listeners) sink->deliver(shared);
+}
+
+// Once both system patterns are confirmed after a reconnect (Redis confirms before it
+// sends any message of them): listeners and every stream learn that system events
+// published while the connection was down were missed.
+void RedisSubscriber::pattern_confirmed() {
+  if (patterns_awaiting_ == 0 || --patterns_awaiting_ > 0) return;
+  log::info("system channels subscribed again; kills published meanwhile were missed", log::for_tenant(tenant_, {}));
+  std::vector<SystemListener> listeners;
+  {
+    std::lock_guard lock(callbacks_mutex_);
+    listeners = system_listeners_;
+  }
+  for (const auto& listener : listeners) {
+    if (listener.on_missed) listener.on_missed();
+  }
+  auto marker = std::make_shared<v1::BrokerMessage>();
+  marker->mutable_resubscribed()->set_tenant(tenant_);
+  marker->mutable_resubscribed()->set_system_channels(true);
+  std::shared_ptr<const v1::BrokerMessage> shared = std::move(marker);
+  auto streams = registry_.streams();
+  for (const auto& sink : *streams) sink->deliver(shared);
 }
 
 // The one parse of a Redis message (docs/protocol.md#shared-redis-subscriptions), shared by normal and system channels.
@@ -227,7 +253,7 @@ void RedisSubscriber::deliver_system(std::string_view redis_channel, std::string
     std::lock_guard lock(callbacks_mutex_);
     listeners = system_listeners_;
   }
-  for (const auto& listener : listeners) listener(shared->event());
+  for (const auto& listener : listeners) listener.on_event(shared->event());
   auto streams = registry_.streams();
   for (const auto& sink : *streams) sink->deliver(shared);
 }

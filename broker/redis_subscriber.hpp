@@ -27,7 +27,13 @@ namespace sluice::broker {
 
 class RedisSubscriber {
  public:
-  using SystemListener = std::function<void(const v1::ChannelEvent&)>;
+  struct SystemListener {
+    // Every system-channel message (kill, filters_changed).
+    std::function<void(const v1::ChannelEvent&)> on_event;
+    // The system channels are subscribed again after a lost Redis connection: what was
+    // published on them meanwhile was missed. Optional.
+    std::function<void()> on_missed = {};
+  };
 
   // One instance's subscriptions on `link`: `config` is the instance's Redis settings
   // (its namespace is written here), `tenant` its name, carried on every event (empty
@@ -63,6 +69,7 @@ class RedisSubscriber {
   void deliver(std::string_view redis_channel, std::string_view text);
   void deliver_system(std::string_view redis_channel, std::string_view text);
   void confirmed(std::string_view redis_channel);
+  void pattern_confirmed();
 
  private:
   void reconcile(const std::vector<std::string>& channels);
@@ -95,6 +102,8 @@ class RedisSubscriber {
   std::unordered_set<std::string> awaiting_confirmation_;
   // Whether a connection was ready before: only a reconnect restarts subscriptions.
   bool was_ready_before_ = false;
+  // After a reconnect, the system patterns whose PSUBSCRIBE Redis has yet to confirm.
+  size_t patterns_awaiting_ = 0;
   std::atomic<bool> ready_{false};
 
   std::mutex readiness_mutex_;  // held while the callback runs

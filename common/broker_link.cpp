@@ -228,6 +228,7 @@ void BrokerLink::on_ready() {
 }
 
 void BrokerLink::on_resubscribed(const v1::Resubscribed& resubscribed) {
+  if (resubscribed.system_channels() && callbacks_.on_system_events_missed) callbacks_.on_system_events_missed();
   if (!callbacks_.on_resubscribed) return;
   for (const auto& channel : resubscribed.channels()) {
     callbacks_.on_resubscribed(channel_key(resubscribed.tenant(), channel));

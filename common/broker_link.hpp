@@ -75,6 +75,9 @@ class BrokerLink : private BrokerStream::Receiver {
     // The broker's Redis subscription of this channel restarted (its Redis connection
     // came back): the stream skips what was published meanwhile. Optional.
     std::function<void(const std::string& channel)> on_resubscribed;
+    // The same for the system channels: kills and filters_changed published meanwhile
+    // were missed. Optional.
+    std::function<void()> on_system_events_missed;
   };
 
   BrokerLink(BrokerStreamOpener open_stream, std::string gateway_id, Callbacks callbacks);

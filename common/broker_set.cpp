@@ -122,12 +122,13 @@ std::vector<size_t> place_channel(const std::string& channel, const std::vector<
 }
 
 BrokerSet::BrokerSet(BrokerSetOptions options, StreamFactory connect, std::string process_id,
-                     BrokerLink::EventHandler on_event, std::function<void()> on_ready, Resolver resolve)
+                     BrokerLink::EventHandler on_event, std::function<void()> on_system_events_missed,
+                     Resolver resolve)
     : options_(std::move(options)),
       connect_(std::move(connect)),
       process_id_(std::move(process_id)),
       on_event_(std::move(on_event)),
-      on_ready_(std::move(on_ready)),
+      on_system_events_missed_(std::move(on_system_events_missed)),
       resolve_(std::move(resolve)),
       items_(broker_address_items(options_.addresses)),
       dedup_(options_.dedup_window) {
@@ -252,8 +253,8 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
         connect_(target), process_id_,
         BrokerLink::Callbacks{
             [this, source](BrokerLink::Events events) { deliver(source, std::move(events)); },
-            on_ready_, [this, source] { stream_opening(source); },
-            [this, source](const std::string& channel) { resubscribed(source, channel); }});
+            on_system_events_missed_, [this, source] { stream_opening(source); },
+            [this, source](const std::string& channel) { resubscribed(source, channel); }, on_system_events_missed_});
     auto [it, inserted] = members_.emplace(target.address, std::move(member));
     if (started_) it->second.link->start();
   }

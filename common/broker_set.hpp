@@ -73,7 +73,7 @@ class BrokerSet {
   using StreamFactory = std::function<BrokerStreamOpener(const BrokerTarget&)>;
 
   BrokerSet(BrokerSetOptions options, StreamFactory connect, std::string process_id, BrokerLink::EventHandler on_event,
-            std::function<void()> on_ready = {}, Resolver resolve = system_resolver());
+            std::function<void()> on_system_events_missed = {}, Resolver resolve = system_resolver());
   ~BrokerSet();
 
   void start();
@@ -134,7 +134,9 @@ class BrokerSet {
   StreamFactory connect_;
   std::string process_id_;
   BrokerLink::EventHandler on_event_;
-  std::function<void()> on_ready_;
+  // Each time a stream is confirmed (re)opened, or its broker subscribed the system
+  // channels again after losing Redis: system events may have been missed.
+  std::function<void()> on_system_events_missed_;
   Resolver resolve_;
   std::vector<std::string> items_;
   bool dynamic_ = false;  // some item is a DNS name to re-resolve

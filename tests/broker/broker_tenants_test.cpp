@@ -115,10 +115,10 @@ TEST(BrokerTenants, HeartbeatKeysAndSystemChannelsStayWithinTheirInstance) {
   TenantsBroker broker(tenants({tenant_json("one", redis_a().url(), "one"), tenant_json("plain", redis_a().url())}));
   std::mutex mutex;
   std::vector<std::string> heard;
-  broker.tier().add_system_listener([&](const v1::ChannelEvent& event) {
+  broker.tier().add_system_listener({[&](const v1::ChannelEvent& event) {
     std::lock_guard lock(mutex);
     heard.push_back(event.tenant() + " " + event.event() + " " + std::to_string(event.system_id()));
-  });
+  }});
   auto gateway = broker.gateway();
   ASSERT_TRUE(subscribe(*gateway, "one", "timeline:4242", /*heartbeat=*/true));
   EXPECT_TRUE(eventually([] { return redis_a().integer({"EXISTS", "one:subscribed:timeline:4242"}) == 1; }));

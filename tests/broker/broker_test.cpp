@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "broker/broker_tier.hpp"
+#include "common/broker_set.hpp"
 #include "common/metrics.hpp"
 #include "tests/broker/gateway_client.hpp"
 #include "tests/broker/in_process_broker.hpp"
@@ -227,10 +228,10 @@ TEST(Broker, SystemChannelEventsGoToEveryStreamWithoutSubscribing) {
   Broker broker;
   std::mutex mutex;
   std::vector<std::string> heard;
-  broker.tier().add_system_listener([&](const v1::ChannelEvent& event) {
+  broker.tier().add_system_listener({[&](const v1::ChannelEvent& event) {
     std::lock_guard lock(mutex);
     heard.push_back(event.channel() + " " + event.event());
-  });
+  }});
   ASSERT_TRUE(broker.wait_ready());
   auto a = broker.gateway("a");
   auto b = broker.gateway("b");
@@ -584,7 +585,8 @@ TEST(Broker, ReconnectsAndResubscribesAfterRedisRestart) {
   for (const auto& [stream, want] :
        std::vector<std::pair<GatewayClient*, std::string>>{{a.get(), channel}, {b.get(), other}}) {
     std::optional<v1::BrokerMessage> message;
-    while ((message = stream->next()) && !message->has_resubscribed()) {
+    while ((message = stream->next()) &&
+           !(message->has_resubscribed() && !message->resubscribed().system_channels())) {
     }
     ASSERT_TRUE(message.has_value()) << "no Resubscribed after the Redis restart";
     EXPECT_EQ(std::vector<std::string>(message->resubscribed().channels().begin(), message->resubscribed().channels().end()),
@@ -595,6 +597,54 @@ TEST(Broker, ReconnectsAndResubscribesAfterRedisRestart) {
   ASSERT_TRUE(event.has_value());
   ASSERT_TRUE(event->has_event()) << event->DebugString();
   EXPECT_EQ(event->event().payload(), "after restart");
+}
+
+// docs/protocol.md#system-channels: kills published while the broker's subscriber
+// connection was down (Redis itself still up, so Rails could publish) were missed. Once
+// the system patterns are subscribed again, in-process listeners (the all-in-one's auth
+// caches) and every stream (the split auth tier's) are told, once; the first connection
+// tells nobody.
+TEST(Broker, SystemEventsMissedWhileTheSubscriberWasAwayAreReported) {
+  Broker broker;
+  std::atomic<int> missed{0};
+  broker.tier().add_system_listener({[](const v1::ChannelEvent&) {}, [&] { ++missed; }});
+  ASSERT_TRUE(broker.wait_ready());
+  auto a = broker.gateway("a");
+  std::string channel = unique_channel("timeline");
+  a->subscribe({channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+
+  redis().command({"CLIENT", "KILL", "TYPE", "pubsub"});
+  std::optional<v1::BrokerMessage> message;
+  while ((message = a->next(20s)) && !(message->has_resubscribed() && message->resubscribed().system_channels())) {
+  }
+  ASSERT_TRUE(message.has_value()) << "no system Resubscribed after the subscriber reconnected";
+  EXPECT_TRUE(message->resubscribed().channels().empty());
+  EXPECT_EQ(message->resubscribed().tenant(), "");
+  EXPECT_TRUE(eventually([&] { return missed.load() >= 1; }));
+  // The channel's own marker follows; by then any second report would have been made.
+  while ((message = a->next()) && !(message->has_resubscribed() && !message->resubscribed().system_channels())) {
+  }
+  ASSERT_TRUE(message.has_value()) << "no Resubscribed for the channel";
+  EXPECT_EQ(missed.load(), 1) << "reported at the first connection, or twice";
+}
+
+// The same through a BrokerSet, as the split auth tier holds one (auth/main.cpp): its
+// callback runs when the stream is confirmed, and again when the broker's subscriber
+// comes back, though the stream itself never closed.
+TEST(Broker, ABrokerSetHearsOfMissedSystemEventsOnAStreamThatStayedOpen) {
+  Broker broker;
+  ASSERT_TRUE(broker.wait_ready());
+  std::atomic<int> missed{0};
+  BrokerSetOptions options;
+  options.addresses = "in-process";
+  BrokerSet set(options, [&broker](const BrokerTarget&) { return broker.tier().local_streams(); }, "auth-like",
+                [](BrokerLink::Events) {}, [&] { ++missed; });
+  set.start();
+  ASSERT_TRUE(eventually([&] { return missed.load() == 1; })) << "not told when the stream was confirmed";
+  redis().command({"CLIENT", "KILL", "TYPE", "pubsub"});
+  EXPECT_TRUE(eventually([&] { return missed.load() == 2; }, 20s)) << "not told of the subscriber's reconnect";
+  set.stop();
 }
 
 TEST(Broker, BecomesReadyWhenRedisAppearsAfterStart) {
