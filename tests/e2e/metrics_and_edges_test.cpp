@@ -231,6 +231,15 @@ TEST_P(MetricsAndEdges, VeryLongAndUnusualHashtags) {
   EXPECT_TRUE(wait_numsub("timeline:hashtag:istanbul", 1));
 }
 
+// sluice_slow_client_disconnects_total for SSE clients; -1 when the series is missing
+// (a renamed metric fails the test, never reads as 0).
+double sse_slow_client_disconnects(int port) {
+  const std::string series = R"(sluice_slow_client_disconnects_total{type="eventsource"})";
+  auto text = http_request(port, "GET", "/metrics").body;
+  auto pos = text.find(series + " ");
+  return pos == std::string::npos ? -1.0 : std::stod(text.substr(pos + series.size() + 1));
+}
+
 // docs/protocol.md#slow-clients: a client that stops reading is disconnected once it
 // has been behind for SLUICE_CLIENT_MAX_LAG_SECONDS, and counted; everyone else is
 // still served.
@@ -243,12 +252,7 @@ TEST_P(MetricsAndEdges, ClientThatStopsReadingIsDisconnectedOnceBehindTooLong) {
   stalled.send("GET /api/v1/streaming/user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
   ASSERT_TRUE(wait_numsub(channel, 1));
   std::string payload = R"({"event":"update","payload":{"id":"1","content":")" + std::string(2000, 'x') + R"("}})";
-  auto series = std::string(R"(sluice_slow_client_disconnects_total{type="eventsource"})");
-  auto disconnects = [&] {
-    auto text = http_request(cluster.port(), "GET", "/metrics").body;
-    auto pos = text.find(series + " ");
-    return pos == std::string::npos ? -1.0 : std::stod(text.substr(pos + series.size() + 1));
-  };
+  auto disconnects = [&] { return sse_slow_client_disconnects(cluster.port()); };
   ASSERT_EQ(disconnects(), 0.0);
   // More than the kernel's socket buffers hold, until the stalled client is cut (no
   // further backlog for the server to work through afterwards).
@@ -281,12 +285,7 @@ TEST_P(MetricsAndEdges, StatusesThatWaitedForViewerDataCountAgainstTheClientsOwn
   Connection stalled("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
   stalled.send("GET /api/v1/streaming/public HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
   ASSERT_TRUE(wait_numsub("timeline:public", 1));
-  auto series = std::string(R"(sluice_slow_client_disconnects_total{type="eventsource"})");
-  auto disconnects = [&] {
-    auto text = http_request(cluster.port(), "GET", "/metrics").body;
-    auto pos = text.find(series + " ");
-    return pos == std::string::npos ? -1.0 : std::stod(text.substr(pos + series.size() + 1));
-  };
+  auto disconnects = [&] { return sse_slow_client_disconnects(cluster.port()); };
   ASSERT_EQ(disconnects(), 0.0);
   // 20 KB statuses: the kernel's buffers (4 MB at most) hold about 200; 1,000 queue
   // 16 MB past them, where the queue entries alone (8 bytes each) stay under the bound.
