@@ -1,5 +1,7 @@
 #include "auth/worker_pool.hpp"
 
+#include "common/grpc_channel.hpp"
+
 #include <string>
 
 #include "common/thread_name.hpp"
@@ -21,7 +23,7 @@ WorkerPool::~WorkerPool() { stop(); }
 
 std::exception_ptr WorkerPool::refusal() {
   std::lock_guard lock(mutex_);
-  if (stopping_) return std::make_exception_ptr(ServiceStopping("the auth service is stopping"));
+  if (stopping_) return std::make_exception_ptr(ServiceStopping(std::string(kAuthStoppingMessage)));
   return std::make_exception_ptr(WorkRefused("the auth service is busy"));
 }
 

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "common/grpc_auth.hpp"
+#include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 
 namespace sluice::gateway {
@@ -80,9 +81,12 @@ void AuthClient::lookup_token(const std::string& tenant, const std::string& toke
                       log::for_tenant(call->request.tenant(), {{"grpc_status", static_cast<int>(status.error_code())},
                                                                {"detail", status.error_message()}}));
             // Busy, so the client is told to retry (503, Retry-After): the auth tier is
-            // overloaded, or it does not serve the instance yet because its copy of the
-            // tenants file is older than ours (docs/hosting.md#reloading).
+            // overloaded, or stopping on every replica tried, or it does not serve the
+            // instance yet because its copy of the tenants file is older than ours
+            // (docs/hosting.md#reloading).
             const bool retry = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                               (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                                status.error_message() == kAuthStoppingMessage) ||
                                (status.error_code() == grpc::StatusCode::NOT_FOUND && !call->request.tenant().empty());
             result.status = retry ? LookupStatus::busy : LookupStatus::error;
           } else if (!call->reply.found()) {

@@ -9,6 +9,7 @@
 
 #include "auth/auth_service.hpp"
 #include "auth/worker_pool.hpp"
+#include "common/grpc_channel.hpp"
 #include "tests/support/process.hpp"
 
 namespace sluice {
@@ -76,6 +77,7 @@ TEST(WorkerPool, ARefusalSaysWhetherThePoolIsFullOrStopping) {
   ASSERT_FALSE(pool.submit([] {}));
   grpc::Status stopping = status_for_error(pool.refusal(), "");
   EXPECT_EQ(stopping.error_code(), grpc::StatusCode::UNAVAILABLE) << stopping.error_message();
+  EXPECT_EQ(stopping.error_message(), kAuthStoppingMessage) << "the gateway tells it apart by this message";
 }
 
 TEST(WorkerPool, LanesTakeTurns) {
