@@ -192,8 +192,9 @@ void ViewerCache::filters_arrived(const ViewerId& id, LookupStatus status, const
   } else {
     // With no filters known, every waiting status goes, those that came after this
     // lookup started too: unlike relations, nothing would fetch filters for them until
-    // the viewer's next status.
-    lookup_failed(id, viewer, "filters", viewer.filters != nullptr, context_.now());
+    // the viewer's next status. Unless a filters_changed asked for another fetch, which
+    // starts below and serves those.
+    lookup_failed(id, viewer, "filters", viewer.filters != nullptr, viewer.filters_stale ? started : context_.now());
   }
   if (forget_if_unused(id, viewer)) return;
   // A filters_changed arrived while this fetch was running: fetch again.

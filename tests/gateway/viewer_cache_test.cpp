@@ -301,5 +301,25 @@ TEST_F(ViewerCacheTest, StatusesWaitingForTheFirstFiltersAreDroppedWhenTheLookup
   EXPECT_EQ(decided_later, 0);
 }
 
+// Unless a filters_changed came while that lookup was out: the fetch it asks for starts
+// at once and serves the statuses that came after the failed one started.
+TEST_F(ViewerCacheTest, AFilterChangeDuringAFailedFirstLookupKeepsLaterStatusesForItsFetch) {
+  service.hold_filters = true;
+  viewer = cache().retain(kViewer);
+  ASSERT_TRUE(sluice::testing::eventually([&] {
+    return fetches_started() == 2 && service.held() == 1 && service.held_filters() == 1;
+  }));
+  clock.now += 10ms;
+  cache().defer(kViewer, nullptr, "", nullptr, clock.now);
+  cache().filters_changed(kViewer);
+  service.fail_filters();
+  // The failure handled: the fetch the change asked for is out and held in turn.
+  ASSERT_TRUE(sluice::testing::eventually([&] {
+    fetches_started();
+    return service.held_filters() == 1;
+  })) << "no second filters fetch";
+  EXPECT_EQ(viewer->waiting.size(), 1u) << "the status the second fetch serves was dropped";
+}
+
 }  // namespace
 }  // namespace sluice::gateway
