@@ -150,7 +150,8 @@ void HttpSession::read_request(bool keep_alive_wait) {
 void HttpSession::close_after(std::chrono::seconds timeout) {
   timer_.expires_after(timeout);
   timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (!ec) {
+    // A handler already queued when the timer was set again finds the new deadline ahead.
+    if (!ec && self->timer_.expiry() <= asio::steady_timer::clock_type::now()) {
       boost::system::error_code ignored;
       self->socket_.close(ignored);
     }
