@@ -1,5 +1,6 @@
 #include "broker/broker_tenants.hpp"
 
+#include <map>
 #include <set>
 
 #include "common/config_error.hpp"
@@ -181,10 +182,23 @@ void BrokerTenants::update(const Tenants& file) {
     std::lock_guard lock(mutex_);
     // A refused instance that is served keeps its settings, connections and subscriptions.
     std::set<std::string, std::less<>> names(refused.begin(), refused.end());
+    for (const Wanted& w : wanted) names.insert(w.name);
+    // What the instances that stay really read: a kept one whose Redis settings changed
+    // goes on with its old ones until a restart, so a newcomer on those would get its events.
+    std::map<std::pair<std::string, std::string>, std::string> live;
+    for (const auto& [name, tenant] : tenants_) {
+      if (names.count(name)) live.try_emplace({tenant->redis().connection_key(), tenant->redis().redis_namespace}, name);
+    }
     for (const Wanted& w : wanted) {
-      names.insert(w.name);
       auto it = tenants_.find(w.name);
       if (it == tenants_.end()) {
+        auto owner = live.find({w.redis.connection_key(), w.redis.redis_namespace});
+        if (owner != live.end()) {
+          log::error("tenant refused: it would read the channels another tenant still reads",
+                     {{"tenant", w.name}, {"other", owner->second}, {"redis", w.redis.describe()}});
+          names.erase(w.name);
+          continue;
+        }
         bool new_link = !links_.count(w.redis.connection_key());
         added.push_back(build_locked(w));
         if (new_link) new_links.push_back(&added.back()->link());
@@ -201,8 +215,15 @@ void BrokerTenants::update(const Tenants& file) {
         ++it;
         continue;
       }
-      // Its registry lets go of the streams: nothing more reaches them through it.
-      for (const auto& [id, sink] : streams_) it->second->registry().remove_stream(id);
+      // Its registry lets go of the streams: nothing more reaches them through it. What
+      // they held is kept as for an instance not known yet: a gateway that never saw the
+      // removal (it was undone by the next reload) still has those listeners, and gets
+      // them back if the instance returns; a gateway that did see it releases them.
+      for (const auto& [id, sink] : streams_) {
+        auto held = it->second->registry().channels_of(id);
+        if (!held.empty()) unknown_[it->first][id] = std::move(held);
+        it->second->registry().remove_stream(id);
+      }
       removed.push_back(it->second);
       retired_.push_back(it->second);
       it = tenants_.erase(it);

@@ -114,6 +114,13 @@ SubscriptionRegistry::Change SubscriptionRegistry::remove_stream(StreamId id) {
   return change;
 }
 
+std::map<std::string, bool> SubscriptionRegistry::channels_of(StreamId id) const {
+  std::lock_guard lock(mutex_);
+  auto stream = streams_.find(id);
+  if (stream == streams_.end()) return {};
+  return std::map<std::string, bool>(stream->second.channels.begin(), stream->second.channels.end());
+}
+
 bool SubscriptionRegistry::wanted(std::string_view channel) const {
   std::lock_guard lock(mutex_);
   return channels_.find(channel) != channels_.end();

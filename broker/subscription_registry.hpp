@@ -5,6 +5,7 @@
 // copy-on-write snapshots so that the Redis thread takes the lock only to copy
 // one pointer per message.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +43,8 @@ class SubscriptionRegistry {
   std::vector<std::string> held_with_heartbeat(StreamId id, const std::vector<std::string>& channels) const;
   // Releases everything the stream held; a no-op for an unknown stream.
   Change remove_stream(StreamId id);
+  // The channels stream `id` holds, each with whether it asked for a heartbeat.
+  std::map<std::string, bool> channels_of(StreamId id) const;
 
   bool wanted(std::string_view channel) const;
   std::vector<std::string> wanted_channels() const;

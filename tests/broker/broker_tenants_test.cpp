@@ -242,6 +242,50 @@ TEST(BrokerTenants, AGatewaysBrokerSetHoldsChannelKeysOfSeveralInstances) {
                                                 channel_key("two", "timeline:1") + " same"}));
 }
 
+// docs/hosting.md#redis: an instance whose Redis settings change keeps its old ones until
+// the broker restarts, so a newcomer the same reload puts on those old settings would
+// read its channels: the newcomer is refused, and the kept instance goes on. Before,
+// the newcomer took over the namespace's routing and the kept instance heard nothing.
+TEST(BrokerTenants, ANewcomerOnTheSettingsAKeptInstanceStillUsesIsRefused) {
+  const std::string a = redis_a().url();
+  TenantsBroker broker(tenants({tenant_json("moving", a, "mv1")}));
+  auto gateway = broker.gateway();
+  ASSERT_TRUE(subscribe(*gateway, "moving", "timeline:hashtag:m"));
+  ASSERT_TRUE(publish_and_read(*gateway, redis_a(), "mv1:timeline:hashtag:m", "before"));
+
+  broker.tier().update_tenants(tenants({tenant_json("moving", a, "mv2"), tenant_json("squatter", a, "mv1"),
+                                        tenant_json("marker", redis_b().url(), "mk")}));
+  // The reload was applied once the marker instance serves its channel.
+  ASSERT_TRUE(subscribe(*gateway, "marker", "timeline:hashtag:m"));
+  auto marked = publish_and_read(*gateway, redis_b(), "mk:timeline:hashtag:m", "applied");
+  ASSERT_TRUE(marked);
+  EXPECT_EQ(marked->tenant(), "marker");
+  ASSERT_TRUE(subscribe(*gateway, "squatter", "timeline:hashtag:m"));
+  auto event = publish_and_read(*gateway, redis_a(), "mv1:timeline:hashtag:m", "after");
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->tenant(), "moving") << "the newcomer took the kept instance's channels";
+  EXPECT_EQ(event->payload(), "after");
+}
+
+// An instance removed by one reload and back in the next, before a gateway saw the
+// first: the gateway's subscriptions for it are served again. Before, they were dropped
+// with the instance and the gateway's clients stayed connected and heard nothing.
+TEST(BrokerTenants, AnInstanceRemovedAndBackAgainServesWhatGatewaysStillHold) {
+  const std::string a = redis_a().url();
+  TenantsBroker broker(tenants({tenant_json("steady", a, "st"), tenant_json("flicker", a, "fl")}));
+  auto gateway = broker.gateway();
+  ASSERT_TRUE(subscribe(*gateway, "flicker", "timeline:hashtag:f", /*heartbeat=*/true));
+  ASSERT_TRUE(publish_and_read(*gateway, redis_a(), "fl:timeline:hashtag:f", "before"));
+
+  broker.tier().update_tenants(tenants({tenant_json("steady", a, "st")}));
+  ASSERT_TRUE(eventually([] { return redis_a().numsub("fl:timeline:hashtag:f") == 0; }));
+  broker.tier().update_tenants(tenants({tenant_json("steady", a, "st"), tenant_json("flicker", a, "fl")}));
+  auto event = publish_and_read(*gateway, redis_a(), "fl:timeline:hashtag:f", "back");
+  ASSERT_TRUE(event) << "the gateway's subscription was not restored";
+  EXPECT_EQ(event->tenant(), "flicker");
+  EXPECT_EQ(event->payload(), "back");
+}
+
 TEST(BrokerTenants, TwoInstancesOnOneRedisAndNamespaceAreRefused) {
   BrokerConfig config = BrokerConfig::from_env(Env::from_map({}));
   try {
