@@ -95,6 +95,11 @@ void RedisSubscriber::set_readiness_callback(std::function<void(bool)> callback)
   readiness_callback_ = std::move(callback);
 }
 
+std::vector<RedisSubscriber::SystemListener> RedisSubscriber::system_listeners() const {
+  std::lock_guard lock(callbacks_mutex_);
+  return system_listeners_;
+}
+
 void RedisSubscriber::add_system_listener(SystemListener listener) {
   std::lock_guard lock(callbacks_mutex_);
   system_listeners_.push_back(std::move(listener));
@@ -190,11 +195,7 @@ void RedisSubscriber::confirmed(std::string_view redis_channel) {
 void RedisSubscriber::pattern_confirmed() {
   if (patterns_awaiting_ == 0 || --patterns_awaiting_ > 0) return;
   log::info("system channels subscribed again; kills published meanwhile were missed", log::for_tenant(tenant_, {}));
-  std::vector<SystemListener> listeners;
-  {
-    std::lock_guard lock(callbacks_mutex_);
-    listeners = system_listeners_;
-  }
+  const std::vector<SystemListener> listeners = system_listeners();
   for (const auto& listener : listeners) {
     if (listener.on_missed) listener.on_missed();
   }
@@ -248,11 +249,7 @@ void RedisSubscriber::deliver_system(std::string_view redis_channel, std::string
   std::shared_ptr<const v1::BrokerMessage> shared = std::move(parsed.message);
   // Listeners (the all-in-one's auth cache) first: once a gateway has closed a
   // killed connection, a reconnect with the same token must already be refused.
-  std::vector<SystemListener> listeners;
-  {
-    std::lock_guard lock(callbacks_mutex_);
-    listeners = system_listeners_;
-  }
+  const std::vector<SystemListener> listeners = system_listeners();
   for (const auto& listener : listeners) listener.on_event(shared->event());
   auto streams = registry_.streams();
   for (const auto& sink : *streams) sink->deliver(shared);

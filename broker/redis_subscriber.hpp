@@ -63,7 +63,7 @@ class RedisSubscriber {
   const std::vector<std::string>& patterns() const { return patterns_; }
 
   // From the link (Redis thread): the connection is up, or lost; a message, a
-  // pattern message, a SUBSCRIBE confirmed.
+  // pattern message, a SUBSCRIBE or PSUBSCRIBE confirmed.
   void on_ready();
   void on_lost();
   void deliver(std::string_view redis_channel, std::string_view text);
@@ -72,6 +72,8 @@ class RedisSubscriber {
   void pattern_confirmed();
 
  private:
+  // A copy, so that listeners run without the lock.
+  std::vector<SystemListener> system_listeners() const;
   void reconcile(const std::vector<std::string>& channels);
   void send_in_batches(const char* command, const std::vector<std::string>& channels);
   struct Parsed {
@@ -108,7 +110,7 @@ class RedisSubscriber {
 
   std::mutex readiness_mutex_;  // held while the callback runs
   std::function<void(bool)> readiness_callback_;
-  std::mutex callbacks_mutex_;
+  mutable std::mutex callbacks_mutex_;
   std::vector<SystemListener> system_listeners_;
 
   // Rate limit for warnings about dropped messages (one per interval).
