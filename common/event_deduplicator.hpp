@@ -22,11 +22,11 @@
 // identical contents leave several readings open; the copies wait until one is left,
 // and the one that makes most of them old wins. It may also be AHEAD of the other
 // source, whose stream still carries older messages: so while another source is
-// relaying the channel, the newcomer's copies are held until
-// that source catches up with the first of them (then they go out in order, minus
-// what the other source delivered meanwhile), or until the other source has relayed
-// nothing on the channel for `hold_limit` (it stopped relaying: nothing is lost, the
-// held copies are merely late).
+// relaying the channel, the newcomer's copies are held until that source catches up
+// with the first of them (then they go out in order, minus what the other source
+// delivered meanwhile), or relays a later one having missed the first (its own
+// subscription restarted: they go out then), or has relayed nothing on the channel for
+// `hold_limit` (it stopped relaying: nothing is lost, the held copies are merely late).
 //
 // Counts are forgotten once a content has not been seen for `window` (longer than two
 // brokers can plausibly differ in delay). Not thread-safe: BrokerSet serialises calls.

@@ -255,6 +255,24 @@ TEST(EventDeduplicator, HeldCopiesWaitForAnotherBrokerThatIsStillRelayingHowever
   EXPECT_FALSE(c.dedup.holding());
 }
 
+// A holds copies until B catches up, and B's own Redis subscription restarts meanwhile:
+// B never relays 2 and 3. Its first copy A also holds shows B is past them.
+TEST(EventDeduplicator, HeldCopiesGoOutWhenTheOtherBrokerRelaysOneOfThemHavingMissedTheFirst) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.take(c.dedup.rejoin_all(kA, c.now));
+  for (const char* ahead : {"2", "3", "4"}) c.from(kA, ahead);
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
+  c.take(c.dedup.resubscribed(kB, "timeline:public", c.now));  // B missed 2 and 3
+  c.from(kB, "4");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4"})) << "A's held copies stayed held";
+  EXPECT_FALSE(c.dedup.holding());
+  c.from(kA, "5");
+  c.from(kB, "5");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+}
+
 TEST(EventDeduplicator, ABrokerTakingOverOneChannelIsAlignedOnThatChannel) {
   Copies c;
   c.from(kA, "same", "timeline:9");
