@@ -42,30 +42,26 @@ class Scanner {
     bool have_event = false;
     bool have_payload = false;
     std::string ignored;
-    skip_whitespace();
-    if (!consume('}')) {
-      for (;;) {
-        std::string_view key;
-        if (!plain_key(key)) return false;
-        skip_whitespace();
-        if (!consume(':')) return false;
-        skip_whitespace();
-        if (key == "event") {
-          if (have_event || !string_value(out.event) || out.event.empty()) return false;
-          have_event = true;
-        } else if (key == "payload") {
-          if (have_payload || !payload(out.payload)) return false;
-          have_payload = true;
-        } else {
-          ignored.clear();
-          if (!value(ignored)) return false;
-        }
-        skip_whitespace();
-        if (consume('}')) break;
-        if (!consume(',')) return false;
-        skip_whitespace();
+    const bool members_read = members('}', nullptr, [&] {
+      std::string_view key;
+      if (!plain_key(key)) return false;
+      skip_whitespace();
+      if (!consume(':')) return false;
+      skip_whitespace();
+      if (key == "event") {
+        if (have_event || !string_value(out.event) || out.event.empty()) return false;
+        have_event = true;
+        return true;
       }
-    }
+      if (key == "payload") {
+        if (have_payload || !payload(out.payload)) return false;
+        have_payload = true;
+        return true;
+      }
+      ignored.clear();
+      return value(ignored);
+    });
+    if (!members_read) return false;
     skip_whitespace();
     return have_event && have_payload && pos_ == text_.size();
   }
@@ -77,6 +73,23 @@ class Scanner {
     if (peek() != '{' && peek() != '[') return false;
     out.reserve(text_.size());
     return value(out);
+  }
+
+  // The comma-separated members of an object or array, the opening bracket already read,
+  // through `close`. `member` reads one from its first character; `out`, if given, gets
+  // the commas between members.
+  template <class ReadMember>
+  bool members(char close, std::string* out, ReadMember member) {
+    skip_whitespace();
+    if (consume(close)) return true;
+    for (;;) {
+      if (!member()) return false;
+      skip_whitespace();
+      if (consume(close)) return true;
+      if (!consume(',')) return false;
+      if (out) out->push_back(',');
+      skip_whitespace();
+    }
   }
 
   bool value(std::string& out) {
@@ -96,26 +109,19 @@ class Scanner {
     ++pos_;  // '{'
     out.push_back('{');
     const std::size_t first_key = keys_.size();
-    skip_whitespace();
-    if (!consume('}')) {
-      for (;;) {
-        std::string_view key;
-        if (!plain_key(key) || !unique_key(key, first_key)) return false;
-        // A key without escapes is its own JSON.stringify form.
-        out.push_back('"');
-        out.append(key);
-        out.append("\":");
-        skip_whitespace();
-        if (!consume(':')) return false;
-        skip_whitespace();
-        if (!value(out)) return false;
-        skip_whitespace();
-        if (consume('}')) break;
-        if (!consume(',')) return false;
-        out.push_back(',');
-        skip_whitespace();
-      }
-    }
+    const bool members_read = members('}', &out, [&] {
+      std::string_view key;
+      if (!plain_key(key) || !unique_key(key, first_key)) return false;
+      // A key without escapes is its own JSON.stringify form.
+      out.push_back('"');
+      out.append(key);
+      out.append("\":");
+      skip_whitespace();
+      if (!consume(':')) return false;
+      skip_whitespace();
+      return value(out);
+    });
+    if (!members_read) return false;
     out.push_back('}');
     keys_.resize(first_key);
     --depth_;
@@ -126,17 +132,7 @@ class Scanner {
     if (++depth_ > kMaxDepth) return false;
     ++pos_;  // '['
     out.push_back('[');
-    skip_whitespace();
-    if (!consume(']')) {
-      for (;;) {
-        if (!value(out)) return false;
-        skip_whitespace();
-        if (consume(']')) break;
-        if (!consume(',')) return false;
-        out.push_back(',');
-        skip_whitespace();
-      }
-    }
+    if (!members(']', &out, [&] { return value(out); })) return false;
     out.push_back(']');
     --depth_;
     return true;
