@@ -90,6 +90,9 @@ TEST_P(Streams, VanishedSubscribedKeyReturnsOnTheNextSubscription) {
   SseClient first(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
   ASSERT_EQ(first.response().status, 200);
   ASSERT_TRUE(eventually([&] { return suite_redis().command({"GET", key}) == "1"; })) << cluster.logs();
+  // NUMSUB cannot tell a re-made subscription: count the commands.
+  const long long subscribes = suite_redis().command_calls("subscribe");
+  const long long unsubscribes = suite_redis().command_calls("unsubscribe");
   auto deleted_at = std::chrono::steady_clock::now();
   ASSERT_EQ(suite_redis().integer({"DEL", key}), 1);
   for (int round = 0; round < 2; ++round) {
@@ -117,6 +120,8 @@ TEST_P(Streams, VanishedSubscribedKeyReturnsOnTheNextSubscription) {
   }
   // The channel stayed held throughout: one Redis subscription, never re-made.
   EXPECT_EQ(suite_redis().numsub(channel), 1);
+  EXPECT_EQ(suite_redis().command_calls("subscribe"), subscribes);
+  EXPECT_EQ(suite_redis().command_calls("unsubscribe"), unsubscribes);
 }
 
 TEST_P(Streams, UserStreamWithoutNotificationScopeSkipsNotifications) {

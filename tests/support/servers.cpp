@@ -172,6 +172,14 @@ long long RedisServer::numsub(const std::string& channel) {
   return std::stoll(text.substr(space + 1));
 }
 
+long long RedisServer::command_calls(const std::string& name) {
+  std::string info = command({"INFO", "commandstats"});
+  std::string key = "cmdstat_" + name + ":calls=";
+  auto at = info.find(key);
+  if (at == std::string::npos) return 0;
+  return std::stoll(info.substr(at + key.size()));
+}
+
 long long RedisServer::publish(const std::string& channel, const std::string& message) {
   return integer({"PUBLISH", channel, message});
 }

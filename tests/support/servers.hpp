@@ -29,6 +29,9 @@ class RedisServer {
   long long integer(const std::vector<std::string>& args);
   // Number of subscribers of `channel` (PUBSUB NUMSUB).
   long long numsub(const std::string& channel);
+  // How many times this server has run `command` (INFO commandstats; 0 before the
+  // first). PUBSUB NUMSUB cannot tell a repeated or re-made SUBSCRIBE: these can.
+  long long command_calls(const std::string& command);
   long long publish(const std::string& channel, const std::string& message);
   // Sends every command in one write on a fresh connection, then reads every reply:
   // Redis then handles them back to back (a burst, as Rails' fan-out publishes).
