@@ -175,6 +175,11 @@ TEST_P(SseAndSystem, NamespacePrefixesChannelsAndKeys) {
   std::string channel = "timeline:" + std::to_string(viewer.account_id);
   SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
   ASSERT_TRUE(wait_numsub("ns:" + channel, 1)) << cluster.logs();
+  // The gateway's subscriptions reach its broker in order: once a later one is in Redis,
+  // a SUBSCRIBE of the unprefixed name would be too.
+  SseClient later(cluster.port(), "/api/v1/streaming/hashtag?tag=nslater", bearer(viewer.token));
+  ASSERT_EQ(later.response().status, 200);
+  ASSERT_TRUE(wait_numsub("ns:timeline:hashtag:nslater", 1)) << cluster.logs();
   EXPECT_EQ(suite_redis().numsub(channel), 0);
   EXPECT_EQ(suite_redis().command({"GET", "ns:subscribed:" + channel}), "1");
   suite_redis().publish("ns:" + channel, R"({"event":"delete","payload":"ns"})");
