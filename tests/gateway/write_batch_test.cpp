@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <cerrno>
 #include <climits>
@@ -259,6 +260,15 @@ std::vector<int> io_uring_descriptors() {
   return found;
 }
 
+// How many of this process's mappings are io_uring rings (their queues are mapped from
+// the ring's file, which stays alive while mapped even once its descriptor is gone).
+int io_uring_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  int found = 0;
+  for (std::string line; std::getline(maps, line);) found += line.find("[io_uring]") != std::string::npos;
+  return found;
+}
+
 // The ring itself failing mid-step, for real: its descriptor is made /dev/null, so the
 // kernel refuses io_uring_enter. No write of the step went out, so each writer must be
 // told "no room" (-EAGAIN: it keeps its bytes and writes them itself), none an error
@@ -266,8 +276,10 @@ std::vector<int> io_uring_descriptors() {
 // then on the batch is unavailable, so later steps write one by one.
 TEST(WriteBatch, WhenTheRingFailsEveryWriterKeepsItsBytesAndLaterStepsWriteOneByOne) {
   const std::vector<int> before = io_uring_descriptors();
+  const int mappings_before = io_uring_mappings();
   WriteBatch batch(true);
   SKIP_WITHOUT_IO_URING(batch);
+  ASSERT_GT(io_uring_mappings(), mappings_before) << "the ring's queues should be mapped";
   std::vector<int> ring_fds;
   for (int fd : io_uring_descriptors()) {
     if (std::find(before.begin(), before.end(), fd) == before.end()) ring_fds.push_back(fd);
@@ -296,7 +308,12 @@ TEST(WriteBatch, WhenTheRingFailsEveryWriterKeepsItsBytesAndLaterStepsWriteOneBy
   EXPECT_NE(batch.why_unavailable().find("io_uring_enter"), std::string::npos) << batch.why_unavailable();
   batch.open();
   EXPECT_FALSE(batch.is_open()) << "after a ring failure, writers write themselves";
-  EXPECT_TRUE(io_uring_descriptors().size() == before.size()) << "the failed ring was not released";
+  // Released: its descriptor (now /dev/null's, so no longer listed as a ring) closed,
+  // and its queues unmapped. Nothing opened since could have taken that number.
+  errno = 0;
+  EXPECT_EQ(fcntl(ring_fds[0], F_GETFD), -1) << "the failed ring's descriptor is still open";
+  EXPECT_EQ(errno, EBADF);
+  EXPECT_EQ(io_uring_mappings(), mappings_before) << "the failed ring's queues are still mapped";
 }
 
 // A batch whose waits for completions are decided by the test: `interrupt` for wait n
