@@ -117,11 +117,19 @@ TEST(AuthFailureLimiter, RemembersABoundedNumberOfAddresses) {
   SteadyClock::time_point t{50s};
   for (int i = 0; i < 1000; ++i) limiter.reserve("203.0.113." + std::to_string(i), t);
   EXPECT_LE(limiter.remembered(), 100u);
-  // Addresses whose budget has refilled are forgotten first.
-  for (int i = 0; i < 99; ++i) limiter.reserve("198.51.100." + std::to_string(i), t + 10s);
-  limiter.reserve("192.0.2.1", t + 10s);
-  EXPECT_LE(limiter.remembered(), 100u);
-  EXPECT_FALSE(limiter.reserve("192.0.2.1", t + 10s));
+}
+
+// Full, the limiter forgets addresses whose budget has refilled, and only those: a flood
+// of new addresses does not give a spent one its budget back.
+TEST(AuthFailureLimiter, WhenFullItForgetsRefilledAddressesFirst) {
+  AuthFailureLimiter limiter(1, 100);
+  SteadyClock::time_point t{50s};
+  for (int i = 0; i < 50; ++i) limiter.reserve("203.0.113." + std::to_string(i), t);  // refilled by t + 10s
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(limiter.reserve("198.51.100." + std::to_string(i), t + 10s));
+  ASSERT_EQ(limiter.remembered(), 100u);
+  EXPECT_TRUE(limiter.reserve("192.0.2.1", t + 10s));
+  EXPECT_EQ(limiter.remembered(), 51u) << "the 50 refilled addresses forgotten, the spent ones kept";
+  EXPECT_FALSE(limiter.reserve("198.51.100.7", t + 10s)) << "a spent address got its budget back";
 }
 
 }  // namespace
