@@ -3,6 +3,7 @@
 #include "common/js_json.hpp"
 #include "common/log.hpp"
 #include "gateway/admission.hpp"
+#include "gateway/client_message.hpp"
 #include "gateway/gateway_context.hpp"
 #include "gateway/worker.hpp"
 
@@ -10,14 +11,6 @@ namespace sluice::gateway {
 namespace {
 
 constexpr std::string_view kBinaryRefused = "The mastodon streaming server does not support binary messages";
-
-std::string stream_field(const nlohmann::ordered_json& message) {
-  auto it = message.find("stream");
-  if (it == message.end()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_array() && !it->empty()) return js_to_string((*it)[0]);
-  return js_to_string(*it);
-}
 
 }  // namespace
 
@@ -32,7 +25,7 @@ void WebSocketSession::start(std::string handshake, const Params& query, std::st
   send(make_frame(std::move(handshake)));
   start_reading();
   std::string stream = first_string(query, "stream");
-  if (!stream.empty()) submit(Request{true, stream, query});
+  if (!stream.empty()) submit(ClientRequest{true, stream, query});
   // Frames the client sent right behind its handshake request.
   if (!early_bytes.empty()) on_bytes(early_bytes.data(), early_bytes.size());
 }
@@ -111,22 +104,9 @@ void WebSocketSession::handle_message(std::string_view text) {
     worker_.context().metrics.refused(Refusal::messages).inc();
     return send_error("Too many messages", 429);
   }
-  // nlohmann's DOM is recursive: refuse absurd nesting before parsing.
-  if (json_nesting_exceeds(text, 256)) {
-    log::debug("websocket message nested too deeply; ignored", log::for_tenant(auth().tenant));
-    return;
-  }
-  auto message = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (message.is_discarded()) {
-    log::debug("websocket message is not JSON; ignored", log::for_tenant(auth().tenant));  // docs/protocol.md#client-messages: logged, no reply
-    return;
-  }
-  if (!message.is_object()) return;  // falsy values and non-objects carry no fields
-  auto type = message.find("type");
-  if (type == message.end() || !type->is_string()) return;
-  const auto& kind = type->get_ref<const std::string&>();
-  if (kind == "subscribe") submit(Request{true, stream_field(message), std::move(message)});
-  else if (kind == "unsubscribe") submit(Request{false, stream_field(message), std::move(message)});
+  ClientMessage message = parse_client_message(text);
+  if (message.ignored_because) log::debug(message.ignored_because, log::for_tenant(auth().tenant));  // docs/protocol.md#client-messages: logged, no reply
+  if (message.request) submit(std::move(*message.request));
 }
 
 namespace {
@@ -135,7 +115,7 @@ namespace {
 constexpr size_t kMaxWaitingRequests = 1000;
 }  // namespace
 
-void WebSocketSession::submit(Request request) {
+void WebSocketSession::submit(ClientRequest request) {
   if (!request_running_) return run(std::move(request));
   if (waiting_requests_.size() >= kMaxWaitingRequests) {
     log::debug("websocket subscription requests piling up; one dropped", log::for_tenant(auth().tenant));
@@ -144,7 +124,7 @@ void WebSocketSession::submit(Request request) {
   waiting_requests_.push_back(std::move(request));
 }
 
-void WebSocketSession::run(Request request) {
+void WebSocketSession::run(ClientRequest request) {
   request_running_ = true;
   if (request.subscribe) subscribe(request.stream_name, request.params);
   else unsubscribe(request.stream_name, request.params);
@@ -153,7 +133,7 @@ void WebSocketSession::run(Request request) {
 void WebSocketSession::request_done() {
   request_running_ = false;
   if (waiting_requests_.empty() || !open()) return;
-  Request next = std::move(waiting_requests_.front());
+  ClientRequest next = std::move(waiting_requests_.front());
   waiting_requests_.erase(waiting_requests_.begin());
   if (waiting_requests_.empty()) waiting_requests_.shrink_to_fit();
   run(std::move(next));

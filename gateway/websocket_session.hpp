@@ -7,6 +7,7 @@
 #include "gateway/websocket_protocol.hpp"
 #include "gateway/admission.hpp"
 #include "gateway/client.hpp"
+#include "gateway/client_message.hpp"
 #include "gateway/token_bucket.hpp"
 
 namespace sluice::gateway {
@@ -36,13 +37,8 @@ class WebSocketSession final : public Client {
   // Subscribe and unsubscribe requests of one socket run one after another, in the
   // order the client sent them, even when their checks wait for the auth service:
   // a subscribe followed by an unsubscribe never leaves a subscription behind.
-  struct Request {
-    bool subscribe;
-    std::string stream_name;
-    Params params;
-  };
-  void submit(Request request);
-  void run(Request request);
+  void submit(ClientRequest request);
+  void run(ClientRequest request);
   void request_done();
   void subscribe(const std::string& stream_name, const Params& params);
   void unsubscribe(const std::string& stream_name, const Params& params);
@@ -57,7 +53,7 @@ class WebSocketSession final : public Client {
   TokenBucket messages_;  // SLUICE_WS_MAX_MESSAGES_PER_SECOND
   bool alive_ = true;
   bool request_running_ = false;
-  std::vector<Request> waiting_requests_;
+  std::vector<ClientRequest> waiting_requests_;
 };
 
 }  // namespace sluice::gateway

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "common/js_json.hpp"
+#include "gateway/client_message.hpp"
 #include "gateway/query_string.hpp"
 #include "gateway/streams.hpp"
 
@@ -30,13 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto path = split_target(text).first;
   if (auto name = stream_name_for_path(path, query)) check_plan(*name, query);
   check_plan(first_string(query, "stream"), query);
-  if (!sluice::json_nesting_exceeds(text, 256)) {
-    auto message = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (message.is_object()) {
-      auto stream = message.find("stream");
-      std::string name = stream == message.end() ? "" : sluice::js_to_string(*stream);
-      check_plan(name, message);
-    }
-  }
+  ClientMessage message = parse_client_message(text);
+  if (message.request) check_plan(message.request->stream_name, message.request->params);
   return 0;
 }
