@@ -149,8 +149,15 @@ void Client::release_own_bytes(const FrameData& frame) {
 }
 
 void Client::close_after_flush() {
+  if (!close_when_flushed_) ending_since_ = worker_.context().now();
   close_when_flushed_ = true;
   flush();
+}
+
+void Client::heartbeat_due() {
+  if (closed_ || over_limit_) return;
+  if (!close_when_flushed_) return heartbeat();
+  if (worker_.context().now() - ending_since_ > worker_.context().config.client_max_lag) cut_slow("slow client: lag");
 }
 
 void Client::serve_next_request_after_flush() {

@@ -63,10 +63,11 @@ class Client : public std::enable_shared_from_this<Client>, private BatchedWrite
   void close_now();
   // `kill` (docs/protocol.md#system-channels): SSE ends the response, WebSocket closes with no status code.
   virtual void end_gracefully() = 0;
-  // The worker's periodic keep-alive: SSE `:thump` (docs/protocol.md#sse-heartbeat), WebSocket ping
-  // (docs/protocol.md#keep-alive-and-close). Being a send, it also cuts a client that has been
-  // behind for longer than the lag bound, so one that stops reading is cut with no new events.
-  virtual void heartbeat() = 0;
+  // The worker's periodic call. An open stream gets its keep-alive (heartbeat()). One
+  // that is ending, its last bytes queued, is cut once it has taken longer than the lag
+  // bound to read them (docs/protocol.md#slow-clients): no send reaches it any more, so
+  // it would otherwise hold its place for as long as its peer keeps the write pending.
+  void heartbeat_due();
   // The gateway is draining (SIGTERM): SSE ends its response and closes, WebSocket
   // closes with 1001 "going away", so the client reconnects to another gateway.
   virtual void go_away() = 0;
@@ -86,6 +87,11 @@ class Client : public std::enable_shared_from_this<Client>, private BatchedWrite
  protected:
   // Called with bytes the client sent; may close the client.
   virtual void on_bytes(const char* data, size_t size) = 0;
+  // The keep-alive of an open stream: SSE `:thump` (docs/protocol.md#sse-heartbeat),
+  // WebSocket ping (docs/protocol.md#keep-alive-and-close). Being a send, it also cuts a
+  // client that has been behind for longer than the lag bound, so one that stops reading
+  // is cut with no new events.
+  virtual void heartbeat() = 0;
 
   void start_reading();
   // Closes once everything queued has been written.
@@ -151,6 +157,7 @@ class Client : public std::enable_shared_from_this<Client>, private BatchedWrite
   // bounded process-wide), and since when it has had data it could not write at once.
   size_t own_bytes_ = 0;
   SteadyClock::time_point behind_since_{};
+  SteadyClock::time_point ending_since_{};  // when close_after_flush() was first asked
   uint64_t bytes_written_ = 0;
   const char* end_reason_ = "client left";
   std::unique_ptr<RequestRecord> request_record_;

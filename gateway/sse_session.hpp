@@ -16,10 +16,10 @@ class SseSession final : public Client {
   void start(std::string request_id, std::unique_ptr<Subscription> subscription, bool keep_alive);
 
   void end_gracefully() override;
-  void heartbeat() override;
   void go_away() override;
 
  protected:
+  void heartbeat() override;
   // Anything the client sends after its request is ignored; EOF ends the stream.
   void on_bytes(const char*, size_t) override {}
 

@@ -21,7 +21,6 @@ class WebSocketSession final : public Client {
   void start(std::string handshake, const Params& query, std::string_view early_bytes);
 
   void end_gracefully() override;
-  void heartbeat() override;
   void go_away() override {
     set_end_reason("draining");
     close_with(websocket_close::going_away, {});
@@ -31,6 +30,7 @@ class WebSocketSession final : public Client {
   void handle_message(std::string_view text);
 
  protected:
+  void heartbeat() override;
   void on_bytes(const char* data, size_t size) override;
 
  private:

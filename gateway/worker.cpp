@@ -133,7 +133,7 @@ void Worker::schedule_tick() {
     if (ec) return;
     // Re-armed first: a heartbeat that throws must not stop the ticks.
     schedule_tick();
-    run_step([this] { heartbeats_.advance(context_.now(), [](Client& client) { client.heartbeat(); }); });
+    run_step([this] { heartbeats_.advance(context_.now(), [](Client& client) { client.heartbeat_due(); }); });
   });
 }
 

@@ -278,6 +278,31 @@ TEST_P(MetricsAndEdges, ClientThatStopsReadingIsDisconnectedOnceBehindTooLong) {
   EXPECT_EQ(event->data, "still-served");
 }
 
+// docs/protocol.md#slow-clients: a stream that ends (here, its token killed) while its
+// client is not reading gets no more sends, so nothing else would ever cut it: it has the
+// lag bound, from the moment it began to end, to take its last bytes. Before, such a
+// connection kept its place and its queued frames for as long as the peer kept the
+// write pending.
+TEST_P(MetricsAndEdges, AStreamEndingWhileItsClientIsNotReadingIsCutAfterTheLagBound) {
+  Cluster cluster(GetParam(), {{"SLUICE_CLIENT_MAX_LAG_SECONDS", "5"}, {"SLUICE_SSE_HEARTBEAT_SECONDS", "1"}});
+  auto viewer = create_account(suite_postgres(), "ending_stalled");
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  Connection stalled("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
+  stalled.send("GET /api/v1/streaming/user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
+  ASSERT_TRUE(wait_numsub(channel, 1));
+  auto disconnects = [&] { return sse_slow_client_disconnects(cluster.port()); };
+  ASSERT_EQ(disconnects(), 0.0);
+  // 12 MB of statuses, more than the kernel's buffers take (4 MB at most each side), and
+  // well under the queue bounds: the server's write is left pending.
+  const std::string payload = R"({"event":"update","payload":{"id":"1","content":")" + std::string(20000, 'x') + R"("}})";
+  std::vector<std::vector<std::string>> flood(600, {"PUBLISH", channel, payload});
+  suite_redis().pipeline(flood);
+  ASSERT_EQ(disconnects(), 0.0) << "cut while still open: the test would not show the ending deadline";
+  suite_redis().publish("timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
+  EXPECT_TRUE(eventually([&] { return disconnects() >= 1; }, 30s)) << "the ending stream was never cut";
+  EXPECT_TRUE(stalled.wait_closed(10s));
+}
+
 // docs/protocol.md#slow-clients: a status that waited for its viewer's data (every one,
 // with SLUICE_RELATIONS_MAX_STALENESS_MS=0) is written for its one client, so a client
 // that stops reading is cut once those bytes pass SLUICE_CLIENT_QUEUE_BYTES. Before, they
