@@ -74,8 +74,7 @@ std::string json_error_response(int status, std::string_view message, std::strin
   std::string body = "{\"error\":";
   append_js_string_literal(body, message);
   body += '}';
-  return plain_response(status, "application/json", body, request_id, keep_alive, /*head_only=*/false,
-                        /*no_store=*/false);
+  return plain_response(status, "application/json", body, request_id, keep_alive);
 }
 
 std::string cors_preflight_response(std::string_view request_id, std::optional<std::string_view> request_headers,
@@ -94,7 +93,7 @@ std::string cors_preflight_response(std::string_view request_id, std::optional<s
 }
 
 std::string plain_response(int status, std::string_view content_type, std::string_view body,
-                           std::string_view request_id, bool keep_alive, bool head_only, bool no_store) {
+                           std::string_view request_id, bool keep_alive, bool no_store) {
   std::string out = status_line(status);
   out += common_headers(request_id);
   if (!content_type.empty()) append_header(out, "Content-Type", content_type);
@@ -102,7 +101,7 @@ std::string plain_response(int status, std::string_view content_type, std::strin
   append_header(out, "Content-Length", std::to_string(body.size()));
   out += connection_header(keep_alive);
   out += "\r\n";
-  if (!head_only) out += body;
+  out += body;
   return out;
 }
 

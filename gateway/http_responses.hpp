@@ -20,8 +20,7 @@ std::string cors_preflight_response(std::string_view request_id, std::optional<s
                                     bool keep_alive);
 // A plain response with the CORS header (health, metrics, favicon, 404s).
 std::string plain_response(int status, std::string_view content_type, std::string_view body,
-                           std::string_view request_id, bool keep_alive, bool head_only = false,
-                           bool no_store = false);
+                           std::string_view request_id, bool keep_alive, bool no_store = false);
 // docs/protocol.md#upgrade-refusal: the raw refusal of a WebSocket upgrade.
 std::string websocket_rejection(int status, std::string_view message, std::string_view request_id);
 // docs/protocol.md#handshake-and-subprotocol-echo: the 101 handshake, with the

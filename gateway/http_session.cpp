@@ -241,18 +241,17 @@ void HttpSession::route() {
   }
   // docs/protocol.md#unauthenticated-routes: routes without authentication.
   if (method == http::verb::get || method == http::verb::head) {
-    bool head = method == http::verb::head;
     bool keep_alive = request_.keep_alive();
     if (route_matches(path, "/favicon.ico")) {
-      return respond(plain_response(404, "", "", record_.request_id, keep_alive, head), keep_alive);
+      return respond(plain_response(404, "", "", record_.request_id, keep_alive), keep_alive);
     }
     if (route_matches(path, "/api/v1/streaming/health")) {
-      return respond(plain_response(200, "text/plain", "OK", record_.request_id, keep_alive, head, /*no_store=*/true),
+      return respond(plain_response(200, "text/plain", "OK", record_.request_id, keep_alive, /*no_store=*/true),
                      keep_alive);
     }
     if (route_matches(path, "/metrics")) {
       return respond(plain_response(200, "text/plain; version=0.0.4; charset=utf-8",
-                                    metrics::Registry::global().render(), record_.request_id, keep_alive, head, true),
+                                    metrics::Registry::global().render(), record_.request_id, keep_alive, /*no_store=*/true),
                      keep_alive);
     }
   }
@@ -415,9 +414,11 @@ void HttpSession::refuse(Refusal refusal, bool websocket) {
                         : refusal == Refusal::handshake_timeout ? "Timed out"
                         : refusal == Refusal::pending_lookups   ? "Service busy"
                                                                 : "Too many connections";
-  std::string response = websocket ? websocket_rejection(status, message, record_.request_id)
-                                   : json_error_response(status, message, record_.request_id, /*keep_alive=*/false);
-  write_raw_and_close(with_retry_after(std::move(response), kRetryAfterSeconds));
+  if (websocket) {
+    return write_raw_and_close(with_retry_after(websocket_rejection(status, message, record_.request_id), kRetryAfterSeconds));
+  }
+  respond(with_retry_after(json_error_response(status, message, record_.request_id, /*keep_alive=*/false), kRetryAfterSeconds),
+          /*keep_alive=*/false);
 }
 
 void HttpSession::arm_handshake_deadline(bool websocket) {
@@ -429,6 +430,16 @@ void HttpSession::arm_handshake_deadline(bool websocket) {
 }
 
 void HttpSession::respond(std::string bytes, bool keep_alive) {
+  // docs/protocol.md#head-requests: whatever answers a HEAD request sends its headers
+  // alone (Content-Length still the body's), as Node does for any response to HEAD; a
+  // body would be read as the start of the next response on a kept-alive connection.
+  if (request_.method() == http::verb::head) {
+    if (auto end = bytes.find("\r\n\r\n"); end != std::string::npos) bytes.resize(end + 4);
+  }
+  write_response(std::move(bytes), keep_alive);
+}
+
+void HttpSession::write_response(std::string bytes, bool keep_alive) {
   answered_ = true;
   log_request(record_, response_status(bytes), bytes.size());
   // A client that does not read its response must not hold the connection, and its
@@ -448,6 +459,6 @@ void HttpSession::respond(std::string bytes, bool keep_alive) {
                     });
 }
 
-void HttpSession::write_raw_and_close(std::string bytes) { respond(std::move(bytes), /*keep_alive=*/false); }
+void HttpSession::write_raw_and_close(std::string bytes) { write_response(std::move(bytes), /*keep_alive=*/false); }
 
 }  // namespace sluice::gateway

@@ -67,12 +67,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // False once the request has been answered or its stream opened: late auth
   // replies after a handshake timeout do nothing.
   bool awaiting_answer() const { return !answered_; }
+  // An HTTP response to the request (a HEAD request's without its body).
   void respond(std::string bytes, bool keep_alive);
+  // Writes `bytes` as they are, then serves the next request or closes.
+  void write_response(std::string bytes, bool keep_alive);
   // docs/hosting.md#routing: the instance the request is for, into record_.tenant; false
   // (after a 404 to the client) when no tenant serves its Host.
   bool pick_tenant(bool websocket);
   void respond_error(int status, std::string_view message);
   void respond_error(const StreamError& error);
+  // Bytes written as they are, body and all, whatever the method (refused upgrades, as
+  // node ws writes them to the socket).
   void write_raw_and_close(std::string bytes);
 
   Worker& worker_;

@@ -76,6 +76,38 @@ TEST_P(HttpSurface, OtherMethodsPassAuthThenFindNoRoute) {
   EXPECT_EQ(post.body, "Cannot POST /api/v1/streaming/user");
 }
 
+// docs/protocol.md#head-requests: every answer to HEAD is its headers alone, so the next
+// response on the connection is read where it starts. Pipelined on one connection: a
+// refused channel, a missing token, a good token (404), then a GET whose answer must
+// come right after the third header block.
+TEST_P(HttpSurface, AnswersToHeadCarryNoBodySoTheConnectionStaysInStep) {
+  Cluster cluster(GetParam());
+  auto account = create_account(suite_postgres(), "head_user");
+  const std::string host = "Host: x\r\n";
+  std::string requests = "HEAD /foo HTTP/1.1\r\n" + host + "\r\n" +
+                         "HEAD /api/v1/streaming/user HTTP/1.1\r\n" + host + "\r\n" +
+                         "HEAD /api/v1/streaming/user HTTP/1.1\r\n" + host + "Authorization: Bearer " + account.token +
+                         "\r\n\r\n" + "GET /api/v1/streaming/health HTTP/1.1\r\n" + host + "Connection: close\r\n\r\n";
+  std::string answers = raw_exchange(cluster.port(), requests, 10s);
+  const std::vector<std::string> statuses = {"400", "401", "404", "200"};
+  size_t at = 0;
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    ASSERT_EQ(answers.compare(at, 9, "HTTP/1.1 "), 0) << "answer " << i << " does not start where expected:\n" << answers;
+    EXPECT_EQ(answers.substr(at + 9, 3), statuses[i]) << answers;
+    size_t end = answers.find("\r\n\r\n", at);
+    ASSERT_NE(end, std::string::npos) << answers;
+    std::string head = answers.substr(at, end - at);
+    std::smatch length;
+    ASSERT_TRUE(std::regex_search(head, length, std::regex("\r\n[Cc]ontent-[Ll]ength: ([0-9]+)"))) << head;
+    if (i < 3) {
+      EXPECT_GT(std::stoul(length[1]), 0u) << "HEAD keeps the length of the body it leaves out: " << head;
+      at = end + 4;
+    } else {
+      EXPECT_EQ(answers.substr(end + 4), "OK");
+    }
+  }
+}
+
 TEST_P(HttpSurface, ErrorsOfTheStreamRouteAreJson) {
   Cluster cluster(GetParam());
   auto account = create_account(suite_postgres(), "route_errors");
