@@ -71,7 +71,7 @@ TEST_P(AccessLog, EveryRequestAndStreamEndIsLoggedAndNoTokenReachesAnyLine) {
   EXPECT_EQ(logs.find(viewer.token), std::string::npos) << "a token reached the log";
 
   auto requests = lines_with_message(logs, "request completed");
-  int unauthorized = 0, streams = 0, upgrades = 0;
+  int unauthorized = 0, streams = 0, upgrades = 0, forwarded = 0;
   for (const auto& line : requests) {
     EXPECT_EQ(line["level"], "info");
     EXPECT_TRUE(line.contains("req_id") && line.contains("duration_ms") && line.contains("bytes") &&
@@ -87,6 +87,7 @@ TEST_P(AccessLog, EveryRequestAndStreamEndIsLoggedAndNoTokenReachesAnyLine) {
       ++streams;
       // The trusted proxy 127.0.0.1 forwarded for 127.0.0.1, which forwarded for 203.0.113.9.
       if (path == "/api/v1/streaming/user?access_token=[Redacted]") {
+        ++forwarded;
         EXPECT_EQ(line["client_ip"], "203.0.113.9");
       }
     }
@@ -94,6 +95,7 @@ TEST_P(AccessLog, EveryRequestAndStreamEndIsLoggedAndNoTokenReachesAnyLine) {
   }
   EXPECT_EQ(unauthorized, 2);
   EXPECT_GE(streams, 1);
+  EXPECT_EQ(forwarded, 1) << "the forwarded stream's line was not found, so its address went unchecked";
   EXPECT_EQ(upgrades, 2);
 
   auto ends = lines_with_message(logs, "stream ended");
