@@ -16,7 +16,8 @@
 # throughput) never fails it, it is only printed. Exits 1 when a connection failed or
 # dropped, or the server died; 4 when an event was missing, duplicated, reordered,
 # unexpected or wrong; 5 when the kernel's receive times (the arrival latency) are
-# missing for some event or later than its receipt, a check of the tool's own measure;
+# missing for some event or later than its receipt, a check of the tool's own measure,
+# or the result lacks a field checked here;
 # 2 on a bad call; 3 when the tool itself could not run.
 set -uo pipefail
 
@@ -53,7 +54,7 @@ if [ -z "$result" ]; then
   exit 3
 fi
 json="${result#SLUICE_BENCH_RESULT }"
-summary="$(python3 - "$json" <<'PY' 2>/dev/null
+summary="$(python3 - "$json" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 c, d, l = r["connections"], r["delivery"], r["latency_ms"]
@@ -68,8 +69,13 @@ a = r["arrival_latency_ms"]
 if a["count"] != l["count"] or any(a[k] > l[k] for k in ("p50", "p99", "max")):
     print(f"ARRIVAL-MISMATCH arrival {a} against receipts {l}")
 PY
-)"
+)" || summary_status=$?
 [ -n "$summary" ] && echo "ci-smoke: $summary"
+if [ "${summary_status:-0}" -ne 0 ]; then
+  # A result without the fields checked here cannot be judged: that is a failure too.
+  echo "ci-smoke: FAIL: the result could not be read (python exit ${summary_status})" >&2
+  exit 5
+fi
 if grep -q ARRIVAL-MISMATCH <<<"$summary"; then
   echo "ci-smoke: FAIL: the kernel's receive times are missing for some events or later than their receipts" >&2
   exit 5
