@@ -44,7 +44,7 @@ trap 'rm -f "$output"' EXIT
   --clients 210 --transport mixed \
   --stream 'user*2,user:notification,public*2,hashtag:cafe,hashtag:local:cafe,list:own' \
   --event-mix update,status.update,delete --connect-rate 400 --connect-timeout-ms 30000 \
-  --events 51 --rate 50 --settle-ms 1000 --drain-ms 10000 --max-seconds 240 --no-progress --fail-on-mismatch \
+  --events 51 --rate 50 --settle-ms 1000 --drain-ms 10000 --linger-ms 2000 --max-seconds 240 --no-progress --fail-on-mismatch \
   | tee "$output"
 status=${PIPESTATUS[0]}
 

@@ -212,7 +212,7 @@ for fault in "${fault_list[@]}"; do
     for name in gateway1 gateway2 gateway3; do server_pid_args+=(--server-pid "${proc_pid[$name]}"); done
     "$bin/sluice-bench" --host 127.0.0.1 --port "$port" --redis-host 127.0.0.1 --redis-port "$redis_port" \
       --tokens-file "$scratch/tokens.txt" --clients "$clients" --transport mixed --stream "user,public,hashtag:faults" \
-      --event-mix update,delete --events "$events" --rate "$rate" --drain-ms 15000 --connect-rate 1000 \
+      --event-mix update,delete --events "$events" --rate "$rate" --drain-ms 15000 --linger-ms 3000 --connect-rate 1000 \
       ${outages_flag[@]+"${outages_flag[@]}"} >"$run/bench.out" 2>"$run/bench.err" &
     bench_pid=$!
     # Faults start once events flow, after a few seconds of clean delivery.

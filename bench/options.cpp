@@ -65,6 +65,9 @@ void print_usage(const char* argv0) {
       "  --settle-ms T            wait after the last connection before publishing (default 1000)\n"
       "  --subscribe-timeout-ms T wait for PUBSUB NUMSUB to show the server subscribed (default 10000)\n"
       "  --drain-ms T             wait for stragglers after the last event (default 5000)\n"
+      "  --linger-ms T            then keep reading this long, so that a duplicate or a stray\n"
+      "                           event arriving after the last expected one is counted\n"
+      "                           (default 1000)\n"
       "  --max-seconds S          hard bound on the whole run (default 600)\n"
       "\n"
       "Reporting\n"
@@ -275,6 +278,8 @@ Options parse_options(int argc, char** argv) {
       o.subscribe_timeout_ms = static_cast<uint32_t>(parse_uint(arg, next(), 0, 3600000));
     } else if (arg == "--drain-ms") {
       o.drain_ms = static_cast<uint32_t>(parse_uint(arg, next(), 0, 3600000));
+    } else if (arg == "--linger-ms") {
+      o.linger_ms = static_cast<uint32_t>(parse_uint(arg, next(), 0, 3600000));
     } else if (arg == "--max-seconds") {
       o.max_seconds = parse_double(arg, next(), 1.0, 86400.0);
     } else if (arg == "--server-pid") {

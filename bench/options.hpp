@@ -51,6 +51,7 @@ struct Options {
   // Timing
   uint32_t settle_ms = 1000;
   uint32_t drain_ms = 5000;
+  uint32_t linger_ms = 1000;
   uint32_t subscribe_timeout_ms = 10000;
   double max_seconds = 600.0;
 

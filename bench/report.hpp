@@ -28,6 +28,7 @@ struct Report {
   double subscribe_seconds = 0;
   double publish_seconds = 0;
   double drain_seconds = 0;
+  double linger_seconds = 0;
   double total_seconds = 0;
 
   uint64_t published_events = 0;

@@ -13,6 +13,7 @@
 #include "bench/event_marker.hpp"
 #include "bench/plan.hpp"
 #include "bench/publisher.hpp"
+#include "bench/sse_reader.hpp"
 #include "bench/verifier.hpp"
 
 namespace sluice_bench {
@@ -51,6 +52,7 @@ struct Delivery {
   std::string payload;              // SSE data / WS payload string
   std::vector<std::string> stream;  // WS only
   bool payload_as_object = false;   // WS: put the payload in the frame as an object (a protocol error)
+  bool unseparated = false;         // SSE: no blank line after this event (a framing error)
   std::string (*rewrite)(const std::string& frame) = nullptr;  // WS: write the frame otherwise
 };
 
@@ -138,11 +140,17 @@ struct World {
   VerifyCounters feed(const std::vector<Delivery>& deliveries, const std::vector<std::vector<uint32_t>>& excused) {
     Verifier v(setup);
     for (auto& c : clients()) v.add_client(c.spec);
+    // SSE goes through the worker's reader, as the bytes a server writes.
+    std::vector<SseEventReader> readers(clients().size());
     for (const Delivery& d : deliveries) {
       if (d.ws) {
         v.feed_ws(d.client, frame_of(d));
-      } else {
-        v.feed_sse(d.client, d.event, d.payload);
+        continue;
+      }
+      std::vector<std::string> lines = {"event: " + d.event, "data: " + d.payload};
+      if (!d.unseparated) lines.emplace_back();
+      for (const auto& line : lines) {
+        if (readers[d.client].line(line)) v.feed_sse(d.client, readers[d.client].event(), readers[d.client].data());
       }
     }
     v.set_published(std::vector<uint64_t>(kRemote.size(), kEvents));
@@ -218,6 +226,34 @@ void corrupt(Delivery& d, long at, char with) {
 }
 
 }  // namespace
+
+// The worker's SSE reader: events exist at their blank line, data lines join with "\n",
+// comments and other fields are skipped, CR LF ends a line as LF does.
+int check_sse_reader() {
+  int failures = 0;
+  auto read = [](const std::vector<std::string>& lines) {
+    SseEventReader reader;
+    std::vector<std::string> events;
+    for (const auto& line : lines) {
+      if (reader.line(line)) events.push_back(std::string(reader.event()) + "|" + std::string(reader.data()));
+    }
+    return events;
+  };
+  auto check = [&](bool ok, const char* what) {
+    std::printf("%s  sse reader: %s\n", ok ? "PASS" : "FAIL", what);
+    failures += ok ? 0 : 1;
+  };
+  using Events = std::vector<std::string>;
+  check(read({"event: update", "data: A", ""}) == Events{"update|A"}, "an event is its type and data at the blank line");
+  check(read({"event: update", "data: A"}).empty(), "no event before its blank line");
+  check(read({"data: A", "data: B", ""}) == Events{"|A\nB"}, "data lines join with a newline");
+  check(read({":thump", "", "event: delete\r", "data:7\r", "\r"}) == Events{"delete|7"},
+        "comments and blank lines without data make no event; CR LF ends a line; the space after ':' is optional");
+  check(read({"event: update", "data:  A", "id: 3", "retry: 10", ""}) == Events{"update| A"},
+        "one leading space is dropped from a value, and other fields are skipped");
+  check(read({"event: a", "data: 1", "", "data: 2", ""}) == Events{"a|1", "|2"}, "the type does not carry over");
+  return failures;
+}
 
 // The plan: weighted streams get their share, tokens and transports spread over
 // them, "list:own" resolves per account, and unweighted plans keep the round-robin.
@@ -317,9 +353,22 @@ int run_self_test() {
       {"delete overtaking a status on an unfiltered stream -> reordered",
        [](World&, std::vector<Delivery>& ds) { std::swap(ds[find(ds, 0, 0, 1)], ds[find(ds, 0, 0, 2)]); },
        counts(all, 0, 0, 1, 0, 0, 0, 0, 0)},
+      {"status overtaking a delete on a filtered stream -> reordered (a delete is never held back)",
+       [](World&, std::vector<Delivery>& ds) { std::swap(ds[find(ds, 1, 2, 2)], ds[find(ds, 1, 2, 3)]); },
+       counts(all, 0, 0, 1, 0, 0, 0, 0, 0)},
       {"delete overtaking a status on a filtered stream is allowed",
        [](World&, std::vector<Delivery>& ds) { std::swap(ds[find(ds, 1, 2, 1)], ds[find(ds, 1, 2, 2)]); },
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"SSE event without the blank line after it -> one event with both data lines for a browser: "
+       "wrong_payload, and the second is missing",
+       [](World&, std::vector<Delivery>& ds) { ds[find(ds, 0, 0, 4)].unseparated = true; },
+       counts(all - 1, 1, 0, 0, 0, 1, 0, 0, 0)},
+      {"SSE event whose blank line never comes (the stream ends) -> missing",
+       [](World&, std::vector<Delivery>& ds) {
+         const size_t last = find(ds, 0, 3, kEvents - 1);
+         ds[last].unseparated = true;
+       },
+       counts(all - 1, 1, 0, 0, 0, 0, 0, 0, 0)},
       {"corrupted payload byte -> wrong_payload",
        [](World&, std::vector<Delivery>& ds) { corrupt(ds[find(ds, 2, 1, 6)], -40, 'X'); },
        counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
@@ -403,7 +452,7 @@ int run_self_test() {
        with_expected(counts(all + 1, 0, 1, 0, 0, 0, 0, 0, 0), all - 1), {{}, {7}}},
   };
 
-  int failures = check_plans();
+  int failures = check_plans() + check_sse_reader();
   for (const Scenario& s : scenarios) {
     std::vector<Delivery> ds = w.clean_run();
     s.inject(w, ds);

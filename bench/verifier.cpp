@@ -478,7 +478,8 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   bool bad = false;
 
   // Sequence. On filtered streams statuses may be overtaken by later non-status
-  // events (docs/protocol.md#ordering-of-filtered-statuses), so they are ordered apart.
+  // events (docs/protocol.md#ordering-of-filtered-statuses), so they are ordered apart;
+  // a non-status event goes out as it comes, so it may follow no later event of either.
   const uint32_t s = f.seq;
   if (s < t->contiguous || t->test(s)) {
     ++receipts_.duplicated;
@@ -487,10 +488,11 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   } else {
     ++receipts_.distinct;
     const int cls = c.spec.filtered && !e.status ? 1 : 0;
-    if (t->next[cls] > s + 1) {
+    const uint32_t after = cls == 1 ? std::max(t->next[0], t->next[1]) : t->next[0];
+    if (after > s + 1) {
       ++receipts_.reordered;
       sample("reordered", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " after " +
-                                    std::to_string(t->next[cls] - 1));
+                                    std::to_string(after - 1));
       bad = true;
     }
     t->next[cls] = std::max(t->next[cls], s + 1);

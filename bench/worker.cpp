@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/histogram.hpp"
+#include "bench/sse_reader.hpp"
 #include "bench/util.hpp"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -69,7 +70,7 @@ struct Conn {
   std::string out;  // bytes still to send
   std::string in;   // unparsed input: response head, partial chunk-size line, partial WS frame
   std::string msg;  // partial SSE line or fragmented WS message
-  std::string sse_event;  // value of the current SSE event's `event:` line
+  SseEventReader sse_event;  // the SSE event being read, counted at its blank line
 };
 
 struct Stats {
@@ -628,12 +629,9 @@ size_t Worker::parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t 
     }
     if (size - off < header + len) break;
     const char* payload = data + off + header;
-    std::string unmasked;
-    if (masked) {  // servers must not mask; accept it anyway
-      unmasked.assign(payload, static_cast<size_t>(len));
-      const unsigned char* key = p + header - 4;
-      for (size_t i = 0; i < unmasked.size(); ++i) unmasked[i] = static_cast<char>(unmasked[i] ^ key[i & 3]);
-      payload = unmasked.data();
+    if (masked) {  // RFC 6455 5.1: a client closes the connection on a masked frame from the server
+      drop(c, "WebSocket frame masked by the server");
+      break;
     }
     off += header + static_cast<size_t>(len);
     const size_t n = static_cast<size_t>(len);
@@ -717,20 +715,10 @@ void Worker::queue_ws_frame(Conn& c, uint8_t opcode, const char* payload, size_t
 }
 
 void Worker::on_sse_line(Conn& c, const char* line, size_t len) {
-  if (len > 0 && line[len - 1] == '\r') --len;
-  auto value = [&](size_t name_len) {  // after "name:", one leading space is not part of the value
-    std::string_view v(line + name_len, len - name_len);
-    if (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-    return v;
-  };
-  if (len == 0) {
-    c.sse_event.clear();  // end of an event
-  } else if (len >= 6 && std::memcmp(line, "event:", 6) == 0) {
-    c.sse_event.assign(value(6));
-  } else if (len >= 5 && std::memcmp(line, "data:", 5) == 0) {
-    const std::string_view data = value(5);
-    account(c, verifier_.feed_sse(slot_of(c), c.sse_event, data), data);
-  }
+  // Only at the blank line ending an event would a browser see it, so only then is it
+  // counted and timed (bench/sse_reader.hpp).
+  SseEventReader& reader = c.sse_event;
+  if (reader.line(std::string_view(line, len))) account(c, verifier_.feed_sse(slot_of(c), reader.event(), reader.data()), reader.data());
 }
 
 void Worker::on_message(Conn& c, const char* data, size_t size) {
