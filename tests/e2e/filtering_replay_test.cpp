@@ -833,33 +833,61 @@ TEST_P(FilteringReplay, RandomizedEventsMatchTheContractForEveryClient) {
   auto publish_seconds =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count() / 1000.0;
 
-  // Quiescence: every client has at least what it should, and nothing moved for 2 s.
+  // The end, by positive markers rather than a quiet spell. On every channel: statuses
+  // in each language a viewer may choose, from a local and a remote author no viewer has
+  // a relation with, without text a filter could match; then a delete. A client gets a
+  // subscription's statuses in order and its deletes as they come, so once it has every
+  // marker the model gives it, nothing published earlier can still be on its way, and a
+  // late duplicate or stray would have come before them.
   size_t expected_total = 0;
   for (const auto& list : expected) expected_total += list.size();
-  {
-    size_t last = 0;
-    auto last_change = std::chrono::steady_clock::now();
-    auto deadline = last_change + 180s;
-    for (;;) {
-      std::this_thread::sleep_for(250ms);
-      size_t total = 0;
-      bool complete = true;
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        for (size_t c = 0; c < client_count; ++c) {
-          total += received[c].size();
-          if (received[c].size() < expected[c].size()) complete = false;
-        }
+  const size_t first_marker = raw_payloads.size();
+  long long marker_id = 990000000000000000LL;
+  for (const auto& [channel, subs] : by_channel) {
+    for (bool local : {true, false}) {
+      for (const Json& language : languages) {
+        const std::string id = std::to_string(++marker_id);
+        const std::string username = local ? "marker" : "marker_remote";
+        Json account = {{"id", local ? "990000001" : "990000002"}, {"username", username},
+                        {"acct", local ? username : username + "@quiet.example"}, {"display_name", ""},
+                        {"url", "https://social.example/@" + username}};
+        Json p = {{"id", id}, {"created_at", "2026-01-15T10:20:30.000Z"}, {"in_reply_to_id", nullptr},
+                  {"sensitive", false}, {"spoiler_text", ""}, {"visibility", "public"}, {"language", language},
+                  {"uri", "https://social.example/statuses/" + id}, {"content", ""}, {"reblog", nullptr},
+                  {"account", account}, {"media_attachments", Json::array()}, {"mentions", Json::array()},
+                  {"tags", Json::array()}, {"emojis", Json::array()}, {"poll", nullptr}};
+        publish({channel}, "update", p);
       }
-      auto now = std::chrono::steady_clock::now();
-      if (total != last) {
-        last = total;
-        last_change = now;
-      }
-      if (complete && now - last_change > 2s) break;
-      if (!complete && now - last_change > 20s) break;
-      if (now > deadline) break;
     }
+    publish({channel}, "delete", Json("marker:" + channel));
+  }
+  // What each client must still see of the markers, as "stream\nevent\npayload".
+  std::vector<std::multiset<std::string>> markers_due(client_count);
+  for (size_t c = 0; c < client_count; ++c) {
+    for (const auto& e : expected[c]) {
+      if (e.message < first_marker) continue;
+      markers_due[c].insert(e.stream + "\n" + event_names[e.message] + "\n" + (e.payload ? *e.payload : raw_payloads[e.message]));
+    }
+  }
+  std::vector<size_t> scanned(client_count, 0);
+  const bool markers_in = eventually(
+      [&] {
+        std::lock_guard<std::mutex> lock(mutex);
+        bool all = true;
+        for (size_t c = 0; c < client_count; ++c) {
+          for (; scanned[c] < received[c].size(); ++scanned[c]) {
+            const Received& r = received[c][scanned[c]];
+            auto due = markers_due[c].find(r.stream + "\n" + r.event + "\n" + r.payload);
+            if (due != markers_due[c].end()) markers_due[c].erase(due);
+          }
+          all = all && markers_due[c].empty();
+        }
+        return all;
+      },
+      180s);
+  if (!markers_in) {
+    finish();
+    FAIL() << "the end markers never all arrived" << cluster.logs();
   }
   finish();
 
