@@ -362,6 +362,15 @@ for fault, rs in by_fault.items():
         if "error" in r or r.get("aborted"):
             broken.append("%s: %s" % (fault, r.get("error") or r.get("aborted")))
             continue
+        # Clients that never connected would hide their losses from every count below.
+        if r["failed_connections"]:
+            broken.append("%s: %d clients never connected" % (fault, r["failed_connections"]))
+        # docs/scale-out.md#auth-replicas: with one auth replica down, the other answers
+        # every new connection.
+        if fault in ("auth-kill", "auth2-kill"):
+            refused = {s: n for kind in ("seen", "unseen") for s, n in r["probes"][kind].items() if s != "200"}
+            if refused:
+                broken.append("%s: new connections answered %s" % (fault, refused))
         if r["duplicated"] or r["reordered"] or r["wrong"]:
             broken.append("%s: %d duplicated, %d reordered, %d wrong" % (fault, r["duplicated"], r["reordered"], r["wrong"]))
         if fault in zero_loss and (r["lost"] or r["disconnected"]):
