@@ -236,6 +236,28 @@ TEST_P(MetricsAndEdges, VeryLongAndUnusualHashtags) {
 
 // sluice_slow_client_disconnects_total for SSE clients; -1 when the series is missing
 // (a renamed metric fails the test, never reads as 0).
+// An SSE stream whose client never reads, on a tiny receive buffer, so that the
+// server's queue for it must fill.
+std::unique_ptr<Connection> stalled_stream(const Cluster& cluster, const std::string& path, const std::string& token) {
+  auto stalled = std::make_unique<Connection>("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
+  stalled->send("GET " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\n\r\n");
+  return stalled;
+}
+
+// A new account's home stream, stalled as above; `channel` is the one it listens on.
+struct StalledUserStream {
+  TestAccount viewer;
+  std::string channel;
+  std::unique_ptr<Connection> connection;
+};
+
+StalledUserStream stalled_user_stream(const Cluster& cluster, const std::string& username) {
+  TestAccount viewer = create_account(suite_postgres(), username);
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  auto connection = stalled_stream(cluster, "/api/v1/streaming/user", viewer.token);
+  return {std::move(viewer), std::move(channel), std::move(connection)};
+}
+
 double sse_slow_client_disconnects(int port) {
   const std::string series = R"(sluice_slow_client_disconnects_total{type="eventsource"})";
   auto text = http_request(port, "GET", "/metrics").body;
@@ -248,11 +270,7 @@ double sse_slow_client_disconnects(int port) {
 // still served.
 TEST_P(MetricsAndEdges, ClientThatStopsReadingIsDisconnectedOnceBehindTooLong) {
   Cluster cluster(GetParam(), {{"SLUICE_CLIENT_MAX_LAG_SECONDS", "1"}, {"SLUICE_SSE_HEARTBEAT_SECONDS", "1"}});
-  auto viewer = create_account(suite_postgres(), "slow_reader");
-  std::string channel = "timeline:" + std::to_string(viewer.account_id);
-  // A tiny receive buffer, and we never read: the server's queue must fill.
-  Connection stalled("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
-  stalled.send("GET /api/v1/streaming/user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
+  auto [viewer, channel, stalled] = stalled_user_stream(cluster, "slow_reader");
   ASSERT_TRUE(wait_numsub(channel, 1));
   std::string payload = R"({"event":"update","payload":{"id":"1","content":")" + std::string(2000, 'x') + R"("}})";
   auto disconnects = [&] { return sse_slow_client_disconnects(cluster.port()); };
@@ -265,7 +283,7 @@ TEST_P(MetricsAndEdges, ClientThatStopsReadingIsDisconnectedOnceBehindTooLong) {
     if (i % 500 == 499) cut = disconnects() >= 1;
   }
   EXPECT_TRUE(eventually([&] { return disconnects() >= 1; }, 20s)) << "the stalled client was never disconnected";
-  EXPECT_TRUE(stalled.wait_closed(10s));
+  EXPECT_TRUE(stalled->wait_closed(10s));
   auto other = create_account(suite_postgres(), "prompt_reader");
   std::string other_channel = "timeline:" + std::to_string(other.account_id);
   SseClient fresh(cluster.port(), "/api/v1/streaming/user", bearer(other.token));
@@ -285,10 +303,7 @@ TEST_P(MetricsAndEdges, ClientThatStopsReadingIsDisconnectedOnceBehindTooLong) {
 // write pending.
 TEST_P(MetricsAndEdges, AStreamEndingWhileItsClientIsNotReadingIsCutAfterTheLagBound) {
   Cluster cluster(GetParam(), {{"SLUICE_CLIENT_MAX_LAG_SECONDS", "5"}, {"SLUICE_SSE_HEARTBEAT_SECONDS", "1"}});
-  auto viewer = create_account(suite_postgres(), "ending_stalled");
-  std::string channel = "timeline:" + std::to_string(viewer.account_id);
-  Connection stalled("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
-  stalled.send("GET /api/v1/streaming/user HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
+  auto [viewer, channel, stalled] = stalled_user_stream(cluster, "ending_stalled");
   ASSERT_TRUE(wait_numsub(channel, 1));
   auto disconnects = [&] { return sse_slow_client_disconnects(cluster.port()); };
   ASSERT_EQ(disconnects(), 0.0);
@@ -300,7 +315,7 @@ TEST_P(MetricsAndEdges, AStreamEndingWhileItsClientIsNotReadingIsCutAfterTheLagB
   ASSERT_EQ(disconnects(), 0.0) << "cut while still open: the test would not show the ending deadline";
   suite_redis().publish("timeline:access_token:" + std::to_string(viewer.token_id), R"({"event":"kill"})");
   EXPECT_TRUE(eventually([&] { return disconnects() >= 1; }, 30s)) << "the ending stream was never cut";
-  EXPECT_TRUE(stalled.wait_closed(10s));
+  EXPECT_TRUE(stalled->wait_closed(10s));
 }
 
 // docs/protocol.md#slow-clients: a status that waited for its viewer's data (every one,
@@ -310,8 +325,7 @@ TEST_P(MetricsAndEdges, AStreamEndingWhileItsClientIsNotReadingIsCutAfterTheLagB
 TEST_P(MetricsAndEdges, StatusesThatWaitedForViewerDataCountAgainstTheClientsOwnQueue) {
   Cluster cluster(GetParam(), {{"SLUICE_CLIENT_QUEUE_BYTES", "65536"}, {"SLUICE_RELATIONS_MAX_STALENESS_MS", "0"}});
   auto viewer = create_account(suite_postgres(), "slow_exact");
-  Connection stalled("127.0.0.1", cluster.port(), /*receive_buffer=*/4096);
-  stalled.send("GET /api/v1/streaming/public HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.token + "\r\n\r\n");
+  auto stalled = stalled_stream(cluster, "/api/v1/streaming/public", viewer.token);
   ASSERT_TRUE(wait_numsub("timeline:public", 1));
   auto disconnects = [&] { return sse_slow_client_disconnects(cluster.port()); };
   ASSERT_EQ(disconnects(), 0.0);
@@ -327,7 +341,7 @@ TEST_P(MetricsAndEdges, StatusesThatWaitedForViewerDataCountAgainstTheClientsOwn
     if (i % 100 == 99) cut = disconnects() >= 1;
   }
   EXPECT_TRUE(eventually([&] { return disconnects() >= 1; }, 20s)) << "the stalled client was never cut";
-  EXPECT_TRUE(stalled.wait_closed(10s));
+  EXPECT_TRUE(stalled->wait_closed(10s));
   EXPECT_NE(cluster.full_logs().find("slow client: own queue"), std::string::npos) << cluster.logs();
 }
 
