@@ -120,14 +120,18 @@ void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Seen&
   // it, or has passed the newcomer's first held copy without relaying it (its own Redis
   // subscription restarted and missed it). The held copies go out first, in order, and
   // this one is then their duplicate. Waiting on for the first held would hold the
-  // newcomer's copies for as long as this source relays.
-  for (auto it = channel.probation.begin(); it != channel.probation.end();) {
-    auto next = std::next(it);
-    const auto& held = it->second.held;
-    if (std::any_of(held.begin(), held.end(), [&](const Held& h) { return h.key == key && h.count <= count; })) {
-      release(channel, it, out);
+  // newcomer's copies for as long as this source relays. Only for a content never
+  // delivered before: one that was may stand several times in either stream, and the
+  // newcomer's counts of it are then a reading, not a position.
+  if (seen.delivered == 0) {
+    for (auto it = channel.probation.begin(); it != channel.probation.end();) {
+      auto next = std::next(it);
+      const auto& held = it->second.held;
+      if (std::any_of(held.begin(), held.end(), [&](const Held& h) { return h.key == key && h.count <= count; })) {
+        release(channel, it, out);
+      }
+      it = next;
     }
-    it = next;
   }
   if (count > seen.delivered) {
     seen.delivered = count;

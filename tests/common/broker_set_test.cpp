@@ -273,6 +273,23 @@ TEST(EventDeduplicator, HeldCopiesGoOutWhenTheOtherBrokerRelaysOneOfThemHavingMi
   EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
 }
 
+// The same content more than once: M, M, N, M are published. A's stream is reopened
+// after the first M and starts at N, so its copy of the third M counts as its second.
+// B relaying the second M is not past A's first held copy (N): A's copies wait for B's N.
+TEST(EventDeduplicator, ARepeatedContentDoesNotReleaseHeldCopiesOutOfOrder) {
+  Copies c;
+  c.from(kA, "M");
+  c.from(kB, "M");
+  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.from(kA, "N");  // A's new stream: N, then the third M
+  c.from(kA, "M");
+  c.from(kB, "M");  // B's second M
+  c.from(kB, "N");
+  c.from(kB, "M");  // B's third M
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"M", "M", "N", "M"}));
+  EXPECT_FALSE(c.dedup.holding());
+}
+
 TEST(EventDeduplicator, ABrokerTakingOverOneChannelIsAlignedOnThatChannel) {
   Copies c;
   c.from(kA, "same", "timeline:9");
