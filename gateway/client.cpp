@@ -157,7 +157,10 @@ void Client::close_after_flush() {
 void Client::heartbeat_due() {
   if (closed_ || over_limit_) return;
   if (!close_when_flushed_) return heartbeat();
-  if (worker_.context().now() - ending_since_ > worker_.context().config.client_max_lag) cut_slow("slow client: lag");
+  // Counted from when it fell behind, if that was earlier: ending does not restart the bound.
+  const SteadyClock::time_point since =
+      behind_since_ != SteadyClock::time_point{} ? std::min(behind_since_, ending_since_) : ending_since_;
+  if (worker_.context().now() - since > worker_.context().config.client_max_lag) cut_slow("slow client: lag");
 }
 
 void Client::serve_next_request_after_flush() {
