@@ -30,8 +30,8 @@ std::string websocket_accept_response(std::string_view accept_key, std::optional
 // docs/protocol.md#sse-response-head: SSE response head followed by the first chunk ":)\n".
 // `response` with a Retry-After header after its status line (docs/protocol.md#admission-limits).
 std::string with_retry_after(std::string response, int seconds);
-// Node's answer to an HTTP/1.1 request without a Host header.
-std::string missing_host_response();
+// Node's answer to an HTTP/1.1 request without a Host header (to HEAD: without a body).
+std::string missing_host_response(bool head);
 
 // True when the request head in `bytes` (up to its blank line, or all of it while
 // incomplete) continues a header on the next line (obs-fold).

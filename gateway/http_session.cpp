@@ -228,7 +228,7 @@ void HttpSession::route() {
   // (docs/protocol.md#malformed-requests).
   if (request_.version() == 11 && request_.count(http::field::host) == 0) {
     worker_.context().metrics.http_bad_requests->inc();
-    return write_raw_and_close(missing_host_response());
+    return write_raw_and_close(missing_host_response(method == http::verb::head));
   }
 
   // docs/protocol.md#cors-and-options: CORS answers any OPTIONS before routing and without auth.

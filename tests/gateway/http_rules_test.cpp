@@ -225,9 +225,14 @@ TEST(Strictness, RawNonAsciiTargetIsMalformed) {
 }
 
 TEST(Strictness, MissingHostAnswerIsNodes) {
-  auto answer = missing_host_response();
+  auto answer = missing_host_response(/*head=*/false);
   EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nDate: ", 0), 0u);
   EXPECT_NE(answer.find("\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), std::string::npos);
+  // docs/protocol.md#head-requests: to HEAD, the head alone, with nothing that frames a body.
+  auto to_head = missing_host_response(/*head=*/true);
+  EXPECT_EQ(to_head.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nDate: ", 0), 0u);
+  EXPECT_EQ(to_head.find("Transfer-Encoding"), std::string::npos);
+  EXPECT_EQ(to_head.find("\r\n\r\n"), to_head.size() - 4) << "nothing after the head";
 }
 
 }  // namespace
