@@ -61,7 +61,7 @@ c, d, l = r["connections"], r["delivery"], r["latency_ms"]
 print(f"connections ok={c['ok']} failed={c['failed']} dropped={c['dropped']}; "
       f"delivered {d['delivered']}/{d['expected']} missing={d['missing']} duplicated={d['duplicated']} "
       f"reordered={d['reordered']} wrong_event={d['wrong_event']} wrong_payload={d['wrong_payload']} "
-      f"wrong_stream={d['wrong_stream']} unexpected={d['unexpected']}; "
+      f"wrong_stream={d['wrong_stream']} unexpected={d['unexpected']} foreign={d['foreign_messages']}; "
       f"latency p50={l['p50']}ms p99={l['p99']}ms max={l['max']}ms (report only)")
 # The kernel's receive time of each event comes before the tool reads it, so every
 # arrival percentile is at most the receipt's; and the kernel gives one for every read.
@@ -83,6 +83,6 @@ fi
 case "$status" in
   0) echo "ci-smoke: PASS"; exit 0 ;;
   1) echo "ci-smoke: FAIL: not every connection got through and stayed up (or the server died)" >&2; exit 1 ;;
-  4) echo "ci-smoke: FAIL: events lost or wrong (missing, duplicated, reordered, unexpected, wrong event/payload/stream)" >&2; exit 4 ;;
+  4) echo "ci-smoke: FAIL: events lost or wrong (missing, duplicated, reordered, unexpected, wrong event/payload/stream), or messages without the run's marker (foreign)" >&2; exit 4 ;;
   *) echo "ci-smoke: FAIL: sluice-bench exit status $status" >&2; exit 3 ;;
 esac

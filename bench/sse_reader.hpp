@@ -16,12 +16,7 @@ class SseEventReader {
   // line ending an event that had data: event() and data() hold that event until the
   // next call.
   bool line(std::string_view text) {
-    if (ended_) {
-      event_.clear();
-      data_.clear();
-      has_data_ = false;
-      ended_ = false;
-    }
+    if (ended_) reset();
     if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
     if (text.empty()) {
       ended_ = true;
@@ -44,6 +39,18 @@ class SseEventReader {
 
   std::string_view event() const { return event_; }
   std::string_view data() const { return data_; }
+
+  // Forgets the event being read; memory held for a large one is let go.
+  void reset() {
+    event_.clear();
+    if (data_.capacity() > 4096) {
+      std::string().swap(data_);
+    } else {
+      data_.clear();
+    }
+    has_data_ = false;
+    ended_ = false;
+  }
 
  private:
   std::string event_;

@@ -221,6 +221,7 @@ void Worker::close_conn(Conn& c) {
   std::string().swap(c.out);
   std::string().swap(c.in);
   std::string().swap(c.msg);
+  c.sse_event.reset();
 }
 
 void Worker::fail(Conn& c, const std::string& reason) {
@@ -576,6 +577,7 @@ void Worker::feed_sse(Conn& c, const char* data, size_t size) {
       len = c.msg.size();
     }
     on_sse_line(c, line, len);
+    if (c.fd < 0) return;  // dropped
     if (!c.msg.empty()) c.msg.clear();
     size -= static_cast<size_t>(nl - data) + 1;
     data = nl + 1;
@@ -718,7 +720,11 @@ void Worker::on_sse_line(Conn& c, const char* line, size_t len) {
   // Only at the blank line ending an event would a browser see it, so only then is it
   // counted and timed (bench/sse_reader.hpp).
   SseEventReader& reader = c.sse_event;
-  if (reader.line(std::string_view(line, len))) account(c, verifier_.feed_sse(slot_of(c), reader.event(), reader.data()), reader.data());
+  if (reader.line(std::string_view(line, len))) {
+    account(c, verifier_.feed_sse(slot_of(c), reader.event(), reader.data()), reader.data());
+  } else if (reader.data().size() > kMaxMessageBytes) {
+    drop(c, "SSE event too long");  // data lines that no blank line ends
+  }
 }
 
 void Worker::on_message(Conn& c, const char* data, size_t size) {
