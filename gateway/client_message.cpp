@@ -22,6 +22,14 @@ std::string stream_name(const Params& message) {
 
 }  // namespace
 
+size_t ClientRequest::bytes() const {
+  size_t total = sizeof(ClientRequest) + stream_name.size();
+  for (const auto& [key, value] : params.items()) {
+    total += 64 + key.size() + (value.is_string() ? value.get_ref<const std::string&>().size() : 0);
+  }
+  return total;
+}
+
 ClientMessage parse_client_message(std::string_view text) {
   if (json_nesting_exceeds(text, kMaxNesting)) return {std::nullopt, "websocket message nested too deeply; ignored"};
   // Only the top level's type, stream, tag and list are ever read, and of an object

@@ -14,6 +14,9 @@ struct ClientRequest {
   bool subscribe = true;
   std::string stream_name;  // empty when `stream` is missing or not a string: no stream has that name
   Params params;            // `tag` and `list`, as sent
+
+  // About what it holds in memory: its strings, and a little for the rest.
+  size_t bytes() const;
 };
 
 struct ClientMessage {

@@ -12,6 +12,7 @@ const char* refusal_label(Refusal refusal) {
     case Refusal::auth_failures: return "auth_failures";
     case Refusal::auth_busy: return "auth_busy";
     case Refusal::pending_lookups: return "pending_lookups";
+    case Refusal::queued_requests: return "queued_requests";
     case Refusal::count_: break;
   }
   return "unknown";

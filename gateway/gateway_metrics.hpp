@@ -21,6 +21,7 @@ enum class Refusal : uint8_t {
   auth_failures,      // the client address spent SLUICE_AUTH_FAILURES_PER_IP_PER_SECOND
   auth_busy,          // the auth tier refused the lookup under load
   pending_lookups,    // the gateway already waits on SLUICE_MAX_PENDING_LOOKUPS lookups
+  queued_requests,    // a WebSocket's requests queued behind a waiting check are at their bound
   count_
 };
 const char* refusal_label(Refusal refusal);

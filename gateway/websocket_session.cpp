@@ -110,17 +110,22 @@ void WebSocketSession::handle_message(std::string_view text) {
 }
 
 namespace {
-// Requests queued behind one whose checks are still running; a client sending more
-// than this without waiting is not a Mastodon client.
+// Requests queued behind one whose checks are still running, and the bytes they may
+// hold (a tag can be as long as a message); a client sending more than this without
+// waiting is not a Mastodon client.
 constexpr size_t kMaxWaitingRequests = 1000;
+constexpr size_t kMaxWaitingBytes = 1 << 20;
 }  // namespace
 
 void WebSocketSession::submit(ClientRequest request) {
   if (!request_running_) return run(std::move(request));
-  if (waiting_requests_.size() >= kMaxWaitingRequests) {
+  const size_t bytes = request.bytes();
+  if (waiting_requests_.size() >= kMaxWaitingRequests || waiting_bytes_ + bytes > kMaxWaitingBytes) {
+    worker_.context().metrics.refused(Refusal::queued_requests).inc();
     log::debug("websocket subscription requests piling up; one dropped", log::for_tenant(auth().tenant));
     return;
   }
+  waiting_bytes_ += bytes;
   waiting_requests_.push_back(std::move(request));
 }
 
@@ -135,6 +140,7 @@ void WebSocketSession::request_done() {
   if (waiting_requests_.empty() || !open()) return;
   ClientRequest next = std::move(waiting_requests_.front());
   waiting_requests_.erase(waiting_requests_.begin());
+  waiting_bytes_ -= std::min(waiting_bytes_, next.bytes());
   if (waiting_requests_.empty()) waiting_requests_.shrink_to_fit();
   run(std::move(next));
 }

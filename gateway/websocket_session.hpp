@@ -54,6 +54,7 @@ class WebSocketSession final : public Client {
   bool alive_ = true;
   bool request_running_ = false;
   std::vector<ClientRequest> waiting_requests_;
+  size_t waiting_bytes_ = 0;  // their ClientRequest::bytes()
 };
 
 }  // namespace sluice::gateway

@@ -59,6 +59,13 @@ bool wait_numsub(const std::string& channel, long long count, std::chrono::milli
   return eventually([&] { return suite_redis().numsub(channel) == count; }, timeout);
 }
 
+double metric(int port, const std::string& series) {
+  auto text = http_request(port, "GET", "/metrics").body;
+  auto pos = text.find("\n" + series + " ");
+  EXPECT_NE(pos, std::string::npos) << series << " is missing from /metrics";
+  return pos == std::string::npos ? -1 : std::stod(text.substr(pos + series.size() + 2));
+}
+
 std::string ws_settle(WsClient& ws) {
   static int counter = 0;
   std::string tag = "marker" + std::to_string(::getpid()) + "x" + std::to_string(++counter);

@@ -91,6 +91,10 @@ std::string ws_settle(WsClient& ws);
 std::vector<std::string> ws_texts_before_marker(WsClient& ws, const std::string& marker_tag);
 
 
+// One series of a gateway's /metrics, e.g. `sluice_admission_refusals_total{limit="messages"}`.
+// A series that is not there (a renamed metric) fails the test instead of reading as 0.
+double metric(int port, const std::string& series);
+
 std::map<std::string, std::string> bearer(const std::string& token);
 size_t count_occurrences(const std::string& text, const std::string& needle);
 // For a failure message: sizes, and where two sequences first differ, with context.

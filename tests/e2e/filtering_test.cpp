@@ -329,14 +329,6 @@ TEST_P(Filtering, ZeroBoundSeesEveryChangeAtOnceLikeTheReference) {
             (std::vector<std::string>{"62"}));
 }
 
-double metric(int port, const std::string& series) {
-  auto text = http_request(port, "GET", "/metrics").body;
-  auto pos = text.find("\n" + series + " ");
-  // A series that is not there (a renamed metric) fails the test instead of reading as 0.
-  EXPECT_NE(pos, std::string::npos) << series << " is missing from /metrics";
-  return pos == std::string::npos ? -1 : std::stod(text.substr(pos + series.size() + 2));
-}
-
 TEST(FilteringCost, NoDatabaseQueryPerStatusPerClient) {
   Cluster cluster(Deployment::all_in_one);
   const int kClients = 20, kStatuses = 100;

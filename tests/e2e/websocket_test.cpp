@@ -2,6 +2,7 @@
 // WebSocket: token sources, the handshake, subscribe and unsubscribe messages and
 // their errors, bad input, keep-alive and kill.
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include "tests/e2e/cluster.hpp"
 
@@ -124,6 +125,47 @@ TEST_P(WebSocket, RepeatedStreamParameterUsesTheFirst) {
   ASSERT_TRUE(wait_numsub("timeline:hashtag:firstwins", 1)) << cluster.logs();
   ws_settle(ws);  // a subscription of the other value would be in Redis before the marker's
   EXPECT_EQ(suite_redis().numsub("timeline:direct:" + std::to_string(viewer.account_id)), 0);
+}
+
+// docs/protocol.md#client-messages: requests queued behind one whose check is waiting
+// hold at most 1 MiB of the socket's memory; a request past that is dropped. A list
+// subscribe waits in PostgreSQL while three subscribes with 400 KB tags queue behind it:
+// the third would pass the bound. A small one after it still fits.
+TEST_P(WebSocket, RequestsQueuedBehindAWaitingCheckAreBoundedInBytes) {
+  Cluster cluster(GetParam());
+  auto viewer = create_account(suite_postgres(), "ws_queue_bytes");
+  std::string list_id = suite_postgres().query_value("INSERT INTO lists (account_id, title) VALUES (" +
+                                                     std::to_string(viewer.account_id) + ", 'l') RETURNING id");
+  WsClient ws(cluster.port(), "/api/v1/streaming?access_token=" + viewer.token);
+  ASSERT_TRUE(ws.upgraded());
+  pqxx::connection locker(suite_postgres().conninfo());
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE lists IN ACCESS EXCLUSIVE MODE");
+  ws.send_text(R"({"type":"subscribe","stream":"list","list":")" + list_id + "\"}");
+  const bool held = eventually(
+      [&] {
+        return suite_postgres().query_value("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                                            "WHERE c.relname = 'lists' AND NOT l.granted") != "0";
+      },
+      10s);
+  std::vector<std::string> tags;
+  for (char last : {'1', '2', '3'}) tags.push_back("queued" + std::string(400000, 'q') + last);
+  const std::string dropped = R"(sluice_admission_refusals_total{limit="queued_requests"})";
+  bool refused = false;
+  if (held) {
+    for (const auto& tag : tags) ws.send_text(R"({"type":"subscribe","stream":"hashtag","tag":")" + tag + "\"}");
+    ws.send_text(R"({"type":"subscribe","stream":"hashtag","tag":"queuedsmall"})");
+    // The third is refused while the list check still waits.
+    refused = eventually([&] { return metric(cluster.port(), dropped) == 1; }, 20s);
+  }
+  lock.abort();
+  ASSERT_TRUE(held) << "the list check never waited on the lock";
+  ASSERT_TRUE(refused) << "no queued request was refused";
+  // Requests run in the order sent: once the last is in Redis, the others have run.
+  ASSERT_TRUE(wait_numsub("timeline:hashtag:queuedsmall", 1)) << cluster.logs();
+  EXPECT_EQ(suite_redis().numsub("timeline:hashtag:" + tags[0]), 1);
+  EXPECT_EQ(suite_redis().numsub("timeline:hashtag:" + tags[1]), 1);
+  EXPECT_EQ(suite_redis().numsub("timeline:hashtag:" + tags[2]), 0) << "the request past 1 MiB was queued";
 }
 
 TEST_P(WebSocket, BinaryFramesCloseWith1003) {

@@ -110,5 +110,14 @@ TEST(ClientMessage, AMessageOfManyKeysIsReadForItsFieldsOnly) {
   EXPECT_EQ(request.params.dump(), R"({"tag":"late"})");
 }
 
+// What a queued request holds counts its strings (websocket_session.cpp bounds the queue by it).
+TEST(ClientMessage, ARequestCountsTheBytesOfItsStrings) {
+  const std::string tag(400000, 'q');
+  ClientRequest small = request_of(R"({"type":"subscribe","stream":"hashtag","tag":"q"})");
+  ClientRequest large = request_of(R"({"type":"subscribe","stream":"hashtag","tag":")" + tag + "\"}");
+  EXPECT_GE(large.bytes(), small.bytes() + tag.size() - 1);
+  EXPECT_LT(small.bytes(), 1024u);
+}
+
 }  // namespace
 }  // namespace sluice::gateway
