@@ -224,7 +224,7 @@ void BrokerLink::on_events(Events events) { callbacks_.on_event(std::move(events
 
 void BrokerLink::on_ready() {
   if (!connected_.exchange(true)) log::info("broker stream ready");
-  if (callbacks_.on_ready) callbacks_.on_ready();
+  if (callbacks_.on_system_events_missed) callbacks_.on_system_events_missed();
 }
 
 void BrokerLink::on_resubscribed(const v1::Resubscribed& resubscribed) {

@@ -66,18 +66,17 @@ class BrokerLink : private BrokerStream::Receiver {
 
   struct Callbacks {
     EventHandler on_event;
-    // Runs each time the broker confirms a (re)opened stream: events published while
-    // the stream was down are lost, as with Redis itself. Optional.
-    std::function<void()> on_ready;
+    // Kills and filters_changed published meanwhile were missed: runs each time the
+    // broker confirms a (re)opened stream (events published while the stream was down
+    // are lost, as with Redis itself), and when the broker's subscription of the system
+    // channels restarted (its Redis connection came back). Optional.
+    std::function<void()> on_system_events_missed;
     // Runs just before each stream is opened, before any of its subscriptions is
     // sent: everything it will carry is published after that moment. Optional.
     std::function<void()> on_opening;
     // The broker's Redis subscription of this channel restarted (its Redis connection
     // came back): the stream skips what was published meanwhile. Optional.
     std::function<void(const std::string& channel)> on_resubscribed;
-    // The same for the system channels: kills and filters_changed published meanwhile
-    // were missed. Optional.
-    std::function<void()> on_system_events_missed;
   };
 
   BrokerLink(BrokerStreamOpener open_stream, std::string gateway_id, Callbacks callbacks);

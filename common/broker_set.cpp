@@ -254,7 +254,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
         BrokerLink::Callbacks{
             [this, source](BrokerLink::Events events) { deliver(source, std::move(events)); },
             on_system_events_missed_, [this, source] { stream_opening(source); },
-            [this, source](const std::string& channel) { resubscribed(source, channel); }, on_system_events_missed_});
+            [this, source](const std::string& channel) { resubscribed(source, channel); }});
     auto [it, inserted] = members_.emplace(target.address, std::move(member));
     if (started_) it->second.link->start();
   }
