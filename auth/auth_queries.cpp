@@ -41,12 +41,6 @@ JOIN custom_filters filter ON keyword.custom_filter_id = filter.id
 WHERE filter.account_id = $1
   AND (filter.expires_at IS NULL OR filter.expires_at > NOW()))";
 
-constexpr const char* kToken = "sluice_token";
-constexpr const char* kList = "sluice_list";
-constexpr const char* kSettings = "sluice_settings";
-constexpr const char* kRelations = "sluice_relations";
-constexpr const char* kFilters = "sluice_filters";
-
 constexpr std::string_view kDisabled = "--- disabled\n";
 
 // A one-dimensional PostgreSQL text array; NULL elements are skipped (Rails never
@@ -105,22 +99,19 @@ metrics::Counter& AuthQueries::counter(const char* query) {
                                              {{"query", query}});
 }
 
-void AuthQueries::prepare(pqxx::connection& connection) {
-  std::string token_sql;
-  {
-    std::lock_guard lock(schema_mutex_);
-    if (!schema_) {
-      // Once, on the first connection: every later one talks to the same database.
-      schema_ = MastodonSchema::detect(connection);
-      log::info(schema_->describe());
-    }
-    token_sql = token_query_sql(*schema_);
-  }
-  connection.prepare(kToken, token_sql);
-  connection.prepare(kList, kListSql);
-  connection.prepare(kSettings, kSettingsSql);
-  connection.prepare(kRelations, kRelationsSql);
-  connection.prepare(kFilters, kFiltersSql);
+void AuthQueries::detect_schema(pqxx::connection& connection) {
+  std::lock_guard lock(schema_mutex_);
+  if (schema_) return;
+  // Once, on the first connection: every later one talks to the same database.
+  schema_ = MastodonSchema::detect(connection);
+  token_sql_ = token_query_sql(*schema_);
+  log::info(schema_->describe());
+}
+
+const std::string& AuthQueries::token_sql() const {
+  std::lock_guard lock(schema_mutex_);
+  // Set with the schema, before the first connection is handed out, and never again.
+  return token_sql_;
 }
 
 template <class Statement>
@@ -138,7 +129,7 @@ auto AuthQueries::run(Statement&& statement) {
 v1::TokenReply AuthQueries::token(const std::string& token) {
   const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
     token_queries_.inc();
-    return tx.exec_prepared(kToken, token);
+    return tx.exec_params(token_sql(), token);
   });
   v1::TokenReply reply;
   if (rows.empty()) return reply;
@@ -163,7 +154,7 @@ bool AuthQueries::list_owned(const std::string& list_id, int64_t account_id) {
   return run([&](pqxx::nontransaction& tx) {
     list_queries_.inc();
     try {
-      return !tx.exec_prepared(kList, list_id, account_id).empty();
+      return !tx.exec_params(kListSql, list_id, account_id).empty();
     } catch (const pqxx::data_exception&) {
       // invalid_text_representation / numeric_value_out_of_range: the reference's query
       // fails the same way and the list counts as not owned.
@@ -182,7 +173,7 @@ v1::FeedAccessReply AuthQueries::feed_access(v1::FeedKind kind) {
     // connection, for the first one is what detects the release.
     if (!schema().has_feed_access_settings) return pqxx::result();
     settings_queries_.inc();
-    return tx.exec_prepared(kSettings, local_var, remote_var);
+    return tx.exec_params(kSettingsSql, local_var, remote_var);
   });
   v1::FeedAccessReply reply;
   reply.set_local_access(true);
@@ -210,7 +201,7 @@ std::vector<v1::RelationsReply> AuthQueries::relations(const std::vector<int64_t
   array += '}';
   const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
     relations_queries_.inc();
-    return tx.exec_prepared(kRelations, array);
+    return tx.exec_params(kRelationsSql, array);
   });
   for (const auto& row : rows) {
     auto viewer = slots.find(row[0].as<int64_t>());
@@ -241,7 +232,7 @@ std::vector<v1::RelationsReply> AuthQueries::relations(const std::vector<int64_t
 v1::FiltersReply AuthQueries::filters(int64_t account_id) {
   const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
     filters_queries_.inc();
-    return tx.exec_prepared(kFilters, account_id);
+    return tx.exec_params(kFiltersSql, account_id);
   });
   // docs/protocol.md#filter-objects: one filter per id in first-seen row order, its keywords in row order.
   v1::FiltersReply reply;

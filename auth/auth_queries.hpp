@@ -1,7 +1,13 @@
 #pragma once
-// The reference's SQL (docs/protocol.md#database-queries) as prepared statements, with the
-// answers shaped as the gateway's gRPC replies. Every statement actually sent is
-// counted in sluice_auth_queries_total{query=…}.
+// The reference's SQL (docs/protocol.md#database-queries), with the answers shaped as the
+// gateway's gRPC replies. Every statement actually sent is counted in
+// sluice_auth_queries_total{query=…}.
+//
+// Each statement goes as the reference sends it: parameters bound to an unnamed
+// statement, nothing named kept on the server. A pooler in transaction mode (PgBouncer,
+// as Mastodon's own docs set it up) hands each statement to whichever server
+// connection is free, where a named statement prepared on another one does not exist
+// (README.md#mastodons-variables, `DB_POOL`).
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -27,9 +33,9 @@ class AuthQueries {
  public:
   explicit AuthQueries(PgPool& pool);
 
-  // Declares the prepared statements on a new connection (PgPool's prepare hook). The
-  // first call detects the Mastodon release from the catalogue and logs it.
-  void prepare(pqxx::connection& connection);
+  // PgPool's hook for a new connection: the first call detects the Mastodon release
+  // from the catalogue (which picks the token query) and logs it.
+  void detect_schema(pqxx::connection& connection);
   // What the first connection detected ("unknown" before any).
   MastodonSchema schema() const;
 
@@ -56,9 +62,12 @@ class AuthQueries {
   template <class Statement>
   auto run(Statement&& statement);
 
+  const std::string& token_sql() const;
+
   PgPool& pool_;
   mutable std::mutex schema_mutex_;
   std::optional<MastodonSchema> schema_;
+  std::string token_sql_;  // the detected release's token query
   metrics::Counter& token_queries_;
   metrics::Counter& list_queries_;
   metrics::Counter& settings_queries_;

@@ -13,7 +13,7 @@ TenantAuth::TenantAuth(std::string name, const TenantAuthSettings& settings,
                        std::chrono::milliseconds checkout_timeout, WorkerPool& workers, ConnectionBudget* budget)
     : name_(std::move(name)),
       pg_(settings.pg),
-      pool_(settings.pg, [this](pqxx::connection& connection) { queries_.prepare(connection); }, checkout_timeout,
+      pool_(settings.pg, [this](pqxx::connection& connection) { queries_.detect_schema(connection); }, checkout_timeout,
             budget),
       queries_(pool_),
       // With a tenants file each instance has its lane on the shared threads, at most

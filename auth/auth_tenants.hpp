@@ -1,6 +1,6 @@
 #pragma once
 // The Mastodon instances one auth tier serves (docs/hosting.md#tenants), each with its
-// own PostgreSQL pool, prepared statements and caches, so that no token, relation or
+// own PostgreSQL pool and caches, so that no token, relation or
 // filter of one instance is ever answered to another. Without a tenants file there is
 // one, named "", built from the process environment at start. With one, a tenant's
 // pool and caches are built on its first lookup, from its variables, and its pool

@@ -30,7 +30,7 @@ class PgPool {
  public:
   using Prepare = std::function<void(pqxx::connection&)>;
 
-  // `prepare` runs once on every new connection (to declare prepared statements).
+  // `prepare` runs once on every new connection, before its first use.
   // With a `budget`, every connection also takes one of its slots; the budget must
   // outlive the pool.
   PgPool(PgConfig config, Prepare prepare,

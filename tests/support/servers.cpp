@@ -244,6 +244,32 @@ void PostgresServer::stop() {
   process_.reset();
 }
 
+PgBouncer::PgBouncer(const PostgresServer& postgres, int server_connections) : port_(free_port()) {
+  chown_to_postgres(dir_.path());
+  {
+    std::ofstream users(dir_.path() + "/users.txt");
+    users << "\"" << postgres.user() << "\" \"\"\n";  // trust: the name must still be listed
+  }
+  std::ofstream ini(dir_.path() + "/pgbouncer.ini");
+  ini << "[databases]\n"
+      << postgres.database() << " = host=127.0.0.1 port=" << postgres.port() << " dbname=" << postgres.database()
+      << "\n[pgbouncer]\n"
+      << "listen_addr = 127.0.0.1\nlisten_port = " << port_ << "\nunix_socket_dir =\n"
+      << "auth_type = trust\nauth_file = " << dir_.path() << "/users.txt\n"
+      << "pool_mode = transaction\ndefault_pool_size = " << server_connections << "\nmin_pool_size = 0\n"
+      << "max_client_conn = 200\nignore_startup_parameters = extra_float_digits,options\n"
+      << "logfile = " << dir_.path() << "/pgbouncer.log\n";
+  ini.close();
+  // PgBouncer refuses to run as root, as PostgreSQL does.
+  process_ = std::make_unique<Process>(as_postgres_user({"/usr/sbin/pgbouncer", dir_.path() + "/pgbouncer.ini"}),
+                                       std::map<std::string, std::string>{}, dir_.path() + "/stderr.log");
+  if (!wait_for_port(port_, std::chrono::seconds(30))) throw std::runtime_error("pgbouncer did not start");
+}
+
+PgBouncer::~PgBouncer() {
+  if (process_) process_->stop(SIGTERM, std::chrono::seconds(20));  // PgBouncer's immediate shutdown
+}
+
 std::string PostgresServer::conninfo() const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " user=postgres dbname=mastodon_test";
 }

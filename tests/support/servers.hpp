@@ -82,6 +82,22 @@ class PostgresServer {
   std::unique_ptr<Process> process_;
 };
 
+// PgBouncer in transaction mode in front of a PostgresServer's test database, as
+// Mastodon's documentation sets it up for its services: each statement runs on
+// whichever of `server_connections` server connections is free, so nothing a client
+// leaves on one (a named prepared statement) is there for its next statement.
+class PgBouncer {
+ public:
+  PgBouncer(const PostgresServer& postgres, int server_connections);
+  ~PgBouncer();
+  int port() const { return port_; }
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::unique_ptr<Process> process_;
+};
+
 // Rows the tests keep reusing: an account with a user and a token.
 struct TestAccount {
   long long account_id;
