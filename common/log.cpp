@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <mutex>
 
-#include "common/config_error.hpp"
 
 namespace sluice::log {
 namespace {
@@ -33,10 +32,6 @@ const char* label(Level level) {
 
 void configure(std::string_view component, std::string_view log_level, std::string_view node_env) {
   g_component = std::string(component);
-  if (log_level.empty()) {
-    set_level(node_env == "development" || node_env.empty() ? Level::debug : Level::info);
-    return;
-  }
   static constexpr std::pair<std::string_view, Level> kLevels[] = {
       {"fatal", Level::fatal}, {"error", Level::error}, {"warn", Level::warn},
       {"info", Level::info},   {"debug", Level::debug}, {"trace", Level::trace}};
@@ -46,8 +41,14 @@ void configure(std::string_view component, std::string_view log_level, std::stri
       return;
     }
   }
-  throw ConfigError("Invalid LOG_LEVEL environment variable: " + std::string(log_level) +
-                    " (expected fatal, error, warn, info, debug or trace)");
+  // Unset or not one of pino's levels: the environment's default, as the reference
+  // does without a word (docs/protocol.md#other-variables). A `LOG_LEVEL` that worked
+  // for the reference (`verbose` from 4.2's npmlog, `INFO`) must not stop the service.
+  set_level(node_env == "development" || node_env.empty() ? Level::debug : Level::info);
+  if (!log_level.empty()) {
+    warn("Unknown LOG_LEVEL, using the default",
+         {{"LOG_LEVEL", std::string(log_level)}, {"level", label(static_cast<Level>(g_level.load()))}});
+  }
 }
 
 void set_level(Level level) { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }

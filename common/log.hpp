@@ -10,7 +10,7 @@ namespace sluice::log {
 enum class Level { trace = 10, debug = 20, info = 30, warn = 40, error = 50, fatal = 60 };
 
 // Reads LOG_LEVEL (fatal,error,warn,info,debug,trace; default debug when
-// NODE_ENV is development, else info). Throws ConfigError on an unknown value.
+// NODE_ENV is development, else info). Any other value gets the default and a warning.
 void configure(std::string_view component, std::string_view log_level, std::string_view node_env);
 void set_level(Level level);
 bool enabled(Level level);
