@@ -32,6 +32,8 @@ size_t ClientRequest::bytes() const {
 
 ClientMessage parse_client_message(std::string_view text) {
   if (json_nesting_exceeds(text, kMaxNesting)) return {std::nullopt, "websocket message nested too deeply; ignored"};
+  // JSON.parse refuses a byte order mark, which nlohmann would skip.
+  if (text.starts_with("\xEF\xBB\xBF")) return {std::nullopt, "websocket message is not JSON; ignored"};
   // Only the top level's type, stream, tag and list are ever read, and of an object
   // below them only that it is one (truthy, "[object Object]" as a string): every other
   // key is skipped as the parser meets it. Kept, each key would be looked up among

@@ -4,6 +4,7 @@
 #include <boost/beast/http/status.hpp>
 #include <ctime>
 #include <random>
+#include <unordered_set>
 
 #include "common/js_json.hpp"
 
@@ -181,12 +182,13 @@ std::string sse_event_chunk(std::string_view event, std::string_view payload) {
 }
 
 std::optional<std::string> first_subprotocol(std::string_view header) {
-  // Like node ws: comma-separated tokens, optional whitespace around commas; one empty
-  // or non-token item makes the whole header malformed.
+  // Like node ws: comma-separated tokens, optional whitespace around commas; one empty,
+  // non-token or repeated item makes the whole header malformed.
   std::optional<std::string> first;
+  std::unordered_set<std::string_view> seen;
   bool malformed = false;
   for_each_list_item(header, [&](std::string_view item) {
-    malformed = item.empty() || !std::all_of(item.begin(), item.end(), is_token_char);
+    malformed = item.empty() || !std::all_of(item.begin(), item.end(), is_token_char) || !seen.insert(item).second;
     if (!malformed && !first) first = std::string(item);
     return !malformed;
   });

@@ -54,6 +54,8 @@ std::string_view origin_form(std::string_view target) {
 
 std::pair<std::string_view, std::string_view> split_target(std::string_view raw_target) {
   std::string_view target = origin_form(raw_target);
+  // docs/protocol.md#malformed-requests: a fragment is not the path's nor the query's.
+  target = target.substr(0, target.find('#'));
   auto q = target.find('?');
   if (q == std::string_view::npos) return {target, {}};
   return {target.substr(0, q), target.substr(q + 1)};

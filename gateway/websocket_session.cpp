@@ -50,12 +50,13 @@ void WebSocketSession::on_bytes(const char* data, size_t size) {
         alive_ = true;
         break;
       case WebSocketEvent::Kind::close:
-        // Answer with the client's code, as node ws does; 1005 means none was sent.
+        // Answer with the client's code and reason, as node ws does; 1005 means none
+        // was sent (docs/protocol.md#keep-alive-and-close).
         set_end_reason("client closed");
         ending_ = true;
         release_subscriptions();
         send(make_frame(event.code == websocket_close::no_status ? encode_close_frame()
-                                                                 : encode_close_frame(event.code)));
+                                                                 : encode_close_frame(event.code, event.data)));
         close_after_flush();
         break;
       case WebSocketEvent::Kind::protocol_error:

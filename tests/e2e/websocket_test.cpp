@@ -205,11 +205,14 @@ TEST_P(WebSocket, ClientCloseIsAnsweredAndReleasesChannels) {
   auto viewer = create_account(suite_postgres(), "ws_close");
   WsClient ws(cluster.port(), "/api/v1/streaming?stream=hashtag&tag=closing&access_token=" + viewer.token);
   ASSERT_TRUE(wait_numsub("timeline:hashtag:closing", 1));
-  ws.send_close(1000);
+  // node ws answers with the client's code and reason (browsers show the server's
+  // reason in CloseEvent.reason).
+  ws.send_close(4000, "bye for now");
   auto frame = ws.next_frame();
   ASSERT_TRUE(frame);
   EXPECT_EQ(frame->opcode, 8);
-  EXPECT_EQ(frame->close_code, 1000);
+  EXPECT_EQ(frame->close_code, 4000);
+  EXPECT_EQ(frame->close_reason, "bye for now");
   EXPECT_TRUE(wait_numsub("timeline:hashtag:closing", 0));
 }
 

@@ -52,6 +52,17 @@ TEST(ClientMessage, NotJsonOrNestedTooDeeplyIsIgnoredWithAReasonToLog) {
   EXPECT_NE(std::string(nested.ignored_because).find("nested"), std::string::npos);
 }
 
+// The reference's JSON.parse refuses a leading byte order mark (U+FEFF is no JSON
+// white space), so such a message subscribes nothing; the same message without it does.
+TEST(ClientMessage, AByteOrderMarkMakesAMessageNotJson) {
+  const std::string message = R"({"type":"subscribe","stream":"public"})";
+  ClientMessage with_mark = parse_client_message("\xEF\xBB\xBF" + message);
+  EXPECT_FALSE(with_mark.request.has_value());
+  ASSERT_NE(with_mark.ignored_because, nullptr);
+  EXPECT_NE(std::string(with_mark.ignored_because).find("not JSON"), std::string::npos);
+  EXPECT_EQ(request_of(message).stream_name, "public");
+}
+
 // The reference's firstParam, then a comparison with the names as they are.
 TEST(ClientMessage, TheStreamIsAStringOrTheFirstElementOfAnArray) {
   EXPECT_EQ(request_of(R"({"type":"subscribe","stream":["user","public"]})").stream_name, "user");

@@ -81,6 +81,10 @@ TEST(Subprotocol, FirstTokenOrNothingWhenMalformed) {
   EXPECT_FALSE(first_subprotocol("abc,,def"));
   EXPECT_FALSE(first_subprotocol("a b"));
   EXPECT_FALSE(first_subprotocol(""));
+  // node ws refuses a subprotocol named twice (400 Invalid Sec-WebSocket-Protocol header).
+  EXPECT_FALSE(first_subprotocol("abc, def, abc"));
+  EXPECT_FALSE(first_subprotocol("a,a"));
+  EXPECT_EQ(first_subprotocol("a, A"), "a") << "names are compared as they are";
 }
 
 Request make_request(std::initializer_list<std::pair<http::field, std::string>> headers,

@@ -60,6 +60,26 @@ TEST(QueryString, SplitTarget) {
   EXPECT_EQ(none, "");
 }
 
+// As Node's url.parse and Express's parseurl: a fragment is cut off first, wherever it
+// stands, so neither the path nor the query holds it.
+TEST(QueryString, SplitTargetDropsTheFragment) {
+  auto [path, query] = split_target("/api/v1/streaming/user#x");
+  EXPECT_EQ(path, "/api/v1/streaming/user");
+  EXPECT_EQ(query, "");
+  auto [ws_path, ws_query] = split_target("/api/v1/streaming?stream=hashtag&tag=#cats");
+  EXPECT_EQ(ws_path, "/api/v1/streaming");
+  EXPECT_EQ(ws_query, "stream=hashtag&tag=");
+  auto [tag_path, tag_query] = split_target("/api/v1/streaming/hashtag?tag=foo#bar?tag=baz");
+  EXPECT_EQ(tag_path, "/api/v1/streaming/hashtag");
+  EXPECT_EQ(tag_query, "tag=foo");
+  auto [before_query, after] = split_target("/api/v1/streaming/public#x?only_media=1");
+  EXPECT_EQ(before_query, "/api/v1/streaming/public");
+  EXPECT_EQ(after, "");
+  auto [absolute, absolute_query] = split_target("http://h/api/v1/streaming/public?a=1#f");
+  EXPECT_EQ(absolute, "/api/v1/streaming/public");
+  EXPECT_EQ(absolute_query, "a=1");
+}
+
 TEST(QueryString, SeparatorsOnly) {
   EXPECT_TRUE(parse_query("&&&").empty());
   EXPECT_TRUE(parse_query("").empty());

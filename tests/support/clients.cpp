@@ -373,11 +373,12 @@ std::string WsClient::encode_frame(int opcode, const std::string& payload, bool 
 void WsClient::send_text(const std::string& text) { send_frame(1, text); }
 void WsClient::send_binary(const std::string& data) { send_frame(2, data); }
 
-void WsClient::send_close(std::optional<int> code) {
+void WsClient::send_close(std::optional<int> code, const std::string& reason) {
   std::string payload;
   if (code) {
     payload += static_cast<char>(*code >> 8);
     payload += static_cast<char>(*code & 0xFF);
+    payload += reason;
   }
   send_frame(8, payload);
 }

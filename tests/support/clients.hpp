@@ -107,7 +107,8 @@ class WsClient {
   void send_frame(int opcode, const std::string& payload, bool fin = true, bool masked = true);
   // The bytes of one client frame, for tests that need several in one TCP write.
   static std::string encode_frame(int opcode, const std::string& payload, bool fin = true, bool masked = true);
-  void send_close(std::optional<int> code = std::nullopt);
+  // `reason` goes only with a code, as RFC 6455 allows.
+  void send_close(std::optional<int> code = std::nullopt, const std::string& reason = "");
   // The next frame of any kind (pings included), or nullopt on timeout/EOF.
   std::optional<WsMessage> next_frame(std::chrono::milliseconds timeout = 5s);
   // The next text message, answering pings and skipping other control frames.
