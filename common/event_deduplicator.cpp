@@ -44,25 +44,32 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
     accept(source, channel, key, seen, std::move(event), out);
     return out;
   }
-  auto replayed = match(catching->second, channel, key, std::move(event));
-  if (!replayed) return out;
-  // Past the log. Copies that replayed it were the other source's deliveries: this
-  // source was behind, so it is ahead of nothing and its probation ends.
+  auto resolution = match(catching->second, channel, key, std::move(event));
+  if (!resolution) return out;
+  // Copies that replayed the log were the other source's deliveries: this source was
+  // behind, so it is ahead of nothing and its probation ends. It has relayed what was
+  // delivered up to where it reached; what the other source delivered after that, it
+  // has still to relay, and those copies must count as replays too.
   Catchup done = std::move(catching->second);
   channel.catching_up.erase(catching);
-  dropped_ += *replayed;
+  dropped_ += resolution->replayed;
   for (auto& [other_key, other] : channel.contents) sent(other, source) = std::max(sent(other, source), other.delivered);
-  if (*replayed > 0) {
+  for (uint64_t at = std::max(resolution->reached, channel.log_base); at < channel.log_base + channel.log.size(); ++at) {
+    auto owed = channel.contents.find(channel.log[at - channel.log_base]);
+    if (owed != channel.contents.end() && sent(owed->second, source) > 0) --sent(owed->second, source);
+  }
+  if (resolution->replayed > 0) {
     if (auto mine = channel.probation.find(source); mine != channel.probation.end()) release(channel, mine, out);
   }
-  for (size_t i = *replayed; i < done.copies.size(); ++i) {
+  for (size_t i = resolution->replayed; i < done.copies.size(); ++i) {
     Copy& copy = done.copies[i];
     accept(source, channel, copy.key, channel.contents[copy.key], std::move(copy.event), out);
   }
   return out;
 }
 
-std::optional<size_t> EventDeduplicator::match(Catchup& catchup, const Channel& channel, uint64_t key, Event event) {
+std::optional<EventDeduplicator::Resolution> EventDeduplicator::match(Catchup& catchup, const Channel& channel,
+                                                                      uint64_t key, Event event) {
   // Past this many unresolved copies (a long run of one content), the likeliest
   // reading is taken.
   constexpr size_t kMostUnresolved = 1024;
@@ -92,12 +99,18 @@ std::optional<size_t> EventDeduplicator::match(Catchup& catchup, const Channel& 
                           [](const Reading& reading) { return !reading.beyond; });
   if (open && catchup.copies.size() < kMostUnresolved) return std::nullopt;
   // The reading that takes most copies for replays: a copy wrongly taken for one is
-  // still delivered by the other source; one wrongly taken for new would be twice.
-  size_t split = 0;
+  // still delivered by the other source; one wrongly taken for new would be twice. A
+  // reading still open takes them all (the source trails the other one, as a broker in
+  // another zone does); of two such, the one further behind, so that none of the
+  // source's coming replays is taken for new.
+  Resolution best{0, end};
   for (const auto& reading : catchup.readings) {
-    if (reading.beyond) split = std::max(split, reading.split);
+    Resolution taken = reading.beyond ? Resolution{reading.split, end} : Resolution{catchup.copies.size(), reading.next};
+    if (taken.replayed > best.replayed || (taken.replayed == best.replayed && taken.reached < best.reached)) {
+      best = taken;
+    }
   }
-  return split;
+  return best;
 }
 
 void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event,

@@ -121,9 +121,17 @@ class EventDeduplicator {
   // The usual path: counts the copy, and delivers, holds or drops it.
   void accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event, std::vector<Event>& out);
   void deliver(Channel& channel, uint64_t key, Event event, std::vector<Event>& out);
-  // Adds a catching-up source's copy. Once the source is past the log: how many of its
-  // copies, from the first, were replays (the rest are new, to accept in order).
-  std::optional<size_t> match(Catchup& catchup, const Channel& channel, uint64_t key, Event event);
+  // How a catch-up ended: how many of the source's copies, from the first, were replays
+  // (the rest are new, to accept in order), and the log position it has reached (the
+  // log's end, or before it when the source is behind the other one and still has the
+  // deliveries from there on to relay).
+  struct Resolution {
+    size_t replayed;
+    uint64_t reached;
+  };
+  // Adds a catching-up source's copy; its resolution once the source is past the log,
+  // or has sent so many copies that the likeliest reading is taken.
+  std::optional<Resolution> match(Catchup& catchup, const Channel& channel, uint64_t key, Event event);
   void rejoin_channel(int source, Channel& channel, Clock::time_point now, std::vector<Event>& out);
   // Ends a probation: the held copies nobody delivered meanwhile go out, in order.
   void release(Channel& channel, std::map<int, Probation>::iterator it, std::vector<Event>& out);

@@ -137,6 +137,35 @@ TEST(EventDeduplicator, ARejoiningBrokerBehindTheOtherSendsReplaysThatAreDropped
   EXPECT_EQ(c.dedup.dropped(), 6u);  // A's 1, 2, 3, 4 and 6, B's 5
 }
 
+// A rejoined broker that stays behind the other (another zone, a slower path) never
+// gets past the delivery log, so its reading stays open until the cap on unresolved
+// copies; then every copy so far was a replay, and so are its copies of what the other
+// broker delivered meanwhile.
+void trailing_rejoin(int lag) {
+  Copies c;
+  c.from(kA, "0");
+  c.from(kB, "0");
+  c.take(c.dedup.rejoin_all(kB, c.now));
+  constexpr int kEvents = 1100;  // more than the 1,024 unresolved copies a catch-up keeps
+  std::vector<std::string> expected = {"0"};
+  for (int i = 1; i <= kEvents + lag; ++i) {
+    if (i <= kEvents) {
+      c.from(kA, std::to_string(i));
+      expected.push_back(std::to_string(i));
+    }
+    if (i > lag) c.from(kB, std::to_string(i - lag));
+  }
+  c.now += 3s;
+  c.take(c.dedup.release_overdue(c.now));
+  EXPECT_EQ(c.payloads(), expected) << "B " << lag << " behind";
+  EXPECT_FALSE(c.dedup.holding());
+}
+
+TEST(EventDeduplicator, ARejoinedBrokerThatStaysBehindSendsOnlyReplays) {
+  trailing_rejoin(0);  // each copy right after the other broker's
+  trailing_rejoin(3);  // three deliveries behind
+}
+
 // The e2e test's shape: every tenth step publishes "same" twice. A's new stream starts
 // at the first "same" of a step; where B had got to when A rejoined (`b_delivered`)
 // decides which of A's copies are replays.
