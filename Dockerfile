@@ -63,5 +63,6 @@ RUN for binary in /usr/local/bin/sluice*; do if ldd "$binary" | grep 'not found'
 USER 991:991
 # Client port (PORT); gRPC of broker and auth; admin HTTP of gateway, broker, auth.
 EXPOSE 4000 50051 50052 9090 9091 9092
-ENV NODE_ENV=production
+# As Mastodon's streaming image: a container that swaps it in is reached on 0.0.0.0:4000.
+ENV NODE_ENV=production BIND=0.0.0.0 PORT=4000
 CMD ["/usr/local/bin/sluice"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The container image end to end (the ctest sluice_container_image):
 #  1. builds the image from the Dockerfile with scripts/build-image.sh (or reuses
-#     SLUICE_TEST_IMAGE when set) and checks it runs as the non-root user 991;
+#     SLUICE_TEST_IMAGE when set) and checks it runs as the non-root user 991 and
+#     listens where Mastodon's streaming image does (BIND=0.0.0.0, PORT=4000);
 #  2. starts a throwaway Redis and PostgreSQL (Mastodon's tables, one account and
 #     token) on loopback, free ports (scripts/lib/throwaway.sh);
 #  3. the all-in-one `sluice` in a container on the host network: health, readiness,
@@ -94,6 +95,12 @@ case "$image" in */*) ;; *) image="localhost/$image" ;; esac
 
 user="$(podman image inspect --format '{{.Config.User}}' "$image")"
 [ "$user" = "991:991" ] || fail "image user is '$user', expected 991:991"
+# A drop-in for Mastodon's streaming image, which listens on 0.0.0.0:4000 unless told
+# otherwise: a container listening on its own loopback serves nobody.
+image_env="$(podman image inspect --format '{{range .Config.Env}}{{.}} {{end}}' "$image")"
+for setting in BIND=0.0.0.0 PORT=4000 NODE_ENV=production; do
+  case " $image_env " in *" $setting "*) ;; *) fail "the image does not set $setting (its environment: $image_env)" ;; esac
+done
 uid="$(podman run --rm --network=host --entrypoint /usr/bin/id "$image" -u)"
 [ "$uid" = "991" ] || fail "a container runs as uid $uid, expected 991"
 for binary in sluice sluice-gateway sluice-broker sluice-auth; do
