@@ -469,6 +469,12 @@ TEST(BrokerAddresses, SettingsFromTheEnvironment) {
   EXPECT_EQ(BrokerSetOptions::from_env(Env::from_map({}), "127.0.0.1:50051").addresses, "127.0.0.1:50051");
   EXPECT_THROW(BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_REPLICAS", "0"}}), "x:1"), ConfigError);
   EXPECT_THROW(BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_ADDR", "a:1,"}}), "x:1"), ConfigError);
+  // 0 would forget every first copy before its second arrived: each event twice.
+  EXPECT_THROW(BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_DEDUP_WINDOW_MS", "0"}}), "x:1"), ConfigError);
+  EXPECT_THROW(BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_DEDUP_WINDOW_MS", "1999"}}), "x:1"),
+               ConfigError);
+  EXPECT_EQ(BrokerSetOptions::from_env(Env::from_map({{"SLUICE_BROKER_DEDUP_WINDOW_MS", "2000"}}), "x:1").dedup_window,
+            2000ms);
 }
 
 }  // namespace
