@@ -1,6 +1,7 @@
 #include "common/tenants.hpp"
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/config_error.hpp"
 
@@ -54,8 +55,22 @@ std::string normalized_host(std::string_view host) {
 }
 
 Tenants Tenants::parse(std::string_view json_text, const Env& base) {
-  const json document = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  // A name given twice in one object (a tenant block copied and not renamed, a variable
+  // set twice) would keep only the last: refused, as a host listed twice is.
+  std::vector<std::set<std::string>> open_objects;
+  std::string repeated;
+  auto note_repeats = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == json::parse_event_t::object_end) open_objects.pop_back();
+    if (event == json::parse_event_t::key && !open_objects.back().insert(parsed.get<std::string>()).second &&
+        repeated.empty()) {
+      repeated = parsed.get<std::string>();
+    }
+    return true;
+  };
+  const json document = json::parse(json_text, note_repeats, /*allow_exceptions=*/false);
   if (document.is_discarded()) invalid("the file", "not valid JSON");
+  if (!repeated.empty()) invalid("the file", "\"" + repeated + "\" is given twice in one object");
   if (!document.is_object() || !document.contains("tenants") || !document["tenants"].is_object()) {
     invalid("the file", "expected an object with a \"tenants\" object");
   }

@@ -75,6 +75,11 @@ TEST(Tenants, MistakesAreRefusedWithWhereTheyAre) {
        "\"redis_url\" is not an environment variable name"},
       {R"({"tenants": {"s": {"hosts": ["s.example"], "env": {"DB_POOL": 5}}}})", "DB_POOL must be a string"},
       {R"({"tenants": {"s": {"hosts": ["s.example"], "redis": "x"}}})", "unknown field \"redis\""},
+      // A copied block not renamed: only the last would be served.
+      {R"({"tenants": {"a": {"hosts": ["x.example"]}, "a": {"hosts": ["y.example"]}}})",
+       "\"a\" is given twice in one object"},
+      {R"({"tenants": {"s": {"hosts": ["s.example"], "env": {"DB_NAME": "a", "DB_NAME": "b"}}}})",
+       "\"DB_NAME\" is given twice"},
   };
   for (const Case& c : cases) {
     const std::string error = error_of(c.text);
