@@ -2,10 +2,17 @@
 
 #include "common/percent_encoding.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <fstream>
 #include <map>
+#include <mutex>
+#include <sstream>
 
 #include "common/config_error.hpp"
+#include "common/log.hpp"
 
 namespace sluice {
 namespace {
@@ -154,7 +161,12 @@ ParsedUrl parse_database_url(const std::string& text) {
   return url;
 }
 
-enum class Tls { none, verified, unverified };
+enum class Tls {
+  none,
+  unverified,
+  ca_only,  // the chain is checked, not the host name (libpq's verify-ca)
+  verified,
+};
 
 // DB_SSLMODE and the URL's sslmode: `disable` → no TLS, `no-verify` → TLS without
 // certificate checks, anything else → TLS with verification (docs/protocol.md#postgresql-configuration).
@@ -164,7 +176,47 @@ Tls tls_for_sslmode(const std::string& mode) {
   return Tls::verified;
 }
 
-void add_tls(PgConfig& config, Tls tls, const std::string& rootcert) {
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The roots a verified connection trusts when the URL names none: Node's, that is its
+// public CAs plus the file NODE_EXTRA_CA_CERTS names (the Mastodon chart's
+// `streaming.extraCerts` sets it for a database with a private CA). libpq reads one
+// file, so the two are joined into an in-memory file (a read-only root file system has
+// no place for one), made once per process and named through /proc/self/fd.
+std::string trusted_roots(const Env& env) {
+  const std::string extra = env.get_or("NODE_EXTRA_CA_CERTS", "");
+  if (extra.empty()) return kSystemCaBundle;
+  static std::mutex mutex;
+  static std::map<std::string, std::string> joined;  // extra file → bundle path
+  std::lock_guard lock(mutex);
+  if (auto it = joined.find(extra); it != joined.end()) return it->second;
+  const std::string extra_text = file_text(extra);
+  if (extra_text.empty()) {
+    // As Node: a warning, and the public CAs alone.
+    log::warn("NODE_EXTRA_CA_CERTS cannot be read; PostgreSQL certificates are checked against the system CAs only",
+              {{"file", extra}});
+    return joined.emplace(extra, kSystemCaBundle).first->second;
+  }
+  const std::string bundle = file_text(kSystemCaBundle) + "\n" + extra_text;
+  const int fd = ::memfd_create("sluice-pg-roots", MFD_CLOEXEC);
+  if (fd < 0) throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (memfd_create failed)");
+  for (size_t written = 0; written < bundle.size();) {
+    const ssize_t n = ::write(fd, bundle.data() + written, bundle.size() - written);
+    if (n <= 0) throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (write failed)");
+    written += static_cast<size_t>(n);
+  }
+  // The descriptor stays open for the life of the process: libpq opens the path anew
+  // for every connection.
+  return joined.emplace(extra, "/proc/self/fd/" + std::to_string(fd)).first->second;
+}
+
+void add_tls(PgConfig& config, Tls tls, const std::string& rootcert, const Env& env) {
   switch (tls) {
     case Tls::none:
       config.params.emplace_back("sslmode", "disable");
@@ -172,11 +224,31 @@ void add_tls(PgConfig& config, Tls tls, const std::string& rootcert) {
     case Tls::unverified:
       config.params.emplace_back("sslmode", "require");
       break;
+    case Tls::ca_only:
+      config.params.emplace_back("sslmode", "verify-ca");
+      config.params.emplace_back("sslrootcert", rootcert.empty() ? trusted_roots(env) : rootcert);
+      break;
     case Tls::verified:
       config.params.emplace_back("sslmode", "verify-full");
-      config.params.emplace_back("sslrootcert", rootcert.empty() ? kSystemCaBundle : rootcert);
+      config.params.emplace_back("sslrootcert", rootcert.empty() ? trusted_roots(env) : rootcert);
       break;
   }
+}
+
+// pg-connection-string's `uselibpqcompat=true` (2.8 and later: Mastodon 4.5 and later)
+// gives sslmode libpq's meanings: `prefer` and `require` encrypt without checking the
+// certificate, unless a root certificate is named, with which `require` is `verify-ca`.
+Tls libpq_compatible_tls(const std::string& sslmode, const std::string& sslrootcert, Tls otherwise) {
+  if (sslmode == "disable") return Tls::none;
+  if (sslmode == "prefer") return Tls::unverified;
+  if (sslmode == "require") return sslrootcert.empty() ? Tls::unverified : Tls::ca_only;
+  if (sslmode == "verify-ca") {
+    if (sslrootcert.empty()) {
+      throw ConfigError("SECURITY WARNING: Using sslmode=verify-ca requires specifying a CA with sslrootcert.");
+    }
+    return Tls::ca_only;
+  }
+  return otherwise;
 }
 
 void from_url(PgConfig& config, const Env& env, const std::string& text) {
@@ -209,7 +281,8 @@ void from_url(PgConfig& config, const Env& env, const std::string& text) {
   if (!sslmode.empty() || !sslcert.empty() || !sslkey.empty() || !sslrootcert.empty()) {
     tls = sslmode.empty() ? Tls::verified : tls_for_sslmode(sslmode);
   }
-  add_tls(config, tls, tls == Tls::verified ? sslrootcert : std::string());
+  if (query_value(url, "uselibpqcompat") == "true") tls = libpq_compatible_tls(sslmode, sslrootcert, tls);
+  add_tls(config, tls, tls == Tls::verified || tls == Tls::ca_only ? sslrootcert : std::string(), env);
   if (tls != Tls::none) {
     if (!sslcert.empty()) config.params.emplace_back("sslcert", sslcert);
     if (!sslkey.empty()) config.params.emplace_back("sslkey", sslkey);
@@ -234,7 +307,7 @@ void from_node_env(PgConfig& config, const Env& env, const std::string& node_env
   if (!user.empty()) config.params.emplace_back("user", user);
   if (!password.empty()) config.params.emplace_back("password", password);
   config.params.emplace_back("dbname", database);
-  add_tls(config, tls_for_sslmode(env.get_or("DB_SSLMODE", "")), std::string());
+  add_tls(config, tls_for_sslmode(env.get_or("DB_SSLMODE", "")), std::string(), env);
 }
 
 void append_quoted(std::string& out, const std::string& key, const std::string& value) {

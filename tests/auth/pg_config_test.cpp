@@ -166,6 +166,27 @@ TEST(PgConfigTest, UrlSsl) {
   EXPECT_EQ(param(with_certs, "sslkey"), "/k.pem");
 }
 
+// pg-connection-string's uselibpqcompat=true (Mastodon 4.5 and later): sslmode as libpq reads it.
+TEST(PgConfigTest, UrlSslLibpqCompatible) {
+  auto config_of = [](const std::string& query) {
+    return resolve({{"DATABASE_URL", "postgres://h/d?uselibpqcompat=true&" + query}});
+  };
+  EXPECT_EQ(param(config_of("sslmode=disable"), "sslmode"), "disable");
+  EXPECT_EQ(param(config_of("sslmode=prefer"), "sslmode"), "require");
+  EXPECT_EQ(param(config_of("sslmode=require"), "sslmode"), "require");
+  EXPECT_EQ(param(config_of("sslmode=require"), "sslrootcert"), "<unset>");
+  EXPECT_EQ(param(config_of("sslmode=require&sslrootcert=/ca.pem"), "sslmode"), "verify-ca");
+  EXPECT_EQ(param(config_of("sslmode=require&sslrootcert=/ca.pem"), "sslrootcert"), "/ca.pem");
+  EXPECT_EQ(param(config_of("sslmode=verify-ca&sslrootcert=/ca.pem"), "sslmode"), "verify-ca");
+  EXPECT_EQ(param(config_of("sslmode=verify-full"), "sslmode"), "verify-full");
+  EXPECT_EQ(param(config_of("sslmode=no-verify"), "sslmode"), "require");
+  expect_error({{"DATABASE_URL", "postgres://h/d?uselibpqcompat=true&sslmode=verify-ca"}},
+               "SECURITY WARNING: Using sslmode=verify-ca requires specifying a CA with sslrootcert.");
+  // Only the exact string "true" turns it on.
+  EXPECT_EQ(param(resolve({{"DATABASE_URL", "postgres://h/d?uselibpqcompat=1&sslmode=require"}}), "sslmode"),
+            "verify-full");
+}
+
 TEST(PgConfigTest, UrlInvalidPort) {
   const std::string message = "Invalid port specified in DATABASE_URL environment variable";
   expect_error({{"DATABASE_URL", "postgres://u@h:abc/d"}}, message);

@@ -244,6 +244,30 @@ void PostgresServer::stop() {
   process_.reset();
 }
 
+void PostgresServer::enable_tls(const std::string& cert, const std::string& key) {
+  for (const auto& [from, to] : {std::pair{cert, "server.crt"}, std::pair{key, "server.key"}}) {
+    const std::string target = data_dir_ + "/" + to;
+    std::filesystem::copy_file(from, target, std::filesystem::copy_options::overwrite_existing);
+    chown_to_postgres(target);
+    std::filesystem::permissions(target, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  {
+    pqxx::connection admin(conninfo());
+    pqxx::nontransaction tx(admin);
+    tx.exec("ALTER SYSTEM SET ssl = on");
+    tx.exec("SELECT pg_reload_conf()");
+  }
+  for (int i = 0; i < 300; ++i) {
+    try {
+      pqxx::connection probe(conninfo() + " sslmode=require");
+      return;
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  throw std::runtime_error("postgres does not serve TLS after ssl = on");
+}
+
 PgBouncer::PgBouncer(const PostgresServer& postgres, int server_connections) : port_(free_port()) {
   chown_to_postgres(dir_.path());
   {

@@ -67,6 +67,10 @@ class PostgresServer {
   // postgres:// URL form, for DATABASE_URL.
   std::string url() const;
 
+  // Turns TLS on (ssl = on, this certificate and key; a reload, no restart): clients may
+  // then connect with or without it. Returns once a TLS connection is served.
+  void enable_tls(const std::string& cert, const std::string& key);
+
   // Executes SQL (any number of statements) in one transaction.
   void exec(const std::string& sql);
   // First column of the first row, or "" when there is none (NULL → "").
