@@ -25,6 +25,7 @@ class BrokerService final : public v1::Broker::CallbackService {
   struct Options {
     std::string internal_token;
     size_t gateway_queue = 65536;
+    size_t gateway_queue_bytes = 128u << 20;
     std::string broker_id;
   };
 

@@ -33,6 +33,12 @@ BrokerConfig BrokerConfig::from_env(const Env& env) {
                       std::to_string(queue) + "'");
   }
   config.gateway_queue = static_cast<size_t>(queue);
+  int64_t queue_bytes = env.non_negative("SLUICE_BROKER_GATEWAY_QUEUE_BYTES", 128 << 20);
+  if (queue_bytes < 1) {
+    throw ConfigError("Invalid SLUICE_BROKER_GATEWAY_QUEUE_BYTES environment variable: must be at least 1, got '" +
+                      std::to_string(queue_bytes) + "'");
+  }
+  config.gateway_queue_bytes = static_cast<size_t>(queue_bytes);
   return config;
 }
 
@@ -41,7 +47,8 @@ BrokerTier::BrokerTier(BrokerConfig config, std::shared_ptr<const Tenants> tenan
       tenants_(tenants ? broker::BrokerTenants(io_, *tenants, config_.heartbeat_interval)
                        : broker::BrokerTenants(io_, config_.redis, config_.heartbeat_interval)),
       service_(tenants_,
-               broker::BrokerService::Options{config_.internal_token, config_.gateway_queue, make_broker_id()}) {}
+               broker::BrokerService::Options{config_.internal_token, config_.gateway_queue,
+                                                            config_.gateway_queue_bytes, make_broker_id()}) {}
 
 BrokerTier::~BrokerTier() { stop(); }
 

@@ -35,6 +35,7 @@ struct BrokerConfig {
   std::string admin_listen = "127.0.0.1:9091";  // SLUICE_BROKER_ADMIN_LISTEN; empty disables
   std::string internal_token;                   // SLUICE_INTERNAL_TOKEN; empty: no check
   size_t gateway_queue = 65536;                 // SLUICE_BROKER_GATEWAY_QUEUE (messages per stream)
+  size_t gateway_queue_bytes = 128u << 20;      // SLUICE_BROKER_GATEWAY_QUEUE_BYTES (their bytes)
   // How often `subscribed:` keys are SET again while wanted (360 s,
   // docs/protocol.md#subscription-heartbeat-keys). Tests shorten it.
   std::chrono::milliseconds heartbeat_interval = std::chrono::seconds(360);

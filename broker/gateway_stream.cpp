@@ -24,7 +24,7 @@ void GatewayStream::handle(const v1::GatewayMessage& message) {
     ready->mutable_ready()->set_broker_id(service_.options().broker_id);
     if (finished_ || write_failed_) return;
     if (in_flight_) {
-      queue_.push_back(std::move(ready));
+      enqueue_locked(std::move(ready));
     } else {
       start_write_locked(std::move(ready));
     }
@@ -60,8 +60,7 @@ std::shared_ptr<const v1::BrokerMessage> GatewayStream::next_write_locked() {
   // Far below gRPC's 4 MiB default for a received message.
   constexpr size_t kMaxBatchBytes = 1 << 20;
   constexpr int kMaxBatchEvents = 1024;
-  auto front = std::move(queue_.front());
-  queue_.pop_front();
+  auto front = dequeue_locked();
   if (!accepts_batches_ || !front->has_event() || queue_.empty() || !queue_.front()->has_event()) return front;
   auto batch = std::make_shared<v1::BrokerMessage>();
   auto* events = batch->mutable_events()->mutable_events();
@@ -70,14 +69,31 @@ std::shared_ptr<const v1::BrokerMessage> GatewayStream::next_write_locked() {
   while (!queue_.empty() && queue_.front()->has_event() && events->size() < kMaxBatchEvents) {
     bytes += queue_.front()->event().ByteSizeLong();
     if (bytes > kMaxBatchBytes) break;
-    *events->Add() = queue_.front()->event();
-    queue_.pop_front();
+    *events->Add() = dequeue_locked()->event();
   }
   return batch;
 }
 
+void GatewayStream::enqueue_locked(std::shared_ptr<const v1::BrokerMessage> message) {
+  queued_bytes_ += message->ByteSizeLong();
+  queue_.push_back(std::move(message));
+}
+
+std::shared_ptr<const v1::BrokerMessage> GatewayStream::dequeue_locked() {
+  auto front = std::move(queue_.front());
+  queue_.pop_front();
+  queued_bytes_ -= std::min(queued_bytes_, front->ByteSizeLong());
+  return front;
+}
+
+void GatewayStream::clear_queue_locked() {
+  queue_.clear();
+  queued_bytes_ = 0;
+}
+
 void GatewayStream::deliver(const std::shared_ptr<const v1::BrokerMessage>& message) {
   size_t queued = 0;
+  size_t queued_bytes = 0;
   {
     std::lock_guard lock(mutex_);
     if (finished_ || write_failed_) return;
@@ -85,19 +101,26 @@ void GatewayStream::deliver(const std::shared_ptr<const v1::BrokerMessage>& mess
       start_write_locked(message);
       return;
     }
-    if (queue_.size() < service_.options().gateway_queue) {
-      queue_.push_back(message);
+    // A gateway that stopped reading holds what is queued for it (shared with the
+    // streams that read, but kept alive by this one): bounded in number and in bytes,
+    // so that it cannot take the broker's memory (docs/scale-out.md#brokers).
+    const auto& options = service_.options();
+    if (queue_.size() < options.gateway_queue && queued_bytes_ < options.gateway_queue_bytes) {
+      enqueue_locked(message);
       return;
     }
     queued = queue_.size();
+    queued_bytes = queued_bytes_;
   }
   service_.overflows().inc();
-  log::warn("Gateway stream fell behind; closing it",
-            {{"gateway", session_.gateway_id()}, {"peer", session_.peer()}, {"queued", queued}});
+  log::warn("Gateway stream fell behind; closing it", {{"gateway", session_.gateway_id()},
+                                                       {"peer", session_.peer()},
+                                                       {"queued", queued},
+                                                       {"queued_bytes", queued_bytes}});
   session_.release();
   finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                      "gateway stream fell behind: more than " + std::to_string(service_.options().gateway_queue) +
-                          " messages queued"));
+                      "gateway stream fell behind: " + std::to_string(queued) + " messages of " +
+                          std::to_string(queued_bytes) + " bytes queued"));
 }
 
 void GatewayStream::OnWriteDone(bool ok) {
@@ -106,7 +129,7 @@ void GatewayStream::OnWriteDone(bool ok) {
   if (!ok) {
     // The stream is broken; OnDone follows.
     write_failed_ = true;
-    queue_.clear();
+    clear_queue_locked();
     return;
   }
   if (finished_ || queue_.empty()) return;
@@ -117,7 +140,7 @@ void GatewayStream::finish(const grpc::Status& status) {
   std::lock_guard lock(mutex_);
   if (finished_) return;
   finished_ = true;
-  queue_.clear();
+  clear_queue_locked();
   Finish(status);
 }
 
@@ -130,7 +153,7 @@ void GatewayStream::OnDone() {
   session_.release();
   {
     std::lock_guard lock(mutex_);
-    queue_.clear();
+    clear_queue_locked();
     in_flight_.reset();
   }
   service_.stream_done(session_);

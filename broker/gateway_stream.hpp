@@ -47,6 +47,10 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
   void handle(const v1::GatewayMessage& message);
   void start_write_locked(std::shared_ptr<const v1::BrokerMessage> message);
   std::shared_ptr<const v1::BrokerMessage> next_write_locked();
+  // The queue behind the write in flight, with its size in bytes kept beside it.
+  void enqueue_locked(std::shared_ptr<const v1::BrokerMessage> message);
+  std::shared_ptr<const v1::BrokerMessage> dequeue_locked();
+  void clear_queue_locked();
 
   BrokerService& service_;
   GatewaySession session_;
@@ -54,6 +58,7 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
 
   std::recursive_mutex mutex_;
   std::deque<std::shared_ptr<const v1::BrokerMessage>> queue_;
+  size_t queued_bytes_ = 0;  // serialized size of what queue_ holds
   std::shared_ptr<const v1::BrokerMessage> in_flight_;
   bool accepts_batches_ = false;  // from Hello: events may be sent as EventBatch
   bool finished_ = false;

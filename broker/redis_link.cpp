@@ -4,6 +4,7 @@
 
 #include "broker/redis_subscriber.hpp"
 #include "broker/subscription_heartbeat.hpp"
+#include "common/log.hpp"
 
 namespace sluice::broker {
 namespace {
@@ -30,7 +31,10 @@ RedisLink::RedisLink(boost::asio::io_context& io, const RedisConfig& config, boo
           "redis_subscriptions", "The number of Redis channels the streaming server is subscribed to")),
       messages_received_(metrics::Registry::global().counter(
           "redis_messages_received_total",
-          "The total number of messages the streaming server has received from redis subscriptions")) {}
+          "The total number of messages the streaming server has received from redis subscriptions")),
+      subscriptions_refused_(metrics::Registry::global().counter(
+          "sluice_redis_subscriptions_refused_total",
+          "Subscription commands Redis answered with an error (their channels get no messages)")) {}
 
 void RedisLink::start() {
   subscriber_.start();
@@ -97,6 +101,13 @@ void RedisLink::on_command_ready() {
 }
 
 void RedisLink::on_push(redisReply* reply) {
+  if (reply->type == REDIS_REPLY_ERROR) {
+    // As the reference logs a failed subscribe, and goes on: the other channels still
+    // work. Redis does not say which channels it refused.
+    subscriptions_refused_.inc();
+    log::error("Redis refused a subscription", {{"error", std::string(reply->str, reply->len)}});
+    return;
+  }
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
   std::string_view kind = text_of(reply->element[0]);
   if (kind == "message") {

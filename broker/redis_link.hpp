@@ -68,6 +68,7 @@ class RedisLink {
   int64_t subscriptions_ = 0;
   metrics::Gauge& subscriptions_gauge_;
   metrics::Counter& messages_received_;
+  metrics::Counter& subscriptions_refused_;
 };
 
 }  // namespace sluice::broker

@@ -195,7 +195,9 @@ void RespConnection::read_more() {
 }
 
 void RespConnection::dispatch(redisReply* reply) {
-  if (subscribed_ && is_push(reply)) {
+  // Once subscribing, only subscription commands go out, and those with no handler: an
+  // error with none waiting is Redis refusing one of them (an ACL without its channels).
+  if (subscribed_ && (is_push(reply) || (reply->type == REDIS_REPLY_ERROR && pending_.empty()))) {
     if (callbacks_.on_push) callbacks_.on_push(reply);
     return;
   }

@@ -34,6 +34,7 @@ class RespConnection : public std::enable_shared_from_this<RespConnection> {
   };
 
   struct Callbacks {
+    // A pub/sub push, or an error refusing a subscription command.
     std::function<void(redisReply*)> on_push;
     // The connection failed or closed (not after close()): why.
     std::function<void(const std::string&)> on_closed;

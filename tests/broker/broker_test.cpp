@@ -496,6 +496,35 @@ TEST(Broker, SlowGatewayIsFinishedWithResourceExhausted) {
   EXPECT_EQ(redis().numsub(channel), 1);
 }
 
+// The count alone would let a gateway that stopped reading pin 65,536 large statuses
+// (hundreds of MB); their bytes are bounded too.
+TEST(Broker, SlowGatewayIsFinishedWhenItsQueueHoldsTooManyBytes) {
+  Broker broker({{"REDIS_URL", redis().url()}, {"SLUICE_BROKER_GATEWAY_QUEUE_BYTES", "262144"}});
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline:public");
+  GatewayClient slow(broker.channel(), {}, /*start_reading=*/false);
+  slow.hello("slow");
+  slow.subscribe({channel});
+  ASSERT_TRUE(eventually([&] { return redis().numsub(channel) == 1; }));
+  uint64_t overflows = counter("sluice_broker_gateway_overflows_total");
+
+  const std::string large(16 * 1024, 'x');
+  int published = 0;
+  EXPECT_TRUE(eventually([&] {
+    redis().publish(channel, R"({"event":"delete","payload":")" + large + "\"}");
+    ++published;
+    return counter("sluice_broker_gateway_overflows_total") > overflows;
+  }));
+  // 256 KiB of 16 KiB events: a few dozen (more reach gRPC's own buffers first), far
+  // below the 65,536 the count allows.
+  EXPECT_LT(published, 1000) << "the byte bound did not apply";
+  slow.start_reading();
+  auto status = slow.status();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status->error_message();
+  EXPECT_NE(status->error_message().find("bytes queued"), std::string::npos) << status->error_message();
+}
+
 // Events that queue up behind a write (here: while the gateways do not read) go out as
 // one EventBatch to a gateway whose Hello says it reads them, in the channel's order;
 // an older gateway gets the same events one per message.
@@ -641,6 +670,34 @@ TEST(Broker, ABrokerSetHearsOfMissedSystemEventsOnAStreamThatStayedOpen) {
   redis().command({"CLIENT", "KILL", "TYPE", "pubsub"});
   EXPECT_TRUE(eventually([&] { return missed.load() == 2; }, 20s)) << "not told of the subscriber's reconnect";
   set.stop();
+}
+
+// Redis 7's ACLs can leave a user without the channels (`resetchannels`, the default
+// of `acl-pubsub-default`): Redis answers such a SUBSCRIBE with an error. It is logged
+// and counted, as the reference logs a failed subscribe, and the channels the user may
+// read keep working.
+TEST(Broker, ASubscriptionRedisRefusesIsCountedAndTheOthersWork) {
+  RedisServer acl_redis;
+  ASSERT_EQ(acl_redis.command({"ACL", "SETUSER", "streaming", "on", ">secret", "~*", "+@all", "resetchannels",
+                               "&timeline:allowed:*", "&timeline:access_token:*", "&timeline:system:*"}),
+            "OK");
+  Broker broker({{"REDIS_URL", "redis://streaming:secret@127.0.0.1:" + std::to_string(acl_redis.port())}});
+  ASSERT_TRUE(broker.wait_ready());
+  auto& refused = metrics::Registry::global().counter("sluice_redis_subscriptions_refused_total", "");
+  const uint64_t refused_before = refused.value();
+  auto a = broker.gateway("a");
+  ASSERT_TRUE(a->subscribe({"timeline:refused:" + std::to_string(::getpid())}));
+  ASSERT_TRUE(eventually([&] { return refused.value() == refused_before + 1; })) << "the refusal went unnoticed";
+
+  const std::string allowed = unique_channel("timeline:allowed:x");
+  ASSERT_TRUE(a->subscribe({allowed}));
+  ASSERT_TRUE(eventually([&] { return acl_redis.numsub(allowed) == 1; }));
+  acl_redis.publish(allowed, R"({"event":"delete","payload":"allowed"})");
+  auto event = a->next_event();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->payload(), "allowed");
+  EXPECT_EQ(refused.value(), refused_before + 1);
+  EXPECT_TRUE(broker.tier().ready());
 }
 
 TEST(Broker, BecomesReadyWhenRedisAppearsAfterStart) {
