@@ -283,9 +283,14 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
   wake_.notify_all();
 }
 
-// Copies are compared only while two streams can carry the same channel.
+// Copies are compared only while two streams can carry the same channel: with several
+// members, one leaving, or a DNS name that may bring a second at any time. In the last
+// case the deliveries of a lone broker are recorded too, so that one joining (a
+// replacement pod under a new address) is matched against them and held behind it
+// like any rejoining broker (docs/scale-out.md#brokers), not taken for new.
 void BrokerSet::update_replicated_locked() {
-  replicated_.store(members_.size() > 1 || !leaving_.empty(), std::memory_order_release);
+  replicated_.store(members_.size() > 1 || !leaving_.empty() || (dynamic_ && options_.replicas > 1),
+                    std::memory_order_release);
 }
 
 std::vector<std::string> BrokerSet::place_locked(const std::string& channel) const {

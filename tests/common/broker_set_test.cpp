@@ -2,8 +2,11 @@
 // copies that arrive through two of them become one delivery.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "common/broker_set.hpp"
 #include "common/config_error.hpp"
@@ -393,6 +396,134 @@ std::vector<BrokerTarget> brokers(int n) {
   std::vector<BrokerTarget> out;
   for (int i = 0; i < n; ++i) out.push_back({"10.0.0." + std::to_string(i + 1) + ":50051", ""});
   return out;
+}
+
+// Streams the test drives by hand in place of brokers: each opened stream's receiver is
+// kept under its broker's address, and events are reported through it.
+class HandDrivenBrokers {
+ public:
+  BrokerSet::StreamFactory factory() {
+    return [this](const BrokerTarget& target) -> BrokerStreamOpener {
+      return [this, address = target.address](BrokerStream::Receiver& receiver) {
+        return std::make_unique<Stream>(*this, address, receiver);
+      };
+    };
+  }
+  // Waits until `address` has an open stream that asked for `channel`.
+  bool wait_subscribed(const std::string& address, const std::string& channel) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 10s, [&] {
+      auto it = streams_.find(address);
+      return it != streams_.end() && it->second.channels.count(channel) > 0;
+    });
+  }
+  void relay(const std::string& address, const std::string& channel, const std::string& payload) {
+    BrokerStream::Receiver* receiver;
+    {
+      std::lock_guard lock(mutex_);
+      receiver = streams_.at(address).receiver;
+    }
+    receiver->on_events({Copies::event(channel, "update", payload)});
+  }
+
+ private:
+  struct Open {
+    BrokerStream::Receiver* receiver;
+    std::set<std::string> channels;
+  };
+  class Stream final : public BrokerStream {
+   public:
+    Stream(HandDrivenBrokers& brokers, std::string address, Receiver& receiver)
+        : brokers_(brokers), address_(std::move(address)), receiver_(receiver) {}
+    ~Stream() override {
+      if (ending_.joinable()) ending_.join();
+    }
+    bool start(std::vector<v1::GatewayMessage> initial) override {
+      std::lock_guard lock(brokers_.mutex_);
+      auto& open = brokers_.streams_[address_];
+      open.receiver = &receiver_;
+      for (const auto& message : initial) note(open, message);
+      brokers_.changed_.notify_all();
+      return true;
+    }
+    void send(v1::GatewayMessage message) override {
+      std::lock_guard lock(brokers_.mutex_);
+      note(brokers_.streams_[address_], message);
+      brokers_.changed_.notify_all();
+    }
+    void cancel() override {
+      {
+        std::lock_guard lock(brokers_.mutex_);
+        brokers_.streams_.erase(address_);
+      }
+      if (!ending_.joinable()) ending_ = std::thread([this] { receiver_.on_done(); });
+    }
+
+   private:
+    static void note(Open& open, const v1::GatewayMessage& message) {
+      if (message.has_subscribe()) open.channels.insert(message.subscribe().channels().begin(), message.subscribe().channels().end());
+    }
+    HandDrivenBrokers& brokers_;
+    std::string address_;
+    Receiver& receiver_;
+    std::thread ending_;
+  };
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::string, Open> streams_;
+};
+
+// A broker named by DNS is alone for a while (its peer's pod restarting) and relays
+// `alone`; then another joins under a new address, and the two relay `steps` (1: the
+// first broker, 2: the newcomer). What the process delivers.
+std::vector<std::string> after_a_broker_joins_a_lone_one(const std::vector<std::string>& alone,
+                                                         const std::vector<std::pair<int, std::string>>& steps) {
+  const std::string channel = "timeline:public";
+  const std::string first = "10.0.0.1:50051", second = "10.0.0.2:50051";
+  HandDrivenBrokers brokers;
+  std::mutex resolved_mutex;
+  std::vector<std::string> resolved = {first};  // as a resolver answers: address and port
+  std::mutex got_mutex;
+  std::vector<std::string> got;
+  BrokerSetOptions options;
+  options.addresses = "dns:///brokers.test:50051";
+  options.resolve_interval = 50ms;
+  BrokerSet set(
+      options, brokers.factory(), "membership-unit-test",
+      [&](BrokerLink::Events events) {
+        std::lock_guard lock(got_mutex);
+        for (const auto& event : events) got.push_back(event->payload());
+      },
+      {},
+      [&](const std::string&, const std::string&) -> std::optional<std::vector<std::string>> {
+        std::lock_guard lock(resolved_mutex);
+        return resolved;
+      });
+  set.start();
+  set.acquire(channel, false);
+  EXPECT_TRUE(brokers.wait_subscribed(first, channel));
+  for (const auto& payload : alone) brokers.relay(first, channel, payload);
+  {
+    std::lock_guard lock(resolved_mutex);
+    resolved = {first, second};
+  }
+  EXPECT_TRUE(brokers.wait_subscribed(second, channel)) << "the channel never reached the new broker";
+  for (const auto& [broker, payload] : steps) brokers.relay(broker == 1 ? first : second, channel, payload);
+  set.stop();
+  std::lock_guard lock(got_mutex);
+  return got;
+}
+
+TEST(BrokerSetMembership, ABrokerJoiningALoneOneIsMatchedAgainstWhatThatOneDeliveredAlone) {
+  const std::vector<std::string> all = {"e1", "e2", "e3", "e4", "e5"};
+  // The newcomer subscribed before e3 was published, which the first had delivered
+  // alone: its e3 is a replay.
+  EXPECT_EQ(after_a_broker_joins_a_lone_one({"e1", "e2", "e3"}, {{2, "e3"}, {2, "e4"}, {1, "e4"}, {2, "e5"}, {1, "e5"}}),
+            all);
+  // The newcomer subscribed after e3 was published, and runs ahead of the first, which
+  // has yet to relay e3: its copies wait for the first's.
+  EXPECT_EQ(after_a_broker_joins_a_lone_one({"e1", "e2"}, {{2, "e4"}, {2, "e5"}, {1, "e3"}, {1, "e4"}, {1, "e5"}}), all);
 }
 
 TEST(Placement, TwoDistinctBrokersTheSameEverywhere) {
