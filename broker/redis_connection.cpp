@@ -5,7 +5,6 @@
 #include <memory>
 #include <utility>
 
-#include "common/config_error.hpp"
 #include "common/log.hpp"
 
 namespace sluice::broker {
@@ -42,8 +41,9 @@ std::shared_ptr<asio::ssl::context> make_redis_tls_context(const RedisConfig& co
     boost::system::error_code ec;
     context->load_verify_file(config.tls_extra_ca_file, ec);
     if (ec) {
-      throw ConfigError("Invalid NODE_EXTRA_CA_CERTS environment variable: cannot load " + config.tls_extra_ca_file +
-                        " (" + ec.message() + ")");
+      // As Node: a warning, and the system CAs alone (docs/protocol.md#redis-configuration).
+      log::warn("NODE_EXTRA_CA_CERTS cannot be loaded; Redis certificates are checked against the system CAs only",
+                {{"file", config.tls_extra_ca_file}, {"error", ec.message()}});
     }
   }
   context->set_verify_mode(asio::ssl::verify_peer);
