@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -205,10 +207,17 @@ std::string trusted_roots(const Env& env) {
   }
   const std::string bundle = file_text(kSystemCaBundle) + "\n" + extra_text;
   const int fd = ::memfd_create("sluice-pg-roots", MFD_CLOEXEC);
-  if (fd < 0) throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (memfd_create failed)");
+  if (fd < 0) {
+    // A seccomp filter without it (systemd's @ipc group): the units in dist/ allow it.
+    throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (memfd_create failed: " +
+                      std::string(std::strerror(errno)) + ")");
+  }
   for (size_t written = 0; written < bundle.size();) {
     const ssize_t n = ::write(fd, bundle.data() + written, bundle.size() - written);
-    if (n <= 0) throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (write failed)");
+    if (n <= 0) {
+      ::close(fd);
+      throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (write failed)");
+    }
     written += static_cast<size_t>(n);
   }
   // The descriptor stays open for the life of the process: libpq opens the path anew
@@ -248,7 +257,9 @@ Tls libpq_compatible_tls(const std::string& sslmode, const std::string& sslrootc
     }
     return Tls::ca_only;
   }
-  return otherwise;
+  // verify-full, and every other mode, `no-verify` included: its switch leaves them
+  // verified.
+  return otherwise == Tls::none ? Tls::none : Tls::verified;
 }
 
 void from_url(PgConfig& config, const Env& env, const std::string& text) {

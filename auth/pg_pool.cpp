@@ -192,8 +192,8 @@ PgPool::Lease PgPool::checkout() {
   try {
     connection = std::make_unique<pqxx::connection>(conninfo_);
     {
-      // In use from here on, so that close() can cancel the statements `prepare_`
-      // sends: preparing takes table locks and can wait on them like any query.
+      // In use from here on, so that close() can cancel the queries `prepare_` sends
+      // (the auth tier's reads the catalogue): they can wait on locks like any query.
       std::lock_guard relock(mutex_);
       if (closed_) throw DatabaseError("the connection pool is shut down");
       in_use_.insert(connection.get());

@@ -179,7 +179,8 @@ TEST(PgConfigTest, UrlSslLibpqCompatible) {
   EXPECT_EQ(param(config_of("sslmode=require&sslrootcert=/ca.pem"), "sslrootcert"), "/ca.pem");
   EXPECT_EQ(param(config_of("sslmode=verify-ca&sslrootcert=/ca.pem"), "sslmode"), "verify-ca");
   EXPECT_EQ(param(config_of("sslmode=verify-full"), "sslmode"), "verify-full");
-  EXPECT_EQ(param(config_of("sslmode=no-verify"), "sslmode"), "require");
+  // Not a mode the compatible reading knows: left verified, as pg-connection-string leaves it.
+  EXPECT_EQ(param(config_of("sslmode=no-verify"), "sslmode"), "verify-full");
   expect_error({{"DATABASE_URL", "postgres://h/d?uselibpqcompat=true&sslmode=verify-ca"}},
                "SECURITY WARNING: Using sslmode=verify-ca requires specifying a CA with sslrootcert.");
   // Only the exact string "true" turns it on.

@@ -23,7 +23,11 @@ class PostgresTls : public ::testing::Test {
     pki_->make_cert("db", "private-ca");
     shared_pg().enable_tls(pki_->path("db.pem"), pki_->path("db.key"));
   }
-  static void TearDownTestSuite() { delete pki_; }
+  // The suite's PostgreSQL is shared: later tests connect as before, without TLS.
+  static void TearDownTestSuite() {
+    shared_pg().disable_tls();
+    delete pki_;
+  }
 
   static std::map<std::string, std::string> production_env() {
     return {{"NODE_ENV", "production"},

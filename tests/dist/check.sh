@@ -27,6 +27,12 @@ expect mastodon-streaming@.service "ReloadPropagatedFrom=mastodon-streaming.serv
 expect mastodon-streaming@.service 'Environment="PORT=%i"'
 expect mastodon-streaming@.service "ExecStart=/usr/local/bin/sluice"
 
+# The units that run the auth tier let memfd_create through their @ipc filter: with
+# NODE_EXTRA_CA_CERTS and TLS to PostgreSQL it makes the CA bundle there, and a unit
+# that refused it would stop the tier at start.
+expect mastodon-streaming@.service "SystemCallFilter=memfd_create"
+expect sluice-auth.service "SystemCallFilter=memfd_create"
+
 # Every unit is one systemd can read (no unknown section or key).
 if command -v systemd-analyze >/dev/null; then
   for unit in "$root"/dist/*.service "$root"/dist/*.target; do

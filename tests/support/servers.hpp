@@ -70,6 +70,8 @@ class PostgresServer {
   // Turns TLS on (ssl = on, this certificate and key; a reload, no restart): clients may
   // then connect with or without it. Returns once a TLS connection is served.
   void enable_tls(const std::string& cert, const std::string& key);
+  // Back to plain connections only (ssl = off, a reload); returns once TLS is refused.
+  void disable_tls();
 
   // Executes SQL (any number of statements) in one transaction.
   void exec(const std::string& sql);
