@@ -102,8 +102,8 @@ void RedisLink::on_command_ready() {
 
 void RedisLink::on_push(redisReply* reply) {
   if (reply->type == REDIS_REPLY_ERROR) {
-    // As the reference logs a failed subscribe, and goes on: the other channels still
-    // work. Redis does not say which channels it refused.
+    // As the reference logs a failed subscribe, and goes on: each SUBSCRIBE names one
+    // channel (redis_subscriber.cpp), so the others still work; Redis' message says why.
     subscriptions_refused_.inc();
     log::error("Redis refused a subscription", {{"error", std::string(reply->str, reply->len)}});
     return;

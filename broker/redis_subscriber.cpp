@@ -7,9 +7,12 @@
 namespace sluice::broker {
 namespace {
 
-// Arguments per SUBSCRIBE/UNSUBSCRIBE command when many channels go at once
-// (after a reconnect): keeps each command a reasonable size.
-constexpr size_t kChannelsPerCommand = 512;
+// Redis refuses a whole SUBSCRIBE for one channel it will not give (an ACL without it):
+// so each SUBSCRIBE names one channel, as the reference subscribes them one at a time,
+// and a refusal costs that channel alone. UNSUBSCRIBE is never refused: its channels go
+// in commands of a reasonable size when many go at once.
+constexpr size_t kSubscribesPerCommand = 1;
+constexpr size_t kUnsubscribesPerCommand = 512;
 constexpr auto kDropWarningInterval = std::chrono::seconds(10);
 
 // REDIS_NAMESPACE is literal text in a PSUBSCRIBE pattern.
@@ -78,7 +81,8 @@ void RedisSubscriber::stop() {
   attached_ = false;
   // The connection may stay for the link's other instances: give back what is held.
   if (connection().ready()) {
-    send_in_batches("UNSUBSCRIBE", std::vector<std::string>(subscribed_.begin(), subscribed_.end()));
+    send_in_batches("UNSUBSCRIBE", std::vector<std::string>(subscribed_.begin(), subscribed_.end()),
+                    kUnsubscribesPerCommand);
     std::vector<std::string> punsubscribe = {"PUNSUBSCRIBE"};
     punsubscribe.insert(punsubscribe.end(), patterns_.begin(), patterns_.end());
     connection().subscription_command(punsubscribe);
@@ -115,10 +119,11 @@ void RedisSubscriber::channels_changed(std::vector<std::string> channels) {
   boost::asio::post(io_, [this, channels = std::move(channels)] { reconcile(channels); });
 }
 
-void RedisSubscriber::send_in_batches(const char* command, const std::vector<std::string>& channels) {
-  for (size_t start = 0; start < channels.size(); start += kChannelsPerCommand) {
+void RedisSubscriber::send_in_batches(const char* command, const std::vector<std::string>& channels,
+                                      size_t per_command) {
+  for (size_t start = 0; start < channels.size(); start += per_command) {
     std::vector<std::string> args = {command};
-    size_t end = std::min(channels.size(), start + kChannelsPerCommand);
+    size_t end = std::min(channels.size(), start + per_command);
     for (size_t i = start; i < end; ++i) args.push_back(config_.with_namespace(channels[i]));
     connection().subscription_command(args);
   }
@@ -140,16 +145,15 @@ void RedisSubscriber::reconcile(const std::vector<std::string>& channels) {
       unsubscribe.push_back(channel);
     }
   }
-  send_in_batches("SUBSCRIBE", subscribe);
-  send_in_batches("UNSUBSCRIBE", unsubscribe);
+  send_in_batches("SUBSCRIBE", subscribe, kSubscribesPerCommand);
+  send_in_batches("UNSUBSCRIBE", unsubscribe, kUnsubscribesPerCommand);
 }
 
 void RedisSubscriber::on_ready() {
   subscribed_.clear();
-  // The system channels of every connection, as two patterns held for good.
-  std::vector<std::string> psubscribe = {"PSUBSCRIBE"};
-  psubscribe.insert(psubscribe.end(), patterns_.begin(), patterns_.end());
-  connection().subscription_command(psubscribe);
+  // The system channels of every connection, as two patterns held for good (one per
+  // command, as channels are).
+  for (const auto& pattern : patterns_) connection().subscription_command({"PSUBSCRIBE", pattern});
   std::vector<std::string> wanted = registry_.wanted_channels();
   subscribed_.insert(wanted.begin(), wanted.end());
   // The first connection starts subscriptions, which gateways align with when they ask
@@ -159,7 +163,7 @@ void RedisSubscriber::on_ready() {
     patterns_awaiting_ = patterns_.size();
   }
   was_ready_before_ = true;
-  send_in_batches("SUBSCRIBE", wanted);
+  send_in_batches("SUBSCRIBE", wanted, kSubscribesPerCommand);
   log::info("Redis subscriptions restored", log::for_tenant(tenant_, {{"channels", wanted.size()}}));
   ready_.store(true, std::memory_order_release);
   notify_readiness(true);

@@ -75,7 +75,7 @@ class RedisSubscriber {
   // A copy, so that listeners run without the lock.
   std::vector<SystemListener> system_listeners() const;
   void reconcile(const std::vector<std::string>& channels);
-  void send_in_batches(const char* command, const std::vector<std::string>& channels);
+  void send_in_batches(const char* command, const std::vector<std::string>& channels, size_t per_command);
   struct Parsed {
     std::string_view channel;
     std::shared_ptr<sluice::v1::BrokerMessage> message;
