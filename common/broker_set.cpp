@@ -54,10 +54,12 @@ BrokerSetOptions BrokerSetOptions::from_env(const Env& env, std::string default_
   options.resolve_interval = std::chrono::seconds(env.non_negative("SLUICE_BROKER_RESOLVE_SECONDS", 10));
   if (options.resolve_interval.count() == 0) throw ConfigError("SLUICE_BROKER_RESOLVE_SECONDS must be at least 1");
   options.dedup_window = std::chrono::milliseconds(env.non_negative("SLUICE_BROKER_DEDUP_WINDOW_MS", 10000));
-  // A shorter window forgets the first copy before the other broker's arrives (every
-  // event twice), or a held copy's content before it goes out (docs/scale-out.md#brokers).
+  // The window must outlast the gap between two brokers' copies of one event, which is
+  // seconds when one is behind (the fault matrix saw 4 s; the default is 10 s); below the
+  // 2 s hold limit even an ordinary lag forgets first copies, and every event comes
+  // twice (docs/scale-out.md#brokers). 0 did exactly that.
   if (options.dedup_window < std::chrono::seconds(2)) {
-    throw ConfigError("SLUICE_BROKER_DEDUP_WINDOW_MS must be at least 2000 (the longest a copy is held)");
+    throw ConfigError("SLUICE_BROKER_DEDUP_WINDOW_MS must be at least 2000 (two brokers' copies can be seconds apart)");
   }
   broker_address_items(options.addresses);  // a bad list stops the process at startup
   return options;

@@ -101,12 +101,14 @@ std::optional<EventDeduplicator::Resolution> EventDeduplicator::match(Catchup& c
   // The reading that takes most copies for replays: a copy wrongly taken for one is
   // still delivered by the other source; one wrongly taken for new would be twice. A
   // reading still open takes them all (the source trails the other one, as a broker in
-  // another zone does); of two such, the one further behind, so that none of the
-  // source's coming replays is taken for new.
+  // another zone does). Of two such (a periodic run of contents), the one nearest the
+  // log's end: the source is then counted as owing the fewest of the other's
+  // deliveries, and a copy it owes is dropped, so one counted as owed wrongly would be
+  // lost if the other source stopped; one not counted wrongly is at worst twice.
   Resolution best{0, end};
   for (const auto& reading : catchup.readings) {
     Resolution taken = reading.beyond ? Resolution{reading.split, end} : Resolution{catchup.copies.size(), reading.next};
-    if (taken.replayed > best.replayed || (taken.replayed == best.replayed && taken.reached < best.reached)) {
+    if (taken.replayed > best.replayed || (taken.replayed == best.replayed && taken.reached > best.reached)) {
       best = taken;
     }
   }

@@ -164,6 +164,32 @@ void trailing_rejoin(int lag) {
   EXPECT_FALSE(c.dedup.holding());
 }
 
+// A periodic run (x, y, x, y, ...) leaves a reading open at every place of the period
+// until the cap. The broker relayed level with the other: counted as owing none of the
+// other's deliveries, its copies of the next publishes go out once the other stops.
+TEST(EventDeduplicator, APeriodicRunLeavesARejoinedBrokerOwingNothingItRelayed) {
+  Copies c;
+  auto both_relay = [&](int periods) {
+    for (int i = 0; i < periods; ++i) {
+      for (const char* p : {"x", "y"}) {
+        c.from(kA, p);
+        c.from(kB, p);
+      }
+    }
+  };
+  both_relay(5);  // the log holds five periods: B's next copy matches at each
+  c.take(c.dedup.rejoin_all(kB, c.now));
+  both_relay(600);  // 1,200 copies: past the 1,024 a catch-up keeps, every reading open
+  const size_t before = c.delivered.size();
+  EXPECT_EQ(before, 1210u);
+  // A stops relaying; B relays the next two publishes.
+  c.now += 3s;
+  c.from(kB, "x");
+  c.from(kB, "y");
+  c.take(c.dedup.release_overdue(c.now));
+  EXPECT_EQ(c.delivered.size(), before + 2) << "B's copies of new publishes were taken for ones it owed";
+}
+
 TEST(EventDeduplicator, ARejoinedBrokerThatStaysBehindSendsOnlyReplays) {
   trailing_rejoin(0);  // each copy right after the other broker's
   trailing_rejoin(3);  // three deliveries behind
