@@ -82,6 +82,19 @@ std::optional<asio::ip::address> peer_address(const Socket& socket) {
   return std::nullopt;
 }
 
+// A header as Node's http module gives it to the reference: repeated lines joined with
+// ", " (the rule for every header not on its short list of single-valued ones, which
+// Sec-WebSocket-Protocol is not on).
+std::string joined_header(const Request& request, http::field field) {
+  std::string joined;
+  auto [line, end] = request.equal_range(field);
+  for (; line != end; ++line) {
+    if (!joined.empty()) joined += ", ";
+    joined += sv(line->value());
+  }
+  return joined;
+}
+
 // ws's abortHandshake: a small text/html response, then the socket is destroyed.
 std::string handshake_abort(int status, std::string_view message, std::string_view extra_header = {}) {
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) + "\r\n";
@@ -102,7 +115,7 @@ std::optional<std::string> token_from_request(const Request& request, const Para
   }
   std::string access_token = first_string(query, "access_token");
   if (!access_token.empty()) return access_token;
-  std::string_view protocol = sv(request[http::field::sec_websocket_protocol]);
+  const std::string protocol = joined_header(request, http::field::sec_websocket_protocol);
   if (!protocol.empty()) return header_text(protocol);
   return std::nullopt;
 }
@@ -123,7 +136,7 @@ std::optional<std::string> websocket_handshake_error(const Request& request) {
     return handshake_abort(400, "Missing or invalid Sec-WebSocket-Version header", "Sec-WebSocket-Version: 13, 8\r\n");
   }
   if (request.count(http::field::sec_websocket_protocol) &&
-      !first_subprotocol(sv(request[http::field::sec_websocket_protocol]))) {
+      !first_subprotocol(joined_header(request, http::field::sec_websocket_protocol))) {
     return handshake_abort(400, "Invalid Sec-WebSocket-Protocol header");
   }
   return std::nullopt;
@@ -335,7 +348,7 @@ void HttpSession::handle_upgrade() {
       if (auto refusal = websocket_handshake_error(self->request_)) return self->write_raw_and_close(*refusal);
       std::optional<std::string> protocol;
       if (self->request_.count(http::field::sec_websocket_protocol)) {
-        protocol = first_subprotocol(sv(self->request_[http::field::sec_websocket_protocol]));
+        protocol = first_subprotocol(joined_header(self->request_, http::field::sec_websocket_protocol));
       }
       std::string handshake = websocket_accept_response(
           websocket_accept_key(sv(self->request_[http::field::sec_websocket_key])),

@@ -23,7 +23,8 @@ namespace sluice::gateway {
 class Worker;
 
 // docs/protocol.md#token-sources: Authorization header (one leading "Bearer " removed), else the first
-// access_token parameter, else the raw Sec-WebSocket-Protocol header. nullopt
+// access_token parameter, else the raw Sec-WebSocket-Protocol header (its lines joined with
+// ", ", as Node joins them). nullopt
 // when there is none ("Missing access token").
 std::optional<std::string> token_from_request(const Request& request, const Params& query);
 

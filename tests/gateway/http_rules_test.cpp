@@ -105,6 +105,11 @@ TEST(TokenSource, HeaderThenQueryThenSubprotocol) {
             "proto");
   EXPECT_EQ(token_from_request(make_request({{http::field::sec_websocket_protocol, "proto"}}), query), "fromquery");
   EXPECT_FALSE(token_from_request(make_request({}), parse_query("access_token=")));
+  // Repeated lines reach the reference joined, as Node joins them.
+  auto two_lines = make_request({});
+  two_lines.insert(http::field::sec_websocket_protocol, "first");
+  two_lines.insert(http::field::sec_websocket_protocol, "second");
+  EXPECT_EQ(token_from_request(two_lines, parse_query("")), "first, second");
   EXPECT_EQ(token_from_request(make_request({}), parse_query("access_token=a&access_token=b")), "a");
 }
 
@@ -172,6 +177,17 @@ TEST(Upgrade, HandshakeChecksOfNodeWs) {
   auto post = good;
   post.method(http::verb::post);
   EXPECT_EQ(websocket_handshake_error(post)->rfind("HTTP/1.1 405", 0), 0u);
+  // Node joins repeated header lines with ", " before ws reads them: the same name on
+  // two lines is named twice.
+  auto repeated_lines = good;
+  repeated_lines.insert(http::field::sec_websocket_protocol, "a");
+  repeated_lines.insert(http::field::sec_websocket_protocol, "a");
+  ASSERT_TRUE(websocket_handshake_error(repeated_lines));
+  EXPECT_NE(websocket_handshake_error(repeated_lines)->find("Invalid Sec-WebSocket-Protocol header"), std::string::npos);
+  auto two_names = good;
+  two_names.insert(http::field::sec_websocket_protocol, "a");
+  two_names.insert(http::field::sec_websocket_protocol, "b");
+  EXPECT_FALSE(websocket_handshake_error(two_names));
 }
 
 }  // namespace
