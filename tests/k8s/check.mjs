@@ -38,6 +38,10 @@ const models = await import('@kubernetes/client-node/dist/gen/models/all.js').ca
 // What to check.
 
 const CHART_RELEASE = path.join(here, 'chart', 'mastodon-release.yaml');
+const CHART_RELEASE_STREAMING_INGRESS = path.join(here, 'chart', 'mastodon-release-streaming-ingress.yaml');
+// The labels and port name of Sluice's gateway pods (k8s/base/gateway.yaml).
+const GATEWAY_POD_SELECTOR = { 'app.kubernetes.io/name': 'sluice', 'app.kubernetes.io/component': 'gateway' };
+const GATEWAY_PORT_NAME = 'streaming';
 
 // refs: 'strict' = every reference must resolve inside the render (plus `external`);
 // 'none' = a building block that is not deployable alone (k8s/base): references to
@@ -55,7 +59,13 @@ const TARGETS = [
     name: 'mastodon-chart post-renderer on a chart release',
     postRender: { script: 'k8s/overlays/mastodon-chart/post-render/helm-post-render.sh', input: CHART_RELEASE },
     refs: 'foreign', // the chart's objects: schema and route only
-    expectRoute: { ingress: 'mastodon', path: '/api/v1/streaming', service: 'sluice-gateway', port: 4000 },
+    expectStreamingToSluice: ['mastodon.local'],
+  },
+  {
+    name: 'mastodon-chart post-renderer on a release with a streaming Ingress and two hosts',
+    postRender: { script: 'k8s/overlays/mastodon-chart/post-render/helm-post-render.sh', input: CHART_RELEASE_STREAMING_INGRESS },
+    refs: 'foreign',
+    expectStreamingToSluice: ['mastodon.local', 'social.local'],
   },
 ];
 
@@ -436,12 +446,29 @@ async function checkTarget(target) {
   }
   const external = target.external ? parseAll(fs.readFileSync(target.external, 'utf8')) : [];
   if (target.refs !== 'foreign') checkReferences(objects, external, target.refs, problems);
-  if (target.expectRoute) {
-    const r = target.expectRoute;
-    const ing = objects.find((o) => o.kind === 'Ingress' && o.metadata.name === r.ingress);
-    const p = ing?.spec?.rules?.flatMap((x) => x.http?.paths ?? []).find((x) => x.path === r.path);
-    if (p?.backend?.service?.name !== r.service || p?.backend?.service?.port?.number !== r.port) {
-      problems.push(`Ingress ${r.ingress}: ${r.path} does not go to ${r.service}:${r.port}`);
+  if (target.expectStreamingToSluice) {
+    // Every host's /api/v1/streaming, in whichever Ingress the chart put it, must lead
+    // to a Service that selects Sluice's gateway pods on their streaming port.
+    const routed = new Set();
+    for (const ing of objects.filter((o) => o.kind === 'Ingress')) {
+      for (const rule of ing.spec?.rules ?? []) {
+        for (const p of rule.http?.paths ?? []) {
+          if (p.path !== '/api/v1/streaming') continue;
+          const name = p.backend?.service?.name;
+          const svc = objects.find((o) => o.kind === 'Service' && o.metadata.name === name);
+          const port = svc?.spec?.ports?.find((x) => x.port === p.backend?.service?.port?.number);
+          const selector = JSON.stringify(Object.entries(svc?.spec?.selector ?? {}).sort());
+          if (selector !== JSON.stringify(Object.entries(GATEWAY_POD_SELECTOR).sort()) || port?.targetPort !== GATEWAY_PORT_NAME) {
+            problems.push(`Ingress ${ing.metadata.name}, host ${rule.host}: /api/v1/streaming goes to Service ${name}, ` +
+                          `which does not select Sluice's gateways on port ${GATEWAY_PORT_NAME} (selector ${selector})`);
+          } else {
+            routed.add(rule.host);
+          }
+        }
+      }
+    }
+    for (const host of target.expectStreamingToSluice) {
+      if (!routed.has(host)) problems.push(`host ${host}: /api/v1/streaming does not reach Sluice`);
     }
   }
   return { problems, count: objects.length };
