@@ -252,39 +252,30 @@ void PostgresServer::enable_tls(const std::string& cert, const std::string& key)
     chown_to_postgres(target);
     std::filesystem::permissions(target, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
-  {
-    pqxx::connection admin(conninfo());
-    pqxx::nontransaction tx(admin);
-    tx.exec("ALTER SYSTEM SET ssl = on");
-    tx.exec("SELECT pg_reload_conf()");
-  }
-  for (int i = 0; i < 300; ++i) {
-    try {
-      pqxx::connection probe(conninfo() + " sslmode=require");
-      return;
-    } catch (const std::exception&) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
-  throw std::runtime_error("postgres does not serve TLS after ssl = on");
+  set_ssl("ALTER SYSTEM SET ssl = on", true);
 }
 
-void PostgresServer::disable_tls() {
+void PostgresServer::disable_tls() { set_ssl("ALTER SYSTEM RESET ssl", false); }
+
+void PostgresServer::set_ssl(const std::string& statement, bool served) {
   {
     pqxx::connection admin(conninfo() + " sslmode=disable");
     pqxx::nontransaction tx(admin);
-    tx.exec("ALTER SYSTEM RESET ssl");
+    tx.exec(statement);
     tx.exec("SELECT pg_reload_conf()");
   }
+  // The reload is asynchronous: in force once a TLS connection is served, or refused.
   for (int i = 0; i < 300; ++i) {
+    bool tls_served = false;
     try {
       pqxx::connection probe(conninfo() + " sslmode=require");
+      tls_served = true;
     } catch (const std::exception&) {
-      return;  // refused: the reload is in force
     }
+    if (tls_served == served) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  throw std::runtime_error("postgres still serves TLS after ssl is reset");
+  throw std::runtime_error(std::string("postgres did not ") + (served ? "start" : "stop") + " serving TLS");
 }
 
 namespace {

@@ -82,6 +82,9 @@ class PostgresServer {
   void start();
 
  private:
+  // Runs `statement` (an ALTER SYSTEM of ssl), reloads, and waits until TLS is `served`.
+  void set_ssl(const std::string& statement, bool served);
+
   TempDir dir_;
   std::string data_dir_;
   int port_;
