@@ -8,7 +8,8 @@
 // the channel name over the broker addresses: every gateway with the same list picks
 // the same two, so each channel costs Redis two subscriptions in the whole fleet, and
 // when a broker joins or leaves only the channels it gains or loses move. The copies
-// meet in one EventDeduplicator. With one broker, nothing is replicated or compared.
+// meet in one EventDeduplicator. With one broker, nothing is replicated or compared,
+// unless the brokers are a DNS name (a second may join): then its deliveries are recorded.
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>

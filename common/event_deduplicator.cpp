@@ -228,8 +228,15 @@ void EventDeduplicator::rejoin_channel(int source, Channel& channel, Clock::time
   // the other source: they are let go.
   if (auto old = channel.catching_up.find(source); old != channel.catching_up.end()) {
     dropped_ += old->second.copies.size();
+    channel.catching_up.erase(old);
   }
-  channel.catching_up[source] = Catchup{};
+  // Its copies can replay only what another source delivered: with none that relayed
+  // the channel within the window (a broker alone, its own stream or subscription
+  // restarting), every copy is new, and matching would take a new publish of the last
+  // content for a replay.
+  bool another_sent = false;
+  for (const auto& [other, at] : channel.last_sent) another_sent = another_sent || (other != source && now - at < window_);
+  if (another_sent) channel.catching_up[source] = Catchup{};
   // Only a source that is itself established can be waited for: two sources that
   // rejoin together would otherwise each hold its copies for the other.
   bool another_is_relaying = false;
