@@ -39,9 +39,14 @@ const models = await import('@kubernetes/client-node/dist/gen/models/all.js').ca
 
 const CHART_RELEASE = path.join(here, 'chart', 'mastodon-release.yaml');
 const CHART_RELEASE_STREAMING_INGRESS = path.join(here, 'chart', 'mastodon-release-streaming-ingress.yaml');
-// The labels and port name of Sluice's gateway pods (k8s/base/gateway.yaml).
-const GATEWAY_POD_SELECTOR = { 'app.kubernetes.io/name': 'sluice', 'app.kubernetes.io/component': 'gateway' };
-const GATEWAY_PORT_NAME = 'streaming';
+// What selects Sluice's gateway pods and names their client port, read from the
+// gateway Deployment as k8s/base renders it (so renaming either there shows here).
+function gatewayPods() {
+  const base = execFileSync('kubectl', ['kustomize', path.join(root, 'k8s/base')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const gateway = parseAll(base).find((o) => o.kind === 'Deployment' && o.metadata.name === 'sluice-gateway');
+  const port = gateway.spec.template.spec.containers.flatMap((c) => c.ports ?? []).find((p) => p.containerPort === 4000);
+  return { selector: gateway.spec.selector.matchLabels, portName: port.name };
+}
 
 // refs: 'strict' = every reference must resolve inside the render (plus `external`);
 // 'none' = a building block that is not deployable alone (k8s/base): references to
@@ -449,6 +454,7 @@ async function checkTarget(target) {
   if (target.expectStreamingToSluice) {
     // Every host's /api/v1/streaming, in whichever Ingress the chart put it, must lead
     // to a Service that selects Sluice's gateway pods on their streaming port.
+    const { selector: GATEWAY_POD_SELECTOR, portName: GATEWAY_PORT_NAME } = gatewayPods();
     const routed = new Set();
     for (const ing of objects.filter((o) => o.kind === 'Ingress')) {
       for (const rule of ing.spec?.rules ?? []) {
