@@ -87,9 +87,9 @@ std::optional<asio::ip::address> peer_address(const Socket& socket) {
 // Sec-WebSocket-Protocol is not on).
 std::string joined_header(const Request& request, http::field field) {
   std::string joined;
-  auto [line, end] = request.equal_range(field);
-  for (; line != end; ++line) {
-    if (!joined.empty()) joined += ", ";
+  auto [first, end] = request.equal_range(field);
+  for (auto line = first; line != end; ++line) {
+    if (line != first) joined += ", ";  // after an empty line too, as Node appends
     joined += sv(line->value());
   }
   return joined;

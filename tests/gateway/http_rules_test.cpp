@@ -184,6 +184,11 @@ TEST(Upgrade, HandshakeChecksOfNodeWs) {
   repeated_lines.insert(http::field::sec_websocket_protocol, "a");
   ASSERT_TRUE(websocket_handshake_error(repeated_lines));
   EXPECT_NE(websocket_handshake_error(repeated_lines)->find("Invalid Sec-WebSocket-Protocol header"), std::string::npos);
+  // An empty first line still gets its separator: ", b" has an empty name.
+  auto empty_first = good;
+  empty_first.insert(http::field::sec_websocket_protocol, "");
+  empty_first.insert(http::field::sec_websocket_protocol, "b");
+  ASSERT_TRUE(websocket_handshake_error(empty_first));
   auto two_names = good;
   two_names.insert(http::field::sec_websocket_protocol, "a");
   two_names.insert(http::field::sec_websocket_protocol, "b");
