@@ -518,10 +518,10 @@ TEST(Broker, SlowGatewayIsFinishedWhenItsQueueHoldsTooManyBytes) {
   auto status = slow.status();
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status->error_message();
-  // "gateway stream fell behind: N messages of B bytes queued", N a few dozen.
+  // "gateway stream fell behind: N messages of B bytes queued": 256 KiB hold 16 of them.
   const std::string& why = status->error_message();
   ASSERT_EQ(why.rfind("gateway stream fell behind: ", 0), 0u) << why;
-  EXPECT_LT(std::stoi(why.substr(std::string("gateway stream fell behind: ").size())), 400) << why;
+  EXPECT_LE(std::stoi(why.substr(std::string("gateway stream fell behind: ").size())), 20) << why;
 }
 
 // Events that queue up behind a write (here: while the gateways do not read) go out as
