@@ -60,14 +60,15 @@ std::shared_ptr<const v1::BrokerMessage> GatewayStream::next_write_locked() {
   // Far below gRPC's 4 MiB default for a received message.
   constexpr size_t kMaxBatchBytes = 1 << 20;
   constexpr int kMaxBatchEvents = 1024;
+  size_t bytes = queue_.front().bytes;
   auto front = dequeue_locked();
-  if (!accepts_batches_ || !front->has_event() || queue_.empty() || !queue_.front()->has_event()) return front;
+  auto next_is_event = [&] { return !queue_.empty() && queue_.front().message->has_event(); };
+  if (!accepts_batches_ || !front->has_event() || !next_is_event()) return front;
   auto batch = std::make_shared<v1::BrokerMessage>();
   auto* events = batch->mutable_events()->mutable_events();
-  size_t bytes = front->event().ByteSizeLong();
   *events->Add() = front->event();
-  while (!queue_.empty() && queue_.front()->has_event() && events->size() < kMaxBatchEvents) {
-    bytes += queue_.front()->event().ByteSizeLong();
+  while (next_is_event() && events->size() < kMaxBatchEvents) {
+    bytes += queue_.front().bytes;
     if (bytes > kMaxBatchBytes) break;
     *events->Add() = dequeue_locked()->event();
   }
@@ -75,15 +76,17 @@ std::shared_ptr<const v1::BrokerMessage> GatewayStream::next_write_locked() {
 }
 
 void GatewayStream::enqueue_locked(std::shared_ptr<const v1::BrokerMessage> message) {
-  queued_bytes_ += message->ByteSizeLong();
-  queue_.push_back(std::move(message));
+  // Sized once here: the bound, the batch limit and the dequeue all read this.
+  const size_t bytes = message->ByteSizeLong();
+  queued_bytes_ += bytes;
+  queue_.push_back({std::move(message), bytes});
 }
 
 std::shared_ptr<const v1::BrokerMessage> GatewayStream::dequeue_locked() {
-  auto front = std::move(queue_.front());
+  Queued front = std::move(queue_.front());
   queue_.pop_front();
-  queued_bytes_ -= std::min(queued_bytes_, front->ByteSizeLong());
-  return front;
+  queued_bytes_ -= front.bytes;
+  return std::move(front.message);
 }
 
 void GatewayStream::clear_queue_locked() {

@@ -57,8 +57,12 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
   v1::GatewayMessage request_;
 
   std::recursive_mutex mutex_;
-  std::deque<std::shared_ptr<const v1::BrokerMessage>> queue_;
-  size_t queued_bytes_ = 0;  // serialized size of what queue_ holds
+  struct Queued {
+    std::shared_ptr<const v1::BrokerMessage> message;
+    size_t bytes;  // its serialized size
+  };
+  std::deque<Queued> queue_;
+  size_t queued_bytes_ = 0;  // the sum of their sizes
   std::shared_ptr<const v1::BrokerMessage> in_flight_;
   bool accepts_batches_ = false;  // from Hello: events may be sent as EventBatch
   bool finished_ = false;
