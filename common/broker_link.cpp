@@ -154,7 +154,12 @@ void BrokerLink::supervise() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     stream_done_ = false;
-    if (callbacks_.on_opening) callbacks_.on_opening();
+    if (callbacks_.on_opening) {
+      std::vector<std::string> channels;
+      channels.reserve(channels_.size());
+      for (const auto& [key, wanted] : channels_) channels.push_back(key);
+      callbacks_.on_opening(channels);
+    }
     stream_ = open_stream_(*this);
     auto opened_at = std::chrono::steady_clock::now();
     if (!stream_->start(opening_messages_locked())) stream_done_ = true;

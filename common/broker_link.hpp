@@ -72,8 +72,10 @@ class BrokerLink : private BrokerStream::Receiver {
     // channels restarted (its Redis connection came back). Optional.
     std::function<void()> on_system_events_missed;
     // Runs just before each stream is opened, before any of its subscriptions is
-    // sent: everything it will carry is published after that moment. Optional.
-    std::function<void()> on_opening;
+    // sent: everything it will carry is published after that moment. `channels`: the
+    // channel keys it will subscribe (besides the system channels every stream
+    // carries). Optional.
+    std::function<void(const std::vector<std::string>& channels)> on_opening;
     // The broker's Redis subscription of this channel restarted (its Redis connection
     // came back): the stream skips what was published meanwhile. Optional.
     std::function<void(const std::string& channel)> on_resubscribed;

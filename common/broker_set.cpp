@@ -260,7 +260,7 @@ void BrokerSet::apply_members_locked(const std::vector<BrokerTarget>& targets) {
         connect_(target), process_id_,
         BrokerLink::Callbacks{
             [this, source](BrokerLink::Events events) { deliver(source, std::move(events)); },
-            on_system_events_missed_, [this, source] { stream_opening(source); },
+            on_system_events_missed_, [this, source](const std::vector<std::string>& channels) { stream_opening(source, channels); },
             [this, source](const std::string& channel) { resubscribed(source, channel); }});
     auto [it, inserted] = members_.emplace(target.address, std::move(member));
     if (started_) it->second.link->start();
@@ -396,13 +396,13 @@ void BrokerSet::hand_on_locked(std::vector<EventDeduplicator::Event> events) {
   if (!events.empty()) on_event_(std::move(events));
 }
 
-void BrokerSet::stream_opening(int source) {
+void BrokerSet::stream_opening(int source, const std::vector<std::string>& channels) {
   // A reopened stream missed what was published while it was down, and may run ahead
   // of the other broker's (docs/scale-out.md#brokers). Done before its subscriptions
   // go out, not when the broker says Ready: by then the other broker may already have
   // delivered messages this stream will carry too.
   std::lock_guard lock(deliver_mutex_);
-  hand_on_locked(dedup_.rejoin_all(source, std::chrono::steady_clock::now()));
+  hand_on_locked(dedup_.reopened(source, channels, std::chrono::steady_clock::now()));
   wake_if_holding_locked();
 }
 

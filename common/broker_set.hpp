@@ -121,7 +121,7 @@ class BrokerSet {
   BrokerLink* link_locked(const std::string& address);
   void run_due_locked(std::chrono::steady_clock::time_point now, std::vector<std::unique_ptr<BrokerLink>>& to_stop);
   void deliver(int source, BrokerLink::Events events);
-  void stream_opening(int source);
+  void stream_opening(int source, const std::vector<std::string>& channels);
   void resubscribed(int source, const std::string& channel);
   // With deliver_mutex_ held: passes events on, and counts the dropped copies.
   void hand_on_locked(std::vector<EventDeduplicator::Event> events);

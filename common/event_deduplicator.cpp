@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <unordered_set>
 
 namespace sluice {
 
@@ -35,6 +36,8 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
   if (!event->tenant().empty()) qualified = channel_key(event->tenant(), event->channel());
   Channel& channel = channels_[event->tenant().empty() ? event->channel() : qualified];
   channel.last_sent[source] = now;
+  // The broker classified it (docs/protocol.md#system-channels).
+  channel.system = channel.system || event->system_channel() != v1::SYSTEM_CHANNEL_NONE;
   const uint64_t key = content_key(*event);
   Seen& seen = channel.contents[key];
   seen.last_seen = now;
@@ -215,9 +218,13 @@ void EventDeduplicator::forget(const std::string& channel) {
   channels_.erase(it);
 }
 
-std::vector<EventDeduplicator::Event> EventDeduplicator::rejoin_all(int source, Clock::time_point now) {
+std::vector<EventDeduplicator::Event> EventDeduplicator::reopened(int source, const std::vector<std::string>& channels,
+                                                                 Clock::time_point now) {
   std::vector<Event> out;
-  for (auto& [name, channel] : channels_) rejoin_channel(source, channel, now, out);
+  std::unordered_set<std::string_view> carried(channels.begin(), channels.end());
+  for (auto& [name, channel] : channels_) {
+    if (channel.system || carried.count(name)) rejoin_channel(source, channel, now, out);
+  }
   return out;
 }
 

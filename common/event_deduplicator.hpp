@@ -56,10 +56,14 @@ class EventDeduplicator {
 
   // One copy from `source`: the events to deliver now, in order (usually none or this one).
   std::vector<Event> offer(int source, Event event, Clock::time_point now);
-  // `source` begins following `channel`, or every channel (a reopened stream). Returns
-  // what it still held from before, to deliver.
+  // `source` begins following `channel`. Returns what it still held from before, to
+  // deliver.
   std::vector<Event> rejoin(int source, const std::string& channel, Clock::time_point now);
-  std::vector<Event> rejoin_all(int source, Clock::time_point now);
+  // `source`'s stream reopened, carrying `channels` and the system channels (which every
+  // stream carries): a rejoin of each. Not of the channels other sources relay and it
+  // does not: it would be held against them until they fell silent, which while they
+  // relay is never (with three or more brokers most channels are such).
+  std::vector<Event> reopened(int source, const std::vector<std::string>& channels, Clock::time_point now);
   // The process starts following `channel` afresh (no one here followed it): what was
   // counted before is about copies nobody waits for, and a source counted as relaying
   // it would put the new subscriptions on probation against each other.
@@ -113,6 +117,7 @@ class EventDeduplicator {
     std::map<int, Clock::time_point> last_sent;  // per source
     std::map<int, Probation> probation;          // per rejoining source
     std::map<int, Catchup> catching_up;          // per rejoined source that has sent nothing new
+    bool system = false;                         // a system channel: every source relays it
     std::vector<uint64_t> log;                   // contents delivered, in order (the most recent)
     uint64_t log_base = 0;                       // position of log.front()
   };

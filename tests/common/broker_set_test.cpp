@@ -98,7 +98,7 @@ Copies after_a_missed_the_second() {
 TEST(EventDeduplicator, ARestartedBrokerIsAlignedAtItsFirstNewCopy) {
   Copies c = after_a_missed_the_second();
   c.now += 3s;  // B quiet since: A rejoins without a probation
-  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
   EXPECT_FALSE(c.dedup.holding());
   c.from(kA, "new");   // something nobody delivered: A is level, and aligned
   c.from(kA, "same");  // the third publish, A first
@@ -148,7 +148,7 @@ void trailing_rejoin(int lag) {
   Copies c;
   c.from(kA, "0");
   c.from(kB, "0");
-  c.take(c.dedup.rejoin_all(kB, c.now));
+  c.take(c.dedup.reopened(kB, {"timeline:public"}, c.now));
   constexpr int kEvents = 1100;  // more than the 1,024 unresolved copies a catch-up keeps
   std::vector<std::string> expected = {"0"};
   for (int i = 1; i <= kEvents + lag; ++i) {
@@ -192,7 +192,7 @@ TEST(EventDeduplicator, APeriodicRunLeavesARejoinedBrokerOwingNothingItRelayed) 
     }
   };
   both_relay(5);  // the log holds five periods: B's next copy matches at each
-  c.take(c.dedup.rejoin_all(kB, c.now));
+  c.take(c.dedup.reopened(kB, {"timeline:public"}, c.now));
   both_relay(600);  // 1,200 copies: past the 1,024 a catch-up keeps, every reading open
   const size_t before = c.delivered.size();
   EXPECT_EQ(before, 1210u);
@@ -246,8 +246,8 @@ TEST(EventDeduplicator, TwoSourcesRejoiningTogetherDoNotWaitForEachOther) {
   Copies c;
   c.from(kA, "1");
   c.from(kB, "1");
-  c.take(c.dedup.rejoin_all(kA, c.now));
-  c.take(c.dedup.rejoin_all(kB, c.now));
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  c.take(c.dedup.reopened(kB, {"timeline:public"}, c.now));
   c.from(kA, "2");
   c.from(kB, "2");
   c.from(kB, "3");
@@ -274,7 +274,7 @@ TEST(EventDeduplicator, ARejoiningBrokerAheadOfTheOtherWaitsForItSoOrderIsKept) 
   c.from(kA, "1");
   c.from(kB, "1");
   c.from(kA, "2");  // B lags behind A; then A restarts while B still has 2, 3, 4 to relay
-  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
   EXPECT_TRUE(c.dedup.holding());
   c.from(kA, "5");  // A's new stream starts at 5: ahead of B
   c.from(kA, "6");
@@ -313,7 +313,7 @@ TEST(EventDeduplicator, HeldCopiesWaitForAnotherBrokerThatIsStillRelayingHowever
   Copies c;
   c.from(kA, "1");
   c.from(kB, "1");
-  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
   c.from(kA, "5");  // A's new stream is 3 publishes ahead of B
   for (const char* behind : {"2", "3"}) {
     c.now += 1500ms;  // B is slow, but still relaying
@@ -333,7 +333,7 @@ TEST(EventDeduplicator, HeldCopiesGoOutWhenTheOtherBrokerRelaysOneOfThemHavingMi
   Copies c;
   c.from(kA, "1");
   c.from(kB, "1");
-  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
   for (const char* ahead : {"2", "3", "4"}) c.from(kA, ahead);
   EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
   c.take(c.dedup.resubscribed(kB, "timeline:public", c.now));  // B missed 2 and 3
@@ -352,7 +352,7 @@ TEST(EventDeduplicator, ARepeatedContentDoesNotReleaseHeldCopiesOutOfOrder) {
   Copies c;
   c.from(kA, "M");
   c.from(kB, "M");
-  c.take(c.dedup.rejoin_all(kA, c.now));
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
   c.from(kA, "N");  // A's new stream: N, then the third M
   c.from(kA, "M");
   c.from(kB, "M");  // B's second M
@@ -409,6 +409,44 @@ TEST(EventDeduplicator, AfterARedisRestartNothingIsHeldLongerThanTheLimit) {
   EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
   c.from(kB, "1");  // late copy: a duplicate
   EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
+}
+
+// Three brokers: each channel is on two, so a broker whose stream reopens carries only
+// some of the channels the others relay. Held against them on the rest, it would wait
+// for as long as they relay, the supervisor scanning every channel ten times a second.
+TEST(EventDeduplicator, AReopenedStreamRejoinsOnlyTheChannelsItCarries) {
+  Copies c;
+  c.from(kA, "1", "timeline:1");  // A and B hold timeline:1; A and C timeline:2
+  c.from(kB, "1", "timeline:1");
+  c.from(kA, "2", "timeline:2");
+  c.from(kC, "2", "timeline:2");
+  c.take(c.dedup.reopened(kC, {"timeline:2"}, c.now));
+  EXPECT_TRUE(c.dedup.holding());  // on timeline:2, against A
+  c.now += 3s;  // timeline:2 quiet since; A and B go on relaying timeline:1
+  c.from(kA, "3", "timeline:1");
+  c.from(kB, "3", "timeline:1");
+  c.take(c.dedup.release_overdue(c.now));
+  EXPECT_FALSE(c.dedup.holding());
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3"}));
+}
+
+// The system channels reach every stream (the broker marks them): a reopened stream
+// rejoins them too, as it may be ahead of or behind the others there as anywhere.
+TEST(EventDeduplicator, AReopenedStreamRejoinsTheSystemChannels) {
+  Copies c;
+  auto token_killed = std::make_shared<v1::ChannelEvent>();
+  token_killed->set_channel("timeline:access_token:7");
+  token_killed->set_event("kill");
+  token_killed->set_system_channel(v1::SYSTEM_CHANNEL_ACCESS_TOKEN);
+  EventDeduplicator::Event kill = token_killed;
+  c.take(c.dedup.offer(kA, kill, c.now));
+  c.take(c.dedup.offer(kC, kill, c.now));
+  c.take(c.dedup.reopened(kC, {}, c.now));
+  EXPECT_TRUE(c.dedup.holding());
+  c.take(c.dedup.offer(kC, kill, c.now));  // a replay of what A delivered: dropped
+  c.now += 3s;
+  c.take(c.dedup.release_overdue(c.now));
+  EXPECT_EQ(c.delivered.size(), 1u);
 }
 
 TEST(EventDeduplicator, ThreeCopiesOfABroadcastAreOne) {
