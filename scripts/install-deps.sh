@@ -9,6 +9,7 @@ packages=(
   libboost-dev libboost-system-dev libpqxx-dev libhiredis-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libicu-dev libpcre2-dev libgumbo-dev liburing-dev libssl-dev
   redis-server redis-tools postgresql postgresql-contrib pgbouncer curl ca-certificates python3 python3-yaml
+  systemd
 )
 
 missing=()

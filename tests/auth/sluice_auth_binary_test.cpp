@@ -15,7 +15,7 @@ namespace {
 std::string binary() { return testing::bin_dir() + "/sluice-auth"; }
 
 TEST(SluiceAuthBinaryTest, ConfigurationErrorIsOneLineAndExitCode1) {
-  if (!std::filesystem::exists(binary())) GTEST_SKIP() << "build the sluice-auth target first";
+  ASSERT_TRUE(std::filesystem::exists(binary())) << binary() << " was not built";
   testing::TempDir dir;
   std::string output;
   int rc = testing::run_command({"env", "-i", "NODE_ENV=staging", "SLUICE_ENV_DIR=" + dir.path(), binary()}, &output);
@@ -34,7 +34,7 @@ TEST(SluiceAuthBinaryTest, ConfigurationErrorIsOneLineAndExitCode1) {
 }
 
 TEST(SluiceAuthBinaryTest, ServesTokensAndHealthThenStopsOnSigterm) {
-  if (!std::filesystem::exists(binary())) GTEST_SKIP() << "build the sluice-auth target first";
+  ASSERT_TRUE(std::filesystem::exists(binary())) << binary() << " was not built";
   auto& pg = auth_test::shared_pg();
   auto account = testing::create_account(pg, "binary_user", "read");
   testing::TempDir dir;
@@ -86,7 +86,7 @@ TEST(SluiceAuthBinaryTest, ServesTokensAndHealthThenStopsOnSigterm) {
 // docs/hosting.md#tenants: sluice-auth serves the instances of SLUICE_TENANTS_FILE and
 // takes a rewritten file on SIGHUP, without a restart; a bad file at start is one line.
 TEST(SluiceAuthBinaryTest, ServesTheTenantsOfItsFileAndReloadsOnSighup) {
-  if (!std::filesystem::exists(binary())) GTEST_SKIP() << "build the sluice-auth target first";
+  ASSERT_TRUE(std::filesystem::exists(binary())) << binary() << " was not built";
   auto& pg = auth_test::shared_pg();
   auto account = testing::create_account(pg, "tenant_binary_user", "read");
   testing::TempDir dir;

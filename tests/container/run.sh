@@ -184,21 +184,25 @@ sse_event() {
     show_logs "$@"
     fail "$what: nothing subscribed timeline:public after the SSE request"
   }
+  # The event, then a second one: once the second is in, a copy of the first would be
+  # in too (one channel's events arrive in order).
+  local marker="${id}0"
   redis-cli -p "$redis_port" PUBLISH timeline:public "{\"event\":\"delete\",\"payload\":\"$id\"}" >/dev/null
+  redis-cli -p "$redis_port" PUBLISH timeline:public "{\"event\":\"delete\",\"payload\":\"$marker\"}" >/dev/null
   for _ in $(seq 1 100); do
-    grep -qFx "data: $id" "$out" && break
+    grep -qFx "data: $marker" "$out" && break
     sleep 0.1
   done
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   local found
   found="$(awk -v id="$id" 'prev == "event: delete" && $0 == "data: " id {n++} {prev = $0} END {print n + 0}' "$out")"
-  if [ "$found" != "1" ] || [ "$(grep -c "^data: " "$out")" != "1" ]; then
+  if [ "$found" != "1" ] || [ "$(grep -c "^data: " "$out")" != "2" ] || [ "$(grep "^data: " "$out" | tail -1)" != "data: $marker" ]; then
     echo "--- stream received:" >&2
     cat -A "$out" >&2
     cat "$out.err" >&2
     show_logs "$@"
-    fail "$what: expected exactly 'event: delete' / 'data: $id' on the SSE stream"
+    fail "$what: expected exactly 'event: delete' / 'data: $id', then the marker 'data: $marker', on the SSE stream"
   fi
   echo "$what: SSE delivered event: delete / data: $id"
 }

@@ -320,7 +320,10 @@ std::optional<SseEvent> SseClient::next_event(std::chrono::milliseconds timeout)
 HttpResponse SseClient::request_again(const std::string& target, const std::map<std::string, std::string>& headers) {
   if (!connection_ || connection_->closed()) return {};
   connection_->send(get_request(target, "", headers));
-  return read_response(*connection_, "GET", 10s);
+  HttpResponse response = read_response(*connection_, "GET", 10s);
+  // Neither an answer nor the end of the connection: not the same as a close.
+  if (response.status == 0 && !connection_->closed()) response.status = -1;
+  return response;
 }
 
 bool SseClient::wait_end(std::chrono::milliseconds timeout) {

@@ -76,7 +76,8 @@ class SseClient {
   bool wait_end(std::chrono::milliseconds timeout = 5s);
   bool ended() const { return ended_; }
   // After the stream ended: a GET of `target` on the same connection, as a keep-alive
-  // client (Node's Agent, a browser) would send it; status 0 when the server closed.
+  // client (Node's Agent, a browser) would send it; status 0 when the server closed,
+  // -1 when it did neither within 10 s.
   HttpResponse request_again(const std::string& target, const std::map<std::string, std::string>& headers = {});
   void close() { connection_.reset(); }
 
