@@ -15,6 +15,28 @@ namespace sluice {
 
 namespace {
 
+// Channels named in one message (a Subscribe or a Touch) add up to about this many
+// bytes at most: a reopened stream names every channel it holds, and one message past
+// the receiver's limit (common/grpc_channel.cpp) would be refused on every reopening,
+// leaving every channel on that broker without events.
+constexpr size_t kChannelBytesPerMessage = 1 << 20;
+
+// The messages of one group (instance, heartbeat choice), each filled up to the bound.
+struct ChannelMessages {
+  std::vector<v1::GatewayMessage> messages;
+  size_t bytes = 0;  // of the last message's channels
+
+  template <class ChannelsOf>
+  void add(std::string_view channel, ChannelsOf channels_of) {
+    if (messages.empty() || (bytes > 0 && bytes + channel.size() > kChannelBytesPerMessage)) {
+      messages.emplace_back();
+      bytes = 0;
+    }
+    bytes += channel.size();
+    channels_of(messages.back())->Add(std::string(channel));
+  }
+};
+
 // One Events call over gRPC. Reads run continuously; writes go one at a time from a queue.
 class GrpcBrokerStream final : public BrokerStream,
                                private grpc::ClientBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
@@ -191,17 +213,21 @@ void BrokerLink::serve_stream(std::unique_lock<std::mutex>& lock) {
     // Gather the window's touches into one message.
     wake_.wait_for(lock, kTouchWindow, [&] { return stream_done_ || stopping_; });
     if (stream_done_ || stopping_) return;
-    // One Touch per instance.
-    std::map<std::string_view, v1::GatewayMessage> touches;
+    // One Touch per instance (or a few, for very many channels).
+    std::map<std::string_view, ChannelMessages> touches;
     for (const auto& channel : touches_owed_) {
       // Only channels still held: a released one has no key to keep.
       if (!channels_.count(channel)) continue;
       ChannelKeyParts parts = split_channel_key(channel);
-      touches[parts.tenant].mutable_touch()->add_channels(std::string(parts.channel));
+      touches[parts.tenant].add(parts.channel, [](v1::GatewayMessage& message) {
+        return message.mutable_touch()->mutable_channels();
+      });
     }
-    for (auto& [tenant, message] : touches) {
-      message.mutable_touch()->set_tenant(std::string(tenant));
-      stream_->send(std::move(message));
+    for (auto& [tenant, batch] : touches) {
+      for (auto& message : batch.messages) {
+        message.mutable_touch()->set_tenant(std::string(tenant));
+        stream_->send(std::move(message));
+      }
     }
     touches_owed_.clear();
   }
@@ -211,16 +237,19 @@ std::vector<v1::GatewayMessage> BrokerLink::opening_messages_locked() const {
   std::vector<v1::GatewayMessage> messages(1);
   messages.front().mutable_hello()->set_gateway_id(gateway_id_);
   messages.front().mutable_hello()->set_accepts_event_batches(true);
-  std::map<std::pair<std::string_view, bool>, v1::GatewayMessage> subscribes;
+  std::map<std::pair<std::string_view, bool>, ChannelMessages> subscribes;
   for (const auto& [key, wanted] : channels_) {
     ChannelKeyParts parts = split_channel_key(key);
-    v1::GatewayMessage& message = subscribes[{parts.tenant, wanted.heartbeat}];
-    message.mutable_subscribe()->add_channels(std::string(parts.channel));
+    subscribes[{parts.tenant, wanted.heartbeat}].add(parts.channel, [](v1::GatewayMessage& message) {
+      return message.mutable_subscribe()->mutable_channels();
+    });
   }
-  for (auto& [group, message] : subscribes) {
-    message.mutable_subscribe()->set_tenant(std::string(group.first));
-    message.mutable_subscribe()->set_heartbeat(group.second);
-    messages.push_back(std::move(message));
+  for (auto& [group, batch] : subscribes) {
+    for (auto& message : batch.messages) {
+      message.mutable_subscribe()->set_tenant(std::string(group.first));
+      message.mutable_subscribe()->set_heartbeat(group.second);
+      messages.push_back(std::move(message));
+    }
   }
   return messages;
 }

@@ -227,7 +227,11 @@ void Client::on_readable() {
   // to the HTTP session that takes the socket over.
   if (hand_back_when_flushed_) return;
   auto& buffer = worker_.read_buffer();
-  for (;;) {
+  // A few buffers a turn: a client that keeps the socket full (pongs, SSE bytes, which
+  // answer nothing and so meet no queue bound) waits behind the worker's other work
+  // instead of holding its loop.
+  constexpr int kReadsPerTurn = 4;
+  for (int reads = 0; reads < kReadsPerTurn; ++reads) {
     if (closed_) return;
     boost::system::error_code ec;
     size_t n = socket_.read_some(asio::buffer(buffer), ec);

@@ -1,8 +1,12 @@
 #include "gateway/gateway_config.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <thread>
 
 #include "common/config_error.hpp"
+#include "gateway/channel_workers.hpp"
 #include "gateway/connection_limits.hpp"
 
 namespace sluice::gateway {
@@ -53,8 +57,11 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.admin_listen = env.get_or("SLUICE_GATEWAY_ADMIN_LISTEN", "");
 
   int64_t threads = env.non_negative("SLUICE_GATEWAY_THREADS", 0);
-  if (threads > 256) throw ConfigError("Invalid SLUICE_GATEWAY_THREADS environment variable: at most 256");
-  config.threads = threads > 0 ? static_cast<unsigned>(threads) : std::max(1u, std::thread::hardware_concurrency());
+  if (threads > ChannelWorkers::kMaxWorkers) {
+    throw ConfigError("Invalid SLUICE_GATEWAY_THREADS environment variable: at most " +
+                      std::to_string(ChannelWorkers::kMaxWorkers));
+  }
+  config.threads = threads > 0 ? static_cast<unsigned>(threads) : default_worker_threads(usable_cpus());
   config.reuse_port = env.flag("SLUICE_REUSE_PORT", false);
   config.io_uring = env.flag("SLUICE_GATEWAY_IO_URING", true);
   config.client_queue_bytes = static_cast<size_t>(env.non_negative("SLUICE_CLIENT_QUEUE_BYTES", 4 << 20));
@@ -94,5 +101,14 @@ GatewayConfig GatewayConfig::from_env(const Env& env) {
   config.drain_window = std::chrono::seconds(drain_seconds);
   return config;
 }
+
+unsigned usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return static_cast<unsigned>(CPU_COUNT(&set));
+  return std::thread::hardware_concurrency();
+}
+
+unsigned default_worker_threads(unsigned cpus) { return std::clamp(cpus, 1u, ChannelWorkers::kMaxWorkers); }
 
 }  // namespace sluice::gateway

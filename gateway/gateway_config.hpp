@@ -59,4 +59,12 @@ struct GatewayConfig {
   static GatewayConfig from_env(const Env& env);
 };
 
+// The CPUs this process may run on (its affinity mask: a container's cpuset), or the
+// machine's count when that cannot be read.
+unsigned usable_cpus();
+// Without SLUICE_GATEWAY_THREADS: one worker per usable CPU, at most as many as a
+// channel's worker set can name (ChannelWorkers::kMaxWorkers); a larger host gets that
+// many, not a crash at its first event.
+unsigned default_worker_threads(unsigned cpus);
+
 }  // namespace sluice::gateway

@@ -495,6 +495,20 @@ class HandDrivenBrokers {
       return it != streams_.end() && it->second.channels.count(channel) > 0;
     });
   }
+  // The broker ends `address`'s stream (a restart): the process opens another.
+  void end_stream(const std::string& address) {
+    BrokerStream::Receiver* receiver;
+    {
+      std::lock_guard lock(mutex_);
+      receiver = streams_.at(address).receiver;
+      streams_.erase(address);
+    }
+    receiver->on_done();
+  }
+  size_t largest_subscribe(const std::string& address) {
+    std::lock_guard lock(mutex_);
+    return streams_.at(address).largest_subscribe;
+  }
   void relay(const std::string& address, const std::string& channel, const std::string& payload) {
     BrokerStream::Receiver* receiver;
     {
@@ -508,6 +522,7 @@ class HandDrivenBrokers {
   struct Open {
     BrokerStream::Receiver* receiver = nullptr;
     std::set<std::string> channels;
+    size_t largest_subscribe = 0;  // bytes
   };
   class Stream final : public BrokerStream {
    public:
@@ -541,7 +556,9 @@ class HandDrivenBrokers {
 
    private:
     static void note(Open& open, const v1::GatewayMessage& message) {
-      if (message.has_subscribe()) open.channels.insert(message.subscribe().channels().begin(), message.subscribe().channels().end());
+      if (!message.has_subscribe()) return;
+      open.channels.insert(message.subscribe().channels().begin(), message.subscribe().channels().end());
+      open.largest_subscribe = std::max(open.largest_subscribe, message.ByteSizeLong());
     }
     HandDrivenBrokers& brokers_;
     std::string address_;
@@ -593,6 +610,27 @@ std::vector<std::string> after_a_broker_joins_a_lone_one(const std::vector<std::
   set.stop();
   std::lock_guard lock(got_mutex);
   return got;
+}
+
+// A stream names every channel it holds when it opens: in messages of about 1 MiB, not
+// one that could pass what the broker accepts (64 MiB) and be refused at every reopening.
+TEST(BrokerSetMembership, AnOpeningStreamNamesItsChannelsInBoundedMessages) {
+  HandDrivenBrokers brokers;
+  BrokerSetOptions options;
+  options.addresses = "10.0.0.1:50051";
+  BrokerSet set(options, brokers.factory(), "opening-unit-test", [](BrokerLink::Events) {});
+  std::vector<std::string> channels;
+  set.start();
+  for (int i = 0; i < 6; ++i) {  // 2.4 MiB of long hashtags
+    channels.push_back("timeline:hashtag:" + std::to_string(i) + std::string(400 << 10, 'x'));
+    set.acquire(channels.back(), true);
+  }
+  for (const auto& channel : channels) ASSERT_TRUE(brokers.wait_subscribed(options.addresses, channel));
+  brokers.end_stream(options.addresses);  // the next stream opens holding all six
+  for (const auto& channel : channels) ASSERT_TRUE(brokers.wait_subscribed(options.addresses, channel));
+  EXPECT_LE(brokers.largest_subscribe(options.addresses), (1u << 20) + 4096);
+  EXPECT_GE(brokers.largest_subscribe(options.addresses), 2u * (400u << 10));  // not one message per channel
+  set.stop();
 }
 
 TEST(BrokerSetMembership, ABrokerJoiningALoneOneIsMatchedAgainstWhatThatOneDeliveredAlone) {
