@@ -9,8 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "common/config_error.hpp"
@@ -166,8 +168,7 @@ ParsedUrl parse_database_url(const std::string& text) {
 enum class Tls {
   none,
   unverified,
-  ca_only,  // the chain is checked, not the host name (libpq's verify-ca)
-  verified,
+  verified,  // the chain and the host name, as Node checks them
 };
 
 // DB_SSLMODE and the URL's sslmode: `disable` → no TLS, `no-verify` → TLS without
@@ -176,6 +177,27 @@ Tls tls_for_sslmode(const std::string& mode) {
   if (mode.empty() || mode == "disable") return Tls::none;
   if (mode == "no-verify") return Tls::unverified;
   return Tls::verified;
+}
+
+// What node-postgres does when Mastodon's configuration leaves `ssl` unset (no
+// DB_SSLMODE; a URL without TLS parameters): PGSSLMODE decides, with its own table.
+Tls tls_for_pgsslmode(const Env& env) {
+  const std::string mode = env.get_or("PGSSLMODE", "");
+  if (mode == "prefer" || mode == "require" || mode == "verify-ca" || mode == "verify-full") return Tls::verified;
+  if (mode == "no-verify") return Tls::unverified;
+  return Tls::none;
+}
+
+// Node's default for a certificate check nobody configured: NODE_TLS_REJECT_UNAUTHORIZED=0
+// turns it off (with a warning), which admins use for a database with a self-signed
+// certificate (mastodon#26034). An explicit `no-verify` is unverified anyway.
+Tls with_node_default(Tls tls, const Env& env) {
+  if (tls != Tls::verified || env.get_or("NODE_TLS_REJECT_UNAUTHORIZED", "") != "0") return tls;
+  static std::once_flag warned;
+  std::call_once(warned, [] {
+    log::warn("NODE_TLS_REJECT_UNAUTHORIZED is '0': PostgreSQL certificates are not verified, as in Node");
+  });
+  return Tls::unverified;
 }
 
 std::string file_text(const std::string& path) {
@@ -225,41 +247,54 @@ std::string trusted_roots(const Env& env) {
   return joined.emplace(extra, "/proc/self/fd/" + std::to_string(fd)).first->second;
 }
 
+// libpq reads files node-postgres never does: a root certificate in PGSSLROOTCERT or
+// ~/.postgresql/root.crt would make `require` check the chain, and a client certificate
+// in PGSSLCERT or ~/.postgresql/postgresql.crt would be sent. A path that cannot exist
+// keeps each to what the configuration says.
+constexpr const char* kNoFile = "/dev/null/none";
+
 void add_tls(PgConfig& config, Tls tls, const std::string& rootcert, const Env& env) {
-  switch (tls) {
+  switch (with_node_default(tls, env)) {
     case Tls::none:
       config.params.emplace_back("sslmode", "disable");
-      break;
+      return;
     case Tls::unverified:
       config.params.emplace_back("sslmode", "require");
-      break;
-    case Tls::ca_only:
-      config.params.emplace_back("sslmode", "verify-ca");
-      config.params.emplace_back("sslrootcert", rootcert.empty() ? trusted_roots(env) : rootcert);
-      break;
+      config.params.emplace_back("sslrootcert", kNoFile);
+      return;
     case Tls::verified:
       config.params.emplace_back("sslmode", "verify-full");
       config.params.emplace_back("sslrootcert", rootcert.empty() ? trusted_roots(env) : rootcert);
-      break;
+      return;
   }
 }
 
-// pg-connection-string's `uselibpqcompat=true` (2.8 and later: Mastodon 4.5 and later)
-// gives sslmode libpq's meanings: `prefer` and `require` encrypt without checking the
-// certificate, unless a root certificate is named, with which `require` is `verify-ca`.
-Tls libpq_compatible_tls(const std::string& sslmode, const std::string& sslrootcert, Tls otherwise) {
+// pg-connection-string's `uselibpqcompat=true` (2.7 and later: Mastodon 4.3 and later)
+// gives sslmode libpq's meanings: `prefer`, and `require` without a root certificate,
+// encrypt without checking it. With one, `require` and `verify-ca` skip the host name
+// check there, but Mastodon passes only the certificates and rejectUnauthorized on to
+// node-postgres (streaming/database.js), so Node checks the host name too: verified.
+Tls libpq_compatible_tls(const std::string& sslmode, const std::string& sslrootcert) {
   if (sslmode == "disable") return Tls::none;
   if (sslmode == "prefer") return Tls::unverified;
-  if (sslmode == "require") return sslrootcert.empty() ? Tls::unverified : Tls::ca_only;
-  if (sslmode == "verify-ca") {
-    if (sslrootcert.empty()) {
-      throw ConfigError("SECURITY WARNING: Using sslmode=verify-ca requires specifying a CA with sslrootcert.");
-    }
-    return Tls::ca_only;
+  if (sslmode == "require") return sslrootcert.empty() ? Tls::unverified : Tls::verified;
+  if (sslmode == "verify-ca" && sslrootcert.empty()) {
+    throw ConfigError("SECURITY WARNING: Using sslmode=verify-ca requires specifying a CA with sslrootcert.");
   }
-  // verify-full, and every other mode, `no-verify` included: its switch leaves them
-  // verified.
-  return otherwise == Tls::none ? Tls::none : Tls::verified;
+  // verify-ca, verify-full, and every other mode, `no-verify` included: its switch
+  // leaves them verified.
+  return Tls::verified;
+}
+
+// The reference reads the certificate files a URL names when it starts
+// (pg-connection-string), and stops when one cannot be read; libpq would read them at
+// each connection and fail there.
+void check_readable(const std::string& parameter, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
+                      std::strerror(errno));
+  }
 }
 
 void from_url(PgConfig& config, const Env& env, const std::string& text) {
@@ -282,20 +317,29 @@ void from_url(PgConfig& config, const Env& env, const std::string& text) {
   }
 
   // pg-connection-string: ssl=true/1 → TLS, ssl=0 → none; any of sslmode, sslcert, sslkey,
-  // sslrootcert turns TLS on (verified unless sslmode says otherwise).
+  // sslrootcert turns TLS on (verified unless sslmode says otherwise); so does
+  // sslnegotiation=direct alone (2.14 and later), which libpq 15 reaches with the usual
+  // negotiation. Anything else leaves `ssl` unset, and node-postgres reads PGSSLMODE.
   std::string ssl = query_value(url, "ssl");
   std::string sslmode = query_value(url, "sslmode");
   std::string sslcert = query_value(url, "sslcert");
   std::string sslkey = query_value(url, "sslkey");
   std::string sslrootcert = query_value(url, "sslrootcert");
-  Tls tls = (ssl == "true" || ssl == "1") ? Tls::verified : Tls::none;
+  std::optional<Tls> tls;
+  if (ssl == "true" || ssl == "1") tls = Tls::verified;
+  if (ssl == "0") tls = Tls::none;
   if (!sslmode.empty() || !sslcert.empty() || !sslkey.empty() || !sslrootcert.empty()) {
     tls = sslmode.empty() ? Tls::verified : tls_for_sslmode(sslmode);
   }
-  if (query_value(url, "uselibpqcompat") == "true") tls = libpq_compatible_tls(sslmode, sslrootcert, tls);
-  add_tls(config, tls, tls == Tls::verified || tls == Tls::ca_only ? sslrootcert : std::string(), env);
-  if (tls != Tls::none) {
-    if (!sslcert.empty()) config.params.emplace_back("sslcert", sslcert);
+  if (!tls && query_value(url, "sslnegotiation") == "direct") tls = Tls::verified;
+  for (const auto& [parameter, path] : {std::pair{"sslcert", sslcert}, {"sslkey", sslkey}, {"sslrootcert", sslrootcert}}) {
+    if (!path.empty()) check_readable(parameter, path);
+  }
+  if (query_value(url, "uselibpqcompat") == "true" && !sslmode.empty()) tls = libpq_compatible_tls(sslmode, sslrootcert);
+  const Tls chosen = tls ? *tls : tls_for_pgsslmode(env);
+  add_tls(config, chosen, sslrootcert, env);
+  if (chosen != Tls::none) {
+    config.params.emplace_back("sslcert", sslcert.empty() ? kNoFile : sslcert);
     if (!sslkey.empty()) config.params.emplace_back("sslkey", sslkey);
   }
 }
@@ -318,7 +362,11 @@ void from_node_env(PgConfig& config, const Env& env, const std::string& node_env
   if (!user.empty()) config.params.emplace_back("user", user);
   if (!password.empty()) config.params.emplace_back("password", password);
   config.params.emplace_back("dbname", database);
-  add_tls(config, tls_for_sslmode(env.get_or("DB_SSLMODE", "")), std::string(), env);
+  // Mastodon sets `ssl` only for a non-empty DB_SSLMODE; without one, PGSSLMODE decides.
+  const std::string sslmode = env.get_or("DB_SSLMODE", "");
+  const Tls tls = sslmode.empty() ? tls_for_pgsslmode(env) : tls_for_sslmode(sslmode);
+  add_tls(config, tls, std::string(), env);
+  if (tls != Tls::none) config.params.emplace_back("sslcert", kNoFile);
 }
 
 void append_quoted(std::string& out, const std::string& key, const std::string& value) {
@@ -368,13 +416,20 @@ PgConfig pg_config_from_env(const Env& env) {
     from_node_env(config, env, node_env);
   }
   // docs/protocol.md#postgresql-configuration: connect timeout 15 000 ms, application_name set to the empty string.
+  // (node-postgres falls back to PGAPPNAME for an empty one.) GSS encryption, which
+  // libpq tries first when it finds credentials, node-postgres never does.
   config.params.emplace_back("connect_timeout", "15");
-  config.params.emplace_back("application_name", "");
+  config.params.emplace_back("application_name", env.get_or("PGAPPNAME", ""));
   config.params.emplace_back("client_encoding", "UTF8");
+  config.params.emplace_back("gssencmode", "disable");
 
   int64_t pool = env.integer("DB_POOL", 10);
-  // A pool of zero connections could never answer; say so at startup instead.
-  if (pool < 1 || pool > 10000) throw ConfigError("Invalid DB_POOL environment variable: " + env.get_or("DB_POOL", ""));
+  // pg-pool takes 0 for its default, 10. A negative size, with which the reference
+  // starts and then times every query out, stops here instead.
+  if (pool == 0) pool = 10;
+  if (pool < 0 || pool > std::numeric_limits<int>::max()) {
+    throw ConfigError("Invalid DB_POOL environment variable: " + env.get_or("DB_POOL", ""));
+  }
   config.pool_size = static_cast<int>(pool);
   return config;
 }

@@ -227,7 +227,7 @@ std::string RedisConfig::connection_key() const {
   add(std::to_string(db));
   add(username);
   add(password);
-  add(tls ? "tls" : "plain");
+  add(tls ? (tls_verify ? "tls" : "tls-unverified") : "plain");
   add(tls_extra_ca_file);
   return key;
 }
@@ -244,6 +244,7 @@ RedisConfig redis_config_from_env(const Env& env) {
     } else if (text.starts_with("redis://") || text.starts_with("rediss://")) {
       parse_redis_url(text, config);
       config.tls_extra_ca_file = env.get_or("NODE_EXTRA_CA_CERTS", "");
+      config.tls_verify = env.get_or("NODE_TLS_REJECT_UNAUTHORIZED", "") != "0";
     } else {
       invalid_url(text, "expected redis://, rediss:// or unix://");
     }

@@ -36,6 +36,8 @@ struct RedisConfig {
   // file Node, and so the reference, adds to its CAs) and against `host`.
   bool tls = false;
   std::string tls_extra_ca_file;  // NODE_EXTRA_CA_CERTS
+  // NODE_TLS_REJECT_UNAUTHORIZED=0: Node's default check is off, certificates unverified.
+  bool tls_verify = true;
   // REDIS_NAMESPACE; empty means none.
   std::string redis_namespace;
 

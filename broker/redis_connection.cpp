@@ -46,6 +46,11 @@ std::shared_ptr<asio::ssl::context> make_redis_tls_context(const RedisConfig& co
                 {{"file", config.tls_extra_ca_file}, {"error", ec.message()}});
     }
   }
+  if (!config.tls_verify) {
+    log::warn("NODE_TLS_REJECT_UNAUTHORIZED is '0': Redis certificates are not verified, as in Node");
+    context->set_verify_mode(asio::ssl::verify_none);
+    return context;
+  }
   context->set_verify_mode(asio::ssl::verify_peer);
   return context;
 }

@@ -94,8 +94,11 @@ void RespConnection::connect(const Target& target) {
     if (!SSL_set_tlsext_host_name(tls_->native_handle(), target.host.c_str())) {
       return failed("cannot set the TLS server name");
     }
-    tls_->set_verify_mode(asio::ssl::verify_peer);
-    tls_->set_verify_callback(asio::ssl::host_name_verification(target.host));
+    // Unless the context checks nothing (NODE_TLS_REJECT_UNAUTHORIZED=0).
+    if (SSL_CTX_get_verify_mode(target.tls->native_handle()) != SSL_VERIFY_NONE) {
+      tls_->set_verify_mode(asio::ssl::verify_peer);
+      tls_->set_verify_callback(asio::ssl::host_name_verification(target.host));
+    }
   }
   resolver_.async_resolve(
       target.host, std::to_string(target.port),

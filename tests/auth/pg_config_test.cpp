@@ -3,10 +3,22 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "common/config_error.hpp"
+#include "tests/support/process.hpp"
 
 namespace sluice {
 namespace {
+
+// Files a URL's sslrootcert, sslcert and sslkey can name (read at startup).
+struct CertificateFiles {
+  testing::TempDir dir;
+  std::string ca = dir.path() + "/ca.pem", cert = dir.path() + "/c.pem", key = dir.path() + "/k.pem";
+  CertificateFiles() {
+    for (const auto& path : {ca, cert, key}) std::ofstream(path) << "-----BEGIN CERTIFICATE-----\n";
+  }
+};
 
 PgConfig resolve(std::map<std::string, std::string> vars) { return pg_config_from_env(Env::from_map(std::move(vars))); }
 
@@ -85,7 +97,10 @@ TEST(PgConfigTest, IntegersUseLeadingIntegerParse) {
   EXPECT_EQ(resolve({{"DB_PORT", ""}, {"DB_POOL", ""}}).pool_size, 10);
   expect_error({{"DB_PORT", "abc"}}, "Invalid DB_PORT environment variable: abc");
   expect_error({{"DB_POOL", "many"}}, "Invalid DB_POOL environment variable: many");
-  expect_error({{"DB_POOL", "0"}}, "Invalid DB_POOL environment variable: 0");
+  // pg-pool's `max || 10`: 0 is the default size; a negative one is refused.
+  EXPECT_EQ(resolve({{"DB_POOL", "0"}}).pool_size, 10);
+  EXPECT_EQ(resolve({{"DB_POOL", "20000"}}).pool_size, 20000);
+  expect_error({{"DB_POOL", "-1"}}, "Invalid DB_POOL environment variable: -1");
 }
 
 TEST(PgConfigTest, SslModes) {
@@ -93,12 +108,56 @@ TEST(PgConfigTest, SslModes) {
   EXPECT_EQ(param(resolve({{"DB_SSLMODE", ""}}), "sslmode"), "disable");
   auto no_verify = resolve({{"DB_SSLMODE", "no-verify"}});
   EXPECT_EQ(param(no_verify, "sslmode"), "require");
-  EXPECT_EQ(param(no_verify, "sslrootcert"), "<unset>");
+  // libpq would check the chain with a root certificate it finds in PGSSLROOTCERT or
+  // ~/.postgresql, and send a client certificate it finds there: node-postgres does neither.
+  EXPECT_EQ(param(no_verify, "sslrootcert"), "/dev/null/none");
+  EXPECT_EQ(param(no_verify, "sslcert"), "/dev/null/none");
   for (const char* mode : {"require", "prefer", "verify-full", "verify-ca", "allow"}) {
     auto verified = resolve({{"DB_SSLMODE", mode}});
     EXPECT_EQ(param(verified, "sslmode"), "verify-full") << mode;
     EXPECT_EQ(param(verified, "sslrootcert"), "/etc/ssl/certs/ca-certificates.crt") << mode;
+    EXPECT_EQ(param(verified, "sslcert"), "/dev/null/none") << mode;
   }
+  EXPECT_EQ(param(resolve({}), "gssencmode"), "disable");  // node-postgres never encrypts with GSS
+}
+
+// Mastodon leaves `ssl` unset without DB_SSLMODE (an empty one included), and then
+// node-postgres reads PGSSLMODE, with its own table.
+TEST(PgConfigTest, PgSslModeDecidesWhenDbSslModeIsUnset) {
+  auto mode_with = [](std::map<std::string, std::string> vars) { return param(resolve(std::move(vars)), "sslmode"); };
+  for (const char* mode : {"prefer", "require", "verify-ca", "verify-full"}) {
+    EXPECT_EQ(mode_with({{"PGSSLMODE", mode}}), "verify-full") << mode;
+    EXPECT_EQ(mode_with({{"PGSSLMODE", mode}, {"DB_SSLMODE", ""}}), "verify-full") << mode;
+  }
+  EXPECT_EQ(mode_with({{"PGSSLMODE", "no-verify"}}), "require");
+  EXPECT_EQ(mode_with({{"PGSSLMODE", "disable"}}), "disable");
+  EXPECT_EQ(mode_with({{"PGSSLMODE", "allow"}}), "disable");  // not in pg's table
+  EXPECT_EQ(mode_with({}), "disable");
+  // DB_SSLMODE set: Mastodon's choice, PGSSLMODE unread.
+  EXPECT_EQ(mode_with({{"PGSSLMODE", "require"}, {"DB_SSLMODE", "disable"}}), "disable");
+  EXPECT_EQ(mode_with({{"PGSSLMODE", "disable"}, {"DB_SSLMODE", "require"}}), "verify-full");
+  // A URL without TLS parameters, or with an `ssl` that is not a boolean, leaves it unset too.
+  EXPECT_EQ(mode_with({{"DATABASE_URL", "postgres://h/d"}, {"PGSSLMODE", "require"}}), "verify-full");
+  EXPECT_EQ(mode_with({{"DATABASE_URL", "postgres://h/d?ssl=false"}, {"PGSSLMODE", "no-verify"}}), "require");
+  EXPECT_EQ(mode_with({{"DATABASE_URL", "postgres://h/d?ssl=0"}, {"PGSSLMODE", "require"}}), "disable");
+  EXPECT_EQ(mode_with({{"DATABASE_URL", "postgres://h/d?sslmode=disable"}, {"PGSSLMODE", "require"}}), "disable");
+}
+
+// Node's certificate check, where nobody configured one, is off with
+// NODE_TLS_REJECT_UNAUTHORIZED=0 (mastodon#26034: DB_SSLMODE=require with it, for a
+// database's self-signed certificate).
+TEST(PgConfigTest, NodeTlsRejectUnauthorizedZeroTurnsVerificationOff) {
+  auto off = resolve({{"DB_SSLMODE", "require"}, {"NODE_TLS_REJECT_UNAUTHORIZED", "0"}});
+  EXPECT_EQ(param(off, "sslmode"), "require");
+  EXPECT_EQ(param(off, "sslrootcert"), "/dev/null/none");
+  EXPECT_EQ(param(resolve({{"PGSSLMODE", "verify-full"}, {"NODE_TLS_REJECT_UNAUTHORIZED", "0"}}), "sslmode"), "require");
+  EXPECT_EQ(param(resolve({{"DB_SSLMODE", "require"}, {"NODE_TLS_REJECT_UNAUTHORIZED", "1"}}), "sslmode"), "verify-full");
+  EXPECT_EQ(param(resolve({{"DB_SSLMODE", "disable"}, {"NODE_TLS_REJECT_UNAUTHORIZED", "0"}}), "sslmode"), "disable");
+}
+
+TEST(PgConfigTest, ApplicationNameIsEmptyUnlessPgAppNameSaysOtherwise) {
+  EXPECT_EQ(param(resolve({}), "application_name"), "");
+  EXPECT_EQ(param(resolve({{"PGAPPNAME", "streaming"}}), "application_name"), "streaming");
 }
 
 TEST(PgConfigTest, UrlParts) {
@@ -159,25 +218,38 @@ TEST(PgConfigTest, UrlSsl) {
   EXPECT_EQ(ssl_of("?ssl=true"), "verify-full");
   EXPECT_EQ(ssl_of("?ssl=1"), "verify-full");
   EXPECT_EQ(ssl_of("?ssl=0"), "disable");
-  auto with_certs = resolve({{"DATABASE_URL", "postgres://h/d?sslrootcert=/ca.pem&sslcert=/c.pem&sslkey=/k.pem"}});
+  EXPECT_EQ(ssl_of("?sslnegotiation=direct"), "verify-full");  // pg-connection-string 2.14
+  EXPECT_EQ(ssl_of("?ssl=0&sslnegotiation=direct"), "disable");
+  CertificateFiles files;
+  auto with_certs = resolve({{"DATABASE_URL", "postgres://h/d?sslrootcert=" + files.ca + "&sslcert=" + files.cert +
+                                                  "&sslkey=" + files.key}});
   EXPECT_EQ(param(with_certs, "sslmode"), "verify-full");
-  EXPECT_EQ(param(with_certs, "sslrootcert"), "/ca.pem");
-  EXPECT_EQ(param(with_certs, "sslcert"), "/c.pem");
-  EXPECT_EQ(param(with_certs, "sslkey"), "/k.pem");
+  EXPECT_EQ(param(with_certs, "sslrootcert"), files.ca);
+  EXPECT_EQ(param(with_certs, "sslcert"), files.cert);
+  EXPECT_EQ(param(with_certs, "sslkey"), files.key);
+  // Read at startup by the reference: a file that is not there stops it.
+  for (const char* parameter : {"sslrootcert", "sslcert", "sslkey"}) {
+    expect_error({{"DATABASE_URL", std::string("postgres://h/d?") + parameter + "=/nonexistent/file.pem"}},
+                 std::string("Invalid DATABASE_URL environment variable: ") + parameter +
+                     " /nonexistent/file.pem: No such file or directory");
+  }
 }
 
-// pg-connection-string's uselibpqcompat=true (Mastodon 4.5 and later): sslmode as libpq reads it.
+// pg-connection-string's uselibpqcompat=true (2.7 and later: Mastodon 4.3 and later):
+// sslmode as libpq reads it, but with the host name checked wherever a certificate is,
+// as Mastodon hands node-postgres only the certificates and rejectUnauthorized.
 TEST(PgConfigTest, UrlSslLibpqCompatible) {
+  CertificateFiles files;
   auto config_of = [](const std::string& query) {
     return resolve({{"DATABASE_URL", "postgres://h/d?uselibpqcompat=true&" + query}});
   };
   EXPECT_EQ(param(config_of("sslmode=disable"), "sslmode"), "disable");
   EXPECT_EQ(param(config_of("sslmode=prefer"), "sslmode"), "require");
   EXPECT_EQ(param(config_of("sslmode=require"), "sslmode"), "require");
-  EXPECT_EQ(param(config_of("sslmode=require"), "sslrootcert"), "<unset>");
-  EXPECT_EQ(param(config_of("sslmode=require&sslrootcert=/ca.pem"), "sslmode"), "verify-ca");
-  EXPECT_EQ(param(config_of("sslmode=require&sslrootcert=/ca.pem"), "sslrootcert"), "/ca.pem");
-  EXPECT_EQ(param(config_of("sslmode=verify-ca&sslrootcert=/ca.pem"), "sslmode"), "verify-ca");
+  EXPECT_EQ(param(config_of("sslmode=require"), "sslrootcert"), "/dev/null/none");
+  EXPECT_EQ(param(config_of("sslmode=require&sslrootcert=" + files.ca), "sslmode"), "verify-full");
+  EXPECT_EQ(param(config_of("sslmode=require&sslrootcert=" + files.ca), "sslrootcert"), files.ca);
+  EXPECT_EQ(param(config_of("sslmode=verify-ca&sslrootcert=" + files.ca), "sslmode"), "verify-full");
   EXPECT_EQ(param(config_of("sslmode=verify-full"), "sslmode"), "verify-full");
   // Not a mode the compatible reading knows: left verified, as pg-connection-string leaves it.
   EXPECT_EQ(param(config_of("sslmode=no-verify"), "sslmode"), "verify-full");

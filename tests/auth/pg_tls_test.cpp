@@ -38,7 +38,19 @@ class PostgresTls : public ::testing::Test {
   }
   // Whether a connection made from `env` works, and then that it is encrypted.
   static bool connects_with_tls(std::map<std::string, std::string> env) {
-    const PgConfig config = pg_config_from_env(Env::from_map(std::move(env)));
+    return connects_with_tls(pg_config_from_env(Env::from_map(std::move(env))));
+  }
+  // The same, to this server under another name (libpq's hostaddr: the name is what the
+  // certificate is checked against).
+  static bool connects_with_tls_as(std::map<std::string, std::string> env, const std::string& host_name) {
+    PgConfig config = pg_config_from_env(Env::from_map(std::move(env)));
+    for (auto& [key, value] : config.params) {
+      if (key == "host") value = host_name;
+    }
+    config.params.emplace_back("hostaddr", "127.0.0.1");
+    return connects_with_tls(config);
+  }
+  static bool connects_with_tls(const PgConfig& config) {
     try {
       pqxx::connection connection(config.conninfo());
       pqxx::nontransaction tx(connection);
@@ -86,10 +98,36 @@ TEST_F(PostgresTls, LibpqCompatibleRequireEncryptsWithoutChecking) {
   EXPECT_FALSE(connects_with_tls(env)) << "without uselibpqcompat, require verifies";
   env["DATABASE_URL"] = base + "?sslmode=require&uselibpqcompat=true";
   EXPECT_TRUE(connects_with_tls(env));
-  // With a root certificate named, require checks the chain (verify-ca).
-  env["DATABASE_URL"] = base + "?sslmode=require&uselibpqcompat=true&sslrootcert=" + pki_->path("private-ca.pem");
+  // With a root certificate named, require checks the chain, and (as Mastodon passes
+  // node-postgres no checkServerIdentity) the name: a certificate for another host is refused.
+  const std::string rootcert = "&uselibpqcompat=true&sslrootcert=" + pki_->path("private-ca.pem");
+  env["DATABASE_URL"] = base + "?sslmode=require" + rootcert;
   EXPECT_TRUE(connects_with_tls(env));
-  EXPECT_EQ(pg_config_from_env(Env::from_map(env)).param("sslmode"), "verify-ca");
+  for (const char* mode : {"require", "verify-ca"}) {
+    env["DATABASE_URL"] = base + "?sslmode=" + mode + rootcert;
+    EXPECT_TRUE(connects_with_tls_as(env, "localhost")) << mode;  // a name the certificate has
+    EXPECT_FALSE(connects_with_tls_as(env, "db.elsewhere.example")) << mode << ": accepted for another name";
+  }
+}
+
+// NODE_TLS_REJECT_UNAUTHORIZED=0 (mastodon#26034): encrypted, nothing checked.
+TEST_F(PostgresTls, NodeTlsRejectUnauthorizedZeroConnectsToAnUntrustedCertificate) {
+  auto env = production_env();
+  env["DB_SSLMODE"] = "require";
+  EXPECT_FALSE(connects_with_tls(env));
+  env["NODE_TLS_REJECT_UNAUTHORIZED"] = "0";
+  EXPECT_TRUE(connects_with_tls(env));
+}
+
+// PGSSLMODE, when Mastodon's variables leave TLS unset.
+TEST_F(PostgresTls, PgSslModeIsReadWithoutDbSslMode) {
+  auto env = production_env();
+  env["PGSSLMODE"] = "no-verify";
+  EXPECT_TRUE(connects_with_tls(env));
+  env["PGSSLMODE"] = "require";
+  EXPECT_FALSE(connects_with_tls(env)) << "verified: the private CA is not trusted";
+  env["NODE_EXTRA_CA_CERTS"] = pki_->path("private-ca.pem");
+  EXPECT_TRUE(connects_with_tls(env));
 }
 
 }  // namespace

@@ -147,7 +147,13 @@ TEST(RedisConfig, TlsUrlTurnsOnTlsWithNodesExtraCaFile) {
   EXPECT_EQ(config.password, "secret");
   EXPECT_EQ(config.tls_extra_ca_file, "/ca.pem");
   EXPECT_EQ(config.describe(), "rediss://cache.example:6380/2");
+  EXPECT_TRUE(config.tls_verify);
   EXPECT_FALSE(from({{"REDIS_URL", "redis://cache:6380"}}).tls);
+  // Node's NODE_TLS_REJECT_UNAUTHORIZED=0: nothing verified, and another connection.
+  RedisConfig unverified = from({{"REDIS_URL", "rediss://cache.example:6380/2"}, {"NODE_TLS_REJECT_UNAUTHORIZED", "0"}});
+  EXPECT_FALSE(unverified.tls_verify);
+  EXPECT_NE(unverified.connection_key(), from({{"REDIS_URL", "rediss://cache.example:6380/2"}}).connection_key());
+  EXPECT_TRUE(from({{"REDIS_URL", "rediss://cache.example:6380/2"}, {"NODE_TLS_REJECT_UNAUTHORIZED", "1"}}).tls_verify);
 }
 
 TEST(RedisConfig, BadUrlsNameTheVariableWithoutThePassword) {

@@ -76,6 +76,23 @@ TEST_P(RedisTls, CertificateForAnotherNameIsRefused) {
   expect_every_attempt_refused(wrong_name, redis);
 }
 
+// NODE_TLS_REJECT_UNAUTHORIZED=0 turns Node's certificate check off for ioredis too: a
+// certificate from an unknown CA, for another name, is accepted (a warning says so).
+TEST_P(RedisTls, NodeTlsRejectUnauthorizedZeroAcceptsAnyCertificate) {
+  TlsRedis redis("DNS:redis.elsewhere.example");
+  Cluster cluster(GetParam(), {{"REDIS_URL", redis.url("localhost")}, {"NODE_TLS_REJECT_UNAUTHORIZED", "0"}});
+  auto viewer = create_account(suite_postgres(), "rediss_unverified");
+  std::string channel = "timeline:" + std::to_string(viewer.account_id);
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(viewer.token));
+  ASSERT_EQ(sse.response().status, 200);
+  ASSERT_TRUE(eventually([&] { return redis.server->numsub(channel) == 1; }, 10s)) << cluster.logs();
+  redis.server->publish(channel, R"({"event":"delete","payload":"7"})");
+  auto event = sse.next_event(10s);
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->data, "7");
+  EXPECT_NE(cluster.full_logs().find("Redis certificates are not verified"), std::string::npos);
+}
+
 // Node warns about an extra CA file it cannot load and goes on with its own CAs; so do
 // the broker here and the auth tier for PostgreSQL.
 TEST(RedisTlsConfig, AnUnreadableExtraCaFileIsAWarning) {
