@@ -3,6 +3,7 @@
 #include "common/percent_encoding.hpp"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -208,11 +209,46 @@ std::string file_text(const std::string& path) {
   return text.str();
 }
 
-// The roots a verified connection trusts when the URL names none: Node's, that is its
-// public CAs plus the file NODE_EXTRA_CA_CERTS names (the Mastodon chart's
-// `streaming.extraCerts` sets it for a database with a private CA). libpq reads one
-// file, so the two are joined into an in-memory file (a read-only root file system has
-// no place for one), made once per process and named through /proc/self/fd.
+// `text` in an in-memory file readable by this process's user only, named through
+// /proc/self/fd (it stays open for the life of the process: libpq opens the path anew
+// for every connection). `what` names it in errors.
+std::string memory_file(const std::string& what, const std::string& text) {
+  const int fd = ::memfd_create("sluice-pg", MFD_CLOEXEC);
+  if (fd < 0) {
+    // A seccomp filter without it (systemd's @ipc group): the units in dist/ allow it.
+    throw ConfigError(what + ": cannot make its in-memory copy for PostgreSQL (memfd_create failed: " +
+                      std::string(std::strerror(errno)) + ")");
+  }
+  bool written_all = ::fchmod(fd, 0600) == 0;
+  for (size_t written = 0; written_all && written < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    written_all = n > 0;
+    if (written_all) written += static_cast<size_t>(n);
+  }
+  if (!written_all) {
+    ::close(fd);
+    throw ConfigError(what + ": cannot make its in-memory copy for PostgreSQL (" + std::strerror(errno) + ")");
+  }
+  return "/proc/self/fd/" + std::to_string(fd);
+}
+
+// libpq refuses a private key others may read (more than 0600, or 0640 owned by root),
+// as a Kubernetes Secret is mounted by default (0644); the reference reads it as it is.
+// So the key is handed to libpq as a private copy, made once per file.
+std::string private_key_copy(const std::string& path) {
+  static std::mutex mutex;
+  static std::map<std::string, std::string> copies;  // key file → copy's path
+  std::lock_guard lock(mutex);
+  if (auto it = copies.find(path); it != copies.end()) return it->second;
+  return copies.emplace(path, memory_file("sslkey " + path, file_text(path))).first->second;
+}
+
+// The roots a verified connection trusts when the URL names none: the system's CAs
+// (Node's are compiled into it: docs/protocol.md#postgresql-configuration) plus the file
+// NODE_EXTRA_CA_CERTS names (the Mastodon chart's `streaming.extraCerts` sets it for a
+// database with a private CA). libpq reads one file, so the two are joined into an
+// in-memory file (a read-only root file system has no place for one), made once per
+// process.
 std::string trusted_roots(const Env& env) {
   const std::string extra = env.get_or("NODE_EXTRA_CA_CERTS", "");
   if (extra.empty()) return kSystemCaBundle;
@@ -228,23 +264,7 @@ std::string trusted_roots(const Env& env) {
     return joined.emplace(extra, kSystemCaBundle).first->second;
   }
   const std::string bundle = file_text(kSystemCaBundle) + "\n" + extra_text;
-  const int fd = ::memfd_create("sluice-pg-roots", MFD_CLOEXEC);
-  if (fd < 0) {
-    // A seccomp filter without it (systemd's @ipc group): the units in dist/ allow it.
-    throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (memfd_create failed: " +
-                      std::string(std::strerror(errno)) + ")");
-  }
-  for (size_t written = 0; written < bundle.size();) {
-    const ssize_t n = ::write(fd, bundle.data() + written, bundle.size() - written);
-    if (n <= 0) {
-      ::close(fd);
-      throw ConfigError("NODE_EXTRA_CA_CERTS: cannot make the CA bundle for PostgreSQL (write failed)");
-    }
-    written += static_cast<size_t>(n);
-  }
-  // The descriptor stays open for the life of the process: libpq opens the path anew
-  // for every connection.
-  return joined.emplace(extra, "/proc/self/fd/" + std::to_string(fd)).first->second;
+  return joined.emplace(extra, memory_file("NODE_EXTRA_CA_CERTS", bundle)).first->second;
 }
 
 // libpq reads files node-postgres never does: a root certificate in PGSSLROOTCERT or
@@ -340,7 +360,7 @@ void from_url(PgConfig& config, const Env& env, const std::string& text) {
   add_tls(config, chosen, sslrootcert, env);
   if (chosen != Tls::none) {
     config.params.emplace_back("sslcert", sslcert.empty() ? kNoFile : sslcert);
-    if (!sslkey.empty()) config.params.emplace_back("sslkey", sslkey);
+    if (!sslkey.empty()) config.params.emplace_back("sslkey", private_key_copy(sslkey));
   }
 }
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "common/config_error.hpp"
@@ -16,7 +18,10 @@ struct CertificateFiles {
   testing::TempDir dir;
   std::string ca = dir.path() + "/ca.pem", cert = dir.path() + "/c.pem", key = dir.path() + "/k.pem";
   CertificateFiles() {
-    for (const auto& path : {ca, cert, key}) std::ofstream(path) << "-----BEGIN CERTIFICATE-----\n";
+    for (const auto& path : {ca, cert, key}) {
+      std::ofstream(path) << "-----BEGIN CERTIFICATE-----\n";
+      ::chmod(path.c_str(), 0644);
+    }
   }
 };
 
@@ -226,7 +231,15 @@ TEST(PgConfigTest, UrlSsl) {
   EXPECT_EQ(param(with_certs, "sslmode"), "verify-full");
   EXPECT_EQ(param(with_certs, "sslrootcert"), files.ca);
   EXPECT_EQ(param(with_certs, "sslcert"), files.cert);
-  EXPECT_EQ(param(with_certs, "sslkey"), files.key);
+  // The key goes to libpq as a private copy: it refuses one others may read, as a
+  // Kubernetes Secret is mounted (0644), which the reference reads as it is.
+  const std::string key_copy = param(with_certs, "sslkey");
+  ASSERT_EQ(key_copy.rfind("/proc/self/fd/", 0), 0u) << key_copy;
+  struct stat copy_stat {};
+  ASSERT_EQ(::stat(key_copy.c_str(), &copy_stat), 0);
+  EXPECT_EQ(copy_stat.st_mode & 077, 0u);
+  std::ifstream copy(key_copy);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(copy), {}), "-----BEGIN CERTIFICATE-----\n");
   // Read at startup by the reference: a file that is not there stops it.
   for (const char* parameter : {"sslrootcert", "sslcert", "sslkey"}) {
     expect_error({{"DATABASE_URL", std::string("postgres://h/d?") + parameter + "=/nonexistent/file.pem"}},
