@@ -20,6 +20,12 @@ ConnectionLimits::Ticket::~Ticket() {
   if (limits_.open_gauge_) limits_.open_gauge_->dec();
   if (!address_claimed_) return;
   std::lock_guard lock(limits_.mutex_);
+  release_address_locked();
+}
+
+void ConnectionLimits::Ticket::release_address_locked() {
+  if (!address_claimed_) return;
+  address_claimed_ = false;
   auto it = limits_.per_address_.find(address_);
   if (it != limits_.per_address_.end() && --it->second == 0) limits_.per_address_.erase(it);
 }
@@ -30,14 +36,14 @@ bool ConnectionLimits::Ticket::within_connection_limit() const {
 }
 
 bool ConnectionLimits::Ticket::claim_address(const std::string& address) {
-  if (address_claimed_) return true;
-  if (address_refused_) return false;
-  if (limits_.max_per_address_ == 0 || address.empty()) return true;
+  if (address_claimed_ && address == address_) return true;
+  if (limits_.max_per_address_ == 0) return true;
   std::lock_guard lock(limits_.mutex_);
+  release_address_locked();
+  if (address.empty()) return true;
   size_t& count = limits_.per_address_[address];
   if (count >= limits_.max_per_address_) {
     if (count == 0) limits_.per_address_.erase(address);
-    address_refused_ = true;
     return false;
   }
   ++count;

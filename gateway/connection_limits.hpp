@@ -26,18 +26,19 @@ class ConnectionLimits {
     Ticket& operator=(const Ticket&) = delete;
     // Whether this connection may open a stream: false once past the gateway's limit.
     bool within_connection_limit() const;
-    // Counts the connection against `address` (once; later calls only answer):
-    // false when the address already holds its cap. Addresses of trusted proxies
-    // are the caller's to exempt.
+    // Counts the connection against `address` (once per address; later calls with it
+    // only answer): false when the address already holds its cap. A request from
+    // another address (a proxy's kept-alive connection serving the next client) moves
+    // the claim to it. Addresses of trusted proxies are the caller's to exempt.
     bool claim_address(const std::string& address);
 
    private:
     friend class ConnectionLimits;
     explicit Ticket(ConnectionLimits& limits) : limits_(limits) {}
+    void release_address_locked();
     ConnectionLimits& limits_;
     std::string address_;
     bool address_claimed_ = false;
-    bool address_refused_ = false;
   };
 
   // Called for every accepted socket; the connection counts until the ticket dies.

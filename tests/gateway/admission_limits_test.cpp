@@ -70,6 +70,21 @@ TEST(ConnectionLimits, AddressCapHoldsPerAddressAndFreesOnClose) {
   EXPECT_TRUE(u1->claim_address("") && u2->claim_address("") && u3->claim_address(""));
 }
 
+// Behind a trusted proxy that keeps its upstream connections, one connection serves
+// one client's stream and then another's: the count follows the client.
+TEST(ConnectionLimits, AConnectionServingAnotherClientCountsAgainstThatOne) {
+  ConnectionLimits limits(100, 1);
+  auto kept = limits.admit();
+  EXPECT_TRUE(kept->claim_address("203.0.113.1"));
+  EXPECT_TRUE(kept->claim_address("203.0.113.2"));  // the next request, another client
+  auto first_again = limits.admit();
+  EXPECT_TRUE(first_again->claim_address("203.0.113.1")) << "the first client was still counted";
+  auto second_again = limits.admit();
+  EXPECT_FALSE(second_again->claim_address("203.0.113.2"));
+  EXPECT_FALSE(kept->claim_address("203.0.113.1"));  // now at its cap: refused, nothing held
+  EXPECT_TRUE(second_again->claim_address("203.0.113.2"));
+}
+
 TEST(ConnectionLimits, DefaultLeavesHeadroomBelowTheOpenFileLimit) {
   EXPECT_EQ(default_max_connections(20000), 19000u);
   EXPECT_EQ(default_max_connections(1024), 960u);
