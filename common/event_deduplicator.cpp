@@ -283,11 +283,26 @@ size_t EventDeduplicator::remembered() const {
   return total;
 }
 
+size_t EventDeduplicator::logged() const {
+  size_t total = 0;
+  for (const auto& [name, channel] : channels_) total += channel.log.size();
+  return total;
+}
+
 void EventDeduplicator::forget_older_than(Clock::time_point cutoff) {
   for (auto it = channels_.begin(); it != channels_.end();) {
     Channel& channel = it->second;
     std::erase_if(channel.contents, [&](const auto& entry) { return entry.second.last_seen < cutoff; });
     std::erase_if(channel.last_sent, [&](const auto& entry) { return entry.second < cutoff; });
+    // Deliveries older than the window are nobody's to replay: the log keeps what a
+    // source may still be behind by, not 2,048 to 4,096 keys on every busy channel.
+    size_t stale = 0;
+    while (stale < channel.log.size() && !channel.contents.count(channel.log[stale])) ++stale;
+    if (stale > 0) {
+      channel.log.erase(channel.log.begin(), channel.log.begin() + static_cast<std::ptrdiff_t>(stale));
+      channel.log_base += stale;
+      if (channel.log.capacity() > 4 * channel.log.size() + 64) channel.log.shrink_to_fit();
+    }
     it = channel.contents.empty() && channel.probation.empty() ? channels_.erase(it) : std::next(it);
   }
 }

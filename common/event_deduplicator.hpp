@@ -79,8 +79,9 @@ class EventDeduplicator {
   // Copies dropped as duplicates so far.
   uint64_t dropped() const { return dropped_; }
 
-  // Contents remembered, for tests.
+  // Contents remembered, and deliveries logged, for tests.
   size_t remembered() const;
+  size_t logged() const;
 
  private:
   struct Seen {
