@@ -1,6 +1,5 @@
 #include "gateway/auth_client.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <mutex>
 
@@ -23,11 +22,13 @@ struct AuthClient::Call {
   Reply reply;
 };
 
-AuthClient::AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token,
-                       std::chrono::milliseconds admission_deadline)
-    : stub_(v1::Auth::NewStub(std::move(channel))),
-      internal_token_(std::move(internal_token)),
-      admission_deadline_(std::min(admission_deadline, kCallDeadline)) {}
+namespace {
+// The reference waits up to 15 s for a pool connection; allow for that and the query.
+constexpr auto kDeadline = std::chrono::seconds(20);
+}  // namespace
+
+AuthClient::AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token)
+    : stub_(v1::Auth::NewStub(std::move(channel))), internal_token_(std::move(internal_token)) {}
 
 AuthClient::~AuthClient() { stop(); }
 
@@ -44,8 +45,7 @@ size_t AuthClient::calls_in_flight() const {
 }
 
 template <typename Request, typename Reply, typename Rpc, typename OnDone>
-void AuthClient::start(std::shared_ptr<Call<Request, Reply>> call, std::chrono::milliseconds deadline, Rpc rpc,
-                       OnDone on_done) {
+void AuthClient::start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDone on_done) {
   bool refused;
   {
     std::lock_guard lock(mutex_);
@@ -56,7 +56,7 @@ void AuthClient::start(std::shared_ptr<Call<Request, Reply>> call, std::chrono::
     on_done(call, grpc::Status(grpc::StatusCode::CANCELLED, "the gateway is stopping"));
     return;
   }
-  call->context.set_deadline(std::chrono::system_clock::now() + deadline);
+  call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
   attach_internal_token(call->context, internal_token_);
   rpc(stub_->async(), &call->context, &call->request, &call->reply,
       [this, call, on_done = std::move(on_done)](grpc::Status status) {
@@ -73,7 +73,7 @@ void AuthClient::lookup_token(const std::string& tenant, const std::string& toke
   auto call = std::make_shared<Call<v1::TokenRequest, v1::TokenReply>>(tenant);
   call->request.set_token(token);
   call->request.set_fresh(fresh);
-  start(call, admission_deadline_, [](auto* api, auto... args) { api->LookupToken(args...); },
+  start(call, [](auto* api, auto... args) { api->LookupToken(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
           TokenResult result;
           if (!status.ok()) {
@@ -115,7 +115,7 @@ void AuthClient::check_list(const std::string& tenant, const std::string& list_i
   auto call = std::make_shared<Call<v1::ListOwnershipRequest, v1::ListOwnershipReply>>(tenant);
   call->request.set_list_id(list_id);
   call->request.set_account_id(account_id);
-  start(call, admission_deadline_, [](auto* api, auto... args) { api->CheckListOwnership(args...); },
+  start(call, [](auto* api, auto... args) { api->CheckListOwnership(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
           if (!status.ok()) return done(LookupStatus::error);
           done(call->reply.owned() ? LookupStatus::ok : LookupStatus::not_found);
@@ -125,7 +125,7 @@ void AuthClient::check_list(const std::string& tenant, const std::string& list_i
 void AuthClient::feed_access(const std::string& tenant, FeedKind kind, std::function<void(LookupStatus, FeedAccess)> done) {
   auto call = std::make_shared<Call<v1::FeedAccessRequest, v1::FeedAccessReply>>(tenant);
   call->request.set_kind(kind == FeedKind::topic ? v1::FEED_KIND_TOPIC : v1::FEED_KIND_LIVE);
-  start(call, admission_deadline_, [](auto* api, auto... args) { api->GetFeedAccess(args...); },
+  start(call, [](auto* api, auto... args) { api->GetFeedAccess(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
           if (!status.ok()) return done(LookupStatus::error, FeedAccess{});
           done(LookupStatus::ok, FeedAccess{call->reply.local_access(), call->reply.remote_access()});
@@ -137,7 +137,7 @@ void AuthClient::relations(const std::string& tenant, int64_t account_id, std::c
   auto call = std::make_shared<Call<v1::RelationsRequest, v1::RelationsReply>>(tenant);
   call->request.set_account_id(account_id);
   call->request.set_max_age_ms(max_age.count());
-  start(call, kCallDeadline, [](auto* api, auto... args) { api->GetRelations(args...); },
+  start(call, [](auto* api, auto... args) { api->GetRelations(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
           if (!status.ok()) return done(LookupStatus::error, nullptr);
           // The reply lives in `call`: share it without a copy.
@@ -177,7 +177,7 @@ void AuthClient::relations_batch(const std::string& tenant, std::vector<int64_t>
   auto call = std::make_shared<Call<v1::RelationsBatchRequest, v1::RelationsBatchReply>>(tenant);
   call->request.mutable_account_ids()->Add(account_ids.begin(), account_ids.end());
   call->request.set_max_age_ms(max_age.count());
-  start(call, kCallDeadline, [](auto* api, auto... args) { api->GetRelationsBatch(args...); },
+  start(call, [](auto* api, auto... args) { api->GetRelationsBatch(args...); },
         [this, max_age, done = std::move(done)](const auto& call, const grpc::Status& status) {
           const auto& asked = call->request.account_ids();
           if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
@@ -207,7 +207,7 @@ void AuthClient::filters(const std::string& tenant, int64_t account_id, bool fre
   auto call = std::make_shared<Call<v1::FiltersRequest, v1::FiltersReply>>(tenant);
   call->request.set_account_id(account_id);
   call->request.set_fresh(fresh);
-  start(call, kCallDeadline, [](auto* api, auto... args) { api->GetFilters(args...); },
+  start(call, [](auto* api, auto... args) { api->GetFilters(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
           if (!status.ok()) return done(LookupStatus::error, nullptr);
           done(LookupStatus::ok, std::shared_ptr<const v1::FiltersReply>(call, &call->reply));

@@ -69,16 +69,7 @@ class AuthClient {
   // 4 MB message limit even when some viewers block or mute thousands of accounts.
   static constexpr size_t kMaxRelationsBatch = 100;
 
-  // The reference waits up to 15 s for a pool connection; a call allows for that and the
-  // query.
-  static constexpr std::chrono::milliseconds kCallDeadline{20000};
-
-  // `admission_deadline`: how long the lookups that admit a stream (token, list, feed
-  // access) may take; the gateway's handshake timeout, past which their answer is of no
-  // use (the client has had its 503), so a hung auth tier does not keep them counted
-  // against SLUICE_MAX_PENDING_LOOKUPS for longer.
-  AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token,
-             std::chrono::milliseconds admission_deadline = kCallDeadline);
+  AuthClient(std::shared_ptr<grpc::Channel> channel, std::string internal_token);
   ~AuthClient();
   AuthClient(const AuthClient&) = delete;
   AuthClient& operator=(const AuthClient&) = delete;
@@ -112,15 +103,13 @@ class AuthClient {
   // Starts `rpc` for `call` unless stopping; `on_done` gets the status and runs on
   // a gRPC thread (or inline with CANCELLED once stopped).
   template <typename Request, typename Reply, typename Rpc, typename OnDone>
-  void start(std::shared_ptr<Call<Request, Reply>> call, std::chrono::milliseconds deadline, Rpc rpc,
-             OnDone on_done);
+  void start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDone on_done);
   // One viewer's relations (GetRelations): relations_batch's way to an older auth tier.
   void relations(const std::string& tenant, int64_t account_id, std::chrono::milliseconds max_age,
                  std::function<void(LookupStatus, std::shared_ptr<const sluice::v1::RelationsReply>)> done);
 
   std::unique_ptr<sluice::v1::Auth::Stub> stub_;
   std::string internal_token_;
-  const std::chrono::milliseconds admission_deadline_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
   std::unordered_set<grpc::ClientContext*> in_flight_;

@@ -21,7 +21,7 @@ std::string make_gateway_id() {
 
 Gateway::Gateway(GatewayConfig config, BrokerSet::StreamFactory connect_broker,
                  std::shared_ptr<grpc::Channel> auth_channel)
-    : auth_(std::move(auth_channel), config.internal_token, std::chrono::seconds(config.handshake_timeout_seconds)),
+    : auth_(std::move(auth_channel), config.internal_token),
       broker_(config.brokers, std::move(connect_broker), make_gateway_id(),
               [this](BrokerLink::Events events) { on_events(std::move(events)); }),
       context_(std::move(config), auth_, broker_) {
