@@ -2,6 +2,7 @@
 
 #include "common/percent_encoding.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +11,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -189,11 +189,20 @@ Tls tls_for_pgsslmode(const Env& env) {
   return Tls::none;
 }
 
+// Whether a verified connection is so by Node's default (`ssl` true or {}: DB_SSLMODE,
+// PGSSLMODE, a URL's ssl=true), or because Mastodon 4.3+ set rejectUnauthorized itself
+// (a URL with sslmode, sslcert, sslkey or sslrootcert: streaming/database.js copies
+// the key even when undefined, and Node then verifies).
+enum class Verification { node_default, explicit_ };
+
 // Node's default for a certificate check nobody configured: NODE_TLS_REJECT_UNAUTHORIZED=0
 // turns it off (with a warning), which admins use for a database with a self-signed
 // certificate (mastodon#26034). An explicit `no-verify` is unverified anyway.
-Tls with_node_default(Tls tls, const Env& env) {
-  if (tls != Tls::verified || env.get_or("NODE_TLS_REJECT_UNAUTHORIZED", "") != "0") return tls;
+Tls with_node_default(Tls tls, Verification verification, const Env& env) {
+  if (tls != Tls::verified || verification != Verification::node_default ||
+      env.get_or("NODE_TLS_REJECT_UNAUTHORIZED", "") != "0") {
+    return tls;
+  }
   static std::once_flag warned;
   std::call_once(warned, [] {
     log::warn("NODE_TLS_REJECT_UNAUTHORIZED is '0': PostgreSQL certificates are not verified, as in Node");
@@ -232,15 +241,29 @@ std::string memory_file(const std::string& what, const std::string& text) {
   return "/proc/self/fd/" + std::to_string(fd);
 }
 
-// libpq refuses a private key others may read (more than 0600, or 0640 owned by root),
-// as a Kubernetes Secret is mounted by default (0644); the reference reads it as it is.
-// So the key is handed to libpq as a private copy, made once per file.
-std::string private_key_copy(const std::string& path) {
+// The certificate files a URL names, as the reference has them: read when it starts
+// (pg-connection-string), which stops when one cannot be read, and kept. libpq would read
+// them again at each connection, so a cert and key rotated in place would meet there
+// half old, half new, and refuse a private key others may read (more than 0600), as a
+// Kubernetes Secret is mounted by default (0644). So libpq gets private in-memory copies,
+// one per file and content.
+std::string startup_copy(const std::string& parameter, const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat file {};
+  const bool regular = fd >= 0 && ::fstat(fd, &file) == 0 && S_ISREG(file.st_mode);
+  const int error = fd < 0 ? errno : EISDIR;
+  if (fd >= 0) ::close(fd);
+  if (!regular) {
+    throw ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
+                      std::strerror(error));
+  }
+  const std::string text = file_text(path);
   static std::mutex mutex;
-  static std::map<std::string, std::string> copies;  // key file → copy's path
+  static std::map<std::pair<std::string, std::string>, std::string> copies;  // (file, content) → copy
   std::lock_guard lock(mutex);
-  if (auto it = copies.find(path); it != copies.end()) return it->second;
-  return copies.emplace(path, memory_file("sslkey " + path, file_text(path))).first->second;
+  auto [it, added] = copies.try_emplace({path, text});
+  if (added) it->second = memory_file(parameter + " " + path, text);
+  return it->second;
 }
 
 // The roots a verified connection trusts when the URL names none: the system's CAs
@@ -268,28 +291,41 @@ std::string trusted_roots(const Env& env) {
 }
 
 // libpq reads files node-postgres never does: a root certificate in PGSSLROOTCERT or
-// ~/.postgresql/root.crt would make `require` check the chain, and a client certificate
-// in PGSSLCERT or ~/.postgresql/postgresql.crt would be sent. A path that cannot exist
-// keeps each to what the configuration says.
+// ~/.postgresql/root.crt would make `require` check the chain, revocation lists in
+// PGSSLCRL, PGSSLCRLDIR or ~/.postgresql/root.crl would be checked, and a client
+// certificate and key in PGSSLCERT, PGSSLKEY or ~/.postgresql/ would be sent. A path that
+// cannot exist keeps each to what the configuration says (libpq goes on without a file
+// it cannot find).
 constexpr const char* kNoFile = "/dev/null/none";
 
-void add_tls(PgConfig& config, Tls tls, const std::string& rootcert, const Env& env) {
-  switch (with_node_default(tls, env)) {
+// The TLS keywords for `tls`. `rootcert`, `cert` and `key`: a URL's files, as copies
+// (empty: none named).
+void add_tls(PgConfig& config, Tls tls, Verification verification, const Env& env, const std::string& rootcert = {},
+             const std::string& cert = {}, const std::string& key = {}) {
+  tls = with_node_default(tls, verification, env);
+  switch (tls) {
     case Tls::none:
       config.params.emplace_back("sslmode", "disable");
       return;
     case Tls::unverified:
       config.params.emplace_back("sslmode", "require");
       config.params.emplace_back("sslrootcert", kNoFile);
-      return;
+      break;
     case Tls::verified:
       config.params.emplace_back("sslmode", "verify-full");
       config.params.emplace_back("sslrootcert", rootcert.empty() ? trusted_roots(env) : rootcert);
-      return;
+      config.params.emplace_back("sslcrl", kNoFile);
+      config.params.emplace_back("sslcrldir", kNoFile);
+      break;
   }
+  // Node sends a certificate only with its key (libpq would look for the key elsewhere,
+  // and fail without one).
+  const bool client_certificate = !cert.empty() && !key.empty();
+  config.params.emplace_back("sslcert", client_certificate ? cert : kNoFile);
+  config.params.emplace_back("sslkey", client_certificate ? key : kNoFile);
 }
 
-// pg-connection-string's `uselibpqcompat=true` (2.7 and later: Mastodon 4.3 and later)
+// pg-connection-string's `uselibpqcompat=true` (2.8 and later: Mastodon 4.4 and later)
 // gives sslmode libpq's meanings: `prefer`, and `require` without a root certificate,
 // encrypt without checking it. With one, `require` and `verify-ca` skip the host name
 // check there, but Mastodon passes only the certificates and rejectUnauthorized on to
@@ -306,16 +342,6 @@ Tls libpq_compatible_tls(const std::string& sslmode, const std::string& sslrootc
   return Tls::verified;
 }
 
-// The reference reads the certificate files a URL names when it starts
-// (pg-connection-string), and stops when one cannot be read; libpq would read them at
-// each connection and fail there.
-void check_readable(const std::string& parameter, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
-                      std::strerror(errno));
-  }
-}
 
 void from_url(PgConfig& config, const Env& env, const std::string& text) {
   ParsedUrl url = parse_database_url(text);
@@ -338,30 +364,30 @@ void from_url(PgConfig& config, const Env& env, const std::string& text) {
 
   // pg-connection-string: ssl=true/1 → TLS, ssl=0 → none; any of sslmode, sslcert, sslkey,
   // sslrootcert turns TLS on (verified unless sslmode says otherwise); so does
-  // sslnegotiation=direct alone (2.14 and later), which libpq 15 reaches with the usual
-  // negotiation. Anything else leaves `ssl` unset, and node-postgres reads PGSSLMODE.
+  // sslnegotiation=direct where `ssl` is not given at all (2.14 and later: Mastodon after
+  // 4.5), which libpq 15 reaches with the usual negotiation. Anything else leaves `ssl`
+  // unset (or a string Mastodon drops), and node-postgres reads PGSSLMODE.
   std::string ssl = query_value(url, "ssl");
   std::string sslmode = query_value(url, "sslmode");
   std::string sslcert = query_value(url, "sslcert");
   std::string sslkey = query_value(url, "sslkey");
   std::string sslrootcert = query_value(url, "sslrootcert");
   std::optional<Tls> tls;
+  Verification verification = Verification::node_default;
   if (ssl == "true" || ssl == "1") tls = Tls::verified;
   if (ssl == "0") tls = Tls::none;
   if (!sslmode.empty() || !sslcert.empty() || !sslkey.empty() || !sslrootcert.empty()) {
     tls = sslmode.empty() ? Tls::verified : tls_for_sslmode(sslmode);
+    verification = Verification::explicit_;
   }
-  if (!tls && query_value(url, "sslnegotiation") == "direct") tls = Tls::verified;
+  if (!url.query.count("ssl") && !tls && query_value(url, "sslnegotiation") == "direct") tls = Tls::verified;
+  std::map<std::string, std::string> copies;  // parameter → the file's copy
   for (const auto& [parameter, path] : {std::pair{"sslcert", sslcert}, {"sslkey", sslkey}, {"sslrootcert", sslrootcert}}) {
-    if (!path.empty()) check_readable(parameter, path);
+    if (!path.empty()) copies[parameter] = startup_copy(parameter, path);
   }
   if (query_value(url, "uselibpqcompat") == "true" && !sslmode.empty()) tls = libpq_compatible_tls(sslmode, sslrootcert);
-  const Tls chosen = tls ? *tls : tls_for_pgsslmode(env);
-  add_tls(config, chosen, sslrootcert, env);
-  if (chosen != Tls::none) {
-    config.params.emplace_back("sslcert", sslcert.empty() ? kNoFile : sslcert);
-    if (!sslkey.empty()) config.params.emplace_back("sslkey", private_key_copy(sslkey));
-  }
+  add_tls(config, tls ? *tls : tls_for_pgsslmode(env), verification, env, copies["sslrootcert"], copies["sslcert"],
+          copies["sslkey"]);
 }
 
 void from_node_env(PgConfig& config, const Env& env, const std::string& node_env) {
@@ -385,8 +411,7 @@ void from_node_env(PgConfig& config, const Env& env, const std::string& node_env
   // Mastodon sets `ssl` only for a non-empty DB_SSLMODE; without one, PGSSLMODE decides.
   const std::string sslmode = env.get_or("DB_SSLMODE", "");
   const Tls tls = sslmode.empty() ? tls_for_pgsslmode(env) : tls_for_sslmode(sslmode);
-  add_tls(config, tls, std::string(), env);
-  if (tls != Tls::none) config.params.emplace_back("sslcert", kNoFile);
+  add_tls(config, tls, Verification::node_default, env);
 }
 
 void append_quoted(std::string& out, const std::string& key, const std::string& value) {
@@ -445,9 +470,11 @@ PgConfig pg_config_from_env(const Env& env) {
 
   int64_t pool = env.integer("DB_POOL", 10);
   // pg-pool takes 0 for its default, 10. A negative size, with which the reference
-  // starts and then times every query out, stops here instead.
+  // starts and then times every query out, stops here instead, as does a huge one.
   if (pool == 0) pool = 10;
-  if (pool < 0 || pool > std::numeric_limits<int>::max()) {
+  // One auth worker thread per connection, started together: a size no host could run
+  // stops here too.
+  if (pool < 0 || pool > 10000) {
     throw ConfigError("Invalid DB_POOL environment variable: " + env.get_or("DB_POOL", ""));
   }
   config.pool_size = static_cast<int>(pool);

@@ -108,8 +108,8 @@ class BrokerLink : private BrokerStream::Receiver {
   // With mutex_ held: waits until the stream ends or stop, sending owed touches.
   void serve_stream(std::unique_lock<std::mutex>& lock);
   void owe_touch_locked(const std::string& channel);
-  // Hello, then one Subscribe per instance and heartbeat choice: what a new stream
-  // starts with.
+  // Hello, then the Subscribes of each instance and heartbeat choice (about 1 MiB of
+  // channel names each): what a new stream starts with.
   std::vector<sluice::v1::GatewayMessage> opening_messages_locked() const;
 
   // BrokerStream::Receiver

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include <unordered_set>
 
 #include "common/config_error.hpp"
 #include "common/env.hpp"
@@ -401,8 +402,9 @@ void BrokerSet::stream_opening(int source, const std::vector<std::string>& chann
   // of the other broker's (docs/scale-out.md#brokers). Done before its subscriptions
   // go out, not when the broker says Ready: by then the other broker may already have
   // delivered messages this stream will carry too.
+  const std::unordered_set<std::string_view> carried(channels.begin(), channels.end());  // outside the lock
   std::lock_guard lock(deliver_mutex_);
-  hand_on_locked(dedup_.reopened(source, channels, std::chrono::steady_clock::now()));
+  hand_on_locked(dedup_.reopened(source, carried, std::chrono::steady_clock::now()));
   wake_if_holding_locked();
 }
 

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <unordered_set>
 
 namespace sluice {
 
@@ -218,12 +217,12 @@ void EventDeduplicator::forget(const std::string& channel) {
   channels_.erase(it);
 }
 
-std::vector<EventDeduplicator::Event> EventDeduplicator::reopened(int source, const std::vector<std::string>& channels,
+std::vector<EventDeduplicator::Event> EventDeduplicator::reopened(int source,
+                                                                 const std::unordered_set<std::string_view>& channels,
                                                                  Clock::time_point now) {
   std::vector<Event> out;
-  std::unordered_set<std::string_view> carried(channels.begin(), channels.end());
   for (auto& [name, channel] : channels_) {
-    if (channel.system || carried.count(name)) rejoin_channel(source, channel, now, out);
+    if (channel.system || channels.count(name)) rejoin_channel(source, channel, now, out);
   }
   return out;
 }

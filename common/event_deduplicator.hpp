@@ -39,6 +39,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "sluice/v1/broker.pb.h"
@@ -63,7 +64,7 @@ class EventDeduplicator {
   // stream carries): a rejoin of each. Not of the channels other sources relay and it
   // does not: it would be held against them until they fell silent, which while they
   // relay is never (with three or more brokers most channels are such).
-  std::vector<Event> reopened(int source, const std::vector<std::string>& channels, Clock::time_point now);
+  std::vector<Event> reopened(int source, const std::unordered_set<std::string_view>& channels, Clock::time_point now);
   // The process starts following `channel` afresh (no one here followed it): what was
   // counted before is about copies nobody waits for, and a source counted as relaying
   // it would put the new subscriptions on probation against each other.

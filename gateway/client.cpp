@@ -229,21 +229,28 @@ void Client::on_readable() {
   auto& buffer = worker_.read_buffer();
   // A few buffers a turn: a client that keeps the socket full (pongs, SSE bytes, which
   // answer nothing and so meet no queue bound) waits behind the worker's other work
-  // instead of holding its loop.
+  // instead of holding its loop. Its next turn is posted, not waited for: the reactor
+  // reports readiness by edge, and bytes already there make none.
   constexpr int kReadsPerTurn = 4;
-  for (int reads = 0; reads < kReadsPerTurn; ++reads) {
+  bool drained = false;
+  for (int reads = 0; reads < kReadsPerTurn && !drained; ++reads) {
     if (closed_) return;
     boost::system::error_code ec;
     size_t n = socket_.read_some(asio::buffer(buffer), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      drained = true;
+      break;
+    }
     if (ec) {  // EOF or reset: the client left (docs/protocol.md#sse-errors-and-end: release everything)
       close_now();
       return;
     }
     on_bytes(buffer.data(), n);
-    if (n < buffer.size()) break;
+    drained = n < buffer.size();
   }
-  if (!closed_) wait_readable();
+  if (closed_) return;
+  if (drained) return wait_readable();
+  asio::post(worker_.io(), [self = shared_from_this()] { self->on_readable(); });
 }
 
 void Client::add_subscription(std::unique_ptr<Subscription> subscription) {

@@ -6,6 +6,9 @@
 
 #include <pqxx/pqxx>
 
+#include <cstdlib>
+#include <filesystem>
+
 #include "auth/pg_config.hpp"
 #include "tests/auth/auth_test_support.hpp"
 #include "tests/support/pki.hpp"
@@ -117,6 +120,28 @@ TEST_F(PostgresTls, NodeTlsRejectUnauthorizedZeroConnectsToAnUntrustedCertificat
   EXPECT_FALSE(connects_with_tls(env));
   env["NODE_TLS_REJECT_UNAUTHORIZED"] = "0";
   EXPECT_TRUE(connects_with_tls(env));
+}
+
+// libpq's own files, which node-postgres never reads: a root certificate in
+// ~/.postgresql would make an unverified connection check the chain (and refuse this
+// server's), and revocation lists there would be checked.
+TEST_F(PostgresTls, LibpqsOwnFilesInHomeAreNotRead) {
+  pki_->make_ca("unrelated-ca");
+  testing::TempDir home;
+  std::filesystem::create_directories(home.path() + "/.postgresql");
+  std::filesystem::copy_file(pki_->path("unrelated-ca.pem"), home.path() + "/.postgresql/root.crt");
+  const char* previous = std::getenv("HOME");
+  const std::string saved = previous ? previous : "";
+  ::setenv("HOME", home.path().c_str(), 1);
+  auto env = production_env();
+  env["DB_SSLMODE"] = "no-verify";
+  const bool connected = connects_with_tls(env);
+  env["NODE_EXTRA_CA_CERTS"] = pki_->path("private-ca.pem");
+  env["DB_SSLMODE"] = "require";  // verified against the CAs given, not root.crt
+  const bool verified = connects_with_tls(env);
+  if (previous) ::setenv("HOME", saved.c_str(), 1); else ::unsetenv("HOME");
+  EXPECT_TRUE(connected) << "no-verify checked the chain against ~/.postgresql/root.crt";
+  EXPECT_TRUE(verified);
 }
 
 // PGSSLMODE, when Mastodon's variables leave TLS unset.

@@ -116,7 +116,7 @@ TEST(GrpcBrokerStream, SendsFromOtherThreadsWhileTheBrokerEndsTheStreamAreHarmle
     sending = false;
     for (auto& sender : senders) sender.join();
     ASSERT_TRUE(done) << "round " << round << ": the stream never reported its end";
-    stream.reset();  // nothing reports after this: a second end would have come by now
+    stream.reset();  // gone: any second end came before this, from a send or the stream's own end
     EXPECT_EQ(watcher.done_count(), 1) << "round " << round;
     ended += watcher.done_count();
   }
