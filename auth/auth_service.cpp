@@ -77,7 +77,7 @@ grpc::ServerUnaryReactor* AuthService::CheckListOwnership(grpc::CallbackServerCo
   auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
   tenant->cache().check_list_ownership(request->list_id(), request->account_id(),
-                              [reactor, reply, tenant](const AuthAnswer<bool>& answer) {
+                              [reactor = reactor, reply, tenant = tenant](const AuthAnswer<bool>& answer) {
                                 if (!answer.value) return reactor->Finish(status_for_error(answer.error, tenant->name()));
                                 reply->set_owned(*answer.value);
                                 reactor->Finish(grpc::Status::OK);
@@ -144,7 +144,8 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
   for (int64_t account : accounts) {
     v1::RelationsBatchEntry* entry = reply->add_entries();
     entry->set_account_id(account);
-    dones.push_back([reactor, entry, pending, tenant](const AuthAnswer<v1::RelationsReply>& answer) {
+    // Init-captures: clang before 16 cannot capture a structured binding by name.
+    dones.push_back([reactor = reactor, entry, pending, tenant = tenant](const AuthAnswer<v1::RelationsReply>& answer) {
       std::unique_lock lock(pending->mutex);
       if (answer.value) {
         entry->set_ok(true);

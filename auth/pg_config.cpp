@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <tuple>
 #include <sstream>
 
 #include "common/config_error.hpp"
@@ -248,10 +249,11 @@ std::string memory_file(const std::string& what, const std::string& text) {
 // Kubernetes Secret is mounted by default (0644). So libpq gets private in-memory copies,
 // one per file and content.
 std::string startup_copy(const std::string& parameter, const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking: a FIFO named here must not hold the start.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   struct stat file {};
   const bool regular = fd >= 0 && ::fstat(fd, &file) == 0 && S_ISREG(file.st_mode);
-  const int error = fd < 0 ? errno : EISDIR;
+  const int error = fd < 0 ? errno : S_ISDIR(file.st_mode) ? EISDIR : EINVAL;
   if (fd >= 0) ::close(fd);
   if (!regular) {
     throw ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
@@ -259,9 +261,10 @@ std::string startup_copy(const std::string& parameter, const std::string& path) 
   }
   const std::string text = file_text(path);
   static std::mutex mutex;
-  static std::map<std::pair<std::string, std::string>, std::string> copies;  // (file, content) → copy
+  // (device, inode, content) → copy: one per file however it is spelled, and per content.
+  static std::map<std::tuple<dev_t, ino_t, std::string>, std::string> copies;
   std::lock_guard lock(mutex);
-  auto [it, added] = copies.try_emplace({path, text});
+  auto [it, added] = copies.try_emplace({file.st_dev, file.st_ino, text});
   if (added) it->second = memory_file(parameter + " " + path, text);
   return it->second;
 }
