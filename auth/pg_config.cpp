@@ -200,8 +200,13 @@ enum class Verification { node_default, explicit_ };
 // turns it off (with a warning), which admins use for a database with a self-signed
 // certificate (mastodon#26034). An explicit `no-verify` is unverified anyway.
 Tls with_node_default(Tls tls, Verification verification, const Env& env) {
-  if (tls != Tls::verified || verification != Verification::node_default ||
-      env.get_or("NODE_TLS_REJECT_UNAUTHORIZED", "") != "0") {
+  if (tls != Tls::verified || env.get_or("NODE_TLS_REJECT_UNAUTHORIZED", "") != "0") return tls;
+  if (verification == Verification::explicit_) {
+    static std::once_flag kept;
+    std::call_once(kept, [] {
+      log::warn("NODE_TLS_REJECT_UNAUTHORIZED is '0', but DATABASE_URL's TLS parameters keep PostgreSQL "
+                "certificates verified, as Mastodon 4.3 and later do (4.2 did not)");
+    });
     return tls;
   }
   static std::once_flag warned;
@@ -249,17 +254,32 @@ std::string memory_file(const std::string& what, const std::string& text) {
 // Kubernetes Secret is mounted by default (0644). So libpq gets private in-memory copies,
 // one per file and content.
 std::string startup_copy(const std::string& parameter, const std::string& path) {
-  // Non-blocking: a FIFO named here must not hold the start.
+  auto refuse = [&](int error) {
+    return ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
+                       std::strerror(error));
+  };
+  // Non-blocking: a FIFO named here must not hold the start. What is read is the file
+  // checked, through the same descriptor.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw refuse(errno);
   struct stat file {};
-  const bool regular = fd >= 0 && ::fstat(fd, &file) == 0 && S_ISREG(file.st_mode);
-  const int error = fd < 0 ? errno : S_ISDIR(file.st_mode) ? EISDIR : EINVAL;
-  if (fd >= 0) ::close(fd);
-  if (!regular) {
-    throw ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
-                      std::strerror(error));
+  if (::fstat(fd, &file) != 0 || !S_ISREG(file.st_mode)) {
+    const int error = S_ISDIR(file.st_mode) ? EISDIR : errno != 0 ? errno : EINVAL;
+    ::close(fd);
+    throw refuse(error);
   }
-  const std::string text = file_text(path);
+  std::string text;
+  char chunk[16384];
+  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      ::close(fd);
+      throw refuse(error);
+    }
+    text.append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
   static std::mutex mutex;
   // (device, inode, content) → copy: one per file however it is spelled, and per content.
   static std::map<std::tuple<dev_t, ino_t, std::string>, std::string> copies;

@@ -229,8 +229,8 @@ void Client::on_readable() {
   auto& buffer = worker_.read_buffer();
   // A few buffers a turn: a client that keeps the socket full (pongs, SSE bytes, which
   // answer nothing and so meet no queue bound) waits behind the worker's other work
-  // instead of holding its loop. Its next turn is posted, not waited for: the reactor
-  // reports readiness by edge, and bytes already there make none.
+  // instead of holding its loop. Its next turn is posted: the bytes are known to be
+  // there, no epoll round trip is needed to learn it.
   constexpr int kReadsPerTurn = 4;
   bool drained = false;
   for (int reads = 0; reads < kReadsPerTurn && !drained; ++reads) {

@@ -130,16 +130,21 @@ TEST_F(PostgresTls, LibpqsOwnFilesInHomeAreNotRead) {
   testing::TempDir home;
   std::filesystem::create_directories(home.path() + "/.postgresql");
   std::filesystem::copy_file(pki_->path("unrelated-ca.pem"), home.path() + "/.postgresql/root.crt");
-  const char* previous = std::getenv("HOME");
-  const std::string saved = previous ? previous : "";
-  ::setenv("HOME", home.path().c_str(), 1);
+  // HOME as libpq reads it, put back however the test ends.
+  struct HomeFor {
+    explicit HomeFor(const std::string& path) : had(std::getenv("HOME") != nullptr), saved(had ? std::getenv("HOME") : "") {
+      ::setenv("HOME", path.c_str(), 1);
+    }
+    ~HomeFor() { had ? ::setenv("HOME", saved.c_str(), 1) : ::unsetenv("HOME"); }
+    bool had;
+    std::string saved;
+  } home_for(home.path());
   auto env = production_env();
   env["DB_SSLMODE"] = "no-verify";
   const bool connected = connects_with_tls(env);
   env["NODE_EXTRA_CA_CERTS"] = pki_->path("private-ca.pem");
   env["DB_SSLMODE"] = "require";  // verified against the CAs given, not root.crt
   const bool verified = connects_with_tls(env);
-  if (previous) ::setenv("HOME", saved.c_str(), 1); else ::unsetenv("HOME");
   EXPECT_TRUE(connected) << "no-verify checked the chain against ~/.postgresql/root.crt";
   EXPECT_TRUE(verified);
 }
