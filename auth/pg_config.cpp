@@ -10,12 +10,10 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <tuple>
-#include <sstream>
 
 #include "common/config_error.hpp"
 #include "common/log.hpp"
@@ -216,12 +214,47 @@ Tls with_node_default(Tls tls, Verification verification, const Env& env) {
   return Tls::unverified;
 }
 
-std::string file_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// A regular file's content, read through the descriptor that was checked. Opened
+// non-blocking, so a FIFO named in a variable cannot hold the start. `error`: the errno
+// that says why it could not be read (EISDIR for a directory), 0 when it was.
+struct StartupFile {
+  std::string text;
+  dev_t device = 0;
+  ino_t inode = 0;
+  int error = 0;
+};
+
+StartupFile read_startup_file(const std::string& path) {
+  StartupFile result;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    result.error = errno;
+    return result;
+  }
+  struct stat file {};
+  if (::fstat(fd, &file) != 0) {
+    result.error = errno;
+  } else if (!S_ISREG(file.st_mode)) {
+    result.error = S_ISDIR(file.st_mode) ? EISDIR : EINVAL;  // a FIFO, a device, a socket
+  }
+  if (result.error != 0) {
+    ::close(fd);
+    return result;
+  }
+  result.device = file.st_dev;
+  result.inode = file.st_ino;
+  char chunk[16384];
+  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      result.error = errno;
+      result.text.clear();
+      break;
+    }
+    result.text.append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return result;
 }
 
 // `text` in an in-memory file readable by this process's user only, named through
@@ -254,38 +287,17 @@ std::string memory_file(const std::string& what, const std::string& text) {
 // Kubernetes Secret is mounted by default (0644). So libpq gets private in-memory copies,
 // one per file and content.
 std::string startup_copy(const std::string& parameter, const std::string& path) {
-  auto refuse = [&](int error) {
-    return ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
-                       std::strerror(error));
-  };
-  // Non-blocking: a FIFO named here must not hold the start. What is read is the file
-  // checked, through the same descriptor.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw refuse(errno);
-  struct stat file {};
-  if (::fstat(fd, &file) != 0 || !S_ISREG(file.st_mode)) {
-    const int error = S_ISDIR(file.st_mode) ? EISDIR : errno != 0 ? errno : EINVAL;
-    ::close(fd);
-    throw refuse(error);
+  StartupFile read = read_startup_file(path);
+  if (read.error != 0) {
+    throw ConfigError("Invalid DATABASE_URL environment variable: " + parameter + " " + path + ": " +
+                      std::strerror(read.error));
   }
-  std::string text;
-  char chunk[16384];
-  for (ssize_t n; (n = ::read(fd, chunk, sizeof chunk)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int error = errno;
-      ::close(fd);
-      throw refuse(error);
-    }
-    text.append(chunk, static_cast<size_t>(n));
-  }
-  ::close(fd);
   static std::mutex mutex;
   // (device, inode, content) → copy: one per file however it is spelled, and per content.
   static std::map<std::tuple<dev_t, ino_t, std::string>, std::string> copies;
   std::lock_guard lock(mutex);
-  auto [it, added] = copies.try_emplace({file.st_dev, file.st_ino, text});
-  if (added) it->second = memory_file(parameter + " " + path, text);
+  auto [it, added] = copies.try_emplace({read.device, read.inode, read.text});
+  if (added) it->second = memory_file(parameter + " " + path, read.text);
   return it->second;
 }
 
@@ -302,14 +314,14 @@ std::string trusted_roots(const Env& env) {
   static std::map<std::string, std::string> joined;  // extra file → bundle path
   std::lock_guard lock(mutex);
   if (auto it = joined.find(extra); it != joined.end()) return it->second;
-  const std::string extra_text = file_text(extra);
+  const std::string extra_text = read_startup_file(extra).text;
   if (extra_text.empty()) {
     // As Node: a warning, and the public CAs alone.
     log::warn("NODE_EXTRA_CA_CERTS cannot be read; PostgreSQL certificates are checked against the system CAs only",
               {{"file", extra}});
     return joined.emplace(extra, kSystemCaBundle).first->second;
   }
-  const std::string bundle = file_text(kSystemCaBundle) + "\n" + extra_text;
+  const std::string bundle = read_startup_file(kSystemCaBundle).text + "\n" + extra_text;
   return joined.emplace(extra, memory_file("NODE_EXTRA_CA_CERTS", bundle)).first->second;
 }
 

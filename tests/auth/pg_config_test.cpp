@@ -17,7 +17,9 @@ namespace {
 struct CertificateFiles {
   testing::TempDir dir;
   std::string ca = dir.path() + "/ca.pem", cert = dir.path() + "/c.pem", key = dir.path() + "/k.pem";
+  std::string fifo = dir.path() + "/fifo.pem";
   CertificateFiles() {
+    ::mkfifo(fifo.c_str(), 0644);
     for (const auto& [path, text] : {std::pair{ca, "ca"}, {cert, "cert"}, {key, "key"}}) {
       std::ofstream(path) << text;
       ::chmod(path.c_str(), 0644);
@@ -263,7 +265,23 @@ TEST(PgConfigTest, UrlSsl) {
     expect_error({{"DATABASE_URL", std::string("postgres://h/d?") + parameter + "=" + files.dir.path()}},
                  std::string("Invalid DATABASE_URL environment variable: ") + parameter + " " + files.dir.path() +
                      ": Is a directory");
+    // A FIFO is refused at once (opened non-blocking: no writer would ever come).
+    expect_error({{"DATABASE_URL", std::string("postgres://h/d?") + parameter + "=" + files.fifo}},
+                 std::string("Invalid DATABASE_URL environment variable: ") + parameter + " " + files.fifo +
+                     ": Invalid argument");
   }
+}
+
+// NODE_EXTRA_CA_CERTS that is not a readable file: Node's warning, and the system CAs
+// alone (a FIFO does not hold the start).
+TEST(PgConfigTest, ExtraCaCertsThatAreNotAFileLeaveTheSystemCas) {
+  CertificateFiles files;
+  for (const std::string& extra : {files.fifo, files.dir.path(), files.dir.path() + "/missing.pem"}) {
+    auto config = resolve({{"NODE_ENV", "production"}, {"DB_SSLMODE", "require"}, {"NODE_EXTRA_CA_CERTS", extra}});
+    EXPECT_EQ(param(config, "sslrootcert"), "/etc/ssl/certs/ca-certificates.crt") << extra;
+  }
+  auto with_extra = resolve({{"NODE_ENV", "production"}, {"DB_SSLMODE", "require"}, {"NODE_EXTRA_CA_CERTS", files.ca}});
+  EXPECT_EQ(param(with_extra, "sslrootcert").rfind("/proc/self/fd/", 0), 0u);
 }
 
 // pg-connection-string's uselibpqcompat=true (2.8 and later: Mastodon 4.4 and later):
