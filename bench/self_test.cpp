@@ -88,6 +88,39 @@ std::string second_payload(const std::string& frame) {
   return frame.substr(0, frame.size() - 1) + ",\"payload\":\"x\"}";
 }
 
+// A second "payload" key holding the status as an object: JSON.parse keeps the object.
+std::string second_payload_object(const std::string& frame) {
+  const ojson f = ojson::parse(frame);
+  return frame.substr(0, frame.size() - 1) + ",\"payload\":" + f["payload"].get<std::string>() + "}";
+}
+
+// A second "event" key that is not a string: JSON.parse keeps the null.
+std::string second_event_null(const std::string& frame) { return frame.substr(0, frame.size() - 1) + ",\"event\":null}"; }
+
+// The same "stream" key again: JSON.parse keeps one (the last), the same.
+std::string stream_repeated(const std::string& frame) {
+  const ojson f = ojson::parse(frame);
+  return frame.substr(0, frame.size() - 1) + ",\"stream\":" + f["stream"].dump() + "}";
+}
+
+// A key after the payload whose value is no JSON literal (JSON.parse throws).
+std::string invalid_literal(const std::string& frame) { return frame.substr(0, frame.size() - 1) + ",\"x\":nul}"; }
+
+// A key after the payload with a byte that is not UTF-8 (a browser fails the connection).
+std::string invalid_utf8(const std::string& frame) { return frame.substr(0, frame.size() - 1) + ",\"\xff\":1}"; }
+
+// Every "SLUICEBENCH_" written with its S as a \u escape, which JSON allows.
+std::string marker_prefix_escaped(const std::string& frame) {
+  std::string out;
+  for (size_t at = 0;;) {
+    const size_t hit = frame.find("SLUICEBENCH_", at);
+    out.append(frame, at, hit == std::string::npos ? std::string::npos : hit - at);
+    if (hit == std::string::npos) return out;
+    out += "\\u0053";
+    at = hit + 1;
+  }
+}
+
 // The marker's first time digit written as a \u escape, which JSON allows.
 std::string marker_digit_escaped(const std::string& frame) {
   std::string out = frame;
@@ -384,6 +417,24 @@ int run_self_test() {
       {"WebSocket frame with a second payload key: the last counts, so the event is missing",
        rewrite_one(2, 1, 4, second_payload),
        counts(all - 1, 1, 0, 0, 0, 0, 0, 0, 0)},
+      {"WebSocket frame with a second payload key, an object: the last counts -> wrong_payload",
+       rewrite_one(2, 1, 4, second_payload_object),
+       counts(all, 0, 0, 0, 0, 1, 0, 0, 0)},
+      {"WebSocket frame with a second event key, null: the last counts -> wrong_event",
+       rewrite_one(1, 2, 4, second_event_null),
+       counts(all, 0, 0, 0, 1, 0, 0, 0, 0)},
+      {"WebSocket frame with its stream key written twice, the same -> nothing wrong",
+       rewrite_one(1, 2, 4, stream_repeated),
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
+      {"WebSocket frame with an invalid literal -> wrong_payload (not JSON), and the event is missing",
+       rewrite_one(2, 1, 4, invalid_literal),
+       counts(all, 1, 0, 0, 0, 1, 0, 0, 0)},
+      {"WebSocket frame with a byte that is not UTF-8 -> wrong_payload (not JSON), and the event is missing",
+       rewrite_one(1, 2, 5, invalid_utf8),
+       counts(all, 1, 0, 0, 0, 1, 0, 0, 0)},
+      {"WebSocket marker prefix written with escapes -> nothing wrong",
+       rewrite_one(2, 1, 5, marker_prefix_escaped),
+       counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
       {"WebSocket marker digit written as an escape -> nothing wrong",
        rewrite_one(1, 2, 3, marker_digit_escaped),
        counts(all, 0, 0, 0, 0, 0, 0, 0, 0)},
