@@ -88,6 +88,9 @@ class Coordinator {
   void send_all(const std::string& command);
   uint64_t sum(const char* key) const;
   bool all(const char* key) const;
+  // Every worker still running has reported, since the publish counts, each event its
+  // clients must get (first receipts; excused and late ones do not count).
+  bool every_expected_event_arrived() const;
   bool deadline_passed() const { return monotonic_ns() >= deadline_ns_; }
   bool should_stop() {
     if (g_interrupted && aborted_.empty()) aborted_ = "interrupted";
@@ -250,6 +253,15 @@ uint64_t Coordinator::sum(const char* key) const {
   uint64_t total = 0;
   for (const auto& w : workers_) total += w.progress.value(key, uint64_t{0});
   return total;
+}
+
+bool Coordinator::every_expected_event_arrived() const {
+  for (const auto& w : workers_) {
+    if (w.closed) continue;
+    if (!w.progress.contains("expected") || !w.progress.contains("received")) return false;
+    if (w.progress.value("received", uint64_t{0}) < w.progress.value("expected", uint64_t{0})) return false;
+  }
+  return true;
 }
 
 bool Coordinator::all(const char* key) const {
@@ -480,8 +492,9 @@ int Coordinator::run() {
             ++r.publishes;
             const bool heard = receivers[c - batch] > 0;
             every_channel_heard = every_channel_heard && heard;
-            // Redis had it and nobody to give it to (a broker still re-subscribing).
-            if (!heard && o_.redis_outages) {
+            // Redis had it and nobody to give it to, while an outage is not over (a
+            // broker still re-subscribing). After it, as before any, every event counts.
+            if (!heard && o_.redis_outages && outage_in_progress(r.redis_outages)) {
               excuse(c, r.publishes_without_subscriber);
               continue;
             }
@@ -516,12 +529,7 @@ int Coordinator::run() {
   phase_ = "drain";
   const uint64_t drain_start = monotonic_ns();
   if (aborted_.empty() && published_events_ > 0) {
-    wait_for(uint64_t{o_.drain_ms} * 1'000'000, [&] {
-      for (const auto& w : workers_) {
-        if (!w.closed && !w.progress.contains("expected")) return false;
-      }
-      return sum("distinct") >= sum("expected");
-    });
+    wait_for(uint64_t{o_.drain_ms} * 1'000'000, [&] { return every_expected_event_arrived(); });
   }
   r.drain_seconds = static_cast<double>(monotonic_ns() - drain_start) / 1e9;
   r.proc_after_run = sample_processes(o_.server_pids);
@@ -532,7 +540,7 @@ int Coordinator::run() {
   // as delivered, and "missing" would no longer mean "not there within --drain-ms".
   phase_ = "linger";
   const uint64_t linger_start = monotonic_ns();
-  if (aborted_.empty() && published_events_ > 0 && sum("distinct") >= sum("expected")) {
+  if (aborted_.empty() && published_events_ > 0 && every_expected_event_arrived()) {
     wait_for(uint64_t{o_.linger_ms} * 1'000'000, nullptr);
   }
   r.linger_seconds = static_cast<double>(monotonic_ns() - linger_start) / 1e9;

@@ -54,7 +54,7 @@ json Report::to_json() const {
   std::map<std::string, uint64_t> sums;
   for (const char* key : {"ok", "failed", "dropped", "not_started", "pending", "delivered", "clients_complete",
                           "clients_short", "clients_silent", "clients_over", "clients_with_errors",
-                          "missing_never_dropped", "foreign_messages", "pings", "bytes_in"}) {
+                          "missing_never_dropped", "foreign_messages", "clock_steps", "pings", "bytes_in"}) {
     sums[key] = 0;
   }
   uint64_t last_rx = 0;
@@ -182,6 +182,9 @@ json Report::to_json() const {
                    {"ws_pings_answered", sums.at("pings")},
                    {"bytes_received", sums.at("bytes_in")}};
   j["latency_ms"] = latency_json(latency);
+  // Receipts timed before their send: the wall clock stepped back during the run, and the
+  // latency figures leave those receipts out.
+  j["latency_clock_steps"] = sums.at("clock_steps");
   j["arrival_latency_ms"] = latency_json(arrival);
   // The longest any connected client waited between two consecutive events of the run
   // (the publishing interval included): how long the flow stopped for someone.

@@ -61,6 +61,13 @@ struct Report {
   nlohmann::json to_json() const;
 };
 
+// --redis-outages: an outage began and is not over (no event since its reconnect has
+// reached every channel's subscriber). Only then is an event Redis answered with no
+// receiver excused; before the first outage and after each, it must arrive.
+inline bool outage_in_progress(const std::vector<Report::RedisOutage>& outages) {
+  return !outages.empty() && outages.back().resumed_realtime_ns == 0;
+}
+
 void print_table(const nlohmann::json& result);
 double read_loadavg();  // -1 when unavailable
 

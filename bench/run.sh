@@ -252,6 +252,30 @@ for pid in "${server_pids[@]}"; do
     status=$((status == 0 ? 1 : status))
   fi
 done
+# --- Sluice's own shutdown ------------------------------------------------------
+# A sanitizer build reports leaks and some errors only as a process exits: stop each
+# Sluice process (gateways first, as started last), and fail (status 5) on an exit status
+# other than 0 or a sanitizer report in its log. The floor and the reference are not
+# Sluice's to judge: the cleanup stops them.
+if [ -z "$floor_bin" ] && [ -z "$reference_dir" ]; then
+  for ((i = ${#server_pids[@]} - 1; i >= 0; i--)); do
+    pid=${server_pids[$i]}
+    kill -TERM "$pid" 2>/dev/null || continue  # gone already: reported above
+    for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null && echo "run.sh: server process $pid did not exit within 60 s of SIGTERM" >&2
+    exit_status=0
+    wait "$pid" || exit_status=$?
+    if [ "$exit_status" -ne 0 ]; then
+      echo "run.sh: server process $pid exited with status $exit_status after SIGTERM" >&2
+      [ "$status" -eq 0 ] && status=5
+    fi
+  done
+  if grep -qE 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$scratch"/*.log 2>/dev/null; then
+    echo "run.sh: a sanitizer reported in the server logs:" >&2
+    grep -hE -A3 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$scratch"/*.log | head -n 40 >&2
+    [ "$status" -eq 0 ] && status=5
+  fi
+fi
 problems="$(grep -hiE '"level":"(warn|error|fatal)"|\b(warn|error|fatal)\b|AddressSanitizer|runtime error' "$scratch"/sluice*.log "$scratch"/gateway*.log "$scratch"/broker.log "$scratch"/auth.log "$scratch"/reference.log 2>/dev/null | head -n 20 || true)"
 if [ -n "$problems" ]; then
   echo "run.sh: server log warnings/errors (first 20):" >&2

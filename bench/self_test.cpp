@@ -13,6 +13,7 @@
 #include "bench/event_marker.hpp"
 #include "bench/plan.hpp"
 #include "bench/publisher.hpp"
+#include "bench/report.hpp"
 #include "bench/sse_reader.hpp"
 #include "bench/verifier.hpp"
 
@@ -288,6 +289,22 @@ int check_sse_reader() {
   return failures;
 }
 
+// --redis-outages: which events Redis answered with no receiver are excused.
+int check_outage_rule() {
+  int failures = 0;
+  auto check = [&](bool ok, const char* what) {
+    std::printf("%s  outages: %s\n", ok ? "PASS" : "FAIL", what);
+    failures += ok ? 0 : 1;
+  };
+  using Outage = Report::RedisOutage;
+  check(!outage_in_progress({}), "before any outage, an event nobody received is not excused");
+  check(outage_in_progress({Outage{1, 0, 0}}), "while Redis does not answer, it is");
+  check(outage_in_progress({Outage{1, 2, 0}}), "after the reconnect, until every channel's subscriber is back, it is");
+  check(!outage_in_progress({Outage{1, 2, 3}}), "once every channel's subscriber got an event, it is not");
+  check(outage_in_progress({Outage{1, 2, 3}, Outage{4, 0, 0}}), "a second outage excuses again");
+  return failures;
+}
+
 // The plan: weighted streams get their share, tokens and transports spread over
 // them, "list:own" resolves per account, and unweighted plans keep the round-robin.
 int check_plans() {
@@ -503,7 +520,7 @@ int run_self_test() {
        with_expected(counts(all + 1, 0, 1, 0, 0, 0, 0, 0, 0), all - 1), {{}, {7}}},
   };
 
-  int failures = check_plans() + check_sse_reader();
+  int failures = check_plans() + check_sse_reader() + check_outage_rule();
   for (const Scenario& s : scenarios) {
     std::vector<Delivery> ds = w.clean_run();
     s.inject(w, ds);

@@ -398,6 +398,7 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
     ++receipts_.unexpected;  // published on a channel this client does not hear
     ++c.errors;
     sample("unexpected", slot, "event " + std::to_string(f.seq) + " of channel " + std::to_string(f.channel));
+    fed.sent_ns = 0;  // not timed: only first receipts of what the client hears are
     return fed;
   }
   const size_t mix_index = f.seq % setup_.mix.size();
@@ -437,6 +438,7 @@ Verifier::Fed Verifier::feed(uint32_t slot, std::string_view event, std::string_
   if (s < t->contiguous || t->test(s)) {
     ++receipts_.duplicated;
     sample("duplicated", slot, "event " + std::to_string(s) + " of channel " + std::to_string(f.channel) + " again");
+    fed.sent_ns = 0;  // a copy is not timed
     bad = true;
   } else {
     ++receipts_.distinct;

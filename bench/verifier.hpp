@@ -90,8 +90,9 @@ class Verifier {
   uint32_t add_client(VerifierClient client);  // returns the client's slot
   size_t clients() const { return clients_.size(); }
 
-  // Result of one message: whether it carried this run's marker, and its send time
-  // (0 when the marker was unreadable) for the latency histogram.
+  // Result of one message: whether it carried this run's marker, and its send time for
+  // the latency histograms: only a first receipt of an event the client hears is timed
+  // (0 for a copy, a stray, or an unreadable marker).
   struct Fed {
     bool marked = false;
     uint64_t sent_ns = 0;

@@ -79,6 +79,7 @@ struct Stats {
   uint64_t dropped = 0;
   uint64_t delivered = 0;
   uint64_t foreign = 0;  // messages without this run's marker (other traffic, error frames)
+  uint64_t clock_steps = 0;  // receipts timed before their send (the wall clock stepped back)
   uint64_t bytes_in = 0;
   uint64_t pings = 0;
   uint64_t first_rx_ns = 0;  // realtime
@@ -413,6 +414,32 @@ void Worker::feed(Conn& c, uint32_t slot, const char* data, size_t size) {
   }
 }
 
+// What EventSource fails the connection on in a 200's head (the MIME type's essence must
+// be text/event-stream); nullptr when it reads on.
+const char* sse_head_refusal(std::string_view content_type) {
+  const std::string_view essence = trim(content_type.substr(0, content_type.find(';')));
+  return iequals(essence, "text/event-stream") ? nullptr : "SSE response without Content-Type: text/event-stream";
+}
+
+// What a browser fails the connection on in a 101's head (RFC 6455 4.1: the client asked
+// for no extension and no subprotocol); nullptr when it reads on.
+const char* websocket_head_refusal(std::string_view accept, std::string_view want_accept, std::string_view upgrade,
+                                   std::string_view connection, std::string_view extensions,
+                                   std::string_view protocol) {
+  if (accept != want_accept) return "wrong Sec-WebSocket-Accept";
+  if (!iequals(upgrade, "websocket")) return "WebSocket response without Upgrade: websocket";
+  bool upgrade_token = false;
+  for (size_t at = 0; at <= connection.size();) {
+    const size_t comma = std::min(connection.find(',', at), connection.size());
+    upgrade_token = upgrade_token || iequals(trim(connection.substr(at, comma - at)), "upgrade");
+    at = comma + 1;
+  }
+  if (!upgrade_token) return "WebSocket response without Connection: Upgrade";
+  if (!extensions.empty()) return "WebSocket extension the client did not ask for";
+  if (!protocol.empty()) return "WebSocket subprotocol the client did not ask for";
+  return nullptr;
+}
+
 // Returns true when the head was complete and accepted (the body, if any, was fed).
 bool Worker::parse_head(Conn& c, uint32_t slot) {
   size_t end = c.in.find("\r\n\r\n");
@@ -423,7 +450,9 @@ bool Worker::parse_head(Conn& c, uint32_t slot) {
   int code = 0;
   if (status_line.size() >= 12 && status_line.substr(0, 5) == "HTTP/") {
     size_t sp = status_line.find(' ');
-    if (sp != std::string_view::npos && sp + 4 <= status_line.size()) {
+    // Three digits, then the reason's space or the line's end ("HTTP/1.1 2000" is no 200).
+    if (sp != std::string_view::npos && sp + 4 <= status_line.size() &&
+        (sp + 4 == status_line.size() || status_line[sp + 4] == ' ')) {
       for (size_t i = sp + 1; i < sp + 4; ++i) {
         char ch = status_line[i];
         if (ch < '0' || ch > '9') {
@@ -439,7 +468,7 @@ bool Worker::parse_head(Conn& c, uint32_t slot) {
     return false;
   }
   bool chunked = false;
-  std::string_view accept;
+  std::string_view accept, content_type, upgrade, connection, extensions, protocol;
   std::string_view error_message;
   size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
   while (pos < head.size()) {
@@ -455,6 +484,16 @@ bool Worker::parse_head(Conn& c, uint32_t slot) {
       chunked = value.size() >= 7 && iequals(value.substr(value.size() - 7), "chunked");
     } else if (iequals(name, "sec-websocket-accept")) {
       accept = value;
+    } else if (iequals(name, "content-type")) {
+      content_type = value;
+    } else if (iequals(name, "upgrade")) {
+      upgrade = value;
+    } else if (iequals(name, "connection")) {
+      connection = value;
+    } else if (iequals(name, "sec-websocket-extensions")) {
+      extensions = value;
+    } else if (iequals(name, "sec-websocket-protocol")) {
+      protocol = value;
     } else if (iequals(name, "x-error-message")) {
       error_message = value;
     }
@@ -475,8 +514,10 @@ bool Worker::parse_head(Conn& c, uint32_t slot) {
     fail(c, reason);
     return false;
   }
-  if (!c.sse && accept != websocket_accept_for(ws_key(c.client))) {
-    fail(c, "wrong Sec-WebSocket-Accept");
+  if (const char* refusal = c.sse ? sse_head_refusal(content_type)
+                                  : websocket_head_refusal(accept, websocket_accept_for(ws_key(c.client)), upgrade,
+                                                           connection, extensions, protocol)) {
+    fail(c, refusal);
     return false;
   }
   c.body = c.sse ? (chunked ? Body::kChunkSize : Body::kIdentity) : Body::kWebSocket;
@@ -605,6 +646,24 @@ void Worker::feed_ws(Conn& c, uint32_t slot, const char* data, size_t size) {
   }
 }
 
+// What a browser fails the connection on in a WebSocket frame's head (RFC 6455 5.2, 5.4,
+// 5.5, 7.1.5), before its payload is read; nullptr when it reads on. `in_message`: a
+// fragmented data message has begun.
+const char* websocket_frame_refusal(uint8_t first_byte, uint64_t length, bool masked, bool in_message) {
+  const uint8_t opcode = first_byte & 0x0F;
+  const bool fin = first_byte & 0x80;
+  if (first_byte & 0x70) return "WebSocket reserved bits set (no extension was agreed)";
+  if (masked) return "WebSocket frame masked by the server";
+  if (opcode & 0x08) {
+    if (!fin || length > 125) return "WebSocket control frame fragmented or longer than 125 bytes";
+    if (opcode == 0x8 && length == 1) return "WebSocket close with a one-byte body";
+    return nullptr;
+  }
+  if ((opcode == 0x1 || opcode == 0x2) && in_message) return "WebSocket data frame inside a fragmented message";
+  if (opcode == 0x0 && !in_message) return "WebSocket continuation without a start";
+  return nullptr;
+}
+
 size_t Worker::parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t size) {
   size_t off = 0;
   while (c.fd >= 0 && size - off >= 2) {
@@ -625,16 +684,16 @@ size_t Worker::parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t 
       header = 10;
     }
     if (masked) header += 4;
+    if (const char* refusal = websocket_frame_refusal(p[0], len, masked, c.ws_opcode != 0)) {
+      drop(c, refusal);
+      break;
+    }
     if (len > kMaxMessageBytes) {
       drop(c, "WebSocket frame too large");
       break;
     }
     if (size - off < header + len) break;
     const char* payload = data + off + header;
-    if (masked) {  // RFC 6455 5.1: a client closes the connection on a masked frame from the server
-      drop(c, "WebSocket frame masked by the server");
-      break;
-    }
     off += header + static_cast<size_t>(len);
     const size_t n = static_cast<size_t>(len);
     switch (opcode) {
@@ -652,10 +711,6 @@ size_t Worker::parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t 
         }
         break;
       case 0x0:
-        if (c.ws_opcode == 0) {
-          drop(c, "WebSocket continuation without a start");
-          break;
-        }
         c.msg.append(payload, n);
         if (c.msg.size() > kMaxMessageBytes) {
           drop(c, "WebSocket message too large");
@@ -740,9 +795,13 @@ void Worker::account(Conn& c, const Verifier::Fed& fed, std::string_view text) {
   }
   ++stats_.delivered;
   const uint64_t now = realtime_ns();
-  if (fed.sent_ns != 0) stats_.latency.record(now > fed.sent_ns ? now - fed.sent_ns : 0);
-  if (fed.sent_ns != 0 && arrived_ns_ != 0) {
-    stats_.arrival.record(arrived_ns_ > fed.sent_ns ? arrived_ns_ - fed.sent_ns : 0);
+  // A receipt before its send time means CLOCK_REALTIME stepped back: counted apart, as
+  // no latency (recording it as 0 would flatter the percentiles).
+  if (fed.sent_ns != 0 && now >= fed.sent_ns) {
+    stats_.latency.record(now - fed.sent_ns);
+    if (arrived_ns_ != 0 && arrived_ns_ >= fed.sent_ns) stats_.arrival.record(arrived_ns_ - fed.sent_ns);
+  } else if (fed.sent_ns != 0) {
+    ++stats_.clock_steps;
   }
   if (stats_.first_rx_ns == 0) stats_.first_rx_ns = now;
   stats_.last_rx_ns = now;
@@ -828,15 +887,15 @@ void Worker::report_progress(bool final) {
   j["distinct"] = verifier_.distinct();
   uint64_t complete = 0, short_clients = 0, over = 0, silent = 0, with_errors = 0;
   if (verifier_.published_known()) {
-    uint64_t expected = 0;
+    // `received`: the expected events that arrived (first receipts, excused and late ones
+    // left out); the drain ends when it reaches `expected` in every worker.
+    uint64_t expected = 0, received = 0;
     for (uint32_t slot = 0; slot < conns_.size(); ++slot) {
       if (!conns_[slot].established) continue;
-      if (!final) {
-        expected += verifier_.expected_for(slot);
-        continue;
-      }
       const Verifier::PerClient r = verifier_.client_result(slot);
       expected += r.expected;
+      received += r.received;
+      if (!final) continue;
       if (r.errors > 0) ++with_errors;
       if (r.missing > 0) {
         ++short_clients;
@@ -848,6 +907,7 @@ void Worker::report_progress(bool final) {
       }
     }
     j["expected"] = expected;
+    j["received"] = received;
   }
   if (final) {
     j["clients_complete"] = complete;
@@ -861,6 +921,7 @@ void Worker::report_progress(bool final) {
     j["missing_never_dropped"] =
         verifier_.totals([this](uint32_t slot) { return conns_[slot].established && !conns_[slot].dropped; }).missing;
     j["foreign_messages"] = stats_.foreign;
+    j["clock_steps"] = stats_.clock_steps;
     j["pings"] = stats_.pings;
     j["bytes_in"] = stats_.bytes_in;
     rusage usage{};
