@@ -50,8 +50,8 @@ AuthCache::AuthCache(AuthQueries& queries, WorkerPool& workers, AuthCacheSetting
           "settings", settings_.max_entries, [this](const v1::FeedAccessReply&) { return settings_.settings_ttl; },
           // Subscribes that arrive while a query runs share it even without a TTL
           // (docs/protocol.md#feed-access-settings): a reconnect storm of public
-          // streams is one query, and each subscribe still sees the settings as they
-          // are once it arrives.
+          // streams is one query. A subscribe may so see the settings as they were
+          // when that query began, at most its duration before it arrived.
           /*coalesce=*/true, settings_.now),
       // Kept a minute, and used as each request allows (its max_age).
       relations_("relations", settings_.max_entries, [](const v1::RelationsReply&) { return kRelationsRetention; },
@@ -72,13 +72,9 @@ template <class Key, class T>
 void AuthCache::get_many(TtlCache<Key, T>& cache, const std::vector<Key>& keys,
                          std::function<std::vector<T>(const std::vector<Key>&)> load, std::vector<Done<T>> dones,
                          std::optional<milliseconds> max_age) {
-  // docs/protocol.md#auth-overload: a lookup that waited in the queue past its deadline
-  // is refused without reaching PostgreSQL, so a flood never piles up there.
   auto queued_at = settings_.now();
   auto load_in_time = [this, queued_at, load = std::move(load)](const std::vector<Key>& missing) {
-    if (settings_.queue_timeout.count() > 0 && settings_.now() - queued_at > settings_.queue_timeout) {
-      throw WorkRefused("the lookup waited too long for PostgreSQL");
-    }
+    refuse_if_waited_too_long(queued_at);
     return load(missing);
   };
   auto run = [this](std::function<void()> task) {
@@ -103,10 +99,19 @@ void AuthCache::lookup_token(const std::string& token, Done<v1::TokenReply> done
       tokens_, token, [this, token] { return queries_.token(token); }, std::move(done));
 }
 
+void AuthCache::refuse_if_waited_too_long(AuthCacheSettings::Clock::time_point queued_at) const {
+  // docs/protocol.md#auth-overload: a lookup that waited in the queue past its deadline
+  // is refused without reaching PostgreSQL, so a flood never piles up there.
+  if (settings_.queue_timeout.count() > 0 && settings_.now() - queued_at > settings_.queue_timeout) {
+    throw WorkRefused("the lookup waited too long for PostgreSQL");
+  }
+}
+
 void AuthCache::check_list_ownership(const std::string& list_id, int64_t account_id, Done<bool> done) {
-  auto task = [this, list_id, account_id, done] {
+  auto task = [this, list_id, account_id, done, queued_at = settings_.now()] {
     AuthAnswer<bool> answer;
     try {
+      refuse_if_waited_too_long(queued_at);
       answer.value = std::make_shared<const bool>(queries_.list_owned(list_id, account_id));
     } catch (...) {
       answer.error = std::current_exception();

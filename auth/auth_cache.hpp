@@ -98,6 +98,8 @@ class AuthCache {
   void get_many(TtlCache<Key, T>& cache, const std::vector<Key>& keys,
                 std::function<std::vector<T>(const std::vector<Key>&)> load, std::vector<Done<T>> dones,
                 std::optional<std::chrono::milliseconds> max_age);
+  // Throws WorkRefused when work queued at `queued_at` waited past SLUICE_AUTH_QUEUE_TIMEOUT_MS.
+  void refuse_if_waited_too_long(AuthCacheSettings::Clock::time_point queued_at) const;
 
   AuthQueries& queries_;
   WorkerPool& workers_;

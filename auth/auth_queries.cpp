@@ -127,6 +127,12 @@ auto AuthQueries::run(Statement&& statement) {
 }
 
 v1::TokenReply AuthQueries::token(const std::string& token) {
+  // libpq sends a text parameter up to its first NUL byte, so `<token>%00junk` would be
+  // looked up as `<token>`. node-postgres sends it whole, PostgreSQL refuses the byte
+  // (22021), and the reference answers 500: the same error here, without the query.
+  if (token.find('\0') != std::string::npos) {
+    throw DatabaseError("invalid byte sequence for encoding \"UTF8\": 0x00");
+  }
   const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
     token_queries_.inc();
     return tx.exec_params(token_sql(), token);

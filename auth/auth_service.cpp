@@ -134,6 +134,7 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
   struct Pending {
     std::mutex mutex;
     int remaining;
+    bool failure_logged = false;  // one line a batch: its failures share their cause
   };
   auto pending = std::make_shared<Pending>();
   const int count = request->account_ids_size();
@@ -151,8 +152,10 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
         entry->set_ok(true);
         *entry->mutable_relations() = *answer.value;
         entry->mutable_relations()->set_age_ms(answer.age.count());
-      } else {
-        // Logged as GetRelations logs it; the other viewers still get theirs.
+      } else if (!pending->failure_logged) {
+        // Logged as GetRelations logs it, once (a batch is one query: with PostgreSQL
+        // away, every entry fails alike); the other viewers still get theirs.
+        pending->failure_logged = true;
         (void)status_for_error(answer.error, tenant->name());
       }
       if (--pending->remaining > 0) return;

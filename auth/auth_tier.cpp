@@ -16,10 +16,13 @@ AuthConfig AuthConfig::from_env(const Env& env) {
   config.listen = env.non_empty("SLUICE_AUTH_LISTEN").value_or("127.0.0.1:50052");
   config.admin_listen = env.get_or("SLUICE_AUTH_ADMIN_LISTEN", "127.0.0.1:9092");
   config.internal_token = env.get_or("SLUICE_INTERNAL_TOKEN", "");
-  config.db_connections_max = static_cast<int>(env.non_negative("SLUICE_AUTH_DB_CONNECTIONS_MAX", 50));
-  if (config.db_connections_max < 1) {
-    throw ConfigError("Invalid SLUICE_AUTH_DB_CONNECTIONS_MAX environment variable: must be at least 1");
+  // One auth worker thread per connection, as DB_POOL: a number no host could run stops
+  // here (checked before it is narrowed to an int).
+  const int64_t connections_max = env.non_negative("SLUICE_AUTH_DB_CONNECTIONS_MAX", 50);
+  if (connections_max < 1 || connections_max > 10000) {
+    throw ConfigError("Invalid SLUICE_AUTH_DB_CONNECTIONS_MAX environment variable: must be 1 to 10000");
   }
+  config.db_connections_max = static_cast<int>(connections_max);
   config.db_idle_timeout = std::chrono::milliseconds(env.non_negative("SLUICE_AUTH_DB_IDLE_TIMEOUT_MS", 10000));
   return config;
 }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <map>
 #include <pqxx/pqxx>
 
@@ -62,6 +63,48 @@ TEST_F(ListOwnershipTest, EveryCheckIsAQuery) {
   EXPECT_EQ(queries_sent("list") - before, 2u);
   shared_pg().exec("DELETE FROM lists WHERE id = " + list);
   EXPECT_FALSE(owned(list, owner.account_id)) << "a deleted list is seen at once";
+}
+
+// docs/protocol.md#auth-overload: work that waited in the queue past
+// SLUICE_AUTH_QUEUE_TIMEOUT_MS is refused without a query, list checks as token lookups.
+TEST(QueueDeadline, ListChecksAndLookupsThatWaitedTooLongAreRefusedUnsent) {
+  auth_test::ManualClock clock;
+  auto config = test_config(/*pool_size=*/1);  // one worker: what follows the first waits
+  config.cache.now = clock.function();
+  config.cache.queue_timeout = milliseconds(5000);
+  config.cache.token_negative_ttl = milliseconds(0);
+  AuthHarness harness(config);
+  auto owner = account();
+  const std::string list = shared_pg().query_value("INSERT INTO lists (account_id) VALUES (" + id(owner.account_id) +
+                                                   ") RETURNING id");
+  AuthCache& cache = harness.tier().cache();
+  auto answered = [](auto& promise) { return [&promise](const auto& answer) { promise.set_value(answer.error); }; };
+
+  // The worker is held by a token lookup waiting for a lock.
+  pqxx::connection locker(shared_pg().conninfo());
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE oauth_access_tokens IN ACCESS EXCLUSIVE MODE");
+  std::promise<std::exception_ptr> held, late_list, late_token, timely_list;
+  cache.lookup_token(unique_name("held-"), answered(held));
+  ASSERT_TRUE(auth_test::eventually([] {
+    return shared_pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0";
+  })) << "the first lookup never waited for the lock";
+  const uint64_t lists_before = queries_sent("list"), tokens_before = queries_sent("token");
+  cache.check_list_ownership(list, owner.account_id, answered(late_list));
+  cache.lookup_token(unique_name("late-"), answered(late_token));
+  clock.advance(milliseconds(5001));
+  cache.check_list_ownership(list, owner.account_id, answered(timely_list));  // queued after the wait began
+  lock.commit();
+
+  EXPECT_EQ(held.get_future().get(), nullptr);
+  for (auto* refused : {&late_list, &late_token}) {
+    const std::exception_ptr error = refused->get_future().get();
+    ASSERT_NE(error, nullptr);
+    EXPECT_THROW(std::rethrow_exception(error), WorkRefused);
+  }
+  EXPECT_EQ(timely_list.get_future().get(), nullptr);
+  EXPECT_EQ(queries_sent("list") - lists_before, 1u) << "only the list check queued in time reaches PostgreSQL";
+  EXPECT_EQ(queries_sent("token") - tokens_before, 0u);
 }
 
 TEST_F(ListOwnershipTest, NonNumericIdsAreNotOwned) {

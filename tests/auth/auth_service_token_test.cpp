@@ -69,6 +69,19 @@ TEST_F(TokenLookupTest, SuspendedAccountIsNotFound) {
   EXPECT_FALSE(harness.lookup_ok(a.token).found());
 }
 
+// `?access_token=<token>%00junk`: the reference sends the whole string, PostgreSQL refuses
+// the NUL byte, and the client gets 500. libpq would have sent `<token>` alone.
+TEST_F(TokenLookupTest, ATokenWithANulByteIsAnErrorNotItsPrefix) {
+  auto a = account();
+  const uint64_t before = queries_sent("token");
+  v1::TokenReply reply;
+  const grpc::Status status = harness.lookup(a.token + std::string("\0junk", 5), &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_FALSE(reply.found());
+  EXPECT_EQ(queries_sent("token") - before, 0u) << "nothing to send: PostgreSQL would refuse it";
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+}
+
 TEST_F(TokenLookupTest, SilencedUnconfirmedUnapprovedAndExpiredAreStillFound) {
   // docs/protocol.md#token-lookup: what is not checked.
   auto a = account();
@@ -374,6 +387,12 @@ TEST(AuthConfigTest, FromEnvironment) {
   EXPECT_EQ(defaults.internal_token, "");
 
   EXPECT_THROW(AuthConfig::from_env(Env::from_map({{"SLUICE_TOKEN_CACHE_TTL_MS", "-1"}})), ConfigError);
+  // A thread per connection: bounded as DB_POOL is, before it is narrowed to an int.
+  for (const char* connections : {"0", "10001", "4294967297"}) {
+    EXPECT_THROW(AuthConfig::from_env(Env::from_map({{"SLUICE_AUTH_DB_CONNECTIONS_MAX", connections}})), ConfigError)
+        << connections;
+  }
+  EXPECT_EQ(AuthConfig::from_env(Env::from_map({{"SLUICE_AUTH_DB_CONNECTIONS_MAX", "10000"}})).db_connections_max, 10000);
   EXPECT_THROW(AuthConfig::from_env(Env::from_map({{"SLUICE_AUTH_CACHE_MAX_ENTRIES", "lots"}})), ConfigError);
 }
 
