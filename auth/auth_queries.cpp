@@ -5,6 +5,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/worker_pool.hpp"
+#include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 
 namespace sluice {
@@ -117,12 +119,19 @@ const std::string& AuthQueries::token_sql() const {
 template <class Statement>
 auto AuthQueries::run(Statement&& statement) {
   try {
-    return pool_.run([&](pqxx::connection& connection) {
-      pqxx::nontransaction tx(connection);
-      return statement(tx);
-    });
-  } catch (const pqxx::sql_error& e) {
-    throw DatabaseError(e.what());
+    try {
+      return pool_.run([&](pqxx::connection& connection) {
+        pqxx::nontransaction tx(connection);
+        return statement(tx);
+      });
+    } catch (const pqxx::sql_error& e) {
+      throw DatabaseError(e.what());
+    }
+  } catch (const DatabaseError&) {
+    // Cancelled or cut off by the pool's close: this replica is stopping, and the lookup
+    // belongs on another one (503 at worst), not a database error (500).
+    if (pool_.closed()) throw ServiceStopping(std::string(kAuthStoppingMessage));
+    throw;
   }
 }
 

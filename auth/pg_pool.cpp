@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "auth/worker_pool.hpp"
+#include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 
 namespace sluice {
@@ -95,6 +97,11 @@ void PgPool::cancel_running() {
   }
 }
 
+bool PgPool::closed() const {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
 int PgPool::total() const {
   std::lock_guard lock(mutex_);
   return total_;
@@ -114,7 +121,7 @@ PgPool::Lease PgPool::checkout() {
   std::unique_lock lock(mutex_);
   const auto deadline = Clock::now() + checkout_timeout_;
   for (;;) {
-    if (closed_) throw DatabaseError("the connection pool is shut down");
+    if (closed_) throw ServiceStopping(std::string(kAuthStoppingMessage));
     if (!idle_.empty()) {
       Lease lease{std::move(idle_.back().connection), true};
       idle_.pop_back();
@@ -195,11 +202,14 @@ PgPool::Lease PgPool::checkout() {
       // In use from here on, so that close() can cancel the queries `prepare_` sends
       // (the auth tier's reads the catalogue): they can wait on locks like any query.
       std::lock_guard relock(mutex_);
-      if (closed_) throw DatabaseError("the connection pool is shut down");
+      if (closed_) throw ServiceStopping(std::string(kAuthStoppingMessage));
       in_use_.insert(connection.get());
     }
     if (prepare_) prepare_(*connection);
     return Lease{std::move(connection), false};
+  } catch (const ServiceStopping&) {
+    discard(std::move(connection));
+    throw;
   } catch (const std::exception& e) {
     discard(std::move(connection));
     log::warn("postgresql connection failed", {{"database", config_.describe()}, {"error", e.what()}});

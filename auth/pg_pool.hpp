@@ -54,6 +54,8 @@ class PgPool {
   // two statements of a lookup cancels nothing, so shutdown repeats it until the
   // workers have finished (AuthTier::stop).
   void cancel_running();
+  // close() has begun: the tier is stopping.
+  bool closed() const;
 
   int total() const;
   int idle() const;

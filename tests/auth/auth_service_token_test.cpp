@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <pqxx/pqxx>
 #include <thread>
 
 #include "common/config_error.hpp"
+#include "common/grpc_channel.hpp"
 #include "tests/auth/auth_test_support.hpp"
 
 namespace sluice {
@@ -309,6 +311,38 @@ TEST(TokenDatabaseTest, PostgresDownIsUnavailableThenRecovers) {
   EXPECT_TRUE(eventually([&] { return harness.tier().ready(); }));
   EXPECT_GE(changes_to_true.load(), 2);  // the initial report, then the recovery
   harness.tier().set_readiness_callback(nullptr);
+}
+
+// A stop cancels what runs and fails what waits: those lookups are the stopping replica's
+// (UNAVAILABLE with the stopping message, which a gateway answers as busy and its retry
+// policy sends elsewhere), not database errors (a 500 for the client).
+TEST(TokenDatabaseTest, LookupsCutByAStopAreStoppingNotDatabaseErrors) {
+  AuthHarness harness(test_config(/*pool_size=*/1));
+  harness.lookup_ok(unique_name("warm-"));  // the pool's one connection is open
+  pqxx::connection locker(shared_pg().conninfo());
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE oauth_access_tokens IN ACCESS EXCLUSIVE MODE");
+  AuthCache& cache = harness.tier().cache();
+  std::promise<std::exception_ptr> running, queued;
+  auto answered = [](auto& promise) { return [&promise](const auto& answer) { promise.set_value(answer.error); }; };
+  cache.lookup_token(unique_name("running-"), answered(running));
+  ASSERT_TRUE(eventually([] {
+    return shared_pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0";
+  })) << "the lookup never waited for the lock";
+  cache.lookup_token(unique_name("queued-"), answered(queued));
+  harness.tier().stop();
+  for (auto* cut : {&running, &queued}) {
+    const std::exception_ptr error = cut->get_future().get();
+    ASSERT_NE(error, nullptr);
+    try {
+      std::rethrow_exception(error);
+    } catch (const ServiceStopping& e) {
+      EXPECT_EQ(e.what(), std::string(kAuthStoppingMessage));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not ServiceStopping: " << e.what();
+    }
+  }
+  lock.commit();
 }
 
 TEST(InternalTokenTest, EveryMethodNeedsTheSharedSecret) {

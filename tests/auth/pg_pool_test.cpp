@@ -146,10 +146,14 @@ TEST(PgPoolTest, UnreachableServerIsDatabaseError) {
   EXPECT_EQ(pool.total(), 0);
 }
 
+// A closed pool is a stopping tier: its refusal says so (the gateway then asks another
+// replica, or answers 503), not a database error.
 TEST(PgPoolTest, ClosedPoolRefuses) {
   PgPool pool(pool_config(1), nullptr);
+  EXPECT_FALSE(pool.closed());
   pool.close();
-  EXPECT_THROW(pool.run(select_one), DatabaseError);
+  EXPECT_TRUE(pool.closed());
+  EXPECT_THROW(pool.run(select_one), ServiceStopping);
 }
 
 }  // namespace
