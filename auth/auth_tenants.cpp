@@ -76,6 +76,11 @@ void AuthTenants::for_each_built(const std::function<void(TenantAuth&)>& visit) 
     for (auto& [name, entry] : entries_) {
       if (entry.built) built.push_back(entry.built);
     }
+    std::erase_if(removed_, [&built](const std::weak_ptr<TenantAuth>& removed) {
+      auto alive = removed.lock();
+      if (alive) built.push_back(std::move(alive));
+      return !alive;
+    });
   }
   for (auto& tenant : built) visit(*tenant);
 }
@@ -97,7 +102,9 @@ void AuthTenants::update(const Tenants& tenants) {
   }
   // What is still built here was removed or changed (kept entries moved out).
   for (auto& [name, entry] : entries_) {
-    if (entry.built) dropped.push_back(std::move(entry.built));
+    if (!entry.built) continue;
+    removed_.push_back(entry.built);
+    dropped.push_back(std::move(entry.built));
   }
   entries_ = std::move(next);
 }

@@ -75,6 +75,9 @@ class AuthTenants {
   // The instance if it was built already; for invalidations, which concern nothing
   // that was never looked up.
   std::shared_ptr<TenantAuth> find_built(const std::string& name);
+  // Every built instance, and the removed ones whose last lookups still run: a stop
+  // must close and cancel those too, or a lookup held by a database that no longer
+  // answers would keep the stop waiting.
   void for_each_built(const std::function<void(TenantAuth&)>& visit);
 
   // A reloaded tenants file: removed instances are dropped (with their connections,
@@ -98,6 +101,7 @@ class AuthTenants {
 
   std::mutex mutex_;
   std::map<std::string, Entry, std::less<>> entries_;
+  std::vector<std::weak_ptr<TenantAuth>> removed_;  // by reloads; pruned once gone
 };
 
 }  // namespace sluice

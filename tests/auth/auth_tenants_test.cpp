@@ -4,6 +4,7 @@
 // adds, changes and removes instances, and the connection cap holds across them.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <pqxx/pqxx>
 
 #include "auth/system_events.hpp"
@@ -199,6 +200,36 @@ TEST(AuthTenants, AReloadAddsChangesAndRemovesInstances) {
   harness.tier().update_tenants(tenants_file("{\"tenants\": {" + tenant_json("b", shared_pg().database()) + "}}"));
   EXPECT_EQ(harness.lookup_code("a"), grpc::StatusCode::NOT_FOUND);
   EXPECT_TRUE(harness.lookup_ok("b", account.token).found());
+}
+
+// An instance removed by a reload while one of its lookups waits on its database: a stop
+// cancels that lookup too (before, it waited for as long as the database held it).
+TEST(AuthTenants, AStopCutsTheLookupsOfARemovedInstanceToo) {
+  TenantsHarness harness(tenants_file("{\"tenants\": {" + tenant_json("a", shared_pg().database()) + "}}"), 4);
+  EXPECT_FALSE(harness.lookup_ok("a", unique_name("warm-")).found());
+  pqxx::connection locker(conninfo_of(shared_pg().database()));
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE oauth_access_tokens IN ACCESS EXCLUSIVE MODE");
+  std::promise<std::exception_ptr> cut;
+  // The answer holds its instance, as AuthService's answers do: a removed instance lives
+  // until its last lookup is answered.
+  std::shared_ptr<TenantAuth> instance = harness.tier().tenants().find("a").tenant;
+  instance->cache().lookup_token(unique_name("held-"),
+                                 [&cut, instance](const AuthAnswer<v1::TokenReply>& answer) { cut.set_value(answer.error); });
+  instance.reset();
+  ASSERT_TRUE(auth_test::eventually([] {
+    return shared_pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0";
+  })) << "the lookup never waited for the lock";
+  harness.tier().update_tenants(tenants_file("{\"tenants\": {" + tenant_json("b", shared_pg().database()) + "}}"));
+  auto stopped = std::async(std::launch::async, [&harness] { harness.tier().stop(); });
+  std::future<std::exception_ptr> answer = cut.get_future();
+  const bool answered = answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  lock.commit();  // in any case, so that the stop can end
+  stopped.get();
+  ASSERT_TRUE(answered) << "the stop did not cancel the removed instance's lookup";
+  const std::exception_ptr error = answer.get();
+  ASSERT_NE(error, nullptr);
+  EXPECT_THROW(std::rethrow_exception(error), ServiceStopping);
 }
 
 TEST(AuthTenants, WrongVariablesInTheFileStopTheStartNamingTheTenant) {
