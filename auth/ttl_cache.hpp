@@ -112,6 +112,7 @@ class TtlCache {
         flight->epoch = epoch_;
         flight->waiters.push_back(std::move(dones[i]));
         if (may_share) in_flight_.emplace(keys[i], flight);
+        running_.emplace(keys[i], flight);
         to_load.push_back(keys[i]);
         flights.push_back(std::move(flight));
       }
@@ -147,13 +148,20 @@ class TtlCache {
     }
   }
 
+  // Drops `key`'s entry. Loads of it already running started before: later callers do
+  // not join them, and their answers are not kept. Loads of other keys go on as they
+  // were (a reconnect storm of `fresh` lookups must not stop every other lookup from
+  // being shared and cached).
   void erase(const Key& key) {
     std::lock_guard lock(mutex_);
     remove_locked(key);
-    detach_flights_locked();
+    in_flight_.erase(key);
+    auto [first, last] = running_.equal_range(key);
+    for (auto it = first; it != last; ++it) it->second->stale = true;
   }
 
-  // Drops every entry carrying `tag`.
+  // Drops every entry carrying `tag`. Which running loads will answer with it is not
+  // known before they do, so all of them are detached.
   void erase_tag(const CacheTag& tag) {
     std::lock_guard lock(mutex_);
     if (auto it = by_tag_.find(tag); it != by_tag_.end()) {
@@ -186,6 +194,7 @@ class TtlCache {
   };
   struct Flight {
     uint64_t epoch = 0;
+    bool stale = false;  // its key was erased while it ran
     std::vector<Done> waiters;
   };
 
@@ -209,9 +218,16 @@ class TtlCache {
     {
       std::lock_guard lock(mutex_);
       if (auto it = in_flight_.find(key); it != in_flight_.end() && it->second == flight) in_flight_.erase(it);
+      auto [first, last] = running_.equal_range(key);
+      for (auto it = first; it != last; ++it) {
+        if (it->second == flight) {
+          running_.erase(it);
+          break;
+        }
+      }
       // An invalidation while the query ran may have made this answer stale: hand it to
       // the callers that asked before, but do not keep it.
-      if (result.value && flight->epoch == epoch_) insert_locked(key, result);
+      if (result.value && !flight->stale && flight->epoch == epoch_) insert_locked(key, result);
       waiters = std::move(flight->waiters);
     }
     for (auto& waiter : waiters) waiter(result);
@@ -255,8 +271,8 @@ class TtlCache {
     entries_.erase(it);
   }
 
-  // Loads already running started before the invalidation: later callers must not join
-  // them, and their answers must not be stored.
+  // Every load already running started before the invalidation: later callers must not
+  // join them, and their answers must not be stored.
   void detach_flights_locked() {
     ++epoch_;
     in_flight_.clear();
@@ -274,8 +290,9 @@ class TtlCache {
   std::unordered_map<Key, Entry, Hash> entries_;
   std::list<Key> lru_;  // most recently used first
   std::unordered_map<CacheTag, std::unordered_set<Key, Hash>, CacheTagHash> by_tag_;
-  std::unordered_map<Key, std::shared_ptr<Flight>, Hash> in_flight_;
-  uint64_t epoch_ = 0;
+  std::unordered_map<Key, std::shared_ptr<Flight>, Hash> in_flight_;  // loads a caller may join
+  std::unordered_multimap<Key, std::shared_ptr<Flight>, Hash> running_;  // every load under way
+  uint64_t epoch_ = 0;  // moved by erase_tag and clear
 };
 
 }  // namespace sluice

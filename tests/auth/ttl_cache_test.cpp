@@ -189,6 +189,46 @@ TEST(TtlCacheTest, InvalidationDuringLoadIsNotOverwritten) {
   EXPECT_EQ(again, 2) << "only the load started after the kill is kept";
 }
 
+// A `fresh` lookup drops one token: the loads of other tokens stay shared and are kept.
+TEST(TtlCacheTest, ErasingOneKeyLeavesTheOtherKeysLoadsAlone) {
+  Harness h;
+  auto cache = make(h);
+  int first, joined, erased_before, erased_after;
+  h.get(cache, "other", 1, &first);
+  h.get(cache, "erased", 5, &erased_before);
+  cache.erase("erased");
+  h.get(cache, "other", 2, &joined);  // joins the load of "other"
+  h.get(cache, "erased", 6, &erased_after);
+  EXPECT_EQ(h.queued.size(), 3u) << "one load of \"other\", two of \"erased\"";
+  h.run_all();
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(joined, 1);
+  EXPECT_EQ(erased_before, 5);
+  EXPECT_EQ(erased_after, 6);
+  int again, erased_again;
+  h.get(cache, "other", 3, &again);
+  h.get(cache, "erased", 7, &erased_again);
+  EXPECT_EQ(again, 1) << "the answer of \"other\" was kept";
+  EXPECT_EQ(erased_again, 6) << "only the load of \"erased\" started after the erase is kept";
+  EXPECT_TRUE(h.queued.empty());
+}
+
+// Without coalescing (every miss loads on its own), an erase still keeps the answer of a
+// load that started before it out of the cache.
+TEST(TtlCacheTest, AnEraseReachesLoadsThatAreNotShared) {
+  Harness h;
+  auto cache = make(h, 100, milliseconds(1000), /*coalesce=*/false);
+  int before;
+  h.get(cache, "token", 1, &before);
+  cache.erase("token");
+  h.run_all();
+  EXPECT_EQ(before, 1);
+  int again;
+  h.get(cache, "token", 2, &again);
+  h.run_all();
+  EXPECT_EQ(again, 2) << "the answer loaded before the erase was not kept";
+}
+
 TEST(TtlCacheTest, RefusedRunAnswersWithError) {
   Harness h;
   h.accept = false;
