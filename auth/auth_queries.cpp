@@ -107,7 +107,11 @@ void AuthQueries::detect_schema(pqxx::connection& connection) {
   // Once, on the first connection: every later one talks to the same database.
   schema_ = MastodonSchema::detect(connection);
   token_sql_ = token_query_sql(*schema_);
-  log::info(schema_->describe());
+  if (schema_->has_disabled && schema_->has_suspended_at) {
+    log::info(schema_->describe());
+  } else {
+    log::error(schema_->describe());
+  }
 }
 
 const std::string& AuthQueries::token_sql() const {

@@ -53,14 +53,14 @@ std::string MastodonSchema::describe() const {
   out += has_feed_access_settings ? "; feed-access settings read per subscribe" : "; no feed-access settings (all feeds open)";
   if (!has_chosen_languages) out += "; no users.chosen_languages (no language filter)";
   if (!has_role_permissions) out += "; no user_roles permissions (0)";
-  if (!has_disabled) out += "; WARNING no users.disabled: disabled users cannot be refused";
-  if (!has_suspended_at) out += "; WARNING no accounts.suspended_at: suspended accounts cannot be refused";
+  if (!has_disabled) out += "; ERROR no users.disabled visible: every token lookup will fail";
+  if (!has_suspended_at) out += "; ERROR no accounts.suspended_at visible: every token lookup will fail";
   return out;
 }
 
 std::string token_query_sql(const MastodonSchema& schema) {
   // docs/protocol.md#token-lookup; the disabled/suspended checks (CVE-2025-62175) are
-  // applied on every release whose tables can express them — all from 4.2 on.
+  // applied on every release — all from 4.2 on have the columns.
   std::string sql = "SELECT oauth_access_tokens.id, oauth_access_tokens.resource_owner_id, users.account_id,\n";
   sql += schema.has_chosen_languages ? "       users.chosen_languages, "
                                      : "       NULL::character varying[] AS chosen_languages, ";
@@ -71,8 +71,10 @@ std::string token_query_sql(const MastodonSchema& schema) {
   sql += "INNER JOIN accounts ON accounts.id = users.account_id\n";
   if (schema.has_role_permissions) sql += "LEFT OUTER JOIN user_roles ON user_roles.id = users.role_id\n";
   sql += "WHERE oauth_access_tokens.token = $1\n  AND oauth_access_tokens.revoked_at IS NULL\n";
-  if (schema.has_disabled) sql += "  AND users.disabled IS FALSE\n";
-  if (schema.has_suspended_at) sql += "  AND accounts.suspended_at IS NULL\n";
+  // Never left out: where the columns are not visible (a schema without them, or a
+  // database user without the privilege) the query fails, as the reference's does, and
+  // no disabled user or suspended account is let in unchecked.
+  sql += "  AND users.disabled IS FALSE\n  AND accounts.suspended_at IS NULL\n";
   sql += "LIMIT 1";
   return sql;
 }

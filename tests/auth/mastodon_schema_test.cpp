@@ -59,5 +59,18 @@ TEST(MastodonSchema, TokenQueryKeepsTheSecurityChecksAndReplacesMissingColumns) 
   EXPECT_NE(bare.describe().find("no user_roles permissions"), std::string::npos);
 }
 
+// A catalogue that does not show users.disabled or accounts.suspended_at (no supported
+// release lacks them; a database user without the privilege does not see them): the
+// checks stay in the query, which then fails as the reference's does, instead of
+// admitting disabled users and suspended accounts.
+TEST(MastodonSchema, TheSecurityChecksAreNeverLeftOut) {
+  auto hidden = MastodonSchema::from_columns({"accounts.id", "users.id", "users.account_id"});
+  auto sql = token_query_sql(hidden);
+  EXPECT_NE(sql.find("AND users.disabled IS FALSE"), std::string::npos);
+  EXPECT_NE(sql.find("AND accounts.suspended_at IS NULL"), std::string::npos);
+  EXPECT_NE(hidden.describe().find("ERROR no users.disabled visible"), std::string::npos) << hidden.describe();
+  EXPECT_NE(hidden.describe().find("ERROR no accounts.suspended_at visible"), std::string::npos) << hidden.describe();
+}
+
 }  // namespace
 }  // namespace sluice
