@@ -482,20 +482,15 @@ bool Worker::parse_head(Conn& c, uint32_t slot) {
     std::string_view value = trim(line.substr(colon + 1));
     if (iequals(name, "transfer-encoding")) {
       chunked = value.size() >= 7 && iequals(value.substr(value.size() - 7), "chunked");
-    } else if (iequals(name, "sec-websocket-accept")) {
-      accept = value;
-    } else if (iequals(name, "content-type")) {
-      content_type = value;
-    } else if (iequals(name, "upgrade")) {
-      upgrade = value;
-    } else if (iequals(name, "connection")) {
-      connection = value;
-    } else if (iequals(name, "sec-websocket-extensions")) {
-      extensions = value;
-    } else if (iequals(name, "sec-websocket-protocol")) {
-      protocol = value;
-    } else if (iequals(name, "x-error-message")) {
-      error_message = value;
+      continue;
+    }
+    const std::pair<std::string_view, std::string_view*> read[] = {
+        {"sec-websocket-accept", &accept}, {"content-type", &content_type},
+        {"upgrade", &upgrade},             {"connection", &connection},
+        {"sec-websocket-extensions", &extensions}, {"sec-websocket-protocol", &protocol},
+        {"x-error-message", &error_message}};
+    for (const auto& [header, into] : read) {
+      if (iequals(name, header)) *into = value;
     }
   }
   const int want = c.sse ? 200 : 101;

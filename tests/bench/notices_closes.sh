@@ -10,26 +10,9 @@
 set -euo pipefail
 bench=$1
 clients=200
-dir=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # $dir, $redis_port, free_port, wait_for_port
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for_port() {  # a positive marker: the port accepts a connection (30 s at most)
-  for _ in $(seq 300); do
-    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "notices_closes: nothing listens on port $1" >&2
-  return 1
-}
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
 server_port=$(free_port)
 python3 - "$server_port" >"$dir/server.log" 2>&1 <<'PY' &
 import socket, sys, threading
@@ -46,7 +29,6 @@ while True:
     conn, _ = listener.accept()
     threading.Thread(target=answer_and_close, args=(conn,), daemon=True).start()
 PY
-wait_for_port "$redis_port"
 wait_for_port "$server_port"
 
 # The run fails (every client was cut); what matters is that the tool saw each cut.

@@ -11,23 +11,8 @@
 set -euo pipefail
 bench=$1
 clients=4
-dir=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for_port() {  # a positive marker: the port accepts a connection (30 s at most)
-  for _ in $(seq 300); do
-    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "refuses_protocol_errors: nothing listens on port $1" >&2
-  return 1
-}
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"  # $dir, $redis_port, free_port, wait_for_port
 
 cat >"$dir/server.py" <<'PY'
 import base64, hashlib, socket, sys, threading
@@ -93,9 +78,6 @@ while True:
     threading.Thread(target=answer, args=(conn,), daemon=True).start()
 PY
 
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
-wait_for_port "$redis_port"
 
 failures=0
 # check CASE TRANSPORT KIND REASON: every client failed (KIND fail) or dropped (drop) for
