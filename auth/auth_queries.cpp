@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "auth/worker_pool.hpp"
-#include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 
 namespace sluice {
@@ -134,7 +133,7 @@ auto AuthQueries::run(Statement&& statement) {
   } catch (const DatabaseError&) {
     // Cancelled or cut off by the pool's close: this replica is stopping, and the lookup
     // belongs on another one (503 at worst), not a database error (500).
-    if (pool_.closed()) throw ServiceStopping(std::string(kAuthStoppingMessage));
+    if (pool_.closed()) throw service_stopping();
     throw;
   }
 }

@@ -10,7 +10,8 @@
 
 namespace sluice {
 
-grpc::Status status_for_error(std::exception_ptr error, const std::string& tenant) {
+grpc::Status status_for_error(std::exception_ptr error, const std::string& tenant, bool* logged) {
+  if (logged) *logged = false;
   try {
     std::rethrow_exception(error);
   } catch (const ServiceStopping& e) {
@@ -19,9 +20,11 @@ grpc::Status status_for_error(std::exception_ptr error, const std::string& tenan
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
   } catch (const NullScopesError& e) {
     log::error("token lookup failed", log::for_tenant(tenant, {{"error", e.what()}}));
+    if (logged) *logged = true;
     return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
   } catch (const std::exception& e) {
     log::warn("database query failed", log::for_tenant(tenant, {{"error", e.what()}}));
+    if (logged) *logged = true;
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.what());
   } catch (...) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "database query failed");
@@ -134,7 +137,7 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
   struct Pending {
     std::mutex mutex;
     int remaining;
-    bool failure_logged = false;  // one line a batch: its failures share their cause
+    bool failure_logged = false;  // one line a batch: with PostgreSQL away, all fail alike
   };
   auto pending = std::make_shared<Pending>();
   const int count = request->account_ids_size();
@@ -153,10 +156,9 @@ grpc::ServerUnaryReactor* AuthService::GetRelationsBatch(grpc::CallbackServerCon
         *entry->mutable_relations() = *answer.value;
         entry->mutable_relations()->set_age_ms(answer.age.count());
       } else if (!pending->failure_logged) {
-        // Logged as GetRelations logs it, once (a batch is one query: with PostgreSQL
-        // away, every entry fails alike); the other viewers still get theirs.
-        pending->failure_logged = true;
-        (void)status_for_error(answer.error, tenant->name());
+        // Logged as GetRelations logs it, the first failure of the batch only (a refusal
+        // is not one); the other viewers still get theirs.
+        (void)status_for_error(answer.error, tenant->name(), &pending->failure_logged);
       }
       if (--pending->remaining > 0) return;
       lock.unlock();

@@ -48,8 +48,10 @@ class AuthService final : public v1::Auth::CallbackService {
 };
 
 // Database failure (and shutdown) → UNAVAILABLE; NULL scopes → INTERNAL (docs/protocol.md#token-lookup:
-// both are 500 for the client, only the first is worth retrying elsewhere).
-// `tenant` names the instance in the log line (empty without a tenants file).
-grpc::Status status_for_error(std::exception_ptr error, const std::string& tenant);
+// both are 500 for the client, only the first is worth retrying elsewhere); a busy tier
+// → RESOURCE_EXHAUSTED. Failures, not refusals, are logged; `logged` (if given) says
+// whether this one was. `tenant` names the instance in the log line (empty without a
+// tenants file).
+grpc::Status status_for_error(std::exception_ptr error, const std::string& tenant, bool* logged = nullptr);
 
 }  // namespace sluice

@@ -78,8 +78,9 @@ void AuthTenants::for_each_built(const std::function<void(TenantAuth&)>& visit) 
     }
     std::erase_if(removed_, [&built](const std::weak_ptr<TenantAuth>& removed) {
       auto alive = removed.lock();
-      if (alive) built.push_back(std::move(alive));
-      return !alive;
+      if (!alive) return true;  // its last lookup is over: nothing to close
+      built.push_back(std::move(alive));
+      return false;
     });
   }
   for (auto& tenant : built) visit(*tenant);

@@ -5,7 +5,6 @@
 #include <cerrno>
 
 #include "auth/worker_pool.hpp"
-#include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 
 namespace sluice {
@@ -121,7 +120,7 @@ PgPool::Lease PgPool::checkout() {
   std::unique_lock lock(mutex_);
   const auto deadline = Clock::now() + checkout_timeout_;
   for (;;) {
-    if (closed_) throw ServiceStopping(std::string(kAuthStoppingMessage));
+    if (closed_) throw service_stopping();
     if (!idle_.empty()) {
       Lease lease{std::move(idle_.back().connection), true};
       idle_.pop_back();
@@ -202,7 +201,7 @@ PgPool::Lease PgPool::checkout() {
       // In use from here on, so that close() can cancel the queries `prepare_` sends
       // (the auth tier's reads the catalogue): they can wait on locks like any query.
       std::lock_guard relock(mutex_);
-      if (closed_) throw ServiceStopping(std::string(kAuthStoppingMessage));
+      if (closed_) throw service_stopping();
       in_use_.insert(connection.get());
     }
     if (prepare_) prepare_(*connection);
@@ -212,6 +211,8 @@ PgPool::Lease PgPool::checkout() {
     throw;
   } catch (const std::exception& e) {
     discard(std::move(connection));
+    // prepare_'s queries cancelled by close(): the stop, not a database failure.
+    if (closed()) throw service_stopping();
     log::warn("postgresql connection failed", {{"database", config_.describe()}, {"error", e.what()}});
     throw DatabaseError(e.what());
   }

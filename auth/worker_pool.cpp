@@ -1,7 +1,5 @@
 #include "auth/worker_pool.hpp"
 
-#include "common/grpc_channel.hpp"
-
 #include <string>
 
 #include "common/thread_name.hpp"
@@ -23,7 +21,7 @@ WorkerPool::~WorkerPool() { stop(); }
 
 std::exception_ptr WorkerPool::refusal() {
   std::lock_guard lock(mutex_);
-  if (stopping_) return std::make_exception_ptr(ServiceStopping(std::string(kAuthStoppingMessage)));
+  if (stopping_) return std::make_exception_ptr(service_stopping());
   return std::make_exception_ptr(WorkRefused("the auth service is busy"));
 }
 

@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/auth_stopping.hpp"
+
 namespace sluice {
 
 // The auth tier could not take a lookup: its queue was full, or the lookup waited past
@@ -25,6 +27,9 @@ struct WorkRefused : std::runtime_error {
 struct ServiceStopping : WorkRefused {
   using WorkRefused::WorkRefused;
 };
+
+// What every refusal of a stopping tier carries: the message gateways recognise.
+inline ServiceStopping service_stopping() { return ServiceStopping(std::string(kAuthStoppingMessage)); }
 
 // Whose work a task is: tasks of one lane run in the order submitted, lanes take turns
 // for free threads, and at most `max_running` tasks of a lane run at once, so one

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/auth_stopping.hpp"
 #include "common/broker_set.hpp"
 #include "common/internal_tls.hpp"
 
@@ -16,10 +17,6 @@ grpc::ChannelArguments internal_channel_arguments();
 // The same for the auth service (docs/scale-out.md#auth-replicas): idempotent lookups that
 // fail UNAVAILABLE are retried, and round_robin takes the next replica.
 grpc::ChannelArguments auth_channel_arguments();
-// The message of the UNAVAILABLE an auth replica answers once it is stopping: retried on
-// another replica as above, and when every attempt got it (a lone replica restarting),
-// the gateway answers its client as busy (503 with Retry-After), not as a failure.
-inline constexpr std::string_view kAuthStoppingMessage = "the auth service is stopping";
 // The servers' side of the same keepalive: the clients ping every 10 s even on an idle
 // stream, and gRPC's default server answers pings that often without data with GOAWAY
 // "too_many_pings" (a broker stream that carried no event for a while was cut that

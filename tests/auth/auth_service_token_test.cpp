@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "common/config_error.hpp"
-#include "common/grpc_channel.hpp"
+#include "common/auth_stopping.hpp"
 #include "tests/auth/auth_test_support.hpp"
 
 namespace sluice {
@@ -330,9 +330,17 @@ TEST(TokenDatabaseTest, LookupsCutByAStopAreStoppingNotDatabaseErrors) {
     return shared_pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0";
   })) << "the lookup never waited for the lock";
   cache.lookup_token(unique_name("queued-"), answered(queued));
-  harness.tier().stop();
-  for (auto* cut : {&running, &queued}) {
-    const std::exception_ptr error = cut->get_future().get();
+  auto stopped = std::async(std::launch::async, [&harness] { harness.tier().stop(); });
+  std::future<std::exception_ptr> answers[] = {running.get_future(), queued.get_future()};
+  bool answered_both = true;
+  for (auto& answer : answers) {
+    answered_both = answered_both && answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  }
+  lock.commit();  // in any case, so that the stop can end
+  stopped.get();
+  ASSERT_TRUE(answered_both) << "the stop did not cut the lookups short";
+  for (auto& answer : answers) {
+    const std::exception_ptr error = answer.get();
     ASSERT_NE(error, nullptr);
     try {
       std::rethrow_exception(error);
@@ -342,7 +350,6 @@ TEST(TokenDatabaseTest, LookupsCutByAStopAreStoppingNotDatabaseErrors) {
       ADD_FAILURE() << "not ServiceStopping: " << e.what();
     }
   }
-  lock.commit();
 }
 
 TEST(InternalTokenTest, EveryMethodNeedsTheSharedSecret) {

@@ -221,6 +221,11 @@ TEST(AuthTenants, AStopCutsTheLookupsOfARemovedInstanceToo) {
     return shared_pg().query_value("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0";
   })) << "the lookup never waited for the lock";
   harness.tier().update_tenants(tenants_file("{\"tenants\": {" + tenant_json("b", shared_pg().database()) + "}}"));
+  // A pass over the instances before the stop, as the readiness probe makes every
+  // interval: it must not let go of the removed one while its lookup runs.
+  int visited = 0;
+  harness.tier().tenants().for_each_built([&visited](TenantAuth&) { ++visited; });
+  EXPECT_EQ(visited, 1) << "the removed instance, still answering a lookup (b was never built)";
   auto stopped = std::async(std::launch::async, [&harness] { harness.tier().stop(); });
   std::future<std::exception_ptr> answer = cut.get_future();
   const bool answered = answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
