@@ -35,7 +35,7 @@ for exe in sluice sluice-bench; do
 done
 
 # With a sanitizer build, a server that hits a sanitizer error aborts (the run then
-# reports it as dead); after the run, run.sh stops each Sluice process and fails (5) on an
+# reports it as dead); after the run, run.sh stops each Sluice process and fails (6) on an
 # exit status other than 0 or a sanitizer report in its log (leaks show only at exit).
 
 output="$(mktemp /tmp/sluice-ci-smoke-XXXXXX.out)"
@@ -84,7 +84,7 @@ fi
 case "$status" in
   0) echo "ci-smoke: PASS"; exit 0 ;;
   1) echo "ci-smoke: FAIL: not every connection got through and stayed up (or the server died)" >&2; exit 1 ;;
-  5) echo "ci-smoke: FAIL: a Sluice process did not exit cleanly at SIGTERM (a sanitizer report, or an exit status other than 0)" >&2; exit 5 ;;
+  6) echo "ci-smoke: FAIL: a Sluice process did not exit cleanly at SIGTERM (a sanitizer report, or an exit status other than 0)" >&2; exit 6 ;;
   4) echo "ci-smoke: FAIL: events lost or wrong (missing, duplicated, reordered, unexpected, wrong event/payload/stream), or messages without the run's marker (foreign)" >&2; exit 4 ;;
   *) echo "ci-smoke: FAIL: sluice-bench exit status $status" >&2; exit 3 ;;
 esac

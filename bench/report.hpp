@@ -40,8 +40,8 @@ struct Report {
   uint64_t publishes_unsent = 0;
   struct RedisOutage {
     uint64_t lost_realtime_ns = 0;      // a command failed
-    uint64_t answered_realtime_ns = 0;  // the first reconnect that worked (0: never)
-    uint64_t resumed_realtime_ns = 0;   // the end of the first event after it that every channel's subscriber got
+    uint64_t answered_realtime_ns = 0;  // the last reconnect that worked (0: none yet)
+    uint64_t resumed_realtime_ns = 0;   // the end of the event by which every channel's subscriber had one again
   };
   std::vector<RedisOutage> redis_outages;
   uint64_t first_publish_realtime_ns = 0;
@@ -61,8 +61,8 @@ struct Report {
   nlohmann::json to_json() const;
 };
 
-// --redis-outages: an outage began and is not over (no event since its reconnect has
-// reached every channel's subscriber). Only then is an event Redis answered with no
+// --redis-outages: an outage began and is not over (since Redis answered again, not
+// every channel's subscriber has had an event). Only then is an event Redis answered with no
 // receiver excused; before the first outage and after each, it must arrive.
 inline bool outage_in_progress(const std::vector<Report::RedisOutage>& outages) {
   return !outages.empty() && outages.back().resumed_realtime_ns == 0;

@@ -9,7 +9,9 @@
 #     front of one broker and one auth),
 #   - sluice-bench with the tokens, Redis, target and --server-pid for every Sluice process
 #     added; every other argument is passed to sluice-bench as it stands.
-# Everything it started is stopped on exit. The exit status is sluice-bench's.
+# Everything it started is stopped on exit. The exit status is sluice-bench's, except: 1
+# when it passed but a server process died during the run, 6 when it passed but a Sluice
+# process did not exit cleanly at SIGTERM after it (a sanitizer report, a status other than 0).
 #
 #   bench/run.sh [run.sh options] [sluice-bench options]
 #
@@ -254,9 +256,10 @@ for pid in "${server_pids[@]}"; do
 done
 # --- Sluice's own shutdown ------------------------------------------------------
 # A sanitizer build reports leaks and some errors only as a process exits: stop each
-# Sluice process (gateways first, as started last), and fail (status 5) on an exit status
+# Sluice process (gateways first, as started last), and fail (status 6) on an exit status
 # other than 0 or a sanitizer report in its log. The floor and the reference are not
 # Sluice's to judge: the cleanup stops them.
+sanitizer_report='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:'
 if [ -z "$floor_bin" ] && [ -z "$reference_dir" ]; then
   for ((i = ${#server_pids[@]} - 1; i >= 0; i--)); do
     pid=${server_pids[$i]}
@@ -265,15 +268,18 @@ if [ -z "$floor_bin" ] && [ -z "$reference_dir" ]; then
     kill -KILL "$pid" 2>/dev/null && echo "run.sh: server process $pid did not exit within 60 s of SIGTERM" >&2
     exit_status=0
     wait "$pid" || exit_status=$?
+    # Reaped: the cleanup must not signal its number again (another process may get it).
+    for j in "${!pids[@]}"; do [ "${pids[$j]}" = "$pid" ] && unset 'pids[j]'; done
     if [ "$exit_status" -ne 0 ]; then
       echo "run.sh: server process $pid exited with status $exit_status after SIGTERM" >&2
-      [ "$status" -eq 0 ] && status=5
+      [ "$status" -eq 0 ] && status=6
     fi
   done
-  if grep -qE 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$scratch"/*.log 2>/dev/null; then
+  pids=("${pids[@]}")
+  if grep -qE "$sanitizer_report" "$scratch"/*.log 2>/dev/null; then
     echo "run.sh: a sanitizer reported in the server logs:" >&2
-    grep -hE -A3 'AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:' "$scratch"/*.log | head -n 40 >&2
-    [ "$status" -eq 0 ] && status=5
+    grep -hE -A3 "$sanitizer_report" "$scratch"/*.log | head -n 40 >&2
+    [ "$status" -eq 0 ] && status=6
   fi
 fi
 problems="$(grep -hiE '"level":"(warn|error|fatal)"|\b(warn|error|fatal)\b|AddressSanitizer|runtime error' "$scratch"/sluice*.log "$scratch"/gateway*.log "$scratch"/broker.log "$scratch"/auth.log "$scratch"/reference.log 2>/dev/null | head -n 20 || true)"

@@ -15,6 +15,7 @@
 #include "bench/publisher.hpp"
 #include "bench/report.hpp"
 #include "bench/sse_reader.hpp"
+#include "bench/util.hpp"
 #include "bench/verifier.hpp"
 
 namespace sluice_bench {
@@ -107,7 +108,8 @@ std::string stream_repeated(const std::string& frame) {
 // A key after the payload whose value is no JSON literal (JSON.parse throws).
 std::string invalid_literal(const std::string& frame) { return frame.substr(0, frame.size() - 1) + ",\"x\":nul}"; }
 
-// A key after the payload with a byte that is not UTF-8 (a browser fails the connection).
+// A key after the payload with a byte that is not UTF-8: a browser fails the connection
+// (so does the tool's worker, before the verifier sees it); the verifier alone counts no event.
 std::string invalid_utf8(const std::string& frame) { return frame.substr(0, frame.size() - 1) + ",\"\xff\":1}"; }
 
 // Every "SLUICEBENCH_" written with its S as a \u escape, which JSON allows.
@@ -286,6 +288,23 @@ int check_sse_reader() {
   check(read({"event: update", "data:  A", "id: 3", "retry: 10", ""}) == Events{"update| A"},
         "one leading space is dropped from a value, and other fields are skipped");
   check(read({"event: a", "data: 1", "", "data: 2", ""}) == Events{"a|1", "|2"}, "the type does not carry over");
+  return failures;
+}
+
+// What a WebSocket text message must be (RFC 3629's well-formed UTF-8).
+int check_utf8() {
+  int failures = 0;
+  auto check = [&](bool ok, const char* what) {
+    std::printf("%s  utf-8: %s\n", ok ? "PASS" : "FAIL", what);
+    failures += ok ? 0 : 1;
+  };
+  check(valid_utf8("plain ASCII, longer than eight bytes") && valid_utf8(""), "ASCII");
+  check(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"), "two, three and four bytes, up to U+10FFFF");
+  check(!valid_utf8("\xC0\xAF") && !valid_utf8("\xE0\x80\xAF") && !valid_utf8("\xF0\x80\x80\xAF"), "overlong forms");
+  check(!valid_utf8("\xED\xA0\x80"), "a surrogate");
+  check(!valid_utf8("\xF4\x90\x80\x80") && !valid_utf8("\xF5\x80\x80\x80"), "past U+10FFFF");
+  check(!valid_utf8("abcdefgh\xC3") && !valid_utf8("\xE2\x82") && !valid_utf8("\x80") && !valid_utf8("\xFF"),
+        "cut short, a lone continuation, a byte never used");
   return failures;
 }
 
@@ -520,7 +539,7 @@ int run_self_test() {
        with_expected(counts(all + 1, 0, 1, 0, 0, 0, 0, 0, 0), all - 1), {{}, {7}}},
   };
 
-  int failures = check_plans() + check_sse_reader() + check_outage_rule();
+  int failures = check_plans() + check_sse_reader() + check_outage_rule() + check_utf8();
   for (const Scenario& s : scenarios) {
     std::vector<Delivery> ds = w.clean_run();
     s.inject(w, ds);

@@ -45,6 +45,9 @@ std::string websocket_accept_for(std::string_view key);
 std::string url_encode(std::string_view value);
 
 bool iequals(std::string_view a, std::string_view b);
+// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), as a
+// browser requires of a WebSocket text message (RFC 6455 8.1).
+bool valid_utf8(std::string_view text);
 std::string_view trim(std::string_view s);
 
 }  // namespace sluice_bench

@@ -725,6 +725,14 @@ size_t Worker::parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t 
         unsigned code = n >= 2 ? (static_cast<unsigned>(static_cast<unsigned char>(payload[0])) << 8) |
                                      static_cast<unsigned char>(payload[1])
                                : 1005;
+        // RFC 6455 7.4: codes a peer may send (the registered ones, and 3000-4999), and a
+        // reason in UTF-8; a browser fails the connection on anything else.
+        const bool code_allowed = n < 2 || (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                                  (code >= 3000 && code <= 4999);
+        if (!code_allowed || (n > 2 && !valid_utf8(std::string_view(payload + 2, n - 2)))) {
+          drop(c, "WebSocket close with a code a peer may not send, or a reason that is not UTF-8");
+          break;
+        }
         queue_ws_frame(c, 0x8, payload, std::min<size_t>(n, 2));
         flush(c, slot);
         if (c.fd >= 0) drop(c, "WebSocket close " + std::to_string(code));
@@ -779,6 +787,10 @@ void Worker::on_sse_line(Conn& c, const char* line, size_t len) {
 
 void Worker::on_message(Conn& c, const char* data, size_t size) {
   const std::string_view text(data, size);
+  if (!valid_utf8(text)) {
+    drop(c, "WebSocket text message that is not UTF-8");  // RFC 6455 8.1: as a browser does
+    return;
+  }
   account(c, verifier_.feed_ws(slot_of(c), text), text);
 }
 
@@ -790,13 +802,16 @@ void Worker::account(Conn& c, const Verifier::Fed& fed, std::string_view text) {
   }
   ++stats_.delivered;
   const uint64_t now = realtime_ns();
-  // A receipt before its send time means CLOCK_REALTIME stepped back: counted apart, as
-  // no latency (recording it as 0 would flatter the percentiles).
-  if (fed.sent_ns != 0 && now >= fed.sent_ns) {
-    stats_.latency.record(now - fed.sent_ns);
-    if (arrived_ns_ != 0 && arrived_ns_ >= fed.sent_ns) stats_.arrival.record(arrived_ns_ - fed.sent_ns);
-  } else if (fed.sent_ns != 0) {
-    ++stats_.clock_steps;
+  // A receipt or a kernel arrival before the send time means CLOCK_REALTIME stepped
+  // back: counted apart, in neither histogram (recording 0 would flatter them, and the
+  // two would no longer count the same receipts).
+  if (fed.sent_ns != 0) {
+    if (now < fed.sent_ns || (arrived_ns_ != 0 && arrived_ns_ < fed.sent_ns)) {
+      ++stats_.clock_steps;
+    } else {
+      stats_.latency.record(now - fed.sent_ns);
+      if (arrived_ns_ != 0) stats_.arrival.record(arrived_ns_ - fed.sent_ns);
+    }
   }
   if (stats_.first_rx_ns == 0) stats_.first_rx_ns = now;
   stats_.last_rx_ns = now;

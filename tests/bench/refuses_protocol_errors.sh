@@ -45,6 +45,9 @@ FRAMES = {  # sent right after a correct 101
     "ws-long-ping": frame(0x89, b"p" * 126),
     "ws-fragmented-ping": frame(0x09, b"p"),
     "ws-close-one-byte": frame(0x88, b"\x03"),
+    "ws-text-not-utf8": frame(0x81, b'{"event":"\xff"}'),
+    "ws-close-code-1005": frame(0x88, (1005).to_bytes(2, "big")),
+    "ws-close-reason-not-utf8": frame(0x88, (1000).to_bytes(2, "big") + b"\xc3"),
 }
 
 def answer(c):
@@ -136,6 +139,9 @@ check ws-data-inside-fragments ws drop "WebSocket data frame inside a fragmented
 check ws-long-ping ws drop "WebSocket control frame fragmented or longer than 125 bytes"
 check ws-fragmented-ping ws drop "WebSocket control frame fragmented or longer than 125 bytes"
 check ws-close-one-byte ws drop "WebSocket close with a one-byte body"
+check ws-text-not-utf8 ws drop "WebSocket text message that is not UTF-8"
+check ws-close-code-1005 ws drop "WebSocket close with a code a peer may not send, or a reason that is not UTF-8"
+check ws-close-reason-not-utf8 ws drop "WebSocket close with a code a peer may not send, or a reason that is not UTF-8"
 
 if [ "$failures" -ne 0 ]; then
   echo "refuses_protocol_errors: $failures case(s) FAILED" >&2
