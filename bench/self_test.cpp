@@ -263,10 +263,19 @@ void corrupt(Delivery& d, long at, char with) {
 
 }  // namespace
 
+// One PASS/FAIL line a check, as "<area>: <what>"; counts the failures.
+struct Checks {
+  const char* area;
+  int failures = 0;
+  void operator()(bool ok, const std::string& what) {
+    std::printf("%s  %s: %s\n", ok ? "PASS" : "FAIL", area, what.c_str());
+    failures += ok ? 0 : 1;
+  }
+};
+
 // The worker's SSE reader: events exist at their blank line, data lines join with "\n",
 // comments and other fields are skipped, CR LF ends a line as LF does.
 int check_sse_reader() {
-  int failures = 0;
   auto read = [](const std::vector<std::string>& lines) {
     SseEventReader reader;
     std::vector<std::string> events;
@@ -275,10 +284,7 @@ int check_sse_reader() {
     }
     return events;
   };
-  auto check = [&](bool ok, const char* what) {
-    std::printf("%s  sse reader: %s\n", ok ? "PASS" : "FAIL", what);
-    failures += ok ? 0 : 1;
-  };
+  Checks check{"sse reader"};
   using Events = std::vector<std::string>;
   check(read({"event: update", "data: A", ""}) == Events{"update|A"}, "an event is its type and data at the blank line");
   check(read({"event: update", "data: A"}).empty(), "no event before its blank line");
@@ -288,16 +294,12 @@ int check_sse_reader() {
   check(read({"event: update", "data:  A", "id: 3", "retry: 10", ""}) == Events{"update| A"},
         "one leading space is dropped from a value, and other fields are skipped");
   check(read({"event: a", "data: 1", "", "data: 2", ""}) == Events{"a|1", "|2"}, "the type does not carry over");
-  return failures;
+  return check.failures;
 }
 
 // What a WebSocket text message must be (RFC 3629's well-formed UTF-8).
 int check_utf8() {
-  int failures = 0;
-  auto check = [&](bool ok, const char* what) {
-    std::printf("%s  utf-8: %s\n", ok ? "PASS" : "FAIL", what);
-    failures += ok ? 0 : 1;
-  };
+  Checks check{"utf-8"};
   check(valid_utf8("plain ASCII, longer than eight bytes") && valid_utf8(""), "ASCII");
   check(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"), "two, three and four bytes, up to U+10FFFF");
   check(!valid_utf8("\xC0\xAF") && !valid_utf8("\xE0\x80\xAF") && !valid_utf8("\xF0\x80\x80\xAF"), "overlong forms");
@@ -305,33 +307,25 @@ int check_utf8() {
   check(!valid_utf8("\xF4\x90\x80\x80") && !valid_utf8("\xF5\x80\x80\x80"), "past U+10FFFF");
   check(!valid_utf8("abcdefgh\xC3") && !valid_utf8("\xE2\x82") && !valid_utf8("\x80") && !valid_utf8("\xFF"),
         "cut short, a lone continuation, a byte never used");
-  return failures;
+  return check.failures;
 }
 
 // --redis-outages: which events Redis answered with no receiver are excused.
 int check_outage_rule() {
-  int failures = 0;
-  auto check = [&](bool ok, const char* what) {
-    std::printf("%s  outages: %s\n", ok ? "PASS" : "FAIL", what);
-    failures += ok ? 0 : 1;
-  };
+  Checks check{"outages"};
   using Outage = Report::RedisOutage;
   check(!outage_in_progress({}), "before any outage, an event nobody received is not excused");
   check(outage_in_progress({Outage{1, 0, 0}}), "while Redis does not answer, it is");
   check(outage_in_progress({Outage{1, 2, 0}}), "after the reconnect, until every channel's subscriber is back, it is");
   check(!outage_in_progress({Outage{1, 2, 3}}), "once every channel's subscriber got an event, it is not");
   check(outage_in_progress({Outage{1, 2, 3}, Outage{4, 0, 0}}), "a second outage excuses again");
-  return failures;
+  return check.failures;
 }
 
 // The plan: weighted streams get their share, tokens and transports spread over
 // them, "list:own" resolves per account, and unweighted plans keep the round-robin.
 int check_plans() {
-  int failures = 0;
-  auto check = [&](bool ok, const std::string& what) {
-    std::printf("%s  plan: %s\n", ok ? "PASS" : "FAIL", what.c_str());
-    failures += ok ? 0 : 1;
-  };
+  Checks check{"plan"};
   Options o;
   o.clients = 10000;
   o.sse_share = 0.5;
@@ -392,7 +386,7 @@ int check_plans() {
   const StreamSpec weighted = parse_stream("list:own*3");
   check(rejected && weighted.weight == 3 && weighted.own_list && weighted.needs_account && weighted.text == "list:own",
         "stream weights parse (list:own*3) and bad ones are refused");
-  return failures;
+  return check.failures;
 }
 
 int run_self_test() {
