@@ -286,6 +286,10 @@ MastodonSchema AuthQueries::schema() const {
 
 void AuthQueries::ping() {
   run([](pqxx::nontransaction& tx) { tx.exec("SELECT 1"); });
+  // Connected, so the schema is known: one whose token query cannot refuse disabled
+  // users and suspended accounts fails every lookup, and the replica is not ready.
+  const MastodonSchema known = schema();
+  if (!known.has_disabled || !known.has_suspended_at) throw DatabaseError(known.describe());
 }
 
 }  // namespace sluice

@@ -53,6 +53,7 @@ class AuthQueries {
   // docs/protocol.md#keyword-filter-query (c) grouped per docs/protocol.md#filter-objects.
   v1::FiltersReply filters(int64_t account_id);
   // Readiness probe: SELECT 1 (not counted as an auth query).
+  // Throws when PostgreSQL does not answer, or when its schema cannot serve token lookups.
   void ping();
 
  private:

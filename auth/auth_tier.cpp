@@ -61,7 +61,7 @@ void AuthTier::set_readiness_callback(std::function<void(bool)> callback) {
   if (callback_) callback_(ready_);
 }
 
-void AuthTier::report(bool ready) {
+void AuthTier::report(bool ready, const std::string& why) {
   std::lock_guard lock(callback_mutex_);
   if (ready == ready_) return;
   ready_ = ready;
@@ -70,7 +70,7 @@ void AuthTier::report(bool ready) {
   } else if (ready) {
     log::info("postgresql is reachable", {{"database", config_.pg.describe()}});
   } else {
-    log::warn("postgresql is unreachable", {{"database", config_.pg.describe()}});
+    log::warn("postgresql cannot serve lookups", {{"database", config_.pg.describe()}, {"error", why}});
   }
   if (callback_) callback_(ready);
 }
@@ -78,20 +78,22 @@ void AuthTier::report(bool ready) {
 void AuthTier::probe_loop() {
   for (;;) {
     bool ok = true;
+    std::string why;
     if (tenants_.multi_tenant()) {
       // Connections an instance no longer uses go back to the budget.
       tenants_.for_each_built([this](TenantAuth& tenant) { tenant.pool().close_idle(config_.db_idle_timeout); });
     } else {
       try {
         tenants_.find_built("")->queries().ping();
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
         ok = false;
+        why = e.what();
       }
     }
     std::unique_lock lock(stop_mutex_);
     if (stopping_) return;
     lock.unlock();
-    report(ok);
+    report(ok, why);
     lock.lock();
     if (stop_wake_.wait_for(lock, config_.readiness_interval, [this] { return stopping_; })) return;
   }

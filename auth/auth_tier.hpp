@@ -77,7 +77,8 @@ class AuthTier {
 
  private:
   void probe_loop();
-  void report(bool ready);
+  // `why`: what the probe met when not ready.
+  void report(bool ready, const std::string& why = "");
 
   const AuthConfig config_;
   const std::unique_ptr<ConnectionBudget> budget_;  // with tenants only

@@ -352,6 +352,32 @@ TEST(TokenDatabaseTest, LookupsCutByAStopAreStoppingNotDatabaseErrors) {
   }
 }
 
+// A database user that cannot see users.disabled (column privileges hide it from the
+// catalogue): the query keeps the check, so lookups fail as the reference's do (not let
+// disabled users in), and the readiness probe says the replica cannot serve.
+TEST(TokenDatabaseTest, AUserThatCannotSeeTheSecurityColumnsIsRefusedAndNotReady) {
+  auto a = account();
+  const std::string role = unique_name("limited_");
+  shared_pg().exec("CREATE ROLE " + role + " LOGIN");
+  shared_pg().exec("GRANT SELECT ON oauth_access_tokens, accounts, user_roles, settings TO " + role);
+  shared_pg().exec("GRANT SELECT (id, account_id, chosen_languages, role_id) ON users TO " + role);
+  auto config = test_config();
+  for (auto& [key, value] : config.pg.params) {
+    if (key == "user") value = role;
+  }
+  AuthHarness harness(config);
+  v1::TokenReply reply;
+  const grpc::Status status = harness.lookup(a.token, &reply);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_FALSE(reply.found());
+  try {
+    harness.tier().tenants().find_built("")->queries().ping();
+    ADD_FAILURE() << "the readiness probe passed";
+  } catch (const DatabaseError& e) {
+    EXPECT_NE(std::string(e.what()).find("no users.disabled visible"), std::string::npos) << e.what();
+  }
+}
+
 TEST(InternalTokenTest, EveryMethodNeedsTheSharedSecret) {
   auto config = test_config();
   config.internal_token = "s3cret";
