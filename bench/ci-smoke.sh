@@ -17,8 +17,9 @@
 # dropped, or the server died; 4 when an event was missing, duplicated, reordered,
 # unexpected or wrong; 5 when the kernel's receive times (the arrival latency) are
 # missing for some event or later than its receipt, a check of the tool's own measure,
-# or the result lacks a field checked here;
-# 2 on a bad call; 3 when the tool itself could not run.
+# or the result lacks a field checked here; 6 when, all else passing, a Sluice process
+# stopped with SIGTERM after the run exited with a status other than 0 or left a
+# sanitizer report in its log; 2 on a bad call; 3 when the tool itself could not run.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -321,7 +321,7 @@ PY
 done
 
 # Sanitizer builds (the CI run) report memory errors and leaks in the server logs.
-sanitizer="$(grep -hE 'AddressSanitizer|LeakSanitizer|runtime error' "$scratch"/*.log 2>/dev/null | head -n 5 || true)"
+sanitizer="$(grep -hE "$sanitizer_report" "$scratch"/*.log 2>/dev/null | head -n 5 || true)"
 if [ -n "$sanitizer" ]; then
   echo "faults.sh: sanitizer reports in the server logs:" >&2
   echo "$sanitizer" >&2

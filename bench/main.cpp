@@ -443,9 +443,7 @@ int Coordinator::run() {
   phase_ = "publish";
   std::vector<uint64_t> per_channel(plan_.channels.size(), 0);
   json excused = json::object();  // "<channel>": [seq, ...] the verifier must not require
-  // --redis-outages: the channels whose subscriber got an event since Redis answered again.
-  std::vector<bool> heard_since_reconnect(plan_.channels.size(), false);
-  size_t heard_since_reconnect_count = 0;
+  OutageExcuses outage_excuses(plan_.channels.size());
   r.proc_before_publish = sample_processes(o_.server_pids);
   const uint64_t publish_start = monotonic_ns();
   r.first_publish_realtime_ns = realtime_ns();
@@ -480,8 +478,7 @@ int Coordinator::run() {
             break;
           }
           r.redis_outages.back().answered_realtime_ns = realtime_ns();
-          heard_since_reconnect.assign(plan_.channels.size(), false);
-          heard_since_reconnect_count = 0;
+          outage_excuses.answered();
         }
         try {
           for (size_t c = batch; c < end; ++c) {
@@ -494,13 +491,10 @@ int Coordinator::run() {
           for (size_t c = batch; c < end; ++c) {
             ++r.publishes;
             const bool heard = receivers[c - batch] > 0;
-            if (heard && outage_in_progress(r.redis_outages) && !heard_since_reconnect[c]) {
-              heard_since_reconnect[c] = true;
-              ++heard_since_reconnect_count;
-            }
-            // Redis had it and nobody to give it to, while an outage is not over (a
-            // broker still re-subscribing). After it, as before any, every event counts.
-            if (!heard && o_.redis_outages && outage_in_progress(r.redis_outages)) {
+            if (heard) outage_excuses.heard(c);
+            // Redis had it and nobody to give it to, on a channel not heard since Redis
+            // came back (a broker still re-subscribing it).
+            if (!heard && o_.redis_outages && outage_excuses.excuses_unheard(c)) {
               excuse(c, r.publishes_without_subscriber);
               continue;
             }
@@ -513,16 +507,15 @@ int Coordinator::run() {
           // Whether Redis received the batch in flight is unknown.
           for (size_t c = batch; c < end; ++c) excuse(c, r.publishes_unknown);
           r.redis_outages.push_back({realtime_ns(), 0, 0});
+          outage_excuses.lost();
         }
       }
     } catch (const std::exception& e) {
       aborted_ = e.what();
       break;
     }
-    // The outage is over once, since Redis answered again, every channel's subscriber has
-    // had an event (in round-robin mode an event reaches one channel only).
-    if (outage_in_progress(r.redis_outages) && r.redis_outages.back().answered_realtime_ns &&
-        heard_since_reconnect_count == plan_.channels.size()) {
+    if (!r.redis_outages.empty() && r.redis_outages.back().answered_realtime_ns &&
+        !r.redis_outages.back().resumed_realtime_ns && outage_excuses.every_channel_heard()) {
       r.redis_outages.back().resumed_realtime_ns = realtime_ns();
     }
     ++published_events_;

@@ -61,12 +61,39 @@ struct Report {
   nlohmann::json to_json() const;
 };
 
-// --redis-outages: an outage began and is not over (since Redis answered again, not
-// every channel's subscriber has had an event). Only then is an event Redis answered with no
-// receiver excused; before the first outage and after each, it must arrive.
-inline bool outage_in_progress(const std::vector<Report::RedisOutage>& outages) {
-  return !outages.empty() && outages.back().resumed_realtime_ns == 0;
-}
+// --redis-outages: which events Redis answered with no receiver are excused. From a
+// loss on, an event on a channel is, until that channel's subscriber has had an event
+// since Redis last answered again (a broker still re-subscribing it); before any loss,
+// and on a channel heard again, every event must arrive. Per channel: a channel nobody
+// listens to must not keep the others excused.
+class OutageExcuses {
+ public:
+  explicit OutageExcuses(size_t channels) : heard_(channels, false) {}
+  // A command failed, or a reconnect worked: every channel must be heard anew.
+  void lost() {
+    begun_ = true;
+    forget_heard();
+  }
+  void answered() { forget_heard(); }
+  // Redis gave one of `channel`'s events to a subscriber.
+  void heard(size_t channel) {
+    if (!begun_ || heard_[channel]) return;
+    heard_[channel] = true;
+    ++heard_count_;
+  }
+  bool excuses_unheard(size_t channel) const { return begun_ && !heard_[channel]; }
+  // Every channel's subscriber has had an event since the last reconnect.
+  bool every_channel_heard() const { return begun_ && heard_count_ == heard_.size(); }
+
+ private:
+  void forget_heard() {
+    heard_.assign(heard_.size(), false);
+    heard_count_ = 0;
+  }
+  std::vector<bool> heard_;
+  size_t heard_count_ = 0;
+  bool begun_ = false;
+};
 
 void print_table(const nlohmann::json& result);
 double read_loadavg();  // -1 when unavailable

@@ -259,30 +259,34 @@ done
 # Sluice process (gateways first, as started last), and fail (status 6) on an exit status
 # other than 0 or a sanitizer report in its log. The floor and the reference are not
 # Sluice's to judge: the cleanup stops them.
-sanitizer_report='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:'
 if [ -z "$floor_bin" ] && [ -z "$reference_dir" ]; then
   for ((i = ${#server_pids[@]} - 1; i >= 0; i--)); do
     pid=${server_pids[$i]}
-    kill -TERM "$pid" 2>/dev/null || continue  # gone already: reported above
-    for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null && echo "run.sh: server process $pid did not exit within 60 s of SIGTERM" >&2
+    running=0
+    if kill -TERM "$pid" 2>/dev/null; then
+      running=1
+      for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null && echo "run.sh: server process $pid did not exit within 60 s of SIGTERM" >&2
+    fi
     exit_status=0
     wait "$pid" || exit_status=$?
     # Reaped: the cleanup must not signal its number again (another process may get it).
-    for j in "${!pids[@]}"; do [ "${pids[$j]}" = "$pid" ] && unset 'pids[j]'; done
-    if [ "$exit_status" -ne 0 ]; then
+    remaining=()
+    for other in "${pids[@]}"; do [ "$other" = "$pid" ] || remaining+=("$other"); done
+    pids=("${remaining[@]}")
+    # One that died during the run is reported above (status 1).
+    if [ "$running" -eq 1 ] && [ "$exit_status" -ne 0 ]; then
       echo "run.sh: server process $pid exited with status $exit_status after SIGTERM" >&2
       [ "$status" -eq 0 ] && status=6
     fi
   done
-  pids=("${pids[@]}")
   if grep -qE "$sanitizer_report" "$scratch"/*.log 2>/dev/null; then
     echo "run.sh: a sanitizer reported in the server logs:" >&2
     grep -hE -A3 "$sanitizer_report" "$scratch"/*.log | head -n 40 >&2
     [ "$status" -eq 0 ] && status=6
   fi
 fi
-problems="$(grep -hiE '"level":"(warn|error|fatal)"|\b(warn|error|fatal)\b|AddressSanitizer|runtime error' "$scratch"/sluice*.log "$scratch"/gateway*.log "$scratch"/broker.log "$scratch"/auth.log "$scratch"/reference.log 2>/dev/null | head -n 20 || true)"
+problems="$(grep -hiE '"level":"(warn|error|fatal)"|\b(warn|error|fatal)\b|'"$sanitizer_report" "$scratch"/sluice*.log "$scratch"/gateway*.log "$scratch"/broker.log "$scratch"/auth.log "$scratch"/reference.log 2>/dev/null | head -n 20 || true)"
 if [ -n "$problems" ]; then
   echo "run.sh: server log warnings/errors (first 20):" >&2
   echo "$problems" >&2

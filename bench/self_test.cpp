@@ -313,12 +313,21 @@ int check_utf8() {
 // --redis-outages: which events Redis answered with no receiver are excused.
 int check_outage_rule() {
   Checks check{"outages"};
-  using Outage = Report::RedisOutage;
-  check(!outage_in_progress({}), "before any outage, an event nobody received is not excused");
-  check(outage_in_progress({Outage{1, 0, 0}}), "while Redis does not answer, it is");
-  check(outage_in_progress({Outage{1, 2, 0}}), "after the reconnect, until every channel's subscriber is back, it is");
-  check(!outage_in_progress({Outage{1, 2, 3}}), "once every channel's subscriber got an event, it is not");
-  check(outage_in_progress({Outage{1, 2, 3}, Outage{4, 0, 0}}), "a second outage excuses again");
+  OutageExcuses excuses(2);
+  excuses.heard(0);
+  check(!excuses.excuses_unheard(0) && !excuses.excuses_unheard(1), "before any loss, nothing is excused");
+  excuses.lost();
+  check(excuses.excuses_unheard(0) && excuses.excuses_unheard(1), "from a loss on, every channel is");
+  excuses.answered();
+  excuses.heard(0);
+  check(!excuses.excuses_unheard(0) && excuses.excuses_unheard(1),
+        "after the reconnect, a channel heard again is not, one not heard yet is");
+  check(!excuses.every_channel_heard(), "not over while a channel is unheard (round-robin: one an event)");
+  excuses.heard(1);
+  check(excuses.every_channel_heard() && !excuses.excuses_unheard(1), "over once every channel was heard");
+  excuses.lost();
+  excuses.answered();
+  check(excuses.excuses_unheard(0) && excuses.excuses_unheard(1), "a second loss excuses every channel again");
   return check.failures;
 }
 

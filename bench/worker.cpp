@@ -725,12 +725,12 @@ size_t Worker::parse_ws_frames(Conn& c, uint32_t slot, const char* data, size_t 
         unsigned code = n >= 2 ? (static_cast<unsigned>(static_cast<unsigned char>(payload[0])) << 8) |
                                      static_cast<unsigned char>(payload[1])
                                : 1005;
-        // RFC 6455 7.4: codes a peer may send (the registered ones, and 3000-4999), and a
-        // reason in UTF-8; a browser fails the connection on anything else.
-        const bool code_allowed = n < 2 || (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-                                  (code >= 3000 && code <= 4999);
-        if (!code_allowed || (n > 2 && !valid_utf8(std::string_view(payload + 2, n - 2)))) {
-          drop(c, "WebSocket close with a code a peer may not send, or a reason that is not UTF-8");
+        // What a browser fails the connection on (Chromium; Firefox checks the reason
+        // only): the codes RFC 6455 7.4.1 reserves for an endpoint's own use (1005, 1006,
+        // 1015), and a reason that is not UTF-8. Other codes close it as usual.
+        const bool reserved_code = n >= 2 && (code == 1005 || code == 1006 || code == 1015);
+        if (reserved_code || (n > 2 && !valid_utf8(std::string_view(payload + 2, n - 2)))) {
+          drop(c, "WebSocket close with a reserved code, or a reason that is not UTF-8");
           break;
         }
         queue_ws_frame(c, 0x8, payload, std::min<size_t>(n, 2));

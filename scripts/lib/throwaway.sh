@@ -2,11 +2,13 @@
 # servers on loopback in a scratch directory. PostgreSQL refuses to run as root, so
 # it runs as the `postgres` user then.
 
+# What a sanitizer build writes into a server's log when it finds something (an extended
+# regular expression, for grep -E).
+sanitizer_report='AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:'
+
+# A port nothing listens on now (the kernel's pick; python3 is a dependency of every script here).
 free_port() {
-  /usr/bin/python3 - <<'PY' 2>/dev/null || echo $((20000 + RANDOM % 20000))
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
-PY
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 wait_for_port() { # port what

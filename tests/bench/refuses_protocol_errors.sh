@@ -48,6 +48,8 @@ FRAMES = {  # sent right after a correct 101
     "ws-text-not-utf8": frame(0x81, b'{"event":"\xff"}'),
     "ws-close-code-1005": frame(0x88, (1005).to_bytes(2, "big")),
     "ws-close-reason-not-utf8": frame(0x88, (1000).to_bytes(2, "big") + b"\xc3"),
+    "ws-close-1001-with-reason": frame(0x88, (1001).to_bytes(2, "big") + b"going away \xc3\xa9"),
+    "ws-close-2000": frame(0x88, (2000).to_bytes(2, "big")),
 }
 
 def answer(c):
@@ -140,8 +142,11 @@ check ws-long-ping ws drop "WebSocket control frame fragmented or longer than 12
 check ws-fragmented-ping ws drop "WebSocket control frame fragmented or longer than 125 bytes"
 check ws-close-one-byte ws drop "WebSocket close with a one-byte body"
 check ws-text-not-utf8 ws drop "WebSocket text message that is not UTF-8"
-check ws-close-code-1005 ws drop "WebSocket close with a code a peer may not send, or a reason that is not UTF-8"
-check ws-close-reason-not-utf8 ws drop "WebSocket close with a code a peer may not send, or a reason that is not UTF-8"
+check ws-close-code-1005 ws drop "WebSocket close with a reserved code, or a reason that is not UTF-8"
+check ws-close-reason-not-utf8 ws drop "WebSocket close with a reserved code, or a reason that is not UTF-8"
+# Closes a browser takes as closes (Chromium refuses only the reserved codes).
+check ws-close-1001-with-reason ws drop "WebSocket close 1001"
+check ws-close-2000 ws drop "WebSocket close 2000"
 
 if [ "$failures" -ne 0 ]; then
   echo "refuses_protocol_errors: $failures case(s) FAILED" >&2
