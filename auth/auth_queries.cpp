@@ -102,20 +102,25 @@ metrics::Counter& AuthQueries::counter(const char* query) {
 
 void AuthQueries::detect_schema(pqxx::connection& connection) {
   std::lock_guard lock(schema_mutex_);
-  if (schema_) return;
-  // Once, on the first connection: every later one talks to the same database.
-  schema_ = MastodonSchema::detect(connection);
+  // Once, on the first connection: every later one talks to the same database. Unless
+  // what it showed cannot serve token lookups — no tables yet (a first start before the
+  // migrations) or columns this database user may not see (privileges granted later) —
+  // then again on each new connection and readiness probe, until it can.
+  if (schema_ && schema_->serves_token_lookups()) return;
+  MastodonSchema detected = MastodonSchema::detect(connection);
+  const bool changed = !schema_ || detected.describe() != schema_->describe();
+  schema_ = std::move(detected);
   token_sql_ = token_query_sql(*schema_);
-  if (schema_->has_disabled && schema_->has_suspended_at) {
+  if (!changed) return;
+  if (schema_->serves_token_lookups()) {
     log::info(schema_->describe());
   } else {
     log::error(schema_->describe());
   }
 }
 
-const std::string& AuthQueries::token_sql() const {
+std::string AuthQueries::token_sql() const {
   std::lock_guard lock(schema_mutex_);
-  // Set with the schema, before the first connection is handed out, and never again.
   return token_sql_;
 }
 
@@ -286,10 +291,13 @@ MastodonSchema AuthQueries::schema() const {
 
 void AuthQueries::ping() {
   run([](pqxx::nontransaction& tx) { tx.exec("SELECT 1"); });
-  // Connected, so the schema is known: one whose token query cannot refuse disabled
-  // users and suspended accounts fails every lookup, and the replica is not ready.
+  if (schema().serves_token_lookups()) return;
+  // Connected, so detected once at least, and what it found fails every token lookup:
+  // not ready. Look again (migrations or grants may have come since; the pool may keep
+  // its connections, so no new one would).
+  pool_.run([this](pqxx::connection& connection) { detect_schema(connection); });
   const MastodonSchema known = schema();
-  if (!known.has_disabled || !known.has_suspended_at) throw DatabaseError(known.describe());
+  if (!known.serves_token_lookups()) throw DatabaseError(known.describe());
 }
 
 }  // namespace sluice

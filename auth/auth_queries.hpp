@@ -63,7 +63,7 @@ class AuthQueries {
   template <class Statement>
   auto run(Statement&& statement);
 
-  const std::string& token_sql() const;
+  std::string token_sql() const;  // a copy: a later detection may replace it
 
   PgPool& pool_;
   mutable std::mutex schema_mutex_;

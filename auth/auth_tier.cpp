@@ -63,8 +63,12 @@ void AuthTier::set_readiness_callback(std::function<void(bool)> callback) {
 
 void AuthTier::report(bool ready, const std::string& why) {
   std::lock_guard lock(callback_mutex_);
-  if (ready == ready_) return;
+  // Logged on every change of state or of reason, the first "not ready" too (the state
+  // starts so): an operator learns why a replica never became ready.
+  if (ready == ready_ && why == not_ready_because_) return;
+  const bool changed = ready != ready_;
   ready_ = ready;
+  not_ready_because_ = why;
   if (tenants_.multi_tenant()) {
     log::info("serving the instances of the tenants file", {{"db_connections_max", config_.db_connections_max}});
   } else if (ready) {
@@ -72,7 +76,7 @@ void AuthTier::report(bool ready, const std::string& why) {
   } else {
     log::warn("postgresql cannot serve lookups", {{"database", config_.pg.describe()}, {"error", why}});
   }
-  if (callback_) callback_(ready);
+  if (changed && callback_) callback_(ready);
 }
 
 void AuthTier::probe_loop() {

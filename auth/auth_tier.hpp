@@ -88,6 +88,7 @@ class AuthTier {
 
   mutable std::mutex callback_mutex_;  // guards ready_ and callback_, orders reports
   bool ready_ = false;
+  std::string not_ready_because_;  // what the probe last met
   std::function<void(bool)> callback_;
 
   std::mutex stop_mutex_;

@@ -20,6 +20,9 @@ struct MastodonSchema {
   // exist in every supported release; Sluice applies both checks on all of them.
   bool has_disabled = false;
   bool has_suspended_at = false;
+  // Token lookups can run: the token query reads both columns whatever the catalogue
+  // shows, and fails where they are not there (or not visible to this database user).
+  bool serves_token_lookups() const { return has_disabled && has_suspended_at; }
   // 4.5 and later keep feed-access settings; earlier servers never read them, so
   // Sluice does not query them either and every feed is open.
   bool has_feed_access_settings = false;

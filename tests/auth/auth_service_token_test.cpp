@@ -354,8 +354,9 @@ TEST(TokenDatabaseTest, LookupsCutByAStopAreStoppingNotDatabaseErrors) {
 
 // A database user that cannot see users.disabled (column privileges hide it from the
 // catalogue): the query keeps the check, so lookups fail as the reference's do (not let
-// disabled users in), and the readiness probe says the replica cannot serve.
-TEST(TokenDatabaseTest, AUserThatCannotSeeTheSecurityColumnsIsRefusedAndNotReady) {
+// disabled users in), and the readiness probe says the replica cannot serve. Once the
+// privilege is granted, the probe detects the schema again: ready, and lookups served.
+TEST(TokenDatabaseTest, AUserThatCannotSeeTheSecurityColumnsIsRefusedAndNotReadyUntilItCan) {
   auto a = account();
   const std::string role = unique_name("limited_");
   shared_pg().exec("CREATE ROLE " + role + " LOGIN");
@@ -369,6 +370,7 @@ TEST(TokenDatabaseTest, AUserThatCannotSeeTheSecurityColumnsIsRefusedAndNotReady
   v1::TokenReply reply;
   const grpc::Status status = harness.lookup(a.token, &reply);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_NE(status.error_message().find("permission denied"), std::string::npos) << status.error_message();
   EXPECT_FALSE(reply.found());
   try {
     harness.tier().tenants().find_built("")->queries().ping();
@@ -376,6 +378,10 @@ TEST(TokenDatabaseTest, AUserThatCannotSeeTheSecurityColumnsIsRefusedAndNotReady
   } catch (const DatabaseError& e) {
     EXPECT_NE(std::string(e.what()).find("no users.disabled visible"), std::string::npos) << e.what();
   }
+
+  shared_pg().exec("GRANT SELECT (disabled) ON users TO " + role);
+  EXPECT_TRUE(eventually([&harness] { return harness.tier().ready(); })) << "the schema was never detected again";
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
 }
 
 TEST(InternalTokenTest, EveryMethodNeedsTheSharedSecret) {
