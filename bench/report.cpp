@@ -149,6 +149,7 @@ json Report::to_json() const {
                  {"publishes_unknown", publishes_unknown},
                  {"publishes_unsent", publishes_unsent},
                  {"redis_outages", outages},
+                 {"outages_unresolved", outages_unresolved(redis_outages)},
                  {"message_bytes", message_bytes}};
 
   // Per-event verification (bench/verifier.hpp): the workers' counters, summed.
@@ -167,7 +168,8 @@ json Report::to_json() const {
                    // A run has its channels to itself: a message without its marker (an
                    // error frame, a copy whose marker was mangled) is something extra.
                    {"verified", verify.clean() && sums.at("foreign_messages") == 0 &&
-                                    (published_events == 0 || verify.expected > 0)},
+                                    (published_events == 0 || verify.expected > 0) &&
+                                    outages_unresolved(redis_outages) == 0},
                    {"event_mix", o.event_mix},
                    {"verify_samples", verify_samples},
                    {"lost", verify.missing},

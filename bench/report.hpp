@@ -95,6 +95,16 @@ class OutageExcuses {
   bool begun_ = false;
 };
 
+// Outages not over by the end of the run: Redis never answered again, or some channel's
+// subscriber never had an event since it did. Their channels' events were excused to the
+// end, so such a run is not verified (a subscription a broker never restored must fail
+// it, not pass as excused).
+inline size_t outages_unresolved(const std::vector<Report::RedisOutage>& outages) {
+  size_t unresolved = 0;
+  for (const auto& outage : outages) unresolved += outage.resumed_realtime_ns == 0 ? 1 : 0;
+  return unresolved;
+}
+
 void print_table(const nlohmann::json& result);
 double read_loadavg();  // -1 when unavailable
 

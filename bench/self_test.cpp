@@ -328,6 +328,10 @@ int check_outage_rule() {
   excuses.lost();
   excuses.answered();
   check(excuses.excuses_unheard(0) && excuses.excuses_unheard(1), "a second loss excuses every channel again");
+  using Outage = Report::RedisOutage;
+  check(outages_unresolved({}) == 0 && outages_unresolved({Outage{1, 2, 3}}) == 0, "an outage that resumed is resolved");
+  check(outages_unresolved({Outage{1, 2, 3}, Outage{4, 5, 0}, Outage{6, 0, 0}}) == 2,
+        "one never heard again on every channel, or never answered, is not (the run is not verified)");
   return check.failures;
 }
 
