@@ -58,6 +58,7 @@ const TARGETS = [
   { name: 'k8s/overlays/mastodon-chart', dir: 'k8s/overlays/mastodon-chart', refs: 'strict', external: CHART_RELEASE },
   { name: 'k8s/overlays/test-loopback', dir: 'k8s/overlays/test-loopback', refs: 'strict' },
   { name: 'standalone + k8s/components/keda', dir: 'tests/k8s/render/standalone-keda', refs: 'strict' },
+  { name: 'standalone + k8s/components/connections-autoscaling', dir: 'tests/k8s/render/standalone-connections-autoscaling', refs: 'strict' },
   { name: 'standalone + k8s/components/internal-tls', dir: 'tests/k8s/render/standalone-internal-tls', refs: 'strict' },
   { name: 'k8s/prometheus-adapter', dir: 'k8s/prometheus-adapter', refs: 'strict' },
   {
@@ -351,6 +352,11 @@ function checkReferences(objects, external, refs, problems) {
         else {
           if (svc.spec?.clusterIP !== 'None') problems.push(`${where} env ${varName}: Service ${m[1]} is not headless (clusterIP: None)`);
           if (!(svc.spec?.ports ?? []).some((p) => p.port === Number(m[2]))) problems.push(`${where} env ${varName}: Service ${m[1]} has no port ${m[2]}`);
+          // An auth pod whose PostgreSQL is away is not ready yet answers its cached
+          // lookups (docs/scale-out.md#auth-replicas): it must stay in the DNS answer.
+          if (varName === 'SLUICE_AUTH_ADDR' && svc.spec?.publishNotReadyAddresses !== true) {
+            problems.push(`${where} env ${varName}: Service ${m[1]} drops not-ready auth pods from DNS (set publishNotReadyAddresses: true), so a PostgreSQL outage leaves new gateways no auth at all`);
+          }
         }
       }
       for (const probeKind of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
