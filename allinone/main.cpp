@@ -55,7 +55,7 @@ int run(const sluice::Env& env) {
                            server.in_process_channel(channel_args));
   if (tenants_file) gateway.update_tenants(tenants);
   FollowTenants follow_tenants{tenants_file.get(), [&](std::shared_ptr<const Tenants> reloaded) {
-                                 auth.update_tenants(*reloaded);
+                                 auth.update_tenants(reloaded);
                                  broker.update_tenants(reloaded);
                                  gateway.update_tenants(reloaded);
                                }};

@@ -60,7 +60,7 @@ class AuthTier {
   AuthCache& cache() { return tenants_.find_built("")->cache(); }
   const AuthConfig& config() const { return config_; }
   // A reloaded tenants file (docs/hosting.md#tenants).
-  void update_tenants(const Tenants& tenants) { tenants_.update(tenants); }
+  void update_tenants(std::shared_ptr<const Tenants> tenants) { tenants_.update(*tenants); }
 
   // One instance: true while PostgreSQL answers the probe. Several: true once started,
   // for one instance's database being down must not take the others' lookups out of

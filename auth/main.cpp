@@ -3,52 +3,36 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <iostream>
 #include <memory>
 
 #include "auth/auth_tier.hpp"
 #include "auth/system_events.hpp"
 #include "common/broker_set.hpp"
-#include "common/grpc_channel.hpp"
-#include "common/internal_server.hpp"
-#include "common/admin_http.hpp"
-#include "common/config_error.hpp"
 #include "common/env.hpp"
+#include "common/grpc_channel.hpp"
 #include "common/service_main.hpp"
-#include "common/log.hpp"
-#include "common/metrics.hpp"
-#include "common/tenants_file.hpp"
+#include "common/standalone_tier.hpp"
 
 namespace {
 
+// The gRPC service, and the name its health is reported under (k8s/README.md: the
+// readiness probes ask for it).
 constexpr const char* kServiceName = "sluice.v1.Auth";
 
 int run(const sluice::Env& env) {
   using namespace sluice;
 
-  AuthConfig config = AuthConfig::from_env(env);
-  auto tls = InternalTls::from_env(env);
-  // docs/hosting.md#tenants: several instances from one file, or the environment's one.
-  std::unique_ptr<TenantsFile> tenants_file = TenantsFile::from_env(env);
-
-  AuthTier tier(std::move(config), starting_tenants(tenants_file.get()));
-  FollowTenants follow_tenants{tenants_file.get(),
-                               [&tier](std::shared_ptr<const Tenants> tenants) { tier.update_tenants(*tenants); }};
-  const AuthConfig& settings = tier.config();
-
   // Gateways re-resolve their `dns:///` auth target when a connection ends: closing
   // connections after a while (calls in flight get the grace to finish) lets them find
   // replicas added by a scale-up. Lookups are unary, so no client notices.
-  InternalServer server({settings.listen, "SLUICE_AUTH_LISTEN", tls}, {{kServiceName, tier.service()}},
-                        [](grpc::ServerBuilder& builder) {
-                          builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
-                          builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
-                        });
-  // Serving only while PostgreSQL answers (design: readiness means the tier can serve).
-  // The probe thread must stop calling into the server before it goes away, on every
-  // path out of here.
-  ReportReadiness report_readiness{tier, server, kServiceName};
+  StandaloneTier<AuthTier> process(env, AuthConfig::from_env(env),
+                                   {"sluice-auth", kServiceName, "SLUICE_AUTH_LISTEN", std::chrono::seconds(2),
+                                    [](grpc::ServerBuilder& builder) {
+                                      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+                                      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30 * 1000);
+                                    }});
+  AuthTier& tier = process.tier();
+  const AuthConfig& settings = tier.config();
 
   // Revocations (kill) and filter changes reach this cache through the broker's
   // broadcast of the system channels; without SLUICE_BROKER_ADDR a revoked token is
@@ -57,7 +41,7 @@ int run(const sluice::Env& env) {
   if (env.non_empty("SLUICE_BROKER_ADDR")) {
     system_events = std::make_unique<BrokerSet>(
         BrokerSetOptions::from_env(env, ""),
-        [tls, token = settings.internal_token](const BrokerTarget& broker) {
+        [tls = process.tls(), token = settings.internal_token](const BrokerTarget& broker) {
           return grpc_broker_streams(broker_channel(broker, tls), token);
         },
         "sluice-auth",
@@ -70,21 +54,10 @@ int run(const sluice::Env& env) {
     system_events->start();
   }
 
-  AdminHttpServer admin(settings.admin_listen, [&tier] { return tier.ready(); });
-  admin.start();
-  log::info("sluice-auth listening",
-            {{"grpc", settings.listen}, {"admin", settings.admin_listen}, {"database", settings.pg.describe()}});
-
-  int signal = wait_for_termination_reloading(tenants_file.get());
-  log::info("shutting down", {{"signal", signal}});
-  report_readiness.stop();
-  // Fail queued database work first so that in-flight calls finish quickly, then stop
-  // the server with a short deadline.
-  if (system_events) system_events->stop();
-  tier.stop();
-  server.shutdown(std::chrono::seconds(2));
-  admin.stop();
-  return 0;
+  return process.serve({{"grpc", settings.listen}, {"admin", settings.admin_listen}, {"database", settings.pg.describe()}},
+                       [&system_events] {
+                         if (system_events) system_events->stop();
+                       });
 }
 
 }  // namespace

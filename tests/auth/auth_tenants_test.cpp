@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <memory>
 #include <pqxx/pqxx>
 
 #include "auth/system_events.hpp"
@@ -35,14 +36,14 @@ std::string copy_of_test_database() {
   return name;
 }
 
-Tenants tenants_file(const std::string& json) {
+std::shared_ptr<const Tenants> tenants_file(const std::string& json) {
   auto& pg = shared_pg();
   Env base = Env::from_map({{"DB_HOST", "127.0.0.1"},
                             {"DB_PORT", std::to_string(pg.port())},
                             {"DB_USER", pg.user()},
                             {"DB_PASS", ""},
                             {"DB_POOL", "2"}});
-  return Tenants::parse(json, base);
+  return std::make_shared<const Tenants>(Tenants::parse(json, base));
 }
 
 std::string tenant_json(const std::string& name, const std::string& database) {
@@ -51,10 +52,10 @@ std::string tenant_json(const std::string& name, const std::string& database) {
 
 class TenantsHarness {
  public:
-  TenantsHarness(const Tenants& tenants, int db_connections_max) {
+  TenantsHarness(std::shared_ptr<const Tenants> tenants, int db_connections_max) {
     AuthConfig config = auth_test::test_config();
     config.db_connections_max = db_connections_max;
-    tier_ = std::make_unique<AuthTier>(config, std::make_shared<const Tenants>(tenants));
+    tier_ = std::make_unique<AuthTier>(config, std::move(tenants));
     grpc::ServerBuilder builder;
     builder.RegisterService(tier_->service());
     server_ = builder.BuildAndStart();
@@ -238,10 +239,10 @@ TEST(AuthTenants, AStopCutsTheLookupsOfARemovedInstanceToo) {
 }
 
 TEST(AuthTenants, WrongVariablesInTheFileStopTheStartNamingTheTenant) {
-  Tenants tenants = tenants_file(R"({"tenants": {"club": {"hosts": ["club.example"], "env": {"DB_PORT": "x"}}}})");
+  auto tenants = tenants_file(R"({"tenants": {"club": {"hosts": ["club.example"], "env": {"DB_PORT": "x"}}}})");
   AuthConfig config = auth_test::test_config();
   try {
-    AuthTier tier(config, std::make_shared<const Tenants>(tenants));
+    AuthTier tier(config, tenants);
     FAIL() << "a tenant with DB_PORT=x was accepted";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("tenant club"), std::string::npos) << e.what();
