@@ -78,15 +78,13 @@ std::string json_error_response(int status, std::string_view message, std::strin
   return plain_response(status, "application/json", body, request_id, keep_alive);
 }
 
-std::string cors_preflight_response(std::string_view request_id, std::optional<std::string_view> request_headers,
-                                    bool keep_alive) {
+std::string cors_preflight_response(std::string_view request_id, std::string_view request_headers, bool keep_alive) {
   std::string out = status_line(204);
   out += common_headers(request_id);
   out += "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n";
-  if (request_headers) {
-    append_header(out, "Vary", "Access-Control-Request-Headers");
-    append_header(out, "Access-Control-Allow-Headers", *request_headers);
-  }
+  // The answer reflects the request's headers, so a cache must key on them always.
+  append_header(out, "Vary", "Access-Control-Request-Headers");
+  if (!request_headers.empty()) append_header(out, "Access-Control-Allow-Headers", request_headers);
   out += "Content-Length: 0\r\n";
   out += connection_header(keep_alive);
   out += "\r\n";

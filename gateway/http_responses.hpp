@@ -16,8 +16,9 @@ std::string status_reason(int status);
 std::string json_error_response(int status, std::string_view message, std::string_view request_id,
                                 bool keep_alive);
 // docs/protocol.md#cors-and-options: the answer to any OPTIONS request.
-std::string cors_preflight_response(std::string_view request_id, std::optional<std::string_view> request_headers,
-                                    bool keep_alive);
+// `request_headers`: Access-Control-Request-Headers as Node joins its lines (empty
+// when absent or empty).
+std::string cors_preflight_response(std::string_view request_id, std::string_view request_headers, bool keep_alive);
 // A plain response with the CORS header (health, metrics, favicon, 404s).
 std::string plain_response(int status, std::string_view content_type, std::string_view body,
                            std::string_view request_id, bool keep_alive, bool no_store = false);

@@ -83,16 +83,33 @@ std::optional<asio::ip::address> peer_address(const Socket& socket) {
 }
 
 // A header as Node's http module gives it to the reference: repeated lines joined with
-// ", " (the rule for every header not on its short list of single-valued ones, which
-// Sec-WebSocket-Protocol is not on).
-std::string joined_header(const Request& request, http::field field) {
+// ", " (the rule for every header not on its short list of single-valued ones: of those
+// read here, only Authorization and Host are on it, and they keep their first line).
+template <class Name>
+std::string joined_header(const Request& request, Name name) {
   std::string joined;
-  auto [first, end] = request.equal_range(field);
+  auto [first, end] = request.equal_range(name);
   for (auto line = first; line != end; ++line) {
     if (line != first) joined += ", ";  // after an empty line too, as Node appends
     joined += sv(line->value());
   }
   return joined;
+}
+
+// What node-postgres sends for an array of strings (its utils.js arrayString): each
+// element in double quotes with `\` and `"` escaped, joined with commas, in braces.
+std::string node_postgres_array_text(const Params& values) {
+  std::string text = "{";
+  for (const auto& value : values) {
+    if (text.size() > 1) text += ',';
+    text += '"';
+    for (char c : value.is_string() ? value.get_ref<const std::string&>() : std::string()) {
+      if (c == '\\' || c == '"') text += '\\';
+      text += c;
+    }
+    text += '"';
+  }
+  return text + "}";
 }
 
 // ws's abortHandshake: a small text/html response, then the socket is destroyed.
@@ -113,25 +130,34 @@ std::optional<std::string> token_from_request(const Request& request, const Para
     if (authorization.substr(0, 7) == "Bearer ") authorization.remove_prefix(7);
     return header_text(authorization);
   }
-  std::string access_token = first_string(query, "access_token");
-  if (!access_token.empty()) return access_token;
+  if (auto access_token = query.find("access_token"); access_token != query.end()) {
+    // A repeated parameter reaches the reference's query as an array, which
+    // node-postgres sends as a PostgreSQL array literal: that text is the token looked up.
+    if (access_token->is_array()) return node_postgres_array_text(*access_token);
+    if (access_token->is_string() && !access_token->get_ref<const std::string&>().empty()) {
+      return access_token->get<std::string>();
+    }
+  }
   const std::string protocol = joined_header(request, http::field::sec_websocket_protocol);
   if (!protocol.empty()) return header_text(protocol);
   return std::nullopt;
 }
 
 bool is_upgrade_request(const Request& request) {
-  return !request[http::field::upgrade].empty() &&
-         header_lists_token(sv(request[http::field::connection]), "upgrade");
+  return !joined_header(request, http::field::upgrade).empty() &&
+         header_lists_token(joined_header(request, http::field::connection), "upgrade");
 }
 
 std::optional<std::string> websocket_handshake_error(const Request& request) {
+  // ws reads each header as Node joins it: a repeated one ("websocket, websocket") fails.
   if (request.method() != http::verb::get) return handshake_abort(405, "Invalid HTTP method");
-  if (!ascii_iequals(sv(request[http::field::upgrade]), "websocket")) return handshake_abort(400, "Invalid Upgrade header");
-  if (!is_valid_websocket_key(sv(request[http::field::sec_websocket_key]))) {
+  if (!ascii_iequals(joined_header(request, http::field::upgrade), "websocket")) {
+    return handshake_abort(400, "Invalid Upgrade header");
+  }
+  if (!is_valid_websocket_key(joined_header(request, http::field::sec_websocket_key))) {
     return handshake_abort(400, "Missing or invalid Sec-WebSocket-Key header");
   }
-  std::string_view version = sv(request[http::field::sec_websocket_version]);
+  const std::string version = joined_header(request, http::field::sec_websocket_version);
   if (version != "13" && version != "8") {
     return handshake_abort(400, "Missing or invalid Sec-WebSocket-Version header", "Sec-WebSocket-Version: 13, 8\r\n");
   }
@@ -227,8 +253,9 @@ void HttpSession::begin_record(std::string_view method, std::string_view target)
   record_.target = redact_target(target);
   record_.tenant.clear();
   record_.started = std::chrono::steady_clock::now();
-  std::string_view forwarded;
-  if (request_.count("X-Forwarded-For")) forwarded = sv(request_["X-Forwarded-For"]);
+  // Every X-Forwarded-For line, as Node joins them: a proxy that adds its own line after
+  // the client's (HAProxy's `option forwardfor`) must be the one read from the right.
+  const std::string forwarded = joined_header(request_, "X-Forwarded-For");
   auto peer = peer_address(socket_);
   record_.client_ip = peer ? client_address(*peer, forwarded, context.config.trusted_proxies) : std::string();
 }
@@ -246,10 +273,7 @@ void HttpSession::route() {
 
   // docs/protocol.md#cors-and-options: CORS answers any OPTIONS before routing and without auth.
   if (method == http::verb::options) {
-    std::optional<std::string_view> requested;
-    if (request_.count(http::field::access_control_request_headers)) {
-      requested = sv(request_[http::field::access_control_request_headers]);
-    }
+    const std::string requested = joined_header(request_, http::field::access_control_request_headers);
     return respond(cors_preflight_response(record_.request_id, requested, request_.keep_alive()), request_.keep_alive());
   }
   // docs/protocol.md#unauthenticated-routes: routes without authentication.

@@ -31,14 +31,23 @@ TEST_P(AccessLog, EveryRequestAndStreamEndIsLoggedAndNoTokenReachesAnyLine) {
   const std::string bogus = "bogus-token-that-must-never-be-logged";
   EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/user?access_token=" + bogus).status, 401);
   EXPECT_EQ(http_request(cluster.port(), "GET", "/api/v1/streaming/user?access%5Ftoken=" + bogus).status, 401);
+  // A good token given twice is an array to the reference, looked up as `{"T","T"}`
+  // (docs/protocol.md#token-sources): refused.
+  EXPECT_EQ(http_request(cluster.port(), "GET",
+                         "/api/v1/streaming/user?access_token=" + viewer.token + "&access_token=" + viewer.token)
+                .status,
+            401);
   // Express answers other methods 404 after authentication (docs/protocol.md#sse-route-and-other-methods).
   EXPECT_EQ(http_request(cluster.port(), "POST",
-                         "/api/v1/streaming/user?access_token=" + viewer.token + "&access_token=" + bogus)
+                         "/api/v1/streaming/user?access_token=" + viewer.token + "&access_token_hint=" + bogus)
                 .status,
             404);
   {
+    // Two X-Forwarded-For lines (names differing in case only, so the map keeps both):
+    // the client's own claim first, then the line a proxy appended (HAProxy's
+    // `option forwardfor`). Read as Node joins them, the address comes from the last.
     SseClient sse(cluster.port(), "/api/v1/streaming/user?access_token=" + viewer.token,
-                  {{"X-Forwarded-For", "203.0.113.9, 127.0.0.1"}});
+                  {{"X-Forwarded-For", "198.51.100.7"}, {"x-forwarded-for", "203.0.113.9, 127.0.0.1"}});
     ASSERT_EQ(sse.response().status, 200);
     ASSERT_EQ(sse.next_block(), ":)");
   }
@@ -85,7 +94,8 @@ TEST_P(AccessLog, EveryRequestAndStreamEndIsLoggedAndNoTokenReachesAnyLine) {
     }
     if (status == 200 && line.value("stream", "") == "user") {
       ++streams;
-      // The trusted proxy 127.0.0.1 forwarded for 127.0.0.1, which forwarded for 203.0.113.9.
+      // The trusted proxy 127.0.0.1 forwarded for 127.0.0.1, which forwarded for 203.0.113.9
+      // (not the 198.51.100.7 the client claimed on its own line).
       if (path == "/api/v1/streaming/user?access_token=[Redacted]") {
         ++forwarded;
         EXPECT_EQ(line["client_ip"], "203.0.113.9");
@@ -93,7 +103,7 @@ TEST_P(AccessLog, EveryRequestAndStreamEndIsLoggedAndNoTokenReachesAnyLine) {
     }
     if (status == 101) ++upgrades;
   }
-  EXPECT_EQ(unauthorized, 2);
+  EXPECT_EQ(unauthorized, 3);
   EXPECT_GE(streams, 1);
   EXPECT_EQ(forwarded, 1) << "the forwarded stream's line was not found, so its address went unchecked";
   EXPECT_EQ(upgrades, 2);
