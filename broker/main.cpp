@@ -20,8 +20,9 @@ constexpr const char* kServiceName = "sluice.v1.Broker";
 int run(const sluice::Env& env) {
   using namespace sluice;
 
-  // Gateways see UNAVAILABLE at a stop and reconnect to another broker; the grace lets
-  // what is already queued for them go out first.
+  // A stop ends every stream from here, after a grace for what is queued; each channel
+  // is still held through its other broker, and gateways move it at their next DNS
+  // resolution (docs/scale-out.md#brokers: why a broker in a rollout waits first).
   StandaloneTier<BrokerTier> process(env, BrokerConfig::from_env(env),
                                      {"sluice-broker", kServiceName, "SLUICE_BROKER_LISTEN", std::chrono::seconds(5)});
   BrokerTier& tier = process.tier();

@@ -431,6 +431,34 @@ function checkReferences(objects, external, refs, problems) {
       }
     }
   }
+  // A broker that is stopped must keep serving until every gateway (and auth pod) that
+  // finds brokers through DNS has moved its channels away: their next resolution
+  // (SLUICE_BROKER_RESOLVE_SECONDS, 10 by default), after the DNS TTL of a headless
+  // Service's answer (5 s), plus the handover (2 s). Set in a ConfigMap the variable
+  // is not seen here; the default is assumed.
+  let resolveSeconds = 0;
+  for (const { pod } of pods) {
+    for (const c of pod.spec?.containers ?? []) {
+      const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
+      if (!/^dns:\/\/\//.test(env.get('SLUICE_BROKER_ADDR') ?? '')) continue;
+      resolveSeconds = Math.max(resolveSeconds, Number(env.get('SLUICE_BROKER_RESOLVE_SECONDS') ?? 10));
+    }
+  }
+  for (const { owner, pod } of pods) {
+    for (const c of pod.spec?.containers ?? []) {
+      if (!resolveSeconds || !(c.command ?? []).some((arg) => /sluice-broker$/.test(arg))) continue;
+      const cmd = c.lifecycle?.preStop?.exec?.command ?? [];
+      const sleep = cmd[0] === 'sleep' ? Number(cmd[1]) : (c.lifecycle?.preStop?.sleep?.seconds ?? 0);
+      const needed = resolveSeconds + 5 + 2;
+      const where = `Deployment ${owner.metadata.name} container ${c.name}`;
+      if (sleep < needed) {
+        problems.push(`${where}: preStop waits ${sleep}s, but gateways need ${needed}s (resolution every ${resolveSeconds}s + DNS TTL 5s + handover 2s) to move its channels away; stopped sooner, a rollout leaves channels without a broker`);
+      }
+      const grace = pod.spec.terminationGracePeriodSeconds ?? 30;
+      if (sleep + 5 > grace) problems.push(`${where}: preStop ${sleep}s + the server's 5s grace exceed terminationGracePeriodSeconds ${grace}`);
+    }
+  }
+
   const tiers = deployments.length;
   if (tiers === 0 && objects.some((o) => o.kind === 'HorizontalPodAutoscaler')) problems.push('autoscaler without Deployments');
 }
