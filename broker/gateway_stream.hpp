@@ -2,8 +2,8 @@
 // One gateway's long-lived Events stream (proto/sluice/v1/broker.proto): reads
 // Hello/Subscribe/Unsubscribe, and writes the events of the channels it asked for
 // plus every system-channel event. Exactly one write is in flight; the rest wait
-// in a bounded queue, and the events among them go out as one batch to a gateway
-// that reads batches. A gateway that falls behind past the bound is finished with
+// in a bounded queue (broker/outgoing_queue.hpp: events go out batched, reconnect
+// markers merged). A gateway that falls behind past the bound is finished with
 // RESOURCE_EXHAUSTED (it reconnects and re-subscribes) instead of growing memory.
 //
 // Thread-safety: deliver() runs on the Redis thread, reactions on gRPC threads.
@@ -12,7 +12,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,6 +19,7 @@
 
 #include "broker/event_sink.hpp"
 #include "broker/gateway_session.hpp"
+#include "broker/outgoing_queue.hpp"
 #include "sluice/v1/broker.grpc.pb.h"
 
 namespace sluice::broker {
@@ -46,23 +46,13 @@ class GatewayStream final : public grpc::ServerBidiReactor<v1::GatewayMessage, v
  private:
   void handle(const v1::GatewayMessage& message);
   void start_write_locked(std::shared_ptr<const v1::BrokerMessage> message);
-  std::shared_ptr<const v1::BrokerMessage> next_write_locked();
-  // The queue behind the write in flight, with its size in bytes kept beside it.
-  void enqueue_locked(std::shared_ptr<const v1::BrokerMessage> message);
-  std::shared_ptr<const v1::BrokerMessage> dequeue_locked();
-  void clear_queue_locked();
 
   BrokerService& service_;
   GatewaySession session_;
   v1::GatewayMessage request_;
 
   std::recursive_mutex mutex_;
-  struct Queued {
-    std::shared_ptr<const v1::BrokerMessage> message;
-    size_t bytes;  // its serialized size
-  };
-  std::deque<Queued> queue_;
-  size_t queued_bytes_ = 0;  // the sum of their sizes
+  OutgoingQueue queue_;  // behind the write in flight
   std::shared_ptr<const v1::BrokerMessage> in_flight_;
   bool accepts_batches_ = false;  // from Hello: events may be sent as EventBatch
   bool finished_ = false;
