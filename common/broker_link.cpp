@@ -6,6 +6,7 @@
 
 #include "common/channel_key.hpp"
 #include "common/grpc_auth.hpp"
+#include "common/grpc_channel.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/thread_name.hpp"
@@ -199,10 +200,8 @@ void BrokerLink::supervise() {
     if (std::chrono::steady_clock::now() - opened_at > std::chrono::seconds(10)) backoff = std::chrono::milliseconds(100);
     auto jitter = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, static_cast<int>(backoff.count() / 2))(rng));
     wake_.wait_for(lock, backoff + jitter, [&] { return stopping_; });
-    // At most a second apart: while a broker is away, the channels it held have one
-    // holder left (docs/scale-out.md#brokers), so it is taken back as soon as it answers.
-    // An attempt to a closed port costs nothing worth saving.
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    // An attempt to a closed port costs nothing worth saving (common/grpc_channel.hpp).
+    backoff = std::min(backoff * 2, kBrokerRetryMax);
   }
 }
 

@@ -65,7 +65,9 @@ std::shared_ptr<grpc::Channel> internal_channel(const std::string& address, cons
 }
 
 std::shared_ptr<grpc::Channel> broker_channel(const BrokerTarget& target, const InternalTls& tls) {
-  return create_internal_channel(target.address, tls, internal_channel_arguments(), target.tls_name);
+  auto args = internal_channel_arguments();
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kBrokerRetryMax.count()));
+  return create_internal_channel(target.address, tls, args, target.tls_name);
 }
 
 std::shared_ptr<grpc::Channel> auth_channel(const std::string& address, const InternalTls& tls) {
