@@ -222,7 +222,7 @@ void BrokerSet::supervise() {
     // check below and the wait; its notification is then missed, not its release).
     auto wake_at = now + std::chrono::seconds(1);
     if (dynamic_ && !members_.empty()) wake_at = std::min(wake_at, next_resolve);
-    if (holding()) wake_at = std::min(wake_at, now + std::chrono::milliseconds(100));
+    if (holding_copies()) wake_at = std::min(wake_at, now + std::chrono::milliseconds(100));
     for (const auto& handover : handovers_) wake_at = std::min(wake_at, handover.at);
     for (const auto& [address, gone] : leaving_) wake_at = std::min(wake_at, gone.at);
     wake_.wait_until(lock, wake_at, [&] { return stopping_; });
@@ -377,6 +377,7 @@ void BrokerSet::deliver(int source, BrokerLink::Events events) {
   // delivery (the e2e test saw e54 before e53 without it).
   std::lock_guard lock(deliver_mutex_);
   const auto now = std::chrono::steady_clock::now();
+  const bool held_before = dedup_.holding_copies();
   std::vector<EventDeduplicator::Event> first_copies;
   for (auto& event : events) {
     auto released = dedup_.offer(source, std::move(event), now);
@@ -384,6 +385,9 @@ void BrokerSet::deliver(int source, BrokerLink::Events events) {
                         std::make_move_iterator(released.end()));
   }
   hand_on_locked(std::move(first_copies));
+  // The first held copy: the supervisor looks every 100 ms from now on (a probation
+  // alone does not make it; docs/scale-out.md#brokers).
+  if (!held_before && dedup_.holding_copies()) wake_.notify_all();
 }
 
 void BrokerSet::hand_on_locked(std::vector<EventDeduplicator::Event> events) {
@@ -405,7 +409,6 @@ void BrokerSet::stream_opening(int source, const std::vector<std::string>& chann
   const std::unordered_set<std::string_view> carried(channels.begin(), channels.end());  // outside the lock
   std::lock_guard lock(deliver_mutex_);
   hand_on_locked(dedup_.reopened(source, carried, std::chrono::steady_clock::now()));
-  wake_if_holding_locked();
 }
 
 void BrokerSet::resubscribed(int source, const std::string& channel) {
@@ -415,19 +418,11 @@ void BrokerSet::resubscribed(int source, const std::string& channel) {
   if (!replicated_.load(std::memory_order_acquire)) return;
   std::lock_guard lock(deliver_mutex_);
   hand_on_locked(dedup_.resubscribed(source, channel, std::chrono::steady_clock::now()));
-  wake_if_holding_locked();
 }
 
 void BrokerSet::rejoin(int source, const std::string& channel) {
   std::lock_guard lock(deliver_mutex_);
   hand_on_locked(dedup_.rejoin(source, channel, std::chrono::steady_clock::now()));
-  wake_if_holding_locked();
-}
-
-// A probation that began is ended by the supervisor at its limit (rejoins are rare;
-// deliveries never notify).
-void BrokerSet::wake_if_holding_locked() {
-  if (dedup_.holding()) wake_.notify_all();
 }
 
 void BrokerSet::release_overdue() {
@@ -435,9 +430,9 @@ void BrokerSet::release_overdue() {
   hand_on_locked(dedup_.release_overdue(std::chrono::steady_clock::now()));
 }
 
-bool BrokerSet::holding() {
+bool BrokerSet::holding_copies() {
   std::lock_guard lock(deliver_mutex_);
-  return dedup_.holding();
+  return dedup_.holding_copies();
 }
 
 bool BrokerSet::connected() const {

@@ -128,8 +128,7 @@ class BrokerSet {
   // `source` starts relaying `channel` (takes deliver_mutex_; callers may hold mutex_).
   void rejoin(int source, const std::string& channel);
   void release_overdue();
-  bool holding();
-  void wake_if_holding_locked();  // with deliver_mutex_ held
+  bool holding_copies();
 
   const BrokerSetOptions options_;
   StreamFactory connect_;

@@ -43,7 +43,7 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
 
   auto catching = channel.catching_up.find(source);
   if (catching == channel.catching_up.end()) {
-    accept(source, channel, key, seen, std::move(event), out);
+    accept(source, channel, key, seen, std::move(event), now, out);
     return out;
   }
   auto resolution = match(catching->second, channel, key, std::move(event));
@@ -65,7 +65,7 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::offer(int source, Event
   }
   for (size_t i = resolution->replayed; i < done.copies.size(); ++i) {
     Copy& copy = done.copies[i];
-    accept(source, channel, copy.key, channel.contents[copy.key], std::move(copy.event), out);
+    accept(source, channel, copy.key, channel.contents[copy.key], std::move(copy.event), now, out);
   }
   return out;
 }
@@ -118,10 +118,17 @@ std::optional<EventDeduplicator::Resolution> EventDeduplicator::match(Catchup& c
 }
 
 void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event,
-                               std::vector<Event>& out) {
+                               Clock::time_point now, std::vector<Event>& out) {
   const uint64_t count = ++sent(seen, source);
 
-  if (auto mine = channel.probation.find(source); mine != channel.probation.end()) {
+  auto mine = channel.probation.find(source);
+  // A probation past its end that holds nothing ends here, at this source's first copy
+  // (release_overdue looks only where copies are held).
+  if (mine != channel.probation.end() && mine->second.held.empty() && overdue(channel, *mine, now)) {
+    release(channel, mine, out);
+    mine = channel.probation.end();
+  }
+  if (mine != channel.probation.end()) {
     if (count <= seen.delivered) {
       // The other source has delivered this one too: it has caught up, and what this
       // source holds comes after everything it had still to relay.
@@ -129,6 +136,7 @@ void EventDeduplicator::accept(int source, Channel& channel, uint64_t key, Seen&
       release(channel, mine, out);
     } else {
       mine->second.held.push_back({key, count, std::move(event)});
+      ++held_copies_;
     }
     return;
   }
@@ -181,6 +189,7 @@ void EventDeduplicator::deliver(Channel& channel, uint64_t key, Event event, std
 }
 
 void EventDeduplicator::release(Channel& channel, std::map<int, Probation>::iterator it, std::vector<Event>& out) {
+  held_copies_ -= it->second.held.size();
   for (auto& held : it->second.held) {
     auto known = channel.contents.find(held.key);
     if (known != channel.contents.end() && held.count <= known->second.delivered) {
@@ -214,6 +223,7 @@ void EventDeduplicator::forget(const std::string& channel) {
   auto it = channels_.find(channel);
   if (it == channels_.end()) return;
   holds_ -= it->second.probation.size();
+  for (const auto& [source, probation] : it->second.probation) held_copies_ -= probation.held.size();
   channels_.erase(it);
 }
 
@@ -256,20 +266,25 @@ void EventDeduplicator::rejoin_channel(int source, Channel& channel, Clock::time
   }
 }
 
+// At the limit, and only once no other source has relayed the channel for a limit's
+// length: one that is still relaying is merely behind (the CI fault run saw a broker
+// 4 s behind under load) and will catch up with the held copies.
+bool EventDeduplicator::overdue(const Channel& channel, const std::pair<const int, Probation>& probation,
+                                Clock::time_point now) const {
+  Clock::time_point others_last{};
+  for (const auto& [other, at] : channel.last_sent) {
+    if (other != probation.first) others_last = std::max(others_last, at);
+  }
+  return probation.second.until <= now && now - others_last >= hold_limit_;
+}
+
 std::vector<EventDeduplicator::Event> EventDeduplicator::release_overdue(Clock::time_point now) {
   std::vector<Event> out;
-  if (holds_ == 0) return out;
+  if (held_copies_ == 0) return out;  // empty probations end at their source's next copy
   for (auto& [name, channel] : channels_) {
     for (auto it = channel.probation.begin(); it != channel.probation.end();) {
       auto next = std::next(it);
-      // At the limit, and only once no other source has relayed this channel for a
-      // limit's length: one that is still relaying is merely behind (the CI fault run
-      // saw a broker 4 s behind under load) and will catch up with the held copies.
-      Clock::time_point others_last{};
-      for (const auto& [other, at] : channel.last_sent) {
-        if (other != it->first) others_last = std::max(others_last, at);
-      }
-      if (it->second.until <= now && now - others_last >= hold_limit_) release(channel, it, out);
+      if (overdue(channel, *it, now)) release(channel, it, out);
       it = next;
     }
   }
@@ -293,6 +308,14 @@ void EventDeduplicator::forget_older_than(Clock::time_point cutoff) {
     Channel& channel = it->second;
     std::erase_if(channel.contents, [&](const auto& entry) { return entry.second.last_seen < cutoff; });
     std::erase_if(channel.last_sent, [&](const auto& entry) { return entry.second < cutoff; });
+    // A probation that has held nothing for a window is a source that never sent on
+    // the channel since it rejoined (a broker that is away, retried every second): no
+    // order to keep, and kept it would keep the channel here for good.
+    std::erase_if(channel.probation, [&](const auto& entry) {
+      bool idle = entry.second.held.empty() && entry.second.until < cutoff;
+      holds_ -= idle;
+      return idle;
+    });
     // Deliveries older than the window are nobody's to replay: the log keeps what a
     // source may still be behind by, not 2,048 to 4,096 keys on every busy channel.
     size_t stale = 0;

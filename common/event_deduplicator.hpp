@@ -76,7 +76,13 @@ class EventDeduplicator {
   std::vector<Event> resubscribed(int source, const std::string& channel, Clock::time_point now);
   // Held copies whose limit has passed, in order.
   std::vector<Event> release_overdue(Clock::time_point now);
+  // A probation is open: a source that rejoined may have its next copies held.
   bool holding() const { return holds_ > 0; }
+  // Copies are held, for release_overdue to look at. Not merely a probation: one opens
+  // for every channel of a broker at each attempt to reach it, and while it is away the
+  // other keeps relaying, so those would never end; looking at them every 100 ms would
+  // scan every channel for as long as the broker stays away.
+  bool holding_copies() const { return held_copies_ > 0; }
   // Copies dropped as duplicates so far.
   uint64_t dropped() const { return dropped_; }
 
@@ -126,7 +132,11 @@ class EventDeduplicator {
 
   static uint64_t& sent(Seen& seen, int source);
   // The usual path: counts the copy, and delivers, holds or drops it.
-  void accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event, std::vector<Event>& out);
+  void accept(int source, Channel& channel, uint64_t key, Seen& seen, Event event, Clock::time_point now,
+              std::vector<Event>& out);
+  // Whether a probation may end with what it holds: its limit passed, and the others
+  // silent on the channel for as long.
+  bool overdue(const Channel& channel, const std::pair<const int, Probation>& probation, Clock::time_point now) const;
   void deliver(Channel& channel, uint64_t key, Event event, std::vector<Event>& out);
   // How a catch-up ended: how many of the source's copies, from the first, were replays
   // (the rest are new, to accept in order), and the log position it has reached (the
@@ -147,7 +157,8 @@ class EventDeduplicator {
   const std::chrono::milliseconds window_;
   const std::chrono::milliseconds hold_limit_;
   std::unordered_map<std::string, Channel> channels_;
-  size_t holds_ = 0;  // probations open
+  size_t holds_ = 0;        // probations open
+  size_t held_copies_ = 0;  // copies they hold, all together
   uint64_t dropped_ = 0;
   Clock::time_point last_sweep_{};
 };

@@ -309,6 +309,38 @@ TEST(EventDeduplicator, HeldCopiesGoOutAtTheLimitWhenTheOtherBrokerStopsRelaying
   EXPECT_EQ(c.payloads().back(), "4");
 }
 
+// A broker that is away is tried every second, and each attempt opens a probation for
+// each of its channels against the broker that keeps relaying them: none ever ends by
+// its limit. Nothing is held, so the supervisor need not look every 100 ms (it scanned
+// every channel under the delivery lock for as long as the broker stayed away), and a
+// window later the probations are gone (they kept channels nobody follows any more).
+TEST(EventDeduplicator, ProbationsOfABrokerThatIsAwayHoldNothingAndAreForgotten) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));  // A's broker does not answer
+    c.now += 1s;
+    c.from(kB, std::to_string(attempt + 2));
+    EXPECT_TRUE(c.dedup.holding());
+    EXPECT_FALSE(c.dedup.holding_copies()) << "an empty probation counted as held copies";
+  }
+  for (int i = 0; i < 20; ++i) {  // B relays on, A stays away: two 10 s windows (a sweep's period)
+    c.now += 1s;
+    c.from(kB, "later " + std::to_string(i));
+  }
+  EXPECT_FALSE(c.dedup.holding()) << "the away broker's probation outlived the window";
+
+  // A answers at last, ahead of B: its copies are held, and counted as such.
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  c.from(kA, "ahead");
+  EXPECT_TRUE(c.dedup.holding_copies());
+  c.from(kB, "ahead");
+  EXPECT_FALSE(c.dedup.holding_copies());
+  EXPECT_EQ(c.payloads().back(), "ahead");
+  EXPECT_EQ(c.dedup.dropped(), 2u) << "B's copy of 1, and A's held copy of ahead";
+}
+
 TEST(EventDeduplicator, HeldCopiesWaitForAnotherBrokerThatIsStillRelayingHoweverLate) {
   Copies c;
   c.from(kA, "1");
@@ -426,8 +458,12 @@ TEST(EventDeduplicator, AReopenedStreamRejoinsOnlyTheChannelsItCarries) {
   c.from(kA, "3", "timeline:1");
   c.from(kB, "3", "timeline:1");
   c.take(c.dedup.release_overdue(c.now));
+  EXPECT_FALSE(c.dedup.holding_copies());
+  // C's probation on timeline:2 is past its limit with A silent there: C's next copy
+  // ends it and goes out at once.
+  c.from(kC, "4", "timeline:2");
   EXPECT_FALSE(c.dedup.holding());
-  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3"}));
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4"}));
 }
 
 // The system channels reach every stream (the broker marks them): a reopened stream
