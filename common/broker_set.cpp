@@ -89,8 +89,15 @@ std::optional<std::vector<BrokerTarget>> expand_broker_item(const std::string& i
   std::string host = name.substr(0, colon), port = name.substr(colon + 1);
   auto addresses = resolve(host, port);
   if (!addresses || addresses->empty()) return std::nullopt;
+  // One family: a dual-stack Service (or `localhost`) names each broker by an IPv4 and
+  // an IPv6 address, which nothing pairs up, and as two brokers a channel's two
+  // replicas could be one pod. IPv4 when there is any, so every process picks alike.
+  const bool any_ipv4 = std::any_of(addresses->begin(), addresses->end(),
+                                    [](const std::string& address) { return address.starts_with("ipv4:"); });
   std::vector<BrokerTarget> targets;
-  for (auto& address : *addresses) targets.push_back({std::move(address), host});
+  for (auto& address : *addresses) {
+    if (!any_ipv4 || address.starts_with("ipv4:")) targets.push_back({std::move(address), host});
+  }
   return targets;
 }
 

@@ -56,7 +56,8 @@ struct BrokerSetOptions {
 
 // The list's items, in order; throws ConfigError for an empty list or item.
 std::vector<std::string> broker_address_items(const std::string& addresses);
-// What one item names now: itself, or (dns:///) every address the name resolves to.
+// What one item names now: itself, or (dns:///) every address the name resolves to,
+// of one family (IPv4 if it has any: each broker once on a dual-stack network).
 // `resolve` maps host and port to "ipv4:a.b.c.d:port" / "ipv6:[..]:port" targets;
 // nullopt when resolution failed (the caller keeps what it had).
 using Resolver = std::function<std::optional<std::vector<std::string>>(const std::string& host, const std::string& port)>;

@@ -757,6 +757,19 @@ TEST(BrokerAddresses, ItemsAndDnsNames) {
   EXPECT_EQ(*named, (std::vector<BrokerTarget>{{"ipv4:10.1.0.1:50051", "sluice-broker"},
                                                {"ipv4:10.1.0.2:50051", "sluice-broker"}}));
   EXPECT_FALSE(expand_broker_item("dns:///unknown:50051", fake));
+
+  // Dual stack: two pods, each by an IPv4 and an IPv6 address, are two brokers, not four
+  // (else a channel's two replicas could be one pod); IPv6 alone is kept as it is.
+  Resolver dual = [](const std::string& host, const std::string& port) -> std::optional<std::vector<std::string>> {
+    if (host == "v6-only") return std::vector<std::string>{"ipv6:[fd00::1]:" + port, "ipv6:[fd00::2]:" + port};
+    return std::vector<std::string>{"ipv4:10.1.0.1:" + port, "ipv4:10.1.0.2:" + port, "ipv6:[fd00::1]:" + port,
+                                    "ipv6:[fd00::2]:" + port};
+  };
+  EXPECT_EQ(*expand_broker_item("dns:///sluice-broker:50051", dual),
+            (std::vector<BrokerTarget>{{"ipv4:10.1.0.1:50051", "sluice-broker"},
+                                       {"ipv4:10.1.0.2:50051", "sluice-broker"}}));
+  EXPECT_EQ(*expand_broker_item("dns:///v6-only:50051", dual),
+            (std::vector<BrokerTarget>{{"ipv6:[fd00::1]:50051", "v6-only"}, {"ipv6:[fd00::2]:50051", "v6-only"}}));
 }
 
 TEST(BrokerAddresses, SystemResolverFindsLoopback) {
