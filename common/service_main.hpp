@@ -17,7 +17,7 @@ namespace sluice {
 int run_service(const char* name, const std::function<int(const Env& env)>& body);
 
 // Raises this process's soft limit on open files (RLIMIT_NOFILE) to its hard limit, as
-// Node does for the reference at start (docs/operations.md#open-files): container
+// Node does for the reference at start (docs/protocol.md#admission-limits): container
 // runtimes often start processes at a soft 1024 under a far higher hard limit, and every
 // client is a file. With no hard limit, the highest the kernel accepts up to 2^20.
 // Returns the soft limit in force afterwards (0 if it cannot be read).

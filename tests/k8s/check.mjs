@@ -434,14 +434,28 @@ function checkReferences(objects, external, refs, problems) {
   // A broker that is stopped must keep serving until every gateway (and auth pod) that
   // finds brokers through DNS has moved its channels away: their next resolution
   // (SLUICE_BROKER_RESOLVE_SECONDS, 10 by default), after the DNS TTL of a headless
-  // Service's answer (5 s), plus the handover (2 s). Set in a ConfigMap the variable
-  // is not seen here; the default is assumed.
+  // Service's answer (5 s: CoreDNS's default `ttl`; a cluster that raises it needs a
+  // longer wait), plus the handover (2 s). A variable is read where the container gets
+  // it: its own `env`, else a ConfigMap of its `envFrom` in the render, else the default.
+  const variable = (c, name) => {
+    const own = (c.env ?? []).find((e) => e.name === name);
+    if (own) return own.value;
+    for (const from of c.envFrom ?? []) {
+      const map = from.configMapRef && find('ConfigMap', from.configMapRef.name);
+      if (map?.data?.[name] !== undefined) return map.data[name];
+    }
+    return undefined;
+  };
   let resolveSeconds = 0;
-  for (const { pod } of pods) {
+  for (const { owner, pod } of pods) {
     for (const c of pod.spec?.containers ?? []) {
-      const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
-      if (!/^dns:\/\/\//.test(env.get('SLUICE_BROKER_ADDR') ?? '')) continue;
-      resolveSeconds = Math.max(resolveSeconds, Number(env.get('SLUICE_BROKER_RESOLVE_SECONDS') ?? 10));
+      if (!/^dns:\/\/\//.test(variable(c, 'SLUICE_BROKER_ADDR') ?? '')) continue;
+      const seconds = Number(variable(c, 'SLUICE_BROKER_RESOLVE_SECONDS') ?? 10);
+      if (!Number.isInteger(seconds) || seconds < 1) {
+        problems.push(`Deployment ${owner.metadata.name} container ${c.name}: SLUICE_BROKER_RESOLVE_SECONDS is not a whole number of seconds`);
+        continue;
+      }
+      resolveSeconds = Math.max(resolveSeconds, seconds);
     }
   }
   for (const { owner, pod } of pods) {
