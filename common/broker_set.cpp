@@ -232,7 +232,7 @@ void BrokerSet::supervise() {
     if (holding_copies()) wake_at = std::min(wake_at, now + std::chrono::milliseconds(100));
     for (const auto& handover : handovers_) wake_at = std::min(wake_at, handover.at);
     for (const auto& [address, gone] : leaving_) wake_at = std::min(wake_at, gone.at);
-    wake_.wait_until(lock, wake_at, [&] { return stopping_; });
+    wake_.wait_until(lock, wake_at, [&] { return stopping_ || first_copy_held_.exchange(false); });
   }
 }
 
@@ -394,7 +394,10 @@ void BrokerSet::deliver(int source, BrokerLink::Events events) {
   hand_on_locked(std::move(first_copies));
   // The first held copy: the supervisor looks every 100 ms from now on (a probation
   // alone does not make it; docs/scale-out.md#brokers).
-  if (!held_before && dedup_.holding_copies()) wake_.notify_all();
+  if (!held_before && dedup_.holding_copies()) {
+    first_copy_held_.store(true);  // the wait's predicate: a notification alone is slept through
+    wake_.notify_all();
+  }
 }
 
 void BrokerSet::hand_on_locked(std::vector<EventDeduplicator::Event> events) {

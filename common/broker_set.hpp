@@ -149,6 +149,7 @@ class BrokerSet {
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
+  std::atomic<bool> first_copy_held_{false};  // set by deliver(): the supervisor's 100 ms looks begin
   std::map<std::string, Member> members_;  // by address: the placement's order
   std::map<std::string, Leaving> leaving_;
   std::unordered_map<std::string, Wanted> channels_;

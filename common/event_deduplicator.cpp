@@ -280,7 +280,7 @@ bool EventDeduplicator::overdue(const Channel& channel, const std::pair<const in
 
 std::vector<EventDeduplicator::Event> EventDeduplicator::release_overdue(Clock::time_point now) {
   std::vector<Event> out;
-  if (held_copies_ == 0) return out;  // empty probations end at their source's next copy
+  if (holds_ == 0) return out;
   for (auto& [name, channel] : channels_) {
     for (auto it = channel.probation.begin(); it != channel.probation.end();) {
       auto next = std::next(it);
@@ -308,14 +308,7 @@ void EventDeduplicator::forget_older_than(Clock::time_point cutoff) {
     Channel& channel = it->second;
     std::erase_if(channel.contents, [&](const auto& entry) { return entry.second.last_seen < cutoff; });
     std::erase_if(channel.last_sent, [&](const auto& entry) { return entry.second < cutoff; });
-    // A probation that has held nothing for a window is a source that never sent on
-    // the channel since it rejoined (a broker that is away, retried every second): no
-    // order to keep, and kept it would keep the channel here for good.
-    std::erase_if(channel.probation, [&](const auto& entry) {
-      bool idle = entry.second.held.empty() && entry.second.until < cutoff;
-      holds_ -= idle;
-      return idle;
-    });
+
     // Deliveries older than the window are nobody's to replay: the log keeps what a
     // source may still be behind by, not 2,048 to 4,096 keys on every busy channel.
     size_t stale = 0;
@@ -325,7 +318,18 @@ void EventDeduplicator::forget_older_than(Clock::time_point cutoff) {
       channel.log_base += stale;
       if (channel.log.capacity() > 4 * channel.log.size() + 64) channel.log.shrink_to_fit();
     }
-    it = channel.contents.empty() && channel.probation.empty() ? channels_.erase(it) : std::next(it);
+    // A channel nobody relayed for a window goes, with the probations that hold nothing
+    // (a broker that is away is retried every second, each attempt opening one: kept,
+    // they kept the channel here for good). While the channel is busy they stay: their
+    // source may be connected and not yet relaying, with the other one behind.
+    bool holds_copies = std::any_of(channel.probation.begin(), channel.probation.end(),
+                                    [](const auto& entry) { return !entry.second.held.empty(); });
+    if (channel.contents.empty() && !holds_copies) {
+      holds_ -= channel.probation.size();
+      it = channels_.erase(it);
+    } else {
+      it = std::next(it);
+    }
   }
 }
 

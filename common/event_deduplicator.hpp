@@ -78,10 +78,11 @@ class EventDeduplicator {
   std::vector<Event> release_overdue(Clock::time_point now);
   // A probation is open: a source that rejoined may have its next copies held.
   bool holding() const { return holds_ > 0; }
-  // Copies are held, for release_overdue to look at. Not merely a probation: one opens
-  // for every channel of a broker at each attempt to reach it, and while it is away the
-  // other keeps relaying, so those would never end; looking at them every 100 ms would
-  // scan every channel for as long as the broker stays away.
+  // Copies are held: release_overdue is then due every 100 ms, for them to go out at
+  // their limit. Not merely a probation: one opens for every channel of a broker at each
+  // attempt to reach it, and while it is away the other keeps relaying, so those do not
+  // end; looking at them every 100 ms scanned every channel for as long as the broker
+  // stayed away (once a second does for them).
   bool holding_copies() const { return held_copies_ > 0; }
   // Copies dropped as duplicates so far.
   uint64_t dropped() const { return dropped_; }

@@ -41,14 +41,13 @@ int run_service(const char* name, const std::function<int(const Env& env)>& body
     // every lock, and would turn a report into a crash of a server with thousands of
     // clients (docs/benchmarks.md#abseils-lock-order-checks-switched-off-2026-12-05).
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-    const uint64_t open_files = raise_open_file_limit();
+    raise_open_file_limit();
     block_termination_signals();
     const char* env_dir = std::getenv("SLUICE_ENV_DIR");
     std::string dotenv = load_dotenv_into_process(env_dir ? env_dir : "");
     Env env = Env::from_process();
     log::configure(name, env.get_or("LOG_LEVEL", ""), env.non_empty("NODE_ENV").value_or("development"));
     if (!dotenv.empty()) log::info("loaded environment file", {{"path", dotenv}});
-    log::debug("open-file limit", {{"soft", open_files}});
     metrics::register_process_metrics(metrics::Registry::global());
     return body(env);
   } catch (const std::exception& e) {

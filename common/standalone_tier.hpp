@@ -52,6 +52,12 @@ class StandaloneTier {
                 serving_.configure_server),
         report_readiness_(tier_, server_, serving_.service_name),
         admin_(tier_.config().admin_listen, [this] { return tier_.ready(); }) {}
+  // Left by a throw before serve() stopped it (an admin address that cannot be bound,
+  // a setting the caller reads after): the same stop, for the server's own destructor
+  // would wait for the broker streams that only the tier's stop ends.
+  ~StandaloneTier() {
+    if (!stopped_) stop({});
+  }
   StandaloneTier(const StandaloneTier&) = delete;
   StandaloneTier& operator=(const StandaloneTier&) = delete;
 
@@ -71,15 +77,20 @@ class StandaloneTier {
     log::info(std::string(serving_.program) + " listening", where);
     int signal = wait_for_termination_reloading(tenants_file_.get());
     log::info(std::string(serving_.program) + " shutting down", {{"signal", signal}});
+    stop(before_tier_stop);
+    return 0;
+  }
+
+ private:
+  void stop(const std::function<void()>& before_tier_stop) {
+    stopped_ = true;
     report_readiness_.stop();
     if (before_tier_stop) before_tier_stop();
     tier_.stop();
     server_.shutdown(serving_.shutdown_grace);
     admin_.stop();
-    return 0;
   }
 
- private:
   // Declaration order is the order of construction; destruction undoes it backwards, so
   // what calls into the tier (the file watcher, the readiness report, the admin
   // listener) goes before the tier does, on every path out (a start that throws too).
@@ -91,6 +102,7 @@ class StandaloneTier {
   InternalServer server_;
   ReportReadiness<Tier> report_readiness_;
   AdminHttpServer admin_;
+  bool stopped_ = false;
 };
 
 }  // namespace sluice
