@@ -91,6 +91,22 @@ TEST(Configuration, BadSettingsStopEveryBinaryWithOneClearLine) {
   }
 }
 
+// An admin address found unusable only when the tier already serves (its gRPC port
+// open, the broker's Redis thread running): the process still stops with the error,
+// every part of it stopped in order (common/standalone_tier.hpp), not a hang or a crash.
+TEST(Configuration, AnAdminAddressThatCannotBeUsedStopsASplitTierWithTheError) {
+  for (const auto& [binary, variable] : std::vector<std::pair<std::string, std::string>>{
+           {"sluice-broker", "SLUICE_BROKER_ADMIN_LISTEN"}, {"sluice-auth", "SLUICE_AUTH_ADMIN_LISTEN"}}) {
+    const std::string listen_variable = binary == "sluice-broker" ? "SLUICE_BROKER_LISTEN" : "SLUICE_AUTH_LISTEN";
+    auto outcome = run_binary(binary, {{"REDIS_URL", suite_redis().url()},
+                                       {listen_variable, "127.0.0.1:" + std::to_string(free_port())},
+                                       {variable, "256.0.0.1:9"}});
+    EXPECT_EQ(outcome.exit_code, 1) << binary << "\n" << outcome.output;
+    EXPECT_NE(outcome.output.find(binary + ": Invalid admin listen address: 256.0.0.1:9"), std::string::npos)
+        << outcome.output;
+  }
+}
+
 // The reference takes a level pino does not know as unset (logging.js,
 // initializeLogLevel): `verbose`, 4.2's default, must not stop a pod.
 TEST(Configuration, AnUnknownLogLevelIsTheDefaultNotAnError) {
