@@ -157,8 +157,7 @@ std::optional<std::string> websocket_handshake_error(const Request& request) {
   if (!is_valid_websocket_key(joined_header(request, http::field::sec_websocket_key))) {
     return handshake_abort(400, "Missing or invalid Sec-WebSocket-Key header");
   }
-  const std::string version = joined_header(request, http::field::sec_websocket_version);
-  if (version != "13" && version != "8") {
+  if (!is_supported_websocket_version(joined_header(request, http::field::sec_websocket_version))) {
     return handshake_abort(400, "Missing or invalid Sec-WebSocket-Version header", "Sec-WebSocket-Version: 13, 8\r\n");
   }
   if (request.count(http::field::sec_websocket_protocol) &&

@@ -1,6 +1,10 @@
 #include "gateway/websocket_protocol.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <string>
 
 #include <openssl/evp.h>
 
@@ -49,6 +53,60 @@ std::string encode_frame(WebSocketOpcode opcode, std::string_view payload) {
 }
 
 }  // namespace
+
+namespace {
+
+// JavaScript's Number(string) (ECMAScript's StringToNumber): white space around it
+// dropped (of the bytes a header can hold: the ASCII ones, and 0xA0, which Node reads as
+// U+00A0), empty is 0, 0x/0o/0b integers, or a decimal with an optional sign, fraction
+// and exponent, or Infinity. nullopt where JavaScript has NaN.
+std::optional<double> js_string_to_number(std::string_view text) {
+  auto is_space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' || c == '\xA0';
+  };
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  if (text.empty()) return 0.0;
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (text.size() > 2 && text[0] == '0' && std::string_view("xXoObB").find(text[1]) != std::string_view::npos) {
+    const int base = (text[1] | 0x20) == 'x' ? 16 : (text[1] | 0x20) == 'o' ? 8 : 2;
+    double value = 0;
+    for (char c : text.substr(2)) {
+      int digit = is_digit(c) ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10 : base;
+      if (digit >= base) return std::nullopt;
+      value = value * base + digit;
+    }
+    return value;
+  }
+  size_t at = 0;
+  const bool negative = text[0] == '-';
+  if (text[0] == '+' || text[0] == '-') ++at;
+  if (text.substr(at) == "Infinity") {
+    return negative ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  }
+  size_t digits = 0;
+  for (; at < text.size() && is_digit(text[at]); ++at) ++digits;
+  if (at < text.size() && text[at] == '.') {
+    for (++at; at < text.size() && is_digit(text[at]); ++at) ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  if (at < text.size() && (text[at] == 'e' || text[at] == 'E')) {
+    ++at;
+    if (at < text.size() && (text[at] == '+' || text[at] == '-')) ++at;
+    size_t exponent_digits = 0;
+    for (; at < text.size() && is_digit(text[at]); ++at) ++exponent_digits;
+    if (exponent_digits == 0) return std::nullopt;
+  }
+  if (at != text.size()) return std::nullopt;
+  return std::strtod(std::string(text).c_str(), nullptr);
+}
+
+}  // namespace
+
+bool is_supported_websocket_version(std::string_view version) {
+  auto number = js_string_to_number(version);
+  return number && (*number == 13 || *number == 8);
+}
 
 bool is_valid_websocket_key(std::string_view key) {
   if (key.size() != 24 || key.substr(22) != "==") return false;

@@ -36,6 +36,10 @@ inline constexpr std::uint16_t message_too_big = 1009;
 // True for a Sec-WebSocket-Key that `ws` accepts: base64 of 16 bytes.
 bool is_valid_websocket_key(std::string_view sec_websocket_key);
 
+// True for a Sec-WebSocket-Version that `ws` accepts: one that JavaScript's unary plus
+// makes 13 or 8, so "013", "13.0", "0xd" and " 13 " too (docs/protocol.md#handshake-and-subprotocol-echo).
+bool is_supported_websocket_version(std::string_view sec_websocket_version);
+
 // Sec-WebSocket-Accept: base64(SHA-1(key + RFC 6455 GUID)).
 std::string websocket_accept_key(std::string_view sec_websocket_key);
 

@@ -378,5 +378,19 @@ TEST(WebSocketParser, IdleParserIsSmallAndHoldsNoBuffer) {
   EXPECT_EQ(parser.buffered_bytes(), 0u);
 }
 
+
+// ws reads the version with JavaScript's unary plus and compares the number with 13 and
+// 8: what the reference accepts, and what it refuses.
+TEST(WebSocketHandshake, VersionIsReadAsJavaScriptReadsANumber) {
+  for (const char* accepted : {"13", "8", "013", "13.0", "13.", "1.3e1", "130e-1", "+13", "0xd", "0XD", "0o15", "0b1101",
+                               " 13 ", "\t8", "13\xA0", "8.000"}) {
+    EXPECT_TRUE(is_supported_websocket_version(accepted)) << accepted;
+  }
+  for (const char* refused : {"", " ", "12", "7", "14", "13, 13", "13abc", "0x", "-0xd", "+0xd", "0xg", "1e", "e1", ".",
+                              "Infinity", "-13", "13 13", "0b2", "0o8", "1_3"}) {
+    EXPECT_FALSE(is_supported_websocket_version(refused)) << refused;
+  }
+}
+
 }  // namespace
 }  // namespace sluice
