@@ -321,10 +321,12 @@ void EventDeduplicator::forget_older_than(Clock::time_point cutoff) {
     // A channel nobody relayed for a window goes, with the probations that hold nothing
     // (a broker that is away is retried every second, each attempt opening one: kept,
     // they kept the channel here for good). While the channel is busy they stay: their
-    // source may be connected and not yet relaying, with the other one behind.
+    // source may be connected and not yet relaying, with the other one behind. So does
+    // a channel whose subscription a source restarted within the window (last_sent set
+    // by resubscribed(), no copy yet): its probations are what keeps the order there.
     bool holds_copies = std::any_of(channel.probation.begin(), channel.probation.end(),
                                     [](const auto& entry) { return !entry.second.held.empty(); });
-    if (channel.contents.empty() && !holds_copies) {
+    if (channel.contents.empty() && channel.last_sent.empty() && !holds_copies) {
       holds_ -= channel.probation.size();
       it = channels_.erase(it);
     } else {

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -56,7 +57,12 @@ class StandaloneTier {
   // a setting the caller reads after): the same stop, for the server's own destructor
   // would wait for the broker streams that only the tier's stop ends.
   ~StandaloneTier() {
-    if (!stopped_) stop({});
+    if (stopped_) return;
+    try {
+      stop({});
+    } catch (const std::exception& e) {  // while unwinding already: say it, do not terminate
+      log::error("stopping after an error failed", {{"error", e.what()}});
+    }
   }
   StandaloneTier(const StandaloneTier&) = delete;
   StandaloneTier& operator=(const StandaloneTier&) = delete;
@@ -82,13 +88,15 @@ class StandaloneTier {
   }
 
  private:
+  // Every step may be taken twice (a throw part-way through serve()'s leaves the rest
+  // to the destructor).
   void stop(const std::function<void()>& before_tier_stop) {
-    stopped_ = true;
     report_readiness_.stop();
     if (before_tier_stop) before_tier_stop();
     tier_.stop();
     server_.shutdown(serving_.shutdown_grace);
     admin_.stop();
+    stopped_ = true;
   }
 
   // Declaration order is the order of construction; destruction undoes it backwards, so

@@ -454,6 +454,22 @@ TEST(EventDeduplicator, AfterARedisRestartNothingIsHeldLongerThanTheLimit) {
   EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
 }
 
+// The same after an outage longer than the window: the first copy runs the sweep, and the
+// channel, quiet all that time, must not go with the probation the restart just opened.
+TEST(EventDeduplicator, AfterALongRedisOutageTheFirstSweepKeepsTheRestartsProbation) {
+  Copies c;
+  c.from(kA, "0");
+  c.from(kB, "0");
+  c.now += 30s;  // Redis away; nothing relayed
+  c.take(c.dedup.resubscribed(kB, "timeline:public", c.now));
+  c.take(c.dedup.resubscribed(kA, "timeline:public", c.now));
+  c.from(kA, "2");  // A's subscription came back first and carries a later message
+  EXPECT_EQ(c.payloads(), std::vector<std::string>{"0"}) << "A's copy overtook what B may still carry";
+  c.from(kB, "1");
+  c.from(kB, "2");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"0", "1", "2"}));
+}
+
 // Three brokers: each channel is on two, so a broker whose stream reopens carries only
 // some of the channels the others relay. Held against them on the rest, it would wait
 // for as long as they relay, the supervisor scanning every channel ten times a second.
