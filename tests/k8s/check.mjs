@@ -436,22 +436,26 @@ function checkReferences(objects, external, refs, problems) {
   // (SLUICE_BROKER_RESOLVE_SECONDS, 10 by default), after the DNS TTL of a headless
   // Service's answer (5 s: CoreDNS's default `ttl`; a cluster that raises it needs a
   // longer wait), plus the handover (2 s). A variable is read where the container gets
-  // it: its own `env`, else a ConfigMap of its `envFrom` in the render, else the default.
+  // it, as Kubernetes decides: its own `env` (the last entry of that name; one from
+  // `valueFrom` is unknown here), else the last `envFrom` ConfigMap of the render that
+  // has it, else unset. Read as the binary reads it: digits, or empty for unset.
   const variable = (c, name) => {
-    const own = (c.env ?? []).find((e) => e.name === name);
-    if (own) return own.value;
+    const own = (c.env ?? []).filter((e) => e.name === name).pop();
+    if (own) return own.valueFrom ? undefined : own.value;
+    let found;
     for (const from of c.envFrom ?? []) {
       const map = from.configMapRef && find('ConfigMap', from.configMapRef.name);
-      if (map?.data?.[name] !== undefined) return map.data[name];
+      if (map?.data?.[name] !== undefined) found = map.data[name];
     }
-    return undefined;
+    return found;
   };
   let resolveSeconds = 0;
   for (const { owner, pod } of pods) {
     for (const c of pod.spec?.containers ?? []) {
       if (!/^dns:\/\/\//.test(variable(c, 'SLUICE_BROKER_ADDR') ?? '')) continue;
-      const seconds = Number(variable(c, 'SLUICE_BROKER_RESOLVE_SECONDS') ?? 10);
-      if (!Number.isInteger(seconds) || seconds < 1) {
+      const text = variable(c, 'SLUICE_BROKER_RESOLVE_SECONDS') || '10';
+      const seconds = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+      if (!(seconds >= 1)) {
         problems.push(`Deployment ${owner.metadata.name} container ${c.name}: SLUICE_BROKER_RESOLVE_SECONDS is not a whole number of seconds`);
         continue;
       }
