@@ -319,14 +319,18 @@ void EventDeduplicator::forget_older_than(Clock::time_point cutoff) {
       if (channel.log.capacity() > 4 * channel.log.size() + 64) channel.log.shrink_to_fit();
     }
     // A channel nobody relayed for a window goes, with the probations that hold nothing
-    // (a broker that is away is retried every second, each attempt opening one: kept,
-    // they kept the channel here for good). While the channel is busy they stay: their
-    // source may be connected and not yet relaying, with the other one behind. So does
-    // a channel whose subscription a source restarted within the window (last_sent set
-    // by resubscribed(), no copy yet): its probations are what keeps the order there.
-    bool holds_copies = std::any_of(channel.probation.begin(), channel.probation.end(),
-                                    [](const auto& entry) { return !entry.second.held.empty(); });
-    if (channel.contents.empty() && channel.last_sent.empty() && !holds_copies) {
+    // and are past their limit (a broker that is away is retried every second, each
+    // attempt opening one: kept, they kept the channel here for good). While the channel
+    // is busy they stay: their source may be connected and not yet relaying, with the
+    // other one behind. So does a channel whose subscription a source restarted within
+    // the window (last_sent set by resubscribed(), no copy yet), and one whose probation
+    // is still within its limit (a window shorter than two limits, which the settings
+    // allow): those probations are what keeps the order there.
+    const Clock::time_point now = cutoff + window_;
+    bool keeps_order = std::any_of(channel.probation.begin(), channel.probation.end(), [&](const auto& entry) {
+      return !entry.second.held.empty() || entry.second.until > now;
+    });
+    if (channel.contents.empty() && channel.last_sent.empty() && !keeps_order) {
       holds_ -= channel.probation.size();
       it = channels_.erase(it);
     } else {

@@ -88,8 +88,8 @@ class StandaloneTier {
   }
 
  private:
-  // Every step may be taken twice (a throw part-way through serve()'s leaves the rest
-  // to the destructor).
+  // Every step may be taken again once it has run (a throw part-way through serve()'s
+  // leaves the rest to the destructor, which starts over).
   void stop(const std::function<void()>& before_tier_stop) {
     report_readiness_.stop();
     if (before_tier_stop) before_tier_stop();

@@ -22,7 +22,8 @@ using Clock = EventDeduplicator::Clock;
 constexpr int kA = 1, kB = 2, kC = 3;
 
 struct Copies {
-  EventDeduplicator dedup{10s};
+  explicit Copies(std::chrono::milliseconds window = 10s) : dedup(window) {}
+  EventDeduplicator dedup;
   Clock::time_point now{};
   std::vector<std::string> delivered;
   static EventDeduplicator::Event event(const std::string& channel, const std::string& name, const std::string& payload) {
@@ -468,6 +469,23 @@ TEST(EventDeduplicator, AfterALongRedisOutageTheFirstSweepKeepsTheRestartsProbat
   c.from(kB, "1");
   c.from(kB, "2");
   EXPECT_EQ(c.payloads(), (std::vector<std::string>{"0", "1", "2"}));
+}
+
+// SLUICE_BROKER_DEDUP_WINDOW_MS may be as short as the 2 s hold limit: a sweep can then
+// come while a probation opened against a source that has just fallen silent is still
+// within its limit, on a channel with nothing left to remember. It must stay.
+TEST(EventDeduplicator, AShortWindowKeepsAProbationWithinItsLimit) {
+  Copies c(2s);
+  c.from(kB, "0");
+  c.now += 1900ms;
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));  // held against B until 3.9 s
+  c.now += 200ms;
+  c.from(kB, "x", "timeline:hashtag:other");  // the sweep, with timeline:public empty
+  c.from(kA, "2");  // A came back ahead of B
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"0", "x"})) << "A's copy overtook what B may still carry";
+  c.from(kB, "1");
+  c.from(kB, "2");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"0", "x", "1", "2"}));
 }
 
 // Three brokers: each channel is on two, so a broker whose stream reopens carries only
