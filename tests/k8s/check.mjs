@@ -436,24 +436,52 @@ function checkReferences(objects, external, refs, problems) {
   // (SLUICE_BROKER_RESOLVE_SECONDS, 10 by default), after the DNS TTL of a headless
   // Service's answer (5 s: CoreDNS's default `ttl`; a cluster that raises it needs a
   // longer wait), plus the handover (2 s). A variable is read where the container gets
-  // it, as Kubernetes decides: its own `env` (the last entry of that name; one from
-  // `valueFrom` is unknown here), else the last `envFrom` ConfigMap of the render that
-  // has it, else unset. Read as the binary reads it: digits, or empty for unset.
+  // it, as Kubernetes decides: its own `env` (the last entry of that name, a value or a
+  // ConfigMap or Secret key of the render), else the last `envFrom` source of the render
+  // that has it (with its prefix), else unset. `unknown` when the render cannot tell
+  // (another valueFrom, an object it does not hold). Read as the binary reads it: digits,
+  // or empty for unset.
+  const unknown = Symbol('unknown');
+  const keyOf = (kind, name, key) => {
+    const object = find(kind, name);
+    if (!object) return unknown;
+    if (object.stringData?.[key] !== undefined) return object.stringData[key];
+    if (object.data?.[key] === undefined) return undefined;
+    return kind === 'Secret' ? Buffer.from(object.data[key], 'base64').toString('utf8') : object.data[key];
+  };
   const variable = (c, name) => {
     const own = (c.env ?? []).filter((e) => e.name === name).pop();
-    if (own) return own.valueFrom ? undefined : own.value;
+    if (own) {
+      const vf = own.valueFrom;
+      if (!vf) return own.value ?? '';
+      if (vf.configMapKeyRef) return keyOf('ConfigMap', vf.configMapKeyRef.name, vf.configMapKeyRef.key) ?? unknown;
+      if (vf.secretKeyRef) return keyOf('Secret', vf.secretKeyRef.name, vf.secretKeyRef.key) ?? unknown;
+      return unknown;
+    }
     let found;
     for (const from of c.envFrom ?? []) {
-      const map = from.configMapRef && find('ConfigMap', from.configMapRef.name);
-      if (map?.data?.[name] !== undefined) found = map.data[name];
+      const prefix = from.prefix ?? '';
+      if (!name.startsWith(prefix)) continue;
+      const ref = from.configMapRef ? ['ConfigMap', from.configMapRef.name] : from.secretRef ? ['Secret', from.secretRef.name] : null;
+      if (!ref) continue;
+      // A source the render does not hold (k8s/base's ConfigMap) sets nothing known;
+      // in a deployable render its absence is a problem of its own, above.
+      const value = keyOf(ref[0], ref[1], name.slice(prefix.length));
+      if (value !== undefined && value !== unknown) found = value;
     }
     return found;
   };
   let resolveSeconds = 0;
   for (const { owner, pod } of pods) {
     for (const c of pod.spec?.containers ?? []) {
-      if (!/^dns:\/\/\//.test(variable(c, 'SLUICE_BROKER_ADDR') ?? '')) continue;
-      const text = variable(c, 'SLUICE_BROKER_RESOLVE_SECONDS') || '10';
+      const brokers = variable(c, 'SLUICE_BROKER_ADDR');
+      const resolve = variable(c, 'SLUICE_BROKER_RESOLVE_SECONDS');
+      if (brokers === unknown || resolve === unknown) {
+        notes.add(`Deployment ${owner.metadata.name} container ${c.name}: SLUICE_BROKER_ADDR or SLUICE_BROKER_RESOLVE_SECONDS comes from outside the render; the brokers' preStop wait is not checked against it`);
+        continue;
+      }
+      if (!/^dns:\/\/\//.test(brokers ?? '')) continue;
+      const text = resolve || '10';
       const seconds = /^[0-9]+$/.test(text) ? Number(text) : NaN;
       if (!(seconds >= 1)) {
         problems.push(`Deployment ${owner.metadata.name} container ${c.name}: SLUICE_BROKER_RESOLVE_SECONDS is not a whole number of seconds`);
