@@ -270,6 +270,41 @@ function dataKeys(object) {
 function checkReferences(objects, external, refs, problems) {
   const all = [...objects, ...external];
   const find = (kind, name) => all.find((o) => o.kind === kind && o.metadata?.name === name);
+  // The value a container gets for a variable, as Kubernetes decides: its own `env` (the
+  // last entry of that name, a value or a ConfigMap or Secret key of the render), else
+  // the last `envFrom` source of the render that has it (with its prefix), else
+  // undefined. `unknown` when the render cannot tell (another valueFrom, an object it
+  // does not hold).
+  const unknown = Symbol('unknown');
+  const keyOf = (kind, name, key) => {
+    const object = find(kind, name);
+    if (!object) return unknown;
+    if (object.stringData?.[key] !== undefined) return object.stringData[key];
+    if (object.data?.[key] === undefined) return undefined;
+    return kind === 'Secret' ? Buffer.from(object.data[key], 'base64').toString('utf8') : object.data[key];
+  };
+  const variable = (c, name) => {
+    const own = (c.env ?? []).filter((e) => e.name === name).pop();
+    if (own) {
+      const vf = own.valueFrom;
+      if (!vf) return own.value ?? '';
+      if (vf.configMapKeyRef) return keyOf('ConfigMap', vf.configMapKeyRef.name, vf.configMapKeyRef.key) ?? unknown;
+      if (vf.secretKeyRef) return keyOf('Secret', vf.secretKeyRef.name, vf.secretKeyRef.key) ?? unknown;
+      return unknown;
+    }
+    let found;
+    for (const from of c.envFrom ?? []) {
+      const prefix = from.prefix ?? '';
+      if (!name.startsWith(prefix)) continue;
+      const ref = from.configMapRef ? ['ConfigMap', from.configMapRef.name] : from.secretRef ? ['Secret', from.secretRef.name] : null;
+      if (!ref) continue;
+      // A source the render does not hold (k8s/base's ConfigMap) sets nothing known;
+      // in a deployable render its absence is a problem of its own, above.
+      const value = keyOf(ref[0], ref[1], name.slice(prefix.length));
+      if (value !== undefined && value !== unknown) found = value;
+    }
+    return found;
+  };
   const deployments = objects.filter((o) => o.kind === 'Deployment');
   const pods = podSpecs(objects);
 
@@ -344,8 +379,9 @@ function checkReferences(objects, external, refs, problems) {
         env.set(e.name, e.value);
       }
       // dns:/// targets: a headless Service of the render with that port.
-      for (const [varName, value] of env) {
-        const m = /^dns:\/\/\/([a-z0-9-]+)(?:\.[^:]*)?:(\d+)$/.exec(value ?? '');
+      for (const varName of env.keys()) {
+        const value = variable(c, varName);
+        const m = /^dns:\/\/\/([a-z0-9-]+)(?:\.[^:]*)?:(\d+)$/.exec(typeof value === 'string' ? value : '');
         if (!m) continue;
         const svc = objects.find((o) => o.kind === 'Service' && o.metadata.name === m[1]);
         if (!svc) problems.push(`${where} env ${varName}: ${value} names no Service ${m[1]}`);
@@ -371,8 +407,9 @@ function checkReferences(objects, external, refs, problems) {
       }
       if (c.name !== undefined && !c.readinessProbe) problems.push(`${where}: no readinessProbe`);
       // Drain: preStop sleep + SLUICE_DRAIN_SECONDS must fit in the grace period.
-      if (env.has('SLUICE_DRAIN_SECONDS')) {
-        const drain = Number(env.get('SLUICE_DRAIN_SECONDS'));
+      const drainSetting = variable(c, 'SLUICE_DRAIN_SECONDS');
+      if (typeof drainSetting === 'string' && drainSetting !== '') {
+        const drain = Number(drainSetting);
         const cmd = c.lifecycle?.preStop?.exec?.command ?? [];
         const sleep = cmd[0] === 'sleep' ? Number(cmd[1]) : (c.lifecycle?.preStop?.sleep?.seconds ?? 0);
         const grace = spec.terminationGracePeriodSeconds ?? 30;
@@ -435,42 +472,8 @@ function checkReferences(objects, external, refs, problems) {
   // finds brokers through DNS has moved its channels away: their next resolution
   // (SLUICE_BROKER_RESOLVE_SECONDS, 10 by default), after the DNS TTL of a headless
   // Service's answer (5 s: CoreDNS's default `ttl`; a cluster that raises it needs a
-  // longer wait), plus the handover (2 s). A variable is read where the container gets
-  // it, as Kubernetes decides: its own `env` (the last entry of that name, a value or a
-  // ConfigMap or Secret key of the render), else the last `envFrom` source of the render
-  // that has it (with its prefix), else unset. `unknown` when the render cannot tell
-  // (another valueFrom, an object it does not hold). Read as the binary reads it: digits,
-  // or empty for unset.
-  const unknown = Symbol('unknown');
-  const keyOf = (kind, name, key) => {
-    const object = find(kind, name);
-    if (!object) return unknown;
-    if (object.stringData?.[key] !== undefined) return object.stringData[key];
-    if (object.data?.[key] === undefined) return undefined;
-    return kind === 'Secret' ? Buffer.from(object.data[key], 'base64').toString('utf8') : object.data[key];
-  };
-  const variable = (c, name) => {
-    const own = (c.env ?? []).filter((e) => e.name === name).pop();
-    if (own) {
-      const vf = own.valueFrom;
-      if (!vf) return own.value ?? '';
-      if (vf.configMapKeyRef) return keyOf('ConfigMap', vf.configMapKeyRef.name, vf.configMapKeyRef.key) ?? unknown;
-      if (vf.secretKeyRef) return keyOf('Secret', vf.secretKeyRef.name, vf.secretKeyRef.key) ?? unknown;
-      return unknown;
-    }
-    let found;
-    for (const from of c.envFrom ?? []) {
-      const prefix = from.prefix ?? '';
-      if (!name.startsWith(prefix)) continue;
-      const ref = from.configMapRef ? ['ConfigMap', from.configMapRef.name] : from.secretRef ? ['Secret', from.secretRef.name] : null;
-      if (!ref) continue;
-      // A source the render does not hold (k8s/base's ConfigMap) sets nothing known;
-      // in a deployable render its absence is a problem of its own, above.
-      const value = keyOf(ref[0], ref[1], name.slice(prefix.length));
-      if (value !== undefined && value !== unknown) found = value;
-    }
-    return found;
-  };
+  // longer wait), plus the handover (2 s). Read as the binary reads it: digits, or
+  // empty for unset.
   let resolveSeconds = 0;
   for (const { owner, pod } of pods) {
     for (const c of pod.spec?.containers ?? []) {
