@@ -238,6 +238,13 @@ void HttpSession::on_request(const boost::system::error_code& ec) {
   }
   request_ = reader_->release();
   reader_.reset();
+  // Node hands CONNECT to a 'connect' listener, which the reference has none of: the
+  // socket is closed with no answer (docs/protocol.md#malformed-requests).
+  if (request_.method() == http::verb::connect) {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    return;
+  }
   // A request may wait a while for its token lookup (under a token flood, thousands
   // do): keep only the bytes that came after it, not the read buffer's capacity.
   buffer_.shrink_to_fit();
@@ -316,7 +323,7 @@ void HttpSession::handle_stream_request(std::string stream_name, Params query) {
       }
       // docs/protocol.md#sse-route-and-other-methods: only GET reaches the SSE route; Express answers the rest 404.
       if (self->request_.method() != http::verb::get) {
-        std::string body = "Cannot " + std::string(http::to_string(self->request_.method())) + " " +
+        std::string body = "Cannot " + std::string(sv(self->request_.method_string())) + " " +
                            std::string(split_target(sv(self->request_.target())).first);
         return self->respond(plain_response(404, "text/html; charset=utf-8", body, self->record_.request_id,
                                             self->request_.keep_alive()),

@@ -10,6 +10,21 @@ namespace {
 constexpr size_t kHeaderLimit = 16 * 1024;  // Node's default maximum header size
 constexpr size_t kBodyLimit = 64 * 1024;
 
+// The methods Node's parser (llhttp) knows, as `http.METHODS` lists them; it refuses any
+// other token, lowercase spellings included, where Beast would pass it on as `unknown`.
+bool is_node_method(std::string_view method) {
+  static constexpr std::string_view kMethods[] = {
+      "ACL",       "BIND",      "CHECKOUT", "CONNECT", "COPY",    "DELETE",      "GET",
+      "HEAD",      "LINK",      "LOCK",     "M-SEARCH", "MERGE",  "MKACTIVITY",  "MKCALENDAR",
+      "MKCOL",     "MOVE",      "NOTIFY",   "OPTIONS", "PATCH",   "POST",        "PROPFIND",
+      "PROPPATCH", "PURGE",     "PUT",      "QUERY",   "REBIND",  "REPORT",      "SEARCH",
+      "SOURCE",    "SUBSCRIBE", "TRACE",    "UNBIND",  "UNLINK",  "UNLOCK",      "UNSUBSCRIBE"};
+  for (std::string_view known : kMethods) {
+    if (method == known) return true;
+  }
+  return false;
+}
+
 bool is_ascii(boost::beast::string_view text) {
   for (char c : text) {
     if (static_cast<unsigned char>(c) >= 0x80) return false;
@@ -48,6 +63,15 @@ RequestReader::Progress RequestReader::consume(boost::beast::flat_buffer& buffer
     if (parser_->is_header_done() && !is_ascii(parser_->get().target())) {
       error_ = http::error::bad_target;
       return Progress::malformed;
+    }
+    // Beast reads any token as a method; Node's parser answers 400 to one it does not
+    // know (docs/protocol.md#malformed-requests).
+    if (parser_->is_header_done()) {
+      auto method = parser_->get().method_string();
+      if (!is_node_method({method.data(), method.size()})) {
+        error_ = http::error::bad_method;
+        return Progress::malformed;
+      }
     }
     if (parser_->is_done()) return Progress::done;
     if (used == 0) return Progress::need_more;

@@ -187,6 +187,35 @@ TEST_P(MetricsAndEdges, HostObsFoldAndAbsoluteFormAsTheReference) {
   EXPECT_NE(absolute_stream.find(R"({"error":"Missing access token"})"), std::string::npos);
 }
 
+// docs/protocol.md#malformed-requests: a method Node's parser does not know gets its bare
+// 400 before any route (Beast would route it, and a stream path would cost a token
+// lookup); one Node knows and Beast does not still reaches the routes; CONNECT is closed
+// unanswered, as the reference has no 'connect' listener.
+TEST_P(MetricsAndEdges, MethodsAsNodesParserReadsThem) {
+  Cluster cluster(GetParam());
+  for (const char* method : {"FOO", "get", "PRI"}) {
+    EXPECT_EQ(raw_exchange(cluster.port(), std::string(method) + " /api/v1/streaming/user HTTP/1.1\r\nHost: x\r\n"
+                                                                 "Authorization: Bearer t\r\n\r\n"),
+              "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+        << method;
+  }
+  auto query = raw_exchange(cluster.port(), "QUERY /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(query.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << query;
+  EXPECT_NE(query.find(R"({"error":"Unknown channel requested"})"), std::string::npos) << query;
+  auto user = create_account(suite_postgres(), "query_method");
+  auto query_stream = raw_exchange(cluster.port(), "QUERY /api/v1/streaming/user HTTP/1.1\r\nHost: x\r\n"
+                                                   "Connection: close\r\nAuthorization: Bearer " + user.token + "\r\n\r\n");
+  EXPECT_EQ(query_stream.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << query_stream;
+  EXPECT_NE(query_stream.find("Cannot QUERY /api/v1/streaming/user"), std::string::npos) << query_stream;
+
+  Connection connect("127.0.0.1", cluster.port());
+  connect.send("CONNECT sluice.example:443 HTTP/1.1\r\nHost: sluice.example:443\r\n\r\n");
+  std::string answer;
+  while (connect.fill(10s)) answer += std::exchange(connect.buffer(), {});
+  EXPECT_TRUE(connect.closed()) << "CONNECT was left open";
+  EXPECT_EQ(answer, "");
+}
+
 TEST_P(MetricsAndEdges, KeepAliveServesSeveralRequestsOnOneConnection) {
   Cluster cluster(GetParam());
   Connection connection("127.0.0.1", cluster.port());
