@@ -238,8 +238,6 @@ std::vector<EventDeduplicator::Event> EventDeduplicator::reopened(int source,
 }
 
 void EventDeduplicator::rejoin_channel(int source, Channel& channel, Clock::time_point now, std::vector<Event>& out) {
-  // Copies held from this source's previous stream were received: they go out first.
-  if (auto mine = channel.probation.find(source); mine != channel.probation.end()) release(channel, mine, out);
   // Copies of its previous stream still unresolved were replays or will be delivered by
   // the other source: they are let go.
   if (auto old = channel.catching_up.find(source); old != channel.catching_up.end()) {
@@ -260,7 +258,17 @@ void EventDeduplicator::rejoin_channel(int source, Channel& channel, Clock::time
     another_is_relaying = another_is_relaying ||
                           (other != source && now - at < hold_limit_ && !channel.probation.count(other));
   }
-  if (another_is_relaying) {
+  auto mine = channel.probation.find(source);
+  if (!another_is_relaying) {
+    // Copies held from its previous stream were received, and nobody else is relaying
+    // the channel to wait for: they go out.
+    if (mine != channel.probation.end()) release(channel, mine, out);
+  } else if (mine != channel.probation.end()) {
+    // Its stream ended again while its copies were held (a second failure within the
+    // limit): they are still ahead of the other source, and go out when it catches up,
+    // before anything of the new stream, which comes later in Redis's order.
+    mine->second.until = now + hold_limit_;
+  } else {
     channel.probation[source] = Probation{now + hold_limit_, {}};
     ++holds_;
   }

@@ -292,6 +292,37 @@ TEST(EventDeduplicator, ARejoiningBrokerAheadOfTheOtherWaitsForItSoOrderIsKept) 
   // Without the hold, A's 5 would have gone out before B's 3 and 4.
 }
 
+// A's stream fails again while its copies are held (two failures within the limit): the
+// copies it holds are still ahead of B, and go out when B catches up with them, before
+// what A's third stream carries. Released at the rejoin, 5 and 6 went out before 2.
+TEST(EventDeduplicator, ASecondRejoinWhileCopiesAreHeldKeepsThemHeld) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  c.from(kA, "5");  // ahead of B, which has 2, 3 and 4 to relay
+  c.from(kA, "6");
+  c.now += 500ms;
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1"}));
+  c.from(kA, "7");
+  for (const char* behind : {"2", "3", "4", "5", "6"}) c.from(kB, behind);
+  EXPECT_FALSE(c.dedup.holding_copies());
+  c.from(kB, "7");
+  c.from(kA, "8");
+  c.from(kB, "8");
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7", "8"}));
+  // With nobody else relaying (B silent for the limit), a rejoin lets held copies go.
+  c.from(kA, "9");
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  c.from(kA, "10");
+  EXPECT_TRUE(c.dedup.holding_copies());
+  c.now += 2s;
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  EXPECT_FALSE(c.dedup.holding_copies());
+  EXPECT_EQ(c.payloads().back(), "10");
+}
+
 TEST(EventDeduplicator, HeldCopiesGoOutAtTheLimitWhenTheOtherBrokerStopsRelaying) {
   Copies c;
   c.from(kA, "1");
