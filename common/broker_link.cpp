@@ -98,6 +98,10 @@ class GrpcBrokerStream final : public BrokerStream,
         std::lock_guard lock(write_mutex_);
         ending_ = true;
       }
+      // A message that fails to parse fails the read too, and gRPC leaves that call
+      // open: the broker would go on writing into it, unread, until its queue's bound
+      // cut it, and the link would not reopen before. After an end it is a no-op.
+      context_.TryCancel();
       RemoveHold();
       return;
     }

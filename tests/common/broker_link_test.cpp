@@ -41,6 +41,36 @@ class LeavingBroker final : public v1::Broker::CallbackService {
   };
 };
 
+// A broker that answers a stream's first message with a message the gateway cannot parse
+// (a string field that is not UTF-8) and then keeps the call open, writing nothing more.
+class GarblingBroker final : public v1::Broker::CallbackService {
+ public:
+  grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>* Events(grpc::CallbackServerContext*) override {
+    return new Garbling();
+  }
+
+ private:
+  class Garbling final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
+   public:
+    Garbling() { StartRead(&request_); }
+    void OnReadDone(bool ok) override {
+      if (!ok) return Finish(grpc::Status::OK);
+      if (wrote_) return StartRead(&request_);
+      wrote_ = true;
+      reply_.mutable_event()->set_channel("timeline:system:\xff");
+      StartWrite(&reply_);
+    }
+    void OnWriteDone(bool) override { StartRead(&request_); }
+    void OnCancel() override {}
+    void OnDone() override { delete this; }
+
+   private:
+    v1::GatewayMessage request_;
+    v1::BrokerMessage reply_;
+    bool wrote_ = false;
+  };
+};
+
 // Counts what one stream reports; waits for its end.
 class EndWatcher final : public BrokerStream::Receiver {
  public:
@@ -121,6 +151,29 @@ TEST(GrpcBrokerStream, SendsFromOtherThreadsWhileTheBrokerEndsTheStreamAreHarmle
     ended += watcher.done_count();
   }
   EXPECT_EQ(ended, kRounds);
+  server->Shutdown();
+}
+
+// A message that fails to parse fails the read, and gRPC leaves the call open: unless
+// the gateway ends it, the broker goes on writing into a call nobody reads (until its
+// queue's bound cuts it) and the link never reopens.
+TEST(GrpcBrokerStream, AMessageThatCannotBeParsedEndsTheStream) {
+  GarblingBroker broker;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&broker);
+  auto server = builder.BuildAndStart();
+  ASSERT_TRUE(server);
+  auto open = grpc_broker_streams(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()), "");
+  EndWatcher watcher;
+  auto stream = open(watcher);
+  ASSERT_TRUE(stream->start({hello()}));
+  EXPECT_TRUE(watcher.wait_done(20s)) << "the stream stayed open after a message it could not read";
+  stream->cancel();
+  ASSERT_TRUE(watcher.wait_done(20s));
+  stream.reset();
   server->Shutdown();
 }
 
