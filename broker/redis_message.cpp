@@ -365,6 +365,11 @@ RedisMessageVerdict parse_redis_message(std::string_view channel, std::string_vi
                                         sluice::v1::ChannelEvent& out) {
   out.Clear();
   out.set_received_at_us(now_unix_us());
+  // The system patterns match any bytes after their prefix. A proto string must be
+  // UTF-8: gateways could not read the event, and the reference, which subscribes to
+  // each system channel by its decimal id, never receives such a name
+  // (docs/protocol.md#system-channels).
+  if (!is_valid_utf8(channel)) return RedisMessageVerdict::invalid_channel;
   out.set_channel(std::string(channel));
   classify_system_channel(channel, out);
   try {

@@ -14,6 +14,7 @@ enum class RedisMessageVerdict {
   invalid_json,    // not JSON: logged and dropped
   not_an_object,   // array/number/string/…: dropped
   no_event,        // missing or falsy event: dropped
+  invalid_channel,  // a channel name that is not UTF-8 (only a pattern subscription hands one over): dropped
 };
 
 // Parses `text` published on `channel` (namespace already stripped) into `out`:

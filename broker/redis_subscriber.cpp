@@ -37,6 +37,7 @@ const char* reason_of(RedisMessageVerdict verdict) {
     case RedisMessageVerdict::not_an_object: return "not_an_object";
     case RedisMessageVerdict::no_event: return "no_event";
     case RedisMessageVerdict::system_only: return "no_payload";
+    case RedisMessageVerdict::invalid_channel: return "invalid_channel";
     case RedisMessageVerdict::deliver: return "deliver";
   }
   return "unknown";
@@ -66,7 +67,8 @@ RedisSubscriber::RedisSubscriber(boost::asio::io_context& io, const RedisConfig&
       dropped_invalid_json_(dropped("invalid_json")),
       dropped_not_an_object_(dropped("not_an_object")),
       dropped_no_event_(dropped("no_event")),
-      dropped_no_payload_(dropped("no_payload")) {}
+      dropped_no_payload_(dropped("no_payload")),
+      dropped_invalid_channel_(dropped("invalid_channel")) {}
 
 void RedisSubscriber::start() {
   if (attached_) return;
@@ -219,7 +221,6 @@ RedisSubscriber::Parsed RedisSubscriber::parse(std::string_view redis_channel, s
   parsed.message = std::make_shared<v1::BrokerMessage>();
   v1::ChannelEvent& event = *parsed.message->mutable_event();
   parsed.verdict = parse_redis_message(parsed.channel, text, event);
-  if (event.channel().empty()) event.set_channel(std::string(parsed.channel));
   event.set_tenant(tenant_);
   event.set_received_at_us(received_at);
   return parsed;
@@ -265,6 +266,7 @@ void RedisSubscriber::drop(RedisMessageVerdict verdict, std::string_view channel
     case RedisMessageVerdict::not_an_object: dropped_not_an_object_.inc(); break;
     case RedisMessageVerdict::no_event: dropped_no_event_.inc(); break;
     case RedisMessageVerdict::system_only: dropped_no_payload_.inc(); break;
+    case RedisMessageVerdict::invalid_channel: dropped_invalid_channel_.inc(); break;
     case RedisMessageVerdict::deliver: return;
   }
   // A message without payload on a normal channel is expected (Rails sends

@@ -121,6 +121,7 @@ class RedisSubscriber {
   metrics::Counter& dropped_not_an_object_;
   metrics::Counter& dropped_no_event_;
   metrics::Counter& dropped_no_payload_;
+  metrics::Counter& dropped_invalid_channel_;
 };
 
 }  // namespace sluice::broker

@@ -263,7 +263,10 @@ TEST(Broker, InvalidMessagesAreDroppedAndCounted) {
   uint64_t not_object = counter("sluice_redis_dropped_messages_total", {{"reason", "not_an_object"}});
   uint64_t no_event = counter("sluice_redis_dropped_messages_total", {{"reason", "no_event"}});
   uint64_t no_payload = counter("sluice_redis_dropped_messages_total", {{"reason", "no_payload"}});
+  uint64_t invalid_channel = counter("sluice_redis_dropped_messages_total", {{"reason", "invalid_channel"}});
 
+  // Sent on to the gateway, a name that is not UTF-8 failed its stream's read.
+  redis().publish("timeline:system:\xff", R"({"event":"kill"})");
   redis().publish(channel, "this is not json");
   redis().publish(channel, "[1,2,3]");
   redis().publish(channel, R"({"payload":"1"})");
@@ -274,11 +277,12 @@ TEST(Broker, InvalidMessagesAreDroppedAndCounted) {
   auto event = a->next_event();
   ASSERT_TRUE(event.has_value());
   EXPECT_EQ(event->payload(), "5") << "an invalid message was forwarded";
-  EXPECT_EQ(counter("redis_messages_received_total") - received, 6u);
+  EXPECT_EQ(counter("redis_messages_received_total") - received, 7u);
   EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "invalid_json"}}) - invalid_json, 2u);
   EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "not_an_object"}}) - not_object, 1u);
   EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "no_event"}}) - no_event, 1u);
   EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "no_payload"}}) - no_payload, 1u);
+  EXPECT_EQ(counter("sluice_redis_dropped_messages_total", {{"reason", "invalid_channel"}}) - invalid_channel, 1u);
 }
 
 TEST(Broker, HeartbeatKeysAreSetWithTtlAndRefreshedOnSubscribe) {

@@ -192,6 +192,19 @@ TEST(RedisMessage, KillAndFiltersChangedAreSystemOnly) {
 
 // ---- verdicts ----
 
+// The system patterns hand over whatever name a message was published to; a name that is
+// not UTF-8 cannot travel in the event's proto string (every gateway's stream would fail
+// to read it), and the reference never subscribes to one.
+TEST(RedisMessage, AChannelNameThatIsNotUtf8IsDropped) {
+  using namespace std::string_view_literals;
+  for (std::string_view channel : {"timeline:system:\xff"sv, "timeline:access_token:1\xc3"sv, "timeline:\xed\xa0\x80"sv}) {
+    const Parsed parsed = parse(R"({"event":"kill"})", channel);
+    EXPECT_EQ(parsed.verdict, RedisMessageVerdict::invalid_channel);
+    EXPECT_EQ(parsed.event.channel(), "");
+  }
+  EXPECT_EQ(parse(R"({"event":"kill"})", "timeline:system:caf\xc3\xa9").verdict, RedisMessageVerdict::system_only);
+}
+
 TEST(RedisMessage, InvalidJson) {
   for (const char* text : {"", "not json", "{", R"({"event":"x"} trailing)", R"({"event":'x'})", "{\"a\":1,}",
                            "NaN", "[1,]"}) {
