@@ -35,20 +35,21 @@ BrokerTenants::~BrokerTenants() = default;
 std::vector<BrokerTenants::Wanted> BrokerTenants::wanted_of(const Tenants& tenants, bool strict,
                                                             std::set<std::string>* refused) {
   std::vector<Wanted> out;
-  // Two instances reading the same channels of the same Redis would each get the
-  // other's events.
+  // Two instances reading the same channels of the same Redis server would each get
+  // the other's events, whatever their databases: Pub/Sub is server-wide.
   std::map<std::pair<std::string, std::string>, std::string> owner;
   for (const Tenant& tenant : tenants.all()) {
     std::string error;
     try {
       Wanted wanted{tenant.name, redis_config_from_env(tenant.env)};
-      auto [it, fresh] = owner.try_emplace({wanted.redis.connection_key(), wanted.redis.redis_namespace}, tenant.name);
+      auto [it, fresh] = owner.try_emplace({wanted.redis.server_key(), wanted.redis.redis_namespace}, tenant.name);
       if (fresh) {
         out.push_back(std::move(wanted));
         continue;
       }
       error = "tenants " + it->second + " and " + tenant.name +
-              " use the same Redis with the same REDIS_NAMESPACE: each would receive the other's events";
+              " use the same Redis server with the same REDIS_NAMESPACE: each would receive the other's events"
+              " (Pub/Sub channels are the server's, whatever REDIS_DB)";
     } catch (const ConfigError& e) {
       error = "tenant " + tenant.name + ": " + e.what();
     }
@@ -187,12 +188,12 @@ void BrokerTenants::update(const Tenants& file) {
     // goes on with its old ones until a restart, so a newcomer on those would get its events.
     std::map<std::pair<std::string, std::string>, std::string> live;
     for (const auto& [name, tenant] : tenants_) {
-      if (names.count(name)) live.try_emplace({tenant->redis().connection_key(), tenant->redis().redis_namespace}, name);
+      if (names.count(name)) live.try_emplace({tenant->redis().server_key(), tenant->redis().redis_namespace}, name);
     }
     for (const Wanted& w : wanted) {
       auto it = tenants_.find(w.name);
       if (it == tenants_.end()) {
-        auto owner = live.find({w.redis.connection_key(), w.redis.redis_namespace});
+        auto owner = live.find({w.redis.server_key(), w.redis.redis_namespace});
         if (owner != live.end()) {
           log::error("tenant refused: it would read the channels another tenant still reads",
                      {{"tenant", w.name}, {"other", owner->second}, {"redis", w.redis.describe()}});

@@ -2,6 +2,7 @@
 
 #include "common/percent_encoding.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "common/config_error.hpp"
@@ -205,30 +206,51 @@ std::string RedisConfig::describe() const {
   return {};
 }
 
+namespace {
+// Length-prefixed fields: no value can run into the next.
+void add_key_field(std::string& key, std::string_view field) {
+  key += std::to_string(field.size());
+  key += ':';
+  key += field;
+}
+}  // namespace
+
 std::string RedisConfig::connection_key() const {
-  // Length-prefixed fields: no value can run into the next.
   std::string key;
-  auto add = [&key](std::string_view field) {
-    key += std::to_string(field.size());
-    key += ':';
-    key += field;
-  };
-  add(std::to_string(static_cast<int>(mode)));
-  add(host);
-  add(std::to_string(port));
-  add(path);
+  add_key_field(key, std::to_string(static_cast<int>(mode)));
+  add_key_field(key, host);
+  add_key_field(key, std::to_string(port));
+  add_key_field(key, path);
   for (const auto& sentinel : sentinels) {
-    add(sentinel.host);
-    add(std::to_string(sentinel.port));
+    add_key_field(key, sentinel.host);
+    add_key_field(key, std::to_string(sentinel.port));
   }
-  add(sentinel_master);
-  add(sentinel_username);
-  add(sentinel_password);
-  add(std::to_string(db));
-  add(username);
-  add(password);
-  add(tls ? (tls_verify ? "tls" : "tls-unverified") : "plain");
-  add(tls_extra_ca_file);
+  add_key_field(key, sentinel_master);
+  add_key_field(key, sentinel_username);
+  add_key_field(key, sentinel_password);
+  add_key_field(key, std::to_string(db));
+  add_key_field(key, username);
+  add_key_field(key, password);
+  add_key_field(key, tls ? (tls_verify ? "tls" : "tls-unverified") : "plain");
+  add_key_field(key, tls_extra_ca_file);
+  return key;
+}
+
+std::string RedisConfig::server_key() const {
+  std::string key;
+  add_key_field(key, std::to_string(static_cast<int>(mode)));
+  if (mode == Mode::sentinel) {
+    // A master is named by its Sentinels, in whatever order they are listed.
+    std::vector<std::string> by_address;
+    for (const auto& sentinel : sentinels) by_address.push_back(sentinel.host + ":" + std::to_string(sentinel.port));
+    std::sort(by_address.begin(), by_address.end());
+    for (const auto& address : by_address) add_key_field(key, address);
+    add_key_field(key, sentinel_master);
+  } else {
+    add_key_field(key, host);
+    add_key_field(key, std::to_string(port));
+    add_key_field(key, path);
+  }
   return key;
 }
 

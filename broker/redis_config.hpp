@@ -51,6 +51,11 @@ struct RedisConfig {
   // Everything that tells one Redis connection from another (all but the namespace):
   // instances whose keys are equal share one connection pair (docs/hosting.md#redis).
   std::string connection_key() const;
+  // The Redis server this reaches, whatever the database, user or transport: Pub/Sub
+  // channels belong to the server, not to a database, so two instances with equal keys
+  // and namespaces would receive each other's events. Names are compared as written
+  // (two names of one host are not recognised).
+  std::string server_key() const;
 };
 
 // Reads the variables of docs/protocol.md#redis-configuration: REDIS_URL, else

@@ -292,7 +292,17 @@ TEST(BrokerTenants, TwoInstancesOnOneRedisAndNamespaceAreRefused) {
     BrokerTier tier(config, tenants({tenant_json("first", redis_a().url(), "ns"), tenant_json("second", redis_a().url(), "ns")}));
     FAIL() << "two instances reading each other's channels were accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("tenants first and second use the same Redis"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("tenants first and second use the same Redis server"), std::string::npos)
+        << e.what();
+  }
+  // Pub/Sub channels are the server's: another database of it is the same channels.
+  try {
+    BrokerTier tier(config, tenants({tenant_json("first", redis_a().url() + "/0", ""),
+                                     tenant_json("second", redis_a().url() + "/1", "")}));
+    FAIL() << "two instances on two databases of one Redis server were accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("tenants first and second use the same Redis server"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(BrokerTier(config, tenants({"\"bad\": {\"hosts\": [\"bad.example\"], \"env\": {\"REDIS_PORT\": \"x\"}}"})),
                ConfigError);
