@@ -17,9 +17,10 @@ TenantAuth::TenantAuth(std::string name, const TenantAuthSettings& settings,
             budget),
       queries_(pool_),
       // With a tenants file each instance has its lane on the shared threads, at most
-      // its DB_POOL running at once (docs/hosting.md#databases).
+      // its DB_POOL running at once and its SLUICE_AUTH_QUEUE_MAX waiting
+      // (docs/hosting.md#databases).
       cache_(queries_, workers, settings.cache,
-             budget ? WorkerPool::Lane{this, settings.pg.pool_size} : WorkerPool::Lane{}) {}
+             budget ? WorkerPool::Lane{this, settings.pg.pool_size, settings.cache.queue_max} : WorkerPool::Lane{}) {}
 
 AuthTenants::AuthTenants(TenantAuthSettings settings, std::chrono::milliseconds checkout_timeout, WorkerPool& workers)
     : checkout_timeout_(checkout_timeout), workers_(workers), budget_(nullptr) {

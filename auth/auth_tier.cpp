@@ -38,8 +38,11 @@ AuthTenants make_tenants(const AuthConfig& config, const Tenants* tenants, Worke
 AuthTier::AuthTier(AuthConfig config, std::shared_ptr<const Tenants> tenants)
     : config_(std::move(config)),
       budget_(tenants ? std::make_unique<ConnectionBudget>(config_.db_connections_max) : nullptr),
-      // One thread per connection the tier may hold: more would only wait for one.
-      workers_(tenants ? config_.db_connections_max : config_.pg.pool_size, config_.cache.queue_max),
+      // One thread per connection the tier may hold: more would only wait for one. With
+      // a tenants file the queue is bounded per instance (each lane), not as a whole: one
+      // instance whose database hangs would otherwise fill it and every other instance's
+      // lookups would be refused.
+      workers_(tenants ? config_.db_connections_max : config_.pg.pool_size, tenants ? 0 : config_.cache.queue_max),
       tenants_(make_tenants(config_, tenants.get(), workers_, budget_.get())),
       service_(tenants_, config_.internal_token) {
   probe_ = std::thread([this] {

@@ -30,6 +30,7 @@ bool WorkerPool::submit(std::function<void()> task, Lane lane) {
     std::lock_guard lock(mutex_);
     if (stopping_ || (max_queued_ != 0 && queued_ >= max_queued_)) return false;
     Queue& queue = queues_[lane.key];
+    if (lane.max_queued != 0 && queue.tasks.size() >= lane.max_queued) return false;
     queue.max_running = lane.max_running;
     queue.tasks.push_back(std::move(task));
     ++queued_;

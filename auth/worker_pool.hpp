@@ -32,12 +32,14 @@ struct ServiceStopping : WorkRefused {
 inline ServiceStopping service_stopping() { return ServiceStopping(std::string(kAuthStoppingMessage)); }
 
 // Whose work a task is: tasks of one lane run in the order submitted, lanes take turns
-// for free threads, and at most `max_running` tasks of a lane run at once, so one
-// instance whose database hangs cannot hold every thread while another's lookups wait
-// (docs/hosting.md#databases). The default lane has no limit of its own.
+// for free threads, at most `max_running` tasks of a lane run at once and at most
+// `max_queued` wait, so one instance whose database hangs can neither hold every thread
+// nor fill the queue while another's lookups wait (docs/hosting.md#databases). The
+// default lane has no limits of its own.
 struct WorkerLane {
   const void* key = nullptr;
-  int max_running = 0;  // 0: as many as there are threads
+  int max_running = 0;    // 0: as many as there are threads
+  size_t max_queued = 0;  // 0: only the pool's bound
 };
 
 class WorkerPool {
@@ -50,8 +52,8 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Queues `task`; false when the queue is full or stop() has begun (the caller
-  // answers by itself then, with WorkRefused).
+  // Queues `task`; false when the pool's queue or the lane's is full, or stop() has
+  // begun (the caller answers by itself then, with WorkRefused).
   bool submit(std::function<void()> task, Lane lane = {});
   // Why submit refuses now: ServiceStopping once stop() has begun, else WorkRefused.
   std::exception_ptr refusal();

@@ -123,5 +123,28 @@ TEST(WorkerPool, ABoundedQueueRefusesBeyondIt) {
   EXPECT_FALSE(pool.submit([] {})) << "a stopped pool takes nothing";
 }
 
+// One instance whose database hangs fills its own queue, not the others': its lookups are
+// refused at its bound while another instance's still queue and run.
+TEST(WorkerPool, AHungLaneFillsOnlyItsOwnQueue) {
+  WorkerPool pool(2);
+  int a_key = 0, b_key = 0;
+  const WorkerPool::Lane a{&a_key, 1, 3}, b{&b_key, 1, 3};
+  std::atomic<bool> release{false};
+  std::atomic<int> a_started{0}, b_done{0};
+  auto hang = [&] {
+    ++a_started;
+    EXPECT_TRUE(eventually([&] { return release.load(); }, std::chrono::seconds(30)));
+  };
+  ASSERT_TRUE(pool.submit(hang, a));
+  ASSERT_TRUE(eventually([&] { return a_started.load() == 1; }));
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(pool.submit(hang, a)) << i;
+  EXPECT_FALSE(pool.submit(hang, a)) << "the hung lane queued past its bound";
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(pool.submit([&] { ++b_done; }, b)) << i;
+  EXPECT_TRUE(eventually([&] { return b_done.load() == 3; })) << "the other instance's lookups did not run";
+  release = true;
+  pool.stop();
+  EXPECT_EQ(a_started.load(), 4);
+}
+
 }  // namespace
 }  // namespace sluice
