@@ -7,13 +7,30 @@
 
 namespace sluice::gateway {
 
+namespace {
+// docs/protocol.md#auth-overload: what every lookup the auth tier refused under load tells the client.
+StreamError service_busy() { return StreamError{503, "Service busy", kRetryAfterSeconds}; }
+}  // namespace
+
 std::optional<StreamError> token_refusal(const TokenResult& result) {
   switch (result.status) {
     case LookupStatus::ok: return std::nullopt;
     case LookupStatus::not_found: return StreamError{401, "Invalid access token"};
-    case LookupStatus::busy: return StreamError{503, "Service busy", kRetryAfterSeconds};
+    case LookupStatus::busy: return service_busy();
     case LookupStatus::error: break;
   }
+  return StreamError{500, "An unexpected error occurred"};
+}
+
+std::optional<StreamError> list_refusal(LookupStatus status) {
+  if (status == LookupStatus::ok) return std::nullopt;
+  if (status == LookupStatus::busy) return service_busy();
+  return StreamError{401, "Not authorized to stream this list"};
+}
+
+std::optional<StreamError> feed_access_refusal(LookupStatus status) {
+  if (status == LookupStatus::ok) return std::nullopt;
+  if (status == LookupStatus::busy) return service_busy();
   return StreamError{500, "An unexpected error occurred"};
 }
 
@@ -32,7 +49,7 @@ void check_feed_access(GatewayContext& context, asio::io_context& io, const Auth
   context.auth.feed_access(auth.tenant, admitted->plan.feed_kind, [admitted, done = std::move(done), &io](LookupStatus status,
                                                                                              FeedAccess access) {
     asio::post(io, [admitted, done, status, access] {
-      if (status != LookupStatus::ok) return done(StreamError{500, "An unexpected error occurred"});
+      if (auto refusal = feed_access_refusal(status)) return done(std::move(*refusal));
       admitted->rules.filter_local = !access.local;
       admitted->rules.filter_remote = !access.remote;
       done(std::move(*admitted));
@@ -55,9 +72,7 @@ void check_stream_access(GatewayContext& context, asio::io_context& io, std::sha
   context.auth.check_list(auth->tenant, *admitted->plan.list_id, auth->account_id,
                           [&context, &io, auth, admitted, done = std::move(done)](LookupStatus status) mutable {
                             asio::post(io, [&context, &io, auth, admitted, done = std::move(done), status]() mutable {
-                              if (status != LookupStatus::ok) {
-                                return done(StreamError{401, "Not authorized to stream this list"});
-                              }
+                              if (auto refusal = list_refusal(status)) return done(std::move(*refusal));
                               check_feed_access(context, io, *auth, std::move(admitted), std::move(done));
                             });
                           });

@@ -24,6 +24,14 @@ inline constexpr int kRetryAfterSeconds = 5;
 // docs/protocol.md#token-lookup: what a failed lookup tells the client.
 std::optional<StreamError> token_refusal(const TokenResult& result);
 
+// docs/protocol.md#list-ownership: a list that is not the account's, or a failed check,
+// is the reference's 401; a busy auth tier is 503 with Retry-After.
+std::optional<StreamError> list_refusal(LookupStatus status);
+
+// docs/protocol.md#feed-access-settings: a failed read is the reference's 500; a busy
+// auth tier is 503 with Retry-After.
+std::optional<StreamError> feed_access_refusal(LookupStatus status);
+
 // docs/protocol.md#scopes-per-stream.
 std::optional<StreamError> scope_refusal(std::string_view stream_name, const AuthInfo& auth);
 

@@ -68,6 +68,20 @@ void AuthClient::start(std::shared_ptr<Call<Request, Reply>> call, Rpc rpc, OnDo
       });
 }
 
+namespace {
+// How a failed call reads (docs/protocol.md#auth-overload). Busy, so the client is told
+// to retry (503, Retry-After): the auth tier is overloaded, or stopping on every replica
+// tried, or it does not serve the instance yet because its copy of the tenants file is
+// older than ours (docs/hosting.md#reloading). Anything else is a failure.
+LookupStatus failed_lookup(const grpc::Status& status, const std::string& tenant) {
+  const bool retry =
+      status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+      (status.error_code() == grpc::StatusCode::UNAVAILABLE && status.error_message() == kAuthStoppingMessage) ||
+      (status.error_code() == grpc::StatusCode::NOT_FOUND && !tenant.empty());
+  return retry ? LookupStatus::busy : LookupStatus::error;
+}
+}  // namespace
+
 void AuthClient::lookup_token(const std::string& tenant, const std::string& token, std::function<void(TokenResult)> done,
                               bool fresh) {
   auto call = std::make_shared<Call<v1::TokenRequest, v1::TokenReply>>(tenant);
@@ -80,15 +94,7 @@ void AuthClient::lookup_token(const std::string& tenant, const std::string& toke
             log::warn("token lookup failed",
                       log::for_tenant(call->request.tenant(), {{"grpc_status", static_cast<int>(status.error_code())},
                                                                {"detail", status.error_message()}}));
-            // Busy, so the client is told to retry (503, Retry-After): the auth tier is
-            // overloaded, or stopping on every replica tried, or it does not serve the
-            // instance yet because its copy of the tenants file is older than ours
-            // (docs/hosting.md#reloading).
-            const bool retry = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
-                               (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-                                status.error_message() == kAuthStoppingMessage) ||
-                               (status.error_code() == grpc::StatusCode::NOT_FOUND && !call->request.tenant().empty());
-            result.status = retry ? LookupStatus::busy : LookupStatus::error;
+            result.status = failed_lookup(status, call->request.tenant());
           } else if (!call->reply.found()) {
             result.status = LookupStatus::not_found;
           } else {
@@ -117,7 +123,7 @@ void AuthClient::check_list(const std::string& tenant, const std::string& list_i
   call->request.set_account_id(account_id);
   start(call, [](auto* api, auto... args) { api->CheckListOwnership(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
-          if (!status.ok()) return done(LookupStatus::error);
+          if (!status.ok()) return done(failed_lookup(status, call->request.tenant()));
           done(call->reply.owned() ? LookupStatus::ok : LookupStatus::not_found);
         });
 }
@@ -127,7 +133,7 @@ void AuthClient::feed_access(const std::string& tenant, FeedKind kind, std::func
   call->request.set_kind(kind == FeedKind::topic ? v1::FEED_KIND_TOPIC : v1::FEED_KIND_LIVE);
   start(call, [](auto* api, auto... args) { api->GetFeedAccess(args...); },
         [done = std::move(done)](const auto& call, const grpc::Status& status) {
-          if (!status.ok()) return done(LookupStatus::error, FeedAccess{});
+          if (!status.ok()) return done(failed_lookup(status, call->request.tenant()), FeedAccess{});
           done(LookupStatus::ok, FeedAccess{call->reply.local_access(), call->reply.remote_access()});
         });
 }
