@@ -148,7 +148,7 @@ v1::TokenReply AuthQueries::token(const std::string& token) {
   // looked up as `<token>`. node-postgres sends it whole, PostgreSQL refuses the byte
   // (22021), and the reference answers 500: the same error here, without the query.
   if (token.find('\0') != std::string::npos) {
-    throw DatabaseError("invalid byte sequence for encoding \"UTF8\": 0x00");
+    throw UnqueryableTokenError("invalid byte sequence for encoding \"UTF8\": 0x00");
   }
   const pqxx::result rows = run([&](pqxx::nontransaction& tx) {
     token_queries_.inc();

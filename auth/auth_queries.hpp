@@ -29,6 +29,13 @@ struct NullScopesError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A token PostgreSQL would refuse as text (it holds a NUL byte): the reference's query
+// fails, which the client sees as 500 (docs/protocol.md#token-lookup). Not a database
+// failure: asking another replica would fail the same way.
+struct UnqueryableTokenError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class AuthQueries {
  public:
   explicit AuthQueries(PgPool& pool);

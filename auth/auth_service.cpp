@@ -18,6 +18,10 @@ grpc::Status status_for_error(std::exception_ptr error, const std::string& tenan
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, e.what());
   } catch (const WorkRefused& e) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, e.what());
+  } catch (const UnqueryableTokenError& e) {
+    // The client's own doing, as cheap to send as any bad token: no warning per request,
+    // and a status the gateways' retry policy does not send to another replica.
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
   } catch (const NullScopesError& e) {
     log::error("token lookup failed", log::for_tenant(tenant, {{"error", e.what()}}));
     if (logged) *logged = true;

@@ -97,6 +97,10 @@ int Gateway::port() const { return listener_ ? listener_->port() : 0; }
 
 void GatewayContext::authenticate(const std::string& tenant, const std::string& token,
                                   std::function<void(TokenResult)> done) {
+  // docs/protocol.md#token-lookup: PostgreSQL refuses a NUL byte in text, so the
+  // reference's lookup of such a token fails (500). Answered here, without a call the
+  // auth tier could only refuse.
+  if (token.find('\0') != std::string::npos) return done(TokenResult{LookupStatus::error, nullptr});
   auth.lookup_token(tenant, token, [this, tenant, token, done = std::move(done)](TokenResult result) mutable {
     if (result.status != LookupStatus::ok) return done(std::move(result));
     // Taken before the check: a kill recorded after it is either seen by the check or

@@ -216,6 +216,24 @@ TEST_P(MetricsAndEdges, MethodsAsNodesParserReadsThem) {
   EXPECT_EQ(answer, "");
 }
 
+// docs/protocol.md#token-lookup: `access_token=<token>%00junk` is the reference's 500 (its
+// query fails), not a lookup of `<token>`; the gateway answers it without asking the
+// auth tier (in one process, the auth cache then sees no miss for it).
+TEST_P(MetricsAndEdges, ATokenWithANulByteIsTheReferences500WithoutALookup) {
+  Cluster cluster(GetParam());
+  auto user = create_account(suite_postgres(), "nul_token");
+  const std::string misses = R"(sluice_auth_cache_misses_total{cache="token"})";
+  const auto before = sample(http_request(cluster.port(), "GET", "/metrics").body, misses);
+  auto answer = http_request(cluster.port(), "GET", "/api/v1/streaming/user?access_token=" + user.token + "%00junk");
+  EXPECT_EQ(answer.status, 500);
+  EXPECT_EQ(answer.body, R"({"error":"An unexpected error occurred"})");
+  if (GetParam() == Deployment::all_in_one) {
+    EXPECT_EQ(sample(http_request(cluster.port(), "GET", "/metrics").body, misses), before) << "the auth tier was asked";
+  }
+  SseClient sse(cluster.port(), "/api/v1/streaming/user", bearer(user.token));
+  EXPECT_EQ(sse.response().status, 200) << "the token itself still works";
+}
+
 TEST_P(MetricsAndEdges, KeepAliveServesSeveralRequestsOnOneConnection) {
   Cluster cluster(GetParam());
   Connection connection("127.0.0.1", cluster.port());
