@@ -109,27 +109,30 @@ void BrokerTenants::remove_stream(StreamId id) {
   for (auto& [tenant, toggled] : changes) tenant->subscriber().channels_changed(std::move(toggled));
 }
 
-std::shared_ptr<TenantBroker> BrokerTenants::hold_for_unknown(std::string_view tenant, StreamId id,
-                                                              const std::vector<std::string>& channels,
-                                                              bool heartbeat) {
+BrokerTenants::Applied BrokerTenants::subscribe(std::string_view tenant, StreamId id,
+                                                const std::vector<std::string>& channels, bool heartbeat) {
   std::lock_guard lock(mutex_);
-  if (auto known = tenants_.find(tenant); known != tenants_.end()) return known->second;
-  if (!streams_.count(id)) return nullptr;
+  if (auto known = tenants_.find(tenant); known != tenants_.end()) {
+    return {known->second, known->second->registry().subscribe(id, channels, heartbeat)};
+  }
+  if (!streams_.count(id)) return {};
   auto& held = unknown_[std::string(tenant)][id];
   for (const auto& channel : channels) held[channel] = heartbeat;
-  return nullptr;
+  return {};
 }
 
-std::shared_ptr<TenantBroker> BrokerTenants::release_for_unknown(std::string_view tenant, StreamId id,
-                                                                 const std::vector<std::string>& channels) {
+BrokerTenants::Applied BrokerTenants::unsubscribe(std::string_view tenant, StreamId id,
+                                                  const std::vector<std::string>& channels) {
   std::lock_guard lock(mutex_);
-  if (auto known = tenants_.find(tenant); known != tenants_.end()) return known->second;
+  if (auto known = tenants_.find(tenant); known != tenants_.end()) {
+    return {known->second, known->second->registry().unsubscribe(id, channels)};
+  }
   auto held = unknown_.find(tenant);
-  if (held == unknown_.end()) return nullptr;
+  if (held == unknown_.end()) return {};
   auto stream = held->second.find(id);
-  if (stream == held->second.end()) return nullptr;
+  if (stream == held->second.end()) return {};
   for (const auto& channel : channels) stream->second.erase(channel);
-  return nullptr;
+  return {};
 }
 
 void BrokerTenants::add_system_listener(RedisSubscriber::SystemListener listener) {

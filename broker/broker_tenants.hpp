@@ -74,14 +74,19 @@ class BrokerTenants {
   // them all, giving back its channels.
   void add_stream(StreamId id, Sink sink);
   void remove_stream(StreamId id);
-  // Channels a stream asked for under an instance this broker does not serve (yet): a
-  // gateway whose tenants file was reloaded first. Subscribed when the instance comes.
-  // When the instance came meanwhile (a reload since find()), nothing is kept and it is
-  // returned: the caller subscribes as usual.
-  std::shared_ptr<TenantBroker> hold_for_unknown(std::string_view tenant, StreamId id,
-                                                 const std::vector<std::string>& channels, bool heartbeat);
-  std::shared_ptr<TenantBroker> release_for_unknown(std::string_view tenant, StreamId id,
-                                                    const std::vector<std::string>& channels);
+  // A stream's subscribe or unsubscribe under instance `tenant`, applied to its registry
+  // under the lock a reload removes instances under: a removal that passed between
+  // finding the instance and subscribing lost those channels for good. Channels asked
+  // for under an instance this broker does not serve (yet) — a gateway whose tenants
+  // file was reloaded first — are kept and subscribed when it comes; `tenant` is then
+  // null and there is no change to apply. The caller applies `change` to the tenant's
+  // subscriber and heartbeat.
+  struct Applied {
+    std::shared_ptr<TenantBroker> tenant;
+    SubscriptionRegistry::Change change;
+  };
+  Applied subscribe(std::string_view tenant, StreamId id, const std::vector<std::string>& channels, bool heartbeat);
+  Applied unsubscribe(std::string_view tenant, StreamId id, const std::vector<std::string>& channels);
   void add_system_listener(RedisSubscriber::SystemListener listener);
 
   // Redis thread.

@@ -60,13 +60,11 @@ void GatewaySession::release() {
   tenants_.remove_stream(id_);
 }
 
-std::shared_ptr<TenantBroker> GatewaySession::tenant_locked(const std::string& name) {
-  auto tenant = tenants_.find(name);
-  if (!tenant && unknown_tenants_logged_.insert(name).second) {
+void GatewaySession::note_unknown_locked(const std::string& name) {
+  if (unknown_tenants_logged_.insert(name).second) {
     log::warn("Gateway stream names a tenant this broker does not serve",
               {{"gateway", gateway_id_}, {"peer", peer_}, {"tenant", name}});
   }
-  return tenant;
 }
 
 void GatewaySession::apply(const v1::GatewayMessage& message, const std::shared_ptr<EventSink>& sink) {
@@ -78,34 +76,30 @@ void GatewaySession::apply(const v1::GatewayMessage& message, const std::shared_
       std::lock_guard lock(mutex_);
       if (released_) return;
       join_locked(sink);
-      tenant = tenant_locked(subscribe.tenant());
-      // Kept until the broker's own tenants file names it (docs/hosting.md#reloading),
-      // unless a reload just did.
-      if (!tenant) {
-        tenant = tenants_.hold_for_unknown(subscribe.tenant(), id_, requested_channels(subscribe.channels()),
-                                           subscribe.heartbeat());
-      }
-      if (!tenant) return;
-      change = tenant->registry().subscribe(id_, requested_channels(subscribe.channels()), subscribe.heartbeat());
+      // An instance not served yet keeps the channels until the broker's own tenants
+      // file names it (docs/hosting.md#reloading).
+      auto applied = tenants_.subscribe(subscribe.tenant(), id_, requested_channels(subscribe.channels()),
+                                        subscribe.heartbeat());
+      if (!applied.tenant) return note_unknown_locked(subscribe.tenant());
+      tenant = std::move(applied.tenant);
+      change = std::move(applied.change);
       break;
     }
     case v1::GatewayMessage::kUnsubscribe: {
       const auto& unsubscribe = message.unsubscribe();
       std::lock_guard lock(mutex_);
       if (released_) return;
-      tenant = tenant_locked(unsubscribe.tenant());
-      if (!tenant) {
-        tenant = tenants_.release_for_unknown(unsubscribe.tenant(), id_, requested_channels(unsubscribe.channels()));
-      }
-      if (!tenant) return;
-      change = tenant->registry().unsubscribe(id_, requested_channels(unsubscribe.channels()));
+      auto applied = tenants_.unsubscribe(unsubscribe.tenant(), id_, requested_channels(unsubscribe.channels()));
+      if (!applied.tenant) return note_unknown_locked(unsubscribe.tenant());
+      tenant = std::move(applied.tenant);
+      change = std::move(applied.change);
       break;
     }
     case v1::GatewayMessage::kTouch: {
       std::lock_guard lock(mutex_);
       if (released_) return;
-      tenant = tenant_locked(message.touch().tenant());
-      if (!tenant) return;
+      tenant = tenants_.find(message.touch().tenant());
+      if (!tenant) return note_unknown_locked(message.touch().tenant());
       tenant->heartbeat().touch_coalesced(
           tenant->registry().held_with_heartbeat(id_, requested_channels(message.touch().channels())));
       return;

@@ -48,9 +48,9 @@ class GatewaySession {
   void apply(const v1::GatewayMessage& message, const std::shared_ptr<EventSink>& sink);
   // Under mutex_.
   void join_locked(const std::shared_ptr<EventSink>& sink);
-  // The instance a message names; null for one this broker does not serve (yet), which
-  // is logged once per stream and name.
-  std::shared_ptr<TenantBroker> tenant_locked(const std::string& name);
+  // A message named an instance this broker does not serve (yet): logged once per
+  // stream and name.
+  void note_unknown_locked(const std::string& name);
 
   BrokerTenants& tenants_;
   const uint64_t id_;
