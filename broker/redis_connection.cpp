@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/log.hpp"
@@ -226,7 +228,21 @@ void RedisConnection::open_data(const std::string& host, int port) {
       if (reply->type == REDIS_REPLY_ERROR) fail("SELECT failed: " + reply_error(reply));
     });
   }
-  // Replies come in order: once PING answers, AUTH and SELECT went through.
+  if (config_.mode == RedisConfig::Mode::sentinel) {
+    // As ioredis does, the node a Sentinel named must be the master: just after a
+    // failover a Sentinel may still name the old one, now a replica, where SUBSCRIBE
+    // works but every `subscribed:` SET fails (READONLY) for as long as the connection
+    // lasts. The attempt then fails and Sentinels are asked again. A user not allowed
+    // ROLE (an error) cannot tell, and goes on.
+    data_->send({"ROLE"}, [this, attempt = attempt_](redisReply* reply) {
+      if (attempt != attempt_ || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return;
+      const redisReply* role = reply->element[0];
+      if (role->type != REDIS_REPLY_STRING && role->type != REDIS_REPLY_STATUS) return;
+      std::string_view name(role->str, role->len);
+      if (name != "master") fail("the address Sentinel named is not the master (ROLE: " + std::string(name) + ")");
+    });
+  }
+  // Replies come in order: once PING answers, AUTH, SELECT and ROLE went through.
   data_->send({"PING"}, [this, attempt = attempt_](redisReply* reply) {
     if (attempt != attempt_ || !reply) return;
     if (reply->type == REDIS_REPLY_ERROR) {

@@ -2,7 +2,7 @@
 // One connection to Redis (a RespConnection), driven by the broker's Redis io_context.
 // It connects (TCP, TLS, unix socket, or the master named by Sentinel, asked again on
 // every connect), authenticates, selects the database, and reconnects forever
-// with exponential backoff and jitter (100 ms doubling to 5 s). Redis being down
+// with exponential backoff and jitter (100 ms doubling to 800 ms). Redis being down
 // at startup is just the first reconnect (docs/protocol.md#redis-configuration: startup does not wait for Redis).
 // Every member must be used on the io_context's thread, except ready().
 #include <hiredis/hiredis.h>

@@ -783,6 +783,85 @@ TEST(Broker, PasswordIsSentWithAuth) {
   EXPECT_TRUE(broker.wait_ready());
 }
 
+// A Sentinel just after a failover, before it has heard: it names the old master, now a
+// replica, for its first `stale` answers, then the new one. One question per connection,
+// as the broker asks.
+class ScriptedSentinel {
+ public:
+  ScriptedSentinel(int stale_port, int stale, int master_port)
+      : stale_port_(stale_port), stale_(stale), master_port_(master_port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), size) != 0 || ::listen(fd_, 16) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+      ADD_FAILURE() << "the scripted sentinel could not listen";
+    }
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedSentinel() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  int asked() const { return asked_.load(); }
+
+ private:
+  void serve() {
+    for (;;) {
+      int client = ::accept(fd_, nullptr, nullptr);
+      if (client < 0) return;
+      std::string question;
+      char buffer[512];
+      while (question.find("mymaster\r\n") == std::string::npos) {
+        ssize_t n = ::recv(client, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        question.append(buffer, static_cast<size_t>(n));
+      }
+      if (question.find("get-master-addr-by-name") != std::string::npos) {
+        const std::string port = std::to_string(asked_++ < stale_ ? stale_port_ : master_port_);
+        const std::string answer = "*2\r\n$9\r\n127.0.0.1\r\n$" + std::to_string(port.size()) + "\r\n" + port + "\r\n";
+        ::send(client, answer.data(), answer.size(), MSG_NOSIGNAL);
+      }
+      ::close(client);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  const int stale_port_, stale_, master_port_;
+  std::atomic<int> asked_{0};
+  std::thread thread_;
+};
+
+// docs/protocol.md#redis-configuration: the node a Sentinel names must be the master.
+// On the replica, SUBSCRIBE works (PUBLISH replicates) but the `subscribed:` SET fails
+// READONLY for as long as the connection lasts: without the ROLE check the key never
+// appeared on the master.
+TEST(Broker, AReplicaNamedBySentinelIsLeftForTheMaster) {
+  testing::TempDir dir;
+  int replica_port = testing::free_port();
+  testing::Process replica({"redis-server", "--port", std::to_string(replica_port), "--bind", "127.0.0.1",
+                            "--replicaof", "127.0.0.1", std::to_string(redis().port()), "--save", "",
+                            "--appendonly", "no", "--dir", dir.path()});
+  ASSERT_TRUE(testing::wait_for_port(replica_port, 20s));
+  // Both of the broker's connections (subscriber, commands) are first sent to the replica.
+  ScriptedSentinel sentinel(replica_port, 2, redis().port());
+  Broker broker({{"REDIS_SENTINELS", "127.0.0.1:" + std::to_string(sentinel.port())},
+                 {"REDIS_SENTINEL_MASTER", "mymaster"}});
+  ASSERT_TRUE(broker.wait_ready());
+  std::string channel = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  a->subscribe({channel}, /*heartbeat=*/true);
+  EXPECT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + channel}) == 1; }))
+      << "the heartbeat key never reached the master";
+  EXPECT_GE(sentinel.asked(), 3);
+}
+
 TEST(Broker, AsksSentinelForTheMaster) {
   testing::TempDir dir;
   int sentinel_port = testing::free_port();
