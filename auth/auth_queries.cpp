@@ -101,13 +101,9 @@ metrics::Counter& AuthQueries::counter(const char* query) {
 }
 
 void AuthQueries::detect_schema(pqxx::connection& connection) {
-  std::lock_guard lock(schema_mutex_);
-  // Once, on the first connection: every later one talks to the same database. Unless
-  // what it showed cannot serve token lookups — no tables yet (a first start before the
-  // migrations) or columns this database user may not see (privileges granted later) —
-  // then again on each new connection and readiness probe, until it can.
-  if (schema_ && schema_->serves_token_lookups()) return;
   MastodonSchema detected = MastodonSchema::detect(connection);
+  std::lock_guard lock(schema_mutex_);
+  detected_at_ = std::chrono::steady_clock::now();
   const bool changed = !schema_ || detected.describe() != schema_->describe();
   schema_ = std::move(detected);
   token_sql_ = token_query_sql(*schema_);
@@ -291,10 +287,17 @@ MastodonSchema AuthQueries::schema() const {
 
 void AuthQueries::ping() {
   run([](pqxx::nontransaction& tx) { tx.exec("SELECT 1"); });
-  if (schema().serves_token_lookups()) return;
-  // Connected, so detected once at least, and what it found fails every token lookup:
-  // not ready. Look again (migrations or grants may have come since; the pool may keep
-  // its connections, so no new one would).
+  // A pool under steady load may keep its connections for good, so no new one looks
+  // again: the probe does, at once while what was found fails every token lookup (not
+  // ready until migrations or grants come), else once a minute (an upgrade in place).
+  constexpr auto kLookAgainEvery = std::chrono::minutes(1);
+  bool look_again;
+  {
+    std::lock_guard lock(schema_mutex_);
+    look_again = !schema_ || !schema_->serves_token_lookups() ||
+                 std::chrono::steady_clock::now() - detected_at_ >= kLookAgainEvery;
+  }
+  if (!look_again) return;
   pool_.run([this](pqxx::connection& connection) { detect_schema(connection); });
   const MastodonSchema known = schema();
   if (!known.serves_token_lookups()) throw DatabaseError(known.describe());

@@ -8,6 +8,7 @@
 // as Mastodon's own docs set it up) hands each statement to whichever server
 // connection is free, where a named statement prepared on another one does not exist
 // (README.md#mastodons-variables, `DB_POOL`).
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -40,10 +41,14 @@ class AuthQueries {
  public:
   explicit AuthQueries(PgPool& pool);
 
-  // PgPool's hook for a new connection: the first call detects the Mastodon release
-  // from the catalogue (which picks the token query) and logs it.
+  // PgPool's hook for a new connection: detects the Mastodon release from the
+  // catalogue (which picks the token query), and logs it when it changed. Every new
+  // connection looks again: Mastodon is upgraded in place, its migrations run while the
+  // auth tier serves (4.3 to 4.4 brings the feed-access settings), and a schema that
+  // cannot serve token lookups yet (before the migrations, or privileges granted later)
+  // must be seen to change.
   void detect_schema(pqxx::connection& connection);
-  // What the first connection detected ("unknown" before any).
+  // What the latest detection found ("unknown" before any).
   MastodonSchema schema() const;
 
   // docs/protocol.md#token-lookup. found=false when no row matches (unknown, revoked, disabled user, suspended
@@ -76,6 +81,7 @@ class AuthQueries {
   mutable std::mutex schema_mutex_;
   std::optional<MastodonSchema> schema_;
   std::string token_sql_;  // the detected release's token query
+  std::chrono::steady_clock::time_point detected_at_{};
   metrics::Counter& token_queries_;
   metrics::Counter& list_queries_;
   metrics::Counter& settings_queries_;

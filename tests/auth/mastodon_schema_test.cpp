@@ -3,7 +3,11 @@
 // by the per-release ctest runs.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
+#include "auth/auth_queries.hpp"
 #include "auth/mastodon_schema.hpp"
+#include "tests/auth/auth_test_support.hpp"
 
 namespace sluice {
 namespace {
@@ -17,6 +21,37 @@ std::set<std::string> base_columns() {
 std::set<std::string> with(std::set<std::string> columns, std::initializer_list<const char*> more) {
   for (const char* column : more) columns.insert(column);
   return columns;
+}
+
+// Mastodon upgraded in place: its migrations run while the auth tier serves. The next
+// connection sees the new release (here 4.3 to 4.4, which brings the feed-access
+// settings); before, the first detection stood until a restart and the settings were
+// never read. Tables of their own (a search_path schema), whatever release the suite runs.
+TEST(MastodonSchemaDetection, AnUpgradeInPlaceIsSeenOnTheNextConnection) {
+  auto& pg = auth_test::shared_pg();
+  pg.exec(
+      "DROP SCHEMA IF EXISTS in_place CASCADE; CREATE SCHEMA in_place;"
+      "CREATE TABLE in_place.accounts (id bigint, suspended_at timestamp);"
+      "CREATE TABLE in_place.users (id bigint, account_id bigint, disabled boolean, chosen_languages varchar[],"
+      " role_id bigint);"
+      "CREATE TABLE in_place.user_roles (id bigint, permissions bigint);"
+      "CREATE TABLE in_place.settings (id bigint, var varchar, value text, thing_type varchar);");
+  PgConfig config = auth_test::pg_config(2);
+  config.params.emplace_back("options", "-csearch_path=in_place");
+  AuthQueries* queries = nullptr;
+  PgPool pool(config, [&](pqxx::connection& connection) { queries->detect_schema(connection); });
+  AuthQueries detected(pool);
+  queries = &detected;
+  detected.ping();
+  EXPECT_EQ(detected.schema().release, "4.3");
+  EXPECT_FALSE(detected.schema().has_feed_access_settings);
+
+  pg.exec("ALTER TABLE in_place.settings DROP COLUMN thing_type");  // what 4.4's migrations dropped
+  EXPECT_EQ(pool.close_idle(std::chrono::milliseconds(0)), 1);     // the next statement opens a connection
+  detected.ping();
+  EXPECT_EQ(detected.schema().release, "4.4");
+  EXPECT_TRUE(detected.schema().has_feed_access_settings);
+  pg.exec("DROP SCHEMA in_place CASCADE");
 }
 
 TEST(MastodonSchema, ReleasesAreToldApartByTheirMarkers) {
