@@ -28,6 +28,9 @@ AuthConfig AuthConfig::from_env(const Env& env) {
 }
 
 namespace {
+// With a tenants file, the tier queues at most this many instances' SLUICE_AUTH_QUEUE_MAX.
+constexpr size_t kQueuedInstancesMax = 4;
+
 AuthTenants make_tenants(const AuthConfig& config, const Tenants* tenants, WorkerPool& workers,
                          ConnectionBudget* budget) {
   if (!tenants) return AuthTenants(TenantAuthSettings{config.pg, config.cache}, config.checkout_timeout, workers);
@@ -39,10 +42,12 @@ AuthTier::AuthTier(AuthConfig config, std::shared_ptr<const Tenants> tenants)
     : config_(std::move(config)),
       budget_(tenants ? std::make_unique<ConnectionBudget>(config_.db_connections_max) : nullptr),
       // One thread per connection the tier may hold: more would only wait for one. With
-      // a tenants file the queue is bounded per instance (each lane), not as a whole: one
-      // instance whose database hangs would otherwise fill it and every other instance's
-      // lookups would be refused.
-      workers_(tenants ? config_.db_connections_max : config_.pg.pool_size, tenants ? 0 : config_.cache.queue_max),
+      // a tenants file each instance's queue is bounded (its lane), so that one whose
+      // database hangs cannot fill the tier's and have every other instance's lookups
+      // refused; the tier's bound, a few instances' worth, still caps the memory queued
+      // lookups hold when many are flooded at once.
+      workers_(tenants ? config_.db_connections_max : config_.pg.pool_size,
+               tenants ? kQueuedInstancesMax * config_.cache.queue_max : config_.cache.queue_max),
       tenants_(make_tenants(config_, tenants.get(), workers_, budget_.get())),
       service_(tenants_, config_.internal_token) {
   probe_ = std::thread([this] {
