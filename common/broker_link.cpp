@@ -1,5 +1,6 @@
 #include "common/broker_link.hpp"
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <random>
@@ -76,7 +77,10 @@ class GrpcBrokerStream final : public BrokerStream,
     }
   }
 
-  void cancel() override { context_.TryCancel(); }
+  void cancel() override {
+    cancelled_ = true;
+    context_.TryCancel();
+  }
 
  private:
   void OnWriteDone(bool ok) override {
@@ -101,6 +105,7 @@ class GrpcBrokerStream final : public BrokerStream,
       // A message that fails to parse fails the read too, and gRPC leaves that call
       // open: the broker would go on writing into it, unread, until its queue's bound
       // cut it, and the link would not reopen before. After an end it is a no-op.
+      read_failed_ = true;
       context_.TryCancel();
       RemoveHold();
       return;
@@ -124,7 +129,11 @@ class GrpcBrokerStream final : public BrokerStream,
   }
 
   void OnDone(const grpc::Status& status) override {
-    if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
+    if (status.error_code() == grpc::StatusCode::CANCELLED && read_failed_ && !cancelled_) {
+      // Cancelled here after a read failed on a call still open: a message that could
+      // not be parsed (what it carried, and what followed, is lost to this stream).
+      log::warn("broker stream ended: a message from the broker could not be read");
+    } else if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
       log::warn("broker stream ended", {{"grpc_status", static_cast<int>(status.error_code())},
                                         {"detail", status.error_message()}});
     }
@@ -138,6 +147,8 @@ class GrpcBrokerStream final : public BrokerStream,
   std::deque<v1::GatewayMessage> outgoing_;
   bool writing_ = false;
   bool ending_ = false;  // the read failed: writes no longer start
+  std::atomic<bool> cancelled_{false};  // cancel(): the link is stopping or moving on
+  bool read_failed_ = false;            // set before TryCancel, read in OnDone, which follows it
 };
 
 }  // namespace
