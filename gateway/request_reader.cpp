@@ -1,5 +1,6 @@
 #include "gateway/request_reader.hpp"
 
+#include <algorithm>
 #include <string_view>
 
 #include "gateway/http_responses.hpp"
@@ -49,10 +50,40 @@ RequestReader::Progress RequestReader::consume(boost::beast::flat_buffer& buffer
       error_ = http::error::bad_field;
       return Progress::malformed;
     }
+    // Node's parser skips empty lines before the request line (RFC 9112 §2.2 asks servers
+    // to, for clients that end a body with an extra CRLF); Beast refuses them.
+    if (!parser_->got_some()) {
+      const size_t blank = std::min(unparsed.find_first_not_of("\r\n"), unparsed.size());
+      buffer.consume(blank);
+      unparsed.remove_prefix(blank);
+      bytes = buffer.data();
+    }
     if (unparsed.empty()) return Progress::need_more;
+    // Node's parser refuses an unknown method once it has read it, whatever follows: the
+    // head need not be complete (a client that stops there is answered, not timed out,
+    // and a long head after it is 400, not 431).
+    // Checked before Beast sees the bytes: once the request line is complete it may
+    // consume that line alone.
+    if (!method_read_) {
+      const size_t space = unparsed.find(' ');
+      if (space != std::string_view::npos) {
+        if (!is_node_method(unparsed.substr(0, space))) {
+          error_ = http::error::bad_method;
+          return Progress::malformed;
+        }
+        method_read_ = true;
+      }
+    }
     boost::system::error_code ec;
     size_t used = parser_->put(bytes, ec);
     buffer.consume(used);
+    // Node hands a CONNECT to its 'connect' listener as soon as the head is read, body or
+    // not (docs/protocol.md#malformed-requests): a declared body is neither awaited nor
+    // held against the body limit.
+    // (Beast weighs a declared length against the body limit as it ends the head.)
+    if (parser_->get().method() == http::verb::connect && (parser_->is_header_done() || ec == http::error::body_limit)) {
+      return Progress::done;
+    }
     if (ec == http::error::need_more) return Progress::need_more;
     if (ec) {
       error_ = ec;

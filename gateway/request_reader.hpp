@@ -31,6 +31,7 @@ class RequestReader {
  private:
   std::optional<http::request_parser<http::string_body>> parser_;
   boost::system::error_code error_;
+  bool method_read_ = false;  // the request line's method has been checked
 };
 
 // A header value as Node hands it to JavaScript: each byte is one Latin-1 character,

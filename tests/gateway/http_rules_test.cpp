@@ -304,6 +304,68 @@ TEST(Strictness, MethodsNodeDoesNotKnowAreMalformed) {
   }
 }
 
+// Node refuses the method as soon as it has read it: a head that stops there is answered
+// (not timed out), and a long head after it is 400, not 431.
+TEST(Strictness, AnUnknownMethodIsRefusedBeforeTheHeadEnds) {
+  RequestReader stopped;
+  EXPECT_EQ(read_all(stopped, "FOO /x HTTP/1.1\r\n"), RequestReader::Progress::malformed);
+  EXPECT_EQ(stopped.malformed_status(), 400);
+  RequestReader long_head;
+  EXPECT_EQ(read_all(long_head, "get /x HTTP/1.1\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n"),
+            RequestReader::Progress::malformed);
+  EXPECT_EQ(long_head.malformed_status(), 400);
+  RequestReader known;
+  EXPECT_EQ(read_all(known, "GET /x HTTP/1.1\r\n"), RequestReader::Progress::need_more);
+  RequestReader too_soon;
+  EXPECT_EQ(read_all(too_soon, "FOO"), RequestReader::Progress::need_more) << "no method is read before its space";
+  // A known method in a head that comes in pieces: Beast may consume the request line
+  // before the head ends, and what follows is no method to check.
+  RequestReader pieces;
+  boost::beast::flat_buffer buffer;
+  const std::string head = "GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n";
+  RequestReader::Progress progress = RequestReader::Progress::need_more;
+  for (size_t at = 0; at < head.size() && progress == RequestReader::Progress::need_more; at += 4096) {
+    const std::string piece = head.substr(at, 4096);
+    auto room = buffer.prepare(piece.size());
+    std::memcpy(room.data(), piece.data(), piece.size());
+    buffer.commit(piece.size());
+    progress = pieces.consume(buffer);
+  }
+  EXPECT_EQ(progress, RequestReader::Progress::malformed);
+  EXPECT_EQ(pieces.malformed_status(), 431) << pieces.error().message();
+}
+
+// Node (llhttp) skips empty lines before a request line, as RFC 9112 §2.2 asks; Beast alone
+// refused them (400).
+TEST(Strictness, EmptyLinesBeforeARequestAreSkipped) {
+  RequestReader reader;
+  EXPECT_EQ(read_all(reader, "\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n"), RequestReader::Progress::done);
+  EXPECT_EQ(reader.release().target(), "/x");
+  RequestReader split;
+  boost::beast::flat_buffer buffer;
+  auto feed = [&](std::string_view bytes) {
+    auto room = buffer.prepare(bytes.size());
+    std::memcpy(room.data(), bytes.data(), bytes.size());
+    buffer.commit(bytes.size());
+    return split.consume(buffer);
+  };
+  EXPECT_EQ(feed("\r\n"), RequestReader::Progress::need_more);
+  EXPECT_EQ(feed("\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n"), RequestReader::Progress::done);
+  EXPECT_EQ(split.release().target(), "/y");
+}
+
+// Node hands CONNECT over once its head is read, whatever body it declares.
+TEST(Strictness, AConnectIsDoneAtItsHead) {
+  for (const char* length : {"100000", "10"}) {
+    RequestReader reader;
+    EXPECT_EQ(read_all(reader, std::string("CONNECT sluice.example:443 HTTP/1.1\r\nHost: sluice.example:443\r\n"
+                                           "Content-Length: ") + length + "\r\n\r\n"),
+              RequestReader::Progress::done)
+        << length;
+    EXPECT_EQ(reader.release().method(), http::verb::connect);
+  }
+}
+
 TEST(Strictness, MissingHostAnswerIsNodes) {
   auto answer = missing_host_response(/*head=*/false);
   EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nDate: ", 0), 0u);
