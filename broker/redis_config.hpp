@@ -51,10 +51,11 @@ struct RedisConfig {
   // Everything that tells one Redis connection from another (all but the namespace):
   // instances whose keys are equal share one connection pair (docs/hosting.md#redis).
   std::string connection_key() const;
-  // The Redis server this reaches, whatever the database, user or transport: Pub/Sub
-  // channels belong to the server, not to a database, so two instances with equal keys
-  // and namespaces would receive each other's events. Names are compared as written
-  // (two names of one host are not recognised).
+  // The Redis server this reaches, whatever the database, user or TLS: Pub/Sub channels
+  // belong to the server, not to a database, so two instances with equal keys and
+  // namespaces would receive each other's events. Addresses are compared as written: two
+  // names of one host, a socket path and a TCP port of one server, or a master reached
+  // directly and through Sentinel are not recognised as one.
   std::string server_key() const;
 };
 

@@ -116,7 +116,7 @@ void RedisConnection::connect() {
   arm_handshake_timer();
   switch (config_.mode) {
     case RedisConfig::Mode::sentinel:
-      sentinel_index_ = 0;
+      sentinels_asked_ = 0;
       ask_sentinel();
       break;
     case RedisConfig::Mode::unix_socket:
@@ -181,12 +181,12 @@ void RedisConnection::authenticate(RespConnection& connection, bool is_sentinel,
 }
 
 void RedisConnection::ask_sentinel() {
-  if (sentinel_index_ >= config_.sentinels.size()) {
+  if (sentinels_asked_ >= config_.sentinels.size()) {
     fail("no sentinel named a master for '" + config_.sentinel_master + "'");
     return;
   }
   arm_handshake_timer();
-  const RedisEndpoint& endpoint = config_.sentinels[sentinel_index_];
+  const RedisEndpoint& endpoint = config_.sentinels[sentinel_index()];
   sentinel_ = open_connection({endpoint.host, endpoint.port, {}, nullptr}, /*is_data=*/false);
   authenticate(*sentinel_, /*is_sentinel=*/true, config_.sentinel_username, config_.sentinel_password);
   sentinel_->send({"SENTINEL", "get-master-addr-by-name", config_.sentinel_master},
@@ -200,6 +200,7 @@ void RedisConnection::ask_sentinel() {
            std::string port_text(reply->element[1]->str, reply->element[1]->len);
            int port = std::atoi(port_text.c_str());
            master_ = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port_text;
+           named_by_ = sentinel_index();
            arm_handshake_timer();
            open_data(host, port);
            return;
@@ -211,10 +212,10 @@ void RedisConnection::ask_sentinel() {
 void RedisConnection::next_sentinel(const std::string& why) {
   log::debug("Redis sentinel did not answer",
              {{"connection", role_},
-              {"sentinel", config_.sentinels[sentinel_index_].host + ":" +
-                               std::to_string(config_.sentinels[sentinel_index_].port)},
+              {"sentinel", config_.sentinels[sentinel_index()].host + ":" +
+                               std::to_string(config_.sentinels[sentinel_index()].port)},
               {"error", why}});
-  ++sentinel_index_;
+  ++sentinels_asked_;
   ask_sentinel();
 }
 
@@ -239,7 +240,9 @@ void RedisConnection::open_data(const std::string& host, int port) {
       const redisReply* role = reply->element[0];
       if (role->type != REDIS_REPLY_STRING && role->type != REDIS_REPLY_STATUS) return;
       std::string_view name(role->str, role->len);
-      if (name != "master") fail("the address Sentinel named is not the master (ROLE: " + std::string(name) + ")");
+      if (name == "master") return;
+      sentinel_first_ = (named_by_ + 1) % config_.sentinels.size();
+      fail("the address Sentinel named is not the master (ROLE: " + std::string(name) + ")");
     });
   }
   // Replies come in order: once PING answers, AUTH, SELECT and ROLE went through.
@@ -255,6 +258,7 @@ void RedisConnection::open_data(const std::string& host, int port) {
 
 void RedisConnection::handshake_done() {
   handshake_timer_.cancel();
+  if (config_.mode == RedisConfig::Mode::sentinel) sentinel_first_ = named_by_;
   failures_ = 0;
   down_logged_ = false;
   ready_.store(true, std::memory_order_release);

@@ -85,7 +85,13 @@ class RedisConnection {
   std::shared_ptr<RespConnection> data_;
   std::shared_ptr<RespConnection> sentinel_;
   std::shared_ptr<boost::asio::ssl::context> tls_;  // rediss://: how the data connection's TLS is set up
-  size_t sentinel_index_ = 0;
+  // Sentinels are asked in turn from `sentinel_first_`: the one that named the master
+  // last time (as ioredis keeps it first), or the one after a Sentinel that named a
+  // replica (a stale one is not asked first again).
+  size_t sentinel_first_ = 0;
+  size_t sentinels_asked_ = 0;  // this attempt
+  size_t named_by_ = 0;         // the Sentinel that named the node this attempt reached
+  size_t sentinel_index() const { return (sentinel_first_ + sentinels_asked_) % config_.sentinels.size(); }
   std::string master_;  // host:port Sentinel named, for logs
   // Replies from an abandoned attempt carry an older number and are ignored.
   uint64_t attempt_ = 0;

@@ -862,6 +862,28 @@ TEST(Broker, AReplicaNamedBySentinelIsLeftForTheMaster) {
   EXPECT_GE(sentinel.asked(), 3);
 }
 
+// A Sentinel cut off from the others keeps naming the old master: after a replica, the
+// next Sentinel is asked first (as ioredis does), not the same one for ever.
+TEST(Broker, ASentinelThatNamedAReplicaIsNotAskedFirstAgain) {
+  testing::TempDir dir;
+  int replica_port = testing::free_port();
+  testing::Process replica({"redis-server", "--port", std::to_string(replica_port), "--bind", "127.0.0.1",
+                            "--replicaof", "127.0.0.1", std::to_string(redis().port()), "--save", "",
+                            "--appendonly", "no", "--dir", dir.path()});
+  ASSERT_TRUE(testing::wait_for_port(replica_port, 20s));
+  ScriptedSentinel stale(replica_port, 1000000, redis().port());
+  ScriptedSentinel current(redis().port(), 0, redis().port());
+  Broker broker({{"REDIS_SENTINELS", "127.0.0.1:" + std::to_string(stale.port()) + ",127.0.0.1:" +
+                                         std::to_string(current.port())},
+                 {"REDIS_SENTINEL_MASTER", "mymaster"}});
+  ASSERT_TRUE(broker.wait_ready()) << "asked " << stale.asked() << " times the Sentinel that names a replica";
+  std::string channel = unique_channel("timeline");
+  auto a = broker.gateway("a");
+  a->subscribe({channel}, /*heartbeat=*/true);
+  EXPECT_TRUE(eventually([&] { return redis().integer({"EXISTS", "subscribed:" + channel}) == 1; }));
+  EXPECT_GE(current.asked(), 2) << "each connection asks the current Sentinel";
+}
+
 TEST(Broker, AsksSentinelForTheMaster) {
   testing::TempDir dir;
   int sentinel_port = testing::free_port();
