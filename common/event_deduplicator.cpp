@@ -259,16 +259,17 @@ void EventDeduplicator::rejoin_channel(int source, Channel& channel, Clock::time
                           (other != source && now - at < hold_limit_ && !channel.probation.count(other));
   }
   auto mine = channel.probation.find(source);
-  if (!another_is_relaying) {
-    // Copies held from its previous stream were received, and nobody else is relaying
-    // the channel to wait for: they go out.
-    if (mine != channel.probation.end()) release(channel, mine, out);
-  } else if (mine != channel.probation.end()) {
-    // Its stream ended again while its copies were held (a second failure within the
-    // limit): they are still ahead of the other source, and go out when it catches up,
-    // before anything of the new stream, which comes later in Redis's order.
-    mine->second.until = now + hold_limit_;
-  } else {
+  if (another_is_relaying && mine != channel.probation.end() && mine->second.until > now) {
+    // Its stream ended again within its limit while its copies were held (a second
+    // failure): they are still ahead of the other source and go out when it catches up,
+    // before anything of the new stream, which comes later in Redis's order. The limit
+    // stands: copies the other source never relays (its own subscription restarted past
+    // them) go out at the first rejoin after it.
+    return;
+  }
+  // Copies held from its previous stream were received: they go out first.
+  if (mine != channel.probation.end()) release(channel, mine, out);
+  if (another_is_relaying) {
     channel.probation[source] = Probation{now + hold_limit_, {}};
     ++holds_;
   }

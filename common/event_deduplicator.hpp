@@ -58,8 +58,9 @@ class EventDeduplicator {
   // One copy from `source`: the events to deliver now, in order (usually none or this one).
   std::vector<Event> offer(int source, Event event, Clock::time_point now);
   // `source` begins following `channel`. Returns what it still held from before, to
-  // deliver, unless another source is relaying the channel: then those copies stay held,
-  // ahead of the new stream's, until that source catches up with them.
+  // deliver, unless another source is relaying the channel and the hold is within its
+  // limit: then those copies stay held, ahead of the new stream's, until that source
+  // catches up with them.
   std::vector<Event> rejoin(int source, const std::string& channel, Clock::time_point now);
   // `source`'s stream reopened, carrying `channels` and the system channels (which every
   // stream carries): a rejoin of each. Not of the channels other sources relay and it

@@ -323,6 +323,27 @@ TEST(EventDeduplicator, ASecondRejoinWhileCopiesAreHeldKeepsThemHeld) {
   EXPECT_EQ(c.payloads().back(), "10");
 }
 
+// The other broker keeps relaying but never the copies A holds (its own subscription
+// restarted past them): A's rejoin after the limit lets them go, as every rejoin did
+// before second rejoins kept them held.
+TEST(EventDeduplicator, ARejoinPastTheLimitReleasesWhatTheOtherBrokerNeverRelays) {
+  Copies c;
+  c.from(kA, "1");
+  c.from(kB, "1");
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  c.from(kA, "5");
+  c.take(c.dedup.resubscribed(kB, "timeline:public", c.now));  // B missed 2 to 5
+  for (const char* later : {"6", "7"}) {
+    c.now += 1500ms;
+    c.from(kB, later);
+    c.take(c.dedup.release_overdue(c.now));
+  }
+  EXPECT_TRUE(c.dedup.holding_copies()) << "B is still relaying";
+  c.take(c.dedup.reopened(kA, {"timeline:public"}, c.now));
+  EXPECT_FALSE(c.dedup.holding_copies());
+  EXPECT_EQ(c.payloads(), (std::vector<std::string>{"1", "6", "7", "5"}));
+}
+
 TEST(EventDeduplicator, HeldCopiesGoOutAtTheLimitWhenTheOtherBrokerStopsRelaying) {
   Copies c;
   c.from(kA, "1");
