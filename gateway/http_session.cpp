@@ -179,8 +179,10 @@ void HttpSession::read_request(bool keep_alive_wait) {
   answered_ = false;
   // An idle keep-alive connection gets Node's 5 s; a request being sent, the request
   // timeout, from its first byte on (docs/protocol.md#http-server).
+  // Idle until a request's first byte: empty lines before it do not count (the reader
+  // skips them), so it is decided again once the reader has seen what is buffered.
   const auto& config = worker_.context().config;
-  idle_ = keep_alive_wait && buffer_.size() == 0;
+  idle_ = keep_alive_wait;
   close_after(std::chrono::seconds(idle_ ? config.keep_alive_seconds : config.request_timeout_seconds));
   parse_buffered();
 }
@@ -204,18 +206,18 @@ void HttpSession::read_more() {
                           [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
                             if (ec) return self->on_request(ec == asio::error::eof ? http::error::end_of_stream : ec);
                             self->buffer_.commit(n);
-                            if (self->idle_ && n > 0) {
-                              self->idle_ = false;
-                              self->close_after(
-                                  std::chrono::seconds(self->worker_.context().config.request_timeout_seconds));
-                            }
                             self->parse_buffered();
                           });
 }
 
 void HttpSession::parse_buffered() {
   switch (reader_->consume(buffer_)) {
-    case RequestReader::Progress::need_more: return read_more();
+    case RequestReader::Progress::need_more:
+      if (idle_ && buffer_.size() > 0) {  // a request has begun: it has the request timeout
+        idle_ = false;
+        close_after(std::chrono::seconds(worker_.context().config.request_timeout_seconds));
+      }
+      return read_more();
     case RequestReader::Progress::done: return on_request({});
     case RequestReader::Progress::malformed: return on_request(reader_->error());
   }

@@ -44,12 +44,6 @@ RequestReader::Progress RequestReader::consume(boost::beast::flat_buffer& buffer
   for (;;) {
     auto bytes = buffer.data();
     std::string_view unparsed(static_cast<const char*>(bytes.data()), bytes.size());
-    // Node's parser refuses a header continued on the next line (RFC 9112 §5.2
-    // allows that): docs/protocol.md#malformed-requests.
-    if (!parser_->is_header_done() && has_obsolete_line_folding(unparsed)) {
-      error_ = http::error::bad_field;
-      return Progress::malformed;
-    }
     // Node's parser skips empty lines before the request line (RFC 9112 §2.2 asks servers
     // to, for clients that end a body with an extra CRLF); Beast refuses them.
     if (!parser_->got_some()) {
@@ -58,12 +52,18 @@ RequestReader::Progress RequestReader::consume(boost::beast::flat_buffer& buffer
       unparsed.remove_prefix(blank);
       bytes = buffer.data();
     }
+    // Node's parser refuses a header continued on the next line (RFC 9112 §5.2 allows
+    // that): docs/protocol.md#malformed-requests. Checked after the empty lines are gone:
+    // it reads up to the first empty line.
+    if (!parser_->is_header_done() && has_obsolete_line_folding(unparsed)) {
+      error_ = http::error::bad_field;
+      return Progress::malformed;
+    }
     if (unparsed.empty()) return Progress::need_more;
     // Node's parser refuses an unknown method once it has read it, whatever follows: the
     // head need not be complete (a client that stops there is answered, not timed out,
-    // and a long head after it is 400, not 431).
-    // Checked before Beast sees the bytes: once the request line is complete it may
-    // consume that line alone.
+    // and a long head after it is 400, not 431). Checked before Beast sees the bytes:
+    // once the request line is complete it may consume that line alone.
     if (!method_read_) {
       const size_t space = unparsed.find(' ');
       if (space != std::string_view::npos) {
@@ -77,33 +77,23 @@ RequestReader::Progress RequestReader::consume(boost::beast::flat_buffer& buffer
     boost::system::error_code ec;
     size_t used = parser_->put(bytes, ec);
     buffer.consume(used);
-    // Node hands a CONNECT to its 'connect' listener as soon as the head is read, body or
+    // Node hands a CONNECT to its 'connect' listener as soon as its head is read, body or
     // not (docs/protocol.md#malformed-requests): a declared body is neither awaited nor
-    // held against the body limit.
-    // (Beast weighs a declared length against the body limit as it ends the head.)
-    if (parser_->get().method() == http::verb::connect && (parser_->is_header_done() || ec == http::error::body_limit)) {
-      return Progress::done;
-    }
-    if (ec == http::error::need_more) return Progress::need_more;
-    if (ec) {
+    // held against the body limit, which Beast weighs as it ends the head.
+    const bool connect = parser_->get().method() == http::verb::connect;
+    const bool head_read = parser_->is_header_done() || (connect && ec == http::error::body_limit);
+    if (ec && ec != http::error::need_more && !(connect && head_read)) {
       error_ = ec;
       return Progress::malformed;
     }
     // Beast accepts bytes from 0x80 up in the request target; Node's parser answers
     // 400 (docs/protocol.md#malformed-requests).
-    if (parser_->is_header_done() && !is_ascii(parser_->get().target())) {
+    if (head_read && !is_ascii(parser_->get().target())) {
       error_ = http::error::bad_target;
       return Progress::malformed;
     }
-    // Beast reads any token as a method; Node's parser answers 400 to one it does not
-    // know (docs/protocol.md#malformed-requests).
-    if (parser_->is_header_done()) {
-      auto method = parser_->get().method_string();
-      if (!is_node_method({method.data(), method.size()})) {
-        error_ = http::error::bad_method;
-        return Progress::malformed;
-      }
-    }
+    if (connect && head_read) return Progress::done;
+    if (ec == http::error::need_more) return Progress::need_more;
     if (parser_->is_done()) return Progress::done;
     if (used == 0) return Progress::need_more;
   }

@@ -187,6 +187,20 @@ TEST_P(MetricsAndEdges, HostObsFoldAndAbsoluteFormAsTheReference) {
   EXPECT_NE(absolute_stream.find(R"({"error":"Missing access token"})"), std::string::npos);
 }
 
+// An extra CRLF after a request (RFC 9112 §2.2: clients may send one) is no request
+// begun: the connection is idle and closed after Node's 5 s, not the 30 s request timeout.
+TEST_P(MetricsAndEdges, AnEmptyLineAfterARequestLeavesTheConnectionIdle) {
+  Cluster cluster(GetParam());
+  Connection connection("127.0.0.1", cluster.port());
+  connection.send("GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\n\r\n\r\n");
+  std::string answer;
+  while (answer.find("\r\n\r\nOK") == std::string::npos && connection.fill(5s)) {
+    answer += std::exchange(connection.buffer(), {});
+  }
+  ASSERT_NE(answer.find("\r\n\r\nOK"), std::string::npos) << answer;
+  EXPECT_TRUE(connection.wait_closed(15s)) << "the empty line was taken for a request's first byte";
+}
+
 // docs/protocol.md#malformed-requests: a method Node's parser does not know gets its bare
 // 400 before any route (Beast would route it, and a stream path would cost a token
 // lookup); one Node knows and Beast does not still reaches the routes; CONNECT is closed

@@ -352,6 +352,10 @@ TEST(Strictness, EmptyLinesBeforeARequestAreSkipped) {
   EXPECT_EQ(feed("\r\n"), RequestReader::Progress::need_more);
   EXPECT_EQ(feed("\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n"), RequestReader::Progress::done);
   EXPECT_EQ(split.release().target(), "/y");
+  // The folding check reads up to the first empty line: the skipped ones must not end it.
+  RequestReader folded;
+  EXPECT_EQ(read_all(folded, "\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n"),
+            RequestReader::Progress::malformed);
 }
 
 // Node hands CONNECT over once its head is read, whatever body it declares.
@@ -364,6 +368,11 @@ TEST(Strictness, AConnectIsDoneAtItsHead) {
         << length;
     EXPECT_EQ(reader.release().method(), http::verb::connect);
   }
+  // Its target is still read as Node reads one: a raw byte from 0x80 up is 400.
+  RequestReader raw;
+  EXPECT_EQ(read_all(raw, "CONNECT caf\xC3\xA9.example:443 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            RequestReader::Progress::malformed);
+  EXPECT_EQ(raw.malformed_status(), 400);
 }
 
 TEST(Strictness, MissingHostAnswerIsNodes) {
