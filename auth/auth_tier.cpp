@@ -42,12 +42,14 @@ AuthTier::AuthTier(AuthConfig config, std::shared_ptr<const Tenants> tenants)
     : config_(std::move(config)),
       budget_(tenants ? std::make_unique<ConnectionBudget>(config_.db_connections_max) : nullptr),
       // One thread per connection the tier may hold: more would only wait for one. With
-      // a tenants file each instance's queue is bounded (its lane), so that one whose
-      // database hangs cannot fill the tier's and have every other instance's lookups
-      // refused; the tier's bound, a few instances' worth, still caps the memory queued
-      // lookups hold when many are flooded at once.
+      // a tenants file each instance's queue is bounded (its lane, never above the
+      // tier's SLUICE_AUTH_QUEUE_MAX), so that one whose database hangs cannot fill the
+      // tier's and have every other instance's lookups refused; the tier's bound, a few
+      // instances' worth, still caps the memory queued lookups hold when many are
+      // flooded at once (docs/hosting.md#databases).
       workers_(tenants ? config_.db_connections_max : config_.pg.pool_size,
-               tenants ? kQueuedInstancesMax * config_.cache.queue_max : config_.cache.queue_max),
+               tenants ? kQueuedInstancesMax * config_.cache.queue_max : config_.cache.queue_max,
+               tenants ? config_.cache.queue_max : 0),
       tenants_(make_tenants(config_, tenants.get(), workers_, budget_.get())),
       service_(tenants_, config_.internal_token) {
   probe_ = std::thread([this] {

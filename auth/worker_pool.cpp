@@ -6,7 +6,8 @@
 
 namespace sluice {
 
-WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+WorkerPool::WorkerPool(int threads, size_t max_queued, size_t lane_max_queued)
+    : max_queued_(max_queued), lane_max_queued_(lane_max_queued) {
   if (threads < 1) threads = 1;
   threads_.reserve(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) {
@@ -30,7 +31,9 @@ bool WorkerPool::submit(std::function<void()> task, Lane lane) {
     std::lock_guard lock(mutex_);
     if (stopping_ || (max_queued_ != 0 && queued_ >= max_queued_)) return false;
     Queue& queue = queues_[lane.key];
-    if (lane.max_queued != 0 && queue.tasks.size() >= lane.max_queued) return false;
+    size_t lane_bound = lane.max_queued;
+    if (lane_max_queued_ != 0 && (lane_bound == 0 || lane_bound > lane_max_queued_)) lane_bound = lane_max_queued_;
+    if (lane_bound != 0 && queue.tasks.size() >= lane_bound) return false;
     queue.max_running = lane.max_running;
     queue.tasks.push_back(std::move(task));
     ++queued_;

@@ -46,8 +46,9 @@ class WorkerPool {
  public:
   using Lane = WorkerLane;
 
-  // At most `max_queued` tasks wait (0: no bound); beyond, submit refuses.
-  explicit WorkerPool(int threads, size_t max_queued = 0);
+  // At most `max_queued` tasks wait (0: no bound); beyond, submit refuses. A lane's
+  // own bound is at most `lane_max_queued` (0: none), whatever the lane asks.
+  explicit WorkerPool(int threads, size_t max_queued = 0, size_t lane_max_queued = 0);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -78,6 +79,7 @@ class WorkerPool {
   std::deque<const void*> turns_;  // lanes with a task that may start, in turn order
   size_t queued_ = 0;
   const size_t max_queued_;
+  const size_t lane_max_queued_;
   bool stopping_ = false;
   std::mutex join_mutex_;  // stop() may be called from two threads
   std::vector<std::thread> threads_;

@@ -146,5 +146,25 @@ TEST(WorkerPool, AHungLaneFillsOnlyItsOwnQueue) {
   EXPECT_EQ(a_started.load(), 4);
 }
 
+// An instance's own setting cannot take it past the tier's bound per instance (a tenant
+// with SLUICE_AUTH_QUEUE_MAX=0 or above the tier's would fill the tier's queue again).
+TEST(WorkerPool, ALaneIsNeverBoundAboveThePoolsBoundPerLane) {
+  WorkerPool pool(1, /*max_queued=*/0, /*lane_max_queued=*/2);
+  int unbounded_key = 0, larger_key = 0;
+  std::atomic<bool> release{false}, started{false};
+  ASSERT_TRUE(pool.submit([&] {
+    started = true;
+    EXPECT_TRUE(eventually([&] { return release.load(); }));
+  }));
+  ASSERT_TRUE(eventually([&] { return started.load(); }));
+  for (const WorkerPool::Lane lane : {WorkerPool::Lane{&unbounded_key, 1, 0}, WorkerPool::Lane{&larger_key, 1, 100}}) {
+    EXPECT_TRUE(pool.submit([] {}, lane));
+    EXPECT_TRUE(pool.submit([] {}, lane));
+    EXPECT_FALSE(pool.submit([] {}, lane)) << "a lane queued past the pool's bound per lane";
+  }
+  release = true;
+  pool.stop();
+}
+
 }  // namespace
 }  // namespace sluice
