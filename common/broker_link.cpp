@@ -130,9 +130,12 @@ class GrpcBrokerStream final : public BrokerStream,
 
   void OnDone(const grpc::Status& status) override {
     if (status.error_code() == grpc::StatusCode::CANCELLED && read_failed_ && !cancelled_) {
-      // Cancelled here after a read failed on a call still open: a message that could
-      // not be parsed (what it carried, and what followed, is lost to this stream).
-      log::warn("broker stream ended: a message from the broker could not be read");
+      // Cancelled after a read failed on a call gRPC had not ended: most likely a message
+      // that could not be parsed (what it carried, and what followed, is lost to this
+      // stream); a cancel from the broker's side (a proxy resetting the stream) reads the
+      // same here.
+      log::warn("broker stream ended after a failed read (a message that could not be parsed, or a cancel "
+                "from the broker's side)");
     } else if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
       log::warn("broker stream ended", {{"grpc_status", static_cast<int>(status.error_code())},
                                         {"detail", status.error_message()}});

@@ -763,6 +763,16 @@ TEST(Broker, UnixSocketAndDatabaseSelection) {
   EXPECT_EQ(event->payload(), "unix");
 }
 
+// The all-in-one's auth cache trusts cached tokens only while kills can arrive: while
+// the instance's Redis subscriber connection is up.
+TEST(Broker, SystemEventsAreLiveWhileTheSubscriberIsConnected) {
+  Broker down({{"REDIS_URL", "redis://127.0.0.1:" + std::to_string(testing::free_port())}});
+  EXPECT_FALSE(down.tier().system_events_live(""));
+  Broker up;
+  ASSERT_TRUE(up.wait_ready());
+  EXPECT_TRUE(up.tier().system_events_live(""));
+}
+
 TEST(Broker, PasswordIsSentWithAuth) {
   testing::TempDir dir;
   int port = testing::free_port();
@@ -838,19 +848,25 @@ class ScriptedSentinel {
   std::thread thread_;
 };
 
+// A replica of the suite's Redis: what the old master becomes after a failover.
+struct Replica {
+  Replica()
+      : process({"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--replicaof", "127.0.0.1",
+                 std::to_string(redis().port()), "--save", "", "--appendonly", "no", "--dir", dir.path()}) {}
+  testing::TempDir dir;
+  int port = testing::free_port();
+  testing::Process process;
+};
+
 // docs/protocol.md#redis-configuration: the node a Sentinel names must be the master.
 // On the replica, SUBSCRIBE works (PUBLISH replicates) but the `subscribed:` SET fails
 // READONLY for as long as the connection lasts: without the ROLE check the key never
 // appeared on the master.
 TEST(Broker, AReplicaNamedBySentinelIsLeftForTheMaster) {
-  testing::TempDir dir;
-  int replica_port = testing::free_port();
-  testing::Process replica({"redis-server", "--port", std::to_string(replica_port), "--bind", "127.0.0.1",
-                            "--replicaof", "127.0.0.1", std::to_string(redis().port()), "--save", "",
-                            "--appendonly", "no", "--dir", dir.path()});
-  ASSERT_TRUE(testing::wait_for_port(replica_port, 20s));
+  Replica replica;
+  ASSERT_TRUE(testing::wait_for_port(replica.port, 20s));
   // Both of the broker's connections (subscriber, commands) are first sent to the replica.
-  ScriptedSentinel sentinel(replica_port, 2, redis().port());
+  ScriptedSentinel sentinel(replica.port, 2, redis().port());
   Broker broker({{"REDIS_SENTINELS", "127.0.0.1:" + std::to_string(sentinel.port())},
                  {"REDIS_SENTINEL_MASTER", "mymaster"}});
   ASSERT_TRUE(broker.wait_ready());
@@ -865,13 +881,9 @@ TEST(Broker, AReplicaNamedBySentinelIsLeftForTheMaster) {
 // A Sentinel cut off from the others keeps naming the old master: after a replica, the
 // next Sentinel is asked first (as ioredis does), not the same one for ever.
 TEST(Broker, ASentinelThatNamedAReplicaIsNotAskedFirstAgain) {
-  testing::TempDir dir;
-  int replica_port = testing::free_port();
-  testing::Process replica({"redis-server", "--port", std::to_string(replica_port), "--bind", "127.0.0.1",
-                            "--replicaof", "127.0.0.1", std::to_string(redis().port()), "--save", "",
-                            "--appendonly", "no", "--dir", dir.path()});
-  ASSERT_TRUE(testing::wait_for_port(replica_port, 20s));
-  ScriptedSentinel stale(replica_port, 1000000, redis().port());
+  Replica replica;
+  ASSERT_TRUE(testing::wait_for_port(replica.port, 20s));
+  ScriptedSentinel stale(replica.port, 1000000, redis().port());
   ScriptedSentinel current(redis().port(), 0, redis().port());
   Broker broker({{"REDIS_SENTINELS", "127.0.0.1:" + std::to_string(stale.port()) + ",127.0.0.1:" +
                                          std::to_string(current.port())},

@@ -21,54 +21,66 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// A broker that reads a stream's first message and then ends the stream, as one that
-// is shutting down or restarting does.
-class LeavingBroker final : public v1::Broker::CallbackService {
+// A broker whose every Events stream is a `Stream` reactor, served on a loopback port;
+// `open` opens the gateway's streams to it.
+template <class Stream>
+class ScriptedBroker final : public v1::Broker::CallbackService {
  public:
+  ScriptedBroker() {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+    EXPECT_TRUE(server_) << "the scripted broker could not listen";
+    open = grpc_broker_streams(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()), "");
+  }
+  ~ScriptedBroker() override {
+    if (server_) server_->Shutdown();
+  }
   grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>* Events(grpc::CallbackServerContext*) override {
-    return new Leaving();
+    return new Stream();
   }
 
- private:
-  class Leaving final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
-   public:
-    Leaving() { StartRead(&request_); }
-    void OnReadDone(bool) override { Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker leaving")); }
-    void OnDone() override { delete this; }
+  BrokerStreamOpener open;
 
-   private:
-    v1::GatewayMessage request_;
-  };
+ private:
+  std::unique_ptr<grpc::Server> server_;
 };
 
-// A broker that answers a stream's first message with a message the gateway cannot parse
-// (a string field that is not UTF-8) and then keeps the call open, writing nothing more.
-class GarblingBroker final : public v1::Broker::CallbackService {
+// Reads a stream's first message and then ends the stream, as a broker that is shutting
+// down or restarting does.
+class Leaving final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
  public:
-  grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage>* Events(grpc::CallbackServerContext*) override {
-    return new Garbling();
-  }
+  Leaving() { StartRead(&request_); }
+  void OnReadDone(bool) override { Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker leaving")); }
+  void OnDone() override { delete this; }
 
  private:
-  class Garbling final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
-   public:
-    Garbling() { StartRead(&request_); }
-    void OnReadDone(bool ok) override {
-      if (!ok) return Finish(grpc::Status::OK);
-      if (wrote_) return StartRead(&request_);
-      wrote_ = true;
-      reply_.mutable_event()->set_channel("timeline:system:\xff");
-      StartWrite(&reply_);
-    }
-    void OnWriteDone(bool) override { StartRead(&request_); }
-    void OnCancel() override {}
-    void OnDone() override { delete this; }
+  v1::GatewayMessage request_;
+};
 
-   private:
-    v1::GatewayMessage request_;
-    v1::BrokerMessage reply_;
-    bool wrote_ = false;
-  };
+// Answers a stream's first message with a message the gateway cannot parse (a string
+// field that is not UTF-8), then keeps the call open, writing nothing more.
+class Garbling final : public grpc::ServerBidiReactor<v1::GatewayMessage, v1::BrokerMessage> {
+ public:
+  Garbling() { StartRead(&request_); }
+  void OnReadDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::OK);
+    if (wrote_) return StartRead(&request_);
+    wrote_ = true;
+    reply_.mutable_event()->set_channel("timeline:system:\xff");
+    StartWrite(&reply_);
+  }
+  void OnWriteDone(bool) override { StartRead(&request_); }
+  void OnCancel() override {}
+  void OnDone() override { delete this; }
+
+ private:
+  v1::GatewayMessage request_;
+  v1::BrokerMessage reply_;
+  bool wrote_ = false;
 };
 
 // Counts what one stream reports; waits for its end.
@@ -110,15 +122,7 @@ v1::GatewayMessage touch(int i) {
 }
 
 TEST(GrpcBrokerStream, SendsFromOtherThreadsWhileTheBrokerEndsTheStreamAreHarmless) {
-  LeavingBroker broker;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&broker);
-  auto server = builder.BuildAndStart();
-  ASSERT_TRUE(server);
-  auto open = grpc_broker_streams(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()), "");
+  ScriptedBroker<Leaving> broker;
 
   // Each round: the broker ends the stream while two threads keep sending into it,
   // so some send meets the call in every state of its ending.
@@ -126,7 +130,7 @@ TEST(GrpcBrokerStream, SendsFromOtherThreadsWhileTheBrokerEndsTheStreamAreHarmle
   int ended = 0;
   for (int round = 0; round < kRounds; ++round) {
     EndWatcher watcher;
-    auto stream = open(watcher);
+    auto stream = broker.open(watcher);
     ASSERT_TRUE(stream->start({hello()}));
     std::atomic<bool> sending{true};
     std::atomic<long> sent{0};
@@ -151,30 +155,20 @@ TEST(GrpcBrokerStream, SendsFromOtherThreadsWhileTheBrokerEndsTheStreamAreHarmle
     ended += watcher.done_count();
   }
   EXPECT_EQ(ended, kRounds);
-  server->Shutdown();
 }
 
 // A message that fails to parse fails the read, and gRPC leaves the call open: unless
 // the gateway ends it, the broker goes on writing into a call nobody reads (until its
 // queue's bound cuts it) and the link never reopens.
 TEST(GrpcBrokerStream, AMessageThatCannotBeParsedEndsTheStream) {
-  GarblingBroker broker;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&broker);
-  auto server = builder.BuildAndStart();
-  ASSERT_TRUE(server);
-  auto open = grpc_broker_streams(
-      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()), "");
+  ScriptedBroker<Garbling> broker;
   EndWatcher watcher;
-  auto stream = open(watcher);
+  auto stream = broker.open(watcher);
   ASSERT_TRUE(stream->start({hello()}));
   EXPECT_TRUE(watcher.wait_done(20s)) << "the stream stayed open after a message it could not read";
   stream->cancel();
   ASSERT_TRUE(watcher.wait_done(20s));
   stream.reset();
-  server->Shutdown();
 }
 
 }  // namespace
