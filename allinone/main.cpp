@@ -40,6 +40,9 @@ int run(const sluice::Env& env) {
   broker.add_system_listener({[&auth](const sluice::v1::ChannelEvent& event) { apply_system_event(auth.tenants(), event); },
                               // Kills published while the broker's Redis connection was down were missed.
                               [&auth] { system_events_missed(auth.tenants()); }});
+  // While an instance's Redis connection is down its kills are missed: its cached tokens
+  // are not trusted meanwhile.
+  auth.set_system_events_live([&broker](const std::string& tenant) { return broker.system_events_live(tenant); });
 
   InternalServer server({}, {{"sluice.v1.Auth", auth.service()}, {"sluice.v1.Broker", broker.service()}});
   ReportReadiness report_auth_readiness{auth, server, "sluice.v1.Auth"};

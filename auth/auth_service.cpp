@@ -38,6 +38,18 @@ grpc::Status status_for_error(std::exception_ptr error, const std::string& tenan
 AuthService::AuthService(AuthTenants& tenants, std::string internal_token)
     : tenants_(tenants), internal_token_(std::move(internal_token)) {}
 
+void AuthService::set_system_events_live(SystemEventsLive live) {
+  std::lock_guard lock(live_mutex_);
+  system_events_live_ = std::move(live);
+}
+
+bool AuthService::system_events_live(const std::string& tenant) const {
+  // Asked under the lock, so that set_system_events_live({}) returns only once no call
+  // still reads what the old answer refers to (the caller may then destroy it).
+  std::lock_guard lock(live_mutex_);
+  return !system_events_live_ || system_events_live_(tenant);
+}
+
 AuthService::Call AuthService::start(grpc::CallbackServerContext* context, const std::string& tenant_name) {
   Call call{context->DefaultReactor(), nullptr};
   if (!internal_token_ok(*context, internal_token_)) {
@@ -73,7 +85,7 @@ grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* 
                                                    const v1::TokenRequest* request, v1::TokenReply* reply) {
   auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
-  if (request->fresh()) tenant->cache().forget_token(request->token());
+  if (request->fresh() || !system_events_live(request->tenant())) tenant->cache().forget_token(request->token());
   tenant->cache().lookup_token(request->token(), finish_with(reactor, reply, tenant));
   return reactor;
 }

@@ -4,6 +4,8 @@
 // from a worker thread, so gRPC's threads never wait for PostgreSQL.
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
+#include <mutex>
 #include <string>
 
 #include "auth/auth_tenants.hpp"
@@ -16,6 +18,16 @@ class AuthService final : public v1::Auth::CallbackService {
   // `internal_token`: SLUICE_INTERNAL_TOKEN; calls without it get UNAUTHENTICATED
   // (empty: no check). Each call is answered from its tenant's caches and database.
   AuthService(AuthTenants& tenants, std::string internal_token);
+
+  // Whether the system events that drop revoked tokens from the caches reach this tier
+  // now, for an instance. While they may be missed (no broker stream up, the broker's
+  // Redis connection down), a cached "found" could be a token a kill has since revoked:
+  // token lookups then ask PostgreSQL each time, as the reference always does
+  // (docs/protocol.md#token-lookup). Unset: cached answers are trusted (a tier without
+  // system events relies on the TTL alone). Any thread; `live` is called under a lock
+  // this takes, so once it returns, no call uses the previous one any more.
+  using SystemEventsLive = std::function<bool(const std::string& tenant)>;
+  void set_system_events_live(SystemEventsLive live);
 
   grpc::ServerUnaryReactor* LookupToken(grpc::CallbackServerContext* context, const v1::TokenRequest* request,
                                         v1::TokenReply* reply) override;
@@ -43,8 +55,12 @@ class AuthService final : public v1::Auth::CallbackService {
   };
   Call start(grpc::CallbackServerContext* context, const std::string& tenant_name);
 
+  bool system_events_live(const std::string& tenant) const;
+
   AuthTenants& tenants_;
   const std::string internal_token_;
+  mutable std::mutex live_mutex_;
+  SystemEventsLive system_events_live_;  // under live_mutex_
 };
 
 // Database failure (and shutdown) → UNAVAILABLE; NULL scopes → INTERNAL (docs/protocol.md#token-lookup:

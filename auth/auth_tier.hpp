@@ -55,6 +55,8 @@ class AuthTier {
   AuthTier& operator=(const AuthTier&) = delete;
 
   grpc::Service* service() { return &service_; }
+  // See AuthService::set_system_events_live.
+  void set_system_events_live(AuthService::SystemEventsLive live) { service_.set_system_events_live(std::move(live)); }
   AuthTenants& tenants() { return tenants_; }
   // The one instance's caches (no tenants file).
   AuthCache& cache() { return tenants_.find_built("")->cache(); }

@@ -38,6 +38,11 @@ int run(const sluice::Env& env) {
   // broadcast of the system channels; without SLUICE_BROKER_ADDR a revoked token is
   // refused at the latest when its cache entry expires (SLUICE_TOKEN_CACHE_TTL_MS).
   std::unique_ptr<BrokerSet> system_events;
+  // Before system_events goes (also when a throw unwinds past serve()), calls stop asking it.
+  struct ForgetSystemEvents {
+    AuthTier& tier;
+    ~ForgetSystemEvents() { tier.set_system_events_live({}); }
+  } forget_system_events{tier};
   if (env.non_empty("SLUICE_BROKER_ADDR")) {
     system_events = std::make_unique<BrokerSet>(
         BrokerSetOptions::from_env(env, ""),
@@ -51,6 +56,8 @@ int run(const sluice::Env& env) {
         // Kills published while the stream was down, or while its broker had lost Redis,
         // were missed: forget what they would have.
         [&tier] { system_events_missed(tier.tenants()); });
+    // While no broker stream is up, kills may be missed: cached tokens are not trusted.
+    tier.set_system_events_live([events = system_events.get()](const std::string&) { return events->connected(); });
     system_events->start();
   }
 

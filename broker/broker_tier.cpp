@@ -94,6 +94,12 @@ bool BrokerTier::ready() const {
   return tenants_.only().subscriber().ready();
 }
 
+bool BrokerTier::system_events_live(const std::string& tenant) const {
+  if (!tenants_.multi_tenant()) return tenants_.only().subscriber().ready();
+  auto served = tenants_.find(tenant);
+  return served && served->subscriber().ready();
+}
+
 void BrokerTier::set_readiness_callback(std::function<void(bool)> callback) {
   if (!tenants_.multi_tenant()) return tenants_.only().subscriber().set_readiness_callback(std::move(callback));
   if (callback) callback(true);

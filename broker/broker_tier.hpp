@@ -64,6 +64,9 @@ class BrokerTier {
   // One instance: its subscriber connection is up and subscribed. Several: started,
   // for one instance's Redis being down must not take the others out of rotation.
   bool ready() const;
+  // Whether system-channel messages of `tenant` reach the system listeners now: its Redis
+  // subscriber connection is up (kills published while it is down are missed).
+  bool system_events_live(const std::string& tenant) const;
   // Called (on the Redis thread) on every readiness change; with several instances,
   // at once with the state that does not change until stop.
   void set_readiness_callback(std::function<void(bool)> callback);

@@ -243,6 +243,21 @@ TEST_F(TokenLookupTest, ForgetAccessTokenRefusesARevokedTokenAtOnce) {
   EXPECT_EQ(queries_sent("token") - before, 1u) << "the other token stayed cached";
 }
 
+// docs/protocol.md#token-lookup: while the system events that carry kills may be missed
+// (no broker stream up), a cached answer is not trusted: a revocation made meanwhile is
+// seen at once, as the reference, which queries every time, sees it.
+TEST_F(TokenLookupTest, WhileSystemEventsMayBeMissedCachedTokensAreNotTrusted) {
+  auto a = account();
+  EXPECT_TRUE(harness.lookup_ok(a.token).found());
+  shared_pg().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " + std::to_string(a.token_id));
+  std::atomic<bool> live{true};
+  harness.tier().set_system_events_live([&](const std::string&) { return live.load(); });
+  EXPECT_TRUE(harness.lookup_ok(a.token).found()) << "cached while system events flow";
+  live = false;
+  EXPECT_FALSE(harness.lookup_ok(a.token).found()) << "a cached answer was trusted while kills could be missed";
+  harness.tier().set_system_events_live({});
+}
+
 TEST_F(TokenLookupTest, ForgetAccountDropsEveryTokenOfTheAccount) {
   auto a = account();
   std::string second_token = unique_name("second-token-");
