@@ -213,7 +213,7 @@ void HttpSession::read_more() {
 void HttpSession::parse_buffered() {
   switch (reader_->consume(buffer_)) {
     case RequestReader::Progress::need_more:
-      if (idle_ && buffer_.size() > 0) {  // a request has begun: it has the request timeout
+      if (idle_ && reader_->begun()) {  // a request has begun: it has the request timeout
         idle_ = false;
         close_after(std::chrono::seconds(worker_.context().config.request_timeout_seconds));
       }

@@ -24,6 +24,9 @@ class RequestReader {
   Progress consume(boost::beast::flat_buffer& buffer);
   // After `done`: the request. Call once.
   Request release();
+  // A request's first byte has been read (empty lines before it do not count): from
+  // then on it has the request timeout, not the idle one.
+  bool begun() const { return parser_->got_some(); }
   // After `malformed`: the status Node answers with (431, 413 or 400) and why.
   int malformed_status() const;
   boost::system::error_code error() const { return error_; }

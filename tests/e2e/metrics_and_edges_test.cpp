@@ -109,6 +109,15 @@ TEST_P(MetricsAndEdges, AKeepAliveRequestBegunWhileIdleMayFinishAfterTheIdleTime
   ASSERT_TRUE(witness.wait_closed(15s)) << "an idle keep-alive connection was never closed";
   connection.send(request.substr(4));
   EXPECT_TRUE(answered(connection)) << "closed before the head was complete";
+  // The same for a body: a whole head within the idle 5 s (Beast takes it at once, so
+  // nothing stays buffered), its body after them.
+  Connection second_witness("127.0.0.1", cluster.port());
+  second_witness.send(request);
+  ASSERT_TRUE(answered(second_witness));
+  connection.send("GET /api/v1/streaming/health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n");
+  ASSERT_TRUE(second_witness.wait_closed(15s)) << "an idle keep-alive connection was never closed";
+  connection.send("body");
+  EXPECT_TRUE(answered(connection)) << "closed while its body was on the way";
 }
 
 // docs/protocol.md#malformed-requests: a raw byte from 0x80 up in the request target is
