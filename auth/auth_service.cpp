@@ -85,8 +85,18 @@ grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* 
                                                    const v1::TokenRequest* request, v1::TokenReply* reply) {
   auto [reactor, tenant] = start(context, request->tenant());
   if (!tenant) return reactor;
-  if (request->fresh() || !system_events_live(request->tenant())) tenant->cache().forget_token(request->token());
-  tenant->cache().lookup_token(request->token(), finish_with(reactor, reply, tenant));
+  const bool trusted = system_events_live(request->tenant());
+  if (request->fresh() || !trusted) tenant->cache().forget_token(request->token());
+  auto finish = finish_with(reactor, reply, tenant);
+  if (!trusted) {
+    // Nor is the answer kept: a kill that comes before the events are live again would
+    // not drop it (the caches are emptied only when they come back).
+    finish = [tenant, token = request->token(), finish = std::move(finish)](const AuthAnswer<v1::TokenReply>& answer) {
+      tenant->cache().forget_token(token);
+      finish(answer);
+    };
+  }
+  tenant->cache().lookup_token(request->token(), std::move(finish));
   return reactor;
 }
 

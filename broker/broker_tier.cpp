@@ -95,9 +95,9 @@ bool BrokerTier::ready() const {
 }
 
 bool BrokerTier::system_events_live(const std::string& tenant) const {
-  if (!tenants_.multi_tenant()) return tenants_.only().subscriber().ready();
+  if (!tenants_.multi_tenant()) return tenants_.only().subscriber().system_channels_live();
   auto served = tenants_.find(tenant);
-  return served && served->subscriber().ready();
+  return served && served->subscriber().system_channels_live();
 }
 
 void BrokerTier::set_readiness_callback(std::function<void(bool)> callback) {

@@ -65,7 +65,8 @@ class BrokerTier {
   // for one instance's Redis being down must not take the others out of rotation.
   bool ready() const;
   // Whether system-channel messages of `tenant` reach the system listeners now: its Redis
-  // subscriber connection is up (kills published while it is down are missed).
+  // subscriber connection is up with the system patterns confirmed, and after a
+  // reconnect the listeners were told what was missed.
   bool system_events_live(const std::string& tenant) const;
   // Called (on the Redis thread) on every readiness change; with several instances,
   // at once with the state that does not change until stop.

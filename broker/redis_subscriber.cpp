@@ -92,6 +92,7 @@ void RedisSubscriber::stop() {
   link_.detach(*this);
   subscribed_.clear();
   awaiting_confirmation_.clear();
+  system_channels_live_.store(false, std::memory_order_release);
   bool was_ready = ready_.exchange(false);
   if (was_ready) notify_readiness(false);
 }
@@ -160,10 +161,9 @@ void RedisSubscriber::on_ready() {
   subscribed_.insert(wanted.begin(), wanted.end());
   // The first connection starts subscriptions, which gateways align with when they ask
   // for them; a reconnect restarts them under streams that stayed open.
-  if (was_ready_before_) {
-    awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
-    patterns_awaiting_ = patterns_.size();
-  }
+  if (was_ready_before_) awaiting_confirmation_ = std::unordered_set<std::string>(wanted.begin(), wanted.end());
+  patterns_awaiting_ = patterns_.size();
+  resubscribing_ = was_ready_before_;
   was_ready_before_ = true;
   send_in_batches("SUBSCRIBE", wanted, kSubscribesPerCommand);
   log::info("Redis subscriptions restored", log::for_tenant(tenant_, {{"channels", wanted.size()}}));
@@ -176,6 +176,7 @@ void RedisSubscriber::on_lost() {
   subscribed_.clear();
   awaiting_confirmation_.clear();
   patterns_awaiting_ = 0;
+  system_channels_live_.store(false, std::memory_order_release);
   ready_.store(false, std::memory_order_release);
   notify_readiness(false);
 }
@@ -200,11 +201,17 @@ void RedisSubscriber::confirmed(std::string_view redis_channel) {
 // published while the connection was down were missed.
 void RedisSubscriber::pattern_confirmed() {
   if (patterns_awaiting_ == 0 || --patterns_awaiting_ > 0) return;
+  if (!resubscribing_) {
+    system_channels_live_.store(true, std::memory_order_release);
+    return;
+  }
   log::info("system channels subscribed again; kills published meanwhile were missed", log::for_tenant(tenant_, {}));
   const std::vector<SystemListener> listeners = system_listeners();
   for (const auto& listener : listeners) {
     if (listener.on_missed) listener.on_missed();
   }
+  // Live only now that what was missed is forgotten.
+  system_channels_live_.store(true, std::memory_order_release);
   auto marker = std::make_shared<v1::BrokerMessage>();
   marker->mutable_resubscribed()->set_tenant(tenant_);
   marker->mutable_resubscribed()->set_system_channels(true);

@@ -50,6 +50,9 @@ class RedisSubscriber {
   void channels_changed(std::vector<std::string> channels);
   // True while the subscriber connection is up and subscribed.
   bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // The system patterns are subscribed on the current connection, and after a reconnect
+  // the listeners have been told what was missed: kills reach them from now on. Any thread.
+  bool system_channels_live() const { return system_channels_live_.load(std::memory_order_acquire); }
   // Called on the Redis thread on every readiness change. Replacing it (with nullptr, to
   // detach) waits for a call in progress, so the old callback's target may go away after.
   // The callback must not call this.
@@ -106,6 +109,8 @@ class RedisSubscriber {
   bool was_ready_before_ = false;
   // After a reconnect, the system patterns whose PSUBSCRIBE Redis has yet to confirm.
   size_t patterns_awaiting_ = 0;
+  bool resubscribing_ = false;  // the patterns awaited are a reconnect's
+  std::atomic<bool> system_channels_live_{false};
   std::atomic<bool> ready_{false};
 
   std::mutex readiness_mutex_;  // held while the callback runs

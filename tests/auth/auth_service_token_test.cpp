@@ -255,6 +255,13 @@ TEST_F(TokenLookupTest, WhileSystemEventsMayBeMissedCachedTokensAreNotTrusted) {
   EXPECT_TRUE(harness.lookup_ok(a.token).found()) << "cached while system events flow";
   live = false;
   EXPECT_FALSE(harness.lookup_ok(a.token).found()) << "a cached answer was trusted while kills could be missed";
+  // Nor is what is looked up meanwhile kept: a revocation before the events are live
+  // again would never drop it.
+  auto b = account();
+  EXPECT_TRUE(harness.lookup_ok(b.token).found());
+  shared_pg().exec("UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = " + std::to_string(b.token_id));
+  live = true;
+  EXPECT_FALSE(harness.lookup_ok(b.token).found()) << "an answer fetched while not live was kept";
   harness.tier().set_system_events_live({});
 }
 

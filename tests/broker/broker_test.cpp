@@ -770,7 +770,8 @@ TEST(Broker, SystemEventsAreLiveWhileTheSubscriberIsConnected) {
   EXPECT_FALSE(down.tier().system_events_live(""));
   Broker up;
   ASSERT_TRUE(up.wait_ready());
-  EXPECT_TRUE(up.tier().system_events_live(""));
+  // Once the system patterns are confirmed, a little after the connection is ready.
+  EXPECT_TRUE(eventually([&] { return up.tier().system_events_live(""); }));
 }
 
 TEST(Broker, PasswordIsSentWithAuth) {
