@@ -91,7 +91,7 @@ grpc::ServerUnaryReactor* AuthService::LookupToken(grpc::CallbackServerContext* 
   if (!trusted) {
     // Nor is the answer kept: a kill that comes before the events are live again would
     // not drop it (the caches are emptied only when they come back).
-    finish = [tenant, token = request->token(), finish = std::move(finish)](const AuthAnswer<v1::TokenReply>& answer) {
+    finish = [tenant = tenant, token = request->token(), finish = std::move(finish)](const AuthAnswer<v1::TokenReply>& answer) {
       tenant->cache().forget_token(token);
       finish(answer);
     };
